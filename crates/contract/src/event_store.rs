@@ -1,0 +1,552 @@
+//! The EventStore and EventFeed contract.
+
+use crate::fixtures::{append, household, member_command, new_event, order_id};
+use futures::StreamExt;
+use hearth_core::CommandOutcome;
+use hearth_core::order::{Command, OrderRef};
+use hearth_core::ports::{
+    Append, Appended, Decision, EventFeed, EventStore, FeedSignal, Snapshot, StoreError,
+};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a suite needs: a store and the feed of its commits.
+#[derive(Clone, Debug)]
+pub struct StoreFixture {
+    pub store: Arc<dyn EventStore>,
+    pub feed: Arc<dyn EventFeed>,
+}
+
+/// Expands to one test per contract case. `$make` is an expression that, called
+/// with no arguments, returns a future of a [`StoreFixture`].
+#[macro_export]
+macro_rules! event_store_contract {
+    ($make:expr) => {
+        $crate::event_store_contract!(@cases $make;
+            append_assigns_gap_free_seq_and_versions,
+            committed_events_read_back_exactly,
+            load_returns_one_stream_in_version_order,
+            stale_expected_version_conflicts_and_writes_nothing,
+            repeated_command_id_returns_first_outcome_and_writes_nothing,
+            rejection_is_recorded_and_repeats,
+            empty_decision_records_the_command_at_head,
+            read_feed_pages_from_a_cursor,
+            households_never_see_each_other,
+            snapshot_then_later_events,
+            snapshot_of_other_schema_is_ignored,
+            older_snapshot_does_not_replace_newer,
+            jobs_are_recorded_with_their_events,
+            concurrent_appends_to_one_stream_use_each_version_once,
+            concurrent_appends_across_streams_keep_seq_gap_free,
+            concurrent_repeats_of_one_command_append_once,
+            feed_rings_after_commit,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let fixture: $crate::StoreFixture = ($make)().await;
+                $crate::event_store::$case(fixture).await;
+            }
+        )*
+    };
+}
+
+pub async fn append_assigns_gap_free_seq_and_versions(fx: StoreFixture) {
+    let tenant = household();
+    let (a, b) = (order_id(), order_id());
+    let first = fx.store.append(append(tenant, a, 0, 2)).await.unwrap();
+    let second = fx.store.append(append(tenant, b, 0, 1)).await.unwrap();
+    let third = fx.store.append(append(tenant, a, 2, 1)).await.unwrap();
+    let seqs = |r: &Appended| match r {
+        Appended::Committed { events, .. } => events
+            .iter()
+            .map(|e| (e.seq, e.version))
+            .collect::<Vec<_>>(),
+        other => panic!("expected a commit, got {other:?}"),
+    };
+    assert_eq!(seqs(&first), vec![(1, 1), (2, 2)]);
+    assert_eq!(seqs(&second), vec![(3, 1)]);
+    assert_eq!(seqs(&third), vec![(4, 3)]);
+    match third {
+        Appended::Committed { outcome, .. } => {
+            assert_eq!(outcome, CommandOutcome::Accepted { seq: 4, events: 1 })
+        }
+        _ => unreachable!(),
+    }
+    assert_eq!(fx.store.head(tenant).await.unwrap(), 4);
+}
+
+pub async fn committed_events_read_back_exactly(fx: StoreFixture) {
+    let tenant = household();
+    let order = order_id();
+    let Appended::Committed { events, .. } =
+        fx.store.append(append(tenant, order, 0, 2)).await.unwrap()
+    else {
+        panic!("expected a commit");
+    };
+    let feed = fx.store.read_feed(tenant, 0, 100).await.unwrap();
+    assert_eq!(
+        feed, events,
+        "read_feed returns the committed envelopes unchanged"
+    );
+    let loaded = fx.store.load(tenant, order, 1).await.unwrap();
+    assert_eq!(
+        loaded.events, events,
+        "load returns the committed envelopes unchanged"
+    );
+    assert!(events[0].requires_job, "OrderPlaced requires a job");
+    assert!(!events[1].requires_job);
+}
+
+pub async fn load_returns_one_stream_in_version_order(fx: StoreFixture) {
+    let tenant = household();
+    let (a, b) = (order_id(), order_id());
+    fx.store.append(append(tenant, a, 0, 1)).await.unwrap();
+    fx.store.append(append(tenant, b, 0, 2)).await.unwrap();
+    fx.store.append(append(tenant, a, 1, 2)).await.unwrap();
+    let loaded = fx.store.load(tenant, a, 1).await.unwrap();
+    assert!(loaded.snapshot.is_none());
+    let versions: Vec<_> = loaded.events.iter().map(|e| e.version).collect();
+    assert_eq!(versions, vec![1, 2, 3]);
+    assert!(loaded.events.iter().all(|e| e.aggregate_id == a));
+    let empty = fx.store.load(tenant, order_id(), 1).await.unwrap();
+    assert!(empty.events.is_empty() && empty.snapshot.is_none());
+}
+
+pub async fn stale_expected_version_conflicts_and_writes_nothing(fx: StoreFixture) {
+    let tenant = household();
+    let order = order_id();
+    fx.store.append(append(tenant, order, 0, 1)).await.unwrap();
+    let stale = append(tenant, order, 0, 1);
+    let stale_id = stale.command.id;
+    let err = fx.store.append(stale).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::VersionConflict { aggregate_id, expected: 0 } if aggregate_id == order),
+        "got {err:?}"
+    );
+    let ahead = fx
+        .store
+        .append(append(tenant, order, 5, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(ahead, StoreError::VersionConflict { .. }),
+        "got {ahead:?}"
+    );
+    assert_eq!(fx.store.head(tenant).await.unwrap(), 1, "nothing appended");
+    assert_eq!(
+        fx.store.outcome(tenant, stale_id).await.unwrap(),
+        None,
+        "command not recorded"
+    );
+    assert!(
+        fx.store
+            .pending_jobs(10_000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|j| j.tenant == tenant)
+            .count()
+            == 1,
+        "no job from the refused append"
+    );
+}
+
+pub async fn repeated_command_id_returns_first_outcome_and_writes_nothing(fx: StoreFixture) {
+    let tenant = household();
+    let order = order_id();
+    let first = append(tenant, order, 0, 1);
+    let mut again = first.clone();
+    // Same id, different content (and even a stale version): still the first outcome.
+    if let Decision::Events { events, .. } = &mut again.decision {
+        events.push(new_event(&first.command, order, 2));
+    }
+    let Appended::Committed { outcome, .. } = fx.store.append(first.clone()).await.unwrap() else {
+        panic!("expected a commit");
+    };
+    assert_eq!(
+        fx.store.append(first.clone()).await.unwrap(),
+        Appended::Duplicate(outcome.clone())
+    );
+    assert_eq!(
+        fx.store.append(again).await.unwrap(),
+        Appended::Duplicate(outcome.clone())
+    );
+    assert_eq!(fx.store.head(tenant).await.unwrap(), 1);
+    assert_eq!(
+        fx.store.outcome(tenant, first.command.id).await.unwrap(),
+        Some(outcome)
+    );
+}
+
+pub async fn rejection_is_recorded_and_repeats(fx: StoreFixture) {
+    let tenant = household();
+    let command = member_command(
+        tenant,
+        Command::ConfirmOrder(OrderRef {
+            order_id: order_id(),
+        }),
+    );
+    let rejected = Append {
+        command: command.clone(),
+        decision: Decision::Rejected {
+            code: "order_not_found".into(),
+            message: "order does not exist".into(),
+        },
+    };
+    let expected = CommandOutcome::Rejected {
+        code: "order_not_found".into(),
+        message: "order does not exist".into(),
+    };
+    assert_eq!(
+        fx.store.append(rejected.clone()).await.unwrap(),
+        Appended::Committed {
+            events: vec![],
+            outcome: expected.clone()
+        }
+    );
+    assert_eq!(
+        fx.store.append(rejected).await.unwrap(),
+        Appended::Duplicate(expected.clone())
+    );
+    assert_eq!(
+        fx.store.outcome(tenant, command.id).await.unwrap(),
+        Some(expected)
+    );
+    assert_eq!(fx.store.head(tenant).await.unwrap(), 0);
+}
+
+pub async fn empty_decision_records_the_command_at_head(fx: StoreFixture) {
+    let tenant = household();
+    let order = order_id();
+    fx.store.append(append(tenant, order, 0, 2)).await.unwrap();
+    let nothing = append(tenant, order, 2, 0);
+    let id = nothing.command.id;
+    let result = fx.store.append(nothing).await.unwrap();
+    let expected = CommandOutcome::Accepted { seq: 2, events: 0 };
+    assert_eq!(
+        result,
+        Appended::Committed {
+            events: vec![],
+            outcome: expected.clone()
+        }
+    );
+    assert_eq!(fx.store.outcome(tenant, id).await.unwrap(), Some(expected));
+    assert_eq!(fx.store.head(tenant).await.unwrap(), 2);
+}
+
+pub async fn read_feed_pages_from_a_cursor(fx: StoreFixture) {
+    let tenant = household();
+    for _ in 0..5 {
+        fx.store
+            .append(append(tenant, order_id(), 0, 2))
+            .await
+            .unwrap();
+    }
+    let page = fx.store.read_feed(tenant, 3, 4).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![4, 5, 6, 7]
+    );
+    let rest = fx.store.read_feed(tenant, 7, 100).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![8, 9, 10]
+    );
+    assert!(
+        fx.store
+            .read_feed(tenant, 10, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        fx.store
+            .read_feed(tenant, 1_000, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(fx.store.read_feed(tenant, 0, 0).await.unwrap().is_empty());
+}
+
+pub async fn households_never_see_each_other(fx: StoreFixture) {
+    let (a, b) = (household(), household());
+    let order = order_id();
+    let write = append(a, order, 0, 1);
+    let command = write.command.id;
+    fx.store.append(write).await.unwrap();
+    assert!(fx.store.read_feed(b, 0, 100).await.unwrap().is_empty());
+    assert!(fx.store.load(b, order, 1).await.unwrap().events.is_empty());
+    assert_eq!(fx.store.head(b).await.unwrap(), 0);
+    assert_eq!(fx.store.outcome(b, command).await.unwrap(), None);
+    // The same order id in household B is a different stream: version 0 there.
+    fx.store.append(append(b, order, 0, 1)).await.unwrap();
+    assert_eq!(fx.store.head(a).await.unwrap(), 1);
+    assert_eq!(fx.store.head(b).await.unwrap(), 1);
+    // The same command id in B is a different command.
+    let mut reuse = append(b, order, 1, 1);
+    reuse.command.id = command;
+    assert!(matches!(
+        fx.store.append(reuse).await.unwrap(),
+        Appended::Committed { .. }
+    ));
+    // A snapshot written for B is not A's.
+    fx.store
+        .save_snapshot(Snapshot {
+            tenant: b,
+            aggregate_id: order,
+            version: 1,
+            schema_version: 1,
+            state: serde_json::json!({"b": true}),
+        })
+        .await
+        .unwrap();
+    assert!(fx.store.load(a, order, 1).await.unwrap().snapshot.is_none());
+}
+
+pub async fn snapshot_then_later_events(fx: StoreFixture) {
+    let tenant = household();
+    let order = order_id();
+    fx.store.append(append(tenant, order, 0, 3)).await.unwrap();
+    let snapshot = Snapshot {
+        tenant,
+        aggregate_id: order,
+        version: 2,
+        schema_version: 1,
+        state: serde_json::json!({"version": 2}),
+    };
+    fx.store.save_snapshot(snapshot.clone()).await.unwrap();
+    fx.store.append(append(tenant, order, 3, 1)).await.unwrap();
+    let loaded = fx.store.load(tenant, order, 1).await.unwrap();
+    assert_eq!(loaded.snapshot, Some(snapshot));
+    assert_eq!(
+        loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+}
+
+pub async fn snapshot_of_other_schema_is_ignored(fx: StoreFixture) {
+    let tenant = household();
+    let order = order_id();
+    fx.store.append(append(tenant, order, 0, 2)).await.unwrap();
+    fx.store
+        .save_snapshot(Snapshot {
+            tenant,
+            aggregate_id: order,
+            version: 2,
+            schema_version: 7,
+            state: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
+    let loaded = fx.store.load(tenant, order, 1).await.unwrap();
+    assert!(loaded.snapshot.is_none());
+    assert_eq!(
+        loaded.events.len(),
+        2,
+        "all events when the snapshot is unusable"
+    );
+}
+
+pub async fn older_snapshot_does_not_replace_newer(fx: StoreFixture) {
+    let tenant = household();
+    let order = order_id();
+    fx.store.append(append(tenant, order, 0, 4)).await.unwrap();
+    let snap = |version| Snapshot {
+        tenant,
+        aggregate_id: order,
+        version,
+        schema_version: 1,
+        state: serde_json::json!({"v": version}),
+    };
+    fx.store.save_snapshot(snap(3)).await.unwrap();
+    fx.store.save_snapshot(snap(2)).await.unwrap();
+    let loaded = fx.store.load(tenant, order, 1).await.unwrap();
+    assert_eq!(loaded.snapshot.map(|s| s.version), Some(3));
+    assert_eq!(
+        loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![4]
+    );
+}
+
+pub async fn jobs_are_recorded_with_their_events(fx: StoreFixture) {
+    let tenant = household();
+    let order = order_id();
+    let Appended::Committed { events, .. } =
+        fx.store.append(append(tenant, order, 0, 2)).await.unwrap()
+    else {
+        panic!("expected a commit");
+    };
+    let mine = |jobs: Vec<hearth_core::ports::Job>| {
+        jobs.into_iter()
+            .filter(|j| j.tenant == tenant)
+            .collect::<Vec<_>>()
+    };
+    let jobs = mine(fx.store.pending_jobs(10_000).await.unwrap());
+    assert_eq!(jobs.len(), 1, "one job for the one event that requires it");
+    assert_eq!(jobs[0].id, events[0].id);
+    assert_eq!(jobs[0].order_id, order);
+    assert_eq!(jobs[0].kind, hearth_core::ports::JobKind::Fulfil);
+    fx.store.mark_job_started(tenant, jobs[0].id).await.unwrap();
+    fx.store.mark_job_started(tenant, jobs[0].id).await.unwrap();
+    assert!(mine(fx.store.pending_jobs(10_000).await.unwrap()).is_empty());
+}
+
+pub async fn concurrent_appends_to_one_stream_use_each_version_once(fx: StoreFixture) {
+    let tenant = household();
+    let order = order_id();
+    let writers = 16;
+    let rounds = 5u32;
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let store = fx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut won = 0u32;
+            let mut tries = 0;
+            while won < rounds && tries < 400 {
+                tries += 1;
+                let version = store.load(tenant, order, 1).await.unwrap().events.len() as u32;
+                match store.append(append(tenant, order, version, 1)).await {
+                    Ok(Appended::Committed { .. }) => won += 1,
+                    Err(StoreError::VersionConflict { .. }) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            won
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let events = fx.store.load(tenant, order, 1).await.unwrap().events;
+    assert_eq!(
+        events.len() as u32,
+        total,
+        "every win is stored, nothing else"
+    );
+    let versions: Vec<u32> = events.iter().map(|e| e.version).collect();
+    assert_eq!(
+        versions,
+        (1..=total).collect::<Vec<_>>(),
+        "each version once, in order"
+    );
+    let seqs: Vec<u64> = fx
+        .store
+        .read_feed(tenant, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (1..=u64::from(total)).collect::<Vec<_>>());
+}
+
+pub async fn concurrent_appends_across_streams_keep_seq_gap_free(fx: StoreFixture) {
+    let tenant = household();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = fx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..10 {
+                let write = append(tenant, order_id(), 0, 2);
+                if let Decision::Events { events, .. } = &write.decision {
+                    ids.extend(events.iter().map(|e| e.id));
+                }
+                assert!(matches!(
+                    store.append(write).await.unwrap(),
+                    Appended::Committed { .. }
+                ));
+            }
+            ids
+        }));
+    }
+    let mut written = HashSet::new();
+    for t in tasks {
+        written.extend(t.await.unwrap());
+    }
+    let feed = fx.store.read_feed(tenant, 0, 10_000).await.unwrap();
+    assert_eq!(
+        feed.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=160).collect::<Vec<u64>>()
+    );
+    let read: HashSet<_> = feed.iter().map(|e| e.id).collect();
+    assert_eq!(read, written, "every event once");
+    // One command's events are contiguous in seq.
+    for pair in feed.chunks(2) {
+        assert_eq!(pair[0].metadata.command_id, pair[1].metadata.command_id);
+    }
+}
+
+pub async fn concurrent_repeats_of_one_command_append_once(fx: StoreFixture) {
+    let tenant = household();
+    let write = append(tenant, order_id(), 0, 1);
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let store = fx.store.clone();
+        let write = write.clone();
+        tasks.push(tokio::spawn(async move { store.append(write).await }));
+    }
+    let mut committed = 0;
+    let mut outcomes = HashSet::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(Appended::Committed { outcome, .. }) => {
+                committed += 1;
+                outcomes.insert(format!("{outcome:?}"));
+            }
+            Ok(Appended::Duplicate(outcome)) => {
+                outcomes.insert(format!("{outcome:?}"));
+            }
+            // A racing repeat may also lose on the version check; it wrote nothing.
+            Err(StoreError::VersionConflict { .. }) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(committed, 1);
+    assert_eq!(
+        outcomes.len(),
+        1,
+        "every answer is the one outcome: {outcomes:?}"
+    );
+    assert_eq!(fx.store.head(tenant).await.unwrap(), 1);
+}
+
+pub async fn feed_rings_after_commit(fx: StoreFixture) {
+    let tenant = household();
+    let mut signals = fx.feed.subscribe();
+    // Give adapters with a listener connection a moment to be listening; the
+    // contract only promises signals for commits after subscribe() returned.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    fx.store
+        .append(append(tenant, order_id(), 0, 3))
+        .await
+        .unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(signal) = signals.next().await {
+            match signal {
+                FeedSignal::Committed { tenant: t, seq } if t == tenant => return Some(seq),
+                FeedSignal::Resync => {
+                    let head = fx.store.head(tenant).await.unwrap();
+                    if head >= 3 {
+                        return Some(head);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("a signal within 10 s");
+    assert_eq!(
+        seen,
+        Some(3),
+        "the signal carries the household and its new head"
+    );
+}

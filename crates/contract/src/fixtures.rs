@@ -1,0 +1,108 @@
+//! Building blocks for tests: households, commands, events.
+
+use chrono::{DurationRound, TimeDelta, Utc};
+use hearth_core::order::{Command, Event, OrderLine, OrderRef, PlaceOrder};
+use hearth_core::ports::{Append, Decision};
+use hearth_core::{
+    Actor, CommandEnvelope, CommandId, EventId, EventMetadata, HouseholdId, MemberId, NewEvent,
+    OrderId, Timestamp,
+};
+use uuid::Uuid;
+
+pub fn household() -> HouseholdId {
+    HouseholdId(Uuid::now_v7())
+}
+
+pub fn member() -> MemberId {
+    MemberId(Uuid::now_v7())
+}
+
+pub fn order_id() -> OrderId {
+    OrderId(Uuid::now_v7())
+}
+
+pub fn command_id() -> CommandId {
+    CommandId(Uuid::now_v7())
+}
+
+/// Now, at the microsecond precision every store keeps.
+pub fn now() -> Timestamp {
+    let now = Utc::now();
+    now.duration_trunc(TimeDelta::microseconds(1))
+        .unwrap_or(now)
+}
+
+pub fn line(sku: &str, quantity: u32, cents: u64) -> OrderLine {
+    OrderLine {
+        sku: sku.into(),
+        name: format!("{sku} (test)"),
+        quantity,
+        unit_price_cents: cents,
+    }
+}
+
+pub fn place(order: OrderId) -> Command {
+    Command::PlaceOrder(PlaceOrder {
+        order_id: order,
+        lines: vec![line("bread", 2, 450), line("milk", 1, 129)],
+        ready_at: None,
+        note: Some("ring twice".into()),
+    })
+}
+
+pub fn member_command(tenant: HouseholdId, command: Command) -> CommandEnvelope {
+    CommandEnvelope::new(
+        command_id(),
+        tenant,
+        Actor::Member { id: member() },
+        command,
+    )
+}
+
+/// A committed-looking event for store tests: `OrderPlaced` at version 1, then
+/// `OrderConfirmed` for later versions (the store does not judge the domain).
+pub fn new_event(command: &CommandEnvelope, order: OrderId, version: u32) -> NewEvent {
+    let event = if version == 1 {
+        Event::OrderPlaced {
+            order_id: order,
+            lines: vec![line("bread", 2, 450)],
+            total_cents: 900,
+            ready_at: None,
+            note: None,
+            placed_by: MemberId(Uuid::nil()),
+        }
+    } else {
+        Event::OrderConfirmed { order_id: order }
+    };
+    NewEvent {
+        id: EventId(Uuid::now_v7()),
+        aggregate_id: order,
+        version,
+        requires_job: event.requires_job(),
+        event,
+        schema_version: 1,
+        metadata: EventMetadata {
+            command_id: command.id,
+            causation_id: command.id.0,
+            correlation_id: command.id.0,
+            actor: command.metadata.actor.clone(),
+        },
+        created_at: now(),
+    }
+}
+
+/// An append of `count` events to `order`, which must be at `expected`.
+pub fn append(tenant: HouseholdId, order: OrderId, expected: u32, count: u32) -> Append {
+    let command = member_command(tenant, Command::ConfirmOrder(OrderRef { order_id: order }));
+    let events = (1..=count)
+        .map(|i| new_event(&command, order, expected + i))
+        .collect();
+    Append {
+        command,
+        decision: Decision::Events {
+            aggregate_id: order,
+            expected_version: expected,
+            events,
+        },
+    }
+}

@@ -1,0 +1,184 @@
+//! The Payments and Inventory contracts: idempotency keys make retries harmless.
+
+use crate::fixtures::{household, line, order_id};
+use hearth_core::ports::{
+    CaptureRequest, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
+    ReserveRequest,
+};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Expands to one test per payments case; `$make` returns a future of `Arc<dyn Payments>`
+/// that captures any amount up to 100_000 cents.
+#[macro_export]
+macro_rules! payments_contract {
+    ($make:expr) => {
+        $crate::payments_contract!(@cases $make;
+            capture_with_same_key_returns_same_payment,
+            refund_with_same_key_returns_same_refund,
+            refund_of_unknown_payment_is_refused,
+            second_refund_of_a_payment_is_refused,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let payments: std::sync::Arc<dyn hearth_core::ports::Payments> = ($make)().await;
+                $crate::providers::$case(payments).await;
+            }
+        )*
+    };
+}
+
+/// Expands to one test per inventory case; `$make` returns a future of
+/// `Arc<dyn Inventory>` whose catalog has at least 10 of some sku and lacks `no-such-sku`.
+#[macro_export]
+macro_rules! inventory_contract {
+    ($make:expr) => {
+        $crate::inventory_contract!(@cases $make;
+            reserve_with_same_key_holds_stock_once,
+            release_returns_stock_once,
+            unknown_sku_is_out_of_stock_and_holds_nothing,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let inventory: std::sync::Arc<dyn hearth_core::ports::Inventory> = ($make)().await;
+                $crate::providers::$case(inventory).await;
+            }
+        )*
+    };
+}
+
+fn capture(key: Uuid, cents: u64) -> CaptureRequest {
+    CaptureRequest {
+        key,
+        tenant: household(),
+        order_id: order_id(),
+        amount_cents: cents,
+    }
+}
+
+pub async fn capture_with_same_key_returns_same_payment(p: Arc<dyn Payments>) {
+    let key = Uuid::now_v7();
+    let first = p.capture(capture(key, 1_234)).await.unwrap();
+    let again = p.capture(capture(key, 1_234)).await.unwrap();
+    assert_eq!(first, again);
+    let other = p.capture(capture(Uuid::now_v7(), 1_234)).await.unwrap();
+    assert_ne!(first, other, "a new key is a new payment");
+}
+
+pub async fn refund_with_same_key_returns_same_refund(p: Arc<dyn Payments>) {
+    let payment = p.capture(capture(Uuid::now_v7(), 500)).await.unwrap();
+    let key = Uuid::now_v7();
+    let refund = |key| RefundRequest {
+        key,
+        tenant: household(),
+        payment_id: payment.clone(),
+        amount_cents: 500,
+    };
+    let first = p.refund(refund(key)).await.unwrap();
+    assert_eq!(p.refund(refund(key)).await.unwrap(), first);
+}
+
+pub async fn refund_of_unknown_payment_is_refused(p: Arc<dyn Payments>) {
+    let err = p
+        .refund(RefundRequest {
+            key: Uuid::now_v7(),
+            tenant: household(),
+            payment_id: "no-such-payment".into(),
+            amount_cents: 1,
+        })
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "got {err:?}");
+}
+
+pub async fn second_refund_of_a_payment_is_refused(p: Arc<dyn Payments>) {
+    let payment = p.capture(capture(Uuid::now_v7(), 700)).await.unwrap();
+    let refund = |key| RefundRequest {
+        key,
+        tenant: household(),
+        payment_id: payment.clone(),
+        amount_cents: 700,
+    };
+    p.refund(refund(Uuid::now_v7())).await.unwrap();
+    let err = p.refund(refund(Uuid::now_v7())).await.unwrap_err();
+    assert!(!err.is_retryable(), "got {err:?}");
+}
+
+async fn stocked_sku(i: &Arc<dyn Inventory>) -> (String, u32) {
+    let catalog = i.catalog().await.unwrap();
+    let item = catalog
+        .into_iter()
+        .find(|c| c.available >= 10)
+        .expect("a sku with at least 10 available");
+    (item.sku, item.available)
+}
+
+async fn available(i: &Arc<dyn Inventory>, sku: &str) -> u32 {
+    i.catalog()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.sku == sku)
+        .map_or(0, |c| c.available)
+}
+
+pub async fn reserve_with_same_key_holds_stock_once(i: Arc<dyn Inventory>) {
+    let (sku, before) = stocked_sku(&i).await;
+    let request = ReserveRequest {
+        key: Uuid::now_v7(),
+        tenant: household(),
+        order_id: order_id(),
+        lines: vec![line(&sku, 3, 100)],
+    };
+    let first = i.reserve(request.clone()).await.unwrap();
+    let again = i.reserve(request).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(available(&i, &sku).await, before - 3);
+}
+
+pub async fn release_returns_stock_once(i: Arc<dyn Inventory>) {
+    let (sku, before) = stocked_sku(&i).await;
+    let reservation = i
+        .reserve(ReserveRequest {
+            key: Uuid::now_v7(),
+            tenant: household(),
+            order_id: order_id(),
+            lines: vec![line(&sku, 2, 100)],
+        })
+        .await
+        .unwrap();
+    let release = ReleaseRequest {
+        key: Uuid::now_v7(),
+        tenant: household(),
+        reservation_id: reservation,
+    };
+    i.release(release.clone()).await.unwrap();
+    i.release(release).await.unwrap();
+    assert_eq!(available(&i, &sku).await, before);
+}
+
+pub async fn unknown_sku_is_out_of_stock_and_holds_nothing(i: Arc<dyn Inventory>) {
+    let (sku, before) = stocked_sku(&i).await;
+    let err = i
+        .reserve(ReserveRequest {
+            key: Uuid::now_v7(),
+            tenant: household(),
+            order_id: order_id(),
+            lines: vec![line(&sku, 1, 100), line("no-such-sku", 1, 100)],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ProviderError::OutOfStock {
+            sku: "no-such-sku".into()
+        }
+    );
+    assert_eq!(available(&i, &sku).await, before, "all or nothing");
+}

@@ -1,0 +1,726 @@
+//! The order aggregate as a decider: `initial`, `decide`, `evolve`, all pure
+//! and synchronous. State is loaded before a decision, never inside it.
+
+use crate::Timestamp;
+use crate::contracts::{Actor, ExternalEvent, ExternalKind};
+use crate::ids::{MemberId, OrderId};
+use serde::{Deserialize, Serialize};
+
+/// Limits of the order rules, named so errors and clients can quote them.
+pub mod limits {
+    pub const MAX_LINES: usize = 50;
+    pub const MIN_QUANTITY: u32 = 1;
+    pub const MAX_QUANTITY: u32 = 99;
+    pub const MAX_NOTE_CHARS: usize = 500;
+    pub const MAX_REASON_CHARS: usize = 200;
+    pub const MAX_SKU_CHARS: usize = 64;
+    pub const MAX_NAME_CHARS: usize = 200;
+    pub const MAX_READY_AT_DAYS: i64 = 7;
+    /// Unit prices above this are refused, which also keeps totals far from overflow.
+    pub const MAX_UNIT_PRICE_CENTS: u64 = 10_000_000;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderLine {
+    pub sku: String,
+    pub name: String,
+    pub quantity: u32,
+    pub unit_price_cents: u64,
+}
+
+impl OrderLine {
+    pub fn subtotal_cents(&self) -> u64 {
+        self.unit_price_cents
+            .saturating_mul(u64::from(self.quantity))
+    }
+}
+
+/// Why the fulfilment process rejected an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "camelCase", deny_unknown_fields)]
+pub enum RejectionReason {
+    OutOfStock { sku: String },
+    PaymentDeclined { message: String },
+}
+
+/// Commands on an order. On the wire: `{"type": "PlaceOrder", "payload": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload")]
+pub enum Command {
+    // Member commands.
+    PlaceOrder(PlaceOrder),
+    CancelOrder(CancelOrder),
+    CompleteOrder(OrderRef),
+    // Internal commands: issued only by the fulfilment process (or a reaction).
+    RecordStockReserved(RecordStockReserved),
+    RecordPaymentCaptured(RecordPaymentCaptured),
+    ConfirmOrder(OrderRef),
+    RejectOrder(RejectOrder),
+    MarkReady(OrderRef),
+    RecordRefundIssued(RecordRefundIssued),
+    RecordStockReleased(OrderRef),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlaceOrder {
+    pub order_id: OrderId,
+    pub lines: Vec<OrderLine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CancelOrder {
+    pub order_id: OrderId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderRef {
+    pub order_id: OrderId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordStockReserved {
+    pub order_id: OrderId,
+    pub reservation_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordPaymentCaptured {
+    pub order_id: OrderId,
+    pub payment_id: String,
+    pub amount_cents: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RejectOrder {
+    pub order_id: OrderId,
+    pub reason: RejectionReason,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordRefundIssued {
+    pub order_id: OrderId,
+    pub refund_id: String,
+    pub amount_cents: u64,
+}
+
+impl Command {
+    pub fn order_id(&self) -> OrderId {
+        match self {
+            Command::PlaceOrder(c) => c.order_id,
+            Command::CancelOrder(c) => c.order_id,
+            Command::CompleteOrder(c)
+            | Command::ConfirmOrder(c)
+            | Command::MarkReady(c)
+            | Command::RecordStockReleased(c) => c.order_id,
+            Command::RecordStockReserved(c) => c.order_id,
+            Command::RecordPaymentCaptured(c) => c.order_id,
+            Command::RejectOrder(c) => c.order_id,
+            Command::RecordRefundIssued(c) => c.order_id,
+        }
+    }
+
+    /// The `type` tag on the wire.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Command::PlaceOrder(_) => "PlaceOrder",
+            Command::CancelOrder(_) => "CancelOrder",
+            Command::CompleteOrder(_) => "CompleteOrder",
+            Command::RecordStockReserved(_) => "RecordStockReserved",
+            Command::RecordPaymentCaptured(_) => "RecordPaymentCaptured",
+            Command::ConfirmOrder(_) => "ConfirmOrder",
+            Command::RejectOrder(_) => "RejectOrder",
+            Command::MarkReady(_) => "MarkReady",
+            Command::RecordRefundIssued(_) => "RecordRefundIssued",
+            Command::RecordStockReleased(_) => "RecordStockReleased",
+        }
+    }
+
+    /// Internal commands may only come from the fulfilment process or the system.
+    pub fn is_internal(&self) -> bool {
+        !matches!(
+            self,
+            Command::PlaceOrder(_) | Command::CancelOrder(_) | Command::CompleteOrder(_)
+        )
+    }
+
+    /// Every command type, member ones first.
+    pub const TYPES: [&'static str; 10] = [
+        "PlaceOrder",
+        "CancelOrder",
+        "CompleteOrder",
+        "RecordStockReserved",
+        "RecordPaymentCaptured",
+        "ConfirmOrder",
+        "RejectOrder",
+        "MarkReady",
+        "RecordRefundIssued",
+        "RecordStockReleased",
+    ];
+}
+
+/// Events of an order. On the wire: `{"type": "OrderPlaced", "payload": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload")]
+pub enum Event {
+    #[serde(rename_all = "camelCase")]
+    OrderPlaced {
+        order_id: OrderId,
+        lines: Vec<OrderLine>,
+        total_cents: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ready_at: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        placed_by: MemberId,
+    },
+    #[serde(rename_all = "camelCase")]
+    StockReserved {
+        order_id: OrderId,
+        reservation_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    PaymentCaptured {
+        order_id: OrderId,
+        payment_id: String,
+        amount_cents: u64,
+    },
+    #[serde(rename_all = "camelCase")]
+    OrderConfirmed { order_id: OrderId },
+    #[serde(rename_all = "camelCase")]
+    OrderRejected {
+        order_id: OrderId,
+        reason: RejectionReason,
+    },
+    #[serde(rename_all = "camelCase")]
+    OrderReady { order_id: OrderId },
+    #[serde(rename_all = "camelCase")]
+    OrderCancelled {
+        order_id: OrderId,
+        by: Actor,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    OrderCompleted { order_id: OrderId, by: MemberId },
+    #[serde(rename_all = "camelCase")]
+    RefundIssued {
+        order_id: OrderId,
+        refund_id: String,
+        amount_cents: u64,
+    },
+    #[serde(rename_all = "camelCase")]
+    StockReleased { order_id: OrderId },
+}
+
+/// Schema version of every event payload written today.
+pub const EVENT_SCHEMA_VERSION: u32 = 1;
+/// Schema version of [`OrderState`] snapshots; bump it when the state changes shape
+/// and older snapshots are ignored (rebuilt from events).
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
+
+impl Event {
+    pub fn order_id(&self) -> OrderId {
+        match self {
+            Event::OrderPlaced { order_id, .. }
+            | Event::StockReserved { order_id, .. }
+            | Event::PaymentCaptured { order_id, .. }
+            | Event::OrderConfirmed { order_id }
+            | Event::OrderRejected { order_id, .. }
+            | Event::OrderReady { order_id }
+            | Event::OrderCancelled { order_id, .. }
+            | Event::OrderCompleted { order_id, .. }
+            | Event::RefundIssued { order_id, .. }
+            | Event::StockReleased { order_id } => *order_id,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::OrderPlaced { .. } => "OrderPlaced",
+            Event::StockReserved { .. } => "StockReserved",
+            Event::PaymentCaptured { .. } => "PaymentCaptured",
+            Event::OrderConfirmed { .. } => "OrderConfirmed",
+            Event::OrderRejected { .. } => "OrderRejected",
+            Event::OrderReady { .. } => "OrderReady",
+            Event::OrderCancelled { .. } => "OrderCancelled",
+            Event::OrderCompleted { .. } => "OrderCompleted",
+            Event::RefundIssued { .. } => "RefundIssued",
+            Event::StockReleased { .. } => "StockReleased",
+        }
+    }
+
+    /// The seed's `requiresJob`: events that start (or redirect) durable work.
+    /// A placed order starts fulfilment; a cancellation must reach the running
+    /// process so it compensates.
+    pub fn requires_job(&self) -> bool {
+        matches!(
+            self,
+            Event::OrderPlaced { .. } | Event::OrderCancelled { .. }
+        )
+    }
+
+    /// Rebuilds an event from its stored `type` and `payload`.
+    pub fn from_parts(
+        type_name: &str,
+        payload: serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "type": type_name, "payload": payload }))
+    }
+
+    /// The payload alone, as stored next to the `type` column.
+    pub fn payload(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut map)) => {
+                map.remove("payload").unwrap_or(serde_json::Value::Null)
+            }
+            _ => serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OrderStatus {
+    Placed,
+    StockReserved,
+    PaymentCaptured,
+    Confirmed,
+    Ready,
+    Completed,
+    Rejected,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Placed => "placed",
+            OrderStatus::StockReserved => "stockReserved",
+            OrderStatus::PaymentCaptured => "paymentCaptured",
+            OrderStatus::Confirmed => "confirmed",
+            OrderStatus::Ready => "ready",
+            OrderStatus::Completed => "completed",
+            OrderStatus::Rejected => "rejected",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An order that exists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: OrderId,
+    pub status: OrderStatus,
+    pub lines: Vec<OrderLine>,
+    pub total_cents: u64,
+    pub ready_at: Option<Timestamp>,
+    pub note: Option<String>,
+    pub placed_by: MemberId,
+    pub reservation_id: Option<String>,
+    pub stock_released: bool,
+    pub payment_id: Option<String>,
+    pub captured_cents: u64,
+    pub refunded: bool,
+    pub rejection: Option<RejectionReason>,
+}
+
+/// The state of one order stream: `order` is `None` until it is placed.
+/// `version` counts the events folded in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderState {
+    pub version: u32,
+    pub order: Option<Order>,
+}
+
+/// What a decision may read besides the state: who asks, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Context {
+    pub actor: Actor,
+    pub now: Timestamp,
+}
+
+/// A broken business rule. Closed, and named after the rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("order {0} already exists")]
+    OrderAlreadyExists(OrderId),
+    #[error("order {0} does not exist")]
+    OrderNotFound(OrderId),
+    #[error("an order needs at least one line")]
+    NoLines,
+    #[error("an order has at most {max} lines, got {got}", max = limits::MAX_LINES)]
+    TooManyLines { got: usize },
+    #[error("line {index}: quantity must be 1 to 99, got {quantity}")]
+    QuantityOutOfRange { index: usize, quantity: u32 },
+    #[error("line {index}: sku must be 1 to 64 characters")]
+    InvalidSku { index: usize },
+    #[error("line {index}: name must be 1 to 200 characters")]
+    InvalidName { index: usize },
+    #[error("line {index}: unit price above the limit of 10000000 cents")]
+    UnitPriceTooHigh { index: usize },
+    #[error("sku {sku} appears on more than one line")]
+    DuplicateSku { sku: String },
+    #[error("the order total must be above zero")]
+    TotalNotPositive,
+    #[error("ready-at must be in the future")]
+    ReadyAtNotInFuture,
+    #[error("ready-at must be within {days} days", days = limits::MAX_READY_AT_DAYS)]
+    ReadyAtTooFar,
+    #[error("note has {got} characters, at most {max} allowed", max = limits::MAX_NOTE_CHARS)]
+    NoteTooLong { got: usize },
+    #[error("reason has {got} characters, at most {max} allowed", max = limits::MAX_REASON_CHARS)]
+    ReasonTooLong { got: usize },
+    #[error("an order that is {status} can no longer be cancelled")]
+    CannotCancel { status: OrderStatus },
+    #[error("an order can only be collected when ready; it is {status}")]
+    NotReady { status: OrderStatus },
+    #[error("{command} is internal to the fulfilment process; members cannot send it")]
+    InternalCommand { command: &'static str },
+    #[error("{command} does not apply to an order that is {status}")]
+    InvalidTransition {
+        command: &'static str,
+        status: OrderStatus,
+    },
+    #[error("captured {got} cents but the order total is {expected} cents")]
+    AmountMismatch { expected: u64, got: u64 },
+    #[error("nothing to refund: no capture, or already refunded, or order still open")]
+    RefundNotDue,
+    #[error("no stock to release: none reserved, already released, or order still open")]
+    ReleaseNotDue,
+}
+
+impl DomainError {
+    /// A stable, machine-readable code for the rule (the wire's `rejected.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DomainError::OrderAlreadyExists(_) => "order_already_exists",
+            DomainError::OrderNotFound(_) => "order_not_found",
+            DomainError::NoLines => "no_lines",
+            DomainError::TooManyLines { .. } => "too_many_lines",
+            DomainError::QuantityOutOfRange { .. } => "quantity_out_of_range",
+            DomainError::InvalidSku { .. } => "invalid_sku",
+            DomainError::InvalidName { .. } => "invalid_name",
+            DomainError::UnitPriceTooHigh { .. } => "unit_price_too_high",
+            DomainError::DuplicateSku { .. } => "duplicate_sku",
+            DomainError::TotalNotPositive => "total_not_positive",
+            DomainError::ReadyAtNotInFuture => "ready_at_not_in_future",
+            DomainError::ReadyAtTooFar => "ready_at_too_far",
+            DomainError::NoteTooLong { .. } => "note_too_long",
+            DomainError::ReasonTooLong { .. } => "reason_too_long",
+            DomainError::CannotCancel { .. } => "cannot_cancel",
+            DomainError::NotReady { .. } => "not_ready",
+            DomainError::InternalCommand { .. } => "internal_command",
+            DomainError::InvalidTransition { .. } => "invalid_transition",
+            DomainError::AmountMismatch { .. } => "amount_mismatch",
+            DomainError::RefundNotDue => "refund_not_due",
+            DomainError::ReleaseNotDue => "release_not_due",
+        }
+    }
+}
+
+pub fn initial() -> OrderState {
+    OrderState::default()
+}
+
+/// Decides what a command means for an order, given its current state.
+pub fn decide(
+    state: &OrderState,
+    command: &Command,
+    ctx: &Context,
+) -> Result<Vec<Event>, DomainError> {
+    if command.is_internal() && matches!(ctx.actor, Actor::Member { .. }) {
+        return Err(DomainError::InternalCommand {
+            command: command.type_name(),
+        });
+    }
+    let Some(order) = state.order.as_ref() else {
+        return match command {
+            Command::PlaceOrder(place) => place_order(place, ctx),
+            _ => Err(DomainError::OrderNotFound(command.order_id())),
+        };
+    };
+    let id = order.id;
+    let status = order.status;
+    let invalid = || DomainError::InvalidTransition {
+        command: command.type_name(),
+        status,
+    };
+    use OrderStatus as S;
+    let event = match command {
+        Command::PlaceOrder(place) => return Err(DomainError::OrderAlreadyExists(place.order_id)),
+        Command::CancelOrder(c) => {
+            if matches!(status, S::Ready | S::Completed | S::Rejected | S::Cancelled) {
+                return Err(DomainError::CannotCancel { status });
+            }
+            check_reason(c.reason.as_deref())?;
+            Event::OrderCancelled {
+                order_id: id,
+                by: ctx.actor.clone(),
+                reason: c.reason.clone(),
+            }
+        }
+        Command::CompleteOrder(_) => {
+            if status != S::Ready {
+                return Err(DomainError::NotReady { status });
+            }
+            let by = match &ctx.actor {
+                Actor::Member { id } => *id,
+                _ => order.placed_by,
+            };
+            Event::OrderCompleted { order_id: id, by }
+        }
+        Command::RecordStockReserved(c) => {
+            if status != S::Placed {
+                return Err(invalid());
+            }
+            Event::StockReserved {
+                order_id: id,
+                reservation_id: c.reservation_id.clone(),
+            }
+        }
+        Command::RecordPaymentCaptured(c) => {
+            if status != S::StockReserved {
+                return Err(invalid());
+            }
+            if c.amount_cents != order.total_cents {
+                return Err(DomainError::AmountMismatch {
+                    expected: order.total_cents,
+                    got: c.amount_cents,
+                });
+            }
+            Event::PaymentCaptured {
+                order_id: id,
+                payment_id: c.payment_id.clone(),
+                amount_cents: c.amount_cents,
+            }
+        }
+        Command::ConfirmOrder(_) => {
+            if status != S::PaymentCaptured {
+                return Err(invalid());
+            }
+            Event::OrderConfirmed { order_id: id }
+        }
+        Command::RejectOrder(c) => {
+            if !matches!(status, S::Placed | S::StockReserved | S::PaymentCaptured) {
+                return Err(invalid());
+            }
+            Event::OrderRejected {
+                order_id: id,
+                reason: c.reason.clone(),
+            }
+        }
+        Command::MarkReady(_) => {
+            if status != S::Confirmed {
+                return Err(invalid());
+            }
+            Event::OrderReady { order_id: id }
+        }
+        Command::RecordRefundIssued(c) => {
+            let closed = matches!(status, S::Cancelled | S::Rejected);
+            if !closed || order.payment_id.is_none() || order.refunded {
+                return Err(DomainError::RefundNotDue);
+            }
+            if c.amount_cents != order.captured_cents {
+                return Err(DomainError::AmountMismatch {
+                    expected: order.captured_cents,
+                    got: c.amount_cents,
+                });
+            }
+            Event::RefundIssued {
+                order_id: id,
+                refund_id: c.refund_id.clone(),
+                amount_cents: c.amount_cents,
+            }
+        }
+        Command::RecordStockReleased(_) => {
+            let closed = matches!(status, S::Cancelled | S::Rejected);
+            if !closed || order.reservation_id.is_none() || order.stock_released {
+                return Err(DomainError::ReleaseNotDue);
+            }
+            Event::StockReleased { order_id: id }
+        }
+    };
+    Ok(vec![event])
+}
+
+fn check_reason(reason: Option<&str>) -> Result<(), DomainError> {
+    match reason.map(|r| r.chars().count()) {
+        Some(got) if got > limits::MAX_REASON_CHARS => Err(DomainError::ReasonTooLong { got }),
+        _ => Ok(()),
+    }
+}
+
+fn place_order(place: &PlaceOrder, ctx: &Context) -> Result<Vec<Event>, DomainError> {
+    if place.lines.is_empty() {
+        return Err(DomainError::NoLines);
+    }
+    if place.lines.len() > limits::MAX_LINES {
+        return Err(DomainError::TooManyLines {
+            got: place.lines.len(),
+        });
+    }
+    let mut total: u64 = 0;
+    for (index, line) in place.lines.iter().enumerate() {
+        let sku_len = line.sku.chars().count();
+        if sku_len == 0 || sku_len > limits::MAX_SKU_CHARS || line.sku.trim() != line.sku {
+            return Err(DomainError::InvalidSku { index });
+        }
+        let name_len = line.name.trim().chars().count();
+        if name_len == 0 || line.name.chars().count() > limits::MAX_NAME_CHARS {
+            return Err(DomainError::InvalidName { index });
+        }
+        if !(limits::MIN_QUANTITY..=limits::MAX_QUANTITY).contains(&line.quantity) {
+            return Err(DomainError::QuantityOutOfRange {
+                index,
+                quantity: line.quantity,
+            });
+        }
+        if line.unit_price_cents > limits::MAX_UNIT_PRICE_CENTS {
+            return Err(DomainError::UnitPriceTooHigh { index });
+        }
+        if place.lines[..index].iter().any(|l| l.sku == line.sku) {
+            return Err(DomainError::DuplicateSku {
+                sku: line.sku.clone(),
+            });
+        }
+        total += line.subtotal_cents();
+    }
+    if total == 0 {
+        return Err(DomainError::TotalNotPositive);
+    }
+    if let Some(ready_at) = place.ready_at {
+        if ready_at <= ctx.now {
+            return Err(DomainError::ReadyAtNotInFuture);
+        }
+        if ready_at > ctx.now + chrono::Duration::days(limits::MAX_READY_AT_DAYS) {
+            return Err(DomainError::ReadyAtTooFar);
+        }
+    }
+    if let Some(note) = &place.note {
+        let got = note.chars().count();
+        if got > limits::MAX_NOTE_CHARS {
+            return Err(DomainError::NoteTooLong { got });
+        }
+    }
+    let placed_by = match &ctx.actor {
+        Actor::Member { id } => *id,
+        // Orders placed by the system (imports, tests) carry the nil member.
+        _ => MemberId(uuid::Uuid::nil()),
+    };
+    Ok(vec![Event::OrderPlaced {
+        order_id: place.order_id,
+        lines: place.lines.clone(),
+        total_cents: total,
+        ready_at: place.ready_at,
+        note: place.note.clone(),
+        placed_by,
+    }])
+}
+
+/// Folds one event into the state. Total: an event that does not fit the state
+/// (which `decide` never produces) leaves the order as it is but counts the version.
+pub fn evolve(mut state: OrderState, event: &Event) -> OrderState {
+    state.version += 1;
+    if let Event::OrderPlaced {
+        order_id,
+        lines,
+        total_cents,
+        ready_at,
+        note,
+        placed_by,
+    } = event
+    {
+        state.order = Some(Order {
+            id: *order_id,
+            status: OrderStatus::Placed,
+            lines: lines.clone(),
+            total_cents: *total_cents,
+            ready_at: *ready_at,
+            note: note.clone(),
+            placed_by: *placed_by,
+            reservation_id: None,
+            stock_released: false,
+            payment_id: None,
+            captured_cents: 0,
+            refunded: false,
+            rejection: None,
+        });
+        return state;
+    }
+    let Some(order) = state.order.as_mut() else {
+        return state;
+    };
+    match event {
+        Event::OrderPlaced { .. } => {}
+        Event::StockReserved { reservation_id, .. } => {
+            order.status = OrderStatus::StockReserved;
+            order.reservation_id = Some(reservation_id.clone());
+        }
+        Event::PaymentCaptured {
+            payment_id,
+            amount_cents,
+            ..
+        } => {
+            order.status = OrderStatus::PaymentCaptured;
+            order.payment_id = Some(payment_id.clone());
+            order.captured_cents = *amount_cents;
+        }
+        Event::OrderConfirmed { .. } => order.status = OrderStatus::Confirmed,
+        Event::OrderRejected { reason, .. } => {
+            order.status = OrderStatus::Rejected;
+            order.rejection = Some(reason.clone());
+        }
+        Event::OrderReady { .. } => order.status = OrderStatus::Ready,
+        Event::OrderCancelled { .. } => order.status = OrderStatus::Cancelled,
+        Event::OrderCompleted { .. } => order.status = OrderStatus::Completed,
+        Event::RefundIssued { .. } => order.refunded = true,
+        Event::StockReleased { .. } => order.stock_released = true,
+    }
+    state
+}
+
+/// Folds a history into a state.
+pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> OrderState {
+    events.into_iter().fold(initial(), evolve)
+}
+
+/// How an order reacts to an event from outside (the seed's `apply`): the
+/// follow-up command, if any. An inventory shortage rejects an order that still
+/// waits for its stock; once stock is reserved the shortage no longer concerns it.
+pub fn react(state: &OrderState, external: &ExternalEvent) -> Option<Command> {
+    let order = state.order.as_ref()?;
+    match &external.kind {
+        ExternalKind::InventoryShortage { order_id, sku } => {
+            let waits_for_stock = order.status == OrderStatus::Placed;
+            let has_sku = order.lines.iter().any(|l| &l.sku == sku);
+            (*order_id == order.id && waits_for_stock && has_sku).then(|| {
+                Command::RejectOrder(RejectOrder {
+                    order_id: order.id,
+                    reason: RejectionReason::OutOfStock { sku: sku.clone() },
+                })
+            })
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! Ports: what the core needs from the outside world. Each has at least two real
+//! implementations (in-memory plus a technology), injected as `Arc<dyn Port>`.
+
+use crate::Timestamp;
+use crate::contracts::{CommandEnvelope, CommandOutcome, EventEnvelope, NewEvent};
+use crate::ids::{CommandId, EventId, HouseholdId, OrderId};
+use crate::order::OrderLine;
+use async_trait::async_trait;
+use futures_core::Stream;
+use serde::{Deserialize, Serialize};
+use std::pin::Pin;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------
+// EventStore
+// ---------------------------------------------------------------------------
+
+/// One append: a command and what was decided about it. Stored in one transaction.
+#[derive(Clone, Debug)]
+pub struct Append {
+    pub command: CommandEnvelope,
+    pub decision: Decision,
+}
+
+#[derive(Clone, Debug)]
+pub enum Decision {
+    /// Events for one aggregate, valid only if the stream is still at `expected_version`.
+    /// An empty list records the command as accepted without touching the stream.
+    Events {
+        aggregate_id: OrderId,
+        expected_version: u32,
+        events: Vec<NewEvent>,
+    },
+    /// A broken rule: the command is recorded as rejected, nothing else changes.
+    Rejected { code: String, message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now. `seq` is the household position after the last event.
+    Committed {
+        events: Vec<EventEnvelope>,
+        outcome: CommandOutcome,
+    },
+    /// The command id was already recorded: here is what became of it then.
+    /// Nothing was written.
+    Duplicate(CommandOutcome),
+}
+
+/// A stream as loaded for a decision: the latest usable snapshot, then the events after it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Loaded {
+    pub snapshot: Option<Snapshot>,
+    pub events: Vec<EventEnvelope>,
+}
+
+/// A cached state of one aggregate at `version` (the seed's `aggregates` table).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub tenant: HouseholdId,
+    pub aggregate_id: OrderId,
+    pub version: u32,
+    pub schema_version: u32,
+    pub state: serde_json::Value,
+}
+
+/// Durable work recorded in the same transaction as the event that needs it (outbox).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// Equal to the id of the event that asked for it.
+    pub id: EventId,
+    pub tenant: HouseholdId,
+    pub order_id: OrderId,
+    pub kind: JobKind,
+    pub command_id: CommandId,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JobKind {
+    /// Run the fulfilment process of a placed order.
+    Fulfil,
+    /// Tell the running process that its order was cancelled, so it compensates.
+    Cancel,
+}
+
+impl JobKind {
+    pub fn for_event(event: &crate::order::Event) -> Option<Self> {
+        match event {
+            crate::order::Event::OrderPlaced { .. } => Some(JobKind::Fulfil),
+            crate::order::Event::OrderCancelled { .. } => Some(JobKind::Cancel),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Fulfil => "fulfil",
+            JobKind::Cancel => "cancel",
+        }
+    }
+}
+
+impl Job {
+    /// The job an event asks for, if it asks for one.
+    pub fn for_event(event: &EventEnvelope) -> Option<Self> {
+        if !event.requires_job {
+            return None;
+        }
+        Some(Job {
+            id: event.id,
+            tenant: event.tenant,
+            order_id: event.aggregate_id,
+            kind: JobKind::for_event(&event.event)?,
+            command_id: event.metadata.command_id,
+            created_at: event.created_at,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Optimistic concurrency: the stream moved past `expected` since it was loaded.
+    #[error("version conflict on order {aggregate_id}: expected version {expected}")]
+    VersionConflict {
+        aggregate_id: OrderId,
+        expected: u32,
+    },
+    /// The store cannot be reached or refused the operation; retrying may help.
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data cannot be read back (a bug or a schema the code no longer knows).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The event log of every household.
+#[async_trait]
+pub trait EventStore: Send + Sync + std::fmt::Debug {
+    /// Stores a command and its decision atomically: the command id (a repeat gets
+    /// `Duplicate` and writes nothing), the household's next `seq` values (gap-free,
+    /// commit-ordered), the events (or `VersionConflict`), a job for each event that
+    /// requires one, and a ring of the feed's doorbell.
+    async fn append(&self, append: Append) -> Result<Appended, StoreError>;
+
+    /// The latest snapshot of `snapshot_schema` (older schemas are ignored) and the
+    /// events after it, in version order.
+    async fn load(
+        &self,
+        tenant: HouseholdId,
+        aggregate_id: OrderId,
+        snapshot_schema: u32,
+    ) -> Result<Loaded, StoreError>;
+
+    /// Up to `limit` events of one household with `seq > after`, in `seq` order.
+    async fn read_feed(
+        &self,
+        tenant: HouseholdId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError>;
+
+    /// The household's last `seq` (0 when it has no events).
+    async fn head(&self, tenant: HouseholdId) -> Result<u64, StoreError>;
+
+    /// What became of a command id, if it was recorded.
+    async fn outcome(
+        &self,
+        tenant: HouseholdId,
+        command_id: CommandId,
+    ) -> Result<Option<CommandOutcome>, StoreError>;
+
+    /// Caches a state; a snapshot older than the stored one is ignored.
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError>;
+
+    /// Jobs recorded but not yet started, oldest first, across households
+    /// (the relay's view; adapters document the role that may read it).
+    async fn pending_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError>;
+
+    /// Marks a job as handed to the scheduler. Idempotent.
+    async fn mark_job_started(&self, tenant: HouseholdId, job: EventId) -> Result<(), StoreError>;
+}
+
+// ---------------------------------------------------------------------------
+// EventFeed
+// ---------------------------------------------------------------------------
+
+/// A doorbell, not the data: readers fetch events from their cursor with
+/// [`EventStore::read_feed`], so a lost signal delays delivery but never loses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FeedSignal {
+    /// Household `tenant` has committed events up to at least `seq`.
+    Committed { tenant: HouseholdId, seq: u64 },
+    /// Signals may have been missed (lag, reconnect): every reader should re-read
+    /// from its cursor.
+    Resync,
+}
+
+pub type FeedStream = Pin<Box<dyn Stream<Item = FeedSignal> + Send>>;
+
+/// Subscribes to newly committed household events.
+pub trait EventFeed: Send + Sync + std::fmt::Debug {
+    /// Signals from now on. Signals for commits made before the call may or may not
+    /// arrive: subscribe first, then read from the cursor.
+    fn subscribe(&self) -> FeedStream;
+}
+
+// ---------------------------------------------------------------------------
+// JobScheduler
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("job scheduler unavailable: {0}")]
+    Unavailable(String),
+    #[error("job rejected by the scheduler: {0}")]
+    Rejected(String),
+}
+
+/// Durably starts the work a job stands for. Starting the same job twice is a no-op.
+#[async_trait]
+pub trait JobScheduler: Send + Sync + std::fmt::Debug {
+    async fn start(&self, job: Job) -> Result<(), SchedulerError>;
+}
+
+// ---------------------------------------------------------------------------
+// Payments and Inventory (external providers)
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// Worth retrying (timeout, 5xx, connection refused).
+    #[error("provider failed transiently: {0}")]
+    Transient(String),
+    /// The payment was declined; retrying will not help.
+    #[error("payment declined: {0}")]
+    Declined(String),
+    /// The inventory cannot supply this sku.
+    #[error("out of stock: {sku}")]
+    OutOfStock { sku: String },
+    /// The request was malformed or refers to something unknown; retrying will not help.
+    #[error("provider refused the request: {0}")]
+    Invalid(String),
+}
+
+impl ProviderError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ProviderError::Transient(_))
+    }
+}
+
+/// Every provider call carries an idempotency key: repeating a call with the same
+/// key returns the first result and has no second effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureRequest {
+    pub key: Uuid,
+    pub tenant: HouseholdId,
+    pub order_id: OrderId,
+    pub amount_cents: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundRequest {
+    pub key: Uuid,
+    pub tenant: HouseholdId,
+    pub payment_id: String,
+    pub amount_cents: u64,
+}
+
+#[async_trait]
+pub trait Payments: Send + Sync + std::fmt::Debug {
+    /// Captures the amount; returns the payment id.
+    async fn capture(&self, request: CaptureRequest) -> Result<String, ProviderError>;
+    /// Refunds a capture; returns the refund id.
+    async fn refund(&self, request: RefundRequest) -> Result<String, ProviderError>;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReserveRequest {
+    pub key: Uuid,
+    pub tenant: HouseholdId,
+    pub order_id: OrderId,
+    pub lines: Vec<OrderLine>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseRequest {
+    pub key: Uuid,
+    pub tenant: HouseholdId,
+    pub reservation_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogItem {
+    pub sku: String,
+    pub name: String,
+    pub unit_price_cents: u64,
+    pub available: u32,
+}
+
+#[async_trait]
+pub trait Inventory: Send + Sync + std::fmt::Debug {
+    /// Reserves every line or none; returns the reservation id.
+    async fn reserve(&self, request: ReserveRequest) -> Result<String, ProviderError>;
+    /// Releases a reservation.
+    async fn release(&self, request: ReleaseRequest) -> Result<(), ProviderError>;
+    /// What can be ordered.
+    async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError>;
+}
+
+// ---------------------------------------------------------------------------
+// Clock
+// ---------------------------------------------------------------------------
+
+/// The time, as the core sees it.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> Timestamp;
+}

@@ -1,0 +1,231 @@
+//! `hearth demo`: one household, two members, three orders, in memory.
+//! It drives the pure fulfilment process step by step with the in-memory providers;
+//! the real executors (Temporal, embedded) do the same with durability.
+
+use anyhow::{Context as _, bail};
+use chrono::TimeDelta;
+use hearth_core::order::{CancelOrder, Command, OrderLine, OrderRef, PlaceOrder};
+use hearth_core::ports::{
+    CaptureRequest, Clock, EventStore, Inventory, Payments, RefundRequest, ReleaseRequest,
+    ReserveRequest,
+};
+use hearth_core::process::{self, Followup, Step, StepResult};
+use hearth_core::{
+    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, HouseholdView, MemberId, OrderId,
+    OrderService,
+};
+use hearth_memory::{ManualClock, MemoryEventStore, MemoryInventory, MemoryPayments};
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Print every event envelope as JSON, not just the final board.
+    #[arg(long)]
+    pub events: bool,
+}
+
+struct Demo {
+    service: OrderService,
+    clock: Arc<ManualClock>,
+    payments: MemoryPayments,
+    inventory: MemoryInventory,
+    household: HouseholdId,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let store = Arc::new(MemoryEventStore::new());
+    let clock = Arc::new(ManualClock::starting_now());
+    let demo = Demo {
+        service: OrderService::new(store.clone(), clock.clone()),
+        clock,
+        payments: MemoryPayments::new(),
+        inventory: MemoryInventory::default(),
+        household: HouseholdId(Uuid::now_v7()),
+    };
+    let (ana, ben) = (MemberId(Uuid::now_v7()), MemberId(Uuid::now_v7()));
+
+    // Ana orders bread and milk for 18:30-ish (two hours from now).
+    let breakfast = OrderId(Uuid::now_v7());
+    let ready_at = demo.clock.now() + TimeDelta::hours(2);
+    demo.member(
+        ana,
+        place(
+            breakfast,
+            vec![line("bread", 1, 450), line("milk", 2, 129)],
+            Some(ready_at),
+        ),
+    )
+    .await?;
+    demo.fulfil(breakfast).await?;
+
+    // Ben orders pizza, then cancels after it was paid: refund and release.
+    let pizza = OrderId(Uuid::now_v7());
+    demo.member(ben, place(pizza, vec![line("pizza", 2, 1150)], None))
+        .await?;
+    demo.fulfil_until(pizza, |s| matches!(s, Step::Confirm))
+        .await?;
+    demo.member(
+        ben,
+        Command::CancelOrder(CancelOrder {
+            order_id: pizza,
+            reason: Some("plans changed".into()),
+        }),
+    )
+    .await?;
+    demo.fulfil(pizza).await?;
+
+    // Ana collects breakfast.
+    demo.member(
+        ana,
+        Command::CompleteOrder(OrderRef {
+            order_id: breakfast,
+        }),
+    )
+    .await?;
+
+    let events = store.read_feed(demo.household, 0, usize::MAX).await?;
+    if args.events {
+        for e in &events {
+            println!("{}", serde_json::to_string(e)?);
+        }
+    }
+    let view = HouseholdView::fold(&events)?;
+    println!("{}", serde_json::to_string_pretty(&view)?);
+    eprintln!(
+        "household {}: {} events; captures at the provider: {}, refunds: {}",
+        demo.household,
+        view.seq,
+        demo.payments.captures(),
+        demo.payments.refunds()
+    );
+    Ok(())
+}
+
+fn line(sku: &str, quantity: u32, cents: u64) -> OrderLine {
+    OrderLine {
+        sku: sku.into(),
+        name: sku.into(),
+        quantity,
+        unit_price_cents: cents,
+    }
+}
+
+fn place(
+    order_id: OrderId,
+    lines: Vec<OrderLine>,
+    ready_at: Option<hearth_core::Timestamp>,
+) -> Command {
+    Command::PlaceOrder(PlaceOrder {
+        order_id,
+        lines,
+        ready_at,
+        note: None,
+    })
+}
+
+impl Demo {
+    async fn member(&self, member: MemberId, command: Command) -> anyhow::Result<()> {
+        let envelope = CommandEnvelope::new(
+            CommandId(Uuid::now_v7()),
+            self.household,
+            Actor::Member { id: member },
+            command,
+        );
+        let kind = envelope.command.type_name();
+        match self.service.dispatch(envelope).await? {
+            Dispatched::Accepted { seq, .. } => eprintln!("{kind}: accepted, visible at seq {seq}"),
+            other => bail!("{kind}: {other:?}"),
+        }
+        Ok(())
+    }
+
+    async fn fulfil(&self, order: OrderId) -> anyhow::Result<()> {
+        self.fulfil_until(order, |s| matches!(s, Step::Done)).await
+    }
+
+    /// Runs process steps until `stop` says so (or the process is done).
+    async fn fulfil_until(
+        &self,
+        order: OrderId,
+        stop: impl Fn(&Step) -> bool,
+    ) -> anyhow::Result<()> {
+        for _ in 0..32 {
+            let state = self.service.load(self.household, order).await?;
+            let step = process::next_step(&state, self.clock.now());
+            if stop(&step) || step == Step::Done {
+                return Ok(());
+            }
+            let key = step.key(self.household, order);
+            let result = match &step {
+                Step::ReserveStock { lines } => self
+                    .inventory
+                    .reserve(ReserveRequest {
+                        key,
+                        tenant: self.household,
+                        order_id: order,
+                        lines: lines.clone(),
+                    })
+                    .await
+                    .map_or_else(StepResult::Failed, StepResult::Done),
+                Step::CapturePayment { amount_cents } => self
+                    .payments
+                    .capture(CaptureRequest {
+                        key,
+                        tenant: self.household,
+                        order_id: order,
+                        amount_cents: *amount_cents,
+                    })
+                    .await
+                    .map_or_else(StepResult::Failed, StepResult::Done),
+                Step::ReleaseStock { reservation_id } => self
+                    .inventory
+                    .release(ReleaseRequest {
+                        key,
+                        tenant: self.household,
+                        reservation_id: reservation_id.clone(),
+                    })
+                    .await
+                    .map_or_else(StepResult::Failed, |()| StepResult::Done(String::new())),
+                Step::Refund {
+                    payment_id,
+                    amount_cents,
+                } => self
+                    .payments
+                    .refund(RefundRequest {
+                        key,
+                        tenant: self.household,
+                        payment_id: payment_id.clone(),
+                        amount_cents: *amount_cents,
+                    })
+                    .await
+                    .map_or_else(StepResult::Failed, StepResult::Done),
+                Step::WaitUntil { at } => {
+                    // A durable timer in the real executors; here the manual clock jumps.
+                    let wait = *at - self.clock.now();
+                    eprintln!("waiting {} min until ready-at", wait.num_minutes());
+                    self.clock.set(*at);
+                    continue;
+                }
+                Step::Confirm | Step::MarkReady | Step::Done => StepResult::Done(String::new()),
+            };
+            match process::record(order, &step, result) {
+                Followup::Record(command) => {
+                    let envelope = CommandEnvelope::new(
+                        step.command_id(self.household, order),
+                        self.household,
+                        Actor::Process,
+                        command,
+                    );
+                    self.service
+                        .dispatch(envelope)
+                        .await
+                        .context("recording a step")?;
+                }
+                Followup::Retry => continue,
+                Followup::Nothing => return Ok(()),
+            }
+        }
+        bail!("order {order}: the process did not finish in 32 steps")
+    }
+}

@@ -1,0 +1,262 @@
+//! Sandbox payment and inventory providers kept in memory, with idempotency keys
+//! and simple fault injection, so retries and compensation can be exercised.
+
+use async_trait::async_trait;
+use hearth_core::ports::{
+    CaptureRequest, CatalogItem, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
+    ReserveRequest,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use uuid::Uuid;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryPayments {
+    inner: Mutex<PaymentsInner>,
+}
+
+#[derive(Debug, Default)]
+struct PaymentsInner {
+    /// Results by idempotency key: a repeated key gets the first result back.
+    by_key: HashMap<Uuid, Result<String, ProviderError>>,
+    /// payment id -> captured amount.
+    captures: HashMap<String, u64>,
+    /// payment id -> refunded amount.
+    refunds: HashMap<String, u64>,
+    /// Calls to fail transiently before succeeding again.
+    fail_next: u32,
+    /// Amounts above this are declined.
+    decline_above: Option<u64>,
+}
+
+impl MemoryPayments {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next `n` calls fail transiently (not remembered under their key).
+    pub fn fail_next(&self, n: u32) {
+        lock(&self.inner).fail_next = n;
+    }
+
+    /// Declines every capture above `cents`.
+    pub fn decline_above(&self, cents: u64) {
+        lock(&self.inner).decline_above = Some(cents);
+    }
+
+    /// Number of captures that took effect.
+    pub fn captures(&self) -> usize {
+        lock(&self.inner).captures.len()
+    }
+
+    /// Number of refunds that took effect.
+    pub fn refunds(&self) -> usize {
+        lock(&self.inner).refunds.len()
+    }
+}
+
+#[async_trait]
+impl Payments for MemoryPayments {
+    async fn capture(&self, request: CaptureRequest) -> Result<String, ProviderError> {
+        let mut inner = lock(&self.inner);
+        if let Some(first) = inner.by_key.get(&request.key) {
+            return first.clone();
+        }
+        if inner.fail_next > 0 {
+            inner.fail_next -= 1;
+            return Err(ProviderError::Transient("injected failure".into()));
+        }
+        let result = match inner.decline_above {
+            Some(limit) if request.amount_cents > limit => Err(ProviderError::Declined(format!(
+                "amount {} above the sandbox limit {limit}",
+                request.amount_cents
+            ))),
+            _ if request.amount_cents == 0 => {
+                Err(ProviderError::Invalid("cannot capture zero".into()))
+            }
+            _ => {
+                let id = format!("pay_{}", request.key.simple());
+                inner.captures.insert(id.clone(), request.amount_cents);
+                Ok(id)
+            }
+        };
+        inner.by_key.insert(request.key, result.clone());
+        result
+    }
+
+    async fn refund(&self, request: RefundRequest) -> Result<String, ProviderError> {
+        let mut inner = lock(&self.inner);
+        if let Some(first) = inner.by_key.get(&request.key) {
+            return first.clone();
+        }
+        if inner.fail_next > 0 {
+            inner.fail_next -= 1;
+            return Err(ProviderError::Transient("injected failure".into()));
+        }
+        let result = match inner.captures.get(&request.payment_id) {
+            None => Err(ProviderError::Invalid(format!(
+                "unknown payment {}",
+                request.payment_id
+            ))),
+            Some(_) if inner.refunds.contains_key(&request.payment_id) => Err(
+                ProviderError::Invalid(format!("payment {} already refunded", request.payment_id)),
+            ),
+            Some(&captured) if request.amount_cents > captured => Err(ProviderError::Invalid(
+                format!("refund {} above capture {captured}", request.amount_cents),
+            )),
+            Some(_) => {
+                inner
+                    .refunds
+                    .insert(request.payment_id.clone(), request.amount_cents);
+                Ok(format!("ref_{}", request.key.simple()))
+            }
+        };
+        inner.by_key.insert(request.key, result.clone());
+        result
+    }
+}
+
+#[derive(Debug)]
+pub struct MemoryInventory {
+    inner: Mutex<InventoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct InventoryInner {
+    catalog: Vec<CatalogItem>,
+    by_key: HashMap<Uuid, Result<String, ProviderError>>,
+    /// reservation id -> (sku, quantity) held.
+    reservations: HashMap<String, Vec<(String, u32)>>,
+    fail_next: u32,
+}
+
+impl Default for MemoryInventory {
+    fn default() -> Self {
+        Self::with_catalog(default_catalog())
+    }
+}
+
+/// A small household-shop catalog used by the demo and the sandbox.
+pub fn default_catalog() -> Vec<CatalogItem> {
+    let item = |sku: &str, name: &str, cents: u64, available: u32| CatalogItem {
+        sku: sku.into(),
+        name: name.into(),
+        unit_price_cents: cents,
+        available,
+    };
+    vec![
+        item("bread", "Sourdough loaf", 450, 100),
+        item("milk", "Milk 1 L", 129, 200),
+        item("eggs", "Eggs, dozen", 399, 100),
+        item("coffee", "Coffee beans 250 g", 899, 50),
+        item("apples", "Apples 1 kg", 299, 100),
+        item("pizza", "Margherita pizza", 1150, 40),
+    ]
+}
+
+impl MemoryInventory {
+    pub fn with_catalog(catalog: Vec<CatalogItem>) -> Self {
+        Self {
+            inner: Mutex::new(InventoryInner {
+                catalog,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// The next `n` calls fail transiently.
+    pub fn fail_next(&self, n: u32) {
+        lock(&self.inner).fail_next = n;
+    }
+
+    /// Units of `sku` available now.
+    pub fn available(&self, sku: &str) -> Option<u32> {
+        lock(&self.inner)
+            .catalog
+            .iter()
+            .find(|i| i.sku == sku)
+            .map(|i| i.available)
+    }
+
+    /// Reservations currently held.
+    pub fn reservations(&self) -> usize {
+        lock(&self.inner).reservations.len()
+    }
+}
+
+#[async_trait]
+impl Inventory for MemoryInventory {
+    async fn reserve(&self, request: ReserveRequest) -> Result<String, ProviderError> {
+        let mut inner = lock(&self.inner);
+        if let Some(first) = inner.by_key.get(&request.key) {
+            return first.clone();
+        }
+        if inner.fail_next > 0 {
+            inner.fail_next -= 1;
+            return Err(ProviderError::Transient("injected failure".into()));
+        }
+        let mut short = None;
+        for line in &request.lines {
+            let ok = inner
+                .catalog
+                .iter()
+                .any(|i| i.sku == line.sku && i.available >= line.quantity);
+            if !ok {
+                short = Some(line.sku.clone());
+                break;
+            }
+        }
+        let result = match short {
+            Some(sku) => Err(ProviderError::OutOfStock { sku }),
+            None => {
+                let mut held = Vec::new();
+                for line in &request.lines {
+                    if let Some(item) = inner.catalog.iter_mut().find(|i| i.sku == line.sku) {
+                        item.available -= line.quantity;
+                        held.push((line.sku.clone(), line.quantity));
+                    }
+                }
+                let id = format!("res_{}", request.key.simple());
+                inner.reservations.insert(id.clone(), held);
+                Ok(id)
+            }
+        };
+        inner.by_key.insert(request.key, result.clone());
+        result
+    }
+
+    async fn release(&self, request: ReleaseRequest) -> Result<(), ProviderError> {
+        let mut inner = lock(&self.inner);
+        if let Some(first) = inner.by_key.get(&request.key) {
+            return first.clone().map(|_| ());
+        }
+        if inner.fail_next > 0 {
+            inner.fail_next -= 1;
+            return Err(ProviderError::Transient("injected failure".into()));
+        }
+        let result = match inner.reservations.remove(&request.reservation_id) {
+            None => Err(ProviderError::Invalid(format!(
+                "unknown reservation {}",
+                request.reservation_id
+            ))),
+            Some(held) => {
+                for (sku, quantity) in held {
+                    if let Some(item) = inner.catalog.iter_mut().find(|i| i.sku == sku) {
+                        item.available += quantity;
+                    }
+                }
+                Ok(request.reservation_id.clone())
+            }
+        };
+        inner.by_key.insert(request.key, result.clone());
+        result.map(|_| ())
+    }
+
+    async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError> {
+        Ok(lock(&self.inner).catalog.clone())
+    }
+}

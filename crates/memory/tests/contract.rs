@@ -1,0 +1,53 @@
+//! The port contract suites against the in-memory adapters.
+
+use async_trait::async_trait;
+use hearth_contract::StoreFixture;
+use hearth_contract::scheduler::{SchedulerFixture, SchedulerProbe};
+use hearth_core::ports::{Inventory, Job, Payments};
+use hearth_memory::{MemoryEventStore, MemoryInventory, MemoryJobScheduler, MemoryPayments};
+use std::sync::Arc;
+
+async fn store() -> StoreFixture {
+    let store = Arc::new(MemoryEventStore::new());
+    let feed = Arc::new(store.feed());
+    StoreFixture { store, feed }
+}
+
+mod event_store {
+    use super::*;
+    hearth_contract::event_store_contract!(store);
+}
+
+mod payments {
+    use super::*;
+    hearth_contract::payments_contract!(|| async {
+        Arc::new(MemoryPayments::new()) as Arc<dyn Payments>
+    });
+}
+
+mod inventory {
+    use super::*;
+    hearth_contract::inventory_contract!(|| async {
+        Arc::new(MemoryInventory::default()) as Arc<dyn Inventory>
+    });
+}
+
+struct QueueProbe(Arc<MemoryJobScheduler>);
+
+#[async_trait]
+impl SchedulerProbe for QueueProbe {
+    async fn runs(&self, job: &Job) -> usize {
+        self.0.queued(job.id)
+    }
+}
+
+mod scheduler {
+    use super::*;
+    hearth_contract::scheduler_contract!(|| async {
+        let scheduler = Arc::new(MemoryJobScheduler::new());
+        SchedulerFixture {
+            scheduler: scheduler.clone(),
+            probe: Arc::new(QueueProbe(scheduler)),
+        }
+    });
+}
