@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed case
 
+pub mod directory;
 pub mod event_store;
 pub mod fixtures;
 pub mod providers;

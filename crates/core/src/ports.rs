@@ -324,3 +324,93 @@ pub trait Inventory: Send + Sync + std::fmt::Debug {
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> Timestamp;
 }
+
+// ---------------------------------------------------------------------------
+// Directory: households, members, invites
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Household {
+    pub id: HouseholdId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    /// Created the household; may invite.
+    Owner,
+    /// Joined by invite; may invite too (households are small and trusting).
+    Member,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub household: HouseholdId,
+    pub id: crate::ids::MemberId,
+    pub name: String,
+    pub role: Role,
+    pub joined_at: Timestamp,
+}
+
+/// A single-use invitation into a household, valid until `expires_at`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invite {
+    pub household: HouseholdId,
+    /// Secret, random, URL-safe.
+    pub code: String,
+    pub created_by: crate::ids::MemberId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("household {0} already exists")]
+    HouseholdExists(HouseholdId),
+    #[error("household {0} does not exist")]
+    NoSuchHousehold(HouseholdId),
+    #[error("member {0} already exists")]
+    MemberExists(crate::ids::MemberId),
+    #[error("no such invite")]
+    InviteNotFound,
+    #[error("the invite expired")]
+    InviteExpired,
+    #[error("the invite was already used")]
+    InviteUsed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who belongs to which household. Every call is scoped to one household.
+#[async_trait]
+pub trait Directory: Send + Sync + std::fmt::Debug {
+    /// Creates a household with its owner.
+    async fn create_household(
+        &self,
+        household: Household,
+        owner: Member,
+    ) -> Result<(), DirectoryError>;
+    async fn household(&self, id: HouseholdId) -> Result<Option<Household>, DirectoryError>;
+    async fn member(
+        &self,
+        household: HouseholdId,
+        member: crate::ids::MemberId,
+    ) -> Result<Option<Member>, DirectoryError>;
+    async fn members(&self, household: HouseholdId) -> Result<Vec<Member>, DirectoryError>;
+    async fn create_invite(&self, invite: Invite) -> Result<(), DirectoryError>;
+    /// Uses the invite `code` of `household` at `now` to add `member`: refused when the
+    /// code is unknown (in this household), expired or already used. Atomic: one
+    /// invite admits one member, whatever the concurrency.
+    async fn accept_invite(
+        &self,
+        household: HouseholdId,
+        code: &str,
+        member: Member,
+        now: Timestamp,
+    ) -> Result<Member, DirectoryError>;
+}

@@ -51,3 +51,10 @@ mod scheduler {
         }
     });
 }
+
+mod directory {
+    use super::*;
+    hearth_contract::directory_contract!(|| async {
+        Arc::new(hearth_memory::MemoryDirectory::new()) as Arc<dyn hearth_core::ports::Directory>
+    });
+}
