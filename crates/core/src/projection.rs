@@ -93,8 +93,9 @@ impl HouseholdView {
             note,
             placed_by,
         } = &envelope.event
+            && self.order(*order_id).is_none()
         {
-            if self.order(*order_id).is_none() {
+            {
                 self.orders.push(OrderView {
                     id: *order_id,
                     status: OrderStatus::Placed,

@@ -1,5 +1,7 @@
 //! The port contract suites against the in-memory adapters.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use async_trait::async_trait;
 use hearth_contract::StoreFixture;
 use hearth_contract::scheduler::{SchedulerFixture, SchedulerProbe};

@@ -1,0 +1,654 @@
+//! Given/when/then tests of the order decider: every rule, every refusal.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use hearth_core::order::{
+    CancelOrder, Command, Context, DomainError, Event, OrderLine, OrderRef, OrderStatus,
+    PlaceOrder, RecordPaymentCaptured, RecordRefundIssued, RecordStockReserved, RejectOrder,
+    RejectionReason, decide, fold,
+};
+use hearth_core::{Actor, MemberId, OrderId, Timestamp};
+use uuid::Uuid;
+
+const ORDER: OrderId = OrderId(Uuid::from_u128(1));
+const ANA: MemberId = MemberId(Uuid::from_u128(0xa));
+
+fn now() -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn line(sku: &str, quantity: u32, cents: u64) -> OrderLine {
+    OrderLine {
+        sku: sku.into(),
+        name: format!("{sku} name"),
+        quantity,
+        unit_price_cents: cents,
+    }
+}
+
+struct Given {
+    history: Vec<Event>,
+    actor: Actor,
+    now: Timestamp,
+}
+
+fn given(history: impl IntoIterator<Item = Event>) -> Given {
+    Given {
+        history: history.into_iter().collect(),
+        actor: Actor::Member { id: ANA },
+        now: now(),
+    }
+}
+
+impl Given {
+    fn by(mut self, actor: Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+    fn process(self) -> Self {
+        self.by(Actor::Process)
+    }
+    fn when(self, command: Command) -> Result<Vec<Event>, DomainError> {
+        let state = fold(&self.history);
+        decide(
+            &state,
+            &command,
+            &Context {
+                actor: self.actor,
+                now: self.now,
+            },
+        )
+    }
+}
+
+trait Then {
+    fn then(self, expected: Vec<Event>);
+    fn then_refused(self, rule: DomainError);
+}
+
+impl Then for Result<Vec<Event>, DomainError> {
+    fn then(self, expected: Vec<Event>) {
+        assert_eq!(self, Ok(expected));
+    }
+    fn then_refused(self, rule: DomainError) {
+        assert_eq!(self, Err(rule));
+    }
+}
+
+fn place_cmd(lines: Vec<OrderLine>) -> PlaceOrder {
+    PlaceOrder {
+        order_id: ORDER,
+        lines,
+        ready_at: None,
+        note: None,
+    }
+}
+
+fn place(p: PlaceOrder) -> Command {
+    Command::PlaceOrder(p)
+}
+
+fn placed() -> Event {
+    Event::OrderPlaced {
+        order_id: ORDER,
+        lines: vec![line("bread", 2, 450), line("milk", 1, 129)],
+        total_cents: 1029,
+        ready_at: None,
+        note: None,
+        placed_by: ANA,
+    }
+}
+
+fn reserved() -> Event {
+    Event::StockReserved {
+        order_id: ORDER,
+        reservation_id: "res_1".into(),
+    }
+}
+fn captured() -> Event {
+    Event::PaymentCaptured {
+        order_id: ORDER,
+        payment_id: "pay_1".into(),
+        amount_cents: 1029,
+    }
+}
+fn confirmed() -> Event {
+    Event::OrderConfirmed { order_id: ORDER }
+}
+fn ready() -> Event {
+    Event::OrderReady { order_id: ORDER }
+}
+fn cancelled() -> Event {
+    Event::OrderCancelled {
+        order_id: ORDER,
+        by: Actor::Member { id: ANA },
+        reason: None,
+    }
+}
+fn rejected() -> Event {
+    Event::OrderRejected {
+        order_id: ORDER,
+        reason: RejectionReason::PaymentDeclined {
+            message: "no".into(),
+        },
+    }
+}
+fn order_ref() -> OrderRef {
+    OrderRef { order_id: ORDER }
+}
+
+// --- PlaceOrder ---------------------------------------------------------------
+
+#[test]
+fn place_order_totals_the_lines() {
+    given([])
+        .when(place(place_cmd(vec![
+            line("bread", 2, 450),
+            line("milk", 1, 129),
+        ])))
+        .then(vec![placed()]);
+}
+
+#[test]
+fn place_order_keeps_ready_at_and_note() {
+    let at = now() + TimeDelta::hours(6);
+    let mut p = place_cmd(vec![line("pizza", 1, 1150)]);
+    p.ready_at = Some(at);
+    p.note = Some("no olives".into());
+    given([]).when(place(p)).then(vec![Event::OrderPlaced {
+        order_id: ORDER,
+        lines: vec![line("pizza", 1, 1150)],
+        total_cents: 1150,
+        ready_at: Some(at),
+        note: Some("no olives".into()),
+        placed_by: ANA,
+    }]);
+}
+
+#[test]
+fn place_order_twice_is_refused() {
+    given([placed()])
+        .when(place(place_cmd(vec![line("bread", 1, 1)])))
+        .then_refused(DomainError::OrderAlreadyExists(ORDER));
+}
+
+#[test]
+fn place_order_needs_a_line() {
+    given([])
+        .when(place(place_cmd(vec![])))
+        .then_refused(DomainError::NoLines);
+}
+
+#[test]
+fn place_order_takes_at_most_50_lines() {
+    let fifty: Vec<_> = (0..50).map(|i| line(&format!("sku{i}"), 1, 1)).collect();
+    assert!(given([]).when(place(place_cmd(fifty.clone()))).is_ok());
+    let mut fifty_one = fifty;
+    fifty_one.push(line("one-more", 1, 1));
+    given([])
+        .when(place(place_cmd(fifty_one)))
+        .then_refused(DomainError::TooManyLines { got: 51 });
+}
+
+#[test]
+fn place_order_quantity_is_1_to_99() {
+    assert!(
+        given([])
+            .when(place(place_cmd(vec![line("a", 99, 1)])))
+            .is_ok()
+    );
+    given([])
+        .when(place(place_cmd(vec![line("a", 1, 1), line("b", 0, 1)])))
+        .then_refused(DomainError::QuantityOutOfRange {
+            index: 1,
+            quantity: 0,
+        });
+    given([])
+        .when(place(place_cmd(vec![line("a", 100, 1)])))
+        .then_refused(DomainError::QuantityOutOfRange {
+            index: 0,
+            quantity: 100,
+        });
+}
+
+#[test]
+fn place_order_needs_a_sku_and_a_name() {
+    given([])
+        .when(place(place_cmd(vec![line("", 1, 1)])))
+        .then_refused(DomainError::InvalidSku { index: 0 });
+    given([])
+        .when(place(place_cmd(vec![line(" a", 1, 1)])))
+        .then_refused(DomainError::InvalidSku { index: 0 });
+    let long_sku = "x".repeat(65);
+    given([])
+        .when(place(place_cmd(vec![line(&long_sku, 1, 1)])))
+        .then_refused(DomainError::InvalidSku { index: 0 });
+    let mut nameless = line("a", 1, 1);
+    nameless.name = "  ".into();
+    given([])
+        .when(place(place_cmd(vec![nameless])))
+        .then_refused(DomainError::InvalidName { index: 0 });
+    let mut long_name = line("a", 1, 1);
+    long_name.name = "n".repeat(201);
+    given([])
+        .when(place(place_cmd(vec![long_name])))
+        .then_refused(DomainError::InvalidName { index: 0 });
+}
+
+#[test]
+fn place_order_refuses_a_sku_on_two_lines() {
+    given([])
+        .when(place(place_cmd(vec![line("a", 1, 1), line("a", 2, 1)])))
+        .then_refused(DomainError::DuplicateSku { sku: "a".into() });
+}
+
+#[test]
+fn place_order_refuses_absurd_prices() {
+    given([])
+        .when(place(place_cmd(vec![line("gold", 1, 10_000_001)])))
+        .then_refused(DomainError::UnitPriceTooHigh { index: 0 });
+}
+
+#[test]
+fn place_order_total_must_be_above_zero() {
+    given([])
+        .when(place(place_cmd(vec![line("free", 3, 0)])))
+        .then_refused(DomainError::TotalNotPositive);
+}
+
+#[test]
+fn place_order_ready_at_must_be_in_the_future() {
+    for at in [now(), now() - TimeDelta::minutes(1)] {
+        let mut p = place_cmd(vec![line("a", 1, 1)]);
+        p.ready_at = Some(at);
+        given([])
+            .when(place(p))
+            .then_refused(DomainError::ReadyAtNotInFuture);
+    }
+}
+
+#[test]
+fn place_order_ready_at_within_7_days() {
+    let mut ok = place_cmd(vec![line("a", 1, 1)]);
+    ok.ready_at = Some(now() + TimeDelta::days(7));
+    assert!(given([]).when(place(ok)).is_ok());
+    let mut far = place_cmd(vec![line("a", 1, 1)]);
+    far.ready_at = Some(now() + TimeDelta::days(7) + TimeDelta::seconds(1));
+    given([])
+        .when(place(far))
+        .then_refused(DomainError::ReadyAtTooFar);
+}
+
+#[test]
+fn place_order_note_up_to_500_chars() {
+    let mut ok = place_cmd(vec![line("a", 1, 1)]);
+    ok.note = Some("é".repeat(500));
+    assert!(given([]).when(place(ok)).is_ok(), "characters, not bytes");
+    let mut long = place_cmd(vec![line("a", 1, 1)]);
+    long.note = Some("x".repeat(501));
+    given([])
+        .when(place(long))
+        .then_refused(DomainError::NoteTooLong { got: 501 });
+}
+
+// --- CancelOrder --------------------------------------------------------------
+
+fn cancel(reason: Option<&str>) -> Command {
+    Command::CancelOrder(CancelOrder {
+        order_id: ORDER,
+        reason: reason.map(Into::into),
+    })
+}
+
+#[test]
+fn cancel_an_open_order() {
+    for history in [
+        vec![placed()],
+        vec![placed(), reserved()],
+        vec![placed(), reserved(), captured()],
+        vec![placed(), reserved(), captured(), confirmed()],
+    ] {
+        given(history)
+            .when(cancel(Some("changed my mind")))
+            .then(vec![Event::OrderCancelled {
+                order_id: ORDER,
+                by: Actor::Member { id: ANA },
+                reason: Some("changed my mind".into()),
+            }]);
+    }
+}
+
+#[test]
+fn cancel_is_refused_once_ready_completed_rejected_or_cancelled() {
+    let completed = Event::OrderCompleted {
+        order_id: ORDER,
+        by: ANA,
+    };
+    let cases = [
+        (
+            vec![placed(), reserved(), captured(), confirmed(), ready()],
+            OrderStatus::Ready,
+        ),
+        (
+            vec![
+                placed(),
+                reserved(),
+                captured(),
+                confirmed(),
+                ready(),
+                completed,
+            ],
+            OrderStatus::Completed,
+        ),
+        (vec![placed(), rejected()], OrderStatus::Rejected),
+        (vec![placed(), cancelled()], OrderStatus::Cancelled),
+    ];
+    for (history, status) in cases {
+        given(history)
+            .when(cancel(None))
+            .then_refused(DomainError::CannotCancel { status });
+    }
+}
+
+#[test]
+fn cancel_of_an_unknown_order_is_refused() {
+    given([])
+        .when(cancel(None))
+        .then_refused(DomainError::OrderNotFound(ORDER));
+}
+
+#[test]
+fn cancel_reason_up_to_200_chars() {
+    given([placed()])
+        .when(cancel(Some(&"r".repeat(201))))
+        .then_refused(DomainError::ReasonTooLong { got: 201 });
+}
+
+// --- CompleteOrder ------------------------------------------------------------
+
+#[test]
+fn complete_a_ready_order() {
+    given([placed(), reserved(), captured(), confirmed(), ready()])
+        .when(Command::CompleteOrder(order_ref()))
+        .then(vec![Event::OrderCompleted {
+            order_id: ORDER,
+            by: ANA,
+        }]);
+}
+
+#[test]
+fn complete_only_when_ready() {
+    given([placed(), reserved(), captured(), confirmed()])
+        .when(Command::CompleteOrder(order_ref()))
+        .then_refused(DomainError::NotReady {
+            status: OrderStatus::Confirmed,
+        });
+    given([])
+        .when(Command::CompleteOrder(order_ref()))
+        .then_refused(DomainError::OrderNotFound(ORDER));
+}
+
+// --- Internal commands ----------------------------------------------------------
+
+fn internal_commands() -> Vec<Command> {
+    vec![
+        Command::RecordStockReserved(RecordStockReserved {
+            order_id: ORDER,
+            reservation_id: "r".into(),
+        }),
+        Command::RecordPaymentCaptured(RecordPaymentCaptured {
+            order_id: ORDER,
+            payment_id: "p".into(),
+            amount_cents: 1029,
+        }),
+        Command::ConfirmOrder(order_ref()),
+        Command::RejectOrder(RejectOrder {
+            order_id: ORDER,
+            reason: RejectionReason::OutOfStock { sku: "milk".into() },
+        }),
+        Command::MarkReady(order_ref()),
+        Command::RecordRefundIssued(RecordRefundIssued {
+            order_id: ORDER,
+            refund_id: "f".into(),
+            amount_cents: 1029,
+        }),
+        Command::RecordStockReleased(order_ref()),
+    ]
+}
+
+#[test]
+fn members_cannot_send_internal_commands() {
+    for command in internal_commands() {
+        let name = command.type_name();
+        given([placed()])
+            .when(command)
+            .then_refused(DomainError::InternalCommand { command: name });
+    }
+}
+
+#[test]
+fn the_process_walks_an_order_to_ready() {
+    given([placed()])
+        .process()
+        .when(Command::RecordStockReserved(RecordStockReserved {
+            order_id: ORDER,
+            reservation_id: "res_1".into(),
+        }))
+        .then(vec![reserved()]);
+    given([placed(), reserved()])
+        .process()
+        .when(Command::RecordPaymentCaptured(RecordPaymentCaptured {
+            order_id: ORDER,
+            payment_id: "pay_1".into(),
+            amount_cents: 1029,
+        }))
+        .then(vec![captured()]);
+    given([placed(), reserved(), captured()])
+        .process()
+        .when(Command::ConfirmOrder(order_ref()))
+        .then(vec![confirmed()]);
+    given([placed(), reserved(), captured(), confirmed()])
+        .process()
+        .when(Command::MarkReady(order_ref()))
+        .then(vec![ready()]);
+}
+
+#[test]
+fn internal_steps_out_of_order_are_refused() {
+    let invalid =
+        |command: &'static str, status| DomainError::InvalidTransition { command, status };
+    given([placed()])
+        .process()
+        .when(Command::ConfirmOrder(order_ref()))
+        .then_refused(invalid("ConfirmOrder", OrderStatus::Placed));
+    given([placed()])
+        .process()
+        .when(Command::MarkReady(order_ref()))
+        .then_refused(invalid("MarkReady", OrderStatus::Placed));
+    given([placed(), reserved()])
+        .process()
+        .when(Command::RecordStockReserved(RecordStockReserved {
+            order_id: ORDER,
+            reservation_id: "again".into(),
+        }))
+        .then_refused(invalid("RecordStockReserved", OrderStatus::StockReserved));
+    given([placed()])
+        .process()
+        .when(Command::RecordPaymentCaptured(RecordPaymentCaptured {
+            order_id: ORDER,
+            payment_id: "p".into(),
+            amount_cents: 1029,
+        }))
+        .then_refused(invalid("RecordPaymentCaptured", OrderStatus::Placed));
+    given([placed(), reserved(), captured(), confirmed()])
+        .process()
+        .when(Command::RejectOrder(RejectOrder {
+            order_id: ORDER,
+            reason: RejectionReason::OutOfStock { sku: "milk".into() },
+        }))
+        .then_refused(invalid("RejectOrder", OrderStatus::Confirmed));
+    given([])
+        .process()
+        .when(Command::ConfirmOrder(order_ref()))
+        .then_refused(DomainError::OrderNotFound(ORDER));
+}
+
+#[test]
+fn capture_must_match_the_total() {
+    given([placed(), reserved()])
+        .process()
+        .when(Command::RecordPaymentCaptured(RecordPaymentCaptured {
+            order_id: ORDER,
+            payment_id: "p".into(),
+            amount_cents: 1,
+        }))
+        .then_refused(DomainError::AmountMismatch {
+            expected: 1029,
+            got: 1,
+        });
+}
+
+#[test]
+fn reject_records_the_reason() {
+    let reason = RejectionReason::OutOfStock { sku: "milk".into() };
+    given([placed(), reserved()])
+        .process()
+        .when(Command::RejectOrder(RejectOrder {
+            order_id: ORDER,
+            reason: reason.clone(),
+        }))
+        .then(vec![Event::OrderRejected {
+            order_id: ORDER,
+            reason,
+        }]);
+}
+
+#[test]
+fn refund_and_release_after_cancel() {
+    let history = vec![placed(), reserved(), captured(), cancelled()];
+    given(history.clone())
+        .process()
+        .when(Command::RecordRefundIssued(RecordRefundIssued {
+            order_id: ORDER,
+            refund_id: "ref_1".into(),
+            amount_cents: 1029,
+        }))
+        .then(vec![Event::RefundIssued {
+            order_id: ORDER,
+            refund_id: "ref_1".into(),
+            amount_cents: 1029,
+        }]);
+    given(history)
+        .process()
+        .when(Command::RecordStockReleased(order_ref()))
+        .then(vec![Event::StockReleased { order_id: ORDER }]);
+}
+
+#[test]
+fn refund_is_due_once_only_after_a_capture_of_a_closed_order() {
+    let refund = |cents| {
+        Command::RecordRefundIssued(RecordRefundIssued {
+            order_id: ORDER,
+            refund_id: "f".into(),
+            amount_cents: cents,
+        })
+    };
+    // Open order: not due.
+    given([placed(), reserved(), captured()])
+        .process()
+        .when(refund(1029))
+        .then_refused(DomainError::RefundNotDue);
+    // Cancelled before capture: nothing to refund.
+    given([placed(), reserved(), cancelled()])
+        .process()
+        .when(refund(1029))
+        .then_refused(DomainError::RefundNotDue);
+    // Already refunded.
+    let refunded = Event::RefundIssued {
+        order_id: ORDER,
+        refund_id: "f".into(),
+        amount_cents: 1029,
+    };
+    given([placed(), reserved(), captured(), cancelled(), refunded])
+        .process()
+        .when(refund(1029))
+        .then_refused(DomainError::RefundNotDue);
+    // Wrong amount.
+    given([placed(), reserved(), captured(), cancelled()])
+        .process()
+        .when(refund(5))
+        .then_refused(DomainError::AmountMismatch {
+            expected: 1029,
+            got: 5,
+        });
+}
+
+#[test]
+fn release_is_due_once_only_after_a_reservation_of_a_closed_order() {
+    let release = || Command::RecordStockReleased(order_ref());
+    given([placed(), reserved()])
+        .process()
+        .when(release())
+        .then_refused(DomainError::ReleaseNotDue);
+    given([placed(), cancelled()])
+        .process()
+        .when(release())
+        .then_refused(DomainError::ReleaseNotDue);
+    let released = Event::StockReleased { order_id: ORDER };
+    given([placed(), reserved(), rejected(), released])
+        .process()
+        .when(release())
+        .then_refused(DomainError::ReleaseNotDue);
+    given([placed(), reserved(), rejected()])
+        .process()
+        .when(release())
+        .then(vec![Event::StockReleased { order_id: ORDER }]);
+}
+
+#[test]
+fn every_rule_has_a_distinct_code() {
+    let rules = [
+        DomainError::OrderAlreadyExists(ORDER),
+        DomainError::OrderNotFound(ORDER),
+        DomainError::NoLines,
+        DomainError::TooManyLines { got: 51 },
+        DomainError::QuantityOutOfRange {
+            index: 0,
+            quantity: 0,
+        },
+        DomainError::InvalidSku { index: 0 },
+        DomainError::InvalidName { index: 0 },
+        DomainError::UnitPriceTooHigh { index: 0 },
+        DomainError::DuplicateSku { sku: "a".into() },
+        DomainError::TotalNotPositive,
+        DomainError::ReadyAtNotInFuture,
+        DomainError::ReadyAtTooFar,
+        DomainError::NoteTooLong { got: 501 },
+        DomainError::ReasonTooLong { got: 201 },
+        DomainError::CannotCancel {
+            status: OrderStatus::Ready,
+        },
+        DomainError::NotReady {
+            status: OrderStatus::Placed,
+        },
+        DomainError::InternalCommand {
+            command: "MarkReady",
+        },
+        DomainError::InvalidTransition {
+            command: "MarkReady",
+            status: OrderStatus::Placed,
+        },
+        DomainError::AmountMismatch {
+            expected: 1,
+            got: 2,
+        },
+        DomainError::RefundNotDue,
+        DomainError::ReleaseNotDue,
+    ];
+    let codes: std::collections::HashSet<_> = rules.iter().map(DomainError::code).collect();
+    assert_eq!(codes.len(), rules.len());
+    assert!(rules.iter().all(|r| !r.to_string().is_empty()));
+}

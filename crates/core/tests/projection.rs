@@ -1,0 +1,119 @@
+//! The household projection: what members see, folded in seq order.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use hearth_core::order::{Event, OrderLine};
+use hearth_core::projection::SeqGap;
+use hearth_core::{
+    Actor, EventEnvelope, EventMetadata, HouseholdId, HouseholdView, MemberId, OrderId, OrderStatus,
+};
+use hearth_core::{CommandId, EventId};
+use uuid::Uuid;
+
+fn envelope(seq: u64, event: Event) -> EventEnvelope {
+    EventEnvelope {
+        id: EventId(Uuid::from_u128(u128::from(seq))),
+        tenant: HouseholdId(Uuid::from_u128(1)),
+        seq,
+        aggregate_id: event.order_id(),
+        version: 1,
+        requires_job: event.requires_job(),
+        event,
+        schema_version: 1,
+        metadata: EventMetadata {
+            command_id: CommandId(Uuid::nil()),
+            causation_id: Uuid::nil(),
+            correlation_id: Uuid::nil(),
+            actor: Actor::System,
+        },
+        created_at: chrono::DateTime::UNIX_EPOCH,
+    }
+}
+
+fn placed(order: OrderId) -> Event {
+    Event::OrderPlaced {
+        order_id: order,
+        lines: vec![OrderLine {
+            sku: "a".into(),
+            name: "A".into(),
+            quantity: 2,
+            unit_price_cents: 300,
+        }],
+        total_cents: 600,
+        ready_at: None,
+        note: Some("n".into()),
+        placed_by: MemberId(Uuid::from_u128(5)),
+    }
+}
+
+#[test]
+fn orders_with_status_and_timeline() {
+    let (a, b) = (OrderId(Uuid::from_u128(10)), OrderId(Uuid::from_u128(11)));
+    let events = vec![
+        envelope(1, placed(a)),
+        envelope(2, placed(b)),
+        envelope(
+            3,
+            Event::StockReserved {
+                order_id: a,
+                reservation_id: "r".into(),
+            },
+        ),
+        envelope(
+            4,
+            Event::OrderCancelled {
+                order_id: b,
+                by: Actor::Member {
+                    id: MemberId(Uuid::from_u128(5)),
+                },
+                reason: None,
+            },
+        ),
+    ];
+    let view = HouseholdView::fold(&events).unwrap();
+    assert_eq!(view.seq, 4);
+    assert_eq!(
+        view.orders.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![a, b],
+        "in placement order"
+    );
+    let oa = view.order(a).unwrap();
+    assert_eq!(oa.status, OrderStatus::StockReserved);
+    assert_eq!(oa.total_cents, 600);
+    assert_eq!(oa.placed_by, MemberId(Uuid::from_u128(5)));
+    assert_eq!(
+        oa.timeline
+            .iter()
+            .map(|t| (t.seq, t.event.as_str(), t.status))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, "OrderPlaced", OrderStatus::Placed),
+            (3, "StockReserved", OrderStatus::StockReserved),
+        ]
+    );
+    let ob = view.order(b).unwrap();
+    assert_eq!(ob.status, OrderStatus::Cancelled);
+    assert!(ob.cancelled_by.is_some());
+}
+
+#[test]
+fn applying_an_event_twice_changes_nothing() {
+    let a = OrderId(Uuid::from_u128(10));
+    let mut view = HouseholdView::new();
+    assert_eq!(view.apply(&envelope(1, placed(a))), Ok(true));
+    let once = view.clone();
+    assert_eq!(view.apply(&envelope(1, placed(a))), Ok(false));
+    assert_eq!(view, once);
+}
+
+#[test]
+fn a_gap_is_refused() {
+    let a = OrderId(Uuid::from_u128(10));
+    let mut view = HouseholdView::new();
+    view.apply(&envelope(1, placed(a))).unwrap();
+    assert_eq!(
+        view.apply(&envelope(3, Event::OrderReady { order_id: a })),
+        Err(SeqGap { at: 1, got: 3 })
+    );
+    assert_eq!(view.seq, 1, "nothing folded");
+}

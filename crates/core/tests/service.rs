@@ -1,0 +1,530 @@
+//! The application service against the in-memory store: dispatch, idempotency,
+//! rejection, reactions to external events, snapshots, and concurrency.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use chrono::TimeDelta;
+use futures::future::join_all;
+use hearth_core::contracts::ExternalKind;
+use hearth_core::order::{
+    CancelOrder, Command, OrderLine, OrderRef, OrderStatus, PlaceOrder, RecordStockReserved,
+};
+use hearth_core::ports::{EventStore, Snapshot};
+use hearth_core::service::ServiceConfig;
+use hearth_core::{
+    Actor, CommandEnvelope, CommandId, CommandOutcome, Dispatched, DomainError, ExternalEvent,
+    HouseholdId, HouseholdView, MemberId, OrderId, OrderService,
+};
+use hearth_memory::{ManualClock, MemoryEventStore};
+use std::collections::HashSet;
+use std::sync::Arc;
+use uuid::Uuid;
+
+struct World {
+    store: Arc<MemoryEventStore>,
+    clock: Arc<ManualClock>,
+    service: OrderService,
+    household: HouseholdId,
+    member: MemberId,
+}
+
+fn world() -> World {
+    world_with(ServiceConfig::default())
+}
+
+fn world_with(config: ServiceConfig) -> World {
+    let store = Arc::new(MemoryEventStore::new());
+    let clock = Arc::new(ManualClock::starting_now());
+    World {
+        service: OrderService::with_config(store.clone(), clock.clone(), config),
+        store,
+        clock,
+        household: HouseholdId(Uuid::now_v7()),
+        member: MemberId(Uuid::now_v7()),
+    }
+}
+
+fn place(order: OrderId) -> Command {
+    Command::PlaceOrder(PlaceOrder {
+        order_id: order,
+        lines: vec![OrderLine {
+            sku: "bread".into(),
+            name: "Bread".into(),
+            quantity: 1,
+            unit_price_cents: 450,
+        }],
+        ready_at: None,
+        note: None,
+    })
+}
+
+impl World {
+    fn by_member(&self, command: Command) -> CommandEnvelope {
+        CommandEnvelope::new(
+            CommandId(Uuid::now_v7()),
+            self.household,
+            Actor::Member { id: self.member },
+            command,
+        )
+    }
+    fn by_process(&self, command: Command) -> CommandEnvelope {
+        CommandEnvelope::new(
+            CommandId(Uuid::now_v7()),
+            self.household,
+            Actor::Process,
+            command,
+        )
+    }
+    async fn head(&self) -> u64 {
+        self.store.head(self.household).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn accepted_command_appends_its_events_with_envelope_metadata() {
+    let w = world();
+    let order = OrderId(Uuid::now_v7());
+    let mut command = w.by_member(place(order));
+    command.metadata.correlation_id = Some(Uuid::from_u128(99));
+    let Dispatched::Accepted { events, seq } = w.service.dispatch(command.clone()).await.unwrap()
+    else {
+        panic!("accepted expected");
+    };
+    assert_eq!(seq, 1);
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(
+        (e.tenant, e.seq, e.aggregate_id, e.version),
+        (w.household, 1, order, 1)
+    );
+    assert_eq!(e.metadata.command_id, command.id);
+    assert_eq!(e.metadata.correlation_id, Uuid::from_u128(99));
+    assert_eq!(e.metadata.causation_id, command.id.0);
+    assert_eq!(e.metadata.actor, Actor::Member { id: w.member });
+    assert!(e.requires_job);
+    assert_eq!(
+        e.created_at,
+        hearth_core::ports::Clock::now(w.clock.as_ref())
+    );
+    assert_eq!(
+        w.service
+            .load(w.household, order)
+            .await
+            .unwrap()
+            .order
+            .map(|o| o.status),
+        Some(OrderStatus::Placed)
+    );
+}
+
+#[tokio::test]
+async fn repeated_command_id_returns_first_outcome_and_appends_nothing() {
+    let w = world();
+    let order = OrderId(Uuid::now_v7());
+    let command = w.by_member(place(order));
+    let first = w.service.dispatch(command.clone()).await.unwrap();
+    let again = w.service.dispatch(command.clone()).await.unwrap();
+    assert_eq!(again, Dispatched::Duplicate(first.outcome()));
+    assert_eq!(
+        first.outcome(),
+        CommandOutcome::Accepted { seq: 1, events: 1 }
+    );
+    assert_eq!(w.head().await, 1);
+}
+
+#[tokio::test]
+async fn rejected_command_is_recorded_and_repeats_its_rejection() {
+    let w = world();
+    let order = OrderId(Uuid::now_v7());
+    let complete = w.by_member(Command::CompleteOrder(OrderRef { order_id: order }));
+    let first = w.service.dispatch(complete.clone()).await.unwrap();
+    assert_eq!(
+        first,
+        Dispatched::Rejected(DomainError::OrderNotFound(order))
+    );
+    // Even once the order exists, the same id gets the same answer.
+    w.service.dispatch(w.by_member(place(order))).await.unwrap();
+    let again = w.service.dispatch(complete).await.unwrap();
+    assert_eq!(
+        again,
+        Dispatched::Duplicate(CommandOutcome::Rejected {
+            code: "order_not_found".into(),
+            message: DomainError::OrderNotFound(order).to_string()
+        })
+    );
+    assert_eq!(w.head().await, 1);
+}
+
+#[tokio::test]
+async fn a_member_cannot_send_internal_commands() {
+    let w = world();
+    let order = OrderId(Uuid::now_v7());
+    w.service.dispatch(w.by_member(place(order))).await.unwrap();
+    let forged = w.by_member(Command::RecordStockReserved(RecordStockReserved {
+        order_id: order,
+        reservation_id: "r".into(),
+    }));
+    assert_eq!(
+        w.service.dispatch(forged).await.unwrap(),
+        Dispatched::Rejected(DomainError::InternalCommand {
+            command: "RecordStockReserved"
+        })
+    );
+    let by_process = w.by_process(Command::RecordStockReserved(RecordStockReserved {
+        order_id: order,
+        reservation_id: "r".into(),
+    }));
+    assert!(matches!(
+        w.service.dispatch(by_process).await.unwrap(),
+        Dispatched::Accepted { .. }
+    ));
+}
+
+#[tokio::test]
+async fn ready_at_is_judged_by_the_clock_port() {
+    let w = world();
+    let order = OrderId(Uuid::now_v7());
+    let at = hearth_core::ports::Clock::now(w.clock.as_ref()) + TimeDelta::hours(1);
+    let command = |order| {
+        Command::PlaceOrder(PlaceOrder {
+            order_id: order,
+            lines: vec![OrderLine {
+                sku: "a".into(),
+                name: "A".into(),
+                quantity: 1,
+                unit_price_cents: 1,
+            }],
+            ready_at: Some(at),
+            note: None,
+        })
+    };
+    assert!(matches!(
+        w.service
+            .dispatch(w.by_member(command(order)))
+            .await
+            .unwrap(),
+        Dispatched::Accepted { .. }
+    ));
+    w.clock.advance(TimeDelta::hours(2));
+    assert_eq!(
+        w.service
+            .dispatch(w.by_member(command(OrderId(Uuid::now_v7()))))
+            .await
+            .unwrap(),
+        Dispatched::Rejected(DomainError::ReadyAtNotInFuture)
+    );
+}
+
+#[tokio::test]
+async fn inventory_shortage_rejects_a_waiting_order_once() {
+    let w = world();
+    let order = OrderId(Uuid::now_v7());
+    w.service.dispatch(w.by_member(place(order))).await.unwrap();
+    let shortage = ExternalEvent {
+        id: Uuid::now_v7(),
+        tenant: w.household,
+        kind: ExternalKind::InventoryShortage {
+            order_id: order,
+            sku: "bread".into(),
+        },
+    };
+    let first = w.service.on(shortage.clone()).await.unwrap();
+    let Some(Dispatched::Accepted { events, .. }) = &first else {
+        panic!("a reaction: {first:?}")
+    };
+    assert_eq!(events[0].event.type_name(), "OrderRejected");
+    assert_eq!(events[0].metadata.causation_id, shortage.id);
+    assert_eq!(events[0].metadata.actor, Actor::System);
+    let head = w.head().await;
+    let again = w.service.on(shortage.clone()).await.unwrap();
+    assert!(
+        matches!(
+            again,
+            Some(Dispatched::Duplicate(CommandOutcome::Accepted { .. }))
+        ),
+        "got {again:?}"
+    );
+    assert_eq!(
+        w.head().await,
+        head,
+        "feeding the same event twice changes nothing"
+    );
+    // The follow-up's id is deterministic: derived from the cause.
+    let expected_id = hearth_core::service::event_id(
+        w.household,
+        CommandId(hearth_core::ids::derive(
+            shortage.id,
+            &format!("reaction/{order}"),
+        )),
+        0,
+    );
+    assert_eq!(events[0].id, expected_id);
+}
+
+#[tokio::test]
+async fn shortage_of_another_sku_or_a_reserved_order_changes_nothing() {
+    let w = world();
+    let order = OrderId(Uuid::now_v7());
+    w.service.dispatch(w.by_member(place(order))).await.unwrap();
+    let shortage = |sku: &str| ExternalEvent {
+        id: Uuid::now_v7(),
+        tenant: w.household,
+        kind: ExternalKind::InventoryShortage {
+            order_id: order,
+            sku: sku.into(),
+        },
+    };
+    assert_eq!(w.service.on(shortage("milk")).await.unwrap(), None);
+    w.service
+        .dispatch(
+            w.by_process(Command::RecordStockReserved(RecordStockReserved {
+                order_id: order,
+                reservation_id: "r".into(),
+            })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        w.service.on(shortage("bread")).await.unwrap(),
+        None,
+        "stock is already held"
+    );
+    assert_eq!(w.head().await, 2);
+}
+
+#[tokio::test]
+async fn snapshots_are_written_and_used() {
+    let w = world_with(ServiceConfig {
+        snapshot_every: 2,
+        ..ServiceConfig::default()
+    });
+    let order = OrderId(Uuid::now_v7());
+    w.service.dispatch(w.by_member(place(order))).await.unwrap();
+    w.service
+        .dispatch(
+            w.by_process(Command::RecordStockReserved(RecordStockReserved {
+                order_id: order,
+                reservation_id: "r".into(),
+            })),
+        )
+        .await
+        .unwrap();
+    let loaded = w
+        .store
+        .load(
+            w.household,
+            order,
+            hearth_core::order::SNAPSHOT_SCHEMA_VERSION,
+        )
+        .await
+        .unwrap();
+    assert_eq!(loaded.snapshot.as_ref().map(|s| s.version), Some(2));
+    assert!(loaded.events.is_empty());
+}
+
+#[tokio::test]
+async fn load_starts_from_the_snapshot() {
+    let w = world_with(ServiceConfig {
+        snapshot_every: 1000,
+        ..ServiceConfig::default()
+    });
+    let order = OrderId(Uuid::now_v7());
+    w.service.dispatch(w.by_member(place(order))).await.unwrap();
+    w.service
+        .dispatch(
+            w.by_process(Command::RecordStockReserved(RecordStockReserved {
+                order_id: order,
+                reservation_id: "r".into(),
+            })),
+        )
+        .await
+        .unwrap();
+    // Plant a snapshot at version 1 that differs from the events (a note only it has):
+    // the load must start from it and fold only event 2 on top.
+    let mut state = hearth_core::order::fold(
+        w.store
+            .load(w.household, order, 1)
+            .await
+            .unwrap()
+            .events
+            .iter()
+            .take(1)
+            .map(|e| &e.event),
+    );
+    if let Some(o) = state.order.as_mut() {
+        o.note = Some("from the snapshot".into());
+    }
+    w.store
+        .save_snapshot(Snapshot {
+            tenant: w.household,
+            aggregate_id: order,
+            version: 1,
+            schema_version: hearth_core::order::SNAPSHOT_SCHEMA_VERSION,
+            state: serde_json::to_value(&state).unwrap(),
+        })
+        .await
+        .unwrap();
+    let loaded = w.service.load(w.household, order).await.unwrap();
+    let o = loaded.order.unwrap();
+    assert_eq!(o.note.as_deref(), Some("from the snapshot"));
+    assert_eq!(
+        o.status,
+        OrderStatus::StockReserved,
+        "event 2 folded on top"
+    );
+    assert_eq!(loaded.version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cancels_of_one_order_apply_once() {
+    let w = Arc::new(world());
+    let order = OrderId(Uuid::now_v7());
+    w.service.dispatch(w.by_member(place(order))).await.unwrap();
+    let tasks = (0..24).map(|_| {
+        let w = w.clone();
+        tokio::spawn(async move {
+            let cancel = w.by_member(Command::CancelOrder(CancelOrder {
+                order_id: order,
+                reason: None,
+            }));
+            w.service.dispatch(cancel).await.unwrap()
+        })
+    });
+    let results: Vec<_> = join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let accepted = results
+        .iter()
+        .filter(|r| matches!(r, Dispatched::Accepted { .. }))
+        .count();
+    assert_eq!(accepted, 1, "no lost update: exactly one cancel wins");
+    assert!(results.iter().all(|r| matches!(
+        r,
+        Dispatched::Accepted { .. }
+            | Dispatched::Rejected(DomainError::CannotCancel {
+                status: OrderStatus::Cancelled
+            })
+    )));
+    let versions: Vec<u32> = w
+        .store
+        .load(w.household, order, 1)
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(versions, vec![1, 2], "every version used once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_orders_of_one_household_keep_seq_gap_free() {
+    let w = Arc::new(world());
+    let tasks = (0..40).map(|_| {
+        let w = w.clone();
+        tokio::spawn(async move {
+            w.service
+                .dispatch(w.by_member(place(OrderId(Uuid::now_v7()))))
+                .await
+                .unwrap()
+        })
+    });
+    for r in join_all(tasks).await {
+        assert!(matches!(r.unwrap(), Dispatched::Accepted { .. }));
+    }
+    let feed = w.store.read_feed(w.household, 0, 1000).await.unwrap();
+    assert_eq!(
+        feed.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=40).collect::<Vec<_>>()
+    );
+    let ids: HashSet<_> = feed.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 40);
+    assert_eq!(HouseholdView::fold(&feed).unwrap().orders.len(), 40);
+}
+
+#[tokio::test]
+async fn contention_beyond_the_bound_is_an_error_not_a_lost_update() {
+    // A store that always reports a version conflict.
+    #[derive(Debug)]
+    struct Conflicting(MemoryEventStore);
+    #[async_trait::async_trait]
+    impl EventStore for Conflicting {
+        async fn append(
+            &self,
+            a: hearth_core::ports::Append,
+        ) -> Result<hearth_core::ports::Appended, hearth_core::ports::StoreError> {
+            Err(hearth_core::ports::StoreError::VersionConflict {
+                aggregate_id: a.command.command.order_id(),
+                expected: 0,
+            })
+        }
+        async fn load(
+            &self,
+            t: HouseholdId,
+            a: OrderId,
+            s: u32,
+        ) -> Result<hearth_core::ports::Loaded, hearth_core::ports::StoreError> {
+            self.0.load(t, a, s).await
+        }
+        async fn read_feed(
+            &self,
+            t: HouseholdId,
+            after: u64,
+            limit: usize,
+        ) -> Result<Vec<hearth_core::EventEnvelope>, hearth_core::ports::StoreError> {
+            self.0.read_feed(t, after, limit).await
+        }
+        async fn head(&self, t: HouseholdId) -> Result<u64, hearth_core::ports::StoreError> {
+            self.0.head(t).await
+        }
+        async fn outcome(
+            &self,
+            t: HouseholdId,
+            c: CommandId,
+        ) -> Result<Option<CommandOutcome>, hearth_core::ports::StoreError> {
+            self.0.outcome(t, c).await
+        }
+        async fn save_snapshot(&self, s: Snapshot) -> Result<(), hearth_core::ports::StoreError> {
+            self.0.save_snapshot(s).await
+        }
+        async fn pending_jobs(
+            &self,
+            limit: usize,
+        ) -> Result<Vec<hearth_core::ports::Job>, hearth_core::ports::StoreError> {
+            self.0.pending_jobs(limit).await
+        }
+        async fn mark_job_started(
+            &self,
+            t: HouseholdId,
+            j: hearth_core::EventId,
+        ) -> Result<(), hearth_core::ports::StoreError> {
+            self.0.mark_job_started(t, j).await
+        }
+    }
+    let store = Arc::new(Conflicting(MemoryEventStore::new()));
+    let service = OrderService::with_config(
+        store,
+        Arc::new(ManualClock::starting_now()),
+        ServiceConfig {
+            max_attempts: 3,
+            snapshot_every: 50,
+        },
+    );
+    let order = OrderId(Uuid::now_v7());
+    let command = CommandEnvelope::new(
+        CommandId(Uuid::now_v7()),
+        HouseholdId(Uuid::now_v7()),
+        Actor::System,
+        place(order),
+    );
+    let err = service.dispatch(command).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            hearth_core::ServiceError::Contention { attempts: 3, .. }
+        ),
+        "got {err}"
+    );
+}
