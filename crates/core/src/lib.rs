@@ -6,6 +6,7 @@
 //! [`service::OrderService`].
 
 pub mod contracts;
+pub mod fulfilment;
 pub mod ids;
 pub mod order;
 pub mod ports;

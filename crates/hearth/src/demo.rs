@@ -2,14 +2,12 @@
 //! It drives the pure fulfilment process step by step with the in-memory providers;
 //! the real executors (Temporal, embedded) do the same with durability.
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use chrono::TimeDelta;
+use hearth_core::fulfilment::{Advanced, Fulfilment};
 use hearth_core::order::{CancelOrder, Command, OrderLine, OrderRef, PlaceOrder};
-use hearth_core::ports::{
-    CaptureRequest, Clock, EventStore, Inventory, Payments, RefundRequest, ReleaseRequest,
-    ReserveRequest,
-};
-use hearth_core::process::{self, Followup, Step, StepResult};
+use hearth_core::ports::{Clock, EventStore};
+use hearth_core::process::{self, Step};
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, HouseholdView, MemberId, OrderId,
     OrderService,
@@ -26,21 +24,25 @@ pub struct DemoArgs {
 }
 
 struct Demo {
-    service: OrderService,
+    fulfilment: Fulfilment,
     clock: Arc<ManualClock>,
-    payments: MemoryPayments,
-    inventory: MemoryInventory,
+    payments: Arc<MemoryPayments>,
     household: HouseholdId,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let store = Arc::new(MemoryEventStore::new());
     let clock = Arc::new(ManualClock::starting_now());
+    let payments = Arc::new(MemoryPayments::new());
+    let service = OrderService::new(store.clone(), clock.clone());
     let demo = Demo {
-        service: OrderService::new(store.clone(), clock.clone()),
+        fulfilment: Fulfilment::new(
+            service,
+            payments.clone(),
+            Arc::new(MemoryInventory::default()),
+        ),
         clock,
-        payments: MemoryPayments::new(),
-        inventory: MemoryInventory::default(),
+        payments,
         household: HouseholdId(Uuid::now_v7()),
     };
     let (ana, ben) = (MemberId(Uuid::now_v7()), MemberId(Uuid::now_v7()));
@@ -133,99 +135,48 @@ impl Demo {
             command,
         );
         let kind = envelope.command.type_name();
-        match self.service.dispatch(envelope).await? {
+        match self.service().dispatch(envelope).await? {
             Dispatched::Accepted { seq, .. } => eprintln!("{kind}: accepted, visible at seq {seq}"),
             other => bail!("{kind}: {other:?}"),
         }
         Ok(())
     }
 
+    /// Runs the process until it waits (then jumps the manual clock to ready-at, where a
+    /// real executor sets a durable timer) or ends.
     async fn fulfil(&self, order: OrderId) -> anyhow::Result<()> {
-        self.fulfil_until(order, |s| matches!(s, Step::Done)).await
+        loop {
+            match self.fulfilment.run(self.household, order).await? {
+                Advanced::Waiting { until } => {
+                    let wait = until - self.clock.now();
+                    eprintln!("waiting {} min until ready-at", wait.num_minutes());
+                    self.clock.set(until);
+                }
+                Advanced::Done => return Ok(()),
+                other => bail!("order {order}: {other:?}"),
+            }
+        }
     }
 
-    /// Runs process steps until `stop` says so (or the process is done).
+    /// Runs process steps until the next one is `stop`.
     async fn fulfil_until(
         &self,
         order: OrderId,
         stop: impl Fn(&Step) -> bool,
     ) -> anyhow::Result<()> {
-        for _ in 0..32 {
-            let state = self.service.load(self.household, order).await?;
-            let step = process::next_step(&state, self.clock.now());
-            if stop(&step) || step == Step::Done {
+        loop {
+            let state = self.service().load(self.household, order).await?;
+            if stop(&process::next_step(&state, self.clock.now())) {
                 return Ok(());
             }
-            let key = step.key(self.household, order);
-            let result = match &step {
-                Step::ReserveStock { lines } => self
-                    .inventory
-                    .reserve(ReserveRequest {
-                        key,
-                        tenant: self.household,
-                        order_id: order,
-                        lines: lines.clone(),
-                    })
-                    .await
-                    .map_or_else(StepResult::Failed, StepResult::Done),
-                Step::CapturePayment { amount_cents } => self
-                    .payments
-                    .capture(CaptureRequest {
-                        key,
-                        tenant: self.household,
-                        order_id: order,
-                        amount_cents: *amount_cents,
-                    })
-                    .await
-                    .map_or_else(StepResult::Failed, StepResult::Done),
-                Step::ReleaseStock { reservation_id } => self
-                    .inventory
-                    .release(ReleaseRequest {
-                        key,
-                        tenant: self.household,
-                        reservation_id: reservation_id.clone(),
-                    })
-                    .await
-                    .map_or_else(StepResult::Failed, |()| StepResult::Done(String::new())),
-                Step::Refund {
-                    payment_id,
-                    amount_cents,
-                } => self
-                    .payments
-                    .refund(RefundRequest {
-                        key,
-                        tenant: self.household,
-                        payment_id: payment_id.clone(),
-                        amount_cents: *amount_cents,
-                    })
-                    .await
-                    .map_or_else(StepResult::Failed, StepResult::Done),
-                Step::WaitUntil { at } => {
-                    // A durable timer in the real executors; here the manual clock jumps.
-                    let wait = *at - self.clock.now();
-                    eprintln!("waiting {} min until ready-at", wait.num_minutes());
-                    self.clock.set(*at);
-                    continue;
-                }
-                Step::Confirm | Step::MarkReady | Step::Done => StepResult::Done(String::new()),
-            };
-            match process::record(order, &step, result) {
-                Followup::Record(command) => {
-                    let envelope = CommandEnvelope::new(
-                        step.command_id(self.household, order),
-                        self.household,
-                        Actor::Process,
-                        command,
-                    );
-                    self.service
-                        .dispatch(envelope)
-                        .await
-                        .context("recording a step")?;
-                }
-                Followup::Retry => continue,
-                Followup::Nothing => return Ok(()),
+            match self.fulfilment.advance(self.household, order).await? {
+                Advanced::Progressed(_) => {}
+                other => bail!("order {order} stopped early: {other:?}"),
             }
         }
-        bail!("order {order}: the process did not finish in 32 steps")
+    }
+
+    fn service(&self) -> &OrderService {
+        self.fulfilment.service()
     }
 }

@@ -1,0 +1,198 @@
+//! One step of the fulfilment process, carried out through the ports. Executors
+//! (Temporal activities, the embedded executor) call [`Fulfilment::advance`] and only
+//! decide *when* to call it again: after a timer, after a backoff, or at once.
+
+use crate::Timestamp;
+use crate::contracts::{Actor, CommandEnvelope, CommandMetadata, CommandOutcome};
+use crate::ids::{HouseholdId, OrderId};
+use crate::ports::{
+    CaptureRequest, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
+    ReserveRequest,
+};
+use crate::process::{self, Followup, Step, StepResult};
+use crate::service::{OrderService, ServiceError};
+use std::sync::Arc;
+
+/// What one call to [`Fulfilment::advance`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Advanced {
+    /// A step ran and its result was recorded (or was already recorded): call again.
+    Progressed(Step),
+    /// Nothing to do before `until` (ready-at): call again then.
+    Waiting { until: Timestamp },
+    /// The process is over: ready, completed, or fully compensated.
+    Done,
+    /// A provider refused for good where the process has no answer (e.g. a refund of an
+    /// unknown payment): stop and leave it to an operator.
+    Stuck { step: Step, error: ProviderError },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FulfilmentError {
+    /// A provider failed transiently: retry the same call later (idempotency keys make it safe).
+    #[error("step {step} failed transiently: {error}")]
+    Transient {
+        step: &'static str,
+        error: ProviderError,
+    },
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl FulfilmentError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FulfilmentError::Transient { .. } => true,
+            FulfilmentError::Service(ServiceError::Contention { .. }) => true,
+            FulfilmentError::Service(ServiceError::Store(e)) => {
+                matches!(e, crate::ports::StoreError::Unavailable(_))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Fulfilment {
+    service: OrderService,
+    payments: Arc<dyn Payments>,
+    inventory: Arc<dyn Inventory>,
+}
+
+impl Fulfilment {
+    pub fn new(
+        service: OrderService,
+        payments: Arc<dyn Payments>,
+        inventory: Arc<dyn Inventory>,
+    ) -> Self {
+        Self {
+            service,
+            payments,
+            inventory,
+        }
+    }
+
+    pub fn service(&self) -> &OrderService {
+        &self.service
+    }
+
+    /// Loads the order, asks the pure process for the next step, carries it out with
+    /// the step's idempotency key, and records the result with the step's command id.
+    pub async fn advance(
+        &self,
+        tenant: HouseholdId,
+        order: OrderId,
+    ) -> Result<Advanced, FulfilmentError> {
+        let state = self.service.load(tenant, order).await?;
+        let now = self.service.clock().now();
+        let step = process::next_step(&state, now);
+        let key = step.key(tenant, order);
+        let done = |id: String| StepResult::Done(id);
+        let result = match &step {
+            Step::Done => return Ok(Advanced::Done),
+            Step::WaitUntil { at } => return Ok(Advanced::Waiting { until: *at }),
+            Step::Confirm | Step::MarkReady => StepResult::Done(String::new()),
+            Step::ReserveStock { lines } => self
+                .inventory
+                .reserve(ReserveRequest {
+                    key,
+                    tenant,
+                    order_id: order,
+                    lines: lines.clone(),
+                })
+                .await
+                .map_or_else(StepResult::Failed, done),
+            Step::CapturePayment { amount_cents } => self
+                .payments
+                .capture(CaptureRequest {
+                    key,
+                    tenant,
+                    order_id: order,
+                    amount_cents: *amount_cents,
+                })
+                .await
+                .map_or_else(StepResult::Failed, done),
+            Step::ReleaseStock { reservation_id } => self
+                .inventory
+                .release(ReleaseRequest {
+                    key,
+                    tenant,
+                    reservation_id: reservation_id.clone(),
+                })
+                .await
+                .map_or_else(StepResult::Failed, |()| StepResult::Done(String::new())),
+            Step::Refund {
+                payment_id,
+                amount_cents,
+            } => self
+                .payments
+                .refund(RefundRequest {
+                    key,
+                    tenant,
+                    payment_id: payment_id.clone(),
+                    amount_cents: *amount_cents,
+                })
+                .await
+                .map_or_else(StepResult::Failed, done),
+        };
+        let failure = match &result {
+            StepResult::Failed(e) => Some(e.clone()),
+            StepResult::Done(_) => None,
+        };
+        match process::record(order, &step, result) {
+            Followup::Record(command) => {
+                let envelope = CommandEnvelope {
+                    id: step.command_id(tenant, order),
+                    tenant,
+                    command,
+                    metadata: CommandMetadata {
+                        actor: Actor::Process,
+                        correlation_id: None,
+                        causation_id: None,
+                    },
+                };
+                let outcome = self.service.dispatch(envelope).await?.outcome();
+                if let CommandOutcome::Rejected { code, message } = outcome {
+                    // Refused now or by an earlier run: fine if the order moved on meanwhile
+                    // (say, cancelled between load and record); stuck if it did not.
+                    let after = self.service.load(tenant, order).await?;
+                    if after.version == state.version {
+                        return Ok(Advanced::Stuck {
+                            step,
+                            error: ProviderError::Invalid(format!(
+                                "recording was refused: {code}: {message}"
+                            )),
+                        });
+                    }
+                }
+                Ok(Advanced::Progressed(step))
+            }
+            Followup::Retry => Err(FulfilmentError::Transient {
+                step: step.name(),
+                error: failure.unwrap_or(ProviderError::Transient("unknown".into())),
+            }),
+            Followup::Nothing => Ok(Advanced::Stuck {
+                step,
+                error: failure.unwrap_or(ProviderError::Invalid("no result".into())),
+            }),
+        }
+    }
+
+    /// Advances until the process waits, ends or fails: what an executor runs per wake-up.
+    /// Bounded, so a bug cannot spin forever.
+    pub async fn run(
+        &self,
+        tenant: HouseholdId,
+        order: OrderId,
+    ) -> Result<Advanced, FulfilmentError> {
+        for _ in 0..64 {
+            match self.advance(tenant, order).await? {
+                Advanced::Progressed(_) => continue,
+                other => return Ok(other),
+            }
+        }
+        Ok(Advanced::Stuck {
+            step: Step::Done,
+            error: ProviderError::Invalid("the process did not settle in 64 steps".into()),
+        })
+    }
+}

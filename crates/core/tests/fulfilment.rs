@@ -1,0 +1,274 @@
+//! The fulfilment process carried out through the ports, against the in-memory store
+//! and sandbox providers: the paths the executors rely on.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use chrono::TimeDelta;
+use hearth_core::fulfilment::{Advanced, Fulfilment};
+use hearth_core::order::{
+    CancelOrder, Command, OrderLine, OrderStatus, PlaceOrder, RejectionReason,
+};
+use hearth_core::ports::{Clock, EventStore};
+use hearth_core::process::Step;
+use hearth_core::{
+    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,
+};
+use hearth_memory::{ManualClock, MemoryEventStore, MemoryInventory, MemoryPayments};
+use std::sync::Arc;
+use uuid::Uuid;
+
+struct World {
+    store: Arc<MemoryEventStore>,
+    clock: Arc<ManualClock>,
+    payments: Arc<MemoryPayments>,
+    inventory: Arc<MemoryInventory>,
+    fulfilment: Fulfilment,
+    household: HouseholdId,
+}
+
+fn world() -> World {
+    let store = Arc::new(MemoryEventStore::new());
+    let clock = Arc::new(ManualClock::starting_now());
+    let payments = Arc::new(MemoryPayments::new());
+    let inventory = Arc::new(MemoryInventory::default());
+    let service = OrderService::new(store.clone(), clock.clone());
+    World {
+        fulfilment: Fulfilment::new(service, payments.clone(), inventory.clone()),
+        store,
+        clock,
+        payments,
+        inventory,
+        household: HouseholdId(Uuid::now_v7()),
+    }
+}
+
+impl World {
+    async fn place(&self, sku: &str, qty: u32, ready_in: Option<TimeDelta>) -> OrderId {
+        let order = OrderId(Uuid::now_v7());
+        let command = Command::PlaceOrder(PlaceOrder {
+            order_id: order,
+            lines: vec![OrderLine {
+                sku: sku.into(),
+                name: sku.into(),
+                quantity: qty,
+                unit_price_cents: 450,
+            }],
+            ready_at: ready_in.map(|d| self.clock.now() + d),
+            note: None,
+        });
+        let member = Actor::Member {
+            id: MemberId(Uuid::now_v7()),
+        };
+        let result = self
+            .fulfilment
+            .service()
+            .dispatch(CommandEnvelope::new(
+                CommandId(Uuid::now_v7()),
+                self.household,
+                member,
+                command,
+            ))
+            .await
+            .unwrap();
+        assert!(matches!(result, Dispatched::Accepted { .. }));
+        order
+    }
+
+    async fn status(&self, order: OrderId) -> OrderStatus {
+        self.fulfilment
+            .service()
+            .load(self.household, order)
+            .await
+            .unwrap()
+            .order
+            .unwrap()
+            .status
+    }
+
+    async fn types(&self) -> Vec<&'static str> {
+        self.store
+            .read_feed(self.household, 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event.type_name())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn an_order_goes_to_ready_at_its_ready_at() {
+    let w = world();
+    let order = w.place("bread", 2, Some(TimeDelta::hours(2))).await;
+    let until = match w.fulfilment.run(w.household, order).await.unwrap() {
+        Advanced::Waiting { until } => until,
+        other => panic!("expected a wait, got {other:?}"),
+    };
+    assert_eq!(w.status(order).await, OrderStatus::Confirmed);
+    assert_eq!(w.inventory.available("bread"), Some(98));
+    // Woken early (a spurious timer): still waiting, nothing recorded.
+    w.clock.advance(TimeDelta::hours(1));
+    assert_eq!(
+        w.fulfilment.run(w.household, order).await.unwrap(),
+        Advanced::Waiting { until }
+    );
+    w.clock.set(until);
+    assert_eq!(
+        w.fulfilment.run(w.household, order).await.unwrap(),
+        Advanced::Done
+    );
+    assert_eq!(
+        w.types().await,
+        vec![
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentCaptured",
+            "OrderConfirmed",
+            "OrderReady"
+        ]
+    );
+    assert_eq!(w.payments.captures(), 1);
+}
+
+#[tokio::test]
+async fn transient_payment_failures_then_success_capture_once() {
+    let w = world();
+    let order = w.place("milk", 1, None).await;
+    w.payments.fail_next(2);
+    let mut retries = 0;
+    let end = loop {
+        match w.fulfilment.run(w.household, order).await {
+            Ok(end) => break end,
+            Err(e) => {
+                assert!(e.is_retryable(), "{e}");
+                retries += 1;
+                assert!(retries <= 2, "only the injected failures are retried");
+            }
+        }
+    };
+    assert_eq!(end, Advanced::Done);
+    assert_eq!(retries, 2);
+    assert_eq!(w.payments.captures(), 1, "one capture at the provider");
+    assert_eq!(w.status(order).await, OrderStatus::Ready);
+}
+
+#[tokio::test]
+async fn declined_payment_rejects_and_releases_stock() {
+    let w = world();
+    w.payments.decline_above(100);
+    let order = w.place("coffee", 1, None).await;
+    assert_eq!(
+        w.fulfilment.run(w.household, order).await.unwrap(),
+        Advanced::Done
+    );
+    assert_eq!(w.status(order).await, OrderStatus::Rejected);
+    let state = w
+        .fulfilment
+        .service()
+        .load(w.household, order)
+        .await
+        .unwrap()
+        .order
+        .unwrap();
+    assert!(matches!(
+        state.rejection,
+        Some(RejectionReason::PaymentDeclined { .. })
+    ));
+    assert!(state.stock_released);
+    assert_eq!(w.payments.captures(), 0, "nothing captured");
+    assert_eq!(w.inventory.available("coffee"), Some(50), "stock back");
+    assert_eq!(w.inventory.reservations(), 0);
+}
+
+#[tokio::test]
+async fn out_of_stock_rejects_without_holding_anything() {
+    let w = world();
+    let order = w.place("pizza", 41, None).await; // 40 in the sandbox catalog
+    assert_eq!(
+        w.fulfilment.run(w.household, order).await.unwrap(),
+        Advanced::Done
+    );
+    let state = w
+        .fulfilment
+        .service()
+        .load(w.household, order)
+        .await
+        .unwrap()
+        .order
+        .unwrap();
+    assert_eq!(
+        state.rejection,
+        Some(RejectionReason::OutOfStock {
+            sku: "pizza".into()
+        })
+    );
+    assert_eq!(w.inventory.available("pizza"), Some(40));
+}
+
+#[tokio::test]
+async fn cancel_after_capture_refunds_once_and_releases() {
+    let w = world();
+    let order = w.place("eggs", 3, Some(TimeDelta::hours(3))).await;
+    assert!(matches!(
+        w.fulfilment.run(w.household, order).await.unwrap(),
+        Advanced::Waiting { .. }
+    ));
+    let cancel = Command::CancelOrder(CancelOrder {
+        order_id: order,
+        reason: None,
+    });
+    let member = Actor::Member {
+        id: MemberId(Uuid::now_v7()),
+    };
+    w.fulfilment
+        .service()
+        .dispatch(CommandEnvelope::new(
+            CommandId(Uuid::now_v7()),
+            w.household,
+            member,
+            cancel,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.fulfilment.run(w.household, order).await.unwrap(),
+        Advanced::Done
+    );
+    // Running the process again (a duplicate job, a restarted executor) does nothing more.
+    assert_eq!(
+        w.fulfilment.run(w.household, order).await.unwrap(),
+        Advanced::Done
+    );
+    assert_eq!(w.payments.refunds(), 1);
+    assert_eq!(w.inventory.available("eggs"), Some(100));
+    let types = w.types().await;
+    assert_eq!(types.iter().filter(|t| **t == "RefundIssued").count(), 1);
+    assert_eq!(types.iter().filter(|t| **t == "StockReleased").count(), 1);
+}
+
+#[tokio::test]
+async fn a_step_repeated_after_a_crash_changes_nothing_at_the_provider() {
+    // Simulate a crash after the provider call but before the recording: the executor
+    // runs the same step again; the idempotency key returns the first result.
+    let w = world();
+    let order = w.place("apples", 1, None).await;
+    let first = w.fulfilment.advance(w.household, order).await.unwrap();
+    assert!(matches!(
+        first,
+        Advanced::Progressed(Step::ReserveStock { .. })
+    ));
+    use hearth_core::ports::{Inventory, ReserveRequest};
+    let step = Step::ReserveStock { lines: vec![] };
+    let again = w
+        .inventory
+        .reserve(ReserveRequest {
+            key: step.key(w.household, order),
+            tenant: w.household,
+            order_id: order,
+            lines: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(again.starts_with("res_"));
+    assert_eq!(w.inventory.available("apples"), Some(99), "held once");
+}
