@@ -326,7 +326,9 @@ fn append_in_transaction(conn: &mut Connection, append: Append) -> Result<Append
     insert_command(&tx, &command, "accepted", &outcome)?;
     let mut committed = Vec::with_capacity(new_events.len());
     for (i, event) in new_events.into_iter().enumerate() {
-        let envelope = EventEnvelope::committed(tenant, head + 1 + i as u64, event);
+        let mut envelope = EventEnvelope::committed(tenant, head + 1 + i as u64, event);
+        // The store keeps microseconds: answer with what a read will return.
+        envelope.created_at = from_micros(micros(envelope.created_at))?;
         insert_event(&tx, &envelope, command.id, expected_version)?;
         if let Some(job) = Job::for_event(&envelope) {
             insert_job(&tx, &job)?;

@@ -1,16 +1,10 @@
 //! The port contract suites against the SQLite adapters, a fresh file per case.
 
+use crate::fresh_file;
 use hearth_contract::StoreFixture;
 use hearth_core::ports::Directory;
 use hearth_sqlite::{SqliteDirectory, SqliteEventStore};
 use std::sync::Arc;
-
-/// A fresh database file that lives as long as the test process (the temp
-/// directory is leaked on purpose: the store outlives the fixture function).
-fn fresh_file() -> std::path::PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
-    dir.join("hearth.db")
-}
 
 async fn store() -> StoreFixture {
     let (store, feed) = SqliteEventStore::open(fresh_file()).unwrap();

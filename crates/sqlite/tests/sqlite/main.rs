@@ -1,0 +1,12 @@
+//! The SQLite adapter's integration tests: one test binary, a module per concern.
+
+mod contract;
+mod crash;
+mod isolation;
+
+/// A fresh database file in a directory that lives as long as the test process
+/// (leaked on purpose: stores outlive the functions that open them).
+pub fn fresh_file() -> std::path::PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    dir.join("hearth.db")
+}
