@@ -118,7 +118,7 @@ async fn writer(
     while Instant::now() < deadline {
         round += 1;
         // Now and then, repeat an acknowledged command: it must change nothing.
-        if round % 5 == 0
+        if round.is_multiple_of(5)
             && let Some(previous) =
                 acknowledged.get((round as usize / 5) % acknowledged.len().max(1))
         {

@@ -99,7 +99,7 @@ fn sigkill_mid_appends_loses_nothing_and_leaves_no_partial_append() {
     for lines in [40, 173, 9, 310, 77] {
         run_and_kill(&path, &households, lines, &mut heard);
     }
-    assert!(heard.acked.len() > 400, "enough appends to mean something");
+    assert!(heard.acked.len() > 300, "enough appends to mean something");
     assert!(!heard.dups.is_empty(), "repeats were exercised");
 
     // The file after five crashes: sound, foreign keys intact.

@@ -1,5 +1,7 @@
 //! The SQLite adapter's integration tests: one test binary, a module per concern.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 mod contract;
 mod crash;
 mod isolation;
