@@ -17,9 +17,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         .await
         .context("connecting as the owner role")?;
     let applied = hearth_postgres::migrate(&client).await?;
-    let latest = hearth_postgres::MIGRATIONS
-        .last()
-        .map_or(0, |m| m.version);
+    let latest = hearth_postgres::MIGRATIONS.last().map_or(0, |m| m.version);
     if applied.is_empty() {
         println!("database is up to date (migration {latest})");
     } else {

@@ -90,7 +90,8 @@ fn role_name(role: Role) -> &'static str {
 }
 
 fn member_from_row(household: HouseholdId, row: &Row) -> Result<Member, DirectoryError> {
-    let corrupt = |e: tokio_postgres::Error| DirectoryError::Store(StoreError::Corrupt(describe(&e)));
+    let corrupt =
+        |e: tokio_postgres::Error| DirectoryError::Store(StoreError::Corrupt(describe(&e)));
     let role: String = row.try_get(2).map_err(corrupt)?;
     let role = match role.as_str() {
         "owner" => Role::Owner,
@@ -147,7 +148,10 @@ impl Directory for PgDirectory {
         .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_db_error().is_some_and(|db| db.code().code() == "HR003") => {
+            Err(e)
+                if e.as_db_error()
+                    .is_some_and(|db| db.code().code() == "HR003") =>
+            {
                 Err(DirectoryError::HouseholdExists(household.id))
             }
             Err(e) if member_exists(&e) => Err(DirectoryError::MemberExists(owner.id)),

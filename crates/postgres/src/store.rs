@@ -244,7 +244,10 @@ impl PgEventStore {
         let row = match result {
             Ok(row) => row,
             Err(e) => {
-                return match e.as_db_error().map(|db| (db.code().code(), db.constraint())) {
+                return match e
+                    .as_db_error()
+                    .map(|db| (db.code().code(), db.constraint()))
+                {
                     Some(("HR001", _)) => self.duplicate(tenant, command.id).await,
                     Some(("HR002", _)) | Some(("23505", Some("events_stream_version"))) => {
                         Err(StoreError::VersionConflict {
@@ -352,14 +355,7 @@ impl EventStore for PgEventStore {
                     tenant,
                     client.query(
                         &stmt,
-                        &[
-                            &tenant.0,
-                            &command.id.0,
-                            &ctype,
-                            &cpayload,
-                            &cmeta,
-                            &stored,
-                        ],
+                        &[&tenant.0, &command.id.0, &ctype, &cpayload, &cmeta, &stored],
                     ),
                 )
                 .await

@@ -141,7 +141,11 @@ async fn many_tasks_on_one_order_use_every_version_once() {
 
     let stream = store.load(tenant, order, 999).await.unwrap().events;
     let versions: Vec<u32> = stream.iter().map(|e| e.version).collect();
-    assert_eq!(versions, (1..=6).collect::<Vec<u32>>(), "every version once");
+    assert_eq!(
+        versions,
+        (1..=6).collect::<Vec<u32>>(),
+        "every version once"
+    );
     // Each step was accepted exactly once, by whichever task won it.
     let mut kinds: Vec<&str> = accepted.iter().map(|(k, _)| *k).collect();
     kinds.sort();

@@ -134,9 +134,11 @@ async fn killing_the_listener_backend_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_restart_loses_nothing() {
-    let server = Arc::new(tokio::task::spawn_blocking(common::PrivateServer::start)
-        .await
-        .unwrap());
+    let server = Arc::new(
+        tokio::task::spawn_blocking(common::PrivateServer::start)
+            .await
+            .unwrap(),
+    );
     let db = common::setup(server.config(), "hearth_restart").await;
     let feed = db.feed(options("hearth-feed-restart"));
     assert!(feed.wait_connected(1, Duration::from_secs(10)).await);
@@ -164,11 +166,20 @@ async fn a_database_restart_loses_nothing() {
         .await
         .expect("the subscriber caught up within 30 s")
         .unwrap();
-    assert!(before > 0 && before < n as u64, "restarted mid-run ({before})");
+    assert!(
+        before > 0 && before < n as u64,
+        "restarted mid-run ({before})"
+    );
     assert!(feed.connects() >= 2, "the listener reconnected");
     assert_exactly_once_in_order(&got, n);
-    assert_eq!(store.head(tenant).await.unwrap(), n as u64, "no append twice");
+    assert_eq!(
+        store.head(tenant).await.unwrap(),
+        n as u64,
+        "no append twice"
+    );
     drop(feed);
     drop(store);
-    tokio::task::spawn_blocking(move || drop(server)).await.unwrap();
+    tokio::task::spawn_blocking(move || drop(server))
+        .await
+        .unwrap();
 }

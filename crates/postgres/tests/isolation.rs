@@ -139,7 +139,10 @@ async fn household_b_cannot_read_update_delete_or_insert_a_rows() {
         let tx = app.transaction().await.unwrap();
         set_tenant(&tx, b).await;
         let err = tx
-            .execute(&format!("DELETE FROM {table} WHERE tenant_id = $1"), &[&a.0])
+            .execute(
+                &format!("DELETE FROM {table} WHERE tenant_id = $1"),
+                &[&a.0],
+            )
             .await
             .unwrap_err();
         assert_eq!(
@@ -180,7 +183,10 @@ async fn household_b_cannot_read_update_delete_or_insert_a_rows() {
     set_tenant(&tx, b).await;
     for table in TABLES {
         let deleted = tx
-            .execute(&format!("DELETE FROM {table} WHERE tenant_id = $1"), &[&a.0])
+            .execute(
+                &format!("DELETE FROM {table} WHERE tenant_id = $1"),
+                &[&a.0],
+            )
             .await
             .unwrap();
         assert_eq!(deleted, 0, "owner as B deleted A's {table}");
@@ -315,7 +321,9 @@ async fn catalog_every_tenant_table_has_forced_rls_and_a_policy() {
     assert!(
         bad.is_empty(),
         "indexes not led by tenant_id: {:?}",
-        bad.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>()
+        bad.iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
     );
 
     // The app and relay roles: no superuser, no BYPASSRLS, own nothing.

@@ -145,10 +145,7 @@ pub async fn setup(server: Config, name: &str) -> TestDb {
             .await
             .unwrap();
         admin
-            .batch_execute(&format!(
-                "COMMENT ON DATABASE {name} IS '{}'",
-                unix_now()
-            ))
+            .batch_execute(&format!("COMMENT ON DATABASE {name} IS '{}'", unix_now()))
             .await
             .unwrap();
     }
@@ -221,7 +218,17 @@ impl PrivateServer {
         let data = format!("{dir}/data");
         let out = as_postgres(
             &format!("{PG_BIN}/initdb"),
-            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
+            &[
+                "-D",
+                &data,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
         );
         assert!(
             out.status.success(),
