@@ -1,6 +1,7 @@
 //! `hearth`: the composition root. Wires adapters into the core and runs them.
 
 mod demo;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,10 @@ struct Cli {
 enum Cmd {
     /// Runs a household through the whole order flow in memory and prints what members see.
     Demo(demo::DemoArgs),
+    /// Serves the realtime rooms (WebSocket + HTTP, PartyKit-compatible).
+    Serve(serve::ServeArgs),
+    /// Mints a member token for development (signed with HEARTH_TOKEN_SECRET).
+    Token(serve::TokenArgs),
 }
 
 #[tokio::main]
@@ -32,5 +37,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Cmd::Demo(args) => demo::run(args).await,
+        Cmd::Serve(args) => serve::serve(args).await,
+        Cmd::Token(args) => serve::token(args),
     }
 }
