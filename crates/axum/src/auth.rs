@@ -119,6 +119,7 @@ impl Tokens {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -163,7 +163,13 @@ fn issue(app: &AppState, member: &Member) -> Result<String, ApiError> {
     let ttl = chrono::Duration::from_std(app.settings.token_ttl)
         .unwrap_or_else(|_| chrono::Duration::days(30));
     app.tokens
-        .issue(member.household, member.id, member.role, app.clock.now(), ttl)
+        .issue(
+            member.household,
+            member.id,
+            member.role,
+            app.clock.now(),
+            ttl,
+        )
         .map_err(ApiError::unavailable)
 }
 
@@ -198,7 +204,11 @@ fn household_id(raw: &str) -> Result<HouseholdId, ApiError> {
     })
 }
 
-fn bearer(app: &AppState, household: HouseholdId, headers: &HeaderMap) -> Result<MemberId, ApiError> {
+fn bearer(
+    app: &AppState,
+    household: HouseholdId,
+    headers: &HeaderMap,
+) -> Result<MemberId, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

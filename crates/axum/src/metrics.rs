@@ -71,7 +71,10 @@ impl Metrics {
             ("invalid", get(&self.bad_input)),
             ("failed", get(&self.commands_failed)),
         ] {
-            let _ = writeln!(out, "hearth_commands_total{{outcome=\"{outcome}\"}} {value}");
+            let _ = writeln!(
+                out,
+                "hearth_commands_total{{outcome=\"{outcome}\"}} {value}"
+            );
         }
         for (name, help, value) in [
             (

@@ -10,8 +10,8 @@ use crate::http::{self, ApiError};
 use crate::rooms::{Batch, Kick, Member, PAGE};
 use crate::wire::{self, BadInput, ClientMessage, ServerMessage, Welcome, codes};
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -238,14 +238,23 @@ impl Live {
     }
 
     /// Sends the stored events in `(after, to]` (from the store: a catch-up).
-    async fn replay(&mut self, app: &AppState, room: HouseholdId, after: u64, to: u64) -> Result<(), Stop> {
+    async fn replay(
+        &mut self,
+        app: &AppState,
+        room: HouseholdId,
+        after: u64,
+        to: u64,
+    ) -> Result<(), Stop> {
         let mut at = after;
         while at < to {
             let events = match app.store.read_feed(room, at, PAGE).await {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(%room, error = %e, "catch-up read failed");
-                    return Err(Stop::Close(1011, "cannot read the household's events; reconnect with since"));
+                    return Err(Stop::Close(
+                        1011,
+                        "cannot read the household's events; reconnect with since",
+                    ));
                 }
             };
             if events.is_empty() {
@@ -264,7 +273,12 @@ impl Live {
 
     /// Forwards a batch from the room: drops what was already sent, fills a gap
     /// (never expected) from the store.
-    async fn forward(&mut self, app: &AppState, room: HouseholdId, batch: Batch) -> Result<(), Stop> {
+    async fn forward(
+        &mut self,
+        app: &AppState,
+        room: HouseholdId,
+        batch: Batch,
+    ) -> Result<(), Stop> {
         for pushed in batch.iter() {
             if pushed.seq <= self.cursor {
                 continue;
@@ -414,7 +428,10 @@ impl Connection {
         if text.len() > max {
             let bad = BadInput::new(
                 codes::FRAME_TOO_LARGE,
-                format!("the frame has {} bytes; at most {max} are accepted", text.len()),
+                format!(
+                    "the frame has {} bytes; at most {max} are accepted",
+                    text.len()
+                ),
             );
             return self.bad(live, bad).await;
         }

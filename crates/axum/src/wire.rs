@@ -278,7 +278,9 @@ pub fn parse_command(command: &WireCommand) -> Result<Command, BadInput> {
         "RecordRefundIssued" => {
             Command::RecordRefundIssued(typed::<RecordRefundIssued>(payload, at, code)?)
         }
-        "RecordStockReleased" => Command::RecordStockReleased(typed::<OrderRef>(payload, at, code)?),
+        "RecordStockReleased" => {
+            Command::RecordStockReleased(typed::<OrderRef>(payload, at, code)?)
+        }
         other => {
             return Err(BadInput::new(
                 codes::UNKNOWN_COMMAND_TYPE,
@@ -293,13 +295,15 @@ pub fn parse_command(command: &WireCommand) -> Result<Command, BadInput> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_the_field_at_fault() {
-        let err = parse_client_message(r#"{"command":{"id":"nope","type":"PlaceOrder","payload":{}}}"#)
-            .unwrap_err();
+        let err =
+            parse_client_message(r#"{"command":{"id":"nope","type":"PlaceOrder","payload":{}}}"#)
+                .unwrap_err();
         assert_eq!(err.code, codes::INVALID_MESSAGE);
         assert!(err.message.starts_with("command.id"), "{}", err.message);
 

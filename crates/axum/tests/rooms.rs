@@ -164,7 +164,9 @@ fn place_order(command_id: Uuid) -> Value {
 }
 
 async fn send(ws: &mut Ws, value: Value) {
-    ws.send(Message::Text(value.to_string().into())).await.unwrap();
+    ws.send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
 }
 
 /// The next text message as JSON (pings are skipped).
@@ -276,7 +278,12 @@ async fn broken_rules_are_rejected_with_the_core_code() {
     let msg = recv(&mut ws).await;
     assert_eq!(msg["rejected"]["id"], json!(id));
     assert_eq!(msg["rejected"]["code"], "order_not_found");
-    assert!(msg["rejected"]["message"].as_str().unwrap().contains("does not exist"));
+    assert!(
+        msg["rejected"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist")
+    );
     assert_eq!(app.head(hh.id).await, 0);
 }
 
@@ -291,7 +298,11 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let order = Uuid::now_v7();
 
     let cases: Vec<(Message, &str, &str)> = vec![
-        (Message::Text("{not json".into()), "invalid_json", "not valid JSON"),
+        (
+            Message::Text("{not json".into()),
+            "invalid_json",
+            "not valid JSON",
+        ),
         (
             Message::Text(json!({"hello": {}}).to_string().into()),
             "unknown_message_type",
@@ -303,43 +314,71 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
             "exactly one key",
         ),
         (
-            Message::Text(json!({"command": {"id": "not-a-uuid", "type": "PlaceOrder", "payload": {}}}).to_string().into()),
+            Message::Text(
+                json!({"command": {"id": "not-a-uuid", "type": "PlaceOrder", "payload": {}}})
+                    .to_string()
+                    .into(),
+            ),
             "invalid_message",
             "command.id",
         ),
         (
-            Message::Text(json!({"command": {"id": id, "payload": {}}}).to_string().into()),
+            Message::Text(
+                json!({"command": {"id": id, "payload": {}}})
+                    .to_string()
+                    .into(),
+            ),
             "invalid_message",
             "type",
         ),
         (
-            Message::Text(json!({"command": {"id": id, "type": "PlaceOrder", "payload": {}, "actor": "me"}}).to_string().into()),
+            Message::Text(
+                json!({"command": {"id": id, "type": "PlaceOrder", "payload": {}, "actor": "me"}})
+                    .to_string()
+                    .into(),
+            ),
             "invalid_message",
             "actor",
         ),
         (
-            Message::Text(json!({"command": {"id": id, "type": "LaunchRocket", "payload": {}}}).to_string().into()),
+            Message::Text(
+                json!({"command": {"id": id, "type": "LaunchRocket", "payload": {}}})
+                    .to_string()
+                    .into(),
+            ),
             "unknown_command_type",
             "LaunchRocket",
         ),
         (
-            Message::Text(json!({"command": {"id": id, "type": "PlaceOrder", "payload": {
-                "orderId": order,
-                "lines": [{"sku": "a", "name": "A", "quantity": "two", "unitPriceCents": 1}]
-            }}}).to_string().into()),
+            Message::Text(
+                json!({"command": {"id": id, "type": "PlaceOrder", "payload": {
+                    "orderId": order,
+                    "lines": [{"sku": "a", "name": "A", "quantity": "two", "unitPriceCents": 1}]
+                }}})
+                .to_string()
+                .into(),
+            ),
             "invalid_payload",
             "command.payload.lines[0].quantity",
         ),
         (
-            Message::Text(json!({"command": {"id": id, "type": "PlaceOrder", "payload": {"lines": []}}}).to_string().into()),
+            Message::Text(
+                json!({"command": {"id": id, "type": "PlaceOrder", "payload": {"lines": []}}})
+                    .to_string()
+                    .into(),
+            ),
             "invalid_payload",
             "orderId",
         ),
         (
-            Message::Text(json!({"command": {"tenant": other.id, "id": id, "type": "PlaceOrder", "payload": {
-                "orderId": order,
-                "lines": [{"sku": "a", "name": "A", "quantity": 1, "unitPriceCents": 1}]
-            }}}).to_string().into()),
+            Message::Text(
+                json!({"command": {"tenant": other.id, "id": id, "type": "PlaceOrder", "payload": {
+                    "orderId": order,
+                    "lines": [{"sku": "a", "name": "A", "quantity": 1, "unitPriceCents": 1}]
+                }}})
+                .to_string()
+                .into(),
+            ),
             "tenant_mismatch",
             "command.tenant",
         ),
@@ -349,11 +388,21 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
             "sync.since",
         ),
         (
-            Message::Text(format!(r#"{{"sync":{{"since":0}},"pad":"{}"}}"#, "x".repeat(70 * 1024)).into()),
+            Message::Text(
+                format!(
+                    r#"{{"sync":{{"since":0}},"pad":"{}"}}"#,
+                    "x".repeat(70 * 1024)
+                )
+                .into(),
+            ),
             "frame_too_large",
             "65536",
         ),
-        (Message::Binary(vec![1, 2, 3].into()), "binary_not_supported", "binary"),
+        (
+            Message::Binary(vec![1, 2, 3].into()),
+            "binary_not_supported",
+            "binary",
+        ),
     ];
     for (message, code, needle) in cases {
         ws.send(message).await.unwrap();
@@ -441,16 +490,31 @@ async fn refused_before_the_upgrade_with_401() {
     let now = chrono::Utc::now();
     let expired = app
         .tokens
-        .issue(hh.id, member, Role::Owner, now, chrono::Duration::seconds(-10))
+        .issue(
+            hh.id,
+            member,
+            Role::Owner,
+            now,
+            chrono::Duration::seconds(-10),
+        )
         .unwrap();
     let forged = Tokens::new(&TokenSecret::new("not-the-secret"))
         .issue(hh.id, member, Role::Owner, now, chrono::Duration::hours(1))
         .unwrap();
     let cases = [
         ("missing", app.room_url(hh.id, "_pk=a")),
-        ("other household", app.room_url(hh.id, &format!("_pk=a&token={}", other.owner))),
-        ("expired", app.room_url(hh.id, &format!("_pk=a&token={expired}"))),
-        ("forged", app.room_url(hh.id, &format!("_pk=a&token={forged}"))),
+        (
+            "other household",
+            app.room_url(hh.id, &format!("_pk=a&token={}", other.owner)),
+        ),
+        (
+            "expired",
+            app.room_url(hh.id, &format!("_pk=a&token={expired}")),
+        ),
+        (
+            "forged",
+            app.room_url(hh.id, &format!("_pk=a&token={forged}")),
+        ),
         ("garbage", app.room_url(hh.id, "_pk=a&token=abc.def.ghi")),
     ];
     for (what, url) in cases {
@@ -462,7 +526,13 @@ async fn refused_before_the_upgrade_with_401() {
     }
     // The HTTP side refuses the same way, with Bearer too.
     let url = app.http_url(&format!("/parties/household/{}", hh.id));
-    let res = app.http.get(&url).bearer_auth(&other.owner).send().await.unwrap();
+    let res = app
+        .http
+        .get(&url)
+        .bearer_auth(&other.owner)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     let res = app.http.get(&url).send().await.unwrap();
     assert_eq!(res.status(), 401);
@@ -488,8 +558,14 @@ async fn subprotocol_is_echoed_and_aliases_reach_the_same_room() {
         "hearth.v1"
     );
     recv(&mut ws).await;
-    let main = format!("ws://{}/parties/main/{}?token={}", app.addr, hh.id, hh.owner);
-    let short = format!("ws://{}/party/{}/some/path?token={}", app.addr, hh.id, hh.owner);
+    let main = format!(
+        "ws://{}/parties/main/{}?token={}",
+        app.addr, hh.id, hh.owner
+    );
+    let short = format!(
+        "ws://{}/party/{}/some/path?token={}",
+        app.addr, hh.id, hh.owner
+    );
     let (mut a, _) = app.connect_url(&main).await;
     let (mut b, _) = app.connect_url(&short).await;
     app.post(&hh, &place_order(Uuid::now_v7())).await;
@@ -497,7 +573,10 @@ async fn subprotocol_is_echoed_and_aliases_reach_the_same_room() {
         assert_eq!(seq_of(&recv(ws).await), 1);
     }
     // Another party name is not a room.
-    let url = format!("ws://{}/parties/chat/{}?token={}", app.addr, hh.id, hh.owner);
+    let url = format!(
+        "ws://{}/parties/chat/{}?token={}",
+        app.addr, hh.id, hh.owner
+    );
     match tokio_tungstenite::connect_async(url.as_str()).await {
         Err(WsError::Http(res)) => assert_eq!(res.status(), 404),
         other => panic!("expected 404, got {:?}", other.map(|_| ())),
@@ -611,9 +690,10 @@ async fn a_slow_consumer_is_dropped_without_stalling_its_room() {
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(app.addr).await.unwrap();
     let url = app.room_url(hh.id, &format!("_pk=slow&token={}", hh.owner));
-    let (mut slow, _) = tokio_tungstenite::client_async(url.as_str(), MaybeTlsStream::Plain(stream))
-        .await
-        .unwrap();
+    let (mut slow, _) =
+        tokio_tungstenite::client_async(url.as_str(), MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
     let (mut healthy, _) = app.connect(hh.id, &hh.owner, "").await;
 
     let mut sent = 0u64;
@@ -651,7 +731,9 @@ async fn a_slow_consumer_is_dropped_without_stalling_its_room() {
     let code = closed(&mut slow).await;
     assert!(matches!(code, Some(4008) | None), "{code:?}");
     // It recovers by reconnecting with its cursor.
-    let (mut again, _) = app.connect(hh.id, &hh.owner, &format!("&since={}", head - 2)).await;
+    let (mut again, _) = app
+        .connect(hh.id, &hh.owner, &format!("&since={}", head - 2))
+        .await;
     assert_eq!(seq_of(&recv(&mut again).await), head - 1);
     assert_eq!(seq_of(&recv(&mut again).await), head);
 }
@@ -691,45 +773,108 @@ async fn the_room_http_api() {
     let hh = app.household().await;
     let room = app.http_url(&format!("/parties/household/{}", hh.id));
 
-    let state: Value = app.http.get(&room).bearer_auth(&hh.owner).send().await.unwrap().json().await.unwrap();
+    let state: Value = app
+        .http
+        .get(&room)
+        .bearer_auth(&hh.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(state, json!({"seq": 0, "state": {"seq": 0, "orders": []}}));
 
     let cmd = place_order(Uuid::now_v7());
     let (status, body) = app.post(&hh, &cmd).await;
     assert_eq!((status, body["ack"]["seq"].clone()), (200, json!(1)));
     let (status, body) = app.post(&hh, &cmd).await;
-    assert_eq!((status, body["ack"]["status"].clone()), (200, json!("duplicate")));
+    assert_eq!(
+        (status, body["ack"]["status"].clone()),
+        (200, json!("duplicate"))
+    );
     // Wrapped as on the socket works too.
-    let (status, _) = app.post(&hh, &json!({"command": place_order(Uuid::now_v7())})).await;
+    let (status, _) = app
+        .post(&hh, &json!({"command": place_order(Uuid::now_v7())}))
+        .await;
     assert_eq!(status, 200);
 
     let order = cmd["payload"]["orderId"].clone();
     let (status, body) = app
-        .post(&hh, &json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": cmd["payload"]}))
+        .post(
+            &hh,
+            &json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": cmd["payload"]}),
+        )
         .await;
-    assert_eq!((status, body["rejected"]["code"].clone()), (409, json!("order_already_exists")));
+    assert_eq!(
+        (status, body["rejected"]["code"].clone()),
+        (409, json!("order_already_exists"))
+    );
     let (status, body) = app
         .post(&hh, &json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": {"orderId": Uuid::now_v7(), "lines": []}}))
         .await;
-    assert_eq!((status, body["rejected"]["code"].clone()), (422, json!("no_lines")));
+    assert_eq!(
+        (status, body["rejected"]["code"].clone()),
+        (422, json!("no_lines"))
+    );
     let (status, body) = app
-        .post(&hh, &json!({"id": Uuid::now_v7(), "type": "MarkReady", "payload": {"orderId": order}}))
+        .post(
+            &hh,
+            &json!({"id": Uuid::now_v7(), "type": "MarkReady", "payload": {"orderId": order}}),
+        )
         .await;
-    assert_eq!((status, body["rejected"]["code"].clone()), (422, json!("internal_command")));
+    assert_eq!(
+        (status, body["rejected"]["code"].clone()),
+        (422, json!("internal_command"))
+    );
     let (status, body) = app
-        .post(&hh, &json!({"id": Uuid::now_v7(), "type": "CancelOrder", "payload": {"orderId": 7}}))
+        .post(
+            &hh,
+            &json!({"id": Uuid::now_v7(), "type": "CancelOrder", "payload": {"orderId": 7}}),
+        )
         .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "invalid_payload");
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("command.payload.orderId"));
-    let res = app.http.post(&room).bearer_auth(&hh.owner).body("{oops").send().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("command.payload.orderId")
+    );
+    let res = app
+        .http
+        .post(&room)
+        .bearer_auth(&hh.owner)
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "invalid_json");
-    let res = app.http.post(&room).bearer_auth(&hh.owner).body(vec![b' '; 70 * 1024]).send().await.unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_json"
+    );
+    let res = app
+        .http
+        .post(&room)
+        .bearer_auth(&hh.owner)
+        .body(vec![b' '; 70 * 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 413);
     assert_eq!(app.head(hh.id).await, 2);
 
-    let state: Value = app.http.get(&room).bearer_auth(&hh.owner).send().await.unwrap().json().await.unwrap();
+    let state: Value = app
+        .http
+        .get(&room)
+        .bearer_auth(&hh.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(state["seq"], 2);
     assert_eq!(state["state"]["orders"].as_array().unwrap().len(), 2);
     let events: Value = app
@@ -744,15 +889,38 @@ async fn the_room_http_api() {
     assert_eq!(events["head"], 2);
     assert_eq!(events["events"].as_array().unwrap().len(), 1);
     assert_eq!(events["events"][0]["seq"], 2);
-    let res = app.http.get(format!("{room}?since=x")).bearer_auth(&hh.owner).send().await.unwrap();
+    let res = app
+        .http
+        .get(format!("{room}?since=x"))
+        .bearer_auth(&hh.owner)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
 
     let health = app.http.get(app.http_url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = app.http.get(app.http_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("hearth_commands_total{outcome=\"accepted\"} 2"), "{metrics}");
-    assert!(metrics.contains("hearth_commands_total{outcome=\"rejected\"} 3"), "{metrics}");
-    assert!(metrics.contains("hearth_fanout_latency_seconds_count"), "{metrics}");
+    let metrics = app
+        .http
+        .get(app.http_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hearth_commands_total{outcome=\"accepted\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hearth_commands_total{outcome=\"rejected\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hearth_fanout_latency_seconds_count"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -764,23 +932,54 @@ async fn households_invites_and_membership() {
     assert_eq!(claims.role, Role::Owner);
 
     // Bad bodies name the field.
-    let res = app.http.post(app.http_url("/households")).json(&json!({"name": "X"})).send().await.unwrap();
+    let res = app
+        .http
+        .post(app.http_url("/households"))
+        .json(&json!({"name": "X"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("ownerName"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ownerName"),
+        "{body}"
+    );
 
     // Only members of the household may invite.
     let invites = app.http_url(&format!("/households/{}/invites", hh.id));
-    let res = app.http.post(&invites).bearer_auth(&other.owner).send().await.unwrap();
+    let res = app
+        .http
+        .post(&invites)
+        .bearer_auth(&other.owner)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
-    let res = app.http.post(&invites).bearer_auth(&hh.owner).json(&json!({"ttlSeconds": 60})).send().await.unwrap();
+    let res = app
+        .http
+        .post(&invites)
+        .bearer_auth(&hh.owner)
+        .json(&json!({"ttlSeconds": 60}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     let invite: Value = res.json().await.unwrap();
     let code = invite["code"].as_str().unwrap().to_owned();
     assert!(code.len() >= 32);
 
     let join = app.http_url(&format!("/households/{}/join", hh.id));
-    let res = app.http.post(&join).json(&json!({"code": code, "name": "Bob"})).send().await.unwrap();
+    let res = app
+        .http
+        .post(&join)
+        .json(&json!({"code": code, "name": "Bob"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     let body: Value = res.json().await.unwrap();
     let bob: MemberId = serde_json::from_value(body["member"]["id"].clone()).unwrap();
@@ -788,16 +987,41 @@ async fn households_invites_and_membership() {
     let claims = app.tokens.verify(token, hh.id).unwrap();
     assert_eq!((claims.sub, claims.role), (bob, Role::Member));
     // Single use.
-    let res = app.http.post(&join).json(&json!({"code": code, "name": "Eve"})).send().await.unwrap();
+    let res = app
+        .http
+        .post(&join)
+        .json(&json!({"code": code, "name": "Eve"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 409);
     // Another household's code does not open this one.
     let other_join = app.http_url(&format!("/households/{}/join", other.id));
-    let res = app.http.post(&other_join).json(&json!({"code": code, "name": "Eve"})).send().await.unwrap();
+    let res = app
+        .http
+        .post(&other_join)
+        .json(&json!({"code": code, "name": "Eve"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     // Expired.
-    let res = app.http.post(&invites).bearer_auth(&hh.owner).json(&json!({"ttlSeconds": 1})).send().await.unwrap();
+    let res = app
+        .http
+        .post(&invites)
+        .bearer_auth(&hh.owner)
+        .json(&json!({"ttlSeconds": 1}))
+        .send()
+        .await
+        .unwrap();
     let invite: Value = res.json().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let res = app.http.post(&join).json(&json!({"code": invite["code"], "name": "Eve"})).send().await.unwrap();
+    let res = app
+        .http
+        .post(&join)
+        .json(&json!({"code": invite["code"], "name": "Eve"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 410);
 }
