@@ -378,7 +378,11 @@ impl Connection {
                 _ = live.kick.changed() => Err(live.kicked()),
                 batch = batches.recv() => match batch {
                     Some(batch) => live.forward(&self.app, self.room, batch).await,
-                    None => Err(Stop::Close(1012, "the room closed; reconnect with since")),
+                    // The room drops a member's queue right after kicking it.
+                    None => Err(match live.kicked() {
+                        Stop::Gone => Stop::Close(1012, "the room closed; reconnect with since"),
+                        kicked => kicked,
+                    }),
                 },
                 incoming = live.socket.recv() => match incoming {
                     Some(Ok(message)) => {
