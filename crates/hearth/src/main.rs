@@ -2,6 +2,7 @@
 
 mod demo;
 mod migrate;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,10 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Applies the PostgreSQL schema migrations (connect as the owner role).
     Migrate(migrate::MigrateArgs),
+    /// Serves the realtime rooms (WebSocket + HTTP, PartyKit-compatible).
+    Serve(serve::ServeArgs),
+    /// Mints a member token for development (signed with HEARTH_TOKEN_SECRET).
+    Token(serve::TokenArgs),
 }
 
 #[tokio::main]
@@ -36,5 +41,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Demo(args) => demo::run(args).await,
         Cmd::Migrate(args) => migrate::run(args).await,
+        Cmd::Serve(args) => serve::serve(args).await,
+        Cmd::Token(args) => serve::token(args),
     }
 }
