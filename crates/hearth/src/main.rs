@@ -3,6 +3,7 @@
 mod demo;
 mod migrate;
 mod serve;
+mod stores;
 
 use clap::{Parser, Subcommand};
 

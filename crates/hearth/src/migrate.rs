@@ -7,7 +7,7 @@ use clap::Args;
 pub struct MigrateArgs {
     /// Connection URL of the schema owner role (migrations run as the owner; the
     /// application and relay roles are granted what they need, nothing more).
-    #[arg(long, env = "HEARTH_DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "HEARTH_OWNER_DATABASE_URL", hide_env_values = true)]
     database_url: String,
 }
 

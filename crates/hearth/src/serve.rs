@@ -1,10 +1,11 @@
 //! `hearth serve` and `hearth token`: the realtime server and a development token minter.
 
+use crate::stores::StoreArgs;
 use anyhow::Context as _;
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
 use hearth_core::ports::Role;
 use hearth_core::{HouseholdId, MemberId};
-use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
+use hearth_memory::SystemClock;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,15 +25,20 @@ pub struct ServeArgs {
     /// Batches queued for one socket before it is dropped as a slow consumer.
     #[arg(long, env = "HEARTH_OUTGOING_QUEUE", default_value_t = 256)]
     outgoing_queue: usize,
+    #[command(flatten)]
+    stores: StoreArgs,
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let secret = match args.token_secret {
         Some(secret) if !secret.is_empty() => TokenSecret::new(secret),
-        _ => {
-            tracing::warn!("HEARTH_TOKEN_SECRET not set: using a random secret");
-            TokenSecret::random()
-        }
+        _ => match args.stores.persistent_token_secret()? {
+            Some(secret) => TokenSecret::new(secret),
+            None => {
+                tracing::warn!("HEARTH_TOKEN_SECRET not set: using a random secret");
+                TokenSecret::random()
+            }
+        },
     };
     let interval = Duration::from_secs(args.ping_interval_secs.max(1));
     let settings = Settings {
@@ -43,12 +49,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         outgoing_queue: args.outgoing_queue.max(1),
         ..Settings::default()
     };
-    // The in-memory store for now; PostgreSQL and SQLite plug in here as the same ports.
-    let store = Arc::new(MemoryEventStore::new());
+    let stores = args.stores.open().await?;
+    tracing::info!(store = %stores.kind, "store opened");
     let ports = Ports {
-        feed: Arc::new(store.feed()),
-        store,
-        directory: Arc::new(MemoryDirectory::new()),
+        feed: stores.feed,
+        store: stores.store,
+        directory: stores.directory,
         clock: Arc::new(SystemClock),
     };
     let app = Application::build(settings, ports).await?;
