@@ -72,7 +72,14 @@ impl FulfilmentActivities {
         order: OrderRef,
     ) -> Result<AdvanceOutcome, ActivityError> {
         match self.fulfilment.advance(order.household, order.order).await {
-            Ok(advanced) => Ok(advanced.into()),
+            Ok(advanced) => {
+                if let Advanced::Progressed(step) = &advanced {
+                    // One line per step carried out: operators (and the restart test)
+                    // read provider side effects from it.
+                    tracing::info!(household = %order.household, order = %order.order, step = step.name(), "fulfilment step done");
+                }
+                Ok(advanced.into())
+            }
             Err(e) => {
                 let retryable = e.is_retryable();
                 tracing::warn!(household = %order.household, order = %order.order, retryable, "advance failed: {e}");

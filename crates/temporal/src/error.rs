@@ -9,4 +9,6 @@ pub enum TemporalError {
     Client(String),
     #[error("Temporal worker: {0}")]
     Worker(String),
+    #[error("Temporal dev server: {0}")]
+    DevServer(String),
 }

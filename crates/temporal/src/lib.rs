@@ -10,6 +10,7 @@
 //!   [`Fulfilment::advance`](hearth_core::fulfilment::Fulfilment::advance).
 //! - [`run_worker`]: a worker for the shared task queue.
 //! - [`relay`]: the outbox relay from `EventStore::pending_jobs` to any `JobScheduler`.
+//! - [`dev_server`]: a local `temporal server start-dev` for tests and local runs.
 //!
 //! docs/temporal.md explains the choices.
 
@@ -17,6 +18,7 @@
 // without `Debug`.
 #[allow(missing_debug_implementations)]
 mod activities;
+pub mod dev_server;
 mod error;
 pub mod relay;
 mod scheduler;

