@@ -76,7 +76,7 @@ impl FulfilmentActivities {
                 if let Advanced::Progressed(step) = &advanced {
                     // One line per step carried out: operators (and the restart test)
                     // read provider side effects from it.
-                    tracing::info!(household = %order.household, order = %order.order, step = step.name(), "fulfilment step done");
+                    tracing::info!(household = %order.household, order = %order.order, step = %step.name(), "fulfilment step done");
                 }
                 Ok(advanced.into())
             }
