@@ -14,7 +14,11 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
     /// Temporal frontend address.
-    #[arg(long, env = "HEARTH_TEMPORAL_ADDRESS", default_value = "http://127.0.0.1:7233")]
+    #[arg(
+        long,
+        env = "HEARTH_TEMPORAL_ADDRESS",
+        default_value = "http://127.0.0.1:7233"
+    )]
     pub temporal_address: String,
     /// Temporal namespace.
     #[arg(long, env = "HEARTH_TEMPORAL_NAMESPACE", default_value = "default")]

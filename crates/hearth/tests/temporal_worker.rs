@@ -117,25 +117,50 @@ async fn a_worker_killed_mid_timer_and_restarted_makes_the_order_ready_without_r
         id: MemberId(Uuid::now_v7()),
     };
     let placed = service
-        .dispatch(CommandEnvelope::new(CommandId(Uuid::now_v7()), household, actor, place))
+        .dispatch(CommandEnvelope::new(
+            CommandId(Uuid::now_v7()),
+            household,
+            actor,
+            place,
+        ))
         .await
         .unwrap();
     assert!(matches!(placed, Dispatched::Accepted { .. }));
 
-    let (log1, log2) = (dir.path().join("worker1.log"), dir.path().join("worker2.log"));
+    let (log1, log2) = (
+        dir.path().join("worker1.log"),
+        dir.path().join("worker2.log"),
+    );
     let mut first = spawn_worker(&server, &db, &task_queue, &log1);
-    wait_status(&service, household, order, OrderStatus::Confirmed, Duration::from_secs(60)).await;
+    wait_status(
+        &service,
+        household,
+        order,
+        OrderStatus::Confirmed,
+        Duration::from_secs(60),
+    )
+    .await;
     // Let the workflow task that starts the ready-at timer complete, then kill hard.
     tokio::time::sleep(Duration::from_secs(1)).await;
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
     assert!(SystemClock.now() < ready_at, "killed before ready-at");
-    assert_eq!(status(&service, household, order).await, OrderStatus::Confirmed);
+    assert_eq!(
+        status(&service, household, order).await,
+        OrderStatus::Confirmed
+    );
 
     let mut second = spawn_worker(&server, &db, &task_queue, &log2);
     // The timer fires at ready-at; after a hard kill the task may first wait out the
     // dead worker's sticky queue (10 s).
-    wait_status(&service, household, order, OrderStatus::Ready, Duration::from_secs(60)).await;
+    wait_status(
+        &service,
+        household,
+        order,
+        OrderStatus::Ready,
+        Duration::from_secs(60),
+    )
+    .await;
     second.start_kill().unwrap();
     second.wait().await.unwrap();
 
@@ -151,7 +176,10 @@ async fn a_worker_killed_mid_timer_and_restarted_makes_the_order_ready_without_r
             "OrderReady"
         ]
     );
-    assert!(events[4].created_at >= ready_at, "ready at its ready-at, not before");
+    assert!(
+        events[4].created_at >= ready_at,
+        "ready at its ready-at, not before"
+    );
     // Every provider step ran once, in the first worker; the second only marked ready.
     let logs = || {
         format!(

@@ -29,10 +29,8 @@ impl DevServer {
     pub fn start(timeout: Duration) -> Result<Self, TemporalError> {
         let port = free_port()?;
         let ui_port = free_port()?;
-        let db_file = std::env::temp_dir().join(format!(
-            "hearth-temporal-{}-{port}.db",
-            std::process::id()
-        ));
+        let db_file =
+            std::env::temp_dir().join(format!("hearth-temporal-{}-{port}.db", std::process::id()));
         let script = format!(
             "temporal server start-dev --ip 127.0.0.1 --port {port} --ui-port {ui_port} \
              --headless --db-filename '{db}' --log-level warn & s=$!; \

@@ -51,8 +51,11 @@ pub async fn connect(config: &TemporalConfig) -> Result<Client, TemporalError> {
         address: config.address.clone(),
         message: e.to_string(),
     })?;
-    Client::new(connection, ClientOptions::new(config.namespace.clone()).build())
-        .map_err(|e| TemporalError::Client(e.to_string()))
+    Client::new(
+        connection,
+        ClientOptions::new(config.namespace.clone()).build(),
+    )
+    .map_err(|e| TemporalError::Client(e.to_string()))
 }
 
 /// Stops a running worker gracefully (it finishes its current tasks first).
@@ -91,8 +94,8 @@ pub async fn run_worker(
         .map_err(|e| TemporalError::Worker(e.to_string()))?
         .register_activities(FulfilmentActivities::new(fulfilment))
         .build();
-    let mut worker = Worker::new(&runtime, client, options)
-        .map_err(|e| TemporalError::Worker(e.to_string()))?;
+    let mut worker =
+        Worker::new(&runtime, client, options).map_err(|e| TemporalError::Worker(e.to_string()))?;
     started(WorkerHandle {
         shutdown: Box::new(worker.shutdown_handle()),
     });

@@ -66,7 +66,10 @@ async fn an_order_becomes_ready_at_its_ready_at_and_every_step_reaches_the_feed(
     let events = w.store.read_feed(w.household, 0, 100).await.unwrap();
     let ready = events.last().unwrap();
     assert_eq!(ready.event.type_name(), "OrderReady");
-    assert!(ready.created_at >= ready_at, "ready at its ready-at, not before");
+    assert!(
+        ready.created_at >= ready_at,
+        "ready at its ready-at, not before"
+    );
     assert_eq!(
         w.feed().await,
         vec![
@@ -95,7 +98,11 @@ async fn a_payment_failing_twice_is_retried_by_temporal_and_captured_once() {
     w.wait_status(order, OrderStatus::Ready, SETTLE).await;
     assert_eq!(w.payments.captures(), 1, "one capture at the provider");
     assert_eq!(
-        w.feed().await.iter().filter(|t| **t == "PaymentCaptured").count(),
+        w.feed()
+            .await
+            .iter()
+            .filter(|t| **t == "PaymentCaptured")
+            .count(),
         1
     );
 }
@@ -152,10 +159,14 @@ async fn a_cancel_after_capture_wakes_the_sleeping_workflow_which_refunds_once()
         w.payments.refunds() == 1 && w.inventory.available("eggs") == Some(100)
     })
     .await;
-    eventually(Duration::from_secs(20), "the workflow to complete", || async {
-        workflow_status(w.scheduler.client(), &w.workflow_id(order)).await
-            == WorkflowExecutionStatus::Completed
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the workflow to complete",
+        || async {
+            workflow_status(w.scheduler.client(), &w.workflow_id(order)).await
+                == WorkflowExecutionStatus::Completed
+        },
+    )
     .await;
     assert_eq!(w.status(order).await, OrderStatus::Cancelled);
     let feed = w.feed().await;

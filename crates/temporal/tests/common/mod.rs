@@ -164,7 +164,8 @@ impl World {
         let actor = Actor::Member {
             id: MemberId(Uuid::now_v7()),
         };
-        let envelope = CommandEnvelope::new(CommandId(Uuid::now_v7()), self.household, actor, command);
+        let envelope =
+            CommandEnvelope::new(CommandId(Uuid::now_v7()), self.household, actor, command);
         let result = self.service.dispatch(envelope).await.unwrap();
         assert!(matches!(result, Dispatched::Accepted { .. }), "{result:?}");
     }
@@ -189,9 +190,11 @@ impl World {
     }
 
     pub async fn wait_status(&self, order: OrderId, status: OrderStatus, timeout: Duration) {
-        eventually(timeout, &format!("order {order} to be {status:?}"), || async {
-            self.status(order).await == status
-        })
+        eventually(
+            timeout,
+            &format!("order {order} to be {status:?}"),
+            || async { self.status(order).await == status },
+        )
         .await;
     }
 
