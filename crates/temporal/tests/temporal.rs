@@ -211,5 +211,24 @@ async fn a_job_interrupted_after_commit_is_started_by_the_relay_and_started_once
     w.wait_status(order, OrderStatus::Ready, SETTLE).await;
     assert_eq!(runs(w.scheduler.client(), &w.workflow_id(order)).await, 1);
     assert_eq!(w.payments.captures(), 1);
+
+    // One shared task queue; the household is the fairness key.
+    let described = w
+        .scheduler
+        .client()
+        .get_workflow_handle::<hearth_temporal::FulfilmentWorkflow>(w.workflow_id(order))
+        .describe(Default::default())
+        .await
+        .unwrap();
+    let info = described
+        .raw_description
+        .workflow_execution_info
+        .clone()
+        .unwrap();
+    assert_eq!(info.task_queue, w.config.task_queue);
+    assert_eq!(
+        info.priority.unwrap().fairness_key,
+        w.household.to_string()
+    );
     assert_eq!(w.inventory.available("bread"), Some(99));
 }
