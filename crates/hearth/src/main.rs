@@ -1,6 +1,7 @@
 //! `hearth`: the composition root. Wires adapters into the core and runs them.
 
 mod demo;
+mod migrate;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Runs the Temporal worker of the fulfilment workflow and the outbox relay.
     Worker(worker::WorkerArgs),
+    /// Applies the PostgreSQL schema migrations (connect as the owner role).
+    Migrate(migrate::MigrateArgs),
 }
 
 #[tokio::main]
@@ -36,5 +39,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Demo(args) => demo::run(args).await,
         Cmd::Worker(args) => worker::run(args).await,
+        Cmd::Migrate(args) => migrate::run(args).await,
     }
 }
