@@ -226,9 +226,6 @@ async fn a_job_interrupted_after_commit_is_started_by_the_relay_and_started_once
         .clone()
         .unwrap();
     assert_eq!(info.task_queue, w.config.task_queue);
-    assert_eq!(
-        info.priority.unwrap().fairness_key,
-        w.household.to_string()
-    );
+    assert_eq!(info.priority.unwrap().fairness_key, w.household.to_string());
     assert_eq!(w.inventory.available("bread"), Some(99));
 }
