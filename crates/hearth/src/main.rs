@@ -4,6 +4,7 @@ mod demo;
 mod migrate;
 mod serve;
 mod stores;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,8 @@ struct Cli {
 enum Cmd {
     /// Runs a household through the whole order flow in memory and prints what members see.
     Demo(demo::DemoArgs),
+    /// Runs the Temporal worker of the fulfilment workflow and the outbox relay.
+    Worker(worker::WorkerArgs),
     /// Applies the PostgreSQL schema migrations (connect as the owner role).
     Migrate(migrate::MigrateArgs),
     /// Serves the realtime rooms (WebSocket + HTTP, PartyKit-compatible).
@@ -41,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Cmd::Demo(args) => demo::run(args).await,
+        Cmd::Worker(args) => worker::run(args).await,
         Cmd::Migrate(args) => migrate::run(args).await,
         Cmd::Serve(args) => serve::serve(args).await,
         Cmd::Token(args) => serve::token(args),

@@ -28,6 +28,9 @@ pub struct StoreArgs {
     /// database URL is given.
     #[arg(long, env = "HEARTH_DATA_DIR", default_value = "hearth-data")]
     pub data_dir: PathBuf,
+    /// The SQLite file itself, instead of `<data-dir>/hearth.sqlite`.
+    #[arg(long, env = "HEARTH_SQLITE", conflicts_with = "database_url")]
+    pub sqlite: Option<PathBuf>,
     /// Keep everything in memory: nothing survives a restart.
     #[arg(long, conflicts_with = "database_url")]
     pub memory: bool,
@@ -73,9 +76,15 @@ impl StoreArgs {
                 kind: "postgres".into(),
             });
         }
-        std::fs::create_dir_all(&self.data_dir)
-            .with_context(|| format!("creating the data directory {}", self.data_dir.display()))?;
-        let path = self.data_dir.join("hearth.sqlite");
+        let path = match &self.sqlite {
+            Some(file) => file.clone(),
+            None => {
+                std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                    format!("creating the data directory {}", self.data_dir.display())
+                })?;
+                self.data_dir.join("hearth.sqlite")
+            }
+        };
         let opened = {
             let path = path.clone();
             tokio::task::spawn_blocking(move || hearth_sqlite::SqliteEventStore::open(path)).await?

@@ -1,0 +1,93 @@
+//! `hearth worker`: runs the Temporal worker of the fulfilment workflow, and the outbox
+//! relay that starts the store's pending jobs on Temporal.
+
+use crate::stores::StoreArgs;
+use anyhow::Context;
+use hearth_core::OrderService;
+use hearth_core::fulfilment::Fulfilment;
+use hearth_core::ports::{EventStore, JobScheduler};
+use hearth_memory::{MemoryInventory, MemoryPayments, SystemClock};
+use hearth_temporal::{TemporalConfig, TemporalScheduler};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// Temporal frontend address.
+    #[arg(
+        long,
+        env = "HEARTH_TEMPORAL_ADDRESS",
+        default_value = "http://127.0.0.1:7233"
+    )]
+    pub temporal_address: String,
+    /// Temporal namespace.
+    #[arg(long, env = "HEARTH_TEMPORAL_NAMESPACE", default_value = "default")]
+    pub temporal_namespace: String,
+    /// The task queue every household shares (the household is the fairness key).
+    #[arg(long, env = "HEARTH_TEMPORAL_TASK_QUEUE", default_value = hearth_temporal::DEFAULT_TASK_QUEUE)]
+    pub task_queue: String,
+    /// The store the workflow's activities dispatch to (the same as `hearth serve`'s).
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    /// Do not run the outbox relay in this process (run it elsewhere, once or more).
+    #[arg(long)]
+    pub no_relay: bool,
+    /// Pause of the relay between passes that found nothing, in milliseconds.
+    #[arg(long, env = "HEARTH_RELAY_IDLE_MS", default_value_t = 500)]
+    pub relay_idle_ms: u64,
+}
+
+pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    let stores = args.stores.open().await?;
+    tracing::info!(store = %stores.kind, "store opened");
+    let store: Arc<dyn EventStore> = stores.store;
+    // The bundled sandbox providers, in process (idempotent by key). HTTP adapters of
+    // real providers plug in here through the same ports.
+    let fulfilment = Fulfilment::new(
+        OrderService::new(store.clone(), Arc::new(SystemClock)),
+        Arc::new(MemoryPayments::new()),
+        Arc::new(MemoryInventory::default()),
+    );
+    let mut config = TemporalConfig::new(args.temporal_address, args.temporal_namespace);
+    config.task_queue = args.task_queue;
+
+    let relay = async {
+        if args.no_relay {
+            return std::future::pending::<anyhow::Result<()>>().await;
+        }
+        let client = hearth_temporal::connect(&config).await?;
+        let scheduler: Arc<dyn JobScheduler> =
+            Arc::new(TemporalScheduler::new(client, config.task_queue.clone()));
+        hearth_temporal::relay::run_relay(
+            store.clone(),
+            scheduler,
+            Duration::from_millis(args.relay_idle_ms),
+        )
+        .await;
+        Ok(())
+    };
+
+    let (handle_tx, handle_rx) = tokio::sync::oneshot::channel();
+    let worker = hearth_temporal::run_worker(&config, fulfilment, move |handle| {
+        let _ = handle_tx.send(handle);
+    });
+    let stop = async {
+        tokio::signal::ctrl_c().await.ok();
+        tracing::info!("stopping: finishing the current tasks");
+        if let Ok(handle) = handle_rx.await {
+            handle.shutdown();
+        }
+    };
+    tracing::info!(
+        address = %config.address,
+        namespace = %config.namespace,
+        task_queue = %config.task_queue,
+        "hearth worker running"
+    );
+    tokio::pin!(worker);
+    tokio::select! {
+        result = &mut worker => result.context("the Temporal worker stopped"),
+        result = relay => result.context("the job relay stopped"),
+        () = stop => worker.await.context("the Temporal worker stopped"),
+    }
+}

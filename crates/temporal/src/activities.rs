@@ -1,0 +1,96 @@
+//! The `advance` activity: one step of the core's fulfilment process.
+
+use crate::workflow::OrderRef;
+use hearth_core::fulfilment::{Advanced, Fulfilment};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use temporalio_macros::activities;
+use temporalio_sdk::ApplicationFailure;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+
+/// Error type name of a failure worth retrying (a provider or the store was unavailable).
+pub const RETRYABLE: &str = "FulfilmentTransient";
+/// Error type name the retry policy never retries (corrupt data, a bug).
+pub const NON_RETRYABLE: &str = "FulfilmentPermanent";
+/// Error type name a workflow fails with when the process is stuck (operator needed).
+pub const STUCK: &str = "FulfilmentStuck";
+
+/// What one `advance` did, as it crosses the wire to the workflow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum AdvanceOutcome {
+    /// A step ran and was recorded: advance again.
+    Progressed { step: String },
+    /// Nothing to do before ready-at (milliseconds since the Unix epoch).
+    #[serde(rename_all = "camelCase")]
+    Waiting { until_ms: i64 },
+    /// The process is over.
+    Done,
+    /// A provider refused for good where the process has no answer.
+    Stuck { step: String, error: String },
+}
+
+impl From<Advanced> for AdvanceOutcome {
+    fn from(advanced: Advanced) -> Self {
+        match advanced {
+            Advanced::Progressed(step) => AdvanceOutcome::Progressed {
+                step: step.name().to_owned(),
+            },
+            Advanced::Waiting { until } => AdvanceOutcome::Waiting {
+                until_ms: until.timestamp_millis(),
+            },
+            Advanced::Done => AdvanceOutcome::Done,
+            Advanced::Stuck { step, error } => AdvanceOutcome::Stuck {
+                step: step.name().to_owned(),
+                error: error.to_string(),
+            },
+        }
+    }
+}
+
+/// The activities of the fulfilment workflow, over the core's [`Fulfilment`] (an
+/// `OrderService` plus the Payments and Inventory ports).
+#[derive(Debug, Clone)]
+pub struct FulfilmentActivities {
+    fulfilment: Fulfilment,
+}
+
+impl FulfilmentActivities {
+    pub fn new(fulfilment: Fulfilment) -> Self {
+        Self { fulfilment }
+    }
+}
+
+#[activities]
+impl FulfilmentActivities {
+    /// One step: load the order, carry out what the pure process says, record it.
+    /// Declines are not errors (the core records a rejection; the next step compensates).
+    #[activity(name = "advance")]
+    pub async fn advance(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order: OrderRef,
+    ) -> Result<AdvanceOutcome, ActivityError> {
+        match self.fulfilment.advance(order.household, order.order).await {
+            Ok(advanced) => {
+                if let Advanced::Progressed(step) = &advanced {
+                    // One line per step carried out: operators (and the restart test)
+                    // read provider side effects from it.
+                    tracing::info!(household = %order.household, order = %order.order, step = %step.name(), "fulfilment step done");
+                }
+                Ok(advanced.into())
+            }
+            Err(e) => {
+                let retryable = e.is_retryable();
+                tracing::warn!(household = %order.household, order = %order.order, retryable, "advance failed: {e}");
+                let type_name = if retryable { RETRYABLE } else { NON_RETRYABLE };
+                Err(ActivityError::application(
+                    ApplicationFailure::builder(e.to_string())
+                        .type_name(type_name.to_owned())
+                        .non_retryable(!retryable)
+                        .build(),
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The fulfilment workflow: deterministic, only `ctx.*` calls and pure data.
+
+use crate::activities::{AdvanceOutcome, FulfilmentActivities, NON_RETRYABLE};
+use hearth_core::{HouseholdId, OrderId};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, UNIX_EPOCH};
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityOptions, ApplicationFailure, SyncWorkflowContext, WorkflowContext, WorkflowContextView,
+    WorkflowResult,
+};
+
+/// Which order a workflow (and each of its activities) works on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRef {
+    pub household: HouseholdId,
+    pub order: OrderId,
+}
+
+/// A bound on loop turns: the process settles in a handful of steps; a workflow that
+/// loops this often has a bug, and stops rather than growing its history forever.
+const MAX_TURNS: u32 = 200;
+
+/// The shortest timer the workflow sets: a ready-at that the activity saw as future
+/// but the workflow clock sees as past still gets a (tiny) durable wait.
+const MIN_WAIT: Duration = Duration::from_millis(50);
+
+/// How the `advance` activity is retried: transient provider or store failures back off
+/// from 1 s to at most 1 min, without limit (the process is idempotent step by step);
+/// failures typed [`NON_RETRYABLE`] stop at once.
+pub fn advance_options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(60))
+                .non_retryable_error_types([NON_RETRYABLE])
+                .build(),
+        )
+        .build()
+}
+
+#[workflow]
+#[derive(Debug)]
+pub struct FulfilmentWorkflow {
+    order: OrderRef,
+    /// How many cancel signals arrived: the wait compares it with the value it started
+    /// with, so one signal wakes exactly one wait.
+    cancels: u32,
+}
+
+#[workflow_methods]
+impl FulfilmentWorkflow {
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, order: OrderRef) -> Self {
+        Self { order, cancels: 0 }
+    }
+
+    /// Advance until the process is over; between steps, wait durably for ready-at or
+    /// a cancellation, whichever comes first.
+    #[run(name = "fulfilment")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<String> {
+        let order = ctx.state(|s| s.order);
+        for _ in 0..MAX_TURNS {
+            let outcome = ctx
+                .execute_activity(FulfilmentActivities::advance, order, advance_options())
+                .await?;
+            match outcome {
+                AdvanceOutcome::Progressed { .. } => continue,
+                AdvanceOutcome::Done => return Ok("done".to_owned()),
+                AdvanceOutcome::Stuck { step, error } => {
+                    return Err(ApplicationFailure::builder(format!(
+                        "order {} is stuck at {step}: {error}",
+                        order.order
+                    ))
+                    .type_name(crate::STUCK.to_owned())
+                    .non_retryable(true)
+                    .build()
+                    .into());
+                }
+                AdvanceOutcome::Waiting { until_ms } => {
+                    let now_ms = ctx
+                        .workflow_time()
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                    let wait = u64::try_from(until_ms.saturating_sub(now_ms))
+                        .map_or(MIN_WAIT, Duration::from_millis)
+                        .max(MIN_WAIT);
+                    let seen = ctx.state(|s| s.cancels);
+                    temporalio_sdk::workflows::select! {
+                        _ = ctx.timer(wait) => {}
+                        _ = ctx.wait_condition(move |s: &Self| s.cancels != seen) => {}
+                    }
+                }
+            }
+        }
+        Err(ApplicationFailure::builder(format!(
+            "order {} did not settle in {MAX_TURNS} turns",
+            order.order
+        ))
+        .type_name(crate::STUCK.to_owned())
+        .non_retryable(true)
+        .build()
+        .into())
+    }
+
+    /// The order was cancelled: wake up now and let the process compensate.
+    #[signal(name = "cancel")]
+    pub fn cancel(&mut self, _ctx: &mut SyncWorkflowContext<Self>) {
+        self.cancels = self.cancels.saturating_add(1);
+    }
+}
