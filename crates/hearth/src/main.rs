@@ -1,6 +1,7 @@
 //! `hearth`: the composition root. Wires adapters into the core and runs them.
 
 mod demo;
+mod sandbox;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,8 @@ struct Cli {
 enum Cmd {
     /// Runs a household through the whole order flow in memory and prints what members see.
     Demo(demo::DemoArgs),
+    /// Runs the sandbox payment and inventory provider over HTTP, with fault injection.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 #[tokio::main]
@@ -32,5 +35,6 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Cmd::Demo(args) => demo::run(args).await,
+        Cmd::Sandbox(args) => sandbox::run(args).await,
     }
 }
