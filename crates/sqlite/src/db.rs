@@ -1,0 +1,217 @@
+//! The database file: connections, pragmas, migrations, and the bridge from async
+//! callers to blocking SQLite calls.
+
+use hearth_core::Timestamp;
+use hearth_core::ports::{DirectoryError, StoreError};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Schema migrations, applied in order on open. `PRAGMA user_version` records how
+/// many have been applied; each runs in its own transaction with the bump.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+
+/// How long a connection waits for another connection's lock before giving up
+/// with `SQLITE_BUSY` (reported as [`StoreError::Unavailable`]).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle reader connections kept for reuse.
+const IDLE_READERS: usize = 8;
+
+/// Why an operation failed, inside the adapter. Converted to the port errors at the
+/// boundary, so no rusqlite type leaks out.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Fail {
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+}
+
+impl Fail {
+    pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
+        Fail::Store(StoreError::Corrupt(what.to_string()))
+    }
+}
+
+/// Translates a SQLite error into the store's vocabulary.
+fn sql_to_store(e: &rusqlite::Error) -> StoreError {
+    use rusqlite::Error as E;
+    match e {
+        E::SqliteFailure(f, _)
+            if matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) =>
+        {
+            StoreError::Corrupt(e.to_string())
+        }
+        E::FromSqlConversionFailure(..)
+        | E::InvalidColumnType(..)
+        | E::IntegralValueOutOfRange(..)
+        | E::Utf8Error(..) => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Unavailable(format!("sqlite: {e}")),
+    }
+}
+
+impl From<Fail> for StoreError {
+    fn from(f: Fail) -> Self {
+        match f {
+            Fail::Sql(e) => sql_to_store(&e),
+            Fail::Store(e) => e,
+            Fail::Directory(DirectoryError::Store(e)) => e,
+            // The event store never raises directory errors; keep the message.
+            Fail::Directory(e) => StoreError::Corrupt(e.to_string()),
+        }
+    }
+}
+
+impl From<Fail> for DirectoryError {
+    fn from(f: Fail) -> Self {
+        match f {
+            Fail::Sql(e) => DirectoryError::Store(sql_to_store(&e)),
+            Fail::Store(e) => DirectoryError::Store(e),
+            Fail::Directory(e) => e,
+        }
+    }
+}
+
+/// One SQLite file: a single writer connection (appends are serialised through it,
+/// so `seq` is gap-free and commit-ordered) and a pool of read-only connections
+/// (WAL lets them read while the writer writes).
+#[derive(Debug)]
+pub(crate) struct Db {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the file, sets WAL mode and applies migrations.
+    /// Blocks: call it at start-up, or from a blocking task.
+    pub(crate) fn open(path: &Path) -> Result<Arc<Self>, StoreError> {
+        let open_failed = |e: Fail| match StoreError::from(e) {
+            StoreError::Unavailable(m) => {
+                StoreError::Unavailable(format!("cannot open {}: {m}", path.display()))
+            }
+            other => other,
+        };
+        let mut writer = connect(path, true).map_err(open_failed)?;
+        migrate(&mut writer).map_err(open_failed)?;
+        Ok(Arc::new(Self {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        }))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic inside a transaction rolled it back when the Transaction dropped;
+        // the connection itself is still sound.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        self.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the writer connection, off the async runtime.
+    pub(crate) async fn write<T, F>(self: &Arc<Self>, f: F) -> Result<T, Fail>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&mut db.writer()))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
+    }
+
+    /// Runs `f` on a read-only connection, off the async runtime.
+    pub(crate) async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, Fail>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let idle = db.idle().pop();
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => connect(&db.path, false)?,
+            };
+            let result = f(&mut conn);
+            let mut idle = db.idle();
+            if idle.len() < IDLE_READERS && conn.is_autocommit() {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
+    }
+}
+
+fn connect(path: &Path, writer: bool) -> Result<Connection, Fail> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    if writer {
+        // WAL is a property of the file: set once, kept across opens.
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Fail::Store(StoreError::Unavailable(format!(
+                "journal_mode is {mode}, WAL is required"
+            ))));
+        }
+    }
+    // FULL: in WAL mode every commit fsyncs the log, so an acknowledged command
+    // survives a power loss too, not only a process crash (docs/sqlite.md).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    if !writer {
+        conn.pragma_update(None, "query_only", "ON")?;
+    }
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), Fail> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let applied: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if applied > MIGRATIONS.len() {
+            return Err(Fail::corrupt(format!(
+                "the database has schema version {applied}, this build knows up to {}",
+                MIGRATIONS.len()
+            )));
+        }
+        let Some(sql) = MIGRATIONS.get(applied) else {
+            return Ok(());
+        };
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", applied + 1)?;
+        tx.commit()?;
+    }
+}
+
+/// Microseconds since the epoch: the stored form of every timestamp.
+pub(crate) fn micros(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_micros(v: i64) -> Result<Timestamp, Fail> {
+    chrono::DateTime::from_timestamp_micros(v)
+        .ok_or_else(|| Fail::corrupt(format!("timestamp {v} µs is out of range")))
+}
+
+pub(crate) fn now_micros() -> i64 {
+    micros(chrono::Utc::now())
+}

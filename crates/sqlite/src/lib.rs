@@ -1,0 +1,26 @@
+//! SQLite adapters of Hearth's storage ports: the embedded default store.
+//!
+//! One database file in WAL mode holds the event log, snapshots, commands, the jobs
+//! outbox, and the directory (households, members, invites). [`SqliteEventStore`]
+//! implements `EventStore`, [`SqliteEventFeed`] `EventFeed` (an in-process
+//! doorbell), [`SqliteDirectory`] `Directory`.
+//!
+//! **Invariant:** SQLite has no row-level security, so every statement this crate
+//! runs names the household (`tenant_id`) in its key or `WHERE` clause; the only
+//! exception is the job relay's outbox scan, `EventStore::pending_jobs`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), hearth_core::ports::StoreError> {
+//! let (store, feed) = hearth_sqlite::SqliteEventStore::open("hearth.db")?;
+//! let directory = store.directory();
+//! # let _ = (feed, directory);
+//! # Ok(())
+//! # }
+//! ```
+
+mod db;
+mod directory;
+mod store;
+
+pub use directory::SqliteDirectory;
+pub use store::{SqliteEventFeed, SqliteEventStore};

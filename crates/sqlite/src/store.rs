@@ -1,0 +1,615 @@
+//! The EventStore and EventFeed ports on SQLite.
+
+use crate::db::{Db, Fail, from_micros, micros, now_micros};
+use crate::directory::SqliteDirectory;
+use async_trait::async_trait;
+use hearth_core::ports::{
+    Append, Appended, Decision, EventFeed, EventStore, FeedSignal, FeedStream, Job, JobKind,
+    Loaded, Snapshot, StoreError,
+};
+use hearth_core::{
+    CommandEnvelope, CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, OrderId,
+};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// Signals buffered per feed subscriber before it lags (and gets `Resync`).
+const DOORBELL_CAPACITY: usize = 1024;
+
+/// The event log of every household, in one SQLite file.
+///
+/// Appends go through the single writer connection in `BEGIN IMMEDIATE`
+/// transactions, one at a time: per-household `seq` is gap-free and commit-ordered.
+/// Every statement names the household (`tenant_id`): SQLite has no row-level
+/// security, so isolation is this adapter's job (docs/sqlite.md).
+#[derive(Debug)]
+pub struct SqliteEventStore {
+    db: Arc<Db>,
+    doorbell: broadcast::Sender<FeedSignal>,
+}
+
+impl SqliteEventStore {
+    /// Opens (or creates) the store in the file at `path`, applies migrations, and
+    /// returns it with the feed of its commits. Blocks briefly: call it at start-up.
+    pub fn open(path: impl AsRef<Path>) -> Result<(Arc<Self>, SqliteEventFeed), StoreError> {
+        let db = Db::open(path.as_ref())?;
+        let (doorbell, _) = broadcast::channel(DOORBELL_CAPACITY);
+        let store = Arc::new(Self { db, doorbell });
+        let feed = store.feed();
+        Ok((store, feed))
+    }
+
+    /// The feed of this store's commits (another handle on the same doorbell).
+    pub fn feed(&self) -> SqliteEventFeed {
+        SqliteEventFeed {
+            doorbell: self.doorbell.clone(),
+        }
+    }
+
+    /// The directory kept in the same file, sharing this store's connections.
+    pub fn directory(&self) -> SqliteDirectory {
+        SqliteDirectory::from_db(Arc::clone(&self.db))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        let tenant = append.command.tenant;
+        let appended = self
+            .db
+            .write(move |conn| append_in_transaction(conn, append))
+            .await?;
+        if let Appended::Committed { events, .. } = &appended
+            && let Some(last) = events.last()
+        {
+            // Rung after the commit; no receiver is not an error.
+            let _ = self.doorbell.send(FeedSignal::Committed {
+                tenant,
+                seq: last.seq,
+            });
+        }
+        Ok(appended)
+    }
+
+    async fn load(
+        &self,
+        tenant: HouseholdId,
+        aggregate_id: OrderId,
+        snapshot_schema: u32,
+    ) -> Result<Loaded, StoreError> {
+        let loaded = self
+            .db
+            .read(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+                let snapshot = tx
+                    .query_row(
+                        "SELECT version, state FROM snapshots
+                         WHERE tenant_id = ?1 AND aggregate_id = ?2 AND schema_version = ?3",
+                        params![tenant.0, aggregate_id.0, snapshot_schema],
+                        |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)),
+                    )
+                    .optional()?
+                    .map(|(version, state)| {
+                        Ok::<_, Fail>(Snapshot {
+                            tenant,
+                            aggregate_id,
+                            version,
+                            schema_version: snapshot_schema,
+                            state: json(&state, "snapshot state")?,
+                        })
+                    })
+                    .transpose()?;
+                let after = snapshot.as_ref().map_or(0, |s| s.version);
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                     WHERE tenant_id = ?1 AND aggregate_id = ?2 AND version > ?3
+                     ORDER BY version"
+                ))?;
+                let raw = stmt
+                    .query_map(params![tenant.0, aggregate_id.0, after], RawEvent::from_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let events = raw
+                    .into_iter()
+                    .map(|r| r.into_envelope(tenant))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Loaded { snapshot, events })
+            })
+            .await?;
+        Ok(loaded)
+    }
+
+    async fn read_feed(
+        &self,
+        tenant: HouseholdId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let events = self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                     WHERE tenant_id = ?1 AND seq > ?2
+                     ORDER BY seq LIMIT ?3"
+                ))?;
+                let raw = stmt
+                    .query_map(params![tenant.0, after, limit], RawEvent::from_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                raw.into_iter()
+                    .map(|r| r.into_envelope(tenant))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(events)
+    }
+
+    async fn head(&self, tenant: HouseholdId) -> Result<u64, StoreError> {
+        let head = self
+            .db
+            .read(move |conn| Ok(last_seq(conn, tenant)?.unwrap_or(0)))
+            .await?;
+        Ok(head)
+    }
+
+    async fn outcome(
+        &self,
+        tenant: HouseholdId,
+        command_id: CommandId,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        let outcome = self
+            .db
+            .read(move |conn| stored_outcome(conn, tenant, command_id))
+            .await?;
+        Ok(outcome)
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tenant = snapshot.tenant;
+                let stream = stream_version(&tx, tenant, snapshot.aggregate_id)?;
+                if snapshot.version > stream {
+                    return Err(Fail::corrupt(format!(
+                        "snapshot of order {} at version {} is ahead of its stream ({stream})",
+                        snapshot.aggregate_id, snapshot.version
+                    )));
+                }
+                ensure_household(&tx, tenant)?;
+                let state = serde_json::to_string(&snapshot.state)
+                    .map_err(|e| Fail::corrupt(format!("snapshot state: {e}")))?;
+                // Never regress: an older (or equal) version leaves the row as it is.
+                tx.execute(
+                    "INSERT INTO snapshots (tenant_id, aggregate_id, schema_version, version, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (tenant_id, aggregate_id, schema_version) DO UPDATE
+                     SET version = excluded.version, state = excluded.state
+                     WHERE excluded.version > snapshots.version",
+                    params![
+                        tenant.0,
+                        snapshot.aggregate_id.0,
+                        snapshot.schema_version,
+                        snapshot.version,
+                        state
+                    ],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The one query that reads across households: the job relay's scan of the
+    /// outbox. Nothing else in the adapter omits `tenant_id`.
+    async fn pending_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let jobs = self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT tenant_id, job_id, order_id, kind, command_id, created_at
+                     FROM jobs WHERE started_at IS NULL ORDER BY job_no LIMIT ?1",
+                )?;
+                let raw = stmt
+                    .query_map(params![limit], |r| {
+                        Ok((
+                            r.get::<_, Uuid>(0)?,
+                            r.get::<_, Uuid>(1)?,
+                            r.get::<_, Uuid>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, Uuid>(4)?,
+                            r.get::<_, i64>(5)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                raw.into_iter()
+                    .map(|(tenant, id, order, kind, command, created)| {
+                        Ok(Job {
+                            id: EventId(id),
+                            tenant: HouseholdId(tenant),
+                            order_id: OrderId(order),
+                            kind: job_kind(&kind)?,
+                            command_id: CommandId(command),
+                            created_at: from_micros(created)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Fail>>()
+            })
+            .await?;
+        Ok(jobs)
+    }
+
+    async fn mark_job_started(&self, tenant: HouseholdId, job: EventId) -> Result<(), StoreError> {
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE jobs SET started_at = ?3
+                     WHERE tenant_id = ?1 AND job_id = ?2 AND started_at IS NULL",
+                    params![tenant.0, job.0, now_micros()],
+                )?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// One append, in one `BEGIN IMMEDIATE` transaction on the writer connection.
+fn append_in_transaction(conn: &mut Connection, append: Append) -> Result<Appended, Fail> {
+    let Append { command, decision } = append;
+    let tenant = command.tenant;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some(outcome) = stored_outcome(&tx, tenant, command.id)? {
+        // A repeat: nothing is written (the transaction rolls back on drop).
+        return Ok(Appended::Duplicate(outcome));
+    }
+    ensure_household(&tx, tenant)?;
+    let head = last_seq(&tx, tenant)?.unwrap_or(0);
+    let (aggregate_id, expected_version, new_events) = match decision {
+        Decision::Rejected { code, message } => {
+            let outcome = CommandOutcome::Rejected { code, message };
+            insert_command(&tx, &command, "rejected", &outcome)?;
+            tx.commit()?;
+            return Ok(Appended::Committed {
+                events: Vec::new(),
+                outcome,
+            });
+        }
+        Decision::Events {
+            aggregate_id,
+            expected_version,
+            events,
+        } => (aggregate_id, expected_version, events),
+    };
+    if !new_events.is_empty() {
+        let current = stream_version(&tx, tenant, aggregate_id)?;
+        if current != expected_version {
+            return Err(StoreError::VersionConflict {
+                aggregate_id,
+                expected: expected_version,
+            }
+            .into());
+        }
+    }
+    for (i, event) in new_events.iter().enumerate() {
+        let want = u64::from(expected_version) + 1 + i as u64;
+        if u64::from(event.version) != want || event.aggregate_id != aggregate_id {
+            return Err(Fail::corrupt(format!(
+                "event {} has version {} for order {}, expected {want} for {aggregate_id}",
+                event.id, event.version, event.aggregate_id
+            )));
+        }
+    }
+    let count = u32::try_from(new_events.len())
+        .map_err(|_| Fail::corrupt("more than u32::MAX events in one append"))?;
+    let new_head = head + u64::from(count);
+    let outcome = CommandOutcome::Accepted {
+        seq: new_head,
+        events: count,
+    };
+    insert_command(&tx, &command, "accepted", &outcome)?;
+    let mut committed = Vec::with_capacity(new_events.len());
+    for (i, event) in new_events.into_iter().enumerate() {
+        let mut envelope = EventEnvelope::committed(tenant, head + 1 + i as u64, event);
+        // The store keeps microseconds: answer with what a read will return.
+        envelope.created_at = from_micros(micros(envelope.created_at))?;
+        insert_event(&tx, &envelope, command.id, expected_version)?;
+        if let Some(job) = Job::for_event(&envelope) {
+            insert_job(&tx, &job)?;
+        }
+        committed.push(envelope);
+    }
+    if count > 0 {
+        tx.execute(
+            "UPDATE households SET last_seq = ?2 WHERE tenant_id = ?1",
+            params![tenant.0, new_head],
+        )?;
+    }
+    tx.commit()?;
+    Ok(Appended::Committed {
+        events: committed,
+        outcome,
+    })
+}
+
+fn ensure_household(tx: &Transaction<'_>, tenant: HouseholdId) -> Result<(), Fail> {
+    tx.execute(
+        "INSERT INTO households (tenant_id) VALUES (?1) ON CONFLICT (tenant_id) DO NOTHING",
+        params![tenant.0],
+    )?;
+    Ok(())
+}
+
+fn last_seq(conn: &Connection, tenant: HouseholdId) -> Result<Option<u64>, Fail> {
+    Ok(conn
+        .query_row(
+            "SELECT last_seq FROM households WHERE tenant_id = ?1",
+            params![tenant.0],
+            |r| r.get::<_, u64>(0),
+        )
+        .optional()?)
+}
+
+fn stream_version(conn: &Connection, tenant: HouseholdId, order: OrderId) -> Result<u32, Fail> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM events WHERE tenant_id = ?1 AND aggregate_id = ?2",
+        params![tenant.0, order.0],
+        |r| r.get::<_, u32>(0),
+    )?)
+}
+
+fn stored_outcome(
+    conn: &Connection,
+    tenant: HouseholdId,
+    command: CommandId,
+) -> Result<Option<CommandOutcome>, Fail> {
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT outcome FROM commands WHERE tenant_id = ?1 AND command_id = ?2",
+            params![tenant.0, command.0],
+            |r| r.get(0),
+        )
+        .optional()?;
+    stored
+        .map(|s| {
+            serde_json::from_str(&s)
+                .map_err(|e| Fail::corrupt(format!("outcome of command {command}: {e}")))
+        })
+        .transpose()
+}
+
+fn insert_command(
+    tx: &Transaction<'_>,
+    command: &CommandEnvelope,
+    status: &str,
+    outcome: &CommandOutcome,
+) -> Result<(), Fail> {
+    let (kind, payload) = split_tagged(&command.command, "command")?;
+    let metadata = to_json(&command.metadata, "command metadata")?;
+    let outcome = to_json(outcome, "command outcome")?;
+    tx.execute(
+        "INSERT INTO commands
+         (tenant_id, command_id, type, payload, metadata, status, outcome, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            command.tenant.0,
+            command.id.0,
+            kind,
+            payload,
+            metadata,
+            status,
+            outcome,
+            now_micros()
+        ],
+    )?;
+    Ok(())
+}
+
+/// `command` is the id of the append that wrote the event (normally equal to
+/// `e.metadata.command_id`; the column records the writer, whatever the metadata).
+fn insert_event(
+    tx: &Transaction<'_>,
+    e: &EventEnvelope,
+    command: CommandId,
+    expected: u32,
+) -> Result<(), Fail> {
+    let (kind, payload) = split_tagged(&e.event, "event")?;
+    let metadata = to_json(&e.metadata, "event metadata")?;
+    let inserted = tx.execute(
+        "INSERT INTO events
+         (tenant_id, seq, event_id, aggregate_id, version, type, schema_version, payload,
+          metadata, command_id, created_at, requires_job)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            e.tenant.0,
+            e.seq,
+            e.id.0,
+            e.aggregate_id.0,
+            e.version,
+            kind,
+            e.schema_version,
+            payload,
+            metadata,
+            command.0,
+            micros(e.created_at),
+            e.requires_job
+        ],
+    );
+    match inserted {
+        Ok(_) => Ok(()),
+        // The unique (tenant_id, aggregate_id, version) key is the last word on
+        // optimistic concurrency, should the explicit check above ever miss.
+        Err(rusqlite::Error::SqliteFailure(f, Some(message)))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+                && message.contains("events.version") =>
+        {
+            Err(StoreError::VersionConflict {
+                aggregate_id: e.aggregate_id,
+                expected,
+            }
+            .into())
+        }
+        Err(rusqlite::Error::SqliteFailure(f, message))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(Fail::corrupt(format!(
+                "event {} refused: {}",
+                e.id,
+                message.unwrap_or_default()
+            )))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn insert_job(tx: &Transaction<'_>, job: &Job) -> Result<(), Fail> {
+    tx.execute(
+        "INSERT INTO jobs (tenant_id, job_id, order_id, kind, command_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            job.tenant.0,
+            job.id.0,
+            job.order_id.0,
+            job.kind.as_str(),
+            job.command_id.0,
+            micros(job.created_at)
+        ],
+    )?;
+    Ok(())
+}
+
+fn job_kind(s: &str) -> Result<JobKind, Fail> {
+    match s {
+        "fulfil" => Ok(JobKind::Fulfil),
+        "cancel" => Ok(JobKind::Cancel),
+        other => Err(Fail::corrupt(format!("unknown job kind {other:?}"))),
+    }
+}
+
+const EVENT_COLUMNS: &str = "seq, event_id, aggregate_id, version, type, schema_version, \
+                             payload, metadata, created_at, requires_job";
+
+/// An events row as stored, before its JSON is parsed.
+struct RawEvent {
+    seq: u64,
+    id: Uuid,
+    aggregate_id: Uuid,
+    version: u32,
+    kind: String,
+    schema_version: u32,
+    payload: Option<String>,
+    metadata: String,
+    created_at: i64,
+    requires_job: bool,
+}
+
+impl RawEvent {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            aggregate_id: r.get(2)?,
+            version: r.get(3)?,
+            kind: r.get(4)?,
+            schema_version: r.get(5)?,
+            payload: r.get(6)?,
+            metadata: r.get(7)?,
+            created_at: r.get(8)?,
+            requires_job: r.get(9)?,
+        })
+    }
+
+    fn into_envelope(self, tenant: HouseholdId) -> Result<EventEnvelope, Fail> {
+        let event = join_tagged(self.kind, self.payload.as_deref(), "event")?;
+        Ok(EventEnvelope {
+            id: EventId(self.id),
+            tenant,
+            seq: self.seq,
+            aggregate_id: OrderId(self.aggregate_id),
+            version: self.version,
+            event,
+            schema_version: self.schema_version,
+            metadata: json(&self.metadata, "event metadata")?,
+            created_at: from_micros(self.created_at)?,
+            requires_job: self.requires_job,
+        })
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T, what: &str) -> Result<String, Fail> {
+    serde_json::to_string(value).map_err(|e| Fail::corrupt(format!("{what}: {e}")))
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, Fail> {
+    serde_json::from_str(text).map_err(|e| Fail::corrupt(format!("stored {what}: {e}")))
+}
+
+/// Splits an adjacently tagged value (`{"type": ..., "payload": ...}`) into the
+/// `type` and `payload` columns.
+fn split_tagged<T: serde::Serialize>(
+    value: &T,
+    what: &str,
+) -> Result<(String, Option<String>), Fail> {
+    let mut value =
+        serde_json::to_value(value).map_err(|e| Fail::corrupt(format!("{what}: {e}")))?;
+    let kind = match value.get("type") {
+        Some(Value::String(s)) => s.clone(),
+        _ => return Err(Fail::corrupt(format!("{what} has no type tag"))),
+    };
+    let payload = match value.get_mut("payload").map(Value::take) {
+        Some(p) => Some(to_json(&p, what)?),
+        None => None,
+    };
+    Ok((kind, payload))
+}
+
+fn join_tagged<T: serde::de::DeserializeOwned>(
+    kind: String,
+    payload: Option<&str>,
+    what: &str,
+) -> Result<T, Fail> {
+    let mut object = serde_json::Map::new();
+    object.insert("type".into(), Value::String(kind));
+    if let Some(p) = payload {
+        object.insert("payload".into(), json::<Value>(p, what)?);
+    }
+    serde_json::from_value(Value::Object(object))
+        .map_err(|e| Fail::corrupt(format!("stored {what}: {e}")))
+}
+
+/// The doorbell of a [`SqliteEventStore`]: an in-process broadcast channel rung
+/// after each commit. A subscriber that falls behind gets [`FeedSignal::Resync`]
+/// instead of the signals it missed, and re-reads from its cursor.
+#[derive(Debug, Clone)]
+pub struct SqliteEventFeed {
+    doorbell: broadcast::Sender<FeedSignal>,
+}
+
+impl EventFeed for SqliteEventFeed {
+    fn subscribe(&self) -> FeedStream {
+        let rx = self.doorbell.subscribe();
+        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            match rx.recv().await {
+                Ok(signal) => Some((signal, rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => Some((FeedSignal::Resync, rx)),
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        }))
+    }
+}
