@@ -96,6 +96,8 @@ struct Running {
     wake: Arc<Notify>,
     /// The jobs this task takes care of: marked when the process ends.
     jobs: Vec<Job>,
+    /// Bumped when a job joins: a process that ended before the join must run again.
+    joined: u64,
     abort: Option<AbortHandle>,
 }
 
@@ -227,6 +229,7 @@ fn submit(shared: &Arc<Shared>, job: Job) -> Result<(), SchedulerError> {
         }
         tracing::debug!(job = %id, kind = job.kind.as_str(), order = %job.order_id, "job joins its order's task");
         running.jobs.push(job);
+        running.joined += 1;
         // A cancel must not wait for ready-at or a backoff.
         running.wake.notify_one();
     } else {
@@ -240,6 +243,7 @@ fn submit(shared: &Arc<Shared>, job: Job) -> Result<(), SchedulerError> {
             Running {
                 wake,
                 jobs: vec![job],
+                joined: 0,
                 abort: Some(handle.abort_handle()),
             },
         );
@@ -255,6 +259,11 @@ fn submit(shared: &Arc<Shared>, job: Job) -> Result<(), SchedulerError> {
 async fn order_task(shared: Arc<Shared>, (tenant, order): OrderKey, wake: Arc<Notify>) {
     let mut attempts = 0u32;
     loop {
+        let seen = shared
+            .orders()
+            .running
+            .get(&(tenant, order))
+            .map_or(0, |r| r.joined);
         let outcome = {
             let _permit = tokio::select! {
                 permit = shared.permits.acquire() => match permit {
@@ -267,13 +276,19 @@ async fn order_task(shared: Arc<Shared>, (tenant, order): OrderKey, wake: Arc<No
         };
         let pause = match outcome {
             Ok(Advanced::Done) => {
-                tracing::info!(%tenant, %order, "fulfilment done");
-                return finish(&shared, (tenant, order)).await;
+                if finish(&shared, (tenant, order), seen).await {
+                    tracing::info!(%tenant, %order, "fulfilment done");
+                    return;
+                }
+                Duration::ZERO
             }
             Ok(Advanced::Stuck { step, error }) => {
-                tracing::error!(%tenant, %order, step = step.name(), %error,
-                    "fulfilment stuck: left to an operator");
-                return finish(&shared, (tenant, order)).await;
+                if finish(&shared, (tenant, order), seen).await {
+                    tracing::error!(%tenant, %order, step = step.name(), %error,
+                        "fulfilment stuck: left to an operator");
+                    return;
+                }
+                Duration::ZERO
             }
             Ok(Advanced::Waiting { until }) => {
                 attempts = 0;
@@ -313,9 +328,14 @@ async fn order_task(shared: Arc<Shared>, (tenant, order): OrderKey, wake: Arc<No
 }
 
 /// The process is over: take the order out of the running map and mark its jobs.
-async fn finish(shared: &Arc<Shared>, key: OrderKey) {
+/// Returns false, and does nothing, if a job joined since the run began (`seen`): a
+/// cancel committed just after the run ended must not be marked unseen.
+async fn finish(shared: &Arc<Shared>, key: OrderKey, seen: u64) -> bool {
     let jobs = {
         let mut orders = shared.orders();
+        if orders.running.get(&key).is_some_and(|r| r.joined != seen) {
+            return false;
+        }
         let jobs = orders
             .running
             .remove(&key)
@@ -335,6 +355,7 @@ async fn finish(shared: &Arc<Shared>, key: OrderKey) {
             shared.orders().done.remove(&job.id);
         }
     }
+    true
 }
 
 /// Reads pending jobs and takes them on: at start, on each (debounced) feed signal,

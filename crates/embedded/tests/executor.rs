@@ -195,8 +195,8 @@ async fn an_order_goes_to_ready_at_its_ready_at() {
     assert_eq!(ready.event.type_name(), "OrderReady");
     assert!(ready.created_at >= ready_at, "not ready before ready-at");
     assert!(
-        ready.created_at < ready_at + TimeDelta::milliseconds(500),
-        "ready promptly at ready-at, not at the next poll"
+        ready.created_at < ready_at + TimeDelta::seconds(1),
+        "ready promptly at ready-at"
     );
     assert_eq!(
         w.types().await,
@@ -265,7 +265,8 @@ async fn cancel_after_capture_while_waiting_refunds_once_and_releases_promptly()
         })
         .await;
     assert!(
-        took < Duration::from_millis(400),
+        // Ready-at is an hour away: only the wake-up makes it this fast.
+        took < Duration::from_secs(1),
         "compensation waited {took:?}: the cancel should wake the sleeping order"
     );
     w.drained().await;
