@@ -1,7 +1,10 @@
 //! `hearth`: the composition root. Wires adapters into the core and runs them.
 
 mod demo;
+mod migrate;
 mod sandbox;
+mod serve;
+mod stores;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +25,12 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Runs the sandbox payment and inventory provider over HTTP, with fault injection.
     Sandbox(sandbox::SandboxArgs),
+    /// Applies the PostgreSQL schema migrations (connect as the owner role).
+    Migrate(migrate::MigrateArgs),
+    /// Serves the realtime rooms (WebSocket + HTTP, PartyKit-compatible).
+    Serve(serve::ServeArgs),
+    /// Mints a member token for development (signed with HEARTH_TOKEN_SECRET).
+    Token(serve::TokenArgs),
 }
 
 #[tokio::main]
@@ -36,5 +45,8 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Demo(args) => demo::run(args).await,
         Cmd::Sandbox(args) => sandbox::run(args).await,
+        Cmd::Migrate(args) => migrate::run(args).await,
+        Cmd::Serve(args) => serve::serve(args).await,
+        Cmd::Token(args) => serve::token(args),
     }
 }

@@ -1,0 +1,179 @@
+//! The server: settings, ports, the router and the `Application` that runs it.
+
+use crate::auth::{TokenSecret, Tokens};
+use crate::metrics::Metrics;
+use crate::rooms::Rooms;
+use crate::{http, socket};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
+use hearth_core::OrderService;
+use hearth_core::ports::{Clock, Directory, EventFeed, EventStore};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything tunable. `Default` gives production values; tests shorten the timers.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub token_secret: TokenSecret,
+    /// Lifetime of tokens issued by the HTTP API.
+    pub token_ttl: Duration,
+    /// Default lifetime of an invite code.
+    pub invite_ttl: Duration,
+    /// How often the server pings each socket.
+    pub ping_interval: Duration,
+    /// A socket silent for this long (no pong, no message) is dropped.
+    pub ping_timeout: Duration,
+    /// Batches waiting for a socket before it counts as a slow consumer.
+    pub outgoing_queue: usize,
+    /// Largest text frame accepted (answered with `frame_too_large` above it).
+    pub max_frame_bytes: usize,
+    /// Frames above this close the socket with 1009 without being read.
+    pub hard_max_frame_bytes: usize,
+    /// Token bucket per connection: burst size and refill rate.
+    pub rate_burst: u32,
+    pub rate_per_second: f64,
+    /// The rooms' fallback poll of the store, in case a doorbell is lost.
+    pub feed_poll: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            token_secret: TokenSecret::random(),
+            token_ttl: Duration::from_secs(30 * 24 * 3600),
+            invite_ttl: Duration::from_secs(24 * 3600),
+            ping_interval: Duration::from_secs(20),
+            ping_timeout: Duration::from_secs(45),
+            outgoing_queue: 256,
+            max_frame_bytes: 64 * 1024,
+            hard_max_frame_bytes: 1024 * 1024,
+            rate_burst: 50,
+            rate_per_second: 20.0,
+            feed_poll: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The ports the server runs on, as trait objects: any store plugs in.
+#[derive(Clone, Debug)]
+pub struct Ports {
+    pub store: Arc<dyn EventStore>,
+    pub feed: Arc<dyn EventFeed>,
+    pub directory: Arc<dyn Directory>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub settings: Settings,
+    pub service: OrderService,
+    pub store: Arc<dyn EventStore>,
+    pub directory: Arc<dyn Directory>,
+    pub clock: Arc<dyn Clock>,
+    pub tokens: Tokens,
+    pub rooms: Arc<Rooms>,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// A bound, ready-to-run server.
+#[derive(Debug)]
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    state: Arc<AppState>,
+    router_task: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port) and subscribes to the feed.
+    pub async fn build(settings: Settings, ports: Ports) -> Result<Self, ServeError> {
+        let addr = settings.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let metrics = Arc::new(Metrics::default());
+        let rooms = Rooms::new(ports.store.clone(), metrics.clone(), settings.feed_poll);
+        let router_task = rooms.spawn_router(ports.feed.clone());
+        let state = Arc::new(AppState {
+            tokens: Tokens::new(&settings.token_secret),
+            service: OrderService::new(ports.store.clone(), ports.clock.clone()),
+            store: ports.store,
+            directory: ports.directory,
+            clock: ports.clock,
+            rooms,
+            metrics,
+            settings,
+        });
+        Ok(Self {
+            listener,
+            local_addr,
+            state,
+            router_task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The token signer this server trusts (for development tools and tests).
+    pub fn tokens(&self) -> Tokens {
+        self.state.tokens.clone()
+    }
+
+    /// Serves until the process stops.
+    pub async fn run_until_stopped(self) -> Result<(), ServeError> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let app = router(self.state);
+        let result = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        self.router_task.abort();
+        result.map_err(ServeError::Serve)
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.settings.max_frame_bytes;
+    Router::new()
+        .route("/healthz", get(http::healthz))
+        .route("/metrics", get(http::metrics))
+        .route("/households", post(http::create_household))
+        .route("/households/{household}/invites", post(http::create_invite))
+        .route("/households/{household}/join", post(http::accept_invite))
+        .route("/parties/{party}/{room}", any(socket::room))
+        .route("/parties/{party}/{room}/{*path}", any(socket::room))
+        .route("/party/{room}", any(socket::default_party_room))
+        .route("/party/{room}/{*path}", any(socket::default_party_room))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

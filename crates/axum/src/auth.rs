@@ -1,0 +1,157 @@
+//! Member tokens: JWT HS256 carrying the member, the household and an expiry.
+
+use hearth_core::ports::Role;
+use hearth_core::{HouseholdId, MemberId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+/// The signing secret. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct TokenSecret(Arc<[u8]>);
+
+impl TokenSecret {
+    pub fn new(secret: impl AsRef<[u8]>) -> Self {
+        Self(Arc::from(secret.as_ref()))
+    }
+
+    /// A random secret (tokens then die with the process).
+    pub fn random() -> Self {
+        let mut bytes = Vec::with_capacity(32);
+        bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+        bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+        Self(Arc::from(bytes))
+    }
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSecret(<redacted>)")
+    }
+}
+
+/// What a token says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The member id.
+    pub sub: MemberId,
+    /// The household id.
+    pub hh: HouseholdId,
+    pub role: Role,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("no token: pass token=<jwt> in the query or Authorization: Bearer <jwt>")]
+    Missing,
+    #[error("the token expired")]
+    Expired,
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+    #[error("the token is for another household")]
+    WrongHousehold,
+    #[error("cannot sign a token: {0}")]
+    Signing(String),
+}
+
+/// Signs and checks tokens with one secret.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tokens(<redacted>)")
+    }
+}
+
+impl Tokens {
+    pub fn new(secret: &TokenSecret) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(&secret.0),
+            decoding: DecodingKey::from_secret(&secret.0),
+        }
+    }
+
+    /// A token for `member` of `household`, valid for `ttl` from `now`.
+    pub fn issue(
+        &self,
+        household: HouseholdId,
+        member: MemberId,
+        role: Role,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<String, TokenError> {
+        let claims = Claims {
+            sub: member,
+            hh: household,
+            role,
+            iat: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
+    /// Checks signature and expiry, and that the token is for `household`.
+    pub fn verify(&self, token: &str, household: HouseholdId) -> Result<Claims, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
+            |e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid(e.to_string()),
+            },
+        )?;
+        if data.claims.hh != household {
+            return Err(TokenError::WrongHousehold);
+        }
+        Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = TokenSecret::new("hunter2-hunter2");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Tokens::new(&secret)).contains("hunter2"));
+    }
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let tokens = Tokens::new(&TokenSecret::new("s3cret"));
+        let hh = HouseholdId(uuid::Uuid::new_v4());
+        let me = MemberId(uuid::Uuid::new_v4());
+        let now = chrono::Utc::now();
+        let t = tokens
+            .issue(hh, me, Role::Owner, now, chrono::Duration::hours(1))
+            .unwrap();
+        assert_eq!(tokens.verify(&t, hh).unwrap().sub, me);
+        let other = HouseholdId(uuid::Uuid::new_v4());
+        assert_eq!(tokens.verify(&t, other), Err(TokenError::WrongHousehold));
+        let old = tokens
+            .issue(hh, me, Role::Owner, now, chrono::Duration::hours(-1))
+            .unwrap();
+        assert_eq!(tokens.verify(&old, hh), Err(TokenError::Expired));
+        let forged = Tokens::new(&TokenSecret::new("other"))
+            .issue(hh, me, Role::Owner, now, chrono::Duration::hours(1))
+            .unwrap();
+        assert!(matches!(
+            tokens.verify(&forged, hh),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+}

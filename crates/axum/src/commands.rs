@@ -1,0 +1,113 @@
+//! From a wire command to the core and back: shared by the WebSocket and HTTP paths.
+
+use crate::app::AppState;
+use crate::wire::{self, Ack, AckStatus, BadInput, Rejected, ServerMessage, WireCommand, codes};
+use hearth_core::{
+    Actor, CommandEnvelope, CommandMetadata, CommandOutcome, Dispatched, HouseholdId, MemberId,
+    ServiceError,
+};
+use std::sync::atomic::Ordering;
+
+/// Checks and dispatches a command from `member` of `room`. The actor always comes
+/// from the token; a `tenant` in the command must equal the room.
+pub(crate) async fn execute(
+    app: &AppState,
+    room: HouseholdId,
+    member: MemberId,
+    command: WireCommand,
+) -> ServerMessage {
+    match check(room, &command) {
+        Ok(()) => {}
+        Err(bad) => {
+            app.metrics.bad_input.fetch_add(1, Ordering::Relaxed);
+            return bad.to_message();
+        }
+    }
+    let core = match wire::parse_command(&command) {
+        Ok(core) => core,
+        Err(bad) => {
+            app.metrics.bad_input.fetch_add(1, Ordering::Relaxed);
+            return bad.with_id(Some(command.id)).to_message();
+        }
+    };
+    let metadata = command.metadata.unwrap_or_default();
+    let envelope = CommandEnvelope {
+        id: command.id,
+        tenant: room,
+        command: core,
+        metadata: CommandMetadata {
+            actor: Actor::Member { id: member },
+            correlation_id: metadata.correlation_id,
+            causation_id: metadata.causation_id,
+        },
+    };
+    let id = command.id;
+    let m = &app.metrics;
+    match app.service.dispatch(envelope).await {
+        Ok(Dispatched::Accepted { seq, .. }) => {
+            m.commands_accepted.fetch_add(1, Ordering::Relaxed);
+            ServerMessage::Ack(Ack {
+                id,
+                status: AckStatus::Accepted,
+                seq,
+            })
+        }
+        Ok(Dispatched::Duplicate(CommandOutcome::Accepted { seq, .. })) => {
+            m.commands_duplicate.fetch_add(1, Ordering::Relaxed);
+            ServerMessage::Ack(Ack {
+                id,
+                status: AckStatus::Duplicate,
+                seq,
+            })
+        }
+        Ok(Dispatched::Duplicate(CommandOutcome::Rejected { code, message })) => {
+            m.commands_duplicate.fetch_add(1, Ordering::Relaxed);
+            ServerMessage::Rejected(Rejected { id, code, message })
+        }
+        Ok(Dispatched::Rejected(rule)) => {
+            m.commands_rejected.fetch_add(1, Ordering::Relaxed);
+            ServerMessage::Rejected(Rejected {
+                id,
+                code: rule.code().to_owned(),
+                message: rule.to_string(),
+            })
+        }
+        Err(e) => {
+            m.commands_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%room, command = %id, error = %e, "command failed");
+            let code = match e {
+                ServiceError::Contention { .. } => codes::CONTENTION,
+                ServiceError::Store(_) => codes::UNAVAILABLE,
+            };
+            BadInput::new(code, format!("{e}; retry with the same id"))
+                .with_id(Some(id))
+                .to_message()
+        }
+    }
+}
+
+fn check(room: HouseholdId, command: &WireCommand) -> Result<(), BadInput> {
+    match command.tenant {
+        Some(tenant) if tenant != room => Err(BadInput::new(
+            codes::TENANT_MISMATCH,
+            format!("command.tenant: {tenant} is not this room's household {room}"),
+        )
+        .with_id(Some(command.id))),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a rejection depends on the order's state (409) rather than on the
+/// command alone (422).
+pub(crate) fn is_conflict(code: &str) -> bool {
+    matches!(
+        code,
+        "order_already_exists"
+            | "order_not_found"
+            | "cannot_cancel"
+            | "not_ready"
+            | "invalid_transition"
+            | "refund_not_due"
+            | "release_not_due"
+    )
+}

@@ -1,0 +1,451 @@
+//! The HTTP JSON API: households and membership, the room's HTTP side, health and
+//! metrics.
+
+use crate::app::AppState;
+use crate::commands;
+use crate::rooms::PAGE;
+use crate::wire::{self, ServerMessage, codes};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hearth_core::ports::{DirectoryError, Household, Invite, Member, Role};
+use hearth_core::{EventEnvelope, HouseholdId, HouseholdView, MemberId};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// An HTTP error with the same body shape as the socket's: `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn unavailable(e: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            e.to_string(),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = wire::BadInput::new(self.code, self.message)
+            .to_message()
+            .to_json();
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Parses a JSON body, naming the field at fault.
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let code = if e.inner().is_syntax() || e.inner().is_eof() {
+            codes::INVALID_JSON
+        } else {
+            codes::INVALID_MESSAGE
+        };
+        let message = if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    })
+}
+
+fn check_name(field: &str, name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > 200 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_MESSAGE,
+            format!("{field}: must be 1 to 200 characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+pub(crate) async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub(crate) async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Households and membership
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateHousehold {
+    pub name: String,
+    /// The owner's display name.
+    pub owner_name: String,
+}
+
+/// A member and a token for it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub household: Household,
+    pub member: Member,
+    pub token: String,
+}
+
+pub(crate) async fn create_household(
+    State(app): State<Arc<AppState>>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let request: CreateHousehold = body(&bytes)?;
+    let name = check_name("name", &request.name)?;
+    let owner_name = check_name("ownerName", &request.owner_name)?;
+    let now = app.clock.now();
+    let household = Household {
+        id: HouseholdId(uuid::Uuid::now_v7()),
+        name,
+        created_at: now,
+    };
+    let owner = Member {
+        household: household.id,
+        id: MemberId(uuid::Uuid::now_v7()),
+        name: owner_name,
+        role: Role::Owner,
+        joined_at: now,
+    };
+    app.directory
+        .create_household(household.clone(), owner.clone())
+        .await
+        .map_err(directory_error)?;
+    let token = issue(&app, &owner)?;
+    let out = Membership {
+        household,
+        member: owner,
+        token,
+    };
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+fn issue(app: &AppState, member: &Member) -> Result<String, ApiError> {
+    let ttl = chrono::Duration::from_std(app.settings.token_ttl)
+        .unwrap_or_else(|_| chrono::Duration::days(30));
+    app.tokens
+        .issue(
+            member.household,
+            member.id,
+            member.role,
+            app.clock.now(),
+            ttl,
+        )
+        .map_err(ApiError::unavailable)
+}
+
+fn directory_error(e: DirectoryError) -> ApiError {
+    match e {
+        DirectoryError::NoSuchHousehold(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, e.to_string())
+        }
+        DirectoryError::InviteNotFound => {
+            ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, e.to_string())
+        }
+        DirectoryError::InviteExpired => {
+            ApiError::new(StatusCode::GONE, codes::INVITE_EXPIRED, e.to_string())
+        }
+        DirectoryError::InviteUsed => {
+            ApiError::new(StatusCode::CONFLICT, codes::INVITE_USED, e.to_string())
+        }
+        DirectoryError::HouseholdExists(_) | DirectoryError::MemberExists(_) => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+        }
+        DirectoryError::Store(e) => ApiError::unavailable(e),
+    }
+}
+
+fn household_id(raw: &str) -> Result<HouseholdId, ApiError> {
+    raw.parse::<uuid::Uuid>().map(HouseholdId).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            codes::NOT_FOUND,
+            format!("no household {raw:?}: a household id is a uuid"),
+        )
+    })
+}
+
+fn bearer(
+    app: &AppState,
+    household: HouseholdId,
+    headers: &HeaderMap,
+) -> Result<MemberId, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                codes::UNAUTHORIZED,
+                "no token: send Authorization: Bearer <token>",
+            )
+        })?;
+    app.tokens
+        .verify(token, household)
+        .map(|claims| claims.sub)
+        .map_err(|e| {
+            app.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
+            ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, e.to_string())
+        })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateInvite {
+    /// Lifetime of the code in seconds (default: the server's invite TTL; at most 7 days).
+    #[serde(default)]
+    pub ttl_seconds: Option<u32>,
+}
+
+pub(crate) async fn create_invite(
+    State(app): State<Arc<AppState>>,
+    Path(household): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let household = household_id(&household)?;
+    let member = bearer(&app, household, &headers)?;
+    let request: CreateInvite = if bytes.is_empty() {
+        CreateInvite::default()
+    } else {
+        body(&bytes)?
+    };
+    let default_ttl = app.settings.invite_ttl.as_secs();
+    let ttl = request.ttl_seconds.map_or(default_ttl, u64::from);
+    if ttl == 0 || ttl > 7 * 24 * 3600 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_MESSAGE,
+            "ttlSeconds: must be 1 to 604800",
+        ));
+    }
+    let now = app.clock.now();
+    let invite = Invite {
+        household,
+        code: format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ),
+        created_by: member,
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(3600)),
+    };
+    app.directory
+        .create_invite(invite.clone())
+        .await
+        .map_err(directory_error)?;
+    Ok((StatusCode::CREATED, Json(invite)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AcceptInvite {
+    pub code: String,
+    /// The new member's display name.
+    pub name: String,
+}
+
+pub(crate) async fn accept_invite(
+    State(app): State<Arc<AppState>>,
+    Path(household): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let household = household_id(&household)?;
+    let request: AcceptInvite = body(&bytes)?;
+    let name = check_name("name", &request.name)?;
+    let Some(found) = app
+        .directory
+        .household(household)
+        .await
+        .map_err(directory_error)?
+    else {
+        return Err(directory_error(DirectoryError::NoSuchHousehold(household)));
+    };
+    let now = app.clock.now();
+    let member = Member {
+        household,
+        id: MemberId(uuid::Uuid::now_v7()),
+        name,
+        role: Role::Member,
+        joined_at: now,
+    };
+    let member = app
+        .directory
+        .accept_invite(household, &request.code, member, now)
+        .await
+        .map_err(directory_error)?;
+    let token = issue(&app, &member)?;
+    let out = Membership {
+        household: found,
+        member,
+        token,
+    };
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+// ---------------------------------------------------------------------------
+// The room's HTTP side
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+pub struct RoomState {
+    pub seq: u64,
+    pub state: HouseholdView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoomEvents {
+    /// Events after `since`, in seq order (at most `limit`, default and cap 500).
+    pub events: Vec<EventEnvelope>,
+    /// The household's last seq when read: more follow if it is above the last event's.
+    pub head: u64,
+}
+
+/// GET: `{seq, state}`, or with `since=N` `{events, head}`.
+pub(crate) async fn room_get(
+    app: &AppState,
+    room: HouseholdId,
+    since: Option<u64>,
+    query: &HashMap<String, String>,
+) -> Response {
+    let result = match since {
+        Some(since) => events_after(app, room, since, query).await,
+        None => state(app, room).await,
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn events_after(
+    app: &AppState,
+    room: HouseholdId,
+    since: u64,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
+        None => PAGE,
+        Some(Ok(n)) if (1..=PAGE).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::INVALID_MESSAGE,
+                format!("limit: expected an integer from 1 to {PAGE}"),
+            ));
+        }
+    };
+    let head = app.store.head(room).await.map_err(ApiError::unavailable)?;
+    let events = app
+        .store
+        .read_feed(room, since, limit)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(Json(RoomEvents { events, head }).into_response())
+}
+
+async fn state(app: &AppState, room: HouseholdId) -> Result<Response, ApiError> {
+    let mut view = HouseholdView::new();
+    loop {
+        let events = app
+            .store
+            .read_feed(room, view.seq, PAGE)
+            .await
+            .map_err(ApiError::unavailable)?;
+        let n = events.len();
+        for event in &events {
+            view.apply(event).map_err(ApiError::unavailable)?;
+        }
+        if n < PAGE {
+            break;
+        }
+    }
+    Ok(Json(RoomState {
+        seq: view.seq,
+        state: view,
+    })
+    .into_response())
+}
+
+/// POST: a command, as `{"id", "type", "payload", ...}` (or wrapped in `{"command": ...}`).
+/// 200 ack, 409 or 422 rejected, 400 bad input, 503 store unavailable.
+pub(crate) async fn room_post(
+    app: &AppState,
+    room: HouseholdId,
+    member: MemberId,
+    bytes: &[u8],
+) -> Response {
+    let wrapped = matches!(
+        serde_json::from_slice::<serde_json::Value>(bytes),
+        Ok(serde_json::Value::Object(map)) if map.len() == 1 && map.contains_key("command")
+    );
+    let parsed = if wrapped {
+        match wire::parse_client_message(&String::from_utf8_lossy(bytes)) {
+            Ok(wire::ClientMessage::Command(command)) => Ok(command),
+            Ok(wire::ClientMessage::Sync(_)) => Err(wire::BadInput::new(
+                codes::UNKNOWN_MESSAGE_TYPE,
+                "sync is for sockets; use GET with since=N",
+            )),
+            Err(bad) => Err(bad),
+        }
+    } else {
+        wire::parse_wire_command(bytes)
+    };
+    let command = match parsed {
+        Ok(command) => command,
+        Err(bad) => {
+            app.metrics.bad_input.fetch_add(1, Ordering::Relaxed);
+            return json_response(StatusCode::BAD_REQUEST, bad.to_message().to_json());
+        }
+    };
+    let reply = commands::execute(app, room, member, command).await;
+    let status = match &reply {
+        ServerMessage::Ack(_) => StatusCode::OK,
+        ServerMessage::Rejected(r) if commands::is_conflict(&r.code) => StatusCode::CONFLICT,
+        ServerMessage::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ServerMessage::Error(e) if e.code == codes::UNAVAILABLE || e.code == codes::CONTENTION => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::BAD_REQUEST,
+    };
+    json_response(status, reply.to_json())
+}

@@ -1,0 +1,19 @@
+//! Hearth's realtime rooms: a PartyKit-compatible WebSocket and HTTP adapter on axum.
+//!
+//! The real `partysocket` client connects unchanged to
+//! `/parties/household/<household id>?_pk=<id>&token=<jwt>`; the protocol is in
+//! [`wire`] and documented in `docs/rooms.md`. The server runs on any store: it takes
+//! its ports as trait objects ([`Ports`]).
+
+mod app;
+pub mod auth;
+mod commands;
+mod http;
+mod metrics;
+mod rooms;
+mod socket;
+pub mod wire;
+
+pub use app::{Application, Ports, ServeError, Settings};
+pub use auth::{Claims, TokenError, TokenSecret, Tokens};
+pub use http::{AcceptInvite, CreateHousehold, CreateInvite, Membership, RoomEvents, RoomState};

@@ -1,0 +1,130 @@
+//! A small hand-written Prometheus text exposition: a few counters, two gauges and
+//! one histogram do not need a metrics framework.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Upper bounds (seconds) of the fan-out latency histogram.
+const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub connections: AtomicI64,
+    pub rooms: AtomicI64,
+    pub commands_accepted: AtomicU64,
+    pub commands_duplicate: AtomicU64,
+    pub commands_rejected: AtomicU64,
+    pub commands_failed: AtomicU64,
+    pub bad_input: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub slow_consumers: AtomicU64,
+    pub dead_sockets: AtomicU64,
+    pub takeovers: AtomicU64,
+    pub events_pushed: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    /// Sum in microseconds.
+    latency_sum_us: AtomicU64,
+}
+
+fn inc(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// Records one event's fan-out latency: commit time to hand-off to the sockets' queues.
+    pub fn observe_fanout(&self, seconds: f64) {
+        let seconds = seconds.max(0.0);
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            if seconds <= *bound {
+                inc(bucket);
+            }
+        }
+        inc(&self.latency_count);
+        // Saturating float-to-int conversion: absurd values clamp.
+        self.latency_sum_us
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP hearth_connections Open WebSocket connections on this node.\n# TYPE hearth_connections gauge\nhearth_connections {}",
+            self.connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hearth_rooms Rooms with local connections on this node.\n# TYPE hearth_rooms gauge\nhearth_rooms {}",
+            self.rooms.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hearth_commands_total Commands received, by outcome.\n# TYPE hearth_commands_total counter"
+        );
+        for (outcome, value) in [
+            ("accepted", get(&self.commands_accepted)),
+            ("duplicate", get(&self.commands_duplicate)),
+            ("rejected", get(&self.commands_rejected)),
+            ("invalid", get(&self.bad_input)),
+            ("failed", get(&self.commands_failed)),
+        ] {
+            let _ = writeln!(
+                out,
+                "hearth_commands_total{{outcome=\"{outcome}\"}} {value}"
+            );
+        }
+        for (name, help, value) in [
+            (
+                "hearth_unauthorized_total",
+                "Requests refused with HTTP 401.",
+                get(&self.unauthorized),
+            ),
+            (
+                "hearth_slow_consumers_total",
+                "Connections closed because their outgoing queue overflowed.",
+                get(&self.slow_consumers),
+            ),
+            (
+                "hearth_dead_sockets_total",
+                "Connections closed because they stopped answering pings.",
+                get(&self.dead_sockets),
+            ),
+            (
+                "hearth_takeovers_total",
+                "Connections closed because a new socket with the same _pk joined.",
+                get(&self.takeovers),
+            ),
+            (
+                "hearth_events_pushed_total",
+                "Events handed to connections' outgoing queues.",
+                get(&self.events_pushed),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hearth_fanout_latency_seconds From an event's commit to its hand-off to local connections.\n# TYPE hearth_fanout_latency_seconds histogram"
+        );
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            let _ = writeln!(
+                out,
+                "hearth_fanout_latency_seconds_bucket{{le=\"{bound}\"}} {}",
+                get(bucket)
+            );
+        }
+        let count = get(&self.latency_count);
+        let _ = writeln!(
+            out,
+            "hearth_fanout_latency_seconds_bucket{{le=\"+Inf\"}} {count}\nhearth_fanout_latency_seconds_sum {}\nhearth_fanout_latency_seconds_count {count}",
+            get(&self.latency_sum_us) as f64 / 1e6
+        );
+        out
+    }
+}

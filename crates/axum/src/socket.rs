@@ -1,0 +1,480 @@
+//! The room URL: `/parties/{household|main}/<household id>` and `/party/<household id>`
+//! (any sub-path is the same room). A WebSocket upgrade joins the room; any other
+//! request is the room's HTTP API ([`crate::http`]). Auth is checked first, before
+//! any upgrade.
+
+use crate::app::AppState;
+use crate::auth::{Claims, TokenError};
+use crate::commands;
+use crate::http::{self, ApiError};
+use crate::rooms::{Batch, Kick, Member, PAGE};
+use crate::wire::{self, BadInput, ClientMessage, ServerMessage, Welcome, codes};
+use axum::body::Bytes;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hearth_core::{HouseholdId, MemberId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// `/parties/{party}/{room}`: the party must be `household` (or its alias `main`).
+pub(crate) async fn room(
+    State(app): State<Arc<AppState>>,
+    Path(params): Path<HashMap<String, String>>,
+    query: Query<HashMap<String, String>>,
+    method: Method,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    body: Bytes,
+) -> Response {
+    let party = params.get("party").map(String::as_str).unwrap_or_default();
+    if party != "household" && party != "main" {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            codes::NOT_FOUND,
+            format!(r#"no party "{party}": the party is "household" (alias "main")"#),
+        )
+        .into_response();
+    }
+    let room = params.get("room").map(String::as_str).unwrap_or_default();
+    serve_room(app, room, query.0, method, headers, ws, body).await
+}
+
+/// `/party/{room}`: the default party.
+pub(crate) async fn default_party_room(
+    State(app): State<Arc<AppState>>,
+    Path(params): Path<HashMap<String, String>>,
+    query: Query<HashMap<String, String>>,
+    method: Method,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    body: Bytes,
+) -> Response {
+    let room = params.get("room").map(String::as_str).unwrap_or_default();
+    serve_room(app, room, query.0, method, headers, ws, body).await
+}
+
+async fn serve_room(
+    app: Arc<AppState>,
+    room: &str,
+    query: HashMap<String, String>,
+    method: Method,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    body: Bytes,
+) -> Response {
+    let Ok(room) = room.parse::<uuid::Uuid>().map(HouseholdId) else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            codes::NOT_FOUND,
+            format!("no room {room:?}: a room is a household id (a uuid)"),
+        )
+        .into_response();
+    };
+    let claims = match authenticate(&app, room, &query, &headers) {
+        Ok(claims) => claims,
+        Err(e) => {
+            app.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
+            return ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, e.to_string())
+                .into_response();
+        }
+    };
+    let since = match query.get("since").map(|s| s.parse::<u64>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::INVALID_MESSAGE,
+                "since: expected a non-negative integer (a seq)",
+            )
+            .into_response();
+        }
+    };
+    match ws {
+        Ok(ws) => upgrade(app, ws, room, claims, query.get("_pk").cloned(), since),
+        Err(_) if method == Method::GET => http::room_get(&app, room, since, &query).await,
+        Err(_) if method == Method::POST => http::room_post(&app, room, claims.sub, &body).await,
+        Err(_) => ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "the room takes GET (state, or events with since=N), POST (a command) or a WebSocket upgrade",
+        )
+        .into_response(),
+    }
+}
+
+/// The token from `token=` or `Authorization: Bearer`, checked for this room.
+fn authenticate(
+    app: &AppState,
+    room: HouseholdId,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Claims, TokenError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let token = query
+        .get("token")
+        .map(String::as_str)
+        .or(bearer)
+        .ok_or(TokenError::Missing)?;
+    app.tokens.verify(token, room)
+}
+
+fn upgrade(
+    app: Arc<AppState>,
+    ws: WebSocketUpgrade,
+    room: HouseholdId,
+    claims: Claims,
+    pk: Option<String>,
+    since: Option<u64>,
+) -> Response {
+    let hard = app.settings.hard_max_frame_bytes;
+    // Echo the first subprotocol offered, or partysocket's client fails.
+    let offered = ws
+        .requested_protocols()
+        .next()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .and_then(|v| HeaderValue::from_str(v).ok());
+    let mut ws = ws.max_message_size(hard).max_frame_size(hard);
+    if let Some(protocol) = offered {
+        ws.set_selected_protocol(protocol);
+    }
+    ws.on_upgrade(move |socket| async move {
+        let conn = Connection {
+            app,
+            room,
+            member: claims.sub,
+            pk,
+            since,
+        };
+        conn.run(socket).await;
+    })
+}
+
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
+struct Connection {
+    app: Arc<AppState>,
+    room: HouseholdId,
+    member: MemberId,
+    pk: Option<String>,
+    since: Option<u64>,
+}
+
+/// Why a connection ends.
+enum Stop {
+    /// The client left or the socket failed.
+    Gone,
+    /// Close the socket with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// A token bucket: `burst` messages at once, refilled at `rate` per second.
+struct Bucket {
+    tokens: f64,
+    burst: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The live half of a socket: what it has sent, and how to reach it.
+struct Live {
+    socket: WebSocket,
+    kick: watch::Receiver<Option<Kick>>,
+    /// Every event up to here was sent (or is covered by `since`).
+    cursor: u64,
+    send_timeout: Duration,
+}
+
+impl Live {
+    /// Sends one message; a kick or a socket that does not take it in time ends it.
+    async fn send(&mut self, message: Message) -> Result<(), Stop> {
+        let send = tokio::time::timeout(self.send_timeout, self.socket.send(message));
+        tokio::select! {
+            result = send => match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(Stop::Gone),
+                Err(_) => Err(Stop::Gone),
+            },
+            _ = self.kick.changed() => Err(self.kicked()),
+        }
+    }
+
+    fn kicked(&self) -> Stop {
+        match *self.kick.borrow() {
+            Some(kick) => Stop::Close(kick.close_code(), kick.reason()),
+            None => Stop::Gone,
+        }
+    }
+
+    async fn reply(&mut self, message: &ServerMessage) -> Result<(), Stop> {
+        self.send(Message::Text(message.to_json().into())).await
+    }
+
+    /// Sends the stored events in `(after, to]` (from the store: a catch-up).
+    async fn replay(
+        &mut self,
+        app: &AppState,
+        room: HouseholdId,
+        after: u64,
+        to: u64,
+    ) -> Result<(), Stop> {
+        let mut at = after;
+        while at < to {
+            let events = match app.store.read_feed(room, at, PAGE).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(%room, error = %e, "catch-up read failed");
+                    return Err(Stop::Close(
+                        1011,
+                        "cannot read the household's events; reconnect with since",
+                    ));
+                }
+            };
+            if events.is_empty() {
+                break;
+            }
+            for event in events {
+                if event.seq > to {
+                    return Ok(());
+                }
+                at = event.seq;
+                self.reply(&ServerMessage::Event(Box::new(event))).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forwards a batch from the room: drops what was already sent, fills a gap
+    /// (never expected) from the store.
+    async fn forward(
+        &mut self,
+        app: &AppState,
+        room: HouseholdId,
+        batch: Batch,
+    ) -> Result<(), Stop> {
+        for pushed in batch.iter() {
+            if pushed.seq <= self.cursor {
+                continue;
+            }
+            if pushed.seq > self.cursor + 1 {
+                let (from, to) = (self.cursor, pushed.seq - 1);
+                self.replay(app, room, from, to).await?;
+            }
+            self.send(Message::Text(pushed.text.clone())).await?;
+            self.cursor = pushed.seq;
+        }
+        Ok(())
+    }
+}
+
+impl Connection {
+    async fn run(self, socket: WebSocket) {
+        let app = self.app.clone();
+        app.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
+        let (queue, batches) = mpsc::channel(app.settings.outgoing_queue.max(1));
+        let (kick_tx, kick) = watch::channel(None);
+        let member = Member {
+            handle,
+            pk: self.pk.clone(),
+            queue,
+            kick: kick_tx,
+        };
+        let mut live = Live {
+            socket,
+            kick,
+            cursor: 0,
+            send_timeout: app.settings.ping_timeout,
+        };
+        let stop = match app.rooms.join(self.room, member).await {
+            Ok(joined) => {
+                live.cursor = joined.seq;
+                let welcome = ServerMessage::Welcome(Box::new(Welcome {
+                    room: self.room,
+                    connection: format!("{}-{handle}", short_node_id()),
+                    seq: joined.seq,
+                    state: joined.state,
+                }));
+                match self.open(&mut live, welcome).await {
+                    Ok(()) => self.serve(&mut live, batches).await,
+                    Err(stop) => stop,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(room = %self.room, error = %e, "cannot join room");
+                Stop::Close(1011, "the room is unavailable; retry")
+            }
+        };
+        app.rooms.leave(self.room, handle);
+        app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+        if let Stop::Close(code, reason) = stop {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                live.socket.send(Message::Close(Some(frame))),
+            )
+            .await;
+        }
+    }
+
+    /// Welcome, then the replay asked for with `since`.
+    async fn open(&self, live: &mut Live, welcome: ServerMessage) -> Result<(), Stop> {
+        live.reply(&welcome).await?;
+        if let Some(since) = self.since {
+            if since < live.cursor {
+                let to = live.cursor;
+                live.replay(&self.app, self.room, since, to).await?;
+            } else {
+                live.cursor = since;
+            }
+        }
+        Ok(())
+    }
+
+    async fn serve(&self, live: &mut Live, mut batches: mpsc::Receiver<Batch>) -> Stop {
+        let settings = &self.app.settings;
+        let mut bucket = Bucket {
+            tokens: f64::from(settings.rate_burst),
+            burst: f64::from(settings.rate_burst),
+            rate: settings.rate_per_second,
+            last: Instant::now(),
+        };
+        let mut ping = tokio::time::interval(settings.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        let mut last_seen = Instant::now();
+        loop {
+            let step = tokio::select! {
+                _ = live.kick.changed() => Err(live.kicked()),
+                batch = batches.recv() => match batch {
+                    Some(batch) => live.forward(&self.app, self.room, batch).await,
+                    // The room drops a member's queue right after kicking it.
+                    None => Err(match live.kicked() {
+                        Stop::Gone => Stop::Close(1012, "the room closed; reconnect with since"),
+                        kicked => kicked,
+                    }),
+                },
+                incoming = live.socket.recv() => match incoming {
+                    Some(Ok(message)) => {
+                        last_seen = Instant::now();
+                        self.incoming(live, &mut bucket, message).await
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "socket read failed");
+                        Err(Stop::Gone)
+                    }
+                    None => Err(Stop::Gone),
+                },
+                _ = ping.tick() => {
+                    if last_seen.elapsed() > settings.ping_timeout {
+                        self.app.metrics.dead_sockets.fetch_add(1, Ordering::Relaxed);
+                        Err(Stop::Gone)
+                    } else {
+                        live.send(Message::Ping(Bytes::from_static(b"hearth"))).await
+                    }
+                }
+            };
+            if let Err(stop) = step {
+                return stop;
+            }
+        }
+    }
+
+    async fn incoming(
+        &self,
+        live: &mut Live,
+        bucket: &mut Bucket,
+        message: Message,
+    ) -> Result<(), Stop> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                let bad = BadInput::new(
+                    codes::BINARY_NOT_SUPPORTED,
+                    "binary frames are not supported: send JSON text",
+                );
+                return self.bad(live, bad).await;
+            }
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+            Message::Close(_) => return Err(Stop::Gone),
+        };
+        let max = self.app.settings.max_frame_bytes;
+        if text.len() > max {
+            let bad = BadInput::new(
+                codes::FRAME_TOO_LARGE,
+                format!(
+                    "the frame has {} bytes; at most {max} are accepted",
+                    text.len()
+                ),
+            );
+            return self.bad(live, bad).await;
+        }
+        if !bucket.take() {
+            let bad = BadInput::new(
+                codes::RATE_LIMITED,
+                format!(
+                    "too many messages: at most {} at once and {} per second; this one was dropped",
+                    self.app.settings.rate_burst, self.app.settings.rate_per_second
+                ),
+            );
+            return self.bad(live, bad).await;
+        }
+        match wire::parse_client_message(text.as_str()) {
+            Err(bad) => self.bad(live, bad).await,
+            Ok(ClientMessage::Command(command)) => {
+                let reply = commands::execute(&self.app, self.room, self.member, command).await;
+                live.reply(&reply).await
+            }
+            Ok(ClientMessage::Sync(sync)) => {
+                if sync.since < live.cursor {
+                    let to = live.cursor;
+                    live.replay(&self.app, self.room, sync.since, to).await
+                } else {
+                    live.cursor = sync.since;
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    async fn bad(&self, live: &mut Live, bad: BadInput) -> Result<(), Stop> {
+        self.app.metrics.bad_input.fetch_add(1, Ordering::Relaxed);
+        live.reply(&bad.to_message()).await
+    }
+}
+
+/// Distinguishes this process's connection handles from another node's.
+fn short_node_id() -> &'static str {
+    static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NODE.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_owned())
+}

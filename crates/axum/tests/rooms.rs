@@ -1,0 +1,1027 @@
+//! The rooms from the outside: a server on port 0, real WebSocket and HTTP clients.
+#![allow(clippy::unwrap_used)]
+
+use futures::{SinkExt, StreamExt};
+use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
+use hearth_core::ports::{EventStore, Role};
+use hearth_core::{HouseholdId, MemberId};
+use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct TestApp {
+    addr: std::net::SocketAddr,
+    store: Arc<MemoryEventStore>,
+    tokens: Tokens,
+    http: reqwest::Client,
+}
+
+struct Household {
+    id: HouseholdId,
+    owner: String,
+}
+
+async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+async fn spawn_app_with(tune: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token_secret: TokenSecret::new("test-secret"),
+        ..Settings::default()
+    };
+    tune(&mut settings);
+    let store = Arc::new(MemoryEventStore::new());
+    let ports = Ports {
+        feed: Arc::new(store.feed()),
+        store: store.clone(),
+        directory: Arc::new(MemoryDirectory::new()),
+        clock: Arc::new(SystemClock),
+    };
+    let app = Application::build(settings, ports).await.unwrap();
+    let addr = app.local_addr();
+    let tokens = app.tokens();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        addr,
+        store,
+        tokens,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn room_url(&self, hh: HouseholdId, query: &str) -> String {
+        format!("ws://{}/parties/household/{hh}?{query}", self.addr)
+    }
+
+    async fn household(&self) -> Household {
+        let res = self
+            .http
+            .post(self.http_url("/households"))
+            .json(&json!({"name": "Home", "ownerName": "Ann"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        Household {
+            id: serde_json::from_value(body["household"]["id"].clone()).unwrap(),
+            owner: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Invites and admits a second member; returns its token.
+    async fn member(&self, hh: &Household) -> String {
+        let res = self
+            .http
+            .post(self.http_url(&format!("/households/{}/invites", hh.id)))
+            .bearer_auth(&hh.owner)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let invite: Value = res.json().await.unwrap();
+        let res = self
+            .http
+            .post(self.http_url(&format!("/households/{}/join", hh.id)))
+            .json(&json!({"code": invite["code"], "name": "Bob"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn connect(&self, hh: HouseholdId, token: &str, extra: &str) -> (Ws, Value) {
+        let url = self.room_url(hh, &format!("_pk={}&token={token}{extra}", Uuid::new_v4()));
+        self.connect_url(&url).await
+    }
+
+    async fn connect_url(&self, url: &str) -> (Ws, Value) {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let welcome = recv(&mut ws).await;
+        assert!(welcome.get("welcome").is_some(), "{welcome}");
+        (ws, welcome)
+    }
+
+    async fn head(&self, hh: HouseholdId) -> u64 {
+        self.store.head(hh).await.unwrap()
+    }
+
+    async fn post(&self, hh: &Household, body: &Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(self.http_url(&format!("/parties/household/{}", hh.id)))
+            .bearer_auth(&hh.owner)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
+    async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.http_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+}
+
+fn place_order(command_id: Uuid) -> Value {
+    json!({
+        "id": command_id,
+        "type": "PlaceOrder",
+        "payload": {
+            "orderId": Uuid::now_v7(),
+            "lines": [{"sku": "milk", "name": "Milk", "quantity": 2, "unitPriceCents": 120}]
+        }
+    })
+}
+
+async fn send(ws: &mut Ws, value: Value) {
+    ws.send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next text message as JSON (pings are skipped).
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("timed out waiting for a message")
+            .expect("socket ended")
+            .expect("socket failed");
+        match msg {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+/// Nothing arrives within a short while.
+async fn quiet(ws: &mut Ws) {
+    if let Ok(Some(Ok(Message::Text(t)))) =
+        tokio::time::timeout(Duration::from_millis(300), ws.next()).await
+    {
+        panic!("unexpected message {t}");
+    }
+}
+
+/// Reads until the socket closes; returns the close code.
+async fn closed(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("socket did not close")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+fn seq_of(event: &Value) -> u64 {
+    event["event"]["seq"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn welcome_command_ack_and_broadcast_to_a_second_member() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let bob = app.member(&hh).await;
+    let (mut ann_ws, welcome) = app.connect(hh.id, &hh.owner, "").await;
+    assert_eq!(welcome["welcome"]["room"], json!(hh.id));
+    assert_eq!(welcome["welcome"]["seq"], 0);
+    assert_eq!(welcome["welcome"]["state"]["orders"], json!([]));
+    assert!(welcome["welcome"]["connection"].is_string());
+    let (mut bob_ws, _) = app.connect(hh.id, &bob, "").await;
+
+    let id = Uuid::now_v7();
+    send(&mut ann_ws, json!({"command": place_order(id)})).await;
+    let mut got_ack = false;
+    let mut got_event = false;
+    while !(got_ack && got_event) {
+        let msg = recv(&mut ann_ws).await;
+        if let Some(ack) = msg.get("ack") {
+            assert_eq!(ack["id"], json!(id));
+            assert_eq!(ack["status"], "accepted");
+            assert_eq!(ack["seq"], 1);
+            got_ack = true;
+        } else {
+            assert_eq!(seq_of(&msg), 1);
+            got_event = true;
+        }
+    }
+    let event = recv(&mut bob_ws).await;
+    assert_eq!(seq_of(&event), 1);
+    assert_eq!(event["event"]["type"], "OrderPlaced");
+    assert_eq!(event["event"]["tenant"], json!(hh.id));
+    // The actor comes from the token, never from the client.
+    let claims = app.tokens.verify(&hh.owner, hh.id).unwrap();
+    assert_eq!(
+        event["event"]["metadata"]["actor"],
+        json!({"kind": "member", "id": claims.sub})
+    );
+
+    // A resend of the same id is acknowledged as a duplicate and writes nothing.
+    send(&mut bob_ws, json!({"command": place_order(id)})).await;
+    let ack = recv(&mut bob_ws).await;
+    assert_eq!(ack["ack"]["status"], "duplicate");
+    assert_eq!(ack["ack"]["seq"], 1);
+    assert_eq!(app.head(hh.id).await, 1);
+
+    // A new connection is welcomed with the state at the current seq.
+    let (_ws, welcome) = app.connect(hh.id, &bob, "").await;
+    assert_eq!(welcome["welcome"]["seq"], 1);
+    assert_eq!(welcome["welcome"]["state"]["orders"][0]["status"], "placed");
+}
+
+#[tokio::test]
+async fn broken_rules_are_rejected_with_the_core_code() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    let id = Uuid::now_v7();
+    send(
+        &mut ws,
+        json!({"command": {"id": id, "type": "CompleteOrder", "payload": {"orderId": Uuid::now_v7()}}}),
+    )
+    .await;
+    let msg = recv(&mut ws).await;
+    assert_eq!(msg["rejected"]["id"], json!(id));
+    assert_eq!(msg["rejected"]["code"], "order_not_found");
+    assert!(
+        msg["rejected"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist")
+    );
+    assert_eq!(app.head(hh.id).await, 0);
+}
+
+/// Each bad input gets a clear error and changes nothing; the socket stays usable.
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let other = app.household().await;
+    let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    let id = Uuid::now_v7();
+    let order = Uuid::now_v7();
+
+    let cases: Vec<(Message, &str, &str)> = vec![
+        (
+            Message::Text("{not json".into()),
+            "invalid_json",
+            "not valid JSON",
+        ),
+        (
+            Message::Text(json!({"hello": {}}).to_string().into()),
+            "unknown_message_type",
+            "\"hello\"",
+        ),
+        (
+            Message::Text(json!({"command": {}, "sync": {}}).to_string().into()),
+            "invalid_message",
+            "exactly one key",
+        ),
+        (
+            Message::Text(
+                json!({"command": {"id": "not-a-uuid", "type": "PlaceOrder", "payload": {}}})
+                    .to_string()
+                    .into(),
+            ),
+            "invalid_message",
+            "command.id",
+        ),
+        (
+            Message::Text(
+                json!({"command": {"id": id, "payload": {}}})
+                    .to_string()
+                    .into(),
+            ),
+            "invalid_message",
+            "type",
+        ),
+        (
+            Message::Text(
+                json!({"command": {"id": id, "type": "PlaceOrder", "payload": {}, "actor": "me"}})
+                    .to_string()
+                    .into(),
+            ),
+            "invalid_message",
+            "actor",
+        ),
+        (
+            Message::Text(
+                json!({"command": {"id": id, "type": "LaunchRocket", "payload": {}}})
+                    .to_string()
+                    .into(),
+            ),
+            "unknown_command_type",
+            "LaunchRocket",
+        ),
+        (
+            Message::Text(
+                json!({"command": {"id": id, "type": "PlaceOrder", "payload": {
+                    "orderId": order,
+                    "lines": [{"sku": "a", "name": "A", "quantity": "two", "unitPriceCents": 1}]
+                }}})
+                .to_string()
+                .into(),
+            ),
+            "invalid_payload",
+            "command.payload.lines[0].quantity",
+        ),
+        (
+            Message::Text(
+                json!({"command": {"id": id, "type": "PlaceOrder", "payload": {"lines": []}}})
+                    .to_string()
+                    .into(),
+            ),
+            "invalid_payload",
+            "orderId",
+        ),
+        (
+            Message::Text(
+                json!({"command": {"tenant": other.id, "id": id, "type": "PlaceOrder", "payload": {
+                    "orderId": order,
+                    "lines": [{"sku": "a", "name": "A", "quantity": 1, "unitPriceCents": 1}]
+                }}})
+                .to_string()
+                .into(),
+            ),
+            "tenant_mismatch",
+            "command.tenant",
+        ),
+        (
+            Message::Text(json!({"sync": {"since": -1}}).to_string().into()),
+            "invalid_message",
+            "sync.since",
+        ),
+        (
+            Message::Text(
+                format!(
+                    r#"{{"sync":{{"since":0}},"pad":"{}"}}"#,
+                    "x".repeat(70 * 1024)
+                )
+                .into(),
+            ),
+            "frame_too_large",
+            "65536",
+        ),
+        (
+            Message::Binary(vec![1, 2, 3].into()),
+            "binary_not_supported",
+            "binary",
+        ),
+    ];
+    for (message, code, needle) in cases {
+        ws.send(message).await.unwrap();
+        let reply = recv(&mut ws).await;
+        let error = &reply["error"];
+        assert_eq!(error["code"], code, "{reply}");
+        let text = error["message"].as_str().unwrap();
+        assert!(text.contains(needle), "{code}: {text:?} lacks {needle:?}");
+        assert_eq!(app.head(hh.id).await, 0, "{code} changed the store");
+    }
+
+    // The command id is echoed when it could be read.
+    send(
+        &mut ws,
+        json!({"command": {"id": id, "type": "Nope", "payload": {}}}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["error"]["id"], json!(id));
+
+    // Internal commands from members are refused by the core; nothing is appended.
+    send(
+        &mut ws,
+        json!({"command": {"id": Uuid::now_v7(), "type": "MarkReady", "payload": {"orderId": order}}}),
+    )
+    .await;
+    let reply = recv(&mut ws).await;
+    assert_eq!(reply["rejected"]["code"], "internal_command", "{reply}");
+    assert_eq!(app.head(hh.id).await, 0);
+
+    // The same socket still works, and the tenant may be given when it matches.
+    let mut good = place_order(Uuid::now_v7());
+    good["tenant"] = json!(hh.id);
+    send(&mut ws, json!({"command": good})).await;
+    let mut acked = false;
+    while !acked {
+        acked = recv(&mut ws).await.get("ack").is_some();
+    }
+    assert_eq!(app.head(hh.id).await, 1);
+}
+
+#[tokio::test]
+async fn oversized_frames_beyond_the_hard_limit_close_the_socket() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    let _ = ws
+        .send(Message::Text("x".repeat(2 * 1024 * 1024).into()))
+        .await;
+    assert!(matches!(closed(&mut ws).await, Some(1009) | None));
+    assert_eq!(app.head(hh.id).await, 0);
+}
+
+#[tokio::test]
+async fn floods_are_rate_limited() {
+    let app = spawn_app_with(|s| {
+        s.rate_burst = 3;
+        s.rate_per_second = 0.5;
+    })
+    .await;
+    let hh = app.household().await;
+    let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    for _ in 0..6 {
+        send(&mut ws, json!({"command": place_order(Uuid::now_v7())})).await;
+    }
+    let mut acks = 0;
+    let mut limited = 0;
+    while acks + limited < 6 {
+        let msg = recv(&mut ws).await;
+        if msg.get("ack").is_some() {
+            acks += 1;
+        } else if msg["error"]["code"] == "rate_limited" {
+            limited += 1;
+        }
+    }
+    assert_eq!((acks, limited), (3, 3));
+    assert_eq!(app.head(hh.id).await, 3);
+}
+
+#[tokio::test]
+async fn refused_before_the_upgrade_with_401() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let other = app.household().await;
+    let member = app.tokens.verify(&hh.owner, hh.id).unwrap().sub;
+    let now = chrono::Utc::now();
+    let expired = app
+        .tokens
+        .issue(
+            hh.id,
+            member,
+            Role::Owner,
+            now,
+            chrono::Duration::seconds(-10),
+        )
+        .unwrap();
+    let forged = Tokens::new(&TokenSecret::new("not-the-secret"))
+        .issue(hh.id, member, Role::Owner, now, chrono::Duration::hours(1))
+        .unwrap();
+    let cases = [
+        ("missing", app.room_url(hh.id, "_pk=a")),
+        (
+            "other household",
+            app.room_url(hh.id, &format!("_pk=a&token={}", other.owner)),
+        ),
+        (
+            "expired",
+            app.room_url(hh.id, &format!("_pk=a&token={expired}")),
+        ),
+        (
+            "forged",
+            app.room_url(hh.id, &format!("_pk=a&token={forged}")),
+        ),
+        ("garbage", app.room_url(hh.id, "_pk=a&token=abc.def.ghi")),
+    ];
+    for (what, url) in cases {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Err(WsError::Http(res)) => assert_eq!(res.status(), 401, "{what}"),
+            Err(e) => panic!("{what}: unexpected error {e}"),
+            Ok(_) => panic!("{what}: a socket was opened"),
+        }
+    }
+    // The HTTP side refuses the same way, with Bearer too.
+    let url = app.http_url(&format!("/parties/household/{}", hh.id));
+    let res = app
+        .http
+        .get(&url)
+        .bearer_auth(&other.owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app.http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert!(app.metric("hearth_unauthorized_total").await >= 7.0);
+}
+
+#[tokio::test]
+async fn subprotocol_is_echoed_and_aliases_reach_the_same_room() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let mut request = app
+        .room_url(hh.id, &format!("_pk=p&token={}", hh.owner))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "hearth.v1".parse().unwrap());
+    let (mut ws, res) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        res.headers().get("sec-websocket-protocol").unwrap(),
+        "hearth.v1"
+    );
+    recv(&mut ws).await;
+    let main = format!(
+        "ws://{}/parties/main/{}?token={}",
+        app.addr, hh.id, hh.owner
+    );
+    let short = format!(
+        "ws://{}/party/{}/some/path?token={}",
+        app.addr, hh.id, hh.owner
+    );
+    let (mut a, _) = app.connect_url(&main).await;
+    let (mut b, _) = app.connect_url(&short).await;
+    app.post(&hh, &place_order(Uuid::now_v7())).await;
+    for ws in [&mut ws, &mut a, &mut b] {
+        assert_eq!(seq_of(&recv(ws).await), 1);
+    }
+    // Another party name is not a room.
+    let url = format!(
+        "ws://{}/parties/chat/{}?token={}",
+        app.addr, hh.id, hh.owner
+    );
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(WsError::Http(res)) => assert_eq!(res.status(), 404),
+        other => panic!("expected 404, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn since_replays_exactly_what_was_missed_then_live_events() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    for _ in 0..5 {
+        app.post(&hh, &place_order(Uuid::now_v7())).await;
+    }
+    let (mut ws, welcome) = app.connect(hh.id, &hh.owner, "&since=2").await;
+    assert_eq!(welcome["welcome"]["seq"], 5);
+    for want in 3..=5 {
+        assert_eq!(seq_of(&recv(&mut ws).await), want);
+    }
+    quiet(&mut ws).await;
+    app.post(&hh, &place_order(Uuid::now_v7())).await;
+    assert_eq!(seq_of(&recv(&mut ws).await), 6);
+    quiet(&mut ws).await;
+
+    // `sync` replays from a cursor on an open socket.
+    send(&mut ws, json!({"sync": {"since": 4}})).await;
+    assert_eq!(seq_of(&recv(&mut ws).await), 5);
+    assert_eq!(seq_of(&recv(&mut ws).await), 6);
+    quiet(&mut ws).await;
+
+    // since at the head: nothing but live events.
+    let (mut at_head, _) = app.connect(hh.id, &hh.owner, "&since=6").await;
+    quiet(&mut at_head).await;
+    app.post(&hh, &place_order(Uuid::now_v7())).await;
+    assert_eq!(seq_of(&recv(&mut at_head).await), 7);
+}
+
+/// Commits race with the connect: whatever the interleaving, the client sees
+/// 1..=N exactly once each, in order.
+#[tokio::test]
+async fn catch_up_under_concurrent_commits_has_no_gap_and_no_duplicate() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let total = 120u64;
+    let writer = {
+        let http = app.http.clone();
+        let url = app.http_url(&format!("/parties/household/{}", hh.id));
+        let token = hh.owner.clone();
+        tokio::spawn(async move {
+            for _ in 0..total {
+                let res = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&place_order(Uuid::now_v7()))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200);
+            }
+        })
+    };
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        tokio::time::sleep(Duration::from_millis(20 * i)).await;
+        clients.push(app.connect(hh.id, &hh.owner, "&since=0").await.0);
+    }
+    writer.await.unwrap();
+    for ws in &mut clients {
+        for want in 1..=total {
+            assert_eq!(seq_of(&recv(ws).await), want);
+        }
+        quiet(ws).await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_socket_with_the_same_pk_takes_over() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let url = app.room_url(hh.id, &format!("_pk=tab-1&token={}", hh.owner));
+    let (mut old, _) = app.connect_url(&url).await;
+    let (mut new, _) = app.connect_url(&url).await;
+    assert_eq!(closed(&mut old).await, Some(4009));
+    drop(old);
+    // The old socket's departure must not silence the new one (PartyKit issue 45).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.post(&hh, &place_order(Uuid::now_v7())).await;
+    assert_eq!(seq_of(&recv(&mut new).await), 1);
+    app.post(&hh, &place_order(Uuid::now_v7())).await;
+    assert_eq!(seq_of(&recv(&mut new).await), 2);
+    assert_eq!(app.metric("hearth_takeovers_total").await, 1.0);
+    assert_eq!(app.metric("hearth_connections").await, 1.0);
+}
+
+fn big_order() -> Value {
+    let lines: Vec<Value> = (0..50)
+        .map(|i| json!({"sku": format!("sku-{i}"), "name": "n".repeat(200), "quantity": 1, "unitPriceCents": 1}))
+        .collect();
+    json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": {"orderId": Uuid::now_v7(), "lines": lines, "note": "x".repeat(500)}})
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_dropped_without_stalling_its_room() {
+    let app = spawn_app_with(|s| {
+        s.outgoing_queue = 2;
+        s.ping_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let hh = app.household().await;
+    // A client that never reads, with a tiny receive buffer.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let url = app.room_url(hh.id, &format!("_pk=slow&token={}", hh.owner));
+    let (mut slow, _) =
+        tokio_tungstenite::client_async(url.as_str(), MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    let (mut healthy, _) = app.connect(hh.id, &hh.owner, "").await;
+
+    let mut sent = 0u64;
+    let reader = tokio::spawn(async move {
+        let mut seen = 0u64;
+        loop {
+            let msg = recv(&mut healthy).await;
+            seen += 1;
+            assert_eq!(seq_of(&msg), seen);
+            if seen == 1_000_000 {
+                break;
+            }
+        }
+    });
+    while app.metric("hearth_slow_consumers_total").await < 1.0 {
+        for _ in 0..20 {
+            let (status, _) = app.post(&hh, &big_order()).await;
+            assert_eq!(status, 200);
+            sent += 1;
+        }
+        assert!(sent < 3000, "the slow consumer was never dropped");
+    }
+    // The room kept going: more commits still reach the healthy member in order.
+    for _ in 0..5 {
+        app.post(&hh, &big_order()).await;
+        sent += 1;
+    }
+    let head = app.head(hh.id).await;
+    assert_eq!(head, sent);
+    // The healthy reader asserts order as it goes; give it time to catch up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!reader.is_finished(), "the healthy reader failed");
+    reader.abort();
+    // The slow socket ends (close frame 4008 once its buffers drain, or a reset).
+    let code = closed(&mut slow).await;
+    assert!(matches!(code, Some(4008) | None), "{code:?}");
+    // It recovers by reconnecting with its cursor.
+    let (mut again, _) = app
+        .connect(hh.id, &hh.owner, &format!("&since={}", head - 2))
+        .await;
+    assert_eq!(seq_of(&recv(&mut again).await), head - 1);
+    assert_eq!(seq_of(&recv(&mut again).await), head);
+}
+
+#[tokio::test]
+async fn a_dead_socket_is_dropped_after_missed_pings() {
+    let app = spawn_app_with(|s| {
+        s.ping_interval = Duration::from_millis(100);
+        s.ping_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let hh = app.household().await;
+    // Never polled after the welcome: it answers no ping.
+    let (_silent, _) = app.connect(hh.id, &hh.owner, "").await;
+    let mut dropped = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if app.metric("hearth_dead_sockets_total").await >= 1.0 {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped, "the dead socket was not dropped");
+    assert_eq!(app.metric("hearth_connections").await, 0.0);
+
+    // A socket that is read (so answers pings) stays.
+    let (mut alive, _) = app.connect(hh.id, &hh.owner, "").await;
+    quiet(&mut alive).await;
+    quiet(&mut alive).await;
+    app.post(&hh, &place_order(Uuid::now_v7())).await;
+    assert_eq!(seq_of(&recv(&mut alive).await), 1);
+}
+
+#[tokio::test]
+async fn the_room_http_api() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let room = app.http_url(&format!("/parties/household/{}", hh.id));
+
+    let state: Value = app
+        .http
+        .get(&room)
+        .bearer_auth(&hh.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state, json!({"seq": 0, "state": {"seq": 0, "orders": []}}));
+
+    let cmd = place_order(Uuid::now_v7());
+    let (status, body) = app.post(&hh, &cmd).await;
+    assert_eq!((status, body["ack"]["seq"].clone()), (200, json!(1)));
+    let (status, body) = app.post(&hh, &cmd).await;
+    assert_eq!(
+        (status, body["ack"]["status"].clone()),
+        (200, json!("duplicate"))
+    );
+    // Wrapped as on the socket works too.
+    let (status, _) = app
+        .post(&hh, &json!({"command": place_order(Uuid::now_v7())}))
+        .await;
+    assert_eq!(status, 200);
+
+    let order = cmd["payload"]["orderId"].clone();
+    let (status, body) = app
+        .post(
+            &hh,
+            &json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": cmd["payload"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["rejected"]["code"].clone()),
+        (409, json!("order_already_exists"))
+    );
+    let (status, body) = app
+        .post(&hh, &json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": {"orderId": Uuid::now_v7(), "lines": []}}))
+        .await;
+    assert_eq!(
+        (status, body["rejected"]["code"].clone()),
+        (422, json!("no_lines"))
+    );
+    let (status, body) = app
+        .post(
+            &hh,
+            &json!({"id": Uuid::now_v7(), "type": "MarkReady", "payload": {"orderId": order}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["rejected"]["code"].clone()),
+        (422, json!("internal_command"))
+    );
+    let (status, body) = app
+        .post(
+            &hh,
+            &json!({"id": Uuid::now_v7(), "type": "CancelOrder", "payload": {"orderId": 7}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "invalid_payload");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("command.payload.orderId")
+    );
+    let res = app
+        .http
+        .post(&room)
+        .bearer_auth(&hh.owner)
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_json"
+    );
+    let res = app
+        .http
+        .post(&room)
+        .bearer_auth(&hh.owner)
+        .body(vec![b' '; 70 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(app.head(hh.id).await, 2);
+
+    let state: Value = app
+        .http
+        .get(&room)
+        .bearer_auth(&hh.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["seq"], 2);
+    assert_eq!(state["state"]["orders"].as_array().unwrap().len(), 2);
+    let events: Value = app
+        .http
+        .get(format!("{room}?since=1&token={}", hh.owner))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["head"], 2);
+    assert_eq!(events["events"].as_array().unwrap().len(), 1);
+    assert_eq!(events["events"][0]["seq"], 2);
+    let res = app
+        .http
+        .get(format!("{room}?since=x"))
+        .bearer_auth(&hh.owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    let health = app.http.get(app.http_url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = app
+        .http
+        .get(app.http_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hearth_commands_total{outcome=\"accepted\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hearth_commands_total{outcome=\"rejected\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hearth_fanout_latency_seconds_count"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn households_invites_and_membership() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let other = app.household().await;
+    let claims = app.tokens.verify(&hh.owner, hh.id).unwrap();
+    assert_eq!(claims.role, Role::Owner);
+
+    // Bad bodies name the field.
+    let res = app
+        .http
+        .post(app.http_url("/households"))
+        .json(&json!({"name": "X"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ownerName"),
+        "{body}"
+    );
+
+    // Only members of the household may invite.
+    let invites = app.http_url(&format!("/households/{}/invites", hh.id));
+    let res = app
+        .http
+        .post(&invites)
+        .bearer_auth(&other.owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app
+        .http
+        .post(&invites)
+        .bearer_auth(&hh.owner)
+        .json(&json!({"ttlSeconds": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let invite: Value = res.json().await.unwrap();
+    let code = invite["code"].as_str().unwrap().to_owned();
+    assert!(code.len() >= 32);
+
+    let join = app.http_url(&format!("/households/{}/join", hh.id));
+    let res = app
+        .http
+        .post(&join)
+        .json(&json!({"code": code, "name": "Bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    let bob: MemberId = serde_json::from_value(body["member"]["id"].clone()).unwrap();
+    let token = body["token"].as_str().unwrap();
+    let claims = app.tokens.verify(token, hh.id).unwrap();
+    assert_eq!((claims.sub, claims.role), (bob, Role::Member));
+    // Single use.
+    let res = app
+        .http
+        .post(&join)
+        .json(&json!({"code": code, "name": "Eve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    // Another household's code does not open this one.
+    let other_join = app.http_url(&format!("/households/{}/join", other.id));
+    let res = app
+        .http
+        .post(&other_join)
+        .json(&json!({"code": code, "name": "Eve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // Expired.
+    let res = app
+        .http
+        .post(&invites)
+        .bearer_auth(&hh.owner)
+        .json(&json!({"ttlSeconds": 1}))
+        .send()
+        .await
+        .unwrap();
+    let invite: Value = res.json().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let res = app
+        .http
+        .post(&join)
+        .json(&json!({"code": invite["code"], "name": "Eve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 410);
+}

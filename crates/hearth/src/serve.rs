@@ -1,0 +1,101 @@
+//! `hearth serve` and `hearth token`: the realtime server and a development token minter.
+
+use crate::stores::StoreArgs;
+use anyhow::Context as _;
+use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
+use hearth_core::ports::Role;
+use hearth_core::{HouseholdId, MemberId};
+use hearth_memory::SystemClock;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the chosen address is printed).
+    #[arg(long, env = "HEARTH_LISTEN", default_value = "127.0.0.1:8787")]
+    listen: SocketAddr,
+    /// Secret that signs member tokens (HS256). Without it a random one is used and
+    /// tokens do not survive a restart.
+    #[arg(long, env = "HEARTH_TOKEN_SECRET", hide_env_values = true)]
+    token_secret: Option<String>,
+    /// Seconds between server pings on each socket.
+    #[arg(long, env = "HEARTH_PING_INTERVAL_SECS", default_value_t = 20)]
+    ping_interval_secs: u64,
+    /// Batches queued for one socket before it is dropped as a slow consumer.
+    #[arg(long, env = "HEARTH_OUTGOING_QUEUE", default_value_t = 256)]
+    outgoing_queue: usize,
+    #[command(flatten)]
+    stores: StoreArgs,
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let secret = match args.token_secret {
+        Some(secret) if !secret.is_empty() => TokenSecret::new(secret),
+        _ => match args.stores.persistent_token_secret()? {
+            Some(secret) => TokenSecret::new(secret),
+            None => {
+                tracing::warn!("HEARTH_TOKEN_SECRET not set: using a random secret");
+                TokenSecret::random()
+            }
+        },
+    };
+    let interval = Duration::from_secs(args.ping_interval_secs.max(1));
+    let settings = Settings {
+        listen: args.listen,
+        token_secret: secret,
+        ping_interval: interval,
+        ping_timeout: interval * 2 + Duration::from_secs(5),
+        outgoing_queue: args.outgoing_queue.max(1),
+        ..Settings::default()
+    };
+    let stores = args.stores.open().await?;
+    tracing::info!(store = %stores.kind, "store opened");
+    let ports = Ports {
+        feed: stores.feed,
+        store: stores.store,
+        directory: stores.directory,
+        clock: Arc::new(SystemClock),
+    };
+    let app = Application::build(settings, ports).await?;
+    // The one line on stdout: scripts read the address from it.
+    println!("listening on http://{}", app.local_addr());
+    tracing::info!(addr = %app.local_addr(), "hearth serving");
+    app.run_until(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The household (a uuid).
+    #[arg(long)]
+    household: uuid::Uuid,
+    /// The member (a uuid; a new one if omitted).
+    #[arg(long)]
+    member: Option<uuid::Uuid>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl_secs: i64,
+    /// Signing secret; must match the server's.
+    #[arg(long, env = "HEARTH_TOKEN_SECRET", hide_env_values = true)]
+    token_secret: String,
+}
+
+pub fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let tokens = Tokens::new(&TokenSecret::new(&args.token_secret));
+    let member = MemberId(args.member.unwrap_or_else(uuid::Uuid::now_v7));
+    let token = tokens
+        .issue(
+            HouseholdId(args.household),
+            member,
+            Role::Member,
+            chrono::Utc::now(),
+            chrono::Duration::seconds(args.ttl_secs),
+        )
+        .context("cannot sign the token")?;
+    println!("{token}");
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Which store `hearth serve` (and the workers) run on: PostgreSQL when a database URL
+//! is given, otherwise the embedded SQLite file in the data directory, or memory.
+
+use anyhow::Context as _;
+use hearth_core::ports::{Directory, EventFeed, EventStore};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// PostgreSQL URL of the application role (`hearth_app`). When set, Hearth runs on
+    /// PostgreSQL (run `hearth migrate` first) instead of the embedded SQLite file.
+    #[arg(long, env = "HEARTH_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL URL of the relay role (`hearth_relay`): the feed's listener and
+    /// fallback poll and the job relay read through it. Required with --database-url.
+    #[arg(
+        long,
+        env = "HEARTH_RELAY_DATABASE_URL",
+        hide_env_values = true,
+        requires = "database_url"
+    )]
+    pub relay_database_url: Option<String>,
+    /// Size of the application role's connection pool.
+    #[arg(long, env = "HEARTH_DATABASE_POOL", default_value_t = 16)]
+    pub database_pool: usize,
+    /// Directory of the embedded store (SQLite file `hearth.sqlite`), used when no
+    /// database URL is given.
+    #[arg(long, env = "HEARTH_DATA_DIR", default_value = "hearth-data")]
+    pub data_dir: PathBuf,
+    /// Keep everything in memory: nothing survives a restart.
+    #[arg(long, conflicts_with = "database_url")]
+    pub memory: bool,
+}
+
+/// The store ports, opened.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub store: Arc<dyn EventStore>,
+    pub feed: Arc<dyn EventFeed>,
+    pub directory: Arc<dyn Directory>,
+    /// What it is, for the log.
+    pub kind: String,
+}
+
+impl StoreArgs {
+    pub async fn open(&self) -> anyhow::Result<Stores> {
+        if self.memory {
+            let store = Arc::new(hearth_memory::MemoryEventStore::new());
+            return Ok(Stores {
+                feed: Arc::new(store.feed()),
+                store,
+                directory: Arc::new(hearth_memory::MemoryDirectory::new()),
+                kind: "memory".into(),
+            });
+        }
+        if let Some(url) = &self.database_url {
+            let relay_url = self.relay_database_url.as_deref().context(
+                "--relay-database-url (HEARTH_RELAY_DATABASE_URL) is required with --database-url",
+            )?;
+            let app = hearth_postgres::pool(hearth_postgres::parse_url(url)?, self.database_pool)?;
+            let relay_config = hearth_postgres::parse_url(relay_url)?;
+            let relay = hearth_postgres::pool(relay_config.clone(), 2)?;
+            let store = Arc::new(hearth_postgres::PgEventStore::new(app.clone(), Some(relay)));
+            let feed = Arc::new(hearth_postgres::PgEventFeed::start(
+                relay_config,
+                hearth_postgres::FeedOptions::default(),
+            ));
+            return Ok(Stores {
+                store,
+                feed,
+                directory: Arc::new(hearth_postgres::PgDirectory::new(app)),
+                kind: "postgres".into(),
+            });
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating the data directory {}", self.data_dir.display()))?;
+        let path = self.data_dir.join("hearth.sqlite");
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || hearth_sqlite::SqliteEventStore::open(path)).await?
+        };
+        let (store, feed) = opened.with_context(|| format!("opening {}", path.display()))?;
+        Ok(Stores {
+            directory: Arc::new(store.directory()),
+            feed: Arc::new(feed),
+            store,
+            kind: format!("sqlite {}", path.display()),
+        })
+    }
+
+    /// A token secret kept in the data directory, so tokens survive a restart of the
+    /// embedded default without configuration. Created once, readable by the owner only.
+    pub fn persistent_token_secret(&self) -> anyhow::Result<Option<String>> {
+        if self.memory || self.database_url.is_some() {
+            return Ok(None);
+        }
+        let path = self.data_dir.join("token-secret");
+        if let Ok(secret) = std::fs::read_to_string(&path) {
+            let secret = secret.trim().to_owned();
+            if !secret.is_empty() {
+                return Ok(Some(secret));
+            }
+        }
+        std::fs::create_dir_all(&self.data_dir)?;
+        let secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+        Ok(Some(secret))
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}

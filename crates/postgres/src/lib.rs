@@ -1,0 +1,84 @@
+//! PostgreSQL adapters of Hearth's ports (DESIGN.md section 4, docs/postgres.md).
+//!
+//! - [`PgEventStore`]: the event log. One append is one pipelined transaction
+//!   (one round trip): command id, per-household `seq`, events, outbox jobs.
+//! - [`PgEventFeed`]: a dedicated `LISTEN` connection per process on one channel,
+//!   with a slow fallback poll; the doorbell is rung after commit, coalesced.
+//! - [`PgDirectory`]: households, members, single-use invites.
+//!
+//! Every statement runs as the application role inside a transaction that sets
+//! `app.tenant_id`; row-level security does the rest. Only the relay role reads
+//! across households ([`PgEventStore::pending_jobs`] and the feed's fallback poll).
+//!
+//! **Invariant:** no `tokio_postgres` or `deadpool` error leaves this crate through a
+//! port: they are translated into `StoreError` / `DirectoryError`.
+
+mod directory;
+mod feed;
+mod migrate;
+mod sql;
+mod store;
+
+pub use directory::PgDirectory;
+pub use feed::{FEED_CHANNEL, FeedOptions, PgEventFeed};
+pub use migrate::{MIGRATIONS, Migration, migrate};
+pub use store::PgEventStore;
+
+pub use deadpool_postgres::Pool;
+pub use tokio_postgres::Config;
+
+use std::str::FromStr;
+
+/// Errors of setting things up (connecting, migrating); the ports have their own.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("invalid database url: {0}")]
+    Url(String),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
+    #[error("migration {version} ({name}) failed: {message}")]
+    Migration {
+        version: i32,
+        name: &'static str,
+        message: String,
+    },
+    #[error("the database has migration {0} that this binary does not know")]
+    UnknownMigration(i32),
+    #[error("PostgreSQL: {0}")]
+    Db(String),
+}
+
+/// Parses a `postgres://` URL (or a key=value string).
+pub fn parse_url(url: &str) -> Result<Config, PgError> {
+    Config::from_str(url).map_err(|e| PgError::Url(e.to_string()))
+}
+
+/// A connection pool on `config`. Connections are created lazily.
+pub fn pool(config: Config, max_size: usize) -> Result<Pool, PgError> {
+    let manager = deadpool_postgres::Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size.max(1))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| PgError::Connect(e.to_string()))
+}
+
+/// One unpooled connection, driven by a spawned task.
+pub async fn connect(config: &Config) -> Result<tokio_postgres::Client, PgError> {
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| PgError::Connect(e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+    Ok(client)
+}

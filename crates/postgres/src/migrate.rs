@@ -1,0 +1,115 @@
+//! Versioned migrations, embedded in the binary. Each runs once, in its own
+//! transaction, recorded in `hearth_migrations` with a checksum of its text; an
+//! advisory lock keeps two concurrent `hearth migrate` runs apart.
+
+use crate::PgError;
+use tokio_postgres::Client;
+
+/// One schema change: plain SQL, applied as the owner role.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration this binary knows, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "schema",
+    sql: include_str!("../migrations/0001_schema.sql"),
+}];
+
+/// Key of the advisory lock held while migrating ("hearth" in ASCII).
+const LOCK_KEY: i64 = 0x6865_6172_7468;
+
+/// FNV-1a of the migration text: detects a migration edited after it was applied.
+fn checksum(sql: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in sql.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+fn db(e: tokio_postgres::Error) -> PgError {
+    PgError::Db(crate::sql::describe(&e))
+}
+
+/// Applies the migrations the database lacks; returns the versions applied now.
+/// Connect as the owner role (the one that owns the schema).
+pub async fn migrate(client: &Client) -> Result<Vec<i32>, PgError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await
+        .map_err(db)?;
+    let result = apply(client).await;
+    let unlock = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await
+        .map_err(db);
+    let applied = result?;
+    unlock?;
+    Ok(applied)
+}
+
+async fn apply(client: &Client) -> Result<Vec<i32>, PgError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS hearth_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await
+        .map_err(db)?;
+    let rows = client
+        .query("SELECT version, checksum FROM hearth_migrations", &[])
+        .await
+        .map_err(db)?;
+    let mut done = Vec::new();
+    for row in rows {
+        let version: i32 = row.try_get(0).map_err(db)?;
+        let sum: String = row.try_get(1).map_err(db)?;
+        let Some(known) = MIGRATIONS.iter().find(|m| m.version == version) else {
+            return Err(PgError::UnknownMigration(version));
+        };
+        if checksum(known.sql) != sum {
+            return Err(PgError::Migration {
+                version,
+                name: known.name,
+                message: "it was changed after it was applied".into(),
+            });
+        }
+        done.push(version);
+    }
+    let mut applied = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        let fail = |e: tokio_postgres::Error| PgError::Migration {
+            version: m.version,
+            name: m.name,
+            message: crate::sql::describe(&e),
+        };
+        client.batch_execute("BEGIN").await.map_err(fail)?;
+        let run = async {
+            client.batch_execute(m.sql).await?;
+            client
+                .execute(
+                    "INSERT INTO hearth_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    &[&m.version, &m.name, &checksum(m.sql)],
+                )
+                .await?;
+            client.batch_execute("COMMIT").await
+        };
+        if let Err(e) = run.await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(fail(e));
+        }
+        tracing::info!(version = m.version, name = m.name, "migration applied");
+        applied.push(m.version);
+    }
+    Ok(applied)
+}

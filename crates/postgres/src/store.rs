@@ -1,0 +1,605 @@
+//! [`PgEventStore`]: the EventStore port on PostgreSQL.
+
+use crate::feed::FEED_CHANNEL;
+use crate::sql::{
+    BEGIN, BEGIN_READ, client, describe, in_tenant, join_tagged, split_tagged, to_i32, to_u32,
+    to_u64, unavailable,
+};
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use hearth_core::ports::{
+    Append, Appended, Decision, EventStore, Job, JobKind, Loaded, Snapshot, StoreError,
+};
+use hearth_core::{
+    CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, NewEvent, OrderId, Timestamp,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+use tokio_postgres::Row;
+
+/// The whole append, one statement (run between a pipelined BEGIN/set_config and
+/// COMMIT, so one round trip):
+/// - `h` bumps the household's `last_seq` by the number of events, creating the
+///   counter row on a household's first append; its row lock, held to COMMIT,
+///   orders the household's appends: `seq` is gap-free and in commit order;
+/// - `cmd` records the command id with its outcome (`ON CONFLICT DO NOTHING`: a
+///   repeat inserts nothing);
+/// - `ev` inserts the events (multi-row, from arrays) only if the command is new
+///   and the stream is at the expected version; the unique
+///   `(tenant_id, aggregate_id, version)` catches a racing writer;
+/// - `jb` inserts the outbox jobs of the events that need durable work;
+/// - the final SELECT aborts the statement (SQLSTATE HR001 duplicate, HR002
+///   version conflict) when something was not written, so the pipelined COMMIT
+///   becomes a rollback and nothing of a refused append remains.
+const APPEND: &str = "
+WITH h AS (
+    INSERT INTO households AS h (tenant_id, last_seq) VALUES ($1, $8::int8)
+    ON CONFLICT (tenant_id) DO UPDATE SET last_seq = h.last_seq + EXCLUDED.last_seq
+    RETURNING h.last_seq
+), cmd AS (
+    INSERT INTO commands (tenant_id, id, type, payload, metadata, status, outcome)
+    SELECT $1, $2, $3, $4, $5, 'accepted',
+           jsonb_build_object('status', 'accepted', 'seq', h.last_seq, 'events', $8::int8)
+    FROM h
+    ON CONFLICT (tenant_id, id) DO NOTHING
+    RETURNING id
+), cur AS (
+    SELECT coalesce(max(version), 0) AS version
+    FROM events WHERE tenant_id = $1 AND aggregate_id = $6
+), ev AS (
+    INSERT INTO events (tenant_id, seq, id, aggregate_id, version, type, schema_version,
+                        payload, metadata, created_at, requires_job)
+    SELECT $1, h.last_seq - $8::int8 + e.ord, e.id, $6, e.version, e.type, e.schema_version,
+           e.payload, e.metadata, e.created_at, e.requires_job
+    FROM h, cmd, cur,
+         unnest($9::uuid[], $10::int4[], $11::text[], $12::int4[], $13::jsonb[], $14::jsonb[],
+                $15::timestamptz[], $16::bool[])
+             WITH ORDINALITY AS e(id, version, type, schema_version, payload, metadata,
+                                  created_at, requires_job, ord)
+    WHERE cur.version = $7::int4
+    RETURNING 1
+), jb AS (
+    INSERT INTO jobs (tenant_id, id, order_id, kind, command_id, created_at)
+    SELECT $1, j.id, $6, j.kind, $2, j.created_at
+    FROM (SELECT count(*) AS n FROM ev) AS c,
+         unnest($9::uuid[], $17::text[], $15::timestamptz[]) AS j(id, kind, created_at)
+    WHERE c.n = $8::int8 AND j.kind IS NOT NULL
+    RETURNING 1
+)
+SELECT h.last_seq,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM cmd)
+                THEN hearth_abort('HR001', 'command id already recorded')
+            WHEN (SELECT count(*) FROM ev) <> $8::int8
+                THEN hearth_abort('HR002', 'stream is not at the expected version')
+            ELSE (SELECT count(*) FROM jb)
+       END AS jobs
+FROM h";
+
+const INSERT_REJECTED: &str = "
+INSERT INTO commands (tenant_id, id, type, payload, metadata, status, outcome)
+VALUES ($1, $2, $3, $4, $5, 'rejected', $6)
+ON CONFLICT (tenant_id, id) DO NOTHING
+RETURNING id";
+
+const EVENT_COLUMNS: &str = "tenant_id, seq, id, aggregate_id, version, type, schema_version, \
+                             payload, metadata, created_at, requires_job";
+
+const SELECT_SNAPSHOT: &str = "
+SELECT version, state FROM snapshots
+WHERE tenant_id = $1 AND aggregate_id = $2 AND schema_version = $3";
+
+const SAVE_SNAPSHOT: &str = "
+INSERT INTO snapshots AS s (tenant_id, aggregate_id, schema_version, version, state)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (tenant_id, aggregate_id, schema_version) DO UPDATE
+SET version = EXCLUDED.version, state = EXCLUDED.state, updated_at = now()
+WHERE s.version < EXCLUDED.version";
+
+const SELECT_OUTCOME: &str = "SELECT outcome FROM commands WHERE tenant_id = $1 AND id = $2";
+const SELECT_HEAD: &str = "SELECT last_seq FROM households WHERE tenant_id = $1";
+
+const PENDING_JOBS: &str = "
+SELECT tenant_id, id, order_id, kind, command_id, created_at FROM jobs
+WHERE status = 'pending'
+ORDER BY created_at, tenant_id, id
+LIMIT $1";
+
+const MARK_STARTED: &str = "
+UPDATE jobs SET status = 'started', started_at = now()
+WHERE tenant_id = $1 AND id = $2 AND status = 'pending'";
+
+/// One coalesced doorbell: a notification per household that moved, all in one
+/// autocommit statement (one NOTIFY commit for the whole batch).
+const RING: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
+
+/// At most this many households per doorbell statement.
+const MAX_RING_BATCH: usize = 512;
+
+/// The event store on PostgreSQL.
+///
+/// `app` connects as the application role (RLS applies; every call is scoped to
+/// one household). `relay`, if given, connects as the relay role and serves only
+/// [`EventStore::pending_jobs`], the one cross-household read of this port.
+/// The doorbell is rung after commit by a background task, so it must be created
+/// inside a Tokio runtime.
+pub struct PgEventStore {
+    app: Pool,
+    relay: Option<Pool>,
+    doorbell: mpsc::UnboundedSender<(HouseholdId, u64)>,
+}
+
+impl std::fmt::Debug for PgEventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgEventStore")
+            .field("app", &self.app.status())
+            .field("relay", &self.relay.as_ref().map(Pool::status))
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgEventStore {
+    pub fn new(app: Pool, relay: Option<Pool>) -> Self {
+        let (doorbell, rings) = mpsc::unbounded_channel();
+        tokio::spawn(ring_doorbell(app.clone(), rings));
+        Self {
+            app,
+            relay,
+            doorbell,
+        }
+    }
+
+    async fn duplicate(
+        &self,
+        tenant: HouseholdId,
+        command: CommandId,
+    ) -> Result<Appended, StoreError> {
+        match self.outcome(tenant, command).await? {
+            Some(outcome) => Ok(Appended::Duplicate(outcome)),
+            None => Err(StoreError::Unavailable(format!(
+                "command {command} was reported as recorded but cannot be read; retry"
+            ))),
+        }
+    }
+
+    async fn append_events(
+        &self,
+        command: &hearth_core::CommandEnvelope,
+        aggregate_id: OrderId,
+        expected_version: u32,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        let tenant = command.tenant;
+        let n = events.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut versions = Vec::with_capacity(n);
+        let mut types = Vec::with_capacity(n);
+        let mut schemas = Vec::with_capacity(n);
+        let mut payloads = Vec::with_capacity(n);
+        let mut metadata = Vec::with_capacity(n);
+        let mut created = Vec::with_capacity(n);
+        let mut requires = Vec::with_capacity(n);
+        let mut kinds: Vec<Option<&'static str>> = Vec::with_capacity(n);
+        for (i, event) in events.iter().enumerate() {
+            let want = u64::from(expected_version) + 1 + i as u64;
+            if event.aggregate_id != aggregate_id || u64::from(event.version) != want {
+                return Err(StoreError::Corrupt(format!(
+                    "event {} has version {} of order {}, expected {want} of {aggregate_id}",
+                    event.id, event.version, event.aggregate_id
+                )));
+            }
+            let (kind, payload) = split_tagged(json(&event.event)?).map_err(StoreError::Corrupt)?;
+            ids.push(event.id.0);
+            versions.push(to_i32(event.version, "version")?);
+            types.push(kind);
+            schemas.push(to_i32(event.schema_version, "schema version")?);
+            payloads.push(payload);
+            metadata.push(json(&event.metadata)?);
+            created.push(event.created_at);
+            requires.push(event.requires_job);
+            kinds.push(
+                event
+                    .requires_job
+                    .then(|| JobKind::for_event(&event.event).map(JobKind::as_str))
+                    .flatten(),
+            );
+        }
+        let (ctype, cpayload) =
+            split_tagged(json(&command.command)?).map_err(StoreError::Corrupt)?;
+        let cmeta = json(&command.metadata)?;
+        let count = i64::try_from(n).map_err(|_| StoreError::Corrupt("too many events".into()))?;
+        let expected = to_i32(expected_version, "expected version")?;
+
+        let client = client(&self.app).await?;
+        let stmt = client.prepare_cached(APPEND).await.map_err(unavailable)?;
+        let result = in_tenant(
+            &client,
+            BEGIN,
+            tenant,
+            client.query_one(
+                &stmt,
+                &[
+                    &tenant.0,
+                    &command.id.0,
+                    &ctype,
+                    &cpayload,
+                    &cmeta,
+                    &aggregate_id.0,
+                    &expected,
+                    &count,
+                    &ids,
+                    &versions,
+                    &types,
+                    &schemas,
+                    &payloads,
+                    &metadata,
+                    &created,
+                    &requires,
+                    &kinds,
+                ],
+            ),
+        )
+        .await;
+        drop(client);
+        let row = match result {
+            Ok(row) => row,
+            Err(e) => {
+                return match e
+                    .as_db_error()
+                    .map(|db| (db.code().code(), db.constraint()))
+                {
+                    Some(("HR001", _)) => self.duplicate(tenant, command.id).await,
+                    Some(("HR002", _)) | Some(("23505", Some("events_stream_version"))) => {
+                        Err(StoreError::VersionConflict {
+                            aggregate_id,
+                            expected: expected_version,
+                        })
+                    }
+                    _ => Err(StoreError::Unavailable(describe(&e))),
+                };
+            }
+        };
+        let last_seq = to_u64(row.try_get(0).map_err(unavailable)?, "seq")?;
+        let first = last_seq + 1 - n as u64;
+        let committed: Vec<EventEnvelope> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| EventEnvelope::committed(tenant, first + i as u64, e))
+            .collect();
+        if n > 0 {
+            // Rung after commit, outside the transaction: see `ring_doorbell`.
+            let _ = self.doorbell.send((tenant, last_seq));
+        }
+        Ok(Appended::Committed {
+            events: committed,
+            outcome: CommandOutcome::Accepted {
+                seq: last_seq,
+                events: u32::try_from(n).unwrap_or(u32::MAX),
+            },
+        })
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<Value, StoreError> {
+    serde_json::to_value(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+}
+
+fn event_from_row(row: &Row) -> Result<EventEnvelope, StoreError> {
+    let get = |e: tokio_postgres::Error| StoreError::Corrupt(describe(&e));
+    let kind: String = row.try_get(5).map_err(get)?;
+    let payload: Value = row.try_get(7).map_err(get)?;
+    let event = serde_json::from_value(join_tagged(kind, payload))
+        .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
+    let metadata = serde_json::from_value(row.try_get::<_, Value>(8).map_err(get)?)
+        .map_err(|e| StoreError::Corrupt(format!("event metadata: {e}")))?;
+    Ok(EventEnvelope {
+        tenant: HouseholdId(row.try_get(0).map_err(get)?),
+        seq: to_u64(row.try_get(1).map_err(get)?, "seq")?,
+        id: EventId(row.try_get(2).map_err(get)?),
+        aggregate_id: OrderId(row.try_get(3).map_err(get)?),
+        version: to_u32(row.try_get(4).map_err(get)?, "version")?,
+        event,
+        schema_version: to_u32(row.try_get(6).map_err(get)?, "schema version")?,
+        metadata,
+        created_at: row.try_get::<_, Timestamp>(9).map_err(get)?,
+        requires_job: row.try_get(10).map_err(get)?,
+    })
+}
+
+fn job_from_row(row: &Row) -> Result<Job, StoreError> {
+    let get = |e: tokio_postgres::Error| StoreError::Corrupt(describe(&e));
+    let kind: String = row.try_get(3).map_err(get)?;
+    let kind = match kind.as_str() {
+        "fulfil" => JobKind::Fulfil,
+        "cancel" => JobKind::Cancel,
+        other => return Err(StoreError::Corrupt(format!("unknown job kind {other}"))),
+    };
+    Ok(Job {
+        tenant: HouseholdId(row.try_get(0).map_err(get)?),
+        id: EventId(row.try_get(1).map_err(get)?),
+        order_id: OrderId(row.try_get(2).map_err(get)?),
+        kind,
+        command_id: CommandId(row.try_get(4).map_err(get)?),
+        created_at: row.try_get(5).map_err(get)?,
+    })
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    async fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        let Append { command, decision } = append;
+        match decision {
+            Decision::Events {
+                aggregate_id,
+                expected_version,
+                events,
+            } => {
+                self.append_events(&command, aggregate_id, expected_version, events)
+                    .await
+            }
+            Decision::Rejected { code, message } => {
+                let tenant = command.tenant;
+                let outcome = CommandOutcome::Rejected { code, message };
+                let (ctype, cpayload) =
+                    split_tagged(json(&command.command)?).map_err(StoreError::Corrupt)?;
+                let cmeta = json(&command.metadata)?;
+                let stored = json(&outcome)?;
+                let client = client(&self.app).await?;
+                let stmt = client
+                    .prepare_cached(INSERT_REJECTED)
+                    .await
+                    .map_err(unavailable)?;
+                let rows = in_tenant(
+                    &client,
+                    BEGIN,
+                    tenant,
+                    client.query(
+                        &stmt,
+                        &[&tenant.0, &command.id.0, &ctype, &cpayload, &cmeta, &stored],
+                    ),
+                )
+                .await
+                .map_err(unavailable)?;
+                drop(client);
+                if rows.is_empty() {
+                    return self.duplicate(tenant, command.id).await;
+                }
+                Ok(Appended::Committed {
+                    events: Vec::new(),
+                    outcome,
+                })
+            }
+        }
+    }
+
+    async fn load(
+        &self,
+        tenant: HouseholdId,
+        aggregate_id: OrderId,
+        snapshot_schema: u32,
+    ) -> Result<Loaded, StoreError> {
+        let schema = to_i32(snapshot_schema, "snapshot schema")?;
+        let client = client(&self.app).await?;
+        let snap = client
+            .prepare_cached(SELECT_SNAPSHOT)
+            .await
+            .map_err(unavailable)?;
+        let events = client
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE tenant_id = $1 AND aggregate_id = $2
+                   AND version > coalesce((SELECT version FROM snapshots
+                        WHERE tenant_id = $1 AND aggregate_id = $2 AND schema_version = $3), 0)
+                 ORDER BY version"
+            ))
+            .await
+            .map_err(unavailable)?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&tenant.0, &aggregate_id.0, &schema];
+        // REPEATABLE READ: the snapshot and the events after it come from one view.
+        let (snap_rows, event_rows) = in_tenant(&client, BEGIN_READ, tenant, async {
+            futures::try_join!(client.query(&snap, &params), client.query(&events, &params))
+        })
+        .await
+        .map_err(unavailable)?;
+        let snapshot = match snap_rows.first() {
+            Some(row) => Some(Snapshot {
+                tenant,
+                aggregate_id,
+                version: to_u32(row.try_get(0).map_err(unavailable)?, "snapshot version")?,
+                schema_version: snapshot_schema,
+                state: row.try_get(1).map_err(unavailable)?,
+            }),
+            None => None,
+        };
+        let events = event_rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Loaded { snapshot, events })
+    }
+
+    async fn read_feed(
+        &self,
+        tenant: HouseholdId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let (Ok(after), Ok(limit)) = (i64::try_from(after), i64::try_from(limit)) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let client = client(&self.app).await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            ))
+            .await
+            .map_err(unavailable)?;
+        let rows = in_tenant(
+            &client,
+            BEGIN_READ,
+            tenant,
+            client.query(&stmt, &[&tenant.0, &after, &limit]),
+        )
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn head(&self, tenant: HouseholdId) -> Result<u64, StoreError> {
+        let client = client(&self.app).await?;
+        let stmt = client
+            .prepare_cached(SELECT_HEAD)
+            .await
+            .map_err(unavailable)?;
+        let row = in_tenant(
+            &client,
+            BEGIN_READ,
+            tenant,
+            client.query_opt(&stmt, &[&tenant.0]),
+        )
+        .await
+        .map_err(unavailable)?;
+        match row {
+            Some(row) => to_u64(row.try_get(0).map_err(unavailable)?, "last_seq"),
+            None => Ok(0),
+        }
+    }
+
+    async fn outcome(
+        &self,
+        tenant: HouseholdId,
+        command_id: CommandId,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        let client = client(&self.app).await?;
+        let stmt = client
+            .prepare_cached(SELECT_OUTCOME)
+            .await
+            .map_err(unavailable)?;
+        let row = in_tenant(
+            &client,
+            BEGIN_READ,
+            tenant,
+            client.query_opt(&stmt, &[&tenant.0, &command_id.0]),
+        )
+        .await
+        .map_err(unavailable)?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(outcome) = row.try_get::<_, Option<Value>>(0).map_err(unavailable)? else {
+            return Err(StoreError::Corrupt(format!(
+                "command {command_id} has no outcome"
+            )));
+        };
+        serde_json::from_value(outcome)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("outcome of command {command_id}: {e}")))
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let version = to_i32(snapshot.version, "snapshot version")?;
+        let schema = to_i32(snapshot.schema_version, "snapshot schema")?;
+        let client = client(&self.app).await?;
+        let stmt = client
+            .prepare_cached(SAVE_SNAPSHOT)
+            .await
+            .map_err(unavailable)?;
+        in_tenant(
+            &client,
+            BEGIN,
+            snapshot.tenant,
+            client.execute(
+                &stmt,
+                &[
+                    &snapshot.tenant.0,
+                    &snapshot.aggregate_id.0,
+                    &schema,
+                    &version,
+                    &snapshot.state,
+                ],
+            ),
+        )
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Served by the relay role: `SELECT` on pending jobs of every household.
+    async fn pending_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let Some(relay) = &self.relay else {
+            return Err(StoreError::Unavailable(
+                "pending_jobs needs the relay role's connection (none configured)".into(),
+            ));
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = client(relay).await?;
+        let stmt = client
+            .prepare_cached(PENDING_JOBS)
+            .await
+            .map_err(unavailable)?;
+        let rows = client.query(&stmt, &[&limit]).await.map_err(unavailable)?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// Runs as the application role in the job's household: the relay role never
+    /// writes.
+    async fn mark_job_started(&self, tenant: HouseholdId, job: EventId) -> Result<(), StoreError> {
+        let client = client(&self.app).await?;
+        let stmt = client
+            .prepare_cached(MARK_STARTED)
+            .await
+            .map_err(unavailable)?;
+        in_tenant(
+            &client,
+            BEGIN,
+            tenant,
+            client.execute(&stmt, &[&tenant.0, &job.0]),
+        )
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Rings the feed's doorbell for committed appends, outside their transactions.
+///
+/// A transaction that NOTIFYs takes a cluster-wide lock at commit and holds it
+/// through its WAL flush, which serialises every notifying commit. So appends never
+/// notify: they hand `(household, seq)` to this task after COMMIT, and it sends one
+/// autocommit statement per batch with one notification per household that moved
+/// (its highest seq). While a ring is in flight the next batch accumulates, so under
+/// load there is about one notifying commit per ring round trip, whatever the
+/// append rate. A ring lost (crash, error) only delays delivery until the feed's
+/// fallback poll.
+async fn ring_doorbell(pool: Pool, mut rings: mpsc::UnboundedReceiver<(HouseholdId, u64)>) {
+    while let Some((tenant, seq)) = rings.recv().await {
+        let mut heads: HashMap<HouseholdId, u64> = HashMap::from([(tenant, seq)]);
+        while heads.len() < MAX_RING_BATCH {
+            match rings.try_recv() {
+                Ok((tenant, seq)) => {
+                    let head = heads.entry(tenant).or_insert(0);
+                    *head = (*head).max(seq);
+                }
+                Err(_) => break,
+            }
+        }
+        let payloads: Vec<String> = heads.iter().map(|(t, s)| format!("{t}:{s}")).collect();
+        let rung = async {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            let stmt = client
+                .prepare_cached(RING)
+                .await
+                .map_err(|e| describe(&e))?;
+            client
+                .execute(&stmt, &[&FEED_CHANNEL, &payloads])
+                .await
+                .map_err(|e| describe(&e))
+        };
+        if let Err(error) = rung.await {
+            tracing::warn!(%error, households = payloads.len(), "doorbell not rung; the feed's poll will catch up");
+        }
+    }
+}

@@ -1,0 +1,257 @@
+// The real partysocket client (pinned in package.json) against `hearth serve`.
+// Node 20 has no global WebSocket: the `ws` package is passed as PartySocket's WebSocket.
+//
+// HEARTH_BIN names the binary; by default $CARGO_TARGET_DIR/debug/hearth
+// (or target/debug/hearth at the repository root). Build it first: cargo build -p hearth.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import PartySocket from "partysocket";
+import WS from "ws";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "..", "..");
+const bin =
+  process.env.HEARTH_BIN ??
+  path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, "target"), "debug", "hearth");
+
+let server;
+let host; // "127.0.0.1:PORT"
+
+before(async () => {
+  server = spawn(bin, ["serve", "--listen", "127.0.0.1:0"], {
+    env: { ...process.env, HEARTH_TOKEN_SECRET: "partysocket-test-secret", RUST_LOG: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  host = await new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${bin} did not start: ${out}`)), 15000);
+    server.on("error", reject);
+    server.on("exit", (code) => reject(new Error(`${bin} exited with ${code}: ${out}`)));
+    server.stdout.on("data", (chunk) => {
+      out += chunk;
+      const m = out.match(/listening on http:\/\/(\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+});
+
+after(() => {
+  server?.kill("SIGTERM");
+});
+
+async function http(method, url, body, token) {
+  const res = await fetch(`http://${host}${url}`, {
+    method,
+    headers: {
+      "content-type": "application/json",
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+async function household() {
+  const { status, body } = await http("POST", "/households", { name: "Home", ownerName: "Ann" });
+  assert.equal(status, 201);
+  return { id: body.household.id, owner: body.token };
+}
+
+async function member(hh) {
+  const invite = await http("POST", `/households/${hh.id}/invites`, {}, hh.owner);
+  assert.equal(invite.status, 201);
+  const joined = await http("POST", `/households/${hh.id}/join`, { code: invite.body.code, name: "Bob" });
+  assert.equal(joined.status, 201);
+  return joined.body.token;
+}
+
+/** A PartySocket that records every message; `next(pred)` waits for one. */
+function socket(room, options) {
+  const ws = new PartySocket({
+    host,
+    party: "household",
+    room,
+    WebSocket: WS,
+    ...options,
+  });
+  const seen = [];
+  const waiters = [];
+  ws.addEventListener("message", (e) => {
+    const msg = JSON.parse(e.data);
+    seen.push(msg);
+    for (const w of [...waiters]) {
+      if (w.pred(msg)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(msg);
+      }
+    }
+  });
+  ws.seen = seen;
+  ws.next = (pred, ms = 5000) =>
+    new Promise((resolve, reject) => {
+      const hit = seen.find((m) => pred(m) && !m.__taken);
+      if (hit) {
+        hit.__taken = true;
+        return resolve(hit);
+      }
+      const timer = setTimeout(() => reject(new Error("timed out waiting for a message")), ms);
+      waiters.push({
+        pred,
+        resolve: (m) => {
+          clearTimeout(timer);
+          m.__taken = true;
+          resolve(m);
+        },
+      });
+    });
+  ws.events = () => seen.filter((m) => m.event).map((m) => m.event.seq);
+  return ws;
+}
+
+const isWelcome = (m) => m.welcome !== undefined;
+const eventAt = (seq) => (m) => m.event?.seq === seq;
+const ackOf = (id) => (m) => m.ack?.id === id;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function placeOrder() {
+  return {
+    id: randomUUID(),
+    type: "PlaceOrder",
+    payload: {
+      orderId: randomUUID(),
+      lines: [{ sku: "milk", name: "Milk", quantity: 1, unitPriceCents: 99 }],
+    },
+  };
+}
+
+test("two members of one household see each other's commands", async () => {
+  const hh = await household();
+  const bob = await member(hh);
+  const a = socket(hh.id, { query: { token: hh.owner } });
+  const b = socket(hh.id, { query: { token: bob } });
+  await a.next(isWelcome);
+  await b.next(isWelcome);
+
+  const first = placeOrder();
+  a.send(JSON.stringify({ command: first }));
+  assert.equal((await a.next(ackOf(first.id))).ack.seq, 1);
+  const second = placeOrder();
+  b.send(JSON.stringify({ command: second }));
+  assert.equal((await b.next(ackOf(second.id))).ack.seq, 2);
+
+  for (const ws of [a, b]) {
+    assert.equal((await ws.next(eventAt(1))).event.payload.orderId, first.payload.orderId);
+    assert.equal((await ws.next(eventAt(2))).event.payload.orderId, second.payload.orderId);
+  }
+  await sleep(200);
+  assert.deepEqual(a.events(), [1, 2]);
+  assert.deepEqual(b.events(), [1, 2]);
+  a.close();
+  b.close();
+});
+
+test("a member reconnecting with since gets exactly what it missed", async () => {
+  const hh = await household();
+  const bob = await member(hh);
+  const a = socket(hh.id, { query: { token: hh.owner } });
+  await a.next(isWelcome);
+  let cursor = 0;
+  // The query function runs before every connect: it carries the cursor.
+  const b = socket(hh.id, { query: async () => ({ token: bob, since: String(cursor) }) });
+  b.addEventListener("message", (e) => {
+    const msg = JSON.parse(e.data);
+    if (msg.event) cursor = msg.event.seq;
+  });
+  await b.next(isWelcome);
+
+  const one = placeOrder();
+  a.send(JSON.stringify({ command: one }));
+  await b.next(eventAt(1));
+  assert.equal(cursor, 1);
+
+  b.close();
+  await sleep(100);
+  for (let i = 0; i < 3; i++) {
+    const cmd = placeOrder();
+    a.send(JSON.stringify({ command: cmd }));
+    await a.next(ackOf(cmd.id));
+  }
+  b.reconnect();
+  const welcome = await b.next(isWelcome);
+  assert.equal(welcome.welcome.seq, 4);
+  for (const seq of [2, 3, 4]) await b.next(eventAt(seq));
+  const live = placeOrder();
+  a.send(JSON.stringify({ command: live }));
+  await b.next(eventAt(5));
+  await sleep(200);
+  assert.deepEqual(b.events(), [1, 2, 3, 4, 5], "no gap, no duplicate");
+  a.close();
+  b.close();
+});
+
+test("a new socket with a duplicate _pk takes over and keeps receiving", async () => {
+  const hh = await household();
+  const writer = socket(hh.id, { query: { token: hh.owner } });
+  await writer.next(isWelcome);
+  const id = `tab-${randomUUID()}`;
+  const old = socket(hh.id, {
+    id,
+    query: { token: hh.owner },
+    // 4009: replaced by a newer socket with the same _pk; reconnecting would steal it back.
+    shouldReconnectOnClose: (e) => e.code !== 4009,
+  });
+  await old.next(isWelcome);
+  const closed = new Promise((resolve) => old.addEventListener("close", (e) => resolve(e.code)));
+  const fresh = socket(hh.id, { id, query: { token: hh.owner } });
+  await fresh.next(isWelcome);
+  assert.equal(fresh.id, old.id);
+  assert.equal(await closed, 4009);
+  await sleep(100);
+
+  for (const seq of [1, 2]) {
+    const cmd = placeOrder();
+    writer.send(JSON.stringify({ command: cmd }));
+    await writer.next(ackOf(cmd.id));
+    await fresh.next(eventAt(seq));
+  }
+  assert.deepEqual(fresh.events(), [1, 2]);
+  assert.deepEqual(old.events(), []);
+  writer.close();
+  fresh.close();
+  old.close();
+});
+
+test("a member of another household is refused", async () => {
+  const hh = await household();
+  const other = await household();
+  const intruder = socket(hh.id, { query: { token: other.owner }, maxRetries: 1 });
+  let opened = false;
+  intruder.addEventListener("open", () => {
+    opened = true;
+  });
+  const error = await new Promise((resolve) => intruder.addEventListener("error", resolve));
+  assert.match(String(error.message ?? error.error?.message), /401/);
+  await sleep(300);
+  assert.equal(opened, false);
+  assert.equal(intruder.events().length, 0);
+  intruder.close();
+
+  const res = await PartySocket.fetch(
+    { host, party: "household", room: hh.id, query: { token: other.owner } },
+    { method: "GET" },
+  );
+  assert.equal(res.status, 401);
+  const ok = await PartySocket.fetch(
+    { host, party: "household", room: hh.id, query: { token: hh.owner } },
+    { method: "GET" },
+  );
+  assert.equal(ok.status, 200);
+  assert.deepEqual(await ok.json(), { seq: 0, state: { seq: 0, orders: [] } });
+});
