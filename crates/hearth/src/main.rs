@@ -2,6 +2,7 @@
 
 mod demo;
 mod migrate;
+mod sandbox;
 mod serve;
 mod stores;
 mod worker;
@@ -25,6 +26,8 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Runs the Temporal worker of the fulfilment workflow and the outbox relay.
     Worker(worker::WorkerArgs),
+    /// Runs the sandbox payment and inventory provider over HTTP, with fault injection.
+    Sandbox(sandbox::SandboxArgs),
     /// Applies the PostgreSQL schema migrations (connect as the owner role).
     Migrate(migrate::MigrateArgs),
     /// Serves the realtime rooms (WebSocket + HTTP, PartyKit-compatible).
@@ -45,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Demo(args) => demo::run(args).await,
         Cmd::Worker(args) => worker::run(args).await,
+        Cmd::Sandbox(args) => sandbox::run(args).await,
         Cmd::Migrate(args) => migrate::run(args).await,
         Cmd::Serve(args) => serve::serve(args).await,
         Cmd::Token(args) => serve::token(args),

@@ -1,0 +1,428 @@
+//! The embedded executor against the in-memory store and providers, on the real clock.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use async_trait::async_trait;
+use chrono::TimeDelta;
+use hearth_contract::scheduler::{SchedulerFixture, SchedulerProbe};
+use hearth_core::fulfilment::Fulfilment;
+use hearth_core::order::{CancelOrder, Command, OrderLine, OrderState, OrderStatus, PlaceOrder};
+use hearth_core::ports::{Clock, EventFeed, EventStore, Job};
+use hearth_core::{
+    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,
+    Timestamp,
+};
+use hearth_embedded::{EmbeddedExecutor, ExecutorConfig, backoff};
+use hearth_memory::{MemoryEventStore, MemoryInventory, MemoryPayments, SystemClock};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+struct World {
+    store: Arc<MemoryEventStore>,
+    payments: Arc<MemoryPayments>,
+    inventory: Arc<MemoryInventory>,
+    service: OrderService,
+    household: HouseholdId,
+}
+
+fn config() -> ExecutorConfig {
+    ExecutorConfig {
+        backoff_base: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(400),
+        poll_interval: Duration::from_millis(500),
+        ..ExecutorConfig::default()
+    }
+}
+
+fn world() -> World {
+    let store = Arc::new(MemoryEventStore::new());
+    World {
+        service: OrderService::new(store.clone(), Arc::new(SystemClock)),
+        store,
+        payments: Arc::new(MemoryPayments::new()),
+        inventory: Arc::new(MemoryInventory::default()),
+        household: HouseholdId(Uuid::now_v7()),
+    }
+}
+
+impl World {
+    fn fulfilment(&self) -> Fulfilment {
+        Fulfilment::new(
+            self.service.clone(),
+            self.payments.clone(),
+            self.inventory.clone(),
+        )
+    }
+
+    fn executor(&self, config: ExecutorConfig) -> EmbeddedExecutor {
+        let feed: Arc<dyn EventFeed> = Arc::new(self.store.feed());
+        EmbeddedExecutor::start(self.fulfilment(), Some(feed), config)
+    }
+
+    fn now(&self) -> Timestamp {
+        SystemClock.now()
+    }
+
+    async fn dispatch(&self, command: Command) {
+        let member = Actor::Member {
+            id: MemberId(Uuid::now_v7()),
+        };
+        let result = self
+            .service
+            .dispatch(CommandEnvelope::new(
+                CommandId(Uuid::now_v7()),
+                self.household,
+                member,
+                command,
+            ))
+            .await
+            .unwrap();
+        assert!(matches!(result, Dispatched::Accepted { .. }), "{result:?}");
+    }
+
+    async fn place(&self, sku: &str, quantity: u32, ready_at: Option<Timestamp>) -> OrderId {
+        let order = OrderId(Uuid::now_v7());
+        self.dispatch(Command::PlaceOrder(PlaceOrder {
+            order_id: order,
+            lines: vec![OrderLine {
+                sku: sku.into(),
+                name: sku.into(),
+                quantity,
+                unit_price_cents: 450,
+            }],
+            ready_at,
+            note: None,
+        }))
+        .await;
+        order
+    }
+
+    async fn cancel(&self, order: OrderId) {
+        self.dispatch(Command::CancelOrder(CancelOrder {
+            order_id: order,
+            reason: Some("changed my mind".into()),
+        }))
+        .await;
+    }
+
+    async fn state(&self, order: OrderId) -> OrderState {
+        self.service.load(self.household, order).await.unwrap()
+    }
+
+    async fn status(&self, order: OrderId) -> OrderStatus {
+        self.state(order).await.order.unwrap().status
+    }
+
+    /// Polls until the order's state satisfies `done`, or panics after `within`.
+    async fn until(
+        &self,
+        order: OrderId,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&OrderState) -> bool,
+    ) -> Duration {
+        let started = Instant::now();
+        loop {
+            if done(&self.state(order).await) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "order not {what} within {within:?}: {:?}",
+                self.state(order).await.order
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn reach(&self, order: OrderId, status: OrderStatus, within: Duration) -> Duration {
+        self.until(order, within, &format!("{status:?}"), |s| {
+            s.order.as_ref().is_some_and(|o| o.status == status)
+        })
+        .await
+    }
+
+    async fn types(&self) -> Vec<&'static str> {
+        self.store
+            .read_feed(self.household, 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event.type_name())
+            .collect()
+    }
+
+    async fn count(&self, event: &str) -> usize {
+        self.types().await.iter().filter(|t| **t == event).count()
+    }
+
+    async fn pending(&self) -> Vec<Job> {
+        self.store.pending_jobs(100).await.unwrap()
+    }
+
+    /// Waits until the outbox is empty (every job taken care of).
+    async fn drained(&self) {
+        let started = Instant::now();
+        while !self.pending().await.is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "jobs left pending"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+const SOON: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_goes_to_ready_at_its_ready_at() {
+    let w = world();
+    let executor = w.executor(config());
+    let ready_at = w.now() + TimeDelta::seconds(2);
+    let order = w.place("bread", 2, Some(ready_at)).await;
+    w.reach(order, OrderStatus::Confirmed, SOON).await;
+    assert!(w.now() < ready_at, "confirmed well before ready-at");
+    assert!(
+        !w.pending().await.is_empty(),
+        "the job stays pending while it waits"
+    );
+    w.reach(order, OrderStatus::Ready, Duration::from_secs(5))
+        .await;
+    let events = w.store.read_feed(w.household, 0, 100).await.unwrap();
+    let ready = events.last().unwrap();
+    assert_eq!(ready.event.type_name(), "OrderReady");
+    assert!(ready.created_at >= ready_at, "not ready before ready-at");
+    assert!(
+        ready.created_at < ready_at + TimeDelta::seconds(1),
+        "ready promptly at ready-at"
+    );
+    assert_eq!(
+        w.types().await,
+        vec![
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentCaptured",
+            "OrderConfirmed",
+            "OrderReady"
+        ]
+    );
+    assert_eq!(w.payments.captures(), 1);
+    assert_eq!(w.inventory.available("bread"), Some(98));
+    w.drained().await;
+    assert_eq!(executor.running(), 0);
+    executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_payment_failures_twice_then_success_capture_once() {
+    let w = world();
+    w.payments.fail_next(2);
+    let executor = w.executor(config());
+    let order = w.place("milk", 1, None).await;
+    w.reach(order, OrderStatus::Ready, SOON).await;
+    assert_eq!(w.payments.captures(), 1, "one capture at the provider");
+    assert_eq!(w.count("PaymentCaptured").await, 1);
+    w.drained().await;
+    executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decline_rejects_releases_stock_and_captures_nothing() {
+    let w = world();
+    w.payments.decline_above(100);
+    let executor = w.executor(config());
+    let order = w.place("coffee", 1, None).await;
+    w.until(order, SOON, "rejected and compensated", |s| {
+        s.order
+            .as_ref()
+            .is_some_and(|o| o.status == OrderStatus::Rejected && o.stock_released)
+    })
+    .await;
+    assert_eq!(w.payments.captures(), 0, "nothing captured");
+    assert_eq!(w.inventory.available("coffee"), Some(50), "stock back");
+    assert_eq!(w.inventory.reservations(), 0);
+    w.drained().await;
+    executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_after_capture_while_waiting_refunds_once_and_releases_promptly() {
+    let w = world();
+    let executor = w.executor(config());
+    let order = w
+        .place("eggs", 3, Some(w.now() + TimeDelta::hours(1)))
+        .await;
+    w.reach(order, OrderStatus::Confirmed, SOON).await;
+    assert_eq!(w.payments.captures(), 1);
+    w.cancel(order).await;
+    let took = w
+        .until(order, SOON, "compensated", |s| {
+            s.order.as_ref().is_some_and(|o| {
+                o.status == OrderStatus::Cancelled && o.refunded && o.stock_released
+            })
+        })
+        .await;
+    assert!(
+        // Ready-at is an hour away: only the wake-up makes it this fast.
+        took < Duration::from_secs(1),
+        "compensation waited {took:?}: the cancel should wake the sleeping order"
+    );
+    w.drained().await;
+    assert_eq!(w.payments.refunds(), 1);
+    assert_eq!(w.inventory.available("eggs"), Some(100));
+    assert_eq!(w.count("RefundIssued").await, 1);
+    assert_eq!(w.count("StockReleased").await, 1);
+    executor.shutdown().await;
+}
+
+async fn restart_mid_wait(
+    stop: impl FnOnce(EmbeddedExecutor) -> futures::future::BoxFuture<'static, ()>,
+) {
+    let w = world();
+    let first = w.executor(config());
+    let ready_at = w.now() + TimeDelta::seconds(2);
+    let order = w.place("apples", 4, Some(ready_at)).await;
+    w.reach(order, OrderStatus::Confirmed, SOON).await;
+    stop(first).await;
+    assert_eq!(w.pending().await.len(), 1, "the job survives the stop");
+    assert_eq!(w.status(order).await, OrderStatus::Confirmed);
+    let second = w.executor(config());
+    w.reach(order, OrderStatus::Ready, Duration::from_secs(5))
+        .await;
+    let events = w.store.read_feed(w.household, 0, 100).await.unwrap();
+    assert!(events.last().unwrap().created_at >= ready_at);
+    assert_eq!(w.payments.captures(), 1, "no capture repeated");
+    assert_eq!(w.inventory.reservations(), 1, "no reservation repeated");
+    assert_eq!(w.inventory.available("apples"), Some(96));
+    assert_eq!(w.count("StockReserved").await, 1);
+    assert_eq!(w.count("PaymentCaptured").await, 1);
+    assert_eq!(w.count("OrderReady").await, 1);
+    w.drained().await;
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_shutdown_mid_wait_then_a_new_executor_makes_the_order_ready() {
+    restart_mid_wait(|e| Box::pin(e.shutdown())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_mid_wait_then_a_new_executor_makes_the_order_ready() {
+    restart_mid_wait(|e| {
+        e.abort();
+        Box::pin(async {})
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_committed_while_no_executor_ran_are_picked_up_at_start() {
+    // The start of these jobs was "interrupted after commit": nobody took them on.
+    let w = world();
+    let a = w.place("bread", 1, None).await;
+    let b = w.place("milk", 1, None).await;
+    assert_eq!(w.pending().await.len(), 2);
+    let executor = w.executor(config());
+    w.reach(a, OrderStatus::Ready, SOON).await;
+    w.reach(b, OrderStatus::Ready, SOON).await;
+    w.drained().await;
+    executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_feed_the_poll_picks_up_new_jobs() {
+    let w = world();
+    let executor = EmbeddedExecutor::start(w.fulfilment(), None, config());
+    // Let the first scan pass, so only the poll can find the new job.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let order = w.place("bread", 1, None).await;
+    w.reach(order, OrderStatus::Ready, SOON).await;
+    executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_orders_with_little_concurrency_all_finish_once() {
+    let w = world();
+    let executor = w.executor(ExecutorConfig {
+        concurrency: 2,
+        ..config()
+    });
+    w.inventory.fail_next(3);
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        orders.push(
+            w.place("milk", 1, Some(w.now() + TimeDelta::milliseconds(300)))
+                .await,
+        );
+    }
+    for order in &orders {
+        w.reach(*order, OrderStatus::Ready, Duration::from_secs(10))
+            .await;
+    }
+    assert_eq!(w.payments.captures(), 20);
+    assert_eq!(w.inventory.available("milk"), Some(180));
+    assert_eq!(w.count("OrderReady").await, 20);
+    w.drained().await;
+    executor.shutdown().await;
+}
+
+#[test]
+fn backoff_grows_is_bounded_and_jittered() {
+    let base = Duration::from_millis(100);
+    let max = Duration::from_secs(2);
+    for attempt in 1..40 {
+        let d = backoff(attempt, base, max);
+        let full = base.saturating_mul(1 << (attempt - 1).min(20)).min(max);
+        assert!(
+            d >= full / 2 && d <= full,
+            "attempt {attempt}: {d:?} of {full:?}"
+        );
+    }
+    let draws: std::collections::HashSet<_> = (0..20).map(|_| backoff(5, base, max)).collect();
+    assert!(draws.len() > 1, "jittered");
+}
+
+// The JobScheduler contract, with a probe that asks the executor how often it took a
+// job on. The jobs name orders that do not exist: their process is over at once.
+struct Probe(Arc<EmbeddedExecutor>);
+
+#[async_trait]
+impl SchedulerProbe for Probe {
+    async fn runs(&self, job: &Job) -> usize {
+        self.0.runs(job.id)
+    }
+}
+
+async fn scheduler_fixture() -> SchedulerFixture {
+    let w = world();
+    let executor = Arc::new(w.executor(config()));
+    SchedulerFixture {
+        scheduler: Arc::new(executor.scheduler()),
+        probe: Arc::new(Probe(executor)),
+    }
+}
+
+mod scheduler_contract {
+    hearth_contract::scheduler_contract!(super::scheduler_fixture);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_started_by_the_scheduler_and_found_by_the_relay_runs_once() {
+    let w = world();
+    let executor = w.executor(config());
+    let order = w
+        .place("bread", 1, Some(w.now() + TimeDelta::milliseconds(500)))
+        .await;
+    let job = w.pending().await.pop().unwrap();
+    let scheduler = executor.scheduler();
+    use hearth_core::ports::JobScheduler;
+    scheduler.start(job.clone()).await.unwrap();
+    scheduler.start(job.clone()).await.unwrap();
+    executor.kick();
+    w.reach(order, OrderStatus::Ready, SOON).await;
+    assert_eq!(executor.runs(job.id), 1);
+    assert_eq!(w.payments.captures(), 1);
+    executor.shutdown().await;
+}

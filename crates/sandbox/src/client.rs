@@ -1,0 +1,229 @@
+//! The HTTP adapters of the Payments and Inventory ports, speaking the sandbox's API
+//! (a real provider would get adapters of its own shape, with the same error mapping).
+//!
+//! Errors: a connection error, a timeout or a 5xx (also 408 and 429) is
+//! [`ProviderError::Transient`]; 402 is `Declined`; 409 `out_of_stock` is `OutOfStock`;
+//! any other 4xx, and a 2xx whose body cannot be read as the expected reply, is `Invalid`.
+
+use crate::wire::{
+    CaptureBody, CaptureReply, CatalogEntry, ErrorBody, IDEMPOTENCY_KEY, LineBody, RefundBody,
+    RefundReply, ReleaseBody, ReleaseReply, ReserveBody, ReserveReply,
+};
+use async_trait::async_trait;
+use hearth_core::ports::{
+    CaptureRequest, CatalogItem, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
+    ReserveRequest,
+};
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// At most this much of a provider's error body goes into an error message.
+const MAX_MESSAGE: usize = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid provider base url {0:?}: {1}")]
+    BadUrl(String, String),
+    #[error("cannot build the HTTP client: {0}")]
+    Build(#[from] reqwest::Error),
+}
+
+/// One HTTP connection pool to one provider, shared by its payments and inventory adapters.
+#[derive(Clone, Debug)]
+pub struct HttpProvider {
+    base: reqwest::Url,
+    client: reqwest::Client,
+}
+
+impl HttpProvider {
+    /// `base_url` is e.g. `http://127.0.0.1:7070`; `timeout` bounds each whole request
+    /// (connect, send, and read the reply).
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let mut base = reqwest::Url::parse(base_url)
+            .map_err(|e| ClientError::BadUrl(base_url.into(), e.to_string()))?;
+        // Paths are joined relative to the base: keep its last segment.
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(ClientError::BadUrl(
+                base_url.into(),
+                "expected an http(s) base url".into(),
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()?;
+        Ok(Self { base, client })
+    }
+
+    pub fn payments(&self) -> HttpPayments {
+        HttpPayments(self.clone())
+    }
+
+    pub fn inventory(&self) -> HttpInventory {
+        HttpInventory(self.clone())
+    }
+
+    fn url(&self, path: &str) -> Result<reqwest::Url, ProviderError> {
+        self.base
+            .join(path)
+            .map_err(|e| ProviderError::Invalid(format!("bad url for {path}: {e}")))
+    }
+
+    async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        key: Uuid,
+        body: &B,
+    ) -> Result<R, ProviderError> {
+        let request = self
+            .client
+            .post(self.url(path)?)
+            .header(IDEMPOTENCY_KEY, key.to_string())
+            .json(body);
+        read(path, request.send().await).await
+    }
+
+    async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ProviderError> {
+        read(path, self.client.get(self.url(path)?).send().await).await
+    }
+}
+
+fn transport(path: &str, e: &reqwest::Error) -> ProviderError {
+    if e.is_builder() {
+        ProviderError::Invalid(format!("{path}: cannot build the request: {e}"))
+    } else {
+        // Timeouts, refused or reset connections, a body cut short: the request may or
+        // may not have taken effect, so the caller retries with the same key.
+        ProviderError::Transient(format!("{path}: {e}"))
+    }
+}
+
+fn message(status: StatusCode, bytes: &[u8]) -> (String, Option<ErrorBody>) {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => (format!("{}: {}", body.code, body.message), Some(body)),
+        Err(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            let text: String = text.chars().take(MAX_MESSAGE).collect();
+            (format!("HTTP {status}: {text}"), None)
+        }
+    }
+}
+
+async fn read<R: DeserializeOwned>(
+    path: &str,
+    sent: Result<reqwest::Response, reqwest::Error>,
+) -> Result<R, ProviderError> {
+    let response = sent.map_err(|e| transport(path, &e))?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| transport(path, &e))?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| {
+            ProviderError::Invalid(format!("{path}: unreadable {status} reply: {e}"))
+        });
+    }
+    let (text, body) = message(status, &bytes);
+    let text = format!("{path}: {text}");
+    Err(match status {
+        s if s.is_server_error()
+            || s == StatusCode::REQUEST_TIMEOUT
+            || s == StatusCode::TOO_MANY_REQUESTS =>
+        {
+            ProviderError::Transient(text)
+        }
+        StatusCode::PAYMENT_REQUIRED => ProviderError::Declined(body.map_or(text, |b| b.message)),
+        StatusCode::CONFLICT => match body {
+            Some(ErrorBody {
+                code,
+                sku: Some(sku),
+                ..
+            }) if code == "out_of_stock" => ProviderError::OutOfStock { sku },
+            _ => ProviderError::Invalid(text),
+        },
+        _ => ProviderError::Invalid(text),
+    })
+}
+
+/// The Payments port over HTTP.
+#[derive(Clone, Debug)]
+pub struct HttpPayments(HttpProvider);
+
+impl HttpPayments {
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Ok(HttpProvider::new(base_url, timeout)?.payments())
+    }
+}
+
+#[async_trait]
+impl Payments for HttpPayments {
+    async fn capture(&self, request: CaptureRequest) -> Result<String, ProviderError> {
+        let body = CaptureBody {
+            tenant: request.tenant.0,
+            order_id: request.order_id.0,
+            amount_cents: request.amount_cents,
+        };
+        let reply: CaptureReply = self.0.post("payments/capture", request.key, &body).await?;
+        Ok(reply.payment_id)
+    }
+
+    async fn refund(&self, request: RefundRequest) -> Result<String, ProviderError> {
+        let body = RefundBody {
+            tenant: request.tenant.0,
+            payment_id: request.payment_id,
+            amount_cents: request.amount_cents,
+        };
+        let reply: RefundReply = self.0.post("payments/refund", request.key, &body).await?;
+        Ok(reply.refund_id)
+    }
+}
+
+/// The Inventory port over HTTP.
+#[derive(Clone, Debug)]
+pub struct HttpInventory(HttpProvider);
+
+impl HttpInventory {
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Ok(HttpProvider::new(base_url, timeout)?.inventory())
+    }
+}
+
+#[async_trait]
+impl Inventory for HttpInventory {
+    async fn reserve(&self, request: ReserveRequest) -> Result<String, ProviderError> {
+        let body = ReserveBody {
+            tenant: request.tenant.0,
+            order_id: request.order_id.0,
+            lines: request
+                .lines
+                .into_iter()
+                .map(|l| LineBody {
+                    sku: l.sku,
+                    quantity: l.quantity,
+                })
+                .collect(),
+        };
+        let reply: ReserveReply = self.0.post("inventory/reserve", request.key, &body).await?;
+        Ok(reply.reservation_id)
+    }
+
+    async fn release(&self, request: ReleaseRequest) -> Result<(), ProviderError> {
+        let body = ReleaseBody {
+            tenant: request.tenant.0,
+            reservation_id: request.reservation_id,
+        };
+        let _: ReleaseReply = self.0.post("inventory/release", request.key, &body).await?;
+        Ok(())
+    }
+
+    async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError> {
+        let entries: Vec<CatalogEntry> = self.0.get("inventory/catalog").await?;
+        Ok(entries.into_iter().map(Into::into).collect())
+    }
+}

@@ -1,0 +1,18 @@
+//! The bundled sandbox provider of payments and inventory, and the HTTP adapters of
+//! the [`Payments`](hearth_core::ports::Payments) and
+//! [`Inventory`](hearth_core::ports::Inventory) ports.
+//!
+//! The server ([`Sandbox`], [`serve`], [`RunningSandbox`]) keeps stock and charges in
+//! memory, honours `Idempotency-Key` so a retried call never doubles, and injects
+//! faults (latency, a transient failure rate, declines above an amount, out-of-stock
+//! skus) set at start and changed at run time with `PUT /admin/faults`.
+//! The adapters ([`HttpPayments`], [`HttpInventory`]) map HTTP outcomes to
+//! [`ProviderError`](hearth_core::ports::ProviderError).
+
+mod client;
+mod server;
+pub mod wire;
+
+pub use client::{ClientError, HttpInventory, HttpPayments, HttpProvider};
+pub use server::{RunningSandbox, Sandbox, serve};
+pub use wire::{Faults, Stats};

@@ -1,0 +1,522 @@
+//! The sandbox provider: an HTTP server that keeps stock and charges in memory, with
+//! idempotency keys and fault injection. See docs/durable.md for the endpoints.
+
+use crate::wire::{
+    CaptureBody, CaptureReply, CatalogEntry, ErrorBody, Faults, IDEMPOTENCY_KEY, RefundBody,
+    RefundReply, ReleaseBody, ReleaseReply, ReserveBody, ReserveReply, Stats,
+};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hearth_core::ports::CatalogItem;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// Longest idempotency key accepted.
+const MAX_KEY_LEN: usize = 255;
+
+/// A sandbox provider's state; cheap to clone (shared).
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Op {
+    Capture,
+    Refund,
+    Reserve,
+    Release,
+}
+
+/// What must match when a key is reused: the request's effect (amount, payment,
+/// lines, reservation). Tenant and order are metadata: a retry that differs only there
+/// still gets the first reply (as the port contracts expect).
+trait Fingerprint {
+    fn fingerprint(&self) -> serde_json::Value;
+}
+
+impl Fingerprint for CaptureBody {
+    fn fingerprint(&self) -> serde_json::Value {
+        serde_json::json!({ "amountCents": self.amount_cents })
+    }
+}
+
+impl Fingerprint for RefundBody {
+    fn fingerprint(&self) -> serde_json::Value {
+        serde_json::json!({ "paymentId": self.payment_id, "amountCents": self.amount_cents })
+    }
+}
+
+impl Fingerprint for ReserveBody {
+    fn fingerprint(&self) -> serde_json::Value {
+        json(&self.lines)
+    }
+}
+
+impl Fingerprint for ReleaseBody {
+    fn fingerprint(&self) -> serde_json::Value {
+        serde_json::json!({ "reservationId": self.reservation_id })
+    }
+}
+
+/// A reply kept under its idempotency key, with the request it answered.
+#[derive(Debug)]
+struct Stored {
+    request: serde_json::Value,
+    status: StatusCode,
+    body: serde_json::Value,
+}
+
+#[derive(Debug)]
+struct Inner {
+    faults: Faults,
+    catalog: Vec<CatalogItem>,
+    replies: HashMap<(Op, String), Stored>,
+    /// payment id -> captured cents.
+    captures: HashMap<String, u64>,
+    /// payment ids refunded.
+    refunded: HashSet<String>,
+    /// reservation id -> (sku, quantity) held.
+    reservations: HashMap<String, Vec<(String, u32)>>,
+    stats: Stats,
+    rng: u64,
+}
+
+type Reply = (StatusCode, serde_json::Value);
+
+fn json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+fn refusal(status: StatusCode, code: &str, message: String) -> Reply {
+    (
+        status,
+        json(&ErrorBody {
+            code: code.into(),
+            message,
+            sku: None,
+        }),
+    )
+}
+
+fn respond((status, body): Reply) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new(Faults::default())
+    }
+}
+
+impl Sandbox {
+    /// A sandbox with the default household-shop catalog and these faults.
+    pub fn new(faults: Faults) -> Self {
+        Self::with_catalog(hearth_memory::default_catalog(), faults)
+    }
+
+    pub fn with_catalog(catalog: Vec<CatalogItem>, faults: Faults) -> Self {
+        // Some bits that differ between runs: the random tail of a v7 uuid.
+        let mut tail = [0u8; 8];
+        tail.copy_from_slice(&Uuid::now_v7().into_bytes()[8..16]);
+        let seed = u64::from_le_bytes(tail);
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                faults,
+                catalog,
+                replies: HashMap::new(),
+                captures: HashMap::new(),
+                refunded: HashSet::new(),
+                reservations: HashMap::new(),
+                stats: Stats::default(),
+                rng: seed,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.lock().stats.clone()
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.lock().faults.clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+
+    pub fn catalog(&self) -> Vec<CatalogItem> {
+        self.lock().catalog.clone()
+    }
+
+    /// The HTTP API of this sandbox.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/health", get(|| async { "ok" }))
+            .route("/payments/capture", post(capture))
+            .route("/payments/refund", post(refund))
+            .route("/inventory/reserve", post(reserve))
+            .route("/inventory/release", post(release))
+            .route("/inventory/catalog", get(catalog))
+            .route("/stats", get(stats))
+            .route("/admin/faults", get(get_faults).put(put_faults))
+            .with_state(self.clone())
+    }
+}
+
+impl Inner {
+    /// splitmix64: a uniform draw in [0, 1).
+    fn draw(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Whether to fail this request on purpose (503, no effect).
+    fn inject_failure(&mut self) -> bool {
+        if self.faults.fail_next > 0 {
+            self.faults.fail_next -= 1;
+            return true;
+        }
+        let rate = self.faults.failure_rate;
+        rate > 0.0 && self.draw() < rate
+    }
+
+    fn capture(&mut self, body: CaptureBody) -> Reply {
+        if body.amount_cents == 0 {
+            return refusal(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_amount",
+                "cannot capture zero".into(),
+            );
+        }
+        if let Some(limit) = self.faults.decline_above_cents
+            && body.amount_cents > limit
+        {
+            self.stats.declines += 1;
+            return refusal(
+                StatusCode::PAYMENT_REQUIRED,
+                "declined",
+                format!(
+                    "amount {} above the sandbox limit {limit}",
+                    body.amount_cents
+                ),
+            );
+        }
+        let payment_id = format!("pay_{}", Uuid::now_v7().simple());
+        self.captures.insert(payment_id.clone(), body.amount_cents);
+        self.stats.captures += 1;
+        self.stats.captured_cents += body.amount_cents;
+        (StatusCode::OK, json(&CaptureReply { payment_id }))
+    }
+
+    fn refund(&mut self, body: RefundBody) -> Reply {
+        let Some(&captured) = self.captures.get(&body.payment_id) else {
+            return refusal(
+                StatusCode::NOT_FOUND,
+                "unknown_payment",
+                format!("unknown payment {}", body.payment_id),
+            );
+        };
+        if self.refunded.contains(&body.payment_id) {
+            return refusal(
+                StatusCode::CONFLICT,
+                "already_refunded",
+                format!("payment {} already refunded", body.payment_id),
+            );
+        }
+        if body.amount_cents > captured {
+            return refusal(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_amount",
+                format!("refund {} above capture {captured}", body.amount_cents),
+            );
+        }
+        self.refunded.insert(body.payment_id);
+        self.stats.refunds += 1;
+        self.stats.refunded_cents += body.amount_cents;
+        let refund_id = format!("ref_{}", Uuid::now_v7().simple());
+        (StatusCode::OK, json(&RefundReply { refund_id }))
+    }
+
+    fn reserve(&mut self, body: ReserveBody) -> Reply {
+        if body.lines.is_empty() {
+            return refusal(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_lines",
+                "a reservation needs at least one line".into(),
+            );
+        }
+        // All or nothing: check every line (summed per sku) before holding any.
+        let mut wanted: HashMap<&str, u64> = HashMap::new();
+        for line in &body.lines {
+            *wanted.entry(line.sku.as_str()).or_default() += u64::from(line.quantity);
+        }
+        for line in &body.lines {
+            let forced = self.faults.out_of_stock.iter().any(|s| s == &line.sku);
+            let available = self
+                .catalog
+                .iter()
+                .find(|i| i.sku == line.sku)
+                .map_or(0, |i| u64::from(i.available));
+            let want = wanted.get(line.sku.as_str()).copied().unwrap_or(0);
+            if forced || available < want {
+                return (
+                    StatusCode::CONFLICT,
+                    json(&ErrorBody {
+                        code: "out_of_stock".into(),
+                        message: format!("{} available of {}, {want} wanted", available, line.sku),
+                        sku: Some(line.sku.clone()),
+                    }),
+                );
+            }
+        }
+        let mut held = Vec::with_capacity(body.lines.len());
+        for line in body.lines {
+            if let Some(item) = self.catalog.iter_mut().find(|i| i.sku == line.sku) {
+                item.available = item.available.saturating_sub(line.quantity);
+                held.push((line.sku, line.quantity));
+            }
+        }
+        let reservation_id = format!("res_{}", Uuid::now_v7().simple());
+        self.reservations.insert(reservation_id.clone(), held);
+        self.stats.reservations += 1;
+        self.stats.held = self.reservations.len() as u64;
+        (StatusCode::OK, json(&ReserveReply { reservation_id }))
+    }
+
+    fn release(&mut self, body: ReleaseBody) -> Reply {
+        let Some(held) = self.reservations.remove(&body.reservation_id) else {
+            return refusal(
+                StatusCode::NOT_FOUND,
+                "unknown_reservation",
+                format!("unknown reservation {}", body.reservation_id),
+            );
+        };
+        for (sku, quantity) in held {
+            if let Some(item) = self.catalog.iter_mut().find(|i| i.sku == sku) {
+                item.available = item.available.saturating_add(quantity);
+            }
+        }
+        self.stats.releases += 1;
+        self.stats.held = self.reservations.len() as u64;
+        (
+            StatusCode::OK,
+            json(&ReleaseReply {
+                reservation_id: body.reservation_id,
+            }),
+        )
+    }
+}
+
+/// One provider request: key, body, fault injection, the idempotency store, the
+/// effect, then the latency.
+async fn call<B: DeserializeOwned + Fingerprint>(
+    sandbox: &Sandbox,
+    op: Op,
+    headers: &HeaderMap,
+    raw: &Bytes,
+    effect: impl FnOnce(&mut Inner, B) -> Reply,
+) -> Response {
+    let (reply, latency) = {
+        let mut inner = sandbox.lock();
+        inner.stats.requests += 1;
+        let latency = Duration::from_millis(inner.faults.latency_ms);
+        (decide(&mut inner, op, headers, raw, effect), latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    respond(reply)
+}
+
+fn decide<B: DeserializeOwned + Fingerprint>(
+    inner: &mut Inner,
+    op: Op,
+    headers: &HeaderMap,
+    raw: &Bytes,
+    effect: impl FnOnce(&mut Inner, B) -> Reply,
+) -> Reply {
+    let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
+        Some(Ok(k)) if !k.trim().is_empty() && k.len() <= MAX_KEY_LEN => k.trim().to_owned(),
+        _ => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_required",
+                format!("send an Idempotency-Key header (1 to {MAX_KEY_LEN} characters)"),
+            );
+        }
+    };
+    let body: B = match serde_json::from_slice(raw) {
+        Ok(b) => b,
+        Err(e) => {
+            return refusal(StatusCode::BAD_REQUEST, "bad_request", e.to_string());
+        }
+    };
+    if inner.inject_failure() {
+        inner.stats.injected_failures += 1;
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "injected_failure",
+            "the sandbox failed this request on purpose; retry with the same key".into(),
+        );
+    }
+    let request = body.fingerprint();
+    if let Some(stored) = inner.replies.get(&(op, key.clone())) {
+        if stored.request != request {
+            return refusal(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this idempotency key was used for a different request".into(),
+            );
+        }
+        let reply = (stored.status, stored.body.clone());
+        inner.stats.replays += 1;
+        return reply;
+    }
+    let (status, reply) = effect(inner, body);
+    inner.replies.insert(
+        (op, key),
+        Stored {
+            request,
+            status,
+            body: reply.clone(),
+        },
+    );
+    (status, reply)
+}
+
+async fn capture(State(s): State<Sandbox>, headers: HeaderMap, raw: Bytes) -> Response {
+    call(&s, Op::Capture, &headers, &raw, Inner::capture).await
+}
+
+async fn refund(State(s): State<Sandbox>, headers: HeaderMap, raw: Bytes) -> Response {
+    call(&s, Op::Refund, &headers, &raw, Inner::refund).await
+}
+
+async fn reserve(State(s): State<Sandbox>, headers: HeaderMap, raw: Bytes) -> Response {
+    call(&s, Op::Reserve, &headers, &raw, Inner::reserve).await
+}
+
+async fn release(State(s): State<Sandbox>, headers: HeaderMap, raw: Bytes) -> Response {
+    call(&s, Op::Release, &headers, &raw, Inner::release).await
+}
+
+async fn catalog(State(s): State<Sandbox>) -> Response {
+    let entries: Vec<CatalogEntry> = s.catalog().into_iter().map(Into::into).collect();
+    respond((StatusCode::OK, json(&entries)))
+}
+
+async fn stats(State(s): State<Sandbox>) -> Response {
+    respond((StatusCode::OK, json(&s.stats())))
+}
+
+async fn get_faults(State(s): State<Sandbox>) -> Response {
+    respond((StatusCode::OK, json(&s.faults())))
+}
+
+async fn put_faults(State(s): State<Sandbox>, raw: Bytes) -> Response {
+    let faults: Faults = match serde_json::from_slice(&raw) {
+        Ok(f) => f,
+        Err(e) => {
+            return respond(refusal(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                e.to_string(),
+            ));
+        }
+    };
+    if !(0.0..=1.0).contains(&faults.failure_rate) {
+        return respond(refusal(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_failure_rate",
+            "failureRate must be between 0 and 1".into(),
+        ));
+    }
+    s.set_faults(faults.clone());
+    respond((StatusCode::OK, json(&faults)))
+}
+
+/// Serves `sandbox` on `listener` until `shutdown` resolves: how `hearth sandbox` runs
+/// it, and how another process (e.g. `hearth serve`) embeds it.
+pub async fn serve(
+    listener: TcpListener,
+    sandbox: Sandbox,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, sandbox.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A sandbox served in the background (tests, embedding).
+#[derive(Debug)]
+pub struct RunningSandbox {
+    addr: SocketAddr,
+    sandbox: Sandbox,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningSandbox {
+    /// Binds `addr` (port 0 for any free port) and serves `sandbox` on it.
+    pub async fn start(addr: SocketAddr, sandbox: Sandbox) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, sandbox.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            sandbox,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`, the base URL of the HTTP adapters.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Stops accepting, finishes in-flight requests, and returns the server's result.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
