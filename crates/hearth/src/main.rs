@@ -1,6 +1,7 @@
 //! `hearth`: the composition root. Wires adapters into the core and runs them.
 
 mod demo;
+mod durable;
 mod migrate;
 mod sandbox;
 mod serve;

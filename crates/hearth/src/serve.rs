@@ -1,8 +1,10 @@
 //! `hearth serve` and `hearth token`: the realtime server and a development token minter.
 
+use crate::durable::{Durable, DurableArgs};
 use crate::stores::StoreArgs;
 use anyhow::Context as _;
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
+use hearth_core::ports::Clock;
 use hearth_core::ports::Role;
 use hearth_core::{HouseholdId, MemberId};
 use hearth_memory::SystemClock;
@@ -27,6 +29,8 @@ pub struct ServeArgs {
     outgoing_queue: usize,
     #[command(flatten)]
     stores: StoreArgs,
+    #[command(flatten)]
+    durable: DurableArgs,
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -51,21 +55,49 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let stores = args.stores.open().await?;
     tracing::info!(store = %stores.kind, "store opened");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let durable = Durable::start(&args.durable, &stores, clock.clone()).await?;
     let ports = Ports {
         feed: stores.feed,
         store: stores.store,
         directory: stores.directory,
-        clock: Arc::new(SystemClock),
+        clock,
     };
     let app = Application::build(settings, ports).await?;
     // The one line on stdout: scripts read the address from it.
     println!("listening on http://{}", app.local_addr());
     tracing::info!(addr = %app.local_addr(), "hearth serving");
-    app.run_until(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    let served = app
+        .run_until(async {
+            shutdown_signal().await;
+        })
+        .await;
+    durable.stop().await;
+    served?;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,0 +1,129 @@
+//! Durable work for `hearth serve`: the outbox relay to Temporal when it is configured,
+//! otherwise the embedded executor with the sandbox providers in process.
+
+use crate::stores::Stores;
+use anyhow::Context as _;
+use hearth_core::OrderService;
+use hearth_core::fulfilment::Fulfilment;
+use hearth_core::ports::{Clock, Inventory, JobScheduler, Payments};
+use hearth_embedded::{EmbeddedExecutor, ExecutorConfig};
+use hearth_sandbox::{Faults, HttpInventory, HttpPayments, RunningSandbox, Sandbox};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DurableArgs {
+    /// Temporal frontend address. When set, `serve` relays jobs from the outbox to
+    /// Temporal (run `hearth worker` for the workflows); otherwise the embedded
+    /// executor runs them in this process.
+    #[arg(long = "temporal-address", env = "HEARTH_TEMPORAL_ADDRESS")]
+    pub temporal_address: Option<String>,
+    /// Temporal namespace.
+    #[arg(
+        long = "temporal-namespace",
+        env = "HEARTH_TEMPORAL_NAMESPACE",
+        default_value = "default"
+    )]
+    pub temporal_namespace: String,
+    /// The task queue every household shares (the household is the fairness key).
+    #[arg(long = "temporal-task-queue", env = "HEARTH_TEMPORAL_TASK_QUEUE", default_value = hearth_temporal::DEFAULT_TASK_QUEUE)]
+    pub temporal_task_queue: String,
+    /// Base URL of the payment and inventory provider (e.g. a `hearth sandbox`). Without
+    /// it, a sandbox provider runs inside this process on a loopback port.
+    #[arg(long, env = "HEARTH_PROVIDERS_URL")]
+    pub providers_url: Option<String>,
+    /// Run no durable work in this process (another node, or `hearth worker`, does).
+    #[arg(long, env = "HEARTH_NO_DURABLE", conflicts_with = "temporal_address")]
+    pub no_durable: bool,
+    /// Timeout of one provider call, in milliseconds.
+    #[arg(long, env = "HEARTH_PROVIDERS_TIMEOUT_MS", default_value_t = 5_000)]
+    pub providers_timeout_ms: u64,
+}
+
+/// What runs the durable work; stop it on shutdown.
+#[derive(Debug)]
+pub enum Durable {
+    Embedded {
+        executor: EmbeddedExecutor,
+        sandbox: Option<RunningSandbox>,
+    },
+    Temporal {
+        relay: tokio::task::JoinHandle<()>,
+    },
+    None,
+}
+
+impl Durable {
+    pub async fn start(
+        args: &DurableArgs,
+        stores: &Stores,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        if args.no_durable {
+            tracing::info!("no durable work in this process (--no-durable)");
+            return Ok(Durable::None);
+        }
+        if let Some(address) = &args.temporal_address {
+            let mut config = hearth_temporal::TemporalConfig::new(
+                address.clone(),
+                args.temporal_namespace.clone(),
+            );
+            config.task_queue = args.temporal_task_queue.clone();
+            let client = hearth_temporal::connect(&config)
+                .await
+                .with_context(|| format!("connecting to Temporal at {address}"))?;
+            let scheduler: Arc<dyn JobScheduler> = Arc::new(
+                hearth_temporal::TemporalScheduler::new(client, config.task_queue.clone()),
+            );
+            let store = stores.store.clone();
+            let relay = tokio::spawn(async move {
+                hearth_temporal::relay::run_relay(store, scheduler, Duration::from_millis(250))
+                    .await;
+            });
+            tracing::info!(%address, task_queue = %config.task_queue, "durable work on Temporal (run `hearth worker`)");
+            return Ok(Durable::Temporal { relay });
+        }
+        let timeout = Duration::from_millis(args.providers_timeout_ms.max(1));
+        let (url, sandbox) = match &args.providers_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let running = RunningSandbox::start(
+                    std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                    Sandbox::new(Faults::default()),
+                )
+                .await
+                .context("starting the in-process sandbox provider")?;
+                (running.url(), Some(running))
+            }
+        };
+        let payments: Arc<dyn Payments> = Arc::new(HttpPayments::new(&url, timeout)?);
+        let inventory: Arc<dyn Inventory> = Arc::new(HttpInventory::new(&url, timeout)?);
+        let fulfilment = Fulfilment::new(
+            OrderService::new(stores.store.clone(), clock),
+            payments,
+            inventory.clone(),
+        );
+        let executor = EmbeddedExecutor::start(
+            fulfilment,
+            Some(stores.feed.clone()),
+            ExecutorConfig::default(),
+        );
+        tracing::info!(providers = %url, "durable work on the embedded executor");
+        Ok(Durable::Embedded { executor, sandbox })
+    }
+
+    pub async fn stop(self) {
+        match self {
+            Durable::Embedded {
+                executor, sandbox, ..
+            } => {
+                executor.shutdown().await;
+                if let Some(sandbox) = sandbox {
+                    let _ = sandbox.stop().await;
+                }
+            }
+            Durable::Temporal { relay } => relay.abort(),
+            Durable::None => {}
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! `hearth serve` as a user runs it: the real binary, over HTTP and WebSocket.
+//! - the embedded default (SQLite + embedded executor + in-process sandbox) survives a
+//!   SIGKILL mid-wait: the order still becomes ready, tokens still work;
+//! - two nodes on one PostgreSQL serve one household consistently.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+const SECRET: &str = "test-secret-for-two-nodes-0123456789";
+
+struct Node {
+    child: Child,
+    addr: String,
+}
+
+async fn spawn_serve(args: &[&str]) -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("hearth serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("serve prints its address in time")
+        .unwrap()
+        .expect("a line");
+    let addr = line.trim_start_matches("listening on http://").to_owned();
+    Node { child, addr }
+}
+
+impl Node {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+    async fn kill(mut self) {
+        self.child.start_kill().unwrap(); // SIGKILL
+        let status = self.child.wait().await.unwrap();
+        assert!(!status.success());
+    }
+}
+
+async fn create_household(node: &Node) -> (String, String) {
+    let reply: Value = reqwest::Client::new()
+        .post(node.url("/households"))
+        .json(&json!({"name": "Home", "ownerName": "Ann"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        reply["household"]["id"].as_str().unwrap().to_owned(),
+        reply["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn place_order(ready_at: Option<String>) -> Value {
+    let mut payload = json!({
+        "orderId": Uuid::now_v7(),
+        "lines": [{"sku": "bread", "name": "Sourdough", "quantity": 1, "unitPriceCents": 450}],
+    });
+    if let Some(at) = ready_at {
+        payload["readyAt"] = json!(at);
+    }
+    json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": payload})
+}
+
+async fn room_state(node: &Node, household: &str, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(node.url(&format!("/parties/household/{household}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn embedded_default_survives_sigkill_mid_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let node = spawn_serve(&["--data-dir", &data]).await;
+    let (household, token) = create_household(&node).await;
+    let ready_at = (chrono::Utc::now() + chrono::Duration::seconds(4)).to_rfc3339();
+    let command = place_order(Some(ready_at));
+    let ack: Value = reqwest::Client::new()
+        .post(node.url(&format!("/parties/household/{household}")))
+        .bearer_auth(&token)
+        .json(&command)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ack["ack"]["status"], "accepted", "{ack}");
+    // Wait until the process is confirmed and sleeping until ready-at, then kill.
+    let mut confirmed = false;
+    for _ in 0..60 {
+        let state: Value = room_state(&node, &household, &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if state["state"]["orders"][0]["status"] == "confirmed" {
+            confirmed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(confirmed, "the order was confirmed before the kill");
+    node.kill().await;
+
+    // Same data dir, no secret given: the token minted before the kill still works.
+    let node = spawn_serve(&["--data-dir", &data]).await;
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        let response = room_state(&node, &household, &token).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "the old token is accepted after the restart"
+        );
+        state = response.json().await.unwrap();
+        if state["state"]["orders"][0]["status"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let order = &state["state"]["orders"][0];
+    assert_eq!(order["status"], "ready", "{state}");
+    let timeline: Vec<&str> = order["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        timeline,
+        vec![
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentCaptured",
+            "OrderConfirmed",
+            "OrderReady"
+        ]
+    );
+    assert_eq!(state["seq"], 5, "each event once");
+    // Repeating the command after the restart is a duplicate: nothing new.
+    let again: Value = reqwest::Client::new()
+        .post(node.url(&format!("/parties/household/{household}")))
+        .bearer_auth(&token)
+        .json(&command)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["ack"]["status"], "duplicate", "{again}");
+    node.kill().await;
+}
+
+// --- Two nodes on one PostgreSQL ------------------------------------------------
+
+fn admin_url() -> String {
+    std::env::var("HEARTH_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Creates the roles (if missing) and a fresh database owned by `hearth_owner`;
+/// returns (owner, app, relay) URLs.
+async fn fresh_database() -> (String, String, String) {
+    let (admin, connection) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL is reachable");
+    tokio::spawn(connection);
+    for role in ["hearth_owner", "hearth_app", "hearth_relay"] {
+        let exists = admin
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+            .await
+            .unwrap()
+            .is_some();
+        if !exists {
+            let extra = if role == "hearth_owner" {
+                "CREATEROLE"
+            } else {
+                "NOINHERIT"
+            };
+            // Another test binary may create it at the same moment: ignore "already exists".
+            let _ = admin
+                .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD '{role}' NOSUPERUSER NOBYPASSRLS NOCREATEDB {extra}"))
+                .await;
+        }
+    }
+    let db = format!("hearth_twonode_{}", Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db} OWNER hearth_owner"))
+        .await
+        .unwrap();
+    let hostport = admin_url()
+        .split('@')
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or("127.0.0.1:5432")
+        .to_owned();
+    let url = |role: &str| format!("postgres://{role}:{role}@{hostport}/{db}");
+    (url("hearth_owner"), url("hearth_app"), url("hearth_relay"))
+}
+
+async fn ws(
+    node: &Node,
+    household: &str,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!(
+        "ws://{}/parties/household/{household}?_pk={}&token={token}",
+        node.addr,
+        Uuid::new_v4()
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket opens");
+    socket
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_postgres_serve_one_household_in_the_same_order() {
+    let (owner, app, relay) = fresh_database().await;
+    let migrate = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["migrate", "--database-url", &owner])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let args = [
+        "--database-url",
+        &app,
+        "--relay-database-url",
+        &relay,
+        "--token-secret",
+        SECRET,
+        "--no-durable",
+    ];
+    let a = spawn_serve(&args).await;
+    let b = spawn_serve(&args).await;
+
+    // The household is created on A; a member joins through B (one directory).
+    let (household, owner_token) = create_household(&a).await;
+    let invite: Value = reqwest::Client::new()
+        .post(a.url(&format!("/households/{household}/invites")))
+        .bearer_auth(&owner_token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let joined: Value = reqwest::Client::new()
+        .post(b.url(&format!("/households/{household}/join")))
+        .json(&json!({"code": invite["code"], "name": "Bob"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let member_token = joined["token"]
+        .as_str()
+        .expect("joined through node B")
+        .to_owned();
+
+    let mut on_a = ws(&a, &household, &owner_token).await;
+    let mut on_b = ws(&b, &household, &member_token).await;
+    for socket in [&mut on_a, &mut on_b] {
+        let first: Value =
+            serde_json::from_str(socket.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+        assert!(first.get("welcome").is_some(), "{first}");
+    }
+
+    // Both members place orders at once, each through their own node.
+    const PER_NODE: usize = 15;
+    for _ in 0..PER_NODE {
+        on_a.send(Message::text(
+            json!({"command": place_order(None)}).to_string(),
+        ))
+        .await
+        .unwrap();
+        on_b.send(Message::text(
+            json!({"command": place_order(None)}).to_string(),
+        ))
+        .await
+        .unwrap();
+    }
+    let total = (PER_NODE * 2) as u64;
+    let collect = |mut socket: tokio_tungstenite::WebSocketStream<_>| async move {
+        let mut seqs = Vec::new();
+        let mut ids = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while (seqs.len() as u64) < total {
+            let msg = tokio::time::timeout_at(deadline, socket.next())
+                .await
+                .expect("all events in time")
+                .unwrap()
+                .unwrap();
+            let Ok(text) = msg.to_text() else { continue };
+            let value: Value = serde_json::from_str(text).unwrap();
+            if let Some(event) = value.get("event") {
+                seqs.push(event["seq"].as_u64().unwrap());
+                ids.push(event["id"].as_str().unwrap().to_owned());
+            }
+            assert!(
+                value.get("error").is_none() && value.get("rejected").is_none(),
+                "{value}"
+            );
+        }
+        (seqs, ids)
+    };
+    let ((seqs_a, ids_a), (seqs_b, ids_b)) = tokio::join!(collect(on_a), collect(on_b));
+    assert_eq!(
+        seqs_a,
+        (1..=total).collect::<Vec<_>>(),
+        "node A: every event once, in seq order"
+    );
+    assert_eq!(
+        seqs_b,
+        (1..=total).collect::<Vec<_>>(),
+        "node B: every event once, in seq order"
+    );
+    assert_eq!(
+        ids_a, ids_b,
+        "both nodes show the same events in the same order"
+    );
+    a.kill().await;
+    b.kill().await;
+    let db = app.rsplit('/').next().unwrap().to_owned();
+    let (admin, connection) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
