@@ -22,7 +22,7 @@ let server;
 let host; // "127.0.0.1:PORT"
 
 before(async () => {
-  server = spawn(bin, ["serve", "--listen", "127.0.0.1:0"], {
+  server = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--memory", "--no-durable"], {
     env: { ...process.env, HEARTH_TOKEN_SECRET: "partysocket-test-secret", RUST_LOG: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });
