@@ -5,7 +5,7 @@ use crate::stores::StoreArgs;
 use anyhow::Context;
 use hearth_core::OrderService;
 use hearth_core::fulfilment::Fulfilment;
-use hearth_core::ports::{EventStore, JobScheduler};
+use hearth_core::ports::{EventStore, Inventory, JobScheduler, Payments};
 use hearth_memory::{MemoryInventory, MemoryPayments, SystemClock};
 use hearth_temporal::{TemporalConfig, TemporalScheduler};
 use std::sync::Arc;
@@ -29,6 +29,10 @@ pub struct WorkerArgs {
     /// The store the workflow's activities dispatch to (the same as `hearth serve`'s).
     #[command(flatten)]
     pub stores: StoreArgs,
+    /// Base URL of the payment and inventory provider (e.g. a `hearth sandbox`). Without
+    /// it the activities use an in-process sandbox provider (for trying things out).
+    #[arg(long, env = "HEARTH_PROVIDERS_URL")]
+    pub providers_url: Option<String>,
     /// Do not run the outbox relay in this process (run it elsewhere, once or more).
     #[arg(long)]
     pub no_relay: bool,
@@ -41,12 +45,25 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let stores = args.stores.open().await?;
     tracing::info!(store = %stores.kind, "store opened");
     let store: Arc<dyn EventStore> = stores.store;
-    // The bundled sandbox providers, in process (idempotent by key). HTTP adapters of
-    // real providers plug in here through the same ports.
+    // The provider: HTTP (a real one, or `hearth sandbox`) or the in-process sandbox.
+
+    let (payments, inventory): (Arc<dyn Payments>, Arc<dyn Inventory>) = match &args.providers_url {
+        Some(url) => {
+            let timeout = Duration::from_secs(10);
+            (
+                Arc::new(hearth_sandbox::HttpPayments::new(url, timeout)?),
+                Arc::new(hearth_sandbox::HttpInventory::new(url, timeout)?),
+            )
+        }
+        None => (
+            Arc::new(MemoryPayments::new()),
+            Arc::new(MemoryInventory::default()),
+        ),
+    };
     let fulfilment = Fulfilment::new(
         OrderService::new(store.clone(), Arc::new(SystemClock)),
-        Arc::new(MemoryPayments::new()),
-        Arc::new(MemoryInventory::default()),
+        payments,
+        inventory,
     );
     let mut config = TemporalConfig::new(args.temporal_address, args.temporal_namespace);
     config.task_queue = args.task_queue;
