@@ -8,9 +8,10 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 use hearth_core::OrderService;
-use hearth_core::ports::{Clock, Directory, EventFeed, EventStore};
+use hearth_core::ports::{Clock, Directory, EventFeed, EventStore, Inventory};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,9 @@ pub struct Settings {
     pub rate_per_second: f64,
     /// The rooms' fallback poll of the store, in case a doorbell is lost.
     pub feed_poll: Duration,
+    /// A built web client (e.g. `web/dist`) served at `/` with an `index.html` fallback
+    /// for client routes; the API routes keep priority. `None`: no web client.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -55,6 +59,7 @@ impl Default for Settings {
             rate_burst: 50,
             rate_per_second: 20.0,
             feed_poll: Duration::from_secs(5),
+            web_dir: None,
         }
     }
 }
@@ -66,6 +71,8 @@ pub struct Ports {
     pub feed: Arc<dyn EventFeed>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
+    /// The inventory whose catalog `GET /catalog` shows; `None`: that route is 404.
+    pub inventory: Option<Arc<dyn Inventory>>,
 }
 
 #[derive(Debug)]
@@ -75,6 +82,7 @@ pub(crate) struct AppState {
     pub store: Arc<dyn EventStore>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
+    pub inventory: Option<Arc<dyn Inventory>>,
     pub tokens: Tokens,
     pub rooms: Arc<Rooms>,
     pub metrics: Arc<Metrics>,
@@ -119,6 +127,7 @@ impl Application {
             store: ports.store,
             directory: ports.directory,
             clock: ports.clock,
+            inventory: ports.inventory,
             rooms,
             metrics,
             settings,
@@ -164,10 +173,13 @@ impl Application {
 
 fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.settings.max_frame_bytes;
-    Router::new()
+    let web_dir = state.settings.web_dir.clone();
+    let api = Router::new()
         .route("/healthz", get(http::healthz))
         .route("/metrics", get(http::metrics))
+        .route("/catalog", get(http::catalog))
         .route("/households", post(http::create_household))
+        .route("/households/{household}/members", get(http::members))
         .route("/households/{household}/invites", post(http::create_invite))
         .route("/households/{household}/join", post(http::accept_invite))
         .route("/parties/{party}/{room}", any(socket::room))
@@ -175,5 +187,17 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/party/{room}", any(socket::default_party_room))
         .route("/party/{room}/{*path}", any(socket::default_party_room))
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+        .with_state(state);
+    match web_dir {
+        // Routes above win; anything else is a file of the web client, or its
+        // index.html (client-side routes such as `/join/<household>/<code>`).
+        Some(dir) => {
+            let index = dir.join("index.html");
+            api.fallback_service(
+                tower_http::services::ServeDir::new(dir)
+                    .fallback(tower_http::services::ServeFile::new(index)),
+            )
+        }
+        None => api,
+    }
 }

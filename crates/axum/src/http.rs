@@ -97,6 +97,35 @@ pub(crate) async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// `GET /catalog`: what can be ordered, from the inventory provider (404 without one).
+pub(crate) async fn catalog(State(app): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let Some(inventory) = app.inventory.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            codes::NOT_FOUND,
+            "no inventory provider is configured on this server",
+        ));
+    };
+    let items = inventory.catalog().await.map_err(ApiError::unavailable)?;
+    Ok(Json(items).into_response())
+}
+
+/// `GET /households/{household}/members` (member token): who belongs to the household.
+pub(crate) async fn members(
+    State(app): State<Arc<AppState>>,
+    Path(household): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let household = household_id(&household)?;
+    bearer(&app, household, &headers)?;
+    let members = app
+        .directory
+        .members(household)
+        .await
+        .map_err(directory_error)?;
+    Ok(Json(members).into_response())
+}
+
 pub(crate) async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -110,6 +139,7 @@ pub(crate) async fn metrics(State(app): State<Arc<AppState>>) -> Response {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateHousehold {
     pub name: String,
@@ -119,6 +149,7 @@ pub struct CreateHousehold {
 
 /// A member and a token for it.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
     pub household: Household,
@@ -231,10 +262,12 @@ fn bearer(
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateInvite {
     /// Lifetime of the code in seconds (default: the server's invite TTL; at most 7 days).
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub ttl_seconds: Option<u32>,
 }
 
@@ -280,6 +313,7 @@ pub(crate) async fn create_invite(
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AcceptInvite {
     pub code: String,
@@ -330,16 +364,20 @@ pub(crate) async fn accept_invite(
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RoomState {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
     pub state: HouseholdView,
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RoomEvents {
     /// Events after `since`, in seq order (at most `limit`, default and cap 500).
     pub events: Vec<EventEnvelope>,
     /// The household's last seq when read: more follow if it is above the last event's.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub head: u64,
 }
 

@@ -22,39 +22,48 @@ use uuid::Uuid;
 /// A command as a client sends it: `{"id", "type", "payload", "tenant"?, "metadata"?}`.
 /// The actor is never taken from the client: it comes from the token.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WireCommand {
     /// Chosen by the client: the idempotency key.
     pub id: CommandId,
     /// Optional; when present it must equal the room's household.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub tenant: Option<HouseholdId>,
     #[serde(rename = "type")]
     pub kind: String,
     pub payload: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub metadata: Option<WireMetadata>,
 }
 
 /// What a client may say about a command's context. No actor: that is the token's.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WireMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub correlation_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub causation_id: Option<Uuid>,
 }
 
 /// `{"sync": {"since": N}}`: replay the events after `N`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Sync {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub since: u64,
 }
 
 /// Every message a client may send: an object with exactly one key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub enum ClientMessage {
     Command(WireCommand),
@@ -66,6 +75,7 @@ pub enum ClientMessage {
 // ---------------------------------------------------------------------------
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Welcome {
     /// The household id.
@@ -73,12 +83,14 @@ pub struct Welcome {
     /// This connection's internal handle (not the client's `_pk`).
     pub connection: String,
     /// The household position `state` is at.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
     pub state: HouseholdView,
 }
 
 /// Status of an acknowledged command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub enum AckStatus {
     /// Applied now.
@@ -88,15 +100,18 @@ pub enum AckStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Ack {
     pub id: CommandId,
     pub status: AckStatus,
     /// The household position after which the command's effects are visible.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Rejected {
     pub id: CommandId,
@@ -106,6 +121,7 @@ pub struct Rejected {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct WireError {
     /// One of the constants in [`codes`].
@@ -114,11 +130,13 @@ pub struct WireError {
     pub message: String,
     /// The command id, when the bad input was a command whose id could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub id: Option<CommandId>,
 }
 
 /// Every message the server sends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub enum ServerMessage {
     Welcome(Box<Welcome>),

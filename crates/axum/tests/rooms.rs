@@ -45,6 +45,7 @@ async fn spawn_app_with(tune: impl FnOnce(&mut Settings)) -> TestApp {
         store: store.clone(),
         directory: Arc::new(MemoryDirectory::new()),
         clock: Arc::new(SystemClock),
+        inventory: None,
     };
     let app = Application::build(settings, ports).await.unwrap();
     let addr = app.local_addr();

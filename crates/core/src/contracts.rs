@@ -10,6 +10,7 @@ use uuid::Uuid;
 /// Who caused something. Adapters set it from what they authenticated
 /// (a member's token, the fulfilment process); it is never taken from a client.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Actor {
     /// A household member, authenticated by a token.
@@ -21,19 +22,23 @@ pub enum Actor {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct CommandMetadata {
     pub actor: Actor,
     /// Groups everything one user intent caused; defaults to the command id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub correlation_id: Option<Uuid>,
     /// What caused this command (an event, another command), if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub causation_id: Option<Uuid>,
 }
 
 /// A command addressed to one household.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct CommandEnvelope {
     /// Chosen by the sender: the idempotency key.
@@ -68,6 +73,7 @@ impl CommandEnvelope {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct EventMetadata {
     pub command_id: CommandId,
@@ -78,6 +84,7 @@ pub struct EventMetadata {
 
 /// An event as decided, before the store gives it a household position.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct NewEvent {
     pub id: EventId,
@@ -94,10 +101,12 @@ pub struct NewEvent {
 /// A committed event: a [`NewEvent`] with its position in the household (`seq`,
 /// gap-free from 1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct EventEnvelope {
     pub id: EventId,
     pub tenant: HouseholdId,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
     pub aggregate_id: OrderId,
     pub version: u32,
@@ -128,6 +137,7 @@ impl EventEnvelope {
 
 /// What became of a command, as stored with its id: a repeat of the id gets this back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "status", rename_all = "camelCase")]
 pub enum CommandOutcome {
     /// Applied; its effects are visible to a reader that has read up to `seq`.
@@ -140,6 +150,7 @@ pub enum CommandOutcome {
 
 /// Something that happened outside Hearth and concerns an order (the seed's EventPort).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalEvent {
     /// The sender's id for this event: feeding it twice changes nothing.
@@ -150,6 +161,7 @@ pub struct ExternalEvent {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", content = "payload")]
 pub enum ExternalKind {
     /// The inventory cannot supply `sku` for `order_id`.

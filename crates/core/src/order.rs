@@ -21,11 +21,13 @@ pub mod limits {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderLine {
     pub sku: String,
     pub name: String,
     pub quantity: u32,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub unit_price_cents: u64,
 }
 
@@ -38,6 +40,7 @@ impl OrderLine {
 
 /// Why the fulfilment process rejected an order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "code", rename_all = "camelCase", deny_unknown_fields)]
 pub enum RejectionReason {
     OutOfStock { sku: String },
@@ -46,6 +49,7 @@ pub enum RejectionReason {
 
 /// Commands on an order. On the wire: `{"type": "PlaceOrder", "payload": {...}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", content = "payload")]
 pub enum Command {
     // Member commands.
@@ -63,31 +67,38 @@ pub enum Command {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceOrder {
     pub order_id: OrderId,
     pub lines: Vec<OrderLine>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub ready_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub note: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CancelOrder {
     pub order_id: OrderId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub reason: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderRef {
     pub order_id: OrderId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordStockReserved {
     pub order_id: OrderId,
@@ -95,14 +106,17 @@ pub struct RecordStockReserved {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordPaymentCaptured {
     pub order_id: OrderId,
     pub payment_id: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub amount_cents: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RejectOrder {
     pub order_id: OrderId,
@@ -110,10 +124,12 @@ pub struct RejectOrder {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordRefundIssued {
     pub order_id: OrderId,
     pub refund_id: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub amount_cents: u64,
 }
 
@@ -174,16 +190,20 @@ impl Command {
 
 /// Events of an order. On the wire: `{"type": "OrderPlaced", "payload": {...}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", content = "payload")]
 pub enum Event {
     #[serde(rename_all = "camelCase")]
     OrderPlaced {
         order_id: OrderId,
         lines: Vec<OrderLine>,
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         total_cents: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         ready_at: Option<Timestamp>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         note: Option<String>,
         placed_by: MemberId,
     },
@@ -196,6 +216,7 @@ pub enum Event {
     PaymentCaptured {
         order_id: OrderId,
         payment_id: String,
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         amount_cents: u64,
     },
     #[serde(rename_all = "camelCase")]
@@ -212,6 +233,7 @@ pub enum Event {
         order_id: OrderId,
         by: Actor,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         reason: Option<String>,
     },
     #[serde(rename_all = "camelCase")]
@@ -220,6 +242,7 @@ pub enum Event {
     RefundIssued {
         order_id: OrderId,
         refund_id: String,
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         amount_cents: u64,
     },
     #[serde(rename_all = "camelCase")]
@@ -293,6 +316,7 @@ impl Event {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub enum OrderStatus {
     Placed,
@@ -328,11 +352,13 @@ impl std::fmt::Display for OrderStatus {
 
 /// An order that exists.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: OrderId,
     pub status: OrderStatus,
     pub lines: Vec<OrderLine>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub total_cents: u64,
     pub ready_at: Option<Timestamp>,
     pub note: Option<String>,
@@ -340,6 +366,7 @@ pub struct Order {
     pub reservation_id: Option<String>,
     pub stock_released: bool,
     pub payment_id: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub captured_cents: u64,
     pub refunded: bool,
     pub rejection: Option<RejectionReason>,
@@ -348,6 +375,7 @@ pub struct Order {
 /// The state of one order stream: `order` is `None` until it is placed.
 /// `version` counts the events folded in.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct OrderState {
     pub version: u32,

@@ -298,10 +298,12 @@ pub struct ReleaseRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogItem {
     pub sku: String,
     pub name: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub unit_price_cents: u64,
     pub available: u32,
 }
@@ -330,6 +332,7 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 // ---------------------------------------------------------------------------
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Household {
     pub id: HouseholdId,
@@ -338,6 +341,7 @@ pub struct Household {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub enum Role {
     /// Created the household; may invite.
@@ -347,6 +351,7 @@ pub enum Role {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     pub household: HouseholdId,
@@ -358,6 +363,7 @@ pub struct Member {
 
 /// A single-use invitation into a household, valid until `expires_at`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Invite {
     pub household: HouseholdId,

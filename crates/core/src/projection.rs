@@ -8,20 +8,24 @@ use crate::order::{Event, OrderLine, OrderStatus, RejectionReason};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct HouseholdView {
     /// The position of the last event folded in (0: none).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
     /// Orders in the order they were placed.
     pub orders: Vec<OrderView>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     pub id: OrderId,
     pub status: OrderStatus,
     pub lines: Vec<OrderLine>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub total_cents: u64,
     pub ready_at: Option<Timestamp>,
     pub note: Option<String>,
@@ -35,8 +39,10 @@ pub struct OrderView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineEntry {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
     pub at: Timestamp,
     /// The event type, e.g. `PaymentCaptured`.

@@ -46,6 +46,9 @@ const ALLOWED_DIRECT: &[&str] = &[
     "serde",
     "serde_json",
     "thiserror",
+    // Optional (feature `ts`): a pure derive crate that writes TypeScript declarations
+    // of the contracts for the web client; no I/O at runtime, no async, no adapters.
+    "ts-rs",
     "uuid",
 ];
 

@@ -46,6 +46,8 @@ pub enum Durable {
     Embedded {
         executor: EmbeddedExecutor,
         sandbox: Option<RunningSandbox>,
+        /// The inventory the executor reserves from; its catalog is what members order.
+        inventory: Arc<dyn Inventory>,
     },
     Temporal {
         relay: tokio::task::JoinHandle<()>,
@@ -109,7 +111,19 @@ impl Durable {
             ExecutorConfig::default(),
         );
         tracing::info!(providers = %url, "durable work on the embedded executor");
-        Ok(Durable::Embedded { executor, sandbox })
+        Ok(Durable::Embedded {
+            executor,
+            sandbox,
+            inventory,
+        })
+    }
+
+    /// The inventory provider, when this process runs fulfilment (for `GET /catalog`).
+    pub fn inventory(&self) -> Option<Arc<dyn Inventory>> {
+        match self {
+            Durable::Embedded { inventory, .. } => Some(inventory.clone()),
+            Durable::Temporal { .. } | Durable::None => None,
+        }
     }
 
     pub async fn stop(self) {

@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Batches queued for one socket before it is dropped as a slow consumer.
     #[arg(long, env = "HEARTH_OUTGOING_QUEUE", default_value_t = 256)]
     outgoing_queue: usize,
+    /// The built web client (`npm run build` in web/) served at `/`. Relative paths are
+    /// resolved from the working directory; a missing directory serves no web client.
+    #[arg(long, env = "HEARTH_WEB_DIR", default_value = "web/dist")]
+    web_dir: std::path::PathBuf,
     #[command(flatten)]
     stores: StoreArgs,
     #[command(flatten)]
@@ -51,6 +55,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ping_interval: interval,
         ping_timeout: interval * 2 + Duration::from_secs(5),
         outgoing_queue: args.outgoing_queue.max(1),
+        web_dir: web_dir(&args.web_dir),
         ..Settings::default()
     };
     let stores = args.stores.open().await?;
@@ -62,6 +67,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store: stores.store,
         directory: stores.directory,
         clock,
+        inventory: durable.inventory(),
     };
     let app = Application::build(settings, ports).await?;
     // The one line on stdout: scripts read the address from it.
@@ -75,6 +81,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     durable.stop().await;
     served?;
     Ok(())
+}
+
+/// The web client's directory, if it holds a built app (an `index.html`).
+fn web_dir(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    if dir.join("index.html").is_file() {
+        tracing::info!(dir = %dir.display(), "serving the web client");
+        Some(dir.to_path_buf())
+    } else {
+        tracing::warn!(
+            dir = %dir.display(),
+            "no web client there (run `npm ci && npm run build` in web/): serving the API only"
+        );
+        None
+    }
 }
 
 /// Ctrl-C or SIGTERM.

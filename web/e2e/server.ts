@@ -1,0 +1,61 @@
+// Starts a real `hearth serve` (HEARTH_BIN, default $CARGO_TARGET_DIR/debug/hearth) on a
+// free port with a temporary data directory, serving the built app (web/dist).
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type Server = { url: string; host: string; stop: () => Promise<void>; log: () => string };
+
+export function hearthBin(): string {
+  const target = process.env.CARGO_TARGET_DIR ?? "/var/tmp/hearth-target";
+  return process.env.HEARTH_BIN ?? join(target, "debug", "hearth");
+}
+
+export async function startServer(): Promise<Server> {
+  const dataDir = mkdtempSync(join(tmpdir(), "hearth-e2e-"));
+  const webDir = fileURLToPath(new URL("../dist", import.meta.url));
+  const child: ChildProcess = spawn(
+    hearthBin(),
+    ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--web-dir", webDir],
+    {
+      env: { ...process.env, HEARTH_TOKEN_SECRET: randomUUID(), RUST_LOG: process.env.RUST_LOG ?? "warn" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let output = "";
+  child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hearth serve did not start: ${output}`)), 30_000);
+    let buffered = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      buffered += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(buffered);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`hearth serve exited with ${code}: ${output}`));
+    });
+  });
+  return {
+    url,
+    host: new URL(url).host,
+    log: () => output,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import { useState } from "react";
+import type { FormEvent } from "react";
+import { navigate } from "./App";
+import { ApiError, joinHousehold } from "./api";
+import { findMembership, saveMembership } from "./memberships";
+
+const WHY: Record<string, string> = {
+  not_found: "This invite link is not valid (wrong household or code).",
+  invite_expired: "This invite link has expired: ask for a new one.",
+  invite_used: "This invite link was already used: each link admits one person. Ask for a new one.",
+};
+
+export function Join({ household, code }: { household: string; code: string }) {
+  const existing = findMembership(household);
+  const [name, setName] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const m = await joinHousehold(household, { code, name });
+      saveMembership(m);
+      navigate(`/h/${m.household.id}`);
+    } catch (err) {
+      setError(err instanceof ApiError ? (WHY[err.code] ?? err.message) : String(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <main className="page">
+      <h1>Hearth</h1>
+      <section className="card">
+        <h2>Join a household</h2>
+        {existing && (
+          <p>
+            You already belong to {existing.household.name}.{" "}
+            <a href={`/h/${household}`} onClick={(e) => (e.preventDefault(), navigate(`/h/${household}`))}>
+              Open its board
+            </a>
+          </p>
+        )}
+        <form onSubmit={submit} className="stack">
+          <label>
+            Your name
+            <input name="name" value={name} onChange={(e) => setName(e.target.value)} required maxLength={200} placeholder="e.g. Bob" />
+          </label>
+          <button type="submit" disabled={busy}>
+            Join
+          </button>
+          {error && <p className="error" role="alert">{error}</p>}
+        </form>
+      </section>
+    </main>
+  );
+}

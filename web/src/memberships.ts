@@ -1,0 +1,23 @@
+// The households this browser belongs to (each with its member token), in localStorage.
+import type { Membership } from "./generated";
+
+const KEY = "hearth:memberships";
+
+export function loadMemberships(): Membership[] {
+  try {
+    const raw = localStorage.getItem(KEY);
+    const parsed: unknown = raw ? JSON.parse(raw) : [];
+    return Array.isArray(parsed) ? (parsed as Membership[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+export function saveMembership(m: Membership): void {
+  const rest = loadMemberships().filter((x) => x.household.id !== m.household.id);
+  localStorage.setItem(KEY, JSON.stringify([m, ...rest]));
+}
+
+export function findMembership(householdId: string): Membership | undefined {
+  return loadMemberships().find((m) => m.household.id === householdId);
+}

@@ -1,0 +1,58 @@
+import { describe, expect, it } from "vitest";
+import { envelope, placed, step, ANN, O1, O2 } from "./fixtures";
+import { applyEvent, emptyView, foldEvents } from "./projection";
+import type { HouseholdView } from "./generated";
+
+const fold = (events: Parameters<typeof foldEvents>[1]): HouseholdView => foldEvents(emptyView(), events).view;
+
+describe("applyEvent (mirror of HouseholdView::apply)", () => {
+  it("places an order and walks it to ready with a timeline", () => {
+    const view = fold([placed(1), step(2, "StockReserved"), step(3, "PaymentCaptured"), step(4, "OrderConfirmed"), step(5, "OrderReady")]);
+    expect(view.seq).toBe(5);
+    const order = view.orders[0];
+    expect(order).toMatchObject({ id: O1, status: "ready", totalCents: 258, placedBy: ANN, readyAt: null, note: null });
+    expect(order?.timeline.map((t) => [t.seq, t.event, t.status])).toEqual([
+      [1, "OrderPlaced", "placed"],
+      [2, "StockReserved", "stockReserved"],
+      [3, "PaymentCaptured", "paymentCaptured"],
+      [4, "OrderConfirmed", "confirmed"],
+      [5, "OrderReady", "ready"],
+    ]);
+    expect(order?.placedAt).toBe("2026-11-27T10:00:01Z");
+  });
+
+  it("ignores an event at or below seq and reports a gap above seq + 1", () => {
+    const view = fold([placed(1), step(2, "StockReserved")]);
+    expect(applyEvent(view, step(2, "StockReserved"))).toEqual({ kind: "stale", view });
+    expect(applyEvent(view, step(4, "OrderConfirmed"))).toEqual({ kind: "gap", view, at: 2, got: 4 });
+  });
+
+  it("records cancellation, refund, release and rejection like the core", () => {
+    const view = fold([
+      placed(1),
+      placed(2, O2),
+      envelope(3, { type: "OrderCancelled", payload: { orderId: O1, by: { kind: "member", id: ANN }, reason: "oops" } }),
+      envelope(4, { type: "RefundIssued", payload: { orderId: O1, refundId: "f", amountCents: 258 } }),
+      envelope(5, { type: "StockReleased", payload: { orderId: O1 } }),
+      envelope(6, { type: "OrderRejected", payload: { orderId: O2, reason: { code: "outOfStock", sku: "milk" } } }),
+    ]);
+    const [o1, o2] = view.orders;
+    expect(o1).toMatchObject({ status: "cancelled", cancelledBy: { kind: "member", id: ANN }, refunded: true, stockReleased: true });
+    expect(o1?.timeline.map((t) => t.status)).toEqual(["placed", "cancelled", "cancelled", "cancelled"]);
+    expect(o2).toMatchObject({ status: "rejected", rejection: { code: "outOfStock", sku: "milk" } });
+  });
+
+  it("keeps the first OrderPlaced of an id and moves seq for events of unknown orders", () => {
+    const view = fold([placed(1), placed(2), step(3, "StockReserved", O2)]);
+    expect(view.seq).toBe(3);
+    expect(view.orders).toHaveLength(1);
+    expect(view.orders[0]?.timeline.map((t) => t.seq)).toEqual([1, 2]);
+  });
+
+  it("does not mutate its input", () => {
+    const before = fold([placed(1)]);
+    const copy = JSON.parse(JSON.stringify(before)) as HouseholdView;
+    applyEvent(before, step(2, "StockReserved"));
+    expect(before).toEqual(copy);
+  });
+});

@@ -1,0 +1,136 @@
+// The hook's state and its one reducer: the projection (folded with applyEvent, the
+// mirror of the core's fold), the commands this client sent and what became of them,
+// and the connection. Pure, so it is unit-tested without a socket.
+import type { HouseholdView, ServerMessage, WireError } from "./generated";
+import { applyEvent, emptyView } from "./projection";
+import type { IdentifiedCommand } from "./protocol";
+
+export type ConnectionStatus = "connecting" | "open" | "closed" | "offline";
+
+export type CommandState =
+  /** Not yet acknowledged: (re)sent on every (re)connect until settled. */
+  | { kind: "pending" }
+  | { kind: "acknowledged"; duplicate: boolean; seq: number }
+  | { kind: "rejected"; code: string; message: string }
+  /** Bad input (an `error` naming the command): resending would not help. */
+  | { kind: "failed"; code: string; message: string };
+
+export type CommandEntry = {
+  command: IdentifiedCommand;
+  state: CommandState;
+  createdAt: string;
+  /** The last transient error (e.g. `unavailable`): still pending, resent on reconnect. */
+  lastError?: WireError;
+};
+
+export type HouseholdState = {
+  view: HouseholdView;
+  commands: CommandEntry[];
+  status: ConnectionStatus;
+  /** A gap was seen: a `sync` from this seq is due (null: none needed). */
+  resyncFrom: number | null;
+  /** The last `error` not tied to one of our commands. */
+  lastError: WireError | null;
+  /** Whether a welcome arrived on the current connection. */
+  welcomed: boolean;
+};
+
+export type Action =
+  | { type: "message"; message: ServerMessage }
+  | { type: "status"; status: ConnectionStatus }
+  | { type: "queue"; command: IdentifiedCommand; at: string }
+  | { type: "syncSent"; since: number }
+  | { type: "dismissError" }
+  | { type: "forget"; id: string };
+
+/** Settled commands kept for display; pending ones are always kept. */
+export const SETTLED_KEPT = 20;
+
+/** Error codes after which the same command id may be resent later. */
+const TRANSIENT = new Set(["unavailable", "contention", "rate_limited"]);
+
+export function initialState(view: HouseholdView = emptyView(), commands: CommandEntry[] = []): HouseholdState {
+  return { view, commands, status: "connecting", resyncFrom: null, lastError: null, welcomed: false };
+}
+
+function settle(state: HouseholdState, id: string, next: (entry: CommandEntry) => CommandEntry): HouseholdState {
+  const index = state.commands.findIndex((c) => c.command.id === id);
+  const entry = state.commands[index];
+  if (entry === undefined) return state;
+  const commands = state.commands.slice();
+  commands[index] = next(entry);
+  return { ...state, commands: prune(commands) };
+}
+
+function prune(commands: CommandEntry[]): CommandEntry[] {
+  const settled = commands.filter((c) => c.state.kind !== "pending");
+  if (settled.length <= SETTLED_KEPT) return commands;
+  const drop = new Set(settled.slice(0, settled.length - SETTLED_KEPT).map((c) => c.command.id));
+  return commands.filter((c) => !drop.has(c.command.id));
+}
+
+export function reducer(state: HouseholdState, action: Action): HouseholdState {
+  switch (action.type) {
+    case "status": {
+      const open = action.status === "open";
+      return {
+        ...state,
+        status: action.status,
+        // A new connection starts unwelcomed; a pending resync is moot after a reconnect
+        // (the query carries `since`).
+        welcomed: open ? state.welcomed : false,
+        resyncFrom: open ? state.resyncFrom : null,
+      };
+    }
+    case "queue":
+      if (state.commands.some((c) => c.command.id === action.command.id)) return state;
+      return {
+        ...state,
+        commands: [...state.commands, { command: action.command, state: { kind: "pending" }, createdAt: action.at }],
+      };
+    case "syncSent":
+      return state.resyncFrom === action.since ? { ...state, resyncFrom: null } : state;
+    case "dismissError":
+      return { ...state, lastError: null };
+    case "forget":
+      return { ...state, commands: state.commands.filter((c) => c.command.id !== action.id || c.state.kind === "pending") };
+    case "message":
+      return onMessage(state, action.message);
+  }
+}
+
+function onMessage(state: HouseholdState, message: ServerMessage): HouseholdState {
+  if ("welcome" in message) {
+    // The welcome's state is the projection at welcome.seq: the server's truth. Events
+    // replayed after it (at or below its seq) fold to nothing.
+    const w = message.welcome;
+    return { ...state, view: w.state, welcomed: true, status: "open", resyncFrom: null };
+  }
+  if ("event" in message) {
+    const result = applyEvent(state.view, message.event);
+    if (result.kind === "applied") return { ...state, view: result.view };
+    if (result.kind === "gap") {
+      // Missed events: ask for everything after what we have (once per position).
+      return state.resyncFrom === result.at ? state : { ...state, resyncFrom: result.at };
+    }
+    return state;
+  }
+  if ("ack" in message) {
+    const { id, status, seq } = message.ack;
+    return settle(state, id, (e) => ({ ...e, state: { kind: "acknowledged", duplicate: status === "duplicate", seq } }));
+  }
+  if ("rejected" in message) {
+    const { id, code, message: text } = message.rejected;
+    return settle(state, id, (e) => ({ ...e, state: { kind: "rejected", code, message: text } }));
+  }
+  const error = message.error;
+  const id = error.id;
+  if (id !== undefined && state.commands.some((c) => c.command.id === id)) {
+    if (TRANSIENT.has(error.code)) return settle(state, id, (e) => ({ ...e, lastError: error }));
+    return settle(state, id, (e) => ({ ...e, state: { kind: "failed", code: error.code, message: error.message } }));
+  }
+  return { ...state, lastError: error };
+}
+
+export const pendingCommands = (state: HouseholdState): IdentifiedCommand[] =>
+  state.commands.filter((c) => c.state.kind === "pending").map((c) => c.command);

@@ -1,0 +1,187 @@
+// useHousehold(householdId, token): the household's board, live, on partysocket/react.
+//
+// - The projection is folded from events in seq order by one reducer (state.ts, which
+//   uses projection.ts: the mirror of the core's fold); a gap sends {"sync":{"since"}}.
+// - Commands get a client-chosen uuid; they stay pending until an ack / rejected / error
+//   with their id arrives, and every pending command is (re)sent after each welcome:
+//   the id makes a resend idempotent (the server answers `duplicate`).
+// - The board, its seq and the commands are cached in localStorage: a reload shows them
+//   at once, and the socket resumes with `since=<cached seq>` in its query.
+import { usePartySocket } from "partysocket/react";
+import { useCallback, useEffect, useMemo, useReducer, useRef } from "react";
+import { loadCache, saveCache } from "./cache";
+import type { CancelOrder, CommandId, HouseholdView, OrderId, PlaceOrder, WireError } from "./generated";
+import { commandMessage, parseServerMessage, syncMessage } from "./protocol";
+import type { IdentifiedCommand, MemberCommand } from "./protocol";
+import { initialState, pendingCommands, reducer } from "./state";
+import type { CommandEntry, ConnectionStatus } from "./state";
+
+export type HouseholdOptions = {
+  /** host:port of `hearth serve`; default: the page's host. */
+  host?: string;
+  /** Makes ids (tests); default crypto.randomUUID. */
+  newId?: () => string;
+};
+
+export type Household = {
+  view: HouseholdView;
+  seq: number;
+  status: ConnectionStatus | "unauthorized";
+  commands: CommandEntry[];
+  lastError: WireError | null;
+  send: (command: MemberCommand) => CommandId;
+  placeOrder: (order: Omit<PlaceOrder, "orderId"> & { orderId?: OrderId }) => CommandId;
+  cancelOrder: (orderId: OrderId, reason?: string) => CommandId;
+  completeOrder: (orderId: OrderId) => CommandId;
+  dismissError: () => void;
+};
+
+const OPEN = 1;
+
+export function useHousehold(householdId: string, token: string, options: HouseholdOptions = {}): Household {
+  const newId = options.newId ?? (() => crypto.randomUUID());
+  const [state, dispatch] = useReducer(reducer, householdId, (id) => {
+    const cached = loadCache(id);
+    return initialState(cached?.view, cached?.commands);
+  });
+  const [unauthorized, setUnauthorized] = useReducer((_: boolean, v: boolean) => v, false);
+
+  // The query function is read at every (re)connect; it must stay the same function
+  // (partysocket/react would otherwise make a new socket), so it reads refs.
+  const seqRef = useRef(state.view.seq);
+  seqRef.current = state.view.seq;
+  const tokenRef = useRef(token);
+  tokenRef.current = token;
+  const welcomedRef = useRef(state.welcomed);
+  welcomedRef.current = state.welcomed;
+  const stateRef = useRef(state);
+  stateRef.current = state;
+
+  const query = useCallback(async () => {
+    const since = seqRef.current;
+    return { token: tokenRef.current, since: since > 0 ? String(since) : null };
+  }, []);
+
+  const socket = usePartySocket({
+    host: options.host,
+    party: "household",
+    room: householdId,
+    query,
+    // 4009: a newer socket with our _pk took over; do not steal it back.
+    shouldReconnectOnClose: (event: CloseEvent) => event.code !== 4009,
+    onOpen: () => dispatch({ type: "status", status: "open" }),
+    onMessage: (event: MessageEvent) => {
+      const message = parseServerMessage(event.data);
+      if (message) dispatch({ type: "message", message });
+    },
+    onClose: () => {
+      const offline = typeof navigator !== "undefined" && navigator.onLine === false;
+      dispatch({ type: "status", status: offline ? "offline" : "connecting" });
+      if (!welcomedRef.current && !offline) void checkAuth();
+    },
+  });
+
+  // A socket refused before the upgrade looks like any failed connect to the browser;
+  // ask the room's HTTP side whether the token is refused (401), and stop retrying if so.
+  const checkAuth = useCallback(async () => {
+    try {
+      const base = options.host ? `${location.protocol}//${options.host}` : "";
+      const res = await fetch(`${base}/parties/household/${householdId}`, {
+        headers: { authorization: `Bearer ${tokenRef.current}` },
+      });
+      if (res.status === 401) {
+        setUnauthorized(true);
+        socket.close();
+      }
+    } catch {
+      // Unreachable: partysocket keeps retrying.
+    }
+  }, [householdId, options.host, socket]);
+
+  // Browsers keep a dead socket "open" for a while after the network goes; follow the
+  // browser's own online/offline signal so commands queue at once and resume promptly.
+  useEffect(() => {
+    const offline = () => {
+      dispatch({ type: "status", status: "offline" });
+      socket.close();
+    };
+    const online = () => {
+      dispatch({ type: "status", status: "connecting" });
+      socket.reconnect();
+    };
+    window.addEventListener("offline", offline);
+    window.addEventListener("online", online);
+    return () => {
+      window.removeEventListener("offline", offline);
+      window.removeEventListener("online", online);
+    };
+  }, [socket]);
+
+  // After each welcome: (re)send everything not settled. Ids make this idempotent.
+  useEffect(() => {
+    if (!state.welcomed || socket.readyState !== OPEN) return;
+    for (const command of pendingCommands(stateRef.current)) {
+      socket.send(JSON.stringify(commandMessage(command)));
+    }
+  }, [state.welcomed, socket]);
+
+  // A gap: replay from what we have.
+  useEffect(() => {
+    const since = state.resyncFrom;
+    if (since === null || !state.welcomed || socket.readyState !== OPEN) return;
+    socket.send(JSON.stringify(syncMessage(since)));
+    dispatch({ type: "syncSent", since });
+  }, [state.resyncFrom, state.welcomed, socket]);
+
+  // The cache follows the state.
+  useEffect(() => {
+    saveCache(householdId, state.view, state.commands);
+  }, [householdId, state.view, state.commands]);
+
+  const send = useCallback(
+    (command: MemberCommand): CommandId => {
+      const identified = { ...command, id: newId() } as IdentifiedCommand;
+      dispatch({ type: "queue", command: identified, at: new Date().toISOString() });
+      // Sent now if welcomed on an open socket; otherwise on the next welcome.
+      if (welcomedRef.current && socket.readyState === OPEN) {
+        socket.send(JSON.stringify(commandMessage(identified)));
+      }
+      return identified.id;
+    },
+    // newId is a function prop; callers pass a stable one or none.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [socket],
+  );
+
+  const placeOrder = useCallback(
+    (order: Omit<PlaceOrder, "orderId"> & { orderId?: OrderId }) =>
+      send({ type: "PlaceOrder", payload: { ...order, orderId: order.orderId ?? newId() } }),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [send],
+  );
+  const cancelOrder = useCallback(
+    (orderId: OrderId, reason?: string) => {
+      const payload: CancelOrder = reason ? { orderId, reason } : { orderId };
+      return send({ type: "CancelOrder", payload });
+    },
+    [send],
+  );
+  const completeOrder = useCallback((orderId: OrderId) => send({ type: "CompleteOrder", payload: { orderId } }), [send]);
+  const dismissError = useCallback(() => dispatch({ type: "dismissError" }), []);
+
+  return useMemo(
+    () => ({
+      view: state.view,
+      seq: state.view.seq,
+      status: unauthorized ? "unauthorized" : state.status,
+      commands: state.commands,
+      lastError: state.lastError,
+      send,
+      placeOrder,
+      cancelOrder,
+      completeOrder,
+      dismissError,
+    }),
+    [state, unauthorized, send, placeOrder, cancelOrder, completeOrder, dismissError],
+  );
+}
