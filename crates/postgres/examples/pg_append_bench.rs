@@ -40,7 +40,8 @@ async fn main() -> anyhow::Result<()> {
     hearth_postgres::migrate(&owner).await?;
 
     let pool = hearth_postgres::pool(hearth_postgres::parse_url(app)?, clients)?;
-    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::with_batching(pool, None, batching));
+    let pg = Arc::new(PgEventStore::with_batching(pool, None, batching));
+    let store: Arc<dyn EventStore> = pg.clone();
     eprintln!("{batching:?}");
     // Warm up: one connection per client, statements prepared.
     let mut warm = Vec::new();
@@ -56,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
+    let before = pg.batch_stats();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -78,7 +80,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let n = count.load(Ordering::Relaxed);
+    let after = pg.batch_stats();
+    let batches = after.batches - before.batches;
     println!("appends={n} seconds={elapsed:.2}");
+    println!(
+        "batches={batches} appends_per_batch={:.2} reruns={}",
+        (after.appends - before.appends) as f64 / batches.max(1) as f64,
+        after.reruns - before.reruns
+    );
     println!("appends_per_second={:.0}", n as f64 / elapsed);
     Ok(())
 }

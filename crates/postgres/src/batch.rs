@@ -34,8 +34,10 @@ use hearth_core::HouseholdId;
 use hearth_core::ports::StoreError;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
@@ -74,8 +76,8 @@ impl std::fmt::Debug for Request {
 /// How appends are batched: see [`crate::PgEventStore::with_batching`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Batching {
-    /// Batchers running in parallel, each with its own queue (a household always
-    /// goes to the same one) and one pooled connection while it runs a batch.
+    /// Batchers running in parallel on one queue, each with one pooled connection
+    /// while it runs a batch.
     pub batchers: usize,
     /// At most this many appends per transaction (clamped to 1..=64: with
     /// savepoints each append is a subtransaction, and PostgreSQL caches 64 per
@@ -93,41 +95,85 @@ impl Default for Batching {
     }
 }
 
+/// Counts of what the batchers did since the store was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Batch transactions run (committed or not).
+    pub batches: u64,
+    /// Appends in them.
+    pub appends: u64,
+    /// Batches run a second time with savepoints because an append was refused.
+    pub reruns: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    batches: AtomicU64,
+    appends: AtomicU64,
+    reruns: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn get(&self) -> BatchStats {
+        BatchStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            appends: self.appends.load(Ordering::Relaxed),
+            reruns: self.reruns.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// The most appends in one transaction, whatever is configured.
 const MAX_BATCH: usize = 64;
 
-/// Starts the batchers; appends are routed by household to one of the returned queues.
+/// Starts the batchers on one shared queue and returns it.
 pub(crate) fn start(
     pool: &Pool,
     batching: Batching,
     doorbell: &mpsc::UnboundedSender<Vec<(HouseholdId, u64)>>,
-) -> Vec<mpsc::UnboundedSender<Request>> {
+    counters: &Arc<Counters>,
+) -> mpsc::UnboundedSender<Request> {
     let max_batch = batching.max_batch.clamp(1, MAX_BATCH);
-    (0..batching.batchers.max(1))
-        .map(|_| {
-            let (queue, requests) = mpsc::unbounded_channel();
-            tokio::spawn(run_batcher(
-                pool.clone(),
-                requests,
-                doorbell.clone(),
-                max_batch,
-            ));
-            queue
-        })
-        .collect()
+    let (queue, requests) = mpsc::unbounded_channel();
+    let requests = Arc::new(Mutex::new(requests));
+    for _ in 0..batching.batchers.max(1) {
+        tokio::spawn(run_batcher(
+            pool.clone(),
+            requests.clone(),
+            doorbell.clone(),
+            counters.clone(),
+            max_batch,
+        ));
+    }
+    queue
 }
 
+/// One batcher: waits for its turn at the queue, takes what is there (at least one
+/// append, at most `max_batch`), lets the next batcher wait at the queue while it
+/// runs the batch.
 async fn run_batcher(
     pool: Pool,
-    mut requests: mpsc::UnboundedReceiver<Request>,
+    requests: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
     doorbell: mpsc::UnboundedSender<Vec<(HouseholdId, u64)>>,
+    counters: Arc<Counters>,
     max_batch: usize,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
-    while requests.recv_many(&mut batch, max_batch).await > 0 {
+    loop {
+        let received = {
+            let mut queue = requests.lock().await;
+            queue.recv_many(&mut batch, max_batch).await
+        };
+        if received == 0 {
+            return; // the store was dropped
+        }
         // Stable: a household's appends keep their queue order (consecutive seqs).
         batch.sort_by_key(|r: &Request| r.tenant);
-        let result = run_batch(&pool, &batch).await;
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters
+            .appends
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let result = run_batch(&pool, &batch, &counters).await;
         let requests = batch.drain(..);
         match result {
             Ok(answers) => {
@@ -210,12 +256,16 @@ fn set_tenant<'a>(
 }
 
 /// Runs one batch; `Err` means no append of it may be reported as written.
-async fn run_batch(pool: &Pool, batch: &[Request]) -> Result<Vec<Answer>, String> {
+async fn run_batch(
+    pool: &Pool,
+    batch: &[Request],
+    counters: &Counters,
+) -> Result<Vec<Answer>, String> {
     let client = pool
         .get()
         .await
         .map_err(|e| format!("no connection: {e}"))?;
-    let result = run_on(&client, batch).await;
+    let result = run_on(&client, batch, counters).await;
     if result.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
         // The connection's state is unknown: do not hand it back to the pool.
         drop(deadpool_postgres::Object::take(client));
@@ -226,6 +276,7 @@ async fn run_batch(pool: &Pool, batch: &[Request]) -> Result<Vec<Answer>, String
 async fn run_on(
     client: &deadpool_postgres::ClientWrapper,
     batch: &[Request],
+    counters: &Counters,
 ) -> Result<Vec<Answer>, String> {
     let set = client
         .prepare_cached(SET_TENANT)
@@ -309,6 +360,7 @@ async fn run_on(
     }
 
     // 2. With a savepoint per append: a refused append is rolled back alone.
+    counters.reruns.fetch_add(1, Ordering::Relaxed);
     let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
     let mut first = "BEGIN";
     loop {

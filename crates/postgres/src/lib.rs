@@ -21,7 +21,7 @@ mod migrate;
 mod sql;
 mod store;
 
-pub use batch::Batching;
+pub use batch::{BatchStats, Batching};
 pub use directory::PgDirectory;
 pub use feed::{FEED_CHANNEL, FeedOptions, PgEventFeed};
 pub use migrate::{MIGRATIONS, Migration, migrate};

@@ -1,6 +1,6 @@
 //! [`PgEventStore`]: the EventStore port on PostgreSQL.
 
-use crate::batch::{self, Answer, Batching, Params, Request};
+use crate::batch::{self, Answer, BatchStats, Batching, Counters, Params, Request};
 use crate::feed::FEED_CHANNEL;
 use crate::sql::{
     BEGIN, BEGIN_READ, client, describe, in_tenant, join_tagged, split_tagged, to_i32, to_u32,
@@ -16,6 +16,7 @@ use hearth_core::{
 };
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Row;
 
@@ -129,7 +130,8 @@ const MAX_RING_BATCH: usize = 512;
 pub struct PgEventStore {
     app: Pool,
     relay: Option<Pool>,
-    batchers: Vec<mpsc::UnboundedSender<Request>>,
+    batches: mpsc::UnboundedSender<Request>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for PgEventStore {
@@ -147,18 +149,25 @@ impl PgEventStore {
         Self::with_batching(app, relay, Batching::default())
     }
 
-    /// Appends are queued to `batching.batchers` batchers (a household always to
-    /// the same one); each commits whatever its queue holds, up to
+    /// Appends are queued to `batching.batchers` batchers sharing one queue; each
+    /// commits whatever the queue holds when its turn comes, up to
     /// `batching.max_batch` appends, in one transaction on one connection of `app`.
     pub fn with_batching(app: Pool, relay: Option<Pool>, batching: Batching) -> Self {
         let (doorbell, rings) = mpsc::unbounded_channel();
         tokio::spawn(ring_doorbell(app.clone(), rings));
-        let batchers = batch::start(&app, batching, &doorbell);
+        let counters = Arc::new(Counters::default());
+        let batches = batch::start(&app, batching, &doorbell, &counters);
         Self {
             app,
             relay,
-            batchers,
+            batches,
+            counters,
         }
+    }
+
+    /// What the batchers did so far (for benchmarks and diagnostics).
+    pub fn batch_stats(&self) -> BatchStats {
+        self.counters.get()
     }
 
     /// Queues one append to its household's batcher and waits for the answer,
@@ -171,11 +180,8 @@ impl PgEventStore {
         rings: bool,
     ) -> Result<Answer, StoreError> {
         let stopped = || StoreError::Unavailable("the append batcher has stopped".into());
-        let n = self.batchers.len() as u128;
-        let index = usize::try_from(tenant.0.as_u128() % n.max(1)).unwrap_or(0);
-        let queue = self.batchers.get(index).ok_or_else(stopped)?;
         let (reply, answer) = oneshot::channel();
-        queue
+        self.batches
             .send(Request {
                 tenant,
                 sql,
