@@ -69,8 +69,10 @@ echo "== pgbench: plain single-row INSERT (autocommit)"
 PLAIN="$(pgbench_tps "$WORK/plain.sql")"
 echo "plain_insert_tps=$PLAIN"
 
-echo "== Hearth: PgEventStore::append (1 event + outbox job, RLS, command id, seq row, doorbell after commit)"
-HEARTH="$("$BENCH" "$OWNER_URL" "$APP_URL" "$CLIENTS" "$SECONDS_PER_RUN" | sed -nE 's/^appends_per_second=([0-9.]+)/\1/p')"
+echo "== Hearth: PgEventStore::append (1 event + outbox job, RLS, command id, seq row, group commit, doorbell after commit)"
+HEARTH_OUT="$("$BENCH" "$OWNER_URL" "$APP_URL" "$CLIENTS" "$SECONDS_PER_RUN")"
+HEARTH="$(echo "$HEARTH_OUT" | sed -nE 's/^appends_per_second=([0-9.]+)/\1/p')"
+echo "$HEARTH_OUT" | grep '^batches=' || true
 echo "hearth_appends_per_second=$HEARTH"
 
 echo "== pgbench: INSERT + pg_notify in the transaction (what a notifying append would pay)"

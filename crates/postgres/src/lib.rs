@@ -1,7 +1,8 @@
 //! PostgreSQL adapters of Hearth's ports (DESIGN.md section 4, docs/postgres.md).
 //!
-//! - [`PgEventStore`]: the event log. One append is one pipelined transaction
-//!   (one round trip): command id, per-household `seq`, events, outbox jobs.
+//! - [`PgEventStore`]: the event log. An append is one statement (command id,
+//!   per-household `seq`, events, outbox jobs); concurrent appends are
+//!   group-committed by batchers, one transaction per batch ([`Batching`]).
 //! - [`PgEventFeed`]: a dedicated `LISTEN` connection per process on one channel,
 //!   with a slow fallback poll; the doorbell is rung after commit, coalesced.
 //! - [`PgDirectory`]: households, members, single-use invites.
@@ -13,12 +14,14 @@
 //! **Invariant:** no `tokio_postgres` or `deadpool` error leaves this crate through a
 //! port: they are translated into `StoreError` / `DirectoryError`.
 
+mod batch;
 mod directory;
 mod feed;
 mod migrate;
 mod sql;
 mod store;
 
+pub use batch::{BatchStats, Batching};
 pub use directory::PgDirectory;
 pub use feed::{FEED_CHANNEL, FeedOptions, PgEventFeed};
 pub use migrate::{MIGRATIONS, Migration, migrate};

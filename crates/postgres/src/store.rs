@@ -1,5 +1,6 @@
 //! [`PgEventStore`]: the EventStore port on PostgreSQL.
 
+use crate::batch::{self, Answer, BatchStats, Batching, Counters, Params, Request};
 use crate::feed::FEED_CHANNEL;
 use crate::sql::{
     BEGIN, BEGIN_READ, client, describe, in_tenant, join_tagged, split_tagged, to_i32, to_u32,
@@ -15,11 +16,12 @@ use hearth_core::{
 };
 use serde_json::Value;
 use std::collections::HashMap;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Row;
 
-/// The whole append, one statement (run between a pipelined BEGIN/set_config and
-/// COMMIT, so one round trip):
+/// The whole append, one statement (run by a batcher after the append's
+/// `set_config`, inside the batch transaction: see `batch.rs`):
 /// - `h` bumps the household's `last_seq` by the number of events, creating the
 ///   counter row on a household's first append; its row lock, held to COMMIT,
 ///   orders the household's appends: `seq` is gap-free and in commit order;
@@ -30,8 +32,9 @@ use tokio_postgres::Row;
 ///   `(tenant_id, aggregate_id, version)` catches a racing writer;
 /// - `jb` inserts the outbox jobs of the events that need durable work;
 /// - the final SELECT aborts the statement (SQLSTATE HR001 duplicate, HR002
-///   version conflict) when something was not written, so the pipelined COMMIT
-///   becomes a rollback and nothing of a refused append remains.
+///   version conflict) when something was not written; the batcher rolls the
+///   append back (the whole optimistic batch, then its savepoint on the rerun), so
+///   nothing of a refused append remains.
 const APPEND: &str = "
 WITH h AS (
     INSERT INTO households AS h (tenant_id, last_seq) VALUES ($1, $8::int8)
@@ -121,12 +124,14 @@ const MAX_RING_BATCH: usize = 512;
 /// `app` connects as the application role (RLS applies; every call is scoped to
 /// one household). `relay`, if given, connects as the relay role and serves only
 /// [`EventStore::pending_jobs`], the one cross-household read of this port.
-/// The doorbell is rung after commit by a background task, so it must be created
+/// Appends are group-committed by background batchers (see [`Batching`]) and the
+/// doorbell is rung after commit by a background task, so it must be created
 /// inside a Tokio runtime.
 pub struct PgEventStore {
     app: Pool,
     relay: Option<Pool>,
-    doorbell: mpsc::UnboundedSender<(HouseholdId, u64)>,
+    batches: mpsc::UnboundedSender<Request>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for PgEventStore {
@@ -139,14 +144,53 @@ impl std::fmt::Debug for PgEventStore {
 }
 
 impl PgEventStore {
+    /// With the default [`Batching`].
     pub fn new(app: Pool, relay: Option<Pool>) -> Self {
+        Self::with_batching(app, relay, Batching::default())
+    }
+
+    /// Appends are queued to `batching.batchers` batchers sharing one queue; each
+    /// commits whatever the queue holds when its turn comes, up to
+    /// `batching.max_batch` appends, in one transaction on one connection of `app`.
+    pub fn with_batching(app: Pool, relay: Option<Pool>, batching: Batching) -> Self {
         let (doorbell, rings) = mpsc::unbounded_channel();
         tokio::spawn(ring_doorbell(app.clone(), rings));
+        let counters = Arc::new(Counters::default());
+        let batches = batch::start(&app, batching, &doorbell, &counters);
         Self {
             app,
             relay,
-            doorbell,
+            batches,
+            counters,
         }
+    }
+
+    /// What the batchers did so far (for benchmarks and diagnostics).
+    pub fn batch_stats(&self) -> BatchStats {
+        self.counters.get()
+    }
+
+    /// Queues one append to its household's batcher and waits for the answer,
+    /// which comes only after the batch's COMMIT returned.
+    async fn submit(
+        &self,
+        tenant: HouseholdId,
+        sql: &'static str,
+        params: Params,
+        rings: bool,
+    ) -> Result<Answer, StoreError> {
+        let stopped = || StoreError::Unavailable("the append batcher has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.batches
+            .send(Request {
+                tenant,
+                sql,
+                params,
+                rings,
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     async fn duplicate(
@@ -210,40 +254,31 @@ impl PgEventStore {
         let count = i64::try_from(n).map_err(|_| StoreError::Corrupt("too many events".into()))?;
         let expected = to_i32(expected_version, "expected version")?;
 
-        let client = client(&self.app).await?;
-        let stmt = client.prepare_cached(APPEND).await.map_err(unavailable)?;
-        let result = in_tenant(
-            &client,
-            BEGIN,
-            tenant,
-            client.query_one(
-                &stmt,
-                &[
-                    &tenant.0,
-                    &command.id.0,
-                    &ctype,
-                    &cpayload,
-                    &cmeta,
-                    &aggregate_id.0,
-                    &expected,
-                    &count,
-                    &ids,
-                    &versions,
-                    &types,
-                    &schemas,
-                    &payloads,
-                    &metadata,
-                    &created,
-                    &requires,
-                    &kinds,
-                ],
-            ),
-        )
-        .await;
-        drop(client);
-        let row = match result {
-            Ok(row) => row,
-            Err(e) => {
+        let params: Params = vec![
+            Box::new(tenant.0),
+            Box::new(command.id.0),
+            Box::new(ctype),
+            Box::new(cpayload),
+            Box::new(cmeta),
+            Box::new(aggregate_id.0),
+            Box::new(expected),
+            Box::new(count),
+            Box::new(ids),
+            Box::new(versions),
+            Box::new(types),
+            Box::new(schemas),
+            Box::new(payloads),
+            Box::new(metadata),
+            Box::new(created),
+            Box::new(requires),
+            Box::new(kinds),
+        ];
+        let row = match self.submit(tenant, APPEND, params, n > 0).await? {
+            Answer::Done(Some(row)) => row,
+            Answer::Done(None) => {
+                return Err(StoreError::Unavailable("the append returned no row".into()));
+            }
+            Answer::Refused(e) => {
                 return match e
                     .as_db_error()
                     .map(|db| (db.code().code(), db.constraint()))
@@ -266,10 +301,6 @@ impl PgEventStore {
             .enumerate()
             .map(|(i, e)| EventEnvelope::committed(tenant, first + i as u64, e))
             .collect();
-        if n > 0 {
-            // Rung after commit, outside the transaction: see `ring_doorbell`.
-            let _ = self.doorbell.send((tenant, last_seq));
-        }
         Ok(Appended::Committed {
             events: committed,
             outcome: CommandOutcome::Accepted {
@@ -344,25 +375,18 @@ impl EventStore for PgEventStore {
                     split_tagged(json(&command.command)?).map_err(StoreError::Corrupt)?;
                 let cmeta = json(&command.metadata)?;
                 let stored = json(&outcome)?;
-                let client = client(&self.app).await?;
-                let stmt = client
-                    .prepare_cached(INSERT_REJECTED)
-                    .await
-                    .map_err(unavailable)?;
-                let rows = in_tenant(
-                    &client,
-                    BEGIN,
-                    tenant,
-                    client.query(
-                        &stmt,
-                        &[&tenant.0, &command.id.0, &ctype, &cpayload, &cmeta, &stored],
-                    ),
-                )
-                .await
-                .map_err(unavailable)?;
-                drop(client);
-                if rows.is_empty() {
-                    return self.duplicate(tenant, command.id).await;
+                let params: Params = vec![
+                    Box::new(tenant.0),
+                    Box::new(command.id.0),
+                    Box::new(ctype),
+                    Box::new(cpayload),
+                    Box::new(cmeta),
+                    Box::new(stored),
+                ];
+                match self.submit(tenant, INSERT_REJECTED, params, false).await? {
+                    Answer::Done(Some(_)) => {}
+                    Answer::Done(None) => return self.duplicate(tenant, command.id).await,
+                    Answer::Refused(e) => return Err(StoreError::Unavailable(describe(&e))),
                 }
                 Ok(Appended::Committed {
                     events: Vec::new(),
@@ -568,21 +592,25 @@ impl EventStore for PgEventStore {
 ///
 /// A transaction that NOTIFYs takes a cluster-wide lock at commit and holds it
 /// through its WAL flush, which serialises every notifying commit. So appends never
-/// notify: they hand `(household, seq)` to this task after COMMIT, and it sends one
-/// autocommit statement per batch with one notification per household that moved
-/// (its highest seq). While a ring is in flight the next batch accumulates, so under
+/// notify: each committed batch hands its `(household, seq)` pairs to this task
+/// after COMMIT, and it sends one autocommit statement per ring with one
+/// notification per household that moved (its highest seq). While a ring is in flight the next batch accumulates, so under
 /// load there is about one notifying commit per ring round trip, whatever the
 /// append rate. A ring lost (crash, error) only delays delivery until the feed's
 /// fallback poll.
-async fn ring_doorbell(pool: Pool, mut rings: mpsc::UnboundedReceiver<(HouseholdId, u64)>) {
-    while let Some((tenant, seq)) = rings.recv().await {
-        let mut heads: HashMap<HouseholdId, u64> = HashMap::from([(tenant, seq)]);
+async fn ring_doorbell(pool: Pool, mut rings: mpsc::UnboundedReceiver<Vec<(HouseholdId, u64)>>) {
+    while let Some(batch) = rings.recv().await {
+        let mut heads: HashMap<HouseholdId, u64> = HashMap::new();
+        let add = |heads: &mut HashMap<HouseholdId, u64>, batch: Vec<(HouseholdId, u64)>| {
+            for (tenant, seq) in batch {
+                let head = heads.entry(tenant).or_insert(0);
+                *head = (*head).max(seq);
+            }
+        };
+        add(&mut heads, batch);
         while heads.len() < MAX_RING_BATCH {
             match rings.try_recv() {
-                Ok((tenant, seq)) => {
-                    let head = heads.entry(tenant).or_insert(0);
-                    *head = (*head).max(seq);
-                }
+                Ok(batch) => add(&mut heads, batch),
                 Err(_) => break,
             }
         }
