@@ -55,7 +55,8 @@ for s in SERVERS:
     cap[s] = dict(c=c, best=best, half=hs)
     print(f"| {s} | {f0(c['rate']) if c else 'none'} | {f0(c['acked_per_sec']) if c else '-'} | "
           f"{f0(c['deliveries_per_sec']) if c else '-'} | {c['event_p99_ms']:.1f} |" if c else f"| {s} | none | - | - | - |", end="")
-    print(f" {f0(best)} | {(f'{hs['p50_ms']:.2f} / {hs['p99_ms']:.2f}') if hs else '-'} | "
+    half = "%.2f / %.2f" % (hs["p50_ms"], hs["p99_ms"]) if hs else "-"
+    print(f" {f0(best)} | {half} | "
           f"{r['total_gaps']}/{r['total_duplicates']}/{r['lost_at_end']} |")
 print()
 for s in SERVERS:

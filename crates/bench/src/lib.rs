@@ -265,9 +265,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let a = r#"{"ack":{"id":"0191e4c0-0000-7000-8000-000000000001","status":"accepted","seq":5}}"#;
-        assert!(matches!(parse_incoming(a).unwrap(), Incoming::Ack(AckFrame { seq: 5, .. })));
-        let w = r#"{"welcome":{"room":"r","connection":"c","seq":0,"state":{"seq":0,"orders":[]}}}"#;
+        let a =
+            r#"{"ack":{"id":"0191e4c0-0000-7000-8000-000000000001","status":"accepted","seq":5}}"#;
+        assert!(matches!(
+            parse_incoming(a).unwrap(),
+            Incoming::Ack(AckFrame { seq: 5, .. })
+        ));
+        let w =
+            r#"{"welcome":{"room":"r","connection":"c","seq":0,"state":{"seq":0,"orders":[]}}}"#;
         assert!(matches!(
             parse_incoming(w).unwrap(),
             Incoming::Welcome(WelcomeFrame { seq: 0 })

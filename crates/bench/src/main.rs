@@ -99,6 +99,9 @@ impl Household {
 }
 
 type Ws = WebSocketStream<TcpStream>;
+/// A connection attempt: its index in the plan, whether it is a slow consumer, and
+/// the socket with its welcome seq.
+type Connected = (usize, bool, anyhow::Result<(Ws, u64)>);
 
 struct Conn {
     id: usize,
@@ -244,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let addr = args.addr.clone();
     let mode = args.mode;
-    let results: Vec<(usize, bool, anyhow::Result<(Ws, u64)>)> =
+    let results: Vec<Connected> =
         futures::stream::iter(plan.into_iter().enumerate().map(|(i, (hh, slow))| {
             let url = match mode {
                 Mode::Hearth => {
@@ -322,7 +325,9 @@ async fn main() -> anyhow::Result<()> {
     eprintln!(
         "[{}] connected {connections} sockets in {connect_secs:.1}s ({connect_errors} errors{})",
         args.label,
-        first_error.map(|e| format!(", first: {e}")).unwrap_or_default()
+        first_error
+            .map(|e| format!(", first: {e}"))
+            .unwrap_or_default()
     );
     // Receivers per household (members that read, other than the sender).
     let mut readers: HashMap<Uuid, u32> = HashMap::new();
@@ -464,7 +469,11 @@ async fn main() -> anyhow::Result<()> {
             r.duplicates,
             r.errors,
             r.closed,
-            if within_bound { "" } else { "  (outside the bound)" }
+            if within_bound {
+                ""
+            } else {
+                "  (outside the bound)"
+            }
         );
         if within_bound && args.stop_p99_ms.is_some() {
             report.capacity = Some(Capacity {
@@ -511,32 +520,34 @@ async fn main() -> anyhow::Result<()> {
         }
         conns.push(c);
     }
-    // Slow consumers: what the server did with them (read whatever is left, briefly).
-    for mut c in slow {
-        let end = Instant::now() + Duration::from_millis(500);
-        loop {
-            match timeout_at(end, c.ws.next()).await {
-                Ok(Some(Ok(Message::Text(_)))) => report.slow.events_read_at_end += 1,
-                Ok(Some(Ok(Message::Close(f)))) => {
-                    let code = f.map(|f| u16::from(f.code).to_string()).unwrap_or_default();
-                    *report.slow.closed.entry(code).or_default() += 1;
-                    break;
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(e))) => {
-                    *report.slow.closed.entry(format!("error: {e}")).or_default() += 1;
-                    break;
-                }
-                Ok(None) => {
-                    *report.slow.closed.entry("eof".into()).or_default() += 1;
-                    break;
-                }
-                Err(_) => {
-                    *report.slow.closed.entry("open".into()).or_default() += 1;
-                    break;
-                }
-            }
-        }
+    // Slow consumers: what the server did with them (read whatever is left, briefly,
+    // all at once).
+    let end = Instant::now() + Duration::from_millis(1500);
+    let handles: Vec<_> = slow
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let mut read = 0u64;
+                let how = loop {
+                    match timeout_at(end, c.ws.next()).await {
+                        Ok(Some(Ok(Message::Text(_)))) => read += 1,
+                        Ok(Some(Ok(Message::Close(f)))) => {
+                            break f.map(|f| u16::from(f.code).to_string()).unwrap_or_default();
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        Ok(Some(Err(e))) => break format!("error: {e}"),
+                        Ok(None) => break "eof".to_owned(),
+                        Err(_) => break "open".to_owned(),
+                    }
+                };
+                (read, how)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (read, how) = h.await?;
+        report.slow.events_read_at_end += read;
+        *report.slow.closed.entry(how).or_default() += 1;
     }
     report.server_rss_kib_end = args.server_pid.and_then(rss_kib);
     for mut c in conns {
@@ -612,7 +623,11 @@ async fn run_step(
         return (c, s);
     }
     let me = c.id;
-    let others = readers.get(&c.hh.id).copied().unwrap_or(1).saturating_sub(1);
+    let others = readers
+        .get(&c.hh.id)
+        .copied()
+        .unwrap_or(1)
+        .saturating_sub(1);
     let mut next = offsets.into_iter().map(|d| t0 + d).peekable();
     let (gaps_before, dups_before) = (c.seq.gaps, c.seq.duplicates);
     loop {

@@ -66,6 +66,8 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+// The handshake callback's `Result<Response, ErrorResponse>` is tungstenite's signature.
+#[allow(clippy::result_large_err)]
 async fn connection(stream: TcpStream, rooms: Arc<Rooms>) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let mut path = String::new();
