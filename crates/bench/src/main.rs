@@ -1,0 +1,719 @@
+//! `hearth-bench`: a load generator speaking the room protocol (docs/rooms.md) over
+//! many real WebSocket connections (TCP_NODELAY): households x members, an open-loop
+//! command schedule at fixed total rates (one step per rate, on the same sockets),
+//! HDR histograms of command-to-ack latency at the sender and command-to-event latency
+//! at the other members (matched by `metadata.commandId`), deliveries per second, and
+//! loss checked by seq on every connection. Writes one JSON document and prints a
+//! human summary. Modes: `hearth` (token + welcome), `bare` (the bare-broadcast
+//! baseline, `/room/<id>`), `partykit` (`/parties/main/<id>`, no auth, no welcome).
+//! Not a test; see bench/run.sh and BENCHMARKS.md.
+
+use anyhow::{Context as _, bail};
+use futures::{SinkExt as _, StreamExt as _};
+use hearth_bench::{Incoming, Latency, LatencySummary, Schedule, SeqCheck, command_frame, rss_kib};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    Hearth,
+    Bare,
+    Partykit,
+}
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "hearth-bench", about = "Room-protocol load generator")]
+struct Args {
+    /// Server address (host:port), loopback.
+    #[arg(long)]
+    addr: String,
+    #[arg(long, value_enum, default_value = "hearth")]
+    mode: Mode,
+    /// Token secret of the Hearth server (mode hearth).
+    #[arg(long, env = "HEARTH_TOKEN_SECRET", default_value = "")]
+    token_secret: String,
+    #[arg(long, default_value_t = 10)]
+    households: usize,
+    /// Members per household that send and receive.
+    #[arg(long, default_value_t = 4)]
+    members: usize,
+    /// Extra members per household that stop reading right after connecting.
+    #[arg(long, default_value_t = 0)]
+    slow_per_room: usize,
+    /// Total commands per second over all senders, one step per value (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    rates: Vec<f64>,
+    /// Seconds of each step's schedule.
+    #[arg(long, default_value_t = 5.0)]
+    step_secs: f64,
+    /// Seconds each step keeps reading after its last due time.
+    #[arg(long, default_value_t = 1.0)]
+    drain_secs: f64,
+    /// Stop rising after the first step whose p99 command-to-event passes this (ms).
+    #[arg(long)]
+    stop_p99_ms: Option<f64>,
+    /// Only connect (and keep answering pings) for this many seconds: no commands.
+    #[arg(long)]
+    idle_secs: Option<f64>,
+    /// Pid of the server, to read its RSS from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Concurrent connection attempts.
+    #[arg(long, default_value_t = 200)]
+    connect_concurrency: usize,
+    /// A name for this run (kept in the JSON).
+    #[arg(long, default_value = "run")]
+    label: String,
+    /// Where to write the JSON result.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+struct Pending {
+    scheduled: Instant,
+    /// Other members still to see the event, plus one for the ack.
+    remaining: u32,
+    sender: usize,
+}
+
+struct Household {
+    id: Uuid,
+    pending: Mutex<HashMap<Uuid, Pending>>,
+    head: AtomicU64,
+}
+
+impl Household {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type Ws = WebSocketStream<TcpStream>;
+/// A connection attempt: its index in the plan, whether it is a slow consumer, and
+/// the socket with its welcome seq.
+type Connected = (usize, bool, anyhow::Result<(Ws, u64)>);
+
+struct Conn {
+    id: usize,
+    hh: Arc<Household>,
+    ws: Ws,
+    seq: SeqCheck,
+    sender_index: Option<usize>,
+    closed: Option<String>,
+}
+
+#[derive(Default)]
+struct StepStats {
+    ack: Latency,
+    event: Latency,
+    sent: u64,
+    acks: u64,
+    deliveries: u64,
+    deliveries_in_window: u64,
+    rejected: u64,
+    errors: BTreeMap<String, u64>,
+    gaps: u64,
+    duplicates: u64,
+    closed: BTreeMap<String, u64>,
+}
+
+impl StepStats {
+    fn merge(&mut self, o: StepStats) {
+        self.ack.merge(&o.ack);
+        self.event.merge(&o.event);
+        self.sent += o.sent;
+        self.acks += o.acks;
+        self.deliveries += o.deliveries;
+        self.deliveries_in_window += o.deliveries_in_window;
+        self.rejected += o.rejected;
+        for (k, v) in o.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        self.gaps += o.gaps;
+        self.duplicates += o.duplicates;
+        for (k, v) in o.closed {
+            *self.closed.entry(k).or_default() += v;
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StepReport {
+    rate: f64,
+    senders: usize,
+    secs: f64,
+    sent: u64,
+    acks: u64,
+    acked_per_sec: f64,
+    deliveries: u64,
+    deliveries_per_sec: f64,
+    ack_latency: LatencySummary,
+    event_latency: LatencySummary,
+    rejected: u64,
+    errors: BTreeMap<String, u64>,
+    gaps: u64,
+    duplicates: u64,
+    closed: BTreeMap<String, u64>,
+    server_rss_kib: Option<u64>,
+    /// p99 command-to-event within the bound, every command acked, no error, no loss.
+    within_bound: bool,
+    load_avg: Option<String>,
+}
+
+#[derive(Serialize, Default)]
+struct SlowReport {
+    slow_connections: usize,
+    events_read_at_end: u64,
+    closed: BTreeMap<String, u64>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    label: String,
+    mode: Mode,
+    households: usize,
+    members: usize,
+    slow_per_room: usize,
+    connections: usize,
+    connect_errors: u64,
+    connect_secs: f64,
+    server_rss_kib_before: Option<u64>,
+    server_rss_kib_connected: Option<u64>,
+    server_rss_kib_end: Option<u64>,
+    rss_per_socket_kib: Option<f64>,
+    steps: Vec<StepReport>,
+    bound_p99_ms: Option<f64>,
+    /// The highest step rate within the bound (capacity at that bound).
+    capacity: Option<Capacity>,
+    /// After the last step: events each connection still lacked after the catch-up wait
+    /// (should be 0), plus total gaps and duplicates over all steps.
+    lost_at_end: u64,
+    total_gaps: u64,
+    total_duplicates: u64,
+    slow: SlowReport,
+}
+
+#[derive(Serialize, Clone, Copy)]
+struct Capacity {
+    rate: f64,
+    acked_per_sec: f64,
+    deliveries_per_sec: f64,
+    event_p99_ms: f64,
+}
+
+fn load_avg() -> Option<String> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = <Args as clap::Parser>::parse();
+    if args.mode == Mode::Hearth && args.token_secret.is_empty() {
+        bail!("--token-secret is required in mode hearth");
+    }
+    let tokens = hearth_axum::Tokens::new(&hearth_axum::TokenSecret::new(&args.token_secret));
+    let households: Vec<Arc<Household>> = (0..args.households)
+        .map(|_| {
+            Arc::new(Household {
+                id: Uuid::new_v4(),
+                pending: Mutex::new(HashMap::new()),
+                head: AtomicU64::new(0),
+            })
+        })
+        .collect();
+
+    // Connection plan: households interleaved so that sender k and k+1 are in
+    // different households.
+    let per_room = args.members + args.slow_per_room;
+    let mut plan = Vec::new();
+    for m in 0..per_room {
+        for hh in &households {
+            plan.push((hh.clone(), m >= args.members));
+        }
+    }
+    let rss_before = args.server_pid.and_then(rss_kib);
+    let started = Instant::now();
+    let addr = args.addr.clone();
+    let mode = args.mode;
+    let results: Vec<Connected> =
+        futures::stream::iter(plan.into_iter().enumerate().map(|(i, (hh, slow))| {
+            let url = match mode {
+                Mode::Hearth => {
+                    let token = tokens
+                        .issue(
+                            hearth_core::HouseholdId(hh.id),
+                            hearth_core::MemberId(Uuid::new_v4()),
+                            hearth_core::ports::Role::Member,
+                            chrono::Utc::now(),
+                            chrono::Duration::hours(2),
+                        )
+                        .map_err(|e| anyhow::anyhow!("{e}"));
+                    token.map(|t| {
+                        format!(
+                            "ws://{addr}/parties/household/{}?_pk={}&token={t}",
+                            hh.id,
+                            Uuid::new_v4()
+                        )
+                    })
+                }
+                Mode::Partykit => Ok(format!(
+                    "ws://{addr}/parties/main/{}?_pk={}",
+                    hh.id,
+                    Uuid::new_v4()
+                )),
+                Mode::Bare => Ok(format!("ws://{addr}/room/{}", hh.id)),
+            };
+            let addr = addr.clone();
+            async move {
+                let r = match url {
+                    Ok(url) => timeout(Duration::from_secs(60), connect(&addr, &url, mode))
+                        .await
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("connect timed out"))),
+                    Err(e) => Err(e),
+                };
+                (i, slow, r)
+            }
+        }))
+        .buffer_unordered(args.connect_concurrency.max(1))
+        .collect()
+        .await;
+    let connect_secs = started.elapsed().as_secs_f64();
+    let plan_hh: Vec<Arc<Household>> = (0..per_room)
+        .flat_map(|_| households.iter().cloned())
+        .collect();
+    let mut conns = Vec::new();
+    let mut slow = Vec::new();
+    let mut connect_errors = 0u64;
+    let mut first_error = None;
+    for (i, is_slow, r) in results {
+        match r {
+            Ok((ws, seq)) => {
+                let c = Conn {
+                    id: i,
+                    hh: plan_hh[i].clone(),
+                    ws,
+                    seq: SeqCheck::starting_at(seq),
+                    sender_index: None,
+                    closed: None,
+                };
+                if is_slow { slow.push(c) } else { conns.push(c) }
+            }
+            Err(e) => {
+                connect_errors += 1;
+                first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    conns.sort_by_key(|c| c.id);
+    for (k, c) in conns.iter_mut().enumerate() {
+        c.sender_index = Some(k);
+    }
+    let senders = conns.len();
+    let connections = conns.len() + slow.len();
+    eprintln!(
+        "[{}] connected {connections} sockets in {connect_secs:.1}s ({connect_errors} errors{})",
+        args.label,
+        first_error
+            .map(|e| format!(", first: {e}"))
+            .unwrap_or_default()
+    );
+    // Receivers per household (members that read, other than the sender).
+    let mut readers: HashMap<Uuid, u32> = HashMap::new();
+    for c in &conns {
+        *readers.entry(c.hh.id).or_default() += 1;
+    }
+    let readers = Arc::new(readers);
+
+    let mut report = Report {
+        label: args.label.clone(),
+        mode: args.mode,
+        households: args.households,
+        members: args.members,
+        slow_per_room: args.slow_per_room,
+        connections,
+        connect_errors,
+        connect_secs,
+        server_rss_kib_before: rss_before,
+        server_rss_kib_connected: None,
+        server_rss_kib_end: None,
+        rss_per_socket_kib: None,
+        steps: Vec::new(),
+        bound_p99_ms: args.stop_p99_ms,
+        capacity: None,
+        lost_at_end: 0,
+        total_gaps: 0,
+        total_duplicates: 0,
+        slow: SlowReport {
+            slow_connections: slow.len(),
+            ..SlowReport::default()
+        },
+    };
+
+    if let Some(idle) = args.idle_secs {
+        // Keep every socket read (pings answered) while the server settles.
+        let stop = Instant::now() + Duration::from_secs_f64(idle);
+        let all: Vec<Conn> = conns.into_iter().chain(slow).collect();
+        let mid = Instant::now() + Duration::from_secs_f64(idle / 2.0);
+        let handles: Vec<_> = all
+            .into_iter()
+            .map(|mut c| {
+                tokio::spawn(async move {
+                    while let Ok(Some(Ok(_))) = timeout_at(stop, c.ws.next()).await {}
+                    c
+                })
+            })
+            .collect();
+        sleep_until(mid).await;
+        report.server_rss_kib_connected = args.server_pid.and_then(rss_kib);
+        let mut all = Vec::new();
+        for h in handles {
+            all.push(h.await?);
+        }
+        report.server_rss_kib_end = args.server_pid.and_then(rss_kib);
+        if let (Some(b), Some(a)) = (rss_before, report.server_rss_kib_connected) {
+            report.rss_per_socket_kib = Some((a as f64 - b as f64) / connections.max(1) as f64);
+        }
+        for mut c in all {
+            let _ = timeout(Duration::from_millis(50), c.ws.close(None)).await;
+        }
+        return finish(&args, &report);
+    }
+    report.server_rss_kib_connected = args.server_pid.and_then(rss_kib);
+    if let (Some(b), Some(a)) = (rss_before, report.server_rss_kib_connected) {
+        report.rss_per_socket_kib = Some((a as f64 - b as f64) / connections.max(1) as f64);
+    }
+
+    let step = Duration::from_secs_f64(args.step_secs);
+    let drain = Duration::from_secs_f64(args.drain_secs);
+    for &rate in &args.rates {
+        let schedule = Schedule {
+            rate,
+            senders,
+            duration: step,
+        };
+        let t0 = Instant::now() + Duration::from_millis(200);
+        let window_end = t0 + step;
+        let deadline = window_end + drain;
+        let handles: Vec<_> = conns
+            .drain(..)
+            .map(|c| {
+                let offsets: Vec<Duration> = match (c.closed.is_none(), c.sender_index) {
+                    (true, Some(i)) => schedule.offsets(i).collect(),
+                    _ => Vec::new(),
+                };
+                let readers = readers.clone();
+                tokio::spawn(run_step(c, offsets, readers, t0, window_end, deadline))
+            })
+            .collect();
+        let mut stats = StepStats::default();
+        for h in handles {
+            let (c, s) = h.await?;
+            stats.merge(s);
+            conns.push(c);
+        }
+        let secs = args.step_secs;
+        let ev = stats.event.summary();
+        let within_bound = args.stop_p99_ms.is_none_or(|b| ev.p99_ms <= b)
+            && stats.acks >= stats.sent
+            && stats.errors.is_empty()
+            && stats.rejected == 0
+            && stats.gaps == 0
+            && stats.duplicates == 0
+            && stats.closed.is_empty();
+        let r = StepReport {
+            rate,
+            senders,
+            secs,
+            sent: stats.sent,
+            acks: stats.acks,
+            acked_per_sec: stats.acks as f64 / secs,
+            deliveries: stats.deliveries,
+            deliveries_per_sec: stats.deliveries_in_window as f64 / secs,
+            ack_latency: stats.ack.summary(),
+            event_latency: ev,
+            rejected: stats.rejected,
+            errors: stats.errors,
+            gaps: stats.gaps,
+            duplicates: stats.duplicates,
+            closed: stats.closed,
+            server_rss_kib: args.server_pid.and_then(rss_kib),
+            within_bound,
+            load_avg: load_avg(),
+        };
+        eprintln!(
+            "[{}] rate {:>8.0}/s: sent {} acked {} ({:.0}/s), deliveries {:.0}/s, ack p50 {:.2} p99 {:.2} ms, event p50 {:.2} p99 {:.2} max {:.1} ms, gaps {} dups {} errors {:?} closed {:?}{}",
+            args.label,
+            rate,
+            r.sent,
+            r.acks,
+            r.acked_per_sec,
+            r.deliveries_per_sec,
+            r.ack_latency.p50_ms,
+            r.ack_latency.p99_ms,
+            ev.p50_ms,
+            ev.p99_ms,
+            ev.max_ms,
+            r.gaps,
+            r.duplicates,
+            r.errors,
+            r.closed,
+            if within_bound {
+                ""
+            } else {
+                "  (outside the bound)"
+            }
+        );
+        if within_bound && args.stop_p99_ms.is_some() {
+            report.capacity = Some(Capacity {
+                rate,
+                acked_per_sec: r.acked_per_sec,
+                deliveries_per_sec: r.deliveries_per_sec,
+                event_p99_ms: ev.p99_ms,
+            });
+        }
+        report.steps.push(r);
+        if args.stop_p99_ms.is_some() && !within_bound {
+            break;
+        }
+    }
+
+    // Catch-up: every reading connection must reach its room's head (no loss).
+    let catch_up = Instant::now() + Duration::from_secs(15);
+    let handles: Vec<_> = conns
+        .drain(..)
+        .map(|mut c| {
+            tokio::spawn(async move {
+                while c.closed.is_none() && c.seq.last < c.hh.head.load(Ordering::Relaxed) {
+                    match timeout_at(catch_up, c.ws.next()).await {
+                        Ok(Some(Ok(Message::Text(t)))) => {
+                            if let Ok(Incoming::Event(e)) = hearth_bench::parse_incoming(t.as_str())
+                            {
+                                c.seq.observe(e.seq);
+                            }
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        _ => break,
+                    }
+                }
+                c
+            })
+        })
+        .collect();
+    for h in handles {
+        let c = h.await?;
+        report.total_gaps += c.seq.gaps;
+        report.total_duplicates += c.seq.duplicates;
+        if c.closed.is_none() {
+            report.lost_at_end += c.seq.missing_tail(c.hh.head.load(Ordering::Relaxed));
+        }
+        conns.push(c);
+    }
+    // Slow consumers: what the server did with them (read whatever is left, briefly,
+    // all at once).
+    let end = Instant::now() + Duration::from_millis(1500);
+    let handles: Vec<_> = slow
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let mut read = 0u64;
+                let how = loop {
+                    match timeout_at(end, c.ws.next()).await {
+                        Ok(Some(Ok(Message::Text(_)))) => read += 1,
+                        Ok(Some(Ok(Message::Close(f)))) => {
+                            break f.map(|f| u16::from(f.code).to_string()).unwrap_or_default();
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        Ok(Some(Err(e))) => break format!("error: {e}"),
+                        Ok(None) => break "eof".to_owned(),
+                        Err(_) => break "open".to_owned(),
+                    }
+                };
+                (read, how)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (read, how) = h.await?;
+        report.slow.events_read_at_end += read;
+        *report.slow.closed.entry(how).or_default() += 1;
+    }
+    report.server_rss_kib_end = args.server_pid.and_then(rss_kib);
+    for mut c in conns {
+        let _ = timeout(Duration::from_millis(20), c.ws.close(None)).await;
+    }
+    finish(&args, &report)
+}
+
+fn finish(args: &Args, report: &Report) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report)?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, &json).with_context(|| format!("writing {}", out.display()))?;
+    }
+    eprintln!(
+        "[{}] {} sockets, server RSS {:?} -> {:?} -> {:?} KiB ({:?} KiB per socket), lost at end {}, gaps {}, duplicates {}, capacity {:?}, slow {:?}",
+        report.label,
+        report.connections,
+        report.server_rss_kib_before,
+        report.server_rss_kib_connected,
+        report.server_rss_kib_end,
+        report.rss_per_socket_kib.map(|v| (v * 10.0).round() / 10.0),
+        report.lost_at_end,
+        report.total_gaps,
+        report.total_duplicates,
+        report.capacity.map(|c| (c.rate, c.deliveries_per_sec)),
+        (report.slow.slow_connections, &report.slow.closed),
+    );
+    Ok(())
+}
+
+async fn timeout_at<F: std::future::Future>(
+    at: Instant,
+    f: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::time::timeout_at(at, f).await
+}
+
+/// Opens one socket (TCP_NODELAY); in mode hearth waits for the welcome and returns
+/// its seq (0 otherwise).
+async fn connect(addr: &str, url: &str, mode: Mode) -> anyhow::Result<(Ws, u64)> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+        .await
+        .context("websocket handshake")?;
+    if mode != Mode::Hearth {
+        return Ok((ws, 0));
+    }
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => match hearth_bench::parse_incoming(t.as_str()) {
+                Ok(Incoming::Welcome(w)) => return Ok((ws, w.seq)),
+                _ => bail!("expected a welcome, got {}", t.as_str()),
+            },
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("closed before the welcome"),
+        }
+    }
+}
+
+async fn run_step(
+    mut c: Conn,
+    offsets: Vec<Duration>,
+    readers: Arc<HashMap<Uuid, u32>>,
+    t0: Instant,
+    window_end: Instant,
+    deadline: Instant,
+) -> (Conn, StepStats) {
+    let mut s = StepStats::default();
+    if c.closed.is_some() {
+        return (c, s);
+    }
+    let me = c.id;
+    let others = readers
+        .get(&c.hh.id)
+        .copied()
+        .unwrap_or(1)
+        .saturating_sub(1);
+    let mut next = offsets.into_iter().map(|d| t0 + d).peekable();
+    let (gaps_before, dups_before) = (c.seq.gaps, c.seq.duplicates);
+    loop {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let due = next.peek().copied();
+        tokio::select! {
+            biased;
+            _ = sleep_until(due.unwrap_or(deadline)), if due.is_some() => {
+                let scheduled = next.next().unwrap_or(deadline);
+                let id = Uuid::now_v7();
+                c.hh.pending().insert(id, Pending { scheduled, remaining: others + 1, sender: me });
+                s.sent += 1;
+                if let Err(e) = c.ws.send(Message::text(command_frame(id, Uuid::new_v4()))).await {
+                    let why = format!("send error: {e}");
+                    c.closed = Some(why.clone());
+                    *s.closed.entry(why).or_default() += 1;
+                    break;
+                }
+            },
+            msg = c.ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let now = Instant::now();
+                    match hearth_bench::parse_incoming(t.as_str()) {
+                        Ok(Incoming::Event(e)) => {
+                            c.seq.observe(e.seq);
+                            c.hh.head.fetch_max(e.seq, Ordering::Relaxed);
+                            s.deliveries += 1;
+                            if now <= window_end {
+                                s.deliveries_in_window += 1;
+                            }
+                            if let Some(cmd) = e.metadata.command_id {
+                                let mut p = c.hh.pending();
+                                if let Some(entry) = p.get_mut(&cmd)
+                                    && entry.sender != me
+                                {
+                                    s.event.record(now - entry.scheduled);
+                                    entry.remaining -= 1;
+                                    if entry.remaining == 0 {
+                                        p.remove(&cmd);
+                                    }
+                                }
+                            }
+                        }
+                        Ok(Incoming::Ack(a)) => {
+                            s.acks += 1;
+                            c.hh.head.fetch_max(a.seq, Ordering::Relaxed);
+                            let mut p = c.hh.pending();
+                            if let Some(entry) = p.get_mut(&a.id) {
+                                s.ack.record(now - entry.scheduled);
+                                entry.remaining -= 1;
+                                if entry.remaining == 0 {
+                                    p.remove(&a.id);
+                                }
+                            }
+                        }
+                        Ok(Incoming::Rejected(_)) => s.rejected += 1,
+                        Ok(Incoming::Error(e)) => *s.errors.entry(e.code).or_default() += 1,
+                        Ok(Incoming::Welcome(_)) => {}
+                        Err(_) => *s.errors.entry("unparsed frame".into()).or_default() += 1,
+                    }
+                }
+                Some(Ok(Message::Close(f))) => {
+                    let code = f.map(|f| u16::from(f.code).to_string()).unwrap_or_default();
+                    c.closed = Some(code.clone());
+                    *s.closed.entry(code).or_default() += 1;
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let why = format!("error: {e}");
+                    c.closed = Some(why.clone());
+                    *s.closed.entry(why).or_default() += 1;
+                    break;
+                }
+                None => {
+                    c.closed = Some("eof".into());
+                    *s.closed.entry("eof".into()).or_default() += 1;
+                    break;
+                }
+            },
+            _ = sleep_until(deadline) => break,
+        }
+    }
+    s.gaps = c.seq.gaps - gaps_before;
+    s.duplicates = c.seq.duplicates - dups_before;
+    (c, s)
+}
