@@ -7,6 +7,7 @@ use crate::{http, socket};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
+use axum::serve::ListenerExt as _;
 use hearth_core::OrderService;
 use hearth_core::ports::{Clock, Directory, EventFeed, EventStore, Inventory};
 use std::future::Future;
@@ -160,8 +161,14 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let app = router(self.state);
+        // Latency over batching: every frame is a message someone waits for.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let result = axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)

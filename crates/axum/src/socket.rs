@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+/// Read buffer capacity and write batching threshold of each socket.
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+
 /// `/parties/{party}/{room}`: the party must be `household` (or its alias `main`).
 pub(crate) async fn room(
     State(app): State<Arc<AppState>>,
@@ -146,7 +149,13 @@ fn upgrade(
         .and_then(|v| v.split(',').next())
         .map(str::trim)
         .and_then(|v| HeaderValue::from_str(v).ok());
-    let mut ws = ws.max_message_size(hard).max_frame_size(hard);
+    // Small buffers: tungstenite's defaults (128 KiB each way) dominate the memory of an
+    // idle socket; frames up to `hard` still fit, the buffers grow for them.
+    let mut ws = ws
+        .max_message_size(hard)
+        .max_frame_size(hard)
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES);
     if let Some(protocol) = offered {
         ws.set_selected_protocol(protocol);
     }
