@@ -5,6 +5,7 @@
 //! Adapters implement the [`ports`]; the composition root wires them into an
 //! [`service::OrderService`].
 
+mod cache;
 pub mod contracts;
 pub mod fulfilment;
 pub mod ids;

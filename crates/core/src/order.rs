@@ -165,6 +165,11 @@ impl Command {
         }
     }
 
+    /// Whether the command starts a new order (its stream is expected to be empty).
+    pub fn creates_order(&self) -> bool {
+        matches!(self, Command::PlaceOrder(_))
+    }
+
     /// Internal commands may only come from the fulfilment process or the system.
     pub fn is_internal(&self) -> bool {
         !matches!(

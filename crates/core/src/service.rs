@@ -1,6 +1,7 @@
 //! The application service (the seed's `OrderService`): load, decide, append with
 //! the expected version, retry on conflict, report the outcome.
 
+use crate::cache::StateCache;
 use crate::contracts::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, EventEnvelope, EventMetadata,
     ExternalEvent, NewEvent,
@@ -18,6 +19,9 @@ pub struct ServiceConfig {
     pub max_attempts: u32,
     /// A snapshot is written when a stream's version crosses a multiple of this.
     pub snapshot_every: u32,
+    /// Order states remembered between commands (about this many orders; 0 turns
+    /// the cache off): see `dispatch`.
+    pub cache_capacity: usize,
 }
 
 impl Default for ServiceConfig {
@@ -25,6 +29,7 @@ impl Default for ServiceConfig {
         Self {
             max_attempts: 16,
             snapshot_every: 50,
+            cache_capacity: 16_384,
         }
     }
 }
@@ -70,11 +75,13 @@ pub enum ServiceError {
     Contention { order: OrderId, attempts: u32 },
 }
 
+/// Clones share the store, the clock and the cache of order states.
 #[derive(Debug, Clone)]
 pub struct OrderService {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
+    cache: Arc<StateCache>,
 }
 
 impl OrderService {
@@ -90,6 +97,7 @@ impl OrderService {
         Self {
             store,
             clock,
+            cache: Arc::new(StateCache::new(config.cache_capacity)),
             config,
         }
     }
@@ -126,15 +134,35 @@ impl OrderService {
         for envelope in &loaded.events {
             state = order::evolve(state, &envelope.event);
         }
+        self.cache.put(tenant, order, state.clone());
         Ok(state)
     }
 
     /// Applies a command at most once.
+    ///
+    /// Decides against the order's cached state when there is one (or, for a
+    /// command that creates an order, against an empty stream), so the common case
+    /// costs the store one append and no read. A stale guess cannot do harm: the
+    /// append carries the version the decision was made at, a store that has moved
+    /// on refuses it as a version conflict, and the order is read again. A refusal
+    /// decided on a guess is checked again against the store's state before it is
+    /// recorded, so a rule is never broken by, or blamed on, a stale cache.
     pub async fn dispatch(&self, command: CommandEnvelope) -> Result<Dispatched, ServiceError> {
         let order_id = command.command.order_id();
         let tenant = command.tenant;
+        let mut guess_allowed = true;
         for _ in 0..self.config.max_attempts {
-            let state = self.load(tenant, order_id).await?;
+            let guess = if guess_allowed {
+                self.cache
+                    .get(tenant, order_id)
+                    .or_else(|| command.command.creates_order().then(order::initial))
+            } else {
+                None
+            };
+            let (state, guessed) = match guess {
+                Some(state) => (state, true),
+                None => (self.load(tenant, order_id).await?, false),
+            };
             let now = self.clock.now();
             let ctx = Context {
                 actor: command.metadata.actor.clone(),
@@ -146,6 +174,11 @@ impl OrderService {
                     expected_version: state.version,
                     events: self.new_events(&command, &state, events, now),
                 },
+                Err(_) if guessed => {
+                    // Refused on a guess: decide again on what the store holds.
+                    guess_allowed = false;
+                    continue;
+                }
                 Err(rule) => {
                     let append = Append {
                         decision: Decision::Rejected {
@@ -171,11 +204,18 @@ impl OrderService {
                         CommandOutcome::Accepted { seq, .. } => seq,
                         CommandOutcome::Rejected { .. } => 0,
                     };
-                    self.maybe_snapshot(tenant, order_id, state, &events).await;
+                    let from = state.version;
+                    let after = events.iter().fold(state, |s, e| order::evolve(s, &e.event));
+                    self.maybe_snapshot(tenant, order_id, from, &after).await;
+                    self.cache.put(tenant, order_id, after);
                     return Ok(Dispatched::Accepted { events, seq });
                 }
                 Ok(Appended::Duplicate(outcome)) => return Ok(Dispatched::Duplicate(outcome)),
-                Err(StoreError::VersionConflict { .. }) => continue,
+                Err(StoreError::VersionConflict { .. }) => {
+                    self.cache.forget(tenant, order_id);
+                    guess_allowed = false;
+                    continue;
+                }
                 Err(e) => return Err(ServiceError::Store(e)),
             }
         }
@@ -253,19 +293,14 @@ impl OrderService {
         &self,
         tenant: HouseholdId,
         order_id: OrderId,
-        before: OrderState,
-        events: &[EventEnvelope],
+        from: u32,
+        state: &OrderState,
     ) {
         let every = self.config.snapshot_every.max(1);
-        let from = before.version;
-        let Some(last) = events.last() else { return };
-        if last.version / every == from / every {
+        if state.version / every == from / every {
             return;
         }
-        let state = events
-            .iter()
-            .fold(before, |state, e| order::evolve(state, &e.event));
-        let Ok(json) = serde_json::to_value(&state) else {
+        let Ok(json) = serde_json::to_value(state) else {
             return;
         };
         let _ = self

@@ -7,7 +7,8 @@ use chrono::TimeDelta;
 use futures::future::join_all;
 use hearth_core::contracts::ExternalKind;
 use hearth_core::order::{
-    CancelOrder, Command, OrderLine, OrderRef, OrderStatus, PlaceOrder, RecordStockReserved,
+    CancelOrder, Command, OrderLine, OrderRef, OrderStatus, PlaceOrder, RecordPaymentCaptured,
+    RecordStockReserved,
 };
 use hearth_core::ports::{EventStore, Snapshot};
 use hearth_core::service::ServiceConfig;
@@ -509,7 +510,7 @@ async fn contention_beyond_the_bound_is_an_error_not_a_lost_update() {
         Arc::new(ManualClock::starting_now()),
         ServiceConfig {
             max_attempts: 3,
-            snapshot_every: 50,
+            ..ServiceConfig::default()
         },
     );
     let order = OrderId(Uuid::now_v7());
@@ -527,4 +528,214 @@ async fn contention_beyond_the_bound_is_an_error_not_a_lost_update() {
         ),
         "got {err}"
     );
+}
+
+/// An event store that counts the service's reads of an order.
+#[derive(Debug)]
+struct CountingLoads {
+    inner: MemoryEventStore,
+    loads: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingLoads {
+    fn loads(&self) -> usize {
+        self.loads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for CountingLoads {
+    async fn append(
+        &self,
+        a: hearth_core::ports::Append,
+    ) -> Result<hearth_core::ports::Appended, hearth_core::ports::StoreError> {
+        self.inner.append(a).await
+    }
+    async fn load(
+        &self,
+        t: HouseholdId,
+        a: OrderId,
+        s: u32,
+    ) -> Result<hearth_core::ports::Loaded, hearth_core::ports::StoreError> {
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.load(t, a, s).await
+    }
+    async fn read_feed(
+        &self,
+        t: HouseholdId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<hearth_core::EventEnvelope>, hearth_core::ports::StoreError> {
+        self.inner.read_feed(t, after, limit).await
+    }
+    async fn head(&self, t: HouseholdId) -> Result<u64, hearth_core::ports::StoreError> {
+        self.inner.head(t).await
+    }
+    async fn outcome(
+        &self,
+        t: HouseholdId,
+        c: CommandId,
+    ) -> Result<Option<CommandOutcome>, hearth_core::ports::StoreError> {
+        self.inner.outcome(t, c).await
+    }
+    async fn save_snapshot(&self, s: Snapshot) -> Result<(), hearth_core::ports::StoreError> {
+        self.inner.save_snapshot(s).await
+    }
+    async fn pending_jobs(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<hearth_core::ports::Job>, hearth_core::ports::StoreError> {
+        self.inner.pending_jobs(limit).await
+    }
+    async fn mark_job_started(
+        &self,
+        t: HouseholdId,
+        j: hearth_core::EventId,
+    ) -> Result<(), hearth_core::ports::StoreError> {
+        self.inner.mark_job_started(t, j).await
+    }
+}
+
+/// Two services on one store: two nodes, or a node and a worker, each with its own
+/// cache of order states.
+struct TwoNodes {
+    store: Arc<CountingLoads>,
+    a: OrderService,
+    b: OrderService,
+    household: HouseholdId,
+    member: MemberId,
+}
+
+fn two_nodes() -> TwoNodes {
+    let store = Arc::new(CountingLoads {
+        inner: MemoryEventStore::new(),
+        loads: Default::default(),
+    });
+    let clock = Arc::new(ManualClock::starting_now());
+    TwoNodes {
+        a: OrderService::new(store.clone(), clock.clone()),
+        b: OrderService::new(store.clone(), clock),
+        store,
+        household: HouseholdId(Uuid::now_v7()),
+        member: MemberId(Uuid::now_v7()),
+    }
+}
+
+impl TwoNodes {
+    fn by_member(&self, command: Command) -> CommandEnvelope {
+        CommandEnvelope::new(
+            CommandId(Uuid::now_v7()),
+            self.household,
+            Actor::Member { id: self.member },
+            command,
+        )
+    }
+    fn by_process(&self, command: Command) -> CommandEnvelope {
+        CommandEnvelope::new(
+            CommandId(Uuid::now_v7()),
+            self.household,
+            Actor::Process,
+            command,
+        )
+    }
+    async fn events_of(&self, order: OrderId) -> Vec<hearth_core::EventEnvelope> {
+        self.store
+            .inner
+            .read_feed(self.household, 0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.aggregate_id == order)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_known_order_is_not_read_back_before_its_next_command() {
+    let n = two_nodes();
+    let order = OrderId(Uuid::now_v7());
+    let placed = n.a.dispatch(n.by_member(place(order))).await.unwrap();
+    assert!(matches!(placed, Dispatched::Accepted { .. }), "{placed:?}");
+    let reserved =
+        n.a.dispatch(
+            n.by_process(Command::RecordStockReserved(RecordStockReserved {
+                order_id: order,
+                reservation_id: "r".into(),
+            })),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(reserved, Dispatched::Accepted { .. }),
+        "{reserved:?}"
+    );
+    assert_eq!(n.store.loads(), 0, "the order was read back from the store");
+    assert_eq!(n.events_of(order).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_stale_cached_state_never_gets_a_command_accepted_twice() {
+    let n = two_nodes();
+    let order = OrderId(Uuid::now_v7());
+    n.a.dispatch(n.by_member(place(order))).await.unwrap();
+    // Node b cancels; node a still believes the order is placed.
+    let cancel = || {
+        Command::CancelOrder(CancelOrder {
+            order_id: order,
+            reason: None,
+        })
+    };
+    let first = n.b.dispatch(n.by_member(cancel())).await.unwrap();
+    assert!(matches!(first, Dispatched::Accepted { .. }), "{first:?}");
+    // When: node a gets another cancel (a new command id).
+    let second = n.a.dispatch(n.by_member(cancel())).await.unwrap();
+    // Then: judged on the store's state, not the cached one.
+    assert!(
+        matches!(&second, Dispatched::Rejected(rule) if rule.code() == "cannot_cancel"),
+        "{second:?}"
+    );
+    let cancelled = n
+        .events_of(order)
+        .await
+        .iter()
+        .filter(|e| e.event.type_name() == "OrderCancelled")
+        .count();
+    assert_eq!(cancelled, 1);
+}
+
+#[tokio::test]
+async fn a_refusal_decided_on_a_stale_cache_is_checked_against_the_store() {
+    let n = two_nodes();
+    let order = OrderId(Uuid::now_v7());
+    n.a.dispatch(n.by_member(place(order))).await.unwrap();
+    // Node b (say, the fulfilment worker) takes the order to ready; node a's cache
+    // still says placed.
+    let r = OrderRef { order_id: order };
+    for command in [
+        Command::RecordStockReserved(RecordStockReserved {
+            order_id: order,
+            reservation_id: "r".into(),
+        }),
+        Command::RecordPaymentCaptured(RecordPaymentCaptured {
+            order_id: order,
+            payment_id: "p".into(),
+            amount_cents: 450,
+        }),
+        Command::ConfirmOrder(r.clone()),
+        Command::MarkReady(r.clone()),
+    ] {
+        let done = n.b.dispatch(n.by_process(command)).await.unwrap();
+        assert!(matches!(done, Dispatched::Accepted { .. }), "{done:?}");
+    }
+    // When: the member completes the order through node a.
+    let completed =
+        n.a.dispatch(n.by_member(Command::CompleteOrder(r)))
+            .await
+            .unwrap();
+    // Then: accepted (on a's stale state it would have been "not ready").
+    assert!(
+        matches!(completed, Dispatched::Accepted { .. }),
+        "{completed:?}"
+    );
+    assert_eq!(n.events_of(order).await.len(), 6);
 }

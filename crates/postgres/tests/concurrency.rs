@@ -28,6 +28,7 @@ fn service(store: Arc<dyn EventStore>) -> OrderService {
         ServiceConfig {
             max_attempts: 200,
             snapshot_every: 3,
+            ..ServiceConfig::default()
         },
     )
 }
