@@ -44,8 +44,10 @@ pub(crate) async fn execute(
     let id = command.id;
     let m = &app.metrics;
     match app.service.dispatch(envelope).await {
-        Ok(Dispatched::Accepted { seq, .. }) => {
+        Ok(Dispatched::Accepted { seq, events }) => {
             m.commands_accepted.fetch_add(1, Ordering::Relaxed);
+            // This node's rooms get the events without reading them back.
+            app.rooms.offer(room, events);
             ServerMessage::Ack(Ack {
                 id,
                 status: AckStatus::Accepted,

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub dead_sockets: AtomicU64,
     pub takeovers: AtomicU64,
     pub events_pushed: AtomicU64,
+    pub room_reads: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     /// Sum in microseconds.
@@ -101,6 +102,11 @@ impl Metrics {
                 "hearth_events_pushed_total",
                 "Events handed to connections' outgoing queues.",
                 get(&self.events_pushed),
+            ),
+            (
+                "hearth_room_reads_total",
+                "Reads of new events from the store by rooms (events this node committed are delivered without one).",
+                get(&self.room_reads),
             ),
         ] {
             let _ = writeln!(

@@ -2,25 +2,39 @@
 //!
 //! One task per node subscribes to the [`EventFeed`] and routes each doorbell to the
 //! room of its household, if that room has local connections. Each room is a task
-//! that owns the household's cursor and projection: on a doorbell it reads the new
-//! events from the store once, serializes each once, and hands the batch to every
-//! connection's bounded queue with `try_send`. A connection whose queue is full is
-//! kicked (it reconnects with `since`); the room never waits for a socket.
+//! that owns the household's cursor and projection: on a doorbell that is ahead of
+//! its cursor it reads the new events from the store once, serializes each once,
+//! and hands the batch to every connection's bounded queue with `try_send`. A
+//! connection whose queue is full is kicked (it reconnects with `since`); the room
+//! never waits for a socket.
+//!
+//! Events committed by this node's own commands do not need the round trip through
+//! the store: the command path [offers](Rooms::offer) them to the room, which
+//! delivers them at once if they continue its cursor, or holds them until the gap
+//! before them is filled (by another offer, or by a read after a doorbell). The
+//! store stays the truth: the projection refuses gaps, the doorbell still rings for
+//! every commit, and whatever an offer did not cover is read as before. The room
+//! then reads only for commits of other nodes and processes, or after a `Resync`
+//! and on its fallback poll.
 
 use crate::metrics::Metrics;
 use crate::wire::ServerMessage;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use hearth_core::ports::{EventFeed, EventStore, FeedSignal, StoreError};
-use hearth_core::{HouseholdId, HouseholdView};
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use hearth_core::{EventEnvelope, HouseholdId, HouseholdView};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 /// How many events a room or a catch-up reads per store call.
 pub(crate) const PAGE: usize = 500;
+
+/// Offered events a room holds while waiting for the gap before them to close; past
+/// this it drops them (the doorbell's read will bring them).
+const HELD: usize = 1024;
 
 /// One event, serialized once as `{"event": ...}` for every connection.
 #[derive(Debug)]
@@ -83,12 +97,32 @@ enum RoomMsg {
     Leave {
         handle: u64,
     },
+    /// Events this node just committed (one command's, in seq order).
+    Offer {
+        events: Vec<EventEnvelope>,
+    },
 }
 
 #[derive(Debug, Clone)]
 struct RoomHandle {
     mailbox: mpsc::UnboundedSender<RoomMsg>,
     wake: Arc<Notify>,
+    /// The highest seq a doorbell announced: the room reads only if it is ahead.
+    head: Arc<AtomicU64>,
+    /// The feed lost track (or restarted): read whatever the doorbells said.
+    resync: Arc<AtomicBool>,
+}
+
+impl RoomHandle {
+    fn ring(&self, seq: Option<u64>) {
+        match seq {
+            Some(seq) => {
+                self.head.fetch_max(seq, Ordering::AcqRel);
+            }
+            None => self.resync.store(true, Ordering::Release),
+        }
+        self.wake.notify_one();
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,13 +188,26 @@ impl Rooms {
         }
     }
 
+    /// Hands events this node committed to their room, if it has local connections,
+    /// so it need not read them back from the store.
+    pub fn offer(&self, tenant: HouseholdId, events: Vec<EventEnvelope>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(room) = self.lock().get(&tenant) {
+            let _ = room.mailbox.send(RoomMsg::Offer { events });
+        }
+    }
+
     fn start(self: &Arc<Self>, tenant: HouseholdId) -> RoomHandle {
         let (mailbox, inbox) = mpsc::unbounded_channel();
-        let wake = Arc::new(Notify::new());
         let handle = RoomHandle {
             mailbox,
-            wake: wake.clone(),
+            wake: Arc::new(Notify::new()),
+            head: Arc::new(AtomicU64::new(0)),
+            resync: Arc::new(AtomicBool::new(false)),
         };
+        let signals = handle.clone();
         self.metrics.rooms.fetch_add(1, Ordering::Relaxed);
         let rooms = self.clone();
         tokio::spawn(async move {
@@ -168,24 +215,27 @@ impl Rooms {
                 tenant,
                 view: HouseholdView::new(),
                 members: Vec::new(),
+                held: BTreeMap::new(),
                 rooms: rooms.clone(),
             };
-            room.run(inbox, wake).await;
+            room.run(inbox, signals).await;
             rooms.metrics.rooms.fetch_sub(1, Ordering::Relaxed);
         });
         handle
     }
 
-    /// Rings the room of `tenant`, if it has local connections.
-    fn ring(&self, tenant: HouseholdId) {
+    /// Rings the room of `tenant`, if it has local connections: its household has
+    /// events up to `seq` in the store.
+    fn ring(&self, tenant: HouseholdId, seq: u64) {
         if let Some(room) = self.lock().get(&tenant) {
-            room.wake.notify_one();
+            room.ring(Some(seq));
         }
     }
 
+    /// Every room reads what it missed.
     fn ring_all(&self) {
         for room in self.lock().values() {
-            room.wake.notify_one();
+            room.ring(None);
         }
     }
 
@@ -199,7 +249,7 @@ impl Rooms {
             loop {
                 while let Some(signal) = signals.next().await {
                     match signal {
-                        FeedSignal::Committed { tenant, .. } => rooms.ring(tenant),
+                        FeedSignal::Committed { tenant, seq } => rooms.ring(tenant, seq),
                         FeedSignal::Resync => rooms.ring_all(),
                     }
                 }
@@ -216,11 +266,13 @@ struct Room {
     tenant: HouseholdId,
     view: HouseholdView,
     members: Vec<Member>,
+    /// Offered events beyond the cursor, waiting for the gap before them to close.
+    held: BTreeMap<u64, EventEnvelope>,
     rooms: Arc<Rooms>,
 }
 
 impl Room {
-    async fn run(&mut self, mut inbox: mpsc::UnboundedReceiver<RoomMsg>, wake: Arc<Notify>) {
+    async fn run(&mut self, mut inbox: mpsc::UnboundedReceiver<RoomMsg>, signals: RoomHandle) {
         if let Err(e) = self.read(false).await {
             tracing::error!(tenant = %self.tenant, error = %e, "room cannot load its household");
             let mut rooms = self.rooms.lock();
@@ -228,7 +280,9 @@ impl Room {
             return;
         }
         // A slow fallback poll covers a dead doorbell.
-        let mut poll = tokio::time::interval(self.rooms.poll);
+        let poll_every = self.rooms.poll;
+        let mut poll =
+            tokio::time::interval_at(tokio::time::Instant::now() + poll_every, poll_every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -240,11 +294,53 @@ impl Room {
                             return;
                         }
                     }
+                    Some(RoomMsg::Offer { events }) => self.offer(events),
                     None => return,
                 },
-                () = wake.notified() => self.read_logged().await,
+                () = signals.wake.notified() => {
+                    let resync = signals.resync.swap(false, Ordering::AcqRel);
+                    if resync || signals.head.load(Ordering::Acquire) > self.view.seq {
+                        self.read_logged().await;
+                    }
+                }
                 _ = poll.tick() => self.read_logged().await,
             }
+        }
+    }
+
+    /// Delivers offered events that continue the cursor; holds those beyond a gap.
+    fn offer(&mut self, events: Vec<EventEnvelope>) {
+        for event in events {
+            if event.seq > self.view.seq {
+                self.held.insert(event.seq, event);
+            }
+        }
+        self.release_held();
+        if self.held.len() > HELD {
+            // A gap that long is for the store to fill.
+            self.held.clear();
+        }
+    }
+
+    /// Delivers the held events that now continue the cursor; forgets those behind it.
+    fn release_held(&mut self) {
+        let mut ready = Vec::new();
+        let mut next = self.view.seq + 1;
+        while let Some(entry) = self.held.first_entry() {
+            let seq = *entry.key();
+            if seq < next {
+                entry.remove();
+            } else if seq == next {
+                ready.push(entry.remove());
+                next += 1;
+            } else {
+                break;
+            }
+        }
+        if !ready.is_empty()
+            && let Err(e) = self.deliver(ready, true)
+        {
+            tracing::warn!(tenant = %self.tenant, error = %e, "offered events refused");
         }
     }
 
@@ -290,47 +386,56 @@ impl Room {
     /// to the members' queues.
     async fn read(&mut self, push: bool) -> Result<(), StoreError> {
         loop {
+            self.rooms
+                .metrics
+                .room_reads
+                .fetch_add(1, Ordering::Relaxed);
             let events = self
                 .rooms
                 .store
                 .read_feed(self.tenant, self.view.seq, PAGE)
                 .await?;
             let n = events.len();
-            if n == 0 {
-                return Ok(());
-            }
-            let mut batch = Vec::with_capacity(if push { n } else { 0 });
-            for event in events {
-                match self.view.apply(&event) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(gap) => {
-                        return Err(StoreError::Corrupt(format!(
-                            "household {}: {gap}",
-                            self.tenant
-                        )));
-                    }
-                }
-                if push {
-                    let latency = (chrono::Utc::now() - event.created_at)
-                        .to_std()
-                        .unwrap_or_default();
-                    self.rooms.metrics.observe_fanout(latency.as_secs_f64());
-                    let seq = event.seq;
-                    let text = ServerMessage::Event(Box::new(event)).to_json();
-                    batch.push(Pushed {
-                        seq,
-                        text: text.into(),
-                    });
-                }
-            }
-            if push && !batch.is_empty() {
-                self.push(batch.into());
-            }
+            self.deliver(events, push)?;
             if n < PAGE {
+                self.release_held();
                 return Ok(());
             }
         }
+    }
+
+    /// Folds events into the projection (skipping those it already has) and, if
+    /// `push`, hands them to the members' queues as one batch.
+    fn deliver(&mut self, events: Vec<EventEnvelope>, push: bool) -> Result<(), StoreError> {
+        let mut batch = Vec::with_capacity(if push { events.len() } else { 0 });
+        for event in events {
+            match self.view.apply(&event) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(gap) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "household {}: {gap}",
+                        self.tenant
+                    )));
+                }
+            }
+            if push {
+                let latency = (chrono::Utc::now() - event.created_at)
+                    .to_std()
+                    .unwrap_or_default();
+                self.rooms.metrics.observe_fanout(latency.as_secs_f64());
+                let seq = event.seq;
+                let text = ServerMessage::Event(Box::new(event)).to_json();
+                batch.push(Pushed {
+                    seq,
+                    text: text.into(),
+                });
+            }
+        }
+        if !batch.is_empty() {
+            self.push(batch.into());
+        }
+        Ok(())
     }
 
     fn push(&mut self, batch: Batch) {
@@ -349,5 +454,139 @@ impl Room {
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+    use super::*;
+    use hearth_core::order::{Command, OrderLine, PlaceOrder};
+    use hearth_core::{
+        Actor, CommandEnvelope, CommandId, Dispatched, MemberId, OrderId, OrderService,
+    };
+    use hearth_memory::{MemoryEventStore, SystemClock};
+    use uuid::Uuid;
+
+    fn place(tenant: HouseholdId) -> CommandEnvelope {
+        CommandEnvelope::new(
+            CommandId(Uuid::now_v7()),
+            tenant,
+            Actor::Member {
+                id: MemberId(Uuid::now_v7()),
+            },
+            Command::PlaceOrder(PlaceOrder {
+                order_id: OrderId(Uuid::now_v7()),
+                lines: vec![OrderLine {
+                    sku: "milk".into(),
+                    name: "Milk".into(),
+                    quantity: 1,
+                    unit_price_cents: 120,
+                }],
+                ready_at: None,
+                note: None,
+            }),
+        )
+    }
+
+    async fn next_seqs(queue: &mut mpsc::Receiver<Batch>) -> Vec<u64> {
+        let batch = tokio::time::timeout(Duration::from_secs(5), queue.recv())
+            .await
+            .expect("no batch within 5 s")
+            .unwrap();
+        batch.iter().map(|p| p.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn offered_events_are_delivered_in_seq_order_whatever_order_they_come_in() {
+        // Given a room with one member, no doorbell and a poll that never comes.
+        let store = Arc::new(MemoryEventStore::new());
+        let rooms = Rooms::new(
+            store.clone(),
+            Arc::new(Metrics::default()),
+            Duration::from_secs(3600),
+        );
+        let tenant = HouseholdId(Uuid::now_v7());
+        let (queue_tx, mut queue) = mpsc::channel(16);
+        let (kick, _kicked) = watch::channel(None);
+        let member = Member {
+            handle: 1,
+            pk: None,
+            queue: queue_tx,
+            kick,
+        };
+        let joined = rooms.join(tenant, member).await.unwrap();
+        assert_eq!(joined.seq, 0);
+        // And three commands committed by this node.
+        let service = OrderService::new(store.clone(), Arc::new(SystemClock));
+        let mut committed = Vec::new();
+        for _ in 0..3 {
+            match service.dispatch(place(tenant)).await.unwrap() {
+                Dispatched::Accepted { events, .. } => committed.push(events),
+                other => panic!("{other:?}"),
+            }
+        }
+        // When their events are offered last first.
+        for events in committed.into_iter().rev() {
+            rooms.offer(tenant, events);
+        }
+        // Then the member gets 1, then 2 and 3, and nothing was read from the store.
+        let mut seen = next_seqs(&mut queue).await;
+        while seen.len() < 3 {
+            seen.extend(next_seqs(&mut queue).await);
+        }
+        assert_eq!(seen, vec![1, 2, 3]);
+        assert_eq!(
+            rooms.metrics.room_reads.load(Ordering::Relaxed),
+            1,
+            "only the join read"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_doorbell_at_or_behind_the_cursor_reads_nothing() {
+        let store = Arc::new(MemoryEventStore::new());
+        let rooms = Rooms::new(
+            store.clone(),
+            Arc::new(Metrics::default()),
+            Duration::from_secs(3600),
+        );
+        let tenant = HouseholdId(Uuid::now_v7());
+        let (queue_tx, mut queue) = mpsc::channel(16);
+        let (kick, _kicked) = watch::channel(None);
+        rooms
+            .join(
+                tenant,
+                Member {
+                    handle: 1,
+                    pk: None,
+                    queue: queue_tx,
+                    kick,
+                },
+            )
+            .await
+            .unwrap();
+        let service = OrderService::new(store.clone(), Arc::new(SystemClock));
+        let Dispatched::Accepted { events, seq } = service.dispatch(place(tenant)).await.unwrap()
+        else {
+            panic!("not accepted")
+        };
+        rooms.offer(tenant, events);
+        assert_eq!(next_seqs(&mut queue).await, vec![1]);
+        // The doorbell of the same commit arrives after the offer: nothing to read.
+        rooms.ring(tenant, seq);
+        // A doorbell ahead of the cursor (a commit of another node) is read.
+        let Dispatched::Accepted { seq, .. } = service.dispatch(place(tenant)).await.unwrap()
+        else {
+            panic!("not accepted")
+        };
+        rooms.ring(tenant, seq);
+        assert_eq!(next_seqs(&mut queue).await, vec![2]);
+        assert_eq!(
+            rooms.metrics.room_reads.load(Ordering::Relaxed),
+            2,
+            "join and seq 2"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use futures::{SinkExt, StreamExt};
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
-use hearth_core::ports::{EventStore, Role};
+use hearth_core::ports::{EventFeed, EventStore, FeedStream, Role};
 use hearth_core::{HouseholdId, MemberId};
 use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
 use serde_json::{Value, json};
@@ -33,6 +33,14 @@ async fn spawn_app() -> TestApp {
 }
 
 async fn spawn_app_with(tune: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_feed(tune, None).await
+}
+
+/// `feed`: instead of the memory store's own feed.
+async fn spawn_app_with_feed(
+    tune: impl FnOnce(&mut Settings),
+    feed: Option<Arc<dyn EventFeed>>,
+) -> TestApp {
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         token_secret: TokenSecret::new("test-secret"),
@@ -41,7 +49,7 @@ async fn spawn_app_with(tune: impl FnOnce(&mut Settings)) -> TestApp {
     tune(&mut settings);
     let store = Arc::new(MemoryEventStore::new());
     let ports = Ports {
-        feed: Arc::new(store.feed()),
+        feed: feed.unwrap_or_else(|| Arc::new(store.feed())),
         store: store.clone(),
         directory: Arc::new(MemoryDirectory::new()),
         clock: Arc::new(SystemClock),
@@ -263,6 +271,54 @@ async fn welcome_command_ack_and_broadcast_to_a_second_member() {
     let (_ws, welcome) = app.connect(hh.id, &bob, "").await;
     assert_eq!(welcome["welcome"]["seq"], 1);
     assert_eq!(welcome["welcome"]["state"]["orders"][0]["status"], "placed");
+}
+
+/// A doorbell that never rings (a feed that is alive but silent).
+#[derive(Debug)]
+struct SilentFeed;
+
+impl EventFeed for SilentFeed {
+    fn subscribe(&self) -> FeedStream {
+        Box::pin(futures::stream::pending())
+    }
+}
+
+#[tokio::test]
+async fn events_committed_by_this_node_reach_its_members_without_a_store_read() {
+    // Given a node whose doorbell never rings and whose fallback poll is an hour
+    // away: only the command path's own hand-off can deliver an event in time.
+    let app = spawn_app_with_feed(
+        |s| s.feed_poll = Duration::from_secs(3600),
+        Some(Arc::new(SilentFeed)),
+    )
+    .await;
+    let hh = app.household().await;
+    let bob = app.member(&hh).await;
+    let (mut ann_ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    let (mut bob_ws, _) = app.connect(hh.id, &bob, "").await;
+    let reads_before = app.metric("hearth_room_reads_total").await;
+    // When Ann places three orders.
+    for _ in 0..3 {
+        send(&mut ann_ws, json!({"command": place_order(Uuid::now_v7())})).await;
+    }
+    // Then Bob sees the three events in order, and the room read nothing for them.
+    for expected in 1..=3 {
+        let event = recv(&mut bob_ws).await;
+        assert_eq!(seq_of(&event), expected, "{event}");
+    }
+    assert_eq!(app.metric("hearth_room_reads_total").await, reads_before);
+    // Ann gets her acks and the same events.
+    let mut events = Vec::new();
+    let mut acks = 0;
+    while acks < 3 || events.len() < 3 {
+        let msg = recv(&mut ann_ws).await;
+        if msg.get("ack").is_some() {
+            acks += 1;
+        } else {
+            events.push(seq_of(&msg));
+        }
+    }
+    assert_eq!(events, vec![1, 2, 3]);
 }
 
 #[tokio::test]
