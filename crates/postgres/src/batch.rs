@@ -83,6 +83,11 @@ pub struct Batching {
     /// savepoints each append is a subtransaction, and PostgreSQL caches 64 per
     /// backend before every snapshot gets slower).
     pub max_batch: usize,
+    /// The doorbell rings at most once per this interval, for every household that
+    /// moved meanwhile (one NOTIFY transaction, not one per batch). Only other nodes
+    /// wait for it: this node's rooms get its commits directly. Zero: ring after
+    /// every batch.
+    pub doorbell_pace: std::time::Duration,
 }
 
 impl Default for Batching {
@@ -91,6 +96,7 @@ impl Default for Batching {
         Self {
             batchers: 2,
             max_batch: 32,
+            doorbell_pace: std::time::Duration::from_millis(2),
         }
     }
 }

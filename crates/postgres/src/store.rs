@@ -17,6 +17,7 @@ use hearth_core::{
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Row;
 
@@ -154,7 +155,7 @@ impl PgEventStore {
     /// `batching.max_batch` appends, in one transaction on one connection of `app`.
     pub fn with_batching(app: Pool, relay: Option<Pool>, batching: Batching) -> Self {
         let (doorbell, rings) = mpsc::unbounded_channel();
-        tokio::spawn(ring_doorbell(app.clone(), rings));
+        tokio::spawn(ring_doorbell(app.clone(), rings, batching.doorbell_pace));
         let counters = Arc::new(Counters::default());
         let batches = batch::start(&app, batching, &doorbell, &counters);
         Self {
@@ -594,12 +595,24 @@ impl EventStore for PgEventStore {
 /// through its WAL flush, which serialises every notifying commit. So appends never
 /// notify: each committed batch hands its `(household, seq)` pairs to this task
 /// after COMMIT, and it sends one autocommit statement per ring with one
-/// notification per household that moved (its highest seq). While a ring is in flight the next batch accumulates, so under
-/// load there is about one notifying commit per ring round trip, whatever the
-/// append rate. A ring lost (crash, error) only delays delivery until the feed's
-/// fallback poll.
-async fn ring_doorbell(pool: Pool, mut rings: mpsc::UnboundedReceiver<Vec<(HouseholdId, u64)>>) {
+/// notification per household that moved (its highest seq). Rings are paced (at
+/// most one per `pace`) and whatever arrives meanwhile rings together, so under
+/// load there is one notifying commit per interval, whatever the append rate; the
+/// cost is up to `pace` of extra latency for other nodes' rooms (this node's rooms
+/// are handed its commits directly). A ring lost (crash, error) only delays
+/// delivery until the feed's fallback poll.
+async fn ring_doorbell(
+    pool: Pool,
+    mut rings: mpsc::UnboundedReceiver<Vec<(HouseholdId, u64)>>,
+    pace: Duration,
+) {
+    let mut last_ring: Option<tokio::time::Instant> = None;
     while let Some(batch) = rings.recv().await {
+        // Paced: the heads that arrive until the interval is up ring together.
+        if let Some(last) = last_ring {
+            tokio::time::sleep_until(last + pace).await;
+        }
+        last_ring = Some(tokio::time::Instant::now());
         let mut heads: HashMap<HouseholdId, u64> = HashMap::new();
         let add = |heads: &mut HashMap<HouseholdId, u64>, batch: Vec<(HouseholdId, u64)>| {
             for (tenant, seq) in batch {

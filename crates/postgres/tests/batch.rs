@@ -21,6 +21,7 @@ async fn refused_appends_leave_nothing_and_do_not_fail_their_batch() {
         Batching {
             batchers: 1,
             max_batch: 64,
+            ..Batching::default()
         },
     );
     let (a, b) = (household(), household());
