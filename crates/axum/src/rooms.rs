@@ -286,18 +286,19 @@ impl Room {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                msg = inbox.recv() => match msg {
-                    Some(RoomMsg::Join { member, reply }) => self.join(member, reply),
-                    Some(RoomMsg::Leave { handle }) => {
-                        self.members.retain(|m| m.handle != handle);
-                        if self.members.is_empty() && self.retire(&inbox) {
+                msg = inbox.recv() => {
+                    if !self.handle(msg, &inbox) {
+                        return;
+                    }
+                }
+                () = signals.wake.notified() => {
+                    // Offers already queued come first: a doorbell often announces a
+                    // commit whose events are waiting in the mailbox.
+                    while let Ok(msg) = inbox.try_recv() {
+                        if !self.handle(Some(msg), &inbox) {
                             return;
                         }
                     }
-                    Some(RoomMsg::Offer { events }) => self.offer(events),
-                    None => return,
-                },
-                () = signals.wake.notified() => {
                     let resync = signals.resync.swap(false, Ordering::AcqRel);
                     if resync || signals.head.load(Ordering::Acquire) > self.view.seq {
                         self.read_logged().await;
@@ -306,6 +307,22 @@ impl Room {
                 _ = poll.tick() => self.read_logged().await,
             }
         }
+    }
+
+    /// Handles one mailbox message; false when the room is done.
+    fn handle(&mut self, msg: Option<RoomMsg>, inbox: &mpsc::UnboundedReceiver<RoomMsg>) -> bool {
+        match msg {
+            Some(RoomMsg::Join { member, reply }) => self.join(member, reply),
+            Some(RoomMsg::Leave { handle }) => {
+                self.members.retain(|m| m.handle != handle);
+                if self.members.is_empty() && self.retire(inbox) {
+                    return false;
+                }
+            }
+            Some(RoomMsg::Offer { events }) => self.offer(events),
+            None => return false,
+        }
+        true
     }
 
     /// Delivers offered events that continue the cursor; holds those beyond a gap.
