@@ -53,7 +53,11 @@ async fn main() {
             while Instant::now() < deadline {
                 let tenant = households[i % households.len()];
                 i += tasks as usize;
-                match store.append(append(tenant, order_id(), 0, 1)).await.unwrap() {
+                match store
+                    .append(append(tenant, order_id(), 0, 1))
+                    .await
+                    .unwrap()
+                {
                     Appended::Committed { events, .. } => assert_eq!(events.len(), 1),
                     other => panic!("not committed: {other:?}"),
                 }

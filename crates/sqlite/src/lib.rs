@@ -21,6 +21,8 @@
 mod db;
 mod directory;
 mod store;
+mod writer;
 
 pub use directory::SqliteDirectory;
 pub use store::{SqliteEventFeed, SqliteEventStore};
+pub use writer::BatchStats;

@@ -2,6 +2,7 @@
 
 use crate::db::{Db, Fail, from_micros, micros, now_micros};
 use crate::directory::SqliteDirectory;
+use crate::writer::BatchStats;
 use async_trait::async_trait;
 use hearth_core::ports::{
     Append, Appended, Decision, EventFeed, EventStore, FeedSignal, FeedStream, Job, JobKind,
@@ -10,26 +11,24 @@ use hearth_core::ports::{
 use hearth_core::{
     CommandEnvelope, CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, OrderId,
 };
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// Signals buffered per feed subscriber before it lags (and gets `Resync`).
-const DOORBELL_CAPACITY: usize = 1024;
-
 /// The event log of every household, in one SQLite file.
 ///
-/// Appends go through the single writer connection in `BEGIN IMMEDIATE`
-/// transactions, one at a time: per-household `seq` is gap-free and commit-ordered.
+/// Appends go to the file's writer thread, which group-commits the appends queued
+/// together in one `BEGIN IMMEDIATE` transaction, a savepoint per append, one
+/// fsync per batch (see `writer.rs`): per-household `seq` is gap-free and
+/// commit-ordered, and an append is answered only after its batch committed.
 /// Every statement names the household (`tenant_id`): SQLite has no row-level
 /// security, so isolation is this adapter's job (docs/sqlite.md).
 #[derive(Debug)]
 pub struct SqliteEventStore {
     db: Arc<Db>,
-    doorbell: broadcast::Sender<FeedSignal>,
 }
 
 impl SqliteEventStore {
@@ -37,8 +36,7 @@ impl SqliteEventStore {
     /// returns it with the feed of its commits. Blocks briefly: call it at start-up.
     pub fn open(path: impl AsRef<Path>) -> Result<(Arc<Self>, SqliteEventFeed), StoreError> {
         let db = Db::open(path.as_ref())?;
-        let (doorbell, _) = broadcast::channel(DOORBELL_CAPACITY);
-        let store = Arc::new(Self { db, doorbell });
+        let store = Arc::new(Self { db });
         let feed = store.feed();
         Ok((store, feed))
     }
@@ -46,8 +44,15 @@ impl SqliteEventStore {
     /// The feed of this store's commits (another handle on the same doorbell).
     pub fn feed(&self) -> SqliteEventFeed {
         SqliteEventFeed {
-            doorbell: self.doorbell.clone(),
+            doorbell: self.db.doorbell().clone(),
         }
+    }
+
+    /// How appends were grouped into transactions so far (for benchmarks, tests
+    /// and diagnostics). Shared with the directory from [`Self::directory`], which
+    /// uses the same writer but appends nothing.
+    pub fn batch_stats(&self) -> BatchStats {
+        self.db.batch_stats()
     }
 
     /// The directory kept in the same file, sharing this store's connections.
@@ -63,22 +68,10 @@ impl SqliteEventStore {
 
 #[async_trait]
 impl EventStore for SqliteEventStore {
+    /// Group-committed by the writer thread; the doorbell is rung there, after
+    /// the batch's commit.
     async fn append(&self, append: Append) -> Result<Appended, StoreError> {
-        let tenant = append.command.tenant;
-        let appended = self
-            .db
-            .write(move |conn| append_in_transaction(conn, append))
-            .await?;
-        if let Appended::Committed { events, .. } = &appended
-            && let Some(last) = events.last()
-        {
-            // Rung after the commit; no receiver is not an error.
-            let _ = self.doorbell.send(FeedSignal::Committed {
-                tenant,
-                seq: last.seq,
-            });
-        }
-        Ok(appended)
+        self.db.append(append).await
     }
 
     async fn load(
@@ -270,22 +263,22 @@ impl EventStore for SqliteEventStore {
     }
 }
 
-/// One append, in one `BEGIN IMMEDIATE` transaction on the writer connection.
-fn append_in_transaction(conn: &mut Connection, append: Append) -> Result<Appended, Fail> {
+/// One append, on the writer connection inside its batch transaction, in the
+/// append's own savepoint (writer.rs). Commits nothing: on `Err` the writer rolls
+/// back to the savepoint, so an early return leaves nothing of the append.
+pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fail> {
     let Append { command, decision } = append;
     let tenant = command.tenant;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if let Some(outcome) = stored_outcome(&tx, tenant, command.id)? {
-        // A repeat: nothing is written (the transaction rolls back on drop).
+    if let Some(outcome) = stored_outcome(tx, tenant, command.id)? {
+        // A repeat (perhaps of an append earlier in this batch): nothing is written.
         return Ok(Appended::Duplicate(outcome));
     }
-    ensure_household(&tx, tenant)?;
-    let head = last_seq(&tx, tenant)?.unwrap_or(0);
+    ensure_household(tx, tenant)?;
+    let head = last_seq(tx, tenant)?.unwrap_or(0);
     let (aggregate_id, expected_version, new_events) = match decision {
         Decision::Rejected { code, message } => {
             let outcome = CommandOutcome::Rejected { code, message };
-            insert_command(&tx, &command, "rejected", &outcome)?;
-            tx.commit()?;
+            insert_command(tx, &command, "rejected", &outcome)?;
             return Ok(Appended::Committed {
                 events: Vec::new(),
                 outcome,
@@ -298,7 +291,7 @@ fn append_in_transaction(conn: &mut Connection, append: Append) -> Result<Append
         } => (aggregate_id, expected_version, events),
     };
     if !new_events.is_empty() {
-        let current = stream_version(&tx, tenant, aggregate_id)?;
+        let current = stream_version(tx, tenant, aggregate_id)?;
         if current != expected_version {
             return Err(StoreError::VersionConflict {
                 aggregate_id,
@@ -323,15 +316,15 @@ fn append_in_transaction(conn: &mut Connection, append: Append) -> Result<Append
         seq: new_head,
         events: count,
     };
-    insert_command(&tx, &command, "accepted", &outcome)?;
+    insert_command(tx, &command, "accepted", &outcome)?;
     let mut committed = Vec::with_capacity(new_events.len());
     for (i, event) in new_events.into_iter().enumerate() {
         let mut envelope = EventEnvelope::committed(tenant, head + 1 + i as u64, event);
         // The store keeps microseconds: answer with what a read will return.
         envelope.created_at = from_micros(micros(envelope.created_at))?;
-        insert_event(&tx, &envelope, command.id, expected_version)?;
+        insert_event(tx, &envelope, command.id, expected_version)?;
         if let Some(job) = Job::for_event(&envelope) {
-            insert_job(&tx, &job)?;
+            insert_job(tx, &job)?;
         }
         committed.push(envelope);
     }
@@ -341,14 +334,13 @@ fn append_in_transaction(conn: &mut Connection, append: Append) -> Result<Append
             params![tenant.0, new_head],
         )?;
     }
-    tx.commit()?;
     Ok(Appended::Committed {
         events: committed,
         outcome,
     })
 }
 
-fn ensure_household(tx: &Transaction<'_>, tenant: HouseholdId) -> Result<(), Fail> {
+fn ensure_household(tx: &Connection, tenant: HouseholdId) -> Result<(), Fail> {
     tx.execute(
         "INSERT INTO households (tenant_id) VALUES (?1) ON CONFLICT (tenant_id) DO NOTHING",
         params![tenant.0],
@@ -395,7 +387,7 @@ fn stored_outcome(
 }
 
 fn insert_command(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     command: &CommandEnvelope,
     status: &str,
     outcome: &CommandOutcome,
@@ -424,7 +416,7 @@ fn insert_command(
 /// `command` is the id of the append that wrote the event (normally equal to
 /// `e.metadata.command_id`; the column records the writer, whatever the metadata).
 fn insert_event(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     e: &EventEnvelope,
     command: CommandId,
     expected: u32,
@@ -478,7 +470,7 @@ fn insert_event(
     }
 }
 
-fn insert_job(tx: &Transaction<'_>, job: &Job) -> Result<(), Fail> {
+fn insert_job(tx: &Connection, job: &Job) -> Result<(), Fail> {
     tx.execute(
         "INSERT INTO jobs (tenant_id, job_id, order_id, kind, command_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
