@@ -152,7 +152,10 @@ impl Db {
     /// queued around it; the answer comes after the batch's COMMIT returned.
     pub(crate) async fn append(&self, append: Append) -> Result<Appended, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Append { append, reply })?;
+        self.submit(Job::Append {
+            append: Box::new(append),
+            reply,
+        })?;
         answer.await.map_err(|_| writer_gone())?
     }
 

@@ -63,7 +63,7 @@ pub(crate) type Reply = oneshot::Sender<Result<Appended, StoreError>>;
 /// One job for the writer thread.
 pub(crate) enum Job {
     /// Group-committed with the appends queued behind it.
-    Append { append: Append, reply: Reply },
+    Append { append: Box<Append>, reply: Reply },
     /// Run alone, between batches.
     Write(WriteFn),
 }
@@ -126,10 +126,10 @@ fn run(
         match job {
             Job::Write(write) => run_write(&mut conn, write),
             Job::Append { append, reply } => {
-                batch.push((append, reply));
+                batch.push((*append, reply));
                 while batch.len() < MAX_BATCH {
                     match jobs.try_recv() {
-                        Ok(Job::Append { append, reply }) => batch.push((append, reply)),
+                        Ok(Job::Append { append, reply }) => batch.push((*append, reply)),
                         Ok(write) => {
                             // Runs after this batch has committed.
                             next = Some(write);

@@ -210,7 +210,11 @@ async fn a_refused_append_does_not_fail_or_undo_the_rest_of_its_batch() {
     let answers = all.await;
 
     let stats = store.batch_stats();
-    assert_eq!(stats.batches, stats_before.batches + 2, "one batch after the blocker");
+    assert_eq!(
+        stats.batches,
+        stats_before.batches + 2,
+        "one batch after the blocker"
+    );
     assert_eq!(stats.appends, stats_before.appends + 7);
 
     assert_eq!(events_of(&answers[0]).len(), 1);
@@ -230,17 +234,27 @@ async fn a_refused_append_does_not_fail_or_undo_the_rest_of_its_batch() {
     );
     assert_eq!(events_of(&answers[4]).len(), 2);
     // The same command id again in the same batch: the first one's outcome.
-    assert_eq!(
-        answers[5],
-        Ok(Appended::Duplicate(outcome_of(&answers[0])))
-    );
+    assert_eq!(answers[5], Ok(Appended::Duplicate(outcome_of(&answers[0]))));
 
     // Nothing of the refused appends, everything of the others, seq gap-free.
     let Decision::Events { aggregate_id, .. } = half_written.decision else {
         unreachable!()
     };
-    assert!(store.load(tenant, aggregate_id, 1).await.unwrap().events.is_empty());
-    assert_eq!(store.outcome(tenant, half_written.command.id).await.unwrap(), None);
+    assert!(
+        store
+            .load(tenant, aggregate_id, 1)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .outcome(tenant, half_written.command.id)
+            .await
+            .unwrap(),
+        None
+    );
     let jobs: HashSet<_> = store
         .pending_jobs(10_000)
         .await
@@ -249,7 +263,10 @@ async fn a_refused_append_does_not_fail_or_undo_the_rest_of_its_batch() {
         .map(|j| j.id)
         .collect();
     for answer in [&answers[0], &answers[4]] {
-        let needing: Vec<_> = events_of(answer).iter().filter(|e| e.requires_job).collect();
+        let needing: Vec<_> = events_of(answer)
+            .iter()
+            .filter(|e| e.requires_job)
+            .collect();
         assert!(needing.iter().all(|e| jobs.contains(&e.id)));
     }
     // Placing an order needs a job: the earlier append, the blocker, ok one, ok two.
