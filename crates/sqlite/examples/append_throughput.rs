@@ -8,7 +8,8 @@
 //! Opens a fresh file in a new temporary directory under `--dir`, then runs `--tasks`
 //! concurrent tasks for `--seconds`; each appends one-event commands (a new order at
 //! version 0) to households picked round-robin from `--households`, one append at a
-//! time, waiting for each answer. Prints the appends answered per second.
+//! time, waiting for each answer. Prints the appends answered per second and how
+//! they were grouped into transactions.
 
 #![allow(clippy::unwrap_used)] // a throwaway measuring program
 
@@ -75,5 +76,11 @@ async fn main() {
         "{total} appends in {elapsed:.2} s by {tasks} tasks to {} households: {:.0} appends/s",
         households.len(),
         total as f64 / elapsed
+    );
+    let stats = store.batch_stats();
+    println!(
+        "{} batches, {:.1} appends per batch",
+        stats.batches,
+        stats.appends as f64 / stats.batches.max(1) as f64
     );
 }
