@@ -329,10 +329,8 @@ pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fa
         committed.push(envelope);
     }
     if count > 0 {
-        tx.execute(
-            "UPDATE households SET last_seq = ?2 WHERE tenant_id = ?1",
-            params![tenant.0, new_head],
-        )?;
+        tx.prepare_cached("UPDATE households SET last_seq = ?2 WHERE tenant_id = ?1")?
+            .execute(params![tenant.0, new_head])?;
     }
     Ok(Appended::Committed {
         events: committed,
@@ -341,29 +339,26 @@ pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fa
 }
 
 fn ensure_household(tx: &Connection, tenant: HouseholdId) -> Result<(), Fail> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO households (tenant_id) VALUES (?1) ON CONFLICT (tenant_id) DO NOTHING",
-        params![tenant.0],
-    )?;
+    )?
+    .execute(params![tenant.0])?;
     Ok(())
 }
 
 fn last_seq(conn: &Connection, tenant: HouseholdId) -> Result<Option<u64>, Fail> {
     Ok(conn
-        .query_row(
-            "SELECT last_seq FROM households WHERE tenant_id = ?1",
-            params![tenant.0],
-            |r| r.get::<_, u64>(0),
-        )
+        .prepare_cached("SELECT last_seq FROM households WHERE tenant_id = ?1")?
+        .query_row(params![tenant.0], |r| r.get::<_, u64>(0))
         .optional()?)
 }
 
 fn stream_version(conn: &Connection, tenant: HouseholdId, order: OrderId) -> Result<u32, Fail> {
-    Ok(conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM events WHERE tenant_id = ?1 AND aggregate_id = ?2",
-        params![tenant.0, order.0],
-        |r| r.get::<_, u32>(0),
-    )?)
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE(MAX(version), 0) FROM events WHERE tenant_id = ?1 AND aggregate_id = ?2",
+        )?
+        .query_row(params![tenant.0, order.0], |r| r.get::<_, u32>(0))?)
 }
 
 fn stored_outcome(
@@ -372,11 +367,8 @@ fn stored_outcome(
     command: CommandId,
 ) -> Result<Option<CommandOutcome>, Fail> {
     let stored: Option<String> = conn
-        .query_row(
-            "SELECT outcome FROM commands WHERE tenant_id = ?1 AND command_id = ?2",
-            params![tenant.0, command.0],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT outcome FROM commands WHERE tenant_id = ?1 AND command_id = ?2")?
+        .query_row(params![tenant.0, command.0], |r| r.get(0))
         .optional()?;
     stored
         .map(|s| {
@@ -395,21 +387,21 @@ fn insert_command(
     let (kind, payload) = split_tagged(&command.command, "command")?;
     let metadata = to_json(&command.metadata, "command metadata")?;
     let outcome = to_json(outcome, "command outcome")?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO commands
          (tenant_id, command_id, type, payload, metadata, status, outcome, recorded_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            command.tenant.0,
-            command.id.0,
-            kind,
-            payload,
-            metadata,
-            status,
-            outcome,
-            now_micros()
-        ],
-    )?;
+    )?
+    .execute(params![
+        command.tenant.0,
+        command.id.0,
+        kind,
+        payload,
+        metadata,
+        status,
+        outcome,
+        now_micros()
+    ])?;
     Ok(())
 }
 
@@ -423,12 +415,14 @@ fn insert_event(
 ) -> Result<(), Fail> {
     let (kind, payload) = split_tagged(&e.event, "event")?;
     let metadata = to_json(&e.metadata, "event metadata")?;
-    let inserted = tx.execute(
-        "INSERT INTO events
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events
          (tenant_id, seq, event_id, aggregate_id, version, type, schema_version, payload,
           metadata, command_id, created_at, requires_job)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
+        )?
+        .execute(params![
             e.tenant.0,
             e.seq,
             e.id.0,
@@ -441,8 +435,7 @@ fn insert_event(
             command.0,
             micros(e.created_at),
             e.requires_job
-        ],
-    );
+        ]);
     match inserted {
         Ok(_) => Ok(()),
         // The unique (tenant_id, aggregate_id, version) key is the last word on
@@ -471,18 +464,18 @@ fn insert_event(
 }
 
 fn insert_job(tx: &Connection, job: &Job) -> Result<(), Fail> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO jobs (tenant_id, job_id, order_id, kind, command_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            job.tenant.0,
-            job.id.0,
-            job.order_id.0,
-            job.kind.as_str(),
-            job.command_id.0,
-            micros(job.created_at)
-        ],
-    )?;
+    )?
+    .execute(params![
+        job.tenant.0,
+        job.id.0,
+        job.order_id.0,
+        job.kind.as_str(),
+        job.command_id.0,
+        micros(job.created_at)
+    ])?;
     Ok(())
 }
 
