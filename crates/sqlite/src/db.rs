@@ -1,12 +1,16 @@
 //! The database file: connections, pragmas, migrations, and the bridge from async
-//! callers to blocking SQLite calls.
+//! callers to blocking SQLite calls (the writer thread of [`crate::writer`] for
+//! writes, `spawn_blocking` for reads).
 
+use crate::writer::{self, BatchStats, Counters, Job};
 use hearth_core::Timestamp;
-use hearth_core::ports::{DirectoryError, StoreError};
+use hearth_core::ports::{Append, Appended, DirectoryError, FeedSignal, StoreError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread::JoinHandle;
 use std::time::Duration;
+use tokio::sync::{broadcast, oneshot};
 
 /// Schema migrations, applied in order on open. `PRAGMA user_version` records how
 /// many have been applied; each runs in its own transaction with the bump.
@@ -18,6 +22,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Idle reader connections kept for reuse.
 const IDLE_READERS: usize = 8;
+
+/// Prepared statements cached per connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// Signals buffered per feed subscriber before it lags (and gets `Resync`).
+const DOORBELL_CAPACITY: usize = 1024;
 
 /// Why an operation failed, inside the adapter. Converted to the port errors at the
 /// boundary, so no rusqlite type leaks out.
@@ -76,19 +86,25 @@ impl From<Fail> for DirectoryError {
     }
 }
 
-/// One SQLite file: a single writer connection (appends are serialised through it,
-/// so `seq` is gap-free and commit-ordered) and a pool of read-only connections
-/// (WAL lets them read while the writer writes).
+/// One SQLite file: a single writer connection, owned by the writer thread, which
+/// runs every write in queue order and group-commits appends (so `seq` is gap-free
+/// and commit-ordered), and a pool of read-only connections (WAL lets them read
+/// while the writer writes).
 #[derive(Debug)]
 pub(crate) struct Db {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// The writer thread's queue; `None` only while dropping.
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
+    /// Rung by the writer after each batch's commit.
+    doorbell: broadcast::Sender<FeedSignal>,
+    counters: Arc<Counters>,
 }
 
 impl Db {
-    /// Opens (creating if needed) the file, sets WAL mode and applies migrations.
-    /// Blocks: call it at start-up, or from a blocking task.
+    /// Opens (creating if needed) the file, sets WAL mode, applies migrations and
+    /// starts the writer thread. Blocks: call it at start-up, or from a blocking task.
     pub(crate) fn open(path: &Path) -> Result<Arc<Self>, StoreError> {
         let open_failed = |e: Fail| match StoreError::from(e) {
             StoreError::Unavailable(m) => {
@@ -96,12 +112,18 @@ impl Db {
             }
             other => other,
         };
-        let mut writer = connect(path, true).map_err(open_failed)?;
-        migrate(&mut writer).map_err(open_failed)?;
+        let mut conn = connect(path, true).map_err(open_failed)?;
+        migrate(&mut conn).map_err(open_failed)?;
+        let (doorbell, _) = broadcast::channel(DOORBELL_CAPACITY);
+        let counters = Arc::new(Counters::default());
+        let (jobs, writer) = writer::start(conn, doorbell.clone(), Arc::clone(&counters))?;
         Ok(Arc::new(Self {
             path: path.to_owned(),
-            writer: Mutex::new(writer),
+            jobs: Some(jobs),
+            writer: Some(writer),
             readers: Mutex::new(Vec::new()),
+            doorbell,
+            counters,
         }))
     }
 
@@ -109,26 +131,48 @@ impl Db {
         &self.path
     }
 
-    fn writer(&self) -> MutexGuard<'_, Connection> {
-        // A panic inside a transaction rolled it back when the Transaction dropped;
-        // the connection itself is still sound.
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    /// The doorbell the writer rings after each commit.
+    pub(crate) fn doorbell(&self) -> &broadcast::Sender<FeedSignal> {
+        &self.doorbell
+    }
+
+    pub(crate) fn batch_stats(&self) -> BatchStats {
+        self.counters.get()
     }
 
     fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
         self.readers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` on the writer connection, off the async runtime.
-    pub(crate) async fn write<T, F>(self: &Arc<Self>, f: F) -> Result<T, Fail>
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(job).ok())
+            .ok_or_else(writer_gone)
+    }
+
+    /// Queues one append to the writer, which group-commits it with the appends
+    /// queued around it; the answer comes after the batch's COMMIT returned.
+    pub(crate) async fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Append {
+            append: Box::new(append),
+            reply,
+        })?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    /// Runs `f` on the writer connection, alone (between batches of appends).
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, Fail>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
     {
-        let db = Arc::clone(self);
-        tokio::task::spawn_blocking(move || f(&mut db.writer()))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Write(Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        })))?;
+        answer.await.map_err(|_| writer_gone())?
     }
 
     /// Runs `f` on a read-only connection, off the async runtime.
@@ -156,6 +200,24 @@ impl Db {
     }
 }
 
+impl Drop for Db {
+    /// Closes the queue and waits for the writer to finish what was queued and close
+    /// the writer connection, so the file is released when the store is dropped.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(writer) = self.writer.take()
+            && writer.thread().id() != std::thread::current().id()
+        {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The writer thread is gone, or dropped a job without answering (a panic).
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the sqlite writer stopped before answering".into())
+}
+
 fn connect(path: &Path, writer: bool) -> Result<Connection, Fail> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
@@ -177,6 +239,9 @@ fn connect(path: &Path, writer: bool) -> Result<Connection, Fail> {
     // survives a power loss too, not only a process crash (docs/sqlite.md).
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Every statement of the append path is cached: re-preparing them was a fifth
+    // of the writer thread's time. Room for all the adapter's statements.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if !writer {
         conn.pragma_update(None, "query_only", "ON")?;
     }

@@ -3,7 +3,9 @@
 //! One database file in WAL mode holds the event log, snapshots, commands, the jobs
 //! outbox, and the directory (households, members, invites). [`SqliteEventStore`]
 //! implements `EventStore`, [`SqliteEventFeed`] `EventFeed` (an in-process
-//! doorbell), [`SqliteDirectory`] `Directory`.
+//! doorbell), [`SqliteDirectory`] `Directory`. All writes go through one writer
+//! thread, which group-commits appends (one transaction and one fsync per batch of
+//! queued appends, a savepoint per append; see [`SqliteEventStore::batch_stats`]).
 //!
 //! **Invariant:** SQLite has no row-level security, so every statement this crate
 //! runs names the household (`tenant_id`) in its key or `WHERE` clause; the only
@@ -21,6 +23,8 @@
 mod db;
 mod directory;
 mod store;
+mod writer;
 
 pub use directory::SqliteDirectory;
 pub use store::{SqliteEventFeed, SqliteEventStore};
+pub use writer::BatchStats;

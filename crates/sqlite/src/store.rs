@@ -2,6 +2,7 @@
 
 use crate::db::{Db, Fail, from_micros, micros, now_micros};
 use crate::directory::SqliteDirectory;
+use crate::writer::BatchStats;
 use async_trait::async_trait;
 use hearth_core::ports::{
     Append, Appended, Decision, EventFeed, EventStore, FeedSignal, FeedStream, Job, JobKind,
@@ -10,26 +11,24 @@ use hearth_core::ports::{
 use hearth_core::{
     CommandEnvelope, CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, OrderId,
 };
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// Signals buffered per feed subscriber before it lags (and gets `Resync`).
-const DOORBELL_CAPACITY: usize = 1024;
-
 /// The event log of every household, in one SQLite file.
 ///
-/// Appends go through the single writer connection in `BEGIN IMMEDIATE`
-/// transactions, one at a time: per-household `seq` is gap-free and commit-ordered.
+/// Appends go to the file's writer thread, which group-commits the appends queued
+/// together in one `BEGIN IMMEDIATE` transaction, a savepoint per append, one
+/// fsync per batch (see `writer.rs`): per-household `seq` is gap-free and
+/// commit-ordered, and an append is answered only after its batch committed.
 /// Every statement names the household (`tenant_id`): SQLite has no row-level
 /// security, so isolation is this adapter's job (docs/sqlite.md).
 #[derive(Debug)]
 pub struct SqliteEventStore {
     db: Arc<Db>,
-    doorbell: broadcast::Sender<FeedSignal>,
 }
 
 impl SqliteEventStore {
@@ -37,8 +36,7 @@ impl SqliteEventStore {
     /// returns it with the feed of its commits. Blocks briefly: call it at start-up.
     pub fn open(path: impl AsRef<Path>) -> Result<(Arc<Self>, SqliteEventFeed), StoreError> {
         let db = Db::open(path.as_ref())?;
-        let (doorbell, _) = broadcast::channel(DOORBELL_CAPACITY);
-        let store = Arc::new(Self { db, doorbell });
+        let store = Arc::new(Self { db });
         let feed = store.feed();
         Ok((store, feed))
     }
@@ -46,8 +44,15 @@ impl SqliteEventStore {
     /// The feed of this store's commits (another handle on the same doorbell).
     pub fn feed(&self) -> SqliteEventFeed {
         SqliteEventFeed {
-            doorbell: self.doorbell.clone(),
+            doorbell: self.db.doorbell().clone(),
         }
+    }
+
+    /// How appends were grouped into transactions so far (for benchmarks, tests
+    /// and diagnostics). Shared with the directory from [`Self::directory`], which
+    /// uses the same writer but appends nothing.
+    pub fn batch_stats(&self) -> BatchStats {
+        self.db.batch_stats()
     }
 
     /// The directory kept in the same file, sharing this store's connections.
@@ -63,22 +68,10 @@ impl SqliteEventStore {
 
 #[async_trait]
 impl EventStore for SqliteEventStore {
+    /// Group-committed by the writer thread; the doorbell is rung there, after
+    /// the batch's commit.
     async fn append(&self, append: Append) -> Result<Appended, StoreError> {
-        let tenant = append.command.tenant;
-        let appended = self
-            .db
-            .write(move |conn| append_in_transaction(conn, append))
-            .await?;
-        if let Appended::Committed { events, .. } = &appended
-            && let Some(last) = events.last()
-        {
-            // Rung after the commit; no receiver is not an error.
-            let _ = self.doorbell.send(FeedSignal::Committed {
-                tenant,
-                seq: last.seq,
-            });
-        }
-        Ok(appended)
+        self.db.append(append).await
     }
 
     async fn load(
@@ -270,22 +263,22 @@ impl EventStore for SqliteEventStore {
     }
 }
 
-/// One append, in one `BEGIN IMMEDIATE` transaction on the writer connection.
-fn append_in_transaction(conn: &mut Connection, append: Append) -> Result<Appended, Fail> {
+/// One append, on the writer connection inside its batch transaction, in the
+/// append's own savepoint (writer.rs). Commits nothing: on `Err` the writer rolls
+/// back to the savepoint, so an early return leaves nothing of the append.
+pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fail> {
     let Append { command, decision } = append;
     let tenant = command.tenant;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if let Some(outcome) = stored_outcome(&tx, tenant, command.id)? {
-        // A repeat: nothing is written (the transaction rolls back on drop).
+    if let Some(outcome) = stored_outcome(tx, tenant, command.id)? {
+        // A repeat (perhaps of an append earlier in this batch): nothing is written.
         return Ok(Appended::Duplicate(outcome));
     }
-    ensure_household(&tx, tenant)?;
-    let head = last_seq(&tx, tenant)?.unwrap_or(0);
+    ensure_household(tx, tenant)?;
+    let head = last_seq(tx, tenant)?.unwrap_or(0);
     let (aggregate_id, expected_version, new_events) = match decision {
         Decision::Rejected { code, message } => {
             let outcome = CommandOutcome::Rejected { code, message };
-            insert_command(&tx, &command, "rejected", &outcome)?;
-            tx.commit()?;
+            insert_command(tx, &command, "rejected", &outcome)?;
             return Ok(Appended::Committed {
                 events: Vec::new(),
                 outcome,
@@ -298,7 +291,7 @@ fn append_in_transaction(conn: &mut Connection, append: Append) -> Result<Append
         } => (aggregate_id, expected_version, events),
     };
     if !new_events.is_empty() {
-        let current = stream_version(&tx, tenant, aggregate_id)?;
+        let current = stream_version(tx, tenant, aggregate_id)?;
         if current != expected_version {
             return Err(StoreError::VersionConflict {
                 aggregate_id,
@@ -323,55 +316,49 @@ fn append_in_transaction(conn: &mut Connection, append: Append) -> Result<Append
         seq: new_head,
         events: count,
     };
-    insert_command(&tx, &command, "accepted", &outcome)?;
+    insert_command(tx, &command, "accepted", &outcome)?;
     let mut committed = Vec::with_capacity(new_events.len());
     for (i, event) in new_events.into_iter().enumerate() {
         let mut envelope = EventEnvelope::committed(tenant, head + 1 + i as u64, event);
         // The store keeps microseconds: answer with what a read will return.
         envelope.created_at = from_micros(micros(envelope.created_at))?;
-        insert_event(&tx, &envelope, command.id, expected_version)?;
+        insert_event(tx, &envelope, command.id, expected_version)?;
         if let Some(job) = Job::for_event(&envelope) {
-            insert_job(&tx, &job)?;
+            insert_job(tx, &job)?;
         }
         committed.push(envelope);
     }
     if count > 0 {
-        tx.execute(
-            "UPDATE households SET last_seq = ?2 WHERE tenant_id = ?1",
-            params![tenant.0, new_head],
-        )?;
+        tx.prepare_cached("UPDATE households SET last_seq = ?2 WHERE tenant_id = ?1")?
+            .execute(params![tenant.0, new_head])?;
     }
-    tx.commit()?;
     Ok(Appended::Committed {
         events: committed,
         outcome,
     })
 }
 
-fn ensure_household(tx: &Transaction<'_>, tenant: HouseholdId) -> Result<(), Fail> {
-    tx.execute(
+fn ensure_household(tx: &Connection, tenant: HouseholdId) -> Result<(), Fail> {
+    tx.prepare_cached(
         "INSERT INTO households (tenant_id) VALUES (?1) ON CONFLICT (tenant_id) DO NOTHING",
-        params![tenant.0],
-    )?;
+    )?
+    .execute(params![tenant.0])?;
     Ok(())
 }
 
 fn last_seq(conn: &Connection, tenant: HouseholdId) -> Result<Option<u64>, Fail> {
     Ok(conn
-        .query_row(
-            "SELECT last_seq FROM households WHERE tenant_id = ?1",
-            params![tenant.0],
-            |r| r.get::<_, u64>(0),
-        )
+        .prepare_cached("SELECT last_seq FROM households WHERE tenant_id = ?1")?
+        .query_row(params![tenant.0], |r| r.get::<_, u64>(0))
         .optional()?)
 }
 
 fn stream_version(conn: &Connection, tenant: HouseholdId, order: OrderId) -> Result<u32, Fail> {
-    Ok(conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM events WHERE tenant_id = ?1 AND aggregate_id = ?2",
-        params![tenant.0, order.0],
-        |r| r.get::<_, u32>(0),
-    )?)
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE(MAX(version), 0) FROM events WHERE tenant_id = ?1 AND aggregate_id = ?2",
+        )?
+        .query_row(params![tenant.0, order.0], |r| r.get::<_, u32>(0))?)
 }
 
 fn stored_outcome(
@@ -380,11 +367,8 @@ fn stored_outcome(
     command: CommandId,
 ) -> Result<Option<CommandOutcome>, Fail> {
     let stored: Option<String> = conn
-        .query_row(
-            "SELECT outcome FROM commands WHERE tenant_id = ?1 AND command_id = ?2",
-            params![tenant.0, command.0],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT outcome FROM commands WHERE tenant_id = ?1 AND command_id = ?2")?
+        .query_row(params![tenant.0, command.0], |r| r.get(0))
         .optional()?;
     stored
         .map(|s| {
@@ -395,7 +379,7 @@ fn stored_outcome(
 }
 
 fn insert_command(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     command: &CommandEnvelope,
     status: &str,
     outcome: &CommandOutcome,
@@ -403,40 +387,42 @@ fn insert_command(
     let (kind, payload) = split_tagged(&command.command, "command")?;
     let metadata = to_json(&command.metadata, "command metadata")?;
     let outcome = to_json(outcome, "command outcome")?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO commands
          (tenant_id, command_id, type, payload, metadata, status, outcome, recorded_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            command.tenant.0,
-            command.id.0,
-            kind,
-            payload,
-            metadata,
-            status,
-            outcome,
-            now_micros()
-        ],
-    )?;
+    )?
+    .execute(params![
+        command.tenant.0,
+        command.id.0,
+        kind,
+        payload,
+        metadata,
+        status,
+        outcome,
+        now_micros()
+    ])?;
     Ok(())
 }
 
 /// `command` is the id of the append that wrote the event (normally equal to
 /// `e.metadata.command_id`; the column records the writer, whatever the metadata).
 fn insert_event(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     e: &EventEnvelope,
     command: CommandId,
     expected: u32,
 ) -> Result<(), Fail> {
     let (kind, payload) = split_tagged(&e.event, "event")?;
     let metadata = to_json(&e.metadata, "event metadata")?;
-    let inserted = tx.execute(
-        "INSERT INTO events
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events
          (tenant_id, seq, event_id, aggregate_id, version, type, schema_version, payload,
           metadata, command_id, created_at, requires_job)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
+        )?
+        .execute(params![
             e.tenant.0,
             e.seq,
             e.id.0,
@@ -449,8 +435,7 @@ fn insert_event(
             command.0,
             micros(e.created_at),
             e.requires_job
-        ],
-    );
+        ]);
     match inserted {
         Ok(_) => Ok(()),
         // The unique (tenant_id, aggregate_id, version) key is the last word on
@@ -478,19 +463,19 @@ fn insert_event(
     }
 }
 
-fn insert_job(tx: &Transaction<'_>, job: &Job) -> Result<(), Fail> {
-    tx.execute(
+fn insert_job(tx: &Connection, job: &Job) -> Result<(), Fail> {
+    tx.prepare_cached(
         "INSERT INTO jobs (tenant_id, job_id, order_id, kind, command_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            job.tenant.0,
-            job.id.0,
-            job.order_id.0,
-            job.kind.as_str(),
-            job.command_id.0,
-            micros(job.created_at)
-        ],
-    )?;
+    )?
+    .execute(params![
+        job.tenant.0,
+        job.id.0,
+        job.order_id.0,
+        job.kind.as_str(),
+        job.command_id.0,
+        micros(job.created_at)
+    ])?;
     Ok(())
 }
 

@@ -194,6 +194,7 @@ fn every_statement_is_scoped_by_tenant() {
     let sources = [
         include_str!("../../src/store.rs"),
         include_str!("../../src/directory.rs"),
+        include_str!("../../src/writer.rs"),
     ];
     let allowed = ["FROM jobs WHERE started_at IS NULL ORDER BY job_no"];
     let mut statements = 0;
