@@ -56,7 +56,8 @@ struct Args {
     slow_per_room: usize,
     /// SO_RCVBUF of the slow members' sockets (bytes), set before connecting so that
     /// the kernel neither autotunes it nor advertises a larger window: a reader that
-    /// stops then holds little, and the server's own queue for it fills. Linux doubles
+    /// stops then holds little (on loopback the server's send buffer holds far more
+    /// unless --slow-mss is set too). Linux doubles
     /// the value given and enforces a minimum (about 2 KiB); the effective size is in the
     /// JSON (`slow.rcvbuf_effective`). 0: the kernel's default (autotuned).
     #[arg(long, default_value_t = 4096)]
