@@ -67,18 +67,41 @@ for s in SERVERS:
         f"{st['rate']:.0f}/s: acked {st['acked_per_sec']:.0f}/s p99 {st['event_latency']['p99_ms']:.1f} ms"
         + ("" if st["within_bound"] else " (out)") for st in r["steps"]))
 
-print("\n## c: one slow consumer per household (never reads)\n")
-print("| server | event p99 ms without / with slow consumers | deliveries/s without / with | slow sockets: how they ended | server RSS KiB before/connected/end |")
-print("|---|---|---|---|---|")
+print("\n## c: one slow consumer per household (never reads), against the same load without (c0)\n")
+
+
+def rss(r):
+    return "/".join(str(r.get(k)) for k in ["server_rss_kib_before", "server_rss_kib_connected",
+                                             "server_rss_kib_end", "server_rss_kib_peak"])
+
+
+print("| server | load | fast members: event p50 / p99 / max ms, without / with | deliveries/s without / with | "
+      "fast loss (gaps/dups/lost) without / with | slow sockets: how they ended | server's slow-consumer closes | "
+      "events a slow socket read before its end, min/median/max | server RSS KiB before/connected/end/peak, without / with |")
+print("|---|---|---|---|---|---|---|---|---|")
 for s in SERVERS:
-    r, a = load(f"c-{s}"), load(f"a-{s}")
+    r = load(f"c-{s}")
     if not r or not r["steps"]:
         continue
+    # Runs before c0 existed compared c with workload a.
+    base, base_name = load(f"c0-{s}"), "c0"
+    if not base:
+        base, base_name = load(f"a-{s}"), "a"
     st = r["steps"][0]
-    ast = a["steps"][0] if a and a["steps"] else None
-    print(f"| {s} | {ast['event_latency']['p99_ms'] if ast else '-'} / {st['event_latency']['p99_ms']} | "
-          f"{f0(ast['deliveries_per_sec']) if ast else '-'} / {f0(st['deliveries_per_sec'])} | {r['slow']} | "
-          f"{r['server_rss_kib_before']}/{r['server_rss_kib_connected']}/{r['server_rss_kib_end']} |")
+    bst = base["steps"][0] if base and base["steps"] else None
+    ev = lambda x: "%.2f / %.2f / %.1f" % (x["event_latency"]["p50_ms"], x["event_latency"]["p99_ms"],
+                                           x["event_latency"]["max_ms"])
+    loss = lambda x: (f"{x['total_gaps']}/{x['total_duplicates']}/{x['lost_at_end']}"
+                      + "".join(f" {k}" for k in [x["steps"][0]["errors"], x["steps"][0]["closed"]] if k))
+    sl = r["slow"]
+    rb = sl.get("events_read_before_close")
+    rb = f"{rb['min']}/{rb['median']}/{rb['max']} ({rb['count']} sockets)" if rb and rb["count"] else "-"
+    closed = ", ".join(f"{k}: {v}" for k, v in sl["closed"].items())
+    load_ = f"{r['households']} x {r['members']} + {r['slow_per_room']} slow, {f0(st['rate'])}/s, {st['secs']:.0f} s"
+    print(f"| {s} | {load_} | {ev(bst) if bst else '-'} ({base_name}) / {ev(st)} | "
+          f"{f0(bst['deliveries_per_sec']) if bst else '-'} / {f0(st['deliveries_per_sec'])} | "
+          f"{loss(base) if base else '-'} / {loss(r)} | {closed} | {sl.get('server_slow_consumers_total', '-')} | {rb} | "
+          f"{rss(base) if base else '-'} / {rss(r)} |")
 
 print("\n## d: idle sockets\n")
 print("| server | sockets | connect errors | server RSS KiB before / with sockets | KiB per socket |")

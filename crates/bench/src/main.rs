@@ -10,16 +10,20 @@
 
 use anyhow::{Context as _, bail};
 use futures::{SinkExt as _, StreamExt as _};
-use hearth_bench::{Incoming, Latency, LatencySummary, Schedule, SeqCheck, command_frame, rss_kib};
+use hearth_bench::{
+    Incoming, Latency, LatencySummary, Schedule, SeqCheck, Spread, command_frame, rss_kib,
+    rss_peak_kib,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
@@ -50,6 +54,22 @@ struct Args {
     /// Extra members per household that stop reading right after connecting.
     #[arg(long, default_value_t = 0)]
     slow_per_room: usize,
+    /// SO_RCVBUF of the slow members' sockets (bytes), set before connecting so that
+    /// the kernel neither autotunes it nor advertises a larger window: a reader that
+    /// stops then holds little (on loopback the server's send buffer holds far more
+    /// unless --slow-mss is set too). Linux doubles
+    /// the value given and enforces a minimum (about 2 KiB); the effective size is in the
+    /// JSON (`slow.rcvbuf_effective`). 0: the kernel's default (autotuned).
+    #[arg(long, default_value_t = 4096)]
+    slow_rcvbuf: u32,
+    /// TCP_MAXSEG of the slow members' sockets, set before connecting: the MSS they
+    /// announce, hence the server's segment size towards them. Loopback's MTU of 64 KiB
+    /// gives an MSS of 65,483, and Linux sizes a new connection's send buffer from it
+    /// (about 3.9 MB here: BBR's factor 3 x initial cwnd 10 x 128 KiB per segment), which
+    /// would hold thousands of events before the server's own queue fills; 1460 is what
+    /// an Ethernet path announces (send buffer about 130 KB). 0: not set.
+    #[arg(long, default_value_t = 1460)]
+    slow_mss: u32,
     /// Total commands per second over all senders, one step per value (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "10")]
     rates: Vec<f64>,
@@ -173,8 +193,29 @@ struct StepReport {
 #[derive(Serialize, Default)]
 struct SlowReport {
     slow_connections: usize,
+    /// Events the slow members read after the last step (until the server's close, the
+    /// end of the stream, or 1.5 s), in total.
     events_read_at_end: u64,
+    /// How each slow socket ended when read after the last step: a close code (4008:
+    /// Hearth's slow-consumer kick), "eof", "error: ...", or "open" (still open).
     closed: BTreeMap<String, u64>,
+    /// `--slow-rcvbuf` as asked (0: kernel default) and as the kernel set it.
+    rcvbuf_requested: u32,
+    rcvbuf_effective: Option<usize>,
+    /// `--slow-mss` (0: not set).
+    mss_requested: u32,
+    /// Events each slow member that the server ended (every ending but "open") had
+    /// received before that end: what its socket buffers and the server held for it.
+    events_read_before_close: Spread,
+    /// Over all slow members: events of their household they never received (the
+    /// household's head minus the last seq they read), and gaps in what they read.
+    behind_head_at_end: u64,
+    gaps: u64,
+    /// Mode hearth: the server's `hearth_slow_consumers_total` (`/metrics`) at the end:
+    /// connections it closed because their outgoing queue overflowed (close code 4008,
+    /// which a socket that does not read may never receive: the close frame waits
+    /// behind the full socket, and the server drops the connection after 1 s).
+    server_slow_consumers_total: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -190,6 +231,8 @@ struct Report {
     server_rss_kib_before: Option<u64>,
     server_rss_kib_connected: Option<u64>,
     server_rss_kib_end: Option<u64>,
+    /// The server's peak RSS (`VmHWM`) at the end, over its whole life.
+    server_rss_kib_peak: Option<u64>,
     rss_per_socket_kib: Option<f64>,
     steps: Vec<StepReport>,
     bound_p99_ms: Option<f64>,
@@ -247,6 +290,10 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let addr = args.addr.clone();
     let mode = args.mode;
+    let slow_opts = SlowSocket {
+        rcvbuf: (args.slow_rcvbuf > 0).then_some(args.slow_rcvbuf),
+        mss: (args.slow_mss > 0).then_some(args.slow_mss),
+    };
     let results: Vec<Connected> =
         futures::stream::iter(plan.into_iter().enumerate().map(|(i, (hh, slow))| {
             let url = match mode {
@@ -278,9 +325,16 @@ async fn main() -> anyhow::Result<()> {
             let addr = addr.clone();
             async move {
                 let r = match url {
-                    Ok(url) => timeout(Duration::from_secs(60), connect(&addr, &url, mode))
-                        .await
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("connect timed out"))),
+                    Ok(url) => {
+                        let opts = if slow {
+                            slow_opts
+                        } else {
+                            SlowSocket::default()
+                        };
+                        timeout(Duration::from_secs(60), connect(&addr, &url, mode, opts))
+                            .await
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("connect timed out")))
+                    }
                     Err(e) => Err(e),
                 };
                 (i, slow, r)
@@ -348,6 +402,7 @@ async fn main() -> anyhow::Result<()> {
         server_rss_kib_before: rss_before,
         server_rss_kib_connected: None,
         server_rss_kib_end: None,
+        server_rss_kib_peak: None,
         rss_per_socket_kib: None,
         steps: Vec::new(),
         bound_p99_ms: args.stop_p99_ms,
@@ -357,6 +412,12 @@ async fn main() -> anyhow::Result<()> {
         total_duplicates: 0,
         slow: SlowReport {
             slow_connections: slow.len(),
+            rcvbuf_requested: args.slow_rcvbuf,
+            mss_requested: args.slow_mss,
+            rcvbuf_effective: match slow_opts.rcvbuf {
+                Some(n) if args.slow_per_room > 0 => effective_rcvbuf(n),
+                _ => None,
+            },
             ..SlowReport::default()
         },
     };
@@ -382,6 +443,7 @@ async fn main() -> anyhow::Result<()> {
             all.push(h.await?);
         }
         report.server_rss_kib_end = args.server_pid.and_then(rss_kib);
+        report.server_rss_kib_peak = args.server_pid.and_then(rss_peak_kib);
         if let (Some(b), Some(a)) = (rss_before, report.server_rss_kib_connected) {
             report.rss_per_socket_kib = Some((a as f64 - b as f64) / connections.max(1) as f64);
         }
@@ -530,26 +592,54 @@ async fn main() -> anyhow::Result<()> {
                 let mut read = 0u64;
                 let how = loop {
                     match timeout_at(end, c.ws.next()).await {
-                        Ok(Some(Ok(Message::Text(_)))) => read += 1,
+                        Ok(Some(Ok(Message::Text(t)))) => {
+                            read += 1;
+                            if let Ok(Incoming::Event(e)) = hearth_bench::parse_incoming(t.as_str())
+                            {
+                                c.seq.observe(e.seq);
+                            }
+                        }
                         Ok(Some(Ok(Message::Close(f)))) => {
                             break f.map(|f| u16::from(f.code).to_string()).unwrap_or_default();
                         }
                         Ok(Some(Ok(_))) => {}
+                        Ok(Some(Err(WsError::Protocol(
+                            ProtocolError::ResetWithoutClosingHandshake,
+                        )))) => break "eof without close frame".to_owned(),
                         Ok(Some(Err(e))) => break format!("error: {e}"),
                         Ok(None) => break "eof".to_owned(),
                         Err(_) => break "open".to_owned(),
                     }
                 };
-                (read, how)
+                let behind = c.seq.missing_tail(c.hh.head.load(Ordering::Relaxed));
+                (read, how, behind, c.seq.gaps)
             })
         })
         .collect();
+    let mut read_before_close = Vec::new();
     for h in handles {
-        let (read, how) = h.await?;
+        let (read, how, behind, gaps) = h.await?;
         report.slow.events_read_at_end += read;
+        report.slow.behind_head_at_end += behind;
+        report.slow.gaps += gaps;
+        if how != "open" {
+            read_before_close.push(read);
+        }
         *report.slow.closed.entry(how).or_default() += 1;
     }
+    report.slow.events_read_before_close = Spread::of(&read_before_close);
+    if args.mode == Mode::Hearth {
+        report.slow.server_slow_consumers_total =
+            match hearth_metric(&args.addr, "hearth_slow_consumers_total").await {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    eprintln!("[{}] cannot read the server's /metrics: {e:#}", args.label);
+                    None
+                }
+            };
+    }
     report.server_rss_kib_end = args.server_pid.and_then(rss_kib);
+    report.server_rss_kib_peak = args.server_pid.and_then(rss_peak_kib);
     for mut c in conns {
         let _ = timeout(Duration::from_millis(20), c.ws.close(None)).await;
     }
@@ -562,12 +652,13 @@ fn finish(args: &Args, report: &Report) -> anyhow::Result<()> {
         std::fs::write(out, &json).with_context(|| format!("writing {}", out.display()))?;
     }
     eprintln!(
-        "[{}] {} sockets, server RSS {:?} -> {:?} -> {:?} KiB ({:?} KiB per socket), lost at end {}, gaps {}, duplicates {}, capacity {:?}, slow {:?}",
+        "[{}] {} sockets, server RSS {:?} -> {:?} -> {:?} KiB (peak {:?}, {:?} KiB per socket), lost at end {}, gaps {}, duplicates {}, capacity {:?}, slow {:?}",
         report.label,
         report.connections,
         report.server_rss_kib_before,
         report.server_rss_kib_connected,
         report.server_rss_kib_end,
+        report.server_rss_kib_peak,
         report.rss_per_socket_kib.map(|v| (v * 10.0).round() / 10.0),
         report.lost_at_end,
         report.total_gaps,
@@ -575,6 +666,20 @@ fn finish(args: &Args, report: &Report) -> anyhow::Result<()> {
         report.capacity.map(|c| (c.rate, c.deliveries_per_sec)),
         (report.slow.slow_connections, &report.slow.closed),
     );
+    if report.slow.slow_connections > 0 {
+        let s = &report.slow;
+        eprintln!(
+            "[{}] slow: rcvbuf {} (effective {:?}), mss {}, events read before the server ended them {:?}, behind head {}, gaps {}, server's slow-consumer closes {:?}",
+            report.label,
+            s.rcvbuf_requested,
+            s.rcvbuf_effective,
+            s.mss_requested,
+            s.events_read_before_close,
+            s.behind_head_at_end,
+            s.gaps,
+            s.server_slow_consumers_total
+        );
+    }
     Ok(())
 }
 
@@ -585,11 +690,75 @@ async fn timeout_at<F: std::future::Future>(
     tokio::time::timeout_at(at, f).await
 }
 
-/// Opens one socket (TCP_NODELAY); in mode hearth waits for the welcome and returns
-/// its seq (0 otherwise).
-async fn connect(addr: &str, url: &str, mode: Mode) -> anyhow::Result<(Ws, u64)> {
-    let stream = TcpStream::connect(addr).await?;
+/// One unlabelled counter of Hearth's `/metrics` (a plain HTTP/1.1 GET, 5 s at most).
+async fn hearth_metric(addr: &str, name: &str) -> anyhow::Result<u64> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let get = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await?;
+        anyhow::Ok(body)
+    };
+    let body = timeout(Duration::from_secs(5), get)
+        .await
+        .context("timed out")??;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no {name} in the server's /metrics"))
+}
+
+/// SO_RCVBUF as the kernel sets it when asked for `bytes` (Linux: doubled, with a
+/// floor), read back from an unconnected socket.
+fn effective_rcvbuf(bytes: u32) -> Option<usize> {
+    let socket = TcpSocket::new_v4().ok()?;
+    socket.set_recv_buffer_size(bytes).ok()?;
+    socket.recv_buffer_size().ok().map(|n| n as usize)
+}
+
+/// Socket options of a slow member, set before connecting.
+#[derive(Clone, Copy, Debug, Default)]
+struct SlowSocket {
+    rcvbuf: Option<u32>,
+    mss: Option<u32>,
+}
+
+/// Opens one TCP connection with TCP_NODELAY. A slow member's SO_RCVBUF and TCP_MAXSEG
+/// are set before connecting, so that the window and MSS announced in the handshake
+/// (and the window scale) follow them.
+async fn tcp(addr: &str, opts: SlowSocket) -> anyhow::Result<TcpStream> {
+    let stream = if opts.rcvbuf.is_none() && opts.mss.is_none() {
+        TcpStream::connect(addr).await?
+    } else {
+        let to = tokio::net::lookup_host(addr)
+            .await?
+            .next()
+            .with_context(|| format!("{addr} resolves to no address"))?;
+        let raw = socket2::Socket::new(
+            socket2::Domain::for_address(to),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        if let Some(mss) = opts.mss {
+            raw.set_tcp_mss(mss)?;
+        }
+        raw.set_nonblocking(true)?;
+        let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(raw));
+        if let Some(bytes) = opts.rcvbuf {
+            socket.set_recv_buffer_size(bytes)?;
+        }
+        socket.connect(to).await?
+    };
     stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Opens one socket (TCP_NODELAY; a slow member's options if given); in mode hearth
+/// waits for the welcome and returns its seq (0 otherwise).
+async fn connect(addr: &str, url: &str, mode: Mode, opts: SlowSocket) -> anyhow::Result<(Ws, u64)> {
+    let stream = tcp(addr, opts).await?;
     let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
         .await
