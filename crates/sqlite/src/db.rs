@@ -2,6 +2,7 @@
 //! callers to blocking SQLite calls (the writer thread of [`crate::writer`] for
 //! writes, `spawn_blocking` for reads).
 
+use crate::checkpoint::Checkpointer;
 use crate::writer::{self, BatchStats, Counters, Job};
 use hearth_core::Timestamp;
 use hearth_core::ports::{Append, Appended, DirectoryError, FeedSignal, StoreError};
@@ -100,6 +101,8 @@ pub(crate) struct Db {
     /// Rung by the writer after each batch's commit.
     doorbell: broadcast::Sender<FeedSignal>,
     counters: Arc<Counters>,
+    /// Dropped after the writer has stopped (fields drop after `Drop::drop`).
+    _checkpointer: Checkpointer,
 }
 
 impl Db {
@@ -114,6 +117,10 @@ impl Db {
         };
         let mut conn = connect(path, true).map_err(open_failed)?;
         migrate(&mut conn).map_err(open_failed)?;
+        // Checkpoints run on their own thread, not inside a batch's COMMIT.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| open_failed(e.into()))?;
+        let checkpointer = Checkpointer::start(path)?;
         let (doorbell, _) = broadcast::channel(DOORBELL_CAPACITY);
         let counters = Arc::new(Counters::default());
         let (jobs, writer) = writer::start(conn, doorbell.clone(), Arc::clone(&counters))?;
@@ -124,6 +131,7 @@ impl Db {
             readers: Mutex::new(Vec::new()),
             doorbell,
             counters,
+            _checkpointer: checkpointer,
         }))
     }
 
@@ -218,7 +226,7 @@ fn writer_gone() -> StoreError {
     StoreError::Unavailable("the sqlite writer stopped before answering".into())
 }
 
-fn connect(path: &Path, writer: bool) -> Result<Connection, Fail> {
+pub(crate) fn connect(path: &Path, writer: bool) -> Result<Connection, Fail> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX

@@ -20,6 +20,7 @@
 //! # }
 //! ```
 
+mod checkpoint;
 mod db;
 mod directory;
 mod store;

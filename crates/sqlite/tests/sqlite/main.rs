@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod batch;
+mod checkpoint;
 mod contract;
 mod crash;
 mod isolation;
