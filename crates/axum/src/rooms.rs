@@ -515,9 +515,15 @@ mod tests {
         batch.iter().map(|p| p.seq).collect()
     }
 
-    #[tokio::test]
-    async fn offered_events_are_delivered_in_seq_order_whatever_order_they_come_in() {
-        // Given a room with one member, no doorbell and a poll that never comes.
+    /// A room of a new household with one member, no doorbell (nothing routes the
+    /// feed) and a fallback poll an hour away: the member's queue, the rooms, the
+    /// store and the household.
+    async fn room_with_one_member() -> (
+        mpsc::Receiver<Batch>,
+        Arc<Rooms>,
+        Arc<MemoryEventStore>,
+        HouseholdId,
+    ) {
         let store = Arc::new(MemoryEventStore::new());
         let rooms = Rooms::new(
             store.clone(),
@@ -525,7 +531,7 @@ mod tests {
             Duration::from_secs(3600),
         );
         let tenant = HouseholdId(Uuid::now_v7());
-        let (queue_tx, mut queue) = mpsc::channel(16);
+        let (queue_tx, queue) = mpsc::channel(16);
         let (kick, _kicked) = watch::channel(None);
         let member = Member {
             handle: 1,
@@ -535,6 +541,13 @@ mod tests {
         };
         let joined = rooms.join(tenant, member).await.unwrap();
         assert_eq!(joined.seq, 0);
+        (queue, rooms, store, tenant)
+    }
+
+    #[tokio::test]
+    async fn offered_events_are_delivered_in_seq_order_whatever_order_they_come_in() {
+        // Given a room with one member, no doorbell and a poll that never comes.
+        let (mut queue, rooms, store, tenant) = room_with_one_member().await;
         // And three commands committed by this node.
         let service = OrderService::new(store.clone(), Arc::new(SystemClock));
         let mut committed = Vec::new();
@@ -563,27 +576,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_doorbell_at_or_behind_the_cursor_reads_nothing() {
-        let store = Arc::new(MemoryEventStore::new());
-        let rooms = Rooms::new(
-            store.clone(),
-            Arc::new(Metrics::default()),
-            Duration::from_secs(3600),
-        );
-        let tenant = HouseholdId(Uuid::now_v7());
-        let (queue_tx, mut queue) = mpsc::channel(16);
-        let (kick, _kicked) = watch::channel(None);
-        rooms
-            .join(
-                tenant,
-                Member {
-                    handle: 1,
-                    pk: None,
-                    queue: queue_tx,
-                    kick,
-                },
-            )
-            .await
-            .unwrap();
+        let (mut queue, rooms, store, tenant) = room_with_one_member().await;
         let service = OrderService::new(store.clone(), Arc::new(SystemClock));
         let Dispatched::Accepted { events, seq } = service.dispatch(place(tenant)).await.unwrap()
         else {
