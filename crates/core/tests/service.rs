@@ -59,22 +59,17 @@ fn place(order: OrderId) -> Command {
     })
 }
 
+/// A new command of `household`, sent by `actor`.
+fn sent(household: HouseholdId, actor: Actor, command: Command) -> CommandEnvelope {
+    CommandEnvelope::new(CommandId(Uuid::now_v7()), household, actor, command)
+}
+
 impl World {
     fn by_member(&self, command: Command) -> CommandEnvelope {
-        CommandEnvelope::new(
-            CommandId(Uuid::now_v7()),
-            self.household,
-            Actor::Member { id: self.member },
-            command,
-        )
+        sent(self.household, Actor::Member { id: self.member }, command)
     }
     fn by_process(&self, command: Command) -> CommandEnvelope {
-        CommandEnvelope::new(
-            CommandId(Uuid::now_v7()),
-            self.household,
-            Actor::Process,
-            command,
-        )
+        sent(self.household, Actor::Process, command)
     }
     async fn head(&self) -> u64 {
         self.store.head(self.household).await.unwrap()
@@ -448,63 +443,7 @@ async fn concurrent_orders_of_one_household_keep_seq_gap_free() {
 #[tokio::test]
 async fn contention_beyond_the_bound_is_an_error_not_a_lost_update() {
     // A store that always reports a version conflict.
-    #[derive(Debug)]
-    struct Conflicting(MemoryEventStore);
-    #[async_trait::async_trait]
-    impl EventStore for Conflicting {
-        async fn append(
-            &self,
-            a: hearth_core::ports::Append,
-        ) -> Result<hearth_core::ports::Appended, hearth_core::ports::StoreError> {
-            Err(hearth_core::ports::StoreError::VersionConflict {
-                aggregate_id: a.command.command.order_id(),
-                expected: 0,
-            })
-        }
-        async fn load(
-            &self,
-            t: HouseholdId,
-            a: OrderId,
-            s: u32,
-        ) -> Result<hearth_core::ports::Loaded, hearth_core::ports::StoreError> {
-            self.0.load(t, a, s).await
-        }
-        async fn read_feed(
-            &self,
-            t: HouseholdId,
-            after: u64,
-            limit: usize,
-        ) -> Result<Vec<hearth_core::EventEnvelope>, hearth_core::ports::StoreError> {
-            self.0.read_feed(t, after, limit).await
-        }
-        async fn head(&self, t: HouseholdId) -> Result<u64, hearth_core::ports::StoreError> {
-            self.0.head(t).await
-        }
-        async fn outcome(
-            &self,
-            t: HouseholdId,
-            c: CommandId,
-        ) -> Result<Option<CommandOutcome>, hearth_core::ports::StoreError> {
-            self.0.outcome(t, c).await
-        }
-        async fn save_snapshot(&self, s: Snapshot) -> Result<(), hearth_core::ports::StoreError> {
-            self.0.save_snapshot(s).await
-        }
-        async fn pending_jobs(
-            &self,
-            limit: usize,
-        ) -> Result<Vec<hearth_core::ports::Job>, hearth_core::ports::StoreError> {
-            self.0.pending_jobs(limit).await
-        }
-        async fn mark_job_started(
-            &self,
-            t: HouseholdId,
-            j: hearth_core::EventId,
-        ) -> Result<(), hearth_core::ports::StoreError> {
-            self.0.mark_job_started(t, j).await
-        }
-    }
-    let store = Arc::new(Conflicting(MemoryEventStore::new()));
+    let store = Arc::new(Probe::conflicting());
     let service = OrderService::with_config(
         store,
         Arc::new(ManualClock::starting_now()),
@@ -530,25 +469,40 @@ async fn contention_beyond_the_bound_is_an_error_not_a_lost_update() {
     );
 }
 
-/// An event store that counts the service's reads of an order.
-#[derive(Debug)]
-struct CountingLoads {
+/// The memory store, counting the service's reads of an order; or, if
+/// `conflicting`, refusing every append as a version conflict.
+#[derive(Debug, Default)]
+struct Probe {
     inner: MemoryEventStore,
     loads: std::sync::atomic::AtomicUsize,
+    conflicting: bool,
 }
 
-impl CountingLoads {
+impl Probe {
+    fn conflicting() -> Self {
+        Self {
+            conflicting: true,
+            ..Self::default()
+        }
+    }
+
     fn loads(&self) -> usize {
         self.loads.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
 #[async_trait::async_trait]
-impl EventStore for CountingLoads {
+impl EventStore for Probe {
     async fn append(
         &self,
         a: hearth_core::ports::Append,
     ) -> Result<hearth_core::ports::Appended, hearth_core::ports::StoreError> {
+        if self.conflicting {
+            return Err(hearth_core::ports::StoreError::VersionConflict {
+                aggregate_id: a.command.command.order_id(),
+                expected: 0,
+            });
+        }
         self.inner.append(a).await
     }
     async fn load(
@@ -599,7 +553,7 @@ impl EventStore for CountingLoads {
 /// Two services on one store: two nodes, or a node and a worker, each with its own
 /// cache of order states.
 struct TwoNodes {
-    store: Arc<CountingLoads>,
+    store: Arc<Probe>,
     a: OrderService,
     b: OrderService,
     household: HouseholdId,
@@ -607,10 +561,7 @@ struct TwoNodes {
 }
 
 fn two_nodes() -> TwoNodes {
-    let store = Arc::new(CountingLoads {
-        inner: MemoryEventStore::new(),
-        loads: Default::default(),
-    });
+    let store = Arc::new(Probe::default());
     let clock = Arc::new(ManualClock::starting_now());
     TwoNodes {
         a: OrderService::new(store.clone(), clock.clone()),
@@ -623,20 +574,10 @@ fn two_nodes() -> TwoNodes {
 
 impl TwoNodes {
     fn by_member(&self, command: Command) -> CommandEnvelope {
-        CommandEnvelope::new(
-            CommandId(Uuid::now_v7()),
-            self.household,
-            Actor::Member { id: self.member },
-            command,
-        )
+        sent(self.household, Actor::Member { id: self.member }, command)
     }
     fn by_process(&self, command: Command) -> CommandEnvelope {
-        CommandEnvelope::new(
-            CommandId(Uuid::now_v7()),
-            self.household,
-            Actor::Process,
-            command,
-        )
+        sent(self.household, Actor::Process, command)
     }
     async fn events_of(&self, order: OrderId) -> Vec<hearth_core::EventEnvelope> {
         self.store

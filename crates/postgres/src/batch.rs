@@ -84,9 +84,10 @@ pub struct Batching {
     /// backend before every snapshot gets slower).
     pub max_batch: usize,
     /// The doorbell rings at most once per this interval, for every household that
-    /// moved meanwhile (one NOTIFY transaction, not one per batch). Only other nodes
-    /// wait for it: this node's rooms get its commits directly. Zero: ring after
-    /// every batch.
+    /// moved meanwhile (one NOTIFY transaction, not one per batch). Rooms that were
+    /// handed a commit directly (this node's members' commands) do not wait for it;
+    /// other nodes, and commits of other dispatchers such as the fulfilment
+    /// executor, may wait up to this long more. Zero: ring after every batch.
     pub doorbell_pace: std::time::Duration,
 }
 

@@ -12,7 +12,8 @@ use hearth_core::ports::{
     Append, Appended, Decision, EventStore, Job, JobKind, Loaded, Snapshot, StoreError,
 };
 use hearth_core::{
-    CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, NewEvent, OrderId, Timestamp,
+    CommandEnvelope, CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, NewEvent,
+    OrderId, Timestamp,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -209,7 +210,7 @@ impl PgEventStore {
 
     async fn append_events(
         &self,
-        command: &hearth_core::CommandEnvelope,
+        command: &CommandEnvelope,
         aggregate_id: OrderId,
         expected_version: u32,
         events: Vec<NewEvent>,
@@ -249,18 +250,11 @@ impl PgEventStore {
                     .flatten(),
             );
         }
-        let (ctype, cpayload) =
-            split_tagged(json(&command.command)?).map_err(StoreError::Corrupt)?;
-        let cmeta = json(&command.metadata)?;
         let count = i64::try_from(n).map_err(|_| StoreError::Corrupt("too many events".into()))?;
         let expected = to_i32(expected_version, "expected version")?;
 
-        let params: Params = vec![
-            Box::new(tenant.0),
-            Box::new(command.id.0),
-            Box::new(ctype),
-            Box::new(cpayload),
-            Box::new(cmeta),
+        let mut params = command_params(command)?;
+        params.extend::<Params>(vec![
             Box::new(aggregate_id.0),
             Box::new(expected),
             Box::new(count),
@@ -273,7 +267,7 @@ impl PgEventStore {
             Box::new(created),
             Box::new(requires),
             Box::new(kinds),
-        ];
+        ]);
         let row = match self.submit(tenant, APPEND, params, n > 0).await? {
             Answer::Done(Some(row)) => row,
             Answer::Done(None) => {
@@ -310,6 +304,18 @@ impl PgEventStore {
             },
         })
     }
+}
+
+/// `$1..$5` of both command statements: tenant, id, type, payload, metadata.
+fn command_params(command: &CommandEnvelope) -> Result<Params, StoreError> {
+    let (kind, payload) = split_tagged(json(&command.command)?).map_err(StoreError::Corrupt)?;
+    Ok(vec![
+        Box::new(command.tenant.0),
+        Box::new(command.id.0),
+        Box::new(kind),
+        Box::new(payload),
+        Box::new(json(&command.metadata)?),
+    ])
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<Value, StoreError> {
@@ -372,18 +378,8 @@ impl EventStore for PgEventStore {
             Decision::Rejected { code, message } => {
                 let tenant = command.tenant;
                 let outcome = CommandOutcome::Rejected { code, message };
-                let (ctype, cpayload) =
-                    split_tagged(json(&command.command)?).map_err(StoreError::Corrupt)?;
-                let cmeta = json(&command.metadata)?;
-                let stored = json(&outcome)?;
-                let params: Params = vec![
-                    Box::new(tenant.0),
-                    Box::new(command.id.0),
-                    Box::new(ctype),
-                    Box::new(cpayload),
-                    Box::new(cmeta),
-                    Box::new(stored),
-                ];
+                let mut params = command_params(&command)?;
+                params.push(Box::new(json(&outcome)?));
                 match self.submit(tenant, INSERT_REJECTED, params, false).await? {
                     Answer::Done(Some(_)) => {}
                     Answer::Done(None) => return self.duplicate(tenant, command.id).await,
