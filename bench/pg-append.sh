@@ -20,30 +20,17 @@ OWNER_URL="postgres://hearth_owner:hearth_owner@${HOSTPORT}/${DB}"
 APP_URL="postgres://hearth_app:hearth_app@${HOSTPORT}/${DB}"
 
 psql_admin() { psql "$SERVER" -v ON_ERROR_STOP=1 -qAt "$@"; }
+. bench/pg-setup.sh
 
 echo "== setup: database $DB, roles hearth_owner/hearth_app/hearth_relay"
-for role in hearth_owner hearth_app hearth_relay; do
-  extra=NOINHERIT; [ "$role" = hearth_owner ] && extra=CREATEROLE
-  if [ -z "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$role'")" ]; then
-    psql_admin -c "CREATE ROLE $role LOGIN PASSWORD '$role' NOSUPERUSER NOBYPASSRLS NOCREATEDB $extra"
-  fi
-done
-psql_admin -c "DROP DATABASE IF EXISTS $DB"
-psql_admin -c "CREATE DATABASE $DB OWNER hearth_owner"
+fresh_bench_db "$DB"
 
 cargo build --release -q -p hearth-postgres --example pg_append_bench
 BENCH="$CARGO_TARGET_DIR/release/examples/pg_append_bench"
 
 # The Hearth schema (migrated by the bench binary, as the owner) plus a plain table.
 "$BENCH" "$OWNER_URL" "$APP_URL" 1 1 >/dev/null
-psql "$OWNER_URL" -v ON_ERROR_STOP=1 -q <<'SQL'
-CREATE TABLE plain_insert (
-    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    tenant_id uuid NOT NULL,
-    payload   jsonb NOT NULL
-);
-GRANT INSERT ON plain_insert TO hearth_app;
-SQL
+create_plain_insert "$OWNER_URL"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT

@@ -95,24 +95,11 @@ if [[ "$SKIP" != *" pg "* ]]; then
   APP_URL="postgres://hearth_app:hearth_app@${HOSTPORT}/${DB}"
   RELAY_URL="postgres://hearth_relay:hearth_relay@${HOSTPORT}/${DB}"
   psql_admin() { psql "$SERVER" -v ON_ERROR_STOP=1 -qAt "$@"; }
+  . bench/pg-setup.sh
   if psql_admin -c 'SELECT 1' >/dev/null 2>&1; then
-    for role in hearth_owner hearth_app hearth_relay; do
-      extra=NOINHERIT; [ "$role" = hearth_owner ] && extra=CREATEROLE
-      if [ -z "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$role'")" ]; then
-        psql_admin -c "CREATE ROLE $role LOGIN PASSWORD '$role' NOSUPERUSER NOBYPASSRLS NOCREATEDB $extra"
-      fi
-    done
-    psql_admin -c "DROP DATABASE IF EXISTS $DB"
-    psql_admin -c "CREATE DATABASE $DB OWNER hearth_owner"
+    fresh_bench_db "$DB"
     "$BIN/hearth" migrate --database-url "$OWNER_URL" >>"$OUT/run.log"
-    psql "$OWNER_URL" -v ON_ERROR_STOP=1 -q <<'SQL'
-CREATE TABLE plain_insert (
-    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    tenant_id uuid NOT NULL,
-    payload   jsonb NOT NULL
-);
-GRANT INSERT ON plain_insert TO hearth_app;
-SQL
+    create_plain_insert "$OWNER_URL"
     PG_OK=1
     log "postgres: $(psql_admin -c 'SHOW server_version'), synchronous_commit=$(psql_admin -c 'SHOW synchronous_commit'), fsync=$(psql_admin -c 'SHOW fsync')"
   else
