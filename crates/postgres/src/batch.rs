@@ -1,74 +1,122 @@
 //! Application-level group commit of appends (docs/postgres.md, "Group commit").
 //!
-//! `PgEventStore::append` prepares its statement and parameters in the caller's
-//! task and queues them to a batcher. A batcher takes whatever is queued (up to
-//! `max_batch`; no artificial delay: a batch is whatever arrived while the
-//! previous one was committing) and runs it as ONE transaction on one pooled
-//! connection, so the commit and its WAL flush are paid once per batch. Each
-//! append keeps its own statements and its own tenant: `set_config('app.tenant_id',
-//! household, true)` right before its statement, so RLS applies per append.
+//! `PgEventStore::append` checks and encodes the decision in the caller's task and
+//! queues it to a batcher. A batcher takes whatever is queued (up to `max_batch`;
+//! no artificial delay: a batch is whatever arrived while the previous one was
+//! committing) and writes it with ONE call of the `hearth_append` function
+//! (migration 0002) on one pooled connection, in one implicit transaction, so the
+//! statement, the commit and its WAL flush are paid once per batch. The function
+//! sets the tenant before each append (`set_config('app.tenant_id', household,
+//! true)`), so RLS checks each append against its own household, and answers each
+//! append on its own: written (the household's new head), a repeated command id,
+//! or a version conflict. Those refusals write nothing and do not disturb the rest
+//! of the batch.
 //!
-//! Two ways to run a batch:
+//! If the call raises (an error the function's checks do not turn into an answer:
+//! a value the tables refuse, or a rejected command racing an accepted one with the
+//! same id), nothing of the batch was written, and the batcher runs the batch again
+//! as one call per append, each in its own transaction, pipelined: the failing
+//! append gets its error, the others are written.
 //!
-//! 1. **Optimistic** (one round trip): `BEGIN`, then per append `set_config` and
-//!    its statement, then `COMMIT`, all pipelined. If every statement succeeded and
-//!    COMMIT returned, the batch is durable.
-//! 2. **With savepoints**, only when an append of the optimistic attempt was
-//!    refused (duplicate command id, version conflict, any database error): the
-//!    server turned the pipelined COMMIT into a rollback (nothing of the batch was
-//!    written), and the batch is run again, this time with a `SAVEPOINT` around
-//!    each append. A refused append is rolled back to its savepoint (nothing of it
-//!    remains) and the others go on; COMMIT is sent once every append has its
-//!    answer.
-//!
-//! Callers are answered only after COMMIT returned; if COMMIT (or the connection)
-//! fails, every append of the batch gets `StoreError::Unavailable`. Appends are
-//! ordered by household before running (stable: a household's appends keep their
-//! queue order), so every batch takes household row locks in the same order and
-//! batchers of any number of processes cannot deadlock each other. The feed's
-//! doorbell gets one message per committed batch.
+//! Callers are answered only after the commit: the server commits the implicit
+//! transaction before it reports ready for the next query, which is what the query
+//! waits for. If the connection fails before that, the appends it carried get
+//! `StoreError::Unavailable` (their fate is unknown). Appends are ordered by
+//! household before running (stable: a household's appends keep their queue order),
+//! so every batch takes household row locks in the same order and batchers of any
+//! number of processes cannot deadlock each other. The feed's doorbell gets one
+//! message per committed batch.
 
-use crate::sql::{SET_TENANT, describe};
+use crate::sql::describe;
 use deadpool_postgres::Pool;
-use hearth_core::HouseholdId;
 use hearth_core::ports::StoreError;
+use hearth_core::{HouseholdId, Timestamp};
+use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Row, Statement};
+use uuid::Uuid;
 
-/// Parameters of one append's statement, owned so they can cross to the batcher.
-pub(crate) type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+/// The one statement of a batch (see migration 0002 for what it answers).
+const APPEND_BATCH: &str = "SELECT hearth_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                            $11, $12, $13, $14, $15, $16, $17)";
 
-/// What a committed batch answers for one append.
+/// One append, in the shape `hearth_append` takes it.
+#[derive(Debug)]
+pub(crate) struct AppendRow {
+    pub tenant: HouseholdId,
+    pub command_id: Uuid,
+    pub command_type: String,
+    pub command_payload: Value,
+    pub command_metadata: Value,
+    pub write: Write,
+}
+
+/// What an append writes besides its command id.
+#[derive(Debug)]
+pub(crate) enum Write {
+    /// The command was rejected: recorded with this outcome, nothing else.
+    Rejected(Value),
+    /// The command was accepted: these events, at `expected + 1`, `+ 2`, ...
+    Events {
+        aggregate: Uuid,
+        expected: i32,
+        events: Vec<EventRow>,
+    },
+}
+
+/// One event of an append, its `{type, payload}` split into columns.
+#[derive(Debug)]
+pub(crate) struct EventRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub schema_version: i32,
+    pub payload: Value,
+    pub metadata: Value,
+    pub created_at: Timestamp,
+    pub requires_job: bool,
+    /// The outbox job written with the event, if it needs durable work.
+    pub job: Option<&'static str>,
+}
+
+impl AppendRow {
+    fn events(&self) -> &[EventRow] {
+        match &self.write {
+            Write::Rejected(_) => &[],
+            Write::Events { events, .. } => events,
+        }
+    }
+}
+
+/// The committed answer for one append.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    /// The statement ran and the batch committed; its row, if it returned one.
-    Done(Option<Row>),
-    /// The statement raised (its savepoint was rolled back: nothing of it remains);
-    /// the rest of the batch committed.
+    /// Written. For accepted commands: the household's `last_seq` after it.
+    Written(u64),
+    /// The command id was already recorded: nothing written.
+    Duplicate,
+    /// The order was not at the expected version: nothing written.
+    VersionConflict,
+    /// Run alone, the append raised this error: nothing of it was written.
     Refused(tokio_postgres::Error),
 }
 
 /// One append queued to a batcher.
 pub(crate) struct Request {
-    pub tenant: HouseholdId,
-    pub sql: &'static str,
-    pub params: Params,
-    /// Ring the doorbell with the `bigint` in column 0 of the row (the new head).
-    pub rings: bool,
+    pub append: AppendRow,
     pub reply: oneshot::Sender<Result<Answer, StoreError>>,
 }
 
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")
-            .field("tenant", &self.tenant)
-            .field("params", &self.params.len())
+            .field("tenant", &self.append.tenant)
+            .field("command_id", &self.append.command_id)
             .finish_non_exhaustive()
     }
 }
@@ -79,9 +127,7 @@ pub struct Batching {
     /// Batchers running in parallel on one queue, each with one pooled connection
     /// while it runs a batch.
     pub batchers: usize,
-    /// At most this many appends per transaction (clamped to 1..=64: with
-    /// savepoints each append is a subtransaction, and PostgreSQL caches 64 per
-    /// backend before every snapshot gets slower).
+    /// At most this many appends per call (clamped to 1..=64).
     pub max_batch: usize,
     /// The doorbell rings at most once per this interval, for every household that
     /// moved meanwhile (one NOTIFY transaction, not one per batch). Rooms that were
@@ -109,7 +155,7 @@ pub struct BatchStats {
     pub batches: u64,
     /// Appends in them.
     pub appends: u64,
-    /// Batches run a second time with savepoints because an append was refused.
+    /// Batches whose call raised and that were run again one call per append.
     pub reruns: u64,
 }
 
@@ -130,7 +176,7 @@ impl Counters {
     }
 }
 
-/// The most appends in one transaction, whatever is configured.
+/// The most appends in one call, whatever is configured.
 const MAX_BATCH: usize = 64;
 
 /// Starts the batchers on one shared queue and returns it.
@@ -175,30 +221,33 @@ async fn run_batcher(
             return; // the store was dropped
         }
         // Stable: a household's appends keep their queue order (consecutive seqs).
-        batch.sort_by_key(|r: &Request| r.tenant);
+        batch.sort_by_key(|r: &Request| r.append.tenant);
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters
             .appends
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let result = run_batch(&pool, &batch, &counters).await;
+        let appends: Vec<&AppendRow> = batch.iter().map(|r| &r.append).collect();
+        let result = run_batch(&pool, &appends, &counters).await;
         let requests = batch.drain(..);
         match result {
             Ok(answers) => {
-                let mut heads = Vec::new();
-                for (request, answer) in requests.as_slice().iter().zip(&answers) {
-                    if let (true, Answer::Done(Some(row))) = (request.rings, answer)
-                        && let Ok(seq) = row.try_get::<_, i64>(0)
-                        && let Ok(seq) = u64::try_from(seq)
-                    {
-                        heads.push((request.tenant, seq));
-                    }
-                }
+                let heads: Vec<(HouseholdId, u64)> = requests
+                    .as_slice()
+                    .iter()
+                    .zip(&answers)
+                    .filter_map(|(request, answer)| match answer {
+                        Ok(Answer::Written(head)) if !request.append.events().is_empty() => {
+                            Some((request.append.tenant, *head))
+                        }
+                        _ => None,
+                    })
+                    .collect();
                 if !heads.is_empty() {
                     // Rung after commit, outside the transaction: see `ring_doorbell`.
                     let _ = doorbell.send(heads);
                 }
                 for (request, answer) in requests.zip(answers) {
-                    let _ = request.reply.send(Ok(answer));
+                    let _ = request.reply.send(answer);
                 }
             }
             Err(message) => {
@@ -212,28 +261,105 @@ async fn run_batcher(
     }
 }
 
-type Step<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send + 'a>>;
+/// The batch as `hearth_append`'s seventeen parallel arrays, borrowed from it.
+struct Columns<'a> {
+    tenants: Vec<Uuid>,
+    command_ids: Vec<Uuid>,
+    command_types: Vec<&'a str>,
+    command_payloads: Vec<&'a Value>,
+    command_metadata: Vec<&'a Value>,
+    outcomes: Vec<Option<&'a Value>>,
+    aggregates: Vec<Option<Uuid>>,
+    expected: Vec<i32>,
+    counts: Vec<i32>,
+    event_ids: Vec<Uuid>,
+    event_types: Vec<&'a str>,
+    event_schemas: Vec<i32>,
+    event_payloads: Vec<&'a Value>,
+    event_metadata: Vec<&'a Value>,
+    event_created: Vec<Timestamp>,
+    event_requires: Vec<bool>,
+    job_kinds: Vec<Option<&'static str>>,
+}
 
-/// Runs `steps` pipelined on one connection: tokio-postgres sends a request when its
-/// future is first polled, so they are polled in order (the wire order is the
-/// statement order), then all awaited.
-async fn pipeline(steps: Vec<Step<'_>>) -> Vec<Result<Option<Row>, tokio_postgres::Error>> {
-    let mut steps: Vec<_> = steps.into_iter().map(futures::future::maybe_done).collect();
-    futures::future::poll_fn(|cx| {
-        let mut done = true;
-        for step in steps.iter_mut() {
-            if Pin::new(step).poll(cx).is_pending() {
-                done = false;
+impl<'a> Columns<'a> {
+    fn of(appends: &[&'a AppendRow]) -> Result<Self, String> {
+        let n = appends.len();
+        let events: usize = appends.iter().map(|a| a.events().len()).sum();
+        let mut c = Columns {
+            tenants: Vec::with_capacity(n),
+            command_ids: Vec::with_capacity(n),
+            command_types: Vec::with_capacity(n),
+            command_payloads: Vec::with_capacity(n),
+            command_metadata: Vec::with_capacity(n),
+            outcomes: Vec::with_capacity(n),
+            aggregates: Vec::with_capacity(n),
+            expected: Vec::with_capacity(n),
+            counts: Vec::with_capacity(n),
+            event_ids: Vec::with_capacity(events),
+            event_types: Vec::with_capacity(events),
+            event_schemas: Vec::with_capacity(events),
+            event_payloads: Vec::with_capacity(events),
+            event_metadata: Vec::with_capacity(events),
+            event_created: Vec::with_capacity(events),
+            event_requires: Vec::with_capacity(events),
+            job_kinds: Vec::with_capacity(events),
+        };
+        for append in appends {
+            c.tenants.push(append.tenant.0);
+            c.command_ids.push(append.command_id);
+            c.command_types.push(&append.command_type);
+            c.command_payloads.push(&append.command_payload);
+            c.command_metadata.push(&append.command_metadata);
+            let (outcome, aggregate, expected) = match &append.write {
+                Write::Rejected(outcome) => (Some(outcome), None, 0),
+                Write::Events {
+                    aggregate,
+                    expected,
+                    ..
+                } => (None, Some(*aggregate), *expected),
+            };
+            c.outcomes.push(outcome);
+            c.aggregates.push(aggregate);
+            c.expected.push(expected);
+            let events = append.events();
+            c.counts
+                .push(i32::try_from(events.len()).map_err(|_| "too many events in one append")?);
+            for event in events {
+                c.event_ids.push(event.id);
+                c.event_types.push(&event.kind);
+                c.event_schemas.push(event.schema_version);
+                c.event_payloads.push(&event.payload);
+                c.event_metadata.push(&event.metadata);
+                c.event_created.push(event.created_at);
+                c.event_requires.push(event.requires_job);
+                c.job_kinds.push(event.job);
             }
         }
-        if done { Poll::Ready(()) } else { Poll::Pending }
-    })
-    .await;
-    steps
-        .iter_mut()
-        .filter_map(|step| Pin::new(step).take_output())
-        .collect()
+        Ok(c)
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 17] {
+        [
+            &self.tenants,
+            &self.command_ids,
+            &self.command_types,
+            &self.command_payloads,
+            &self.command_metadata,
+            &self.outcomes,
+            &self.aggregates,
+            &self.expected,
+            &self.counts,
+            &self.event_ids,
+            &self.event_types,
+            &self.event_schemas,
+            &self.event_payloads,
+            &self.event_metadata,
+            &self.event_created,
+            &self.event_requires,
+            &self.job_kinds,
+        ]
+    }
 }
 
 /// Why the batch failed as a whole (nothing of it was committed, or the commit's
@@ -242,39 +368,72 @@ fn fatal(what: &str, e: &tokio_postgres::Error) -> String {
     format!("{what}: {}", describe(e))
 }
 
-fn exec<'a>(client: &'a tokio_postgres::Client, sql: &'a str) -> Step<'a> {
-    Box::pin(async move { client.batch_execute(sql).await.map(|()| None) })
+/// `hearth_append`'s answers, one per append.
+fn answers(row: &tokio_postgres::Row, appends: usize) -> Result<Vec<Answer>, String> {
+    let codes: Vec<i64> = row
+        .try_get(0)
+        .map_err(|e| fatal("hearth_append answered", &e))?;
+    if codes.len() != appends {
+        return Err(format!(
+            "hearth_append answered {} appends of {appends}",
+            codes.len()
+        ));
+    }
+    codes
+        .into_iter()
+        .map(|code| match code {
+            -1 => Ok(Answer::Duplicate),
+            -2 => Ok(Answer::VersionConflict),
+            head => u64::try_from(head)
+                .map(Answer::Written)
+                .map_err(|_| format!("hearth_append answered {head}")),
+        })
+        .collect()
 }
 
-fn query<'a>(
-    client: &'a tokio_postgres::Client,
-    statement: &'a Statement,
-    params: &'a [&'a (dyn ToSql + Sync)],
-) -> Step<'a> {
-    Box::pin(async move { client.query_opt(statement, params).await })
+type Call<'a> =
+    Pin<Box<dyn Future<Output = Result<tokio_postgres::Row, tokio_postgres::Error>> + Send + 'a>>;
+
+/// Runs `calls` pipelined on one connection: tokio-postgres sends a request when its
+/// future is first polled, so they are polled in order (the wire order is the
+/// call order), then all awaited.
+async fn pipeline(calls: Vec<Call<'_>>) -> Vec<Result<tokio_postgres::Row, tokio_postgres::Error>> {
+    let mut calls: Vec<_> = calls.into_iter().map(futures::future::maybe_done).collect();
+    futures::future::poll_fn(|cx| {
+        let mut done = true;
+        for call in calls.iter_mut() {
+            if Pin::new(call).poll(cx).is_pending() {
+                done = false;
+            }
+        }
+        if done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    calls
+        .iter_mut()
+        .filter_map(|call| Pin::new(call).take_output())
+        .collect()
 }
 
-fn set_tenant<'a>(
-    client: &'a tokio_postgres::Client,
-    statement: &'a Statement,
-    tenant: &'a [&'a (dyn ToSql + Sync); 1],
-) -> Step<'a> {
-    Box::pin(async move { client.execute(statement, tenant).await.map(|_| None) })
-}
-
-/// Runs one batch; `Err` means no append of it may be reported as written.
+/// Runs one batch. `Err`: no append of it may be reported as written.
 async fn run_batch(
     pool: &Pool,
-    batch: &[Request],
+    batch: &[&AppendRow],
     counters: &Counters,
-) -> Result<Vec<Answer>, String> {
+) -> Result<Vec<Result<Answer, StoreError>>, String> {
     let client = pool
         .get()
         .await
         .map_err(|e| format!("no connection: {e}"))?;
     let result = run_on(&client, batch, counters).await;
-    if result.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
-        // The connection's state is unknown: do not hand it back to the pool.
+    // A connection that lost a call is in an unknown state: not back to the pool.
+    let broken = match &result {
+        Err(_) => true,
+        Ok(answers) => answers
+            .iter()
+            .any(|a| matches!(a, Err(StoreError::Unavailable(_)))),
+    };
+    if broken && client.batch_execute("SELECT 1").await.is_err() {
         drop(deadpool_postgres::Object::take(client));
     }
     result
@@ -282,145 +441,52 @@ async fn run_batch(
 
 async fn run_on(
     client: &deadpool_postgres::ClientWrapper,
-    batch: &[Request],
+    batch: &[&AppendRow],
     counters: &Counters,
-) -> Result<Vec<Answer>, String> {
-    let set = client
-        .prepare_cached(SET_TENANT)
+) -> Result<Vec<Result<Answer, StoreError>>, String> {
+    let statement = client
+        .prepare_cached(APPEND_BATCH)
         .await
         .map_err(|e| fatal("prepare", &e))?;
-    let mut statements: Vec<(&'static str, Statement)> = Vec::new();
-    for request in batch {
-        if !statements.iter().any(|(sql, _)| *sql == request.sql) {
-            let statement = client
-                .prepare_cached(request.sql)
-                .await
-                .map_err(|e| fatal("prepare", &e))?;
-            statements.push((request.sql, statement));
-        }
-    }
-    let mut statement_of = Vec::with_capacity(batch.len());
-    for request in batch {
-        let Some((_, statement)) = statements.iter().find(|(sql, _)| *sql == request.sql) else {
-            return Err("statement not prepared".into());
-        };
-        statement_of.push(statement);
-    }
-    let tenants: Vec<String> = batch.iter().map(|r| r.tenant.to_string()).collect();
-    let tenant_params: Vec<[&(dyn ToSql + Sync); 1]> =
-        tenants.iter().map(|t| [t as &(dyn ToSql + Sync)]).collect();
-    let params: Vec<Vec<&(dyn ToSql + Sync)>> = batch
-        .iter()
-        .map(|r| {
-            r.params
-                .iter()
-                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-                .collect()
-        })
-        .collect();
-
-    // 1. Optimistic: one transaction, one round trip, no savepoints.
-    let mut steps = Vec::with_capacity(2 + 2 * batch.len());
-    steps.push(exec(client, "BEGIN"));
-    for i in 0..batch.len() {
-        steps.push(set_tenant(client, &set, &tenant_params[i]));
-        steps.push(query(client, statement_of[i], &params[i]));
-    }
-    steps.push(exec(client, "COMMIT"));
-    let mut results = pipeline(steps).await;
-    if results.len() != 2 + 2 * batch.len() {
-        return Err("pipeline lost a result".into());
-    }
-    let committed = results.pop();
-    let mut results = results.into_iter();
-    if let Some(Err(e)) = results.next() {
-        return Err(fatal("begin", &e));
-    }
-    let mut answers = Vec::with_capacity(batch.len());
-    let mut refused = false;
-    while let (Some(set), Some(statement)) = (results.next(), results.next()) {
-        for result in [&set, &statement] {
-            if let Err(e) = result
-                && e.as_db_error().is_none()
-            {
-                return Err(fatal("append", e));
-            }
-        }
-        match (set, statement) {
-            (Ok(_), Ok(row)) => answers.push(Answer::Done(row)),
-            _ => refused = true,
-        }
-    }
-    if !refused {
-        return match committed {
-            Some(Ok(_)) => Ok(answers),
-            Some(Err(e)) => Err(fatal("commit", &e)),
-            None => Err("pipeline lost the commit".into()),
-        };
-    }
-    // A statement raised, so the server rolled the whole transaction back (COMMIT
-    // of an aborted transaction is a rollback). Run it again with savepoints.
-    if let Some(Err(e)) = committed
-        && e.as_db_error().is_none()
-    {
-        return Err(fatal("rollback", &e));
+    let columns = Columns::of(batch)?;
+    match client.query_one(&statement, &columns.params()).await {
+        Ok(row) => return Ok(answers(&row, batch.len())?.into_iter().map(Ok).collect()),
+        // The server rolled the call back: nothing of the batch was written.
+        Err(e) if e.as_db_error().is_some() => {}
+        Err(e) => return Err(fatal("append", &e)),
     }
 
-    // 2. With a savepoint per append: a refused append is rolled back alone.
+    // One call per append, each its own transaction, pipelined: the append that
+    // raised gets its error alone.
     counters.reruns.fetch_add(1, Ordering::Relaxed);
-    let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
-    let mut first = "BEGIN";
-    loop {
-        let start = answers.len();
-        let mut steps = Vec::with_capacity(1 + 4 * (batch.len() - start));
-        steps.push(exec(client, first));
-        for i in start..batch.len() {
-            steps.push(exec(client, "SAVEPOINT hearth_append"));
-            steps.push(set_tenant(client, &set, &tenant_params[i]));
-            steps.push(query(client, statement_of[i], &params[i]));
-            steps.push(exec(client, "RELEASE SAVEPOINT hearth_append"));
-        }
-        let mut results = pipeline(steps).await.into_iter();
-        match results.next() {
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(fatal(first, &e)),
-            None => return Err("pipeline lost a result".into()),
-        }
-        let mut refusal = false;
-        for _ in start..batch.len() {
-            let (Some(savepoint), Some(set), Some(statement), Some(release)) = (
-                results.next(),
-                results.next(),
-                results.next(),
-                results.next(),
-            ) else {
-                return Err("pipeline lost a result".into());
-            };
-            savepoint.map_err(|e| fatal("savepoint", &e))?;
-            set.map_err(|e| fatal("set_config", &e))?;
-            match statement {
-                Ok(row) => {
-                    release.map_err(|e| fatal("release savepoint", &e))?;
-                    answers.push(Answer::Done(row));
-                }
-                Err(e) if e.as_db_error().is_some() => {
-                    // Everything after it in this pipeline failed as "in failed
-                    // transaction": roll back to its savepoint, go on after it.
-                    answers.push(Answer::Refused(e));
-                    refusal = true;
-                    break;
-                }
-                Err(e) => return Err(fatal("append", &e)),
-            }
-        }
-        if !refusal {
-            break;
-        }
-        first = "ROLLBACK TO SAVEPOINT hearth_append; RELEASE SAVEPOINT hearth_append";
-    }
-    client
-        .batch_execute("COMMIT")
+    let singles = batch
+        .iter()
+        .map(|append| Columns::of(std::slice::from_ref(append)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let params: Vec<_> = singles.iter().map(Columns::params).collect();
+    let calls = params
+        .iter()
+        .map(|params| call(client, &statement, params))
+        .collect();
+    Ok(pipeline(calls)
         .await
-        .map_err(|e| fatal("commit", &e))?;
-    Ok(answers)
+        .into_iter()
+        .map(|result| match result {
+            Ok(row) => match answers(&row, 1) {
+                Ok(mut answer) => answer.pop().ok_or_else(|| "no answer".to_string()),
+                Err(message) => Err(message),
+            }
+            .map_err(StoreError::Unavailable),
+            Err(e) if e.as_db_error().is_some() => Ok(Answer::Refused(e)),
+            Err(e) => Err(StoreError::Unavailable(fatal("append", &e))),
+        })
+        .collect())
+}
+
+fn call<'a>(
+    client: &'a tokio_postgres::Client,
+    statement: &'a Statement,
+    params: &'a [&'a (dyn ToSql + Sync); 17],
+) -> Call<'a> {
+    Box::pin(client.query_one(statement, params))
 }

@@ -1,14 +1,15 @@
 //! PostgreSQL adapters of Hearth's ports (DESIGN.md section 4, docs/postgres.md).
 //!
-//! - [`PgEventStore`]: the event log. An append is one statement (command id,
-//!   per-household `seq`, events, outbox jobs); concurrent appends are
-//!   group-committed by batchers, one transaction per batch ([`Batching`]).
+//! - [`PgEventStore`]: the event log. Concurrent appends are group-committed by
+//!   batchers ([`Batching`]): one call of the `hearth_append` function per batch,
+//!   one transaction, which records each append's command id, per-household `seq`,
+//!   events and outbox jobs under that append's own tenant setting.
 //! - [`PgEventFeed`]: a dedicated `LISTEN` connection per process on one channel,
 //!   with a slow fallback poll; the doorbell is rung after commit, coalesced.
 //! - [`PgDirectory`]: households, members, single-use invites.
 //!
-//! Every statement runs as the application role inside a transaction that sets
-//! `app.tenant_id`; row-level security does the rest. Only the relay role reads
+//! Every statement runs as the application role after `app.tenant_id` was set for
+//! its household in its transaction; row-level security does the rest. Only the relay role reads
 //! across households ([`PgEventStore::pending_jobs`] and the feed's fallback poll).
 //!
 //! **Invariant:** no `tokio_postgres` or `deadpool` error leaves this crate through a

@@ -14,11 +14,18 @@ pub struct Migration {
 }
 
 /// Every migration this binary knows, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "schema",
-    sql: include_str!("../migrations/0001_schema.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "schema",
+        sql: include_str!("../migrations/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "append_function",
+        sql: include_str!("../migrations/0002_append_function.sql"),
+    },
+];
 
 /// Key of the advisory lock held while migrating ("hearth" in ASCII).
 const LOCK_KEY: i64 = 0x6865_6172_7468;

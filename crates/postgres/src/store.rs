@@ -1,6 +1,8 @@
 //! [`PgEventStore`]: the EventStore port on PostgreSQL.
 
-use crate::batch::{self, Answer, BatchStats, Batching, Counters, Params, Request};
+use crate::batch::{
+    self, Answer, AppendRow, BatchStats, Batching, Counters, EventRow, Request, Write,
+};
 use crate::feed::FEED_CHANNEL;
 use crate::sql::{
     BEGIN, BEGIN_READ, client, describe, in_tenant, join_tagged, split_tagged, to_i32, to_u32,
@@ -21,71 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Row;
-
-/// The whole append, one statement (run by a batcher after the append's
-/// `set_config`, inside the batch transaction: see `batch.rs`):
-/// - `h` bumps the household's `last_seq` by the number of events, creating the
-///   counter row on a household's first append; its row lock, held to COMMIT,
-///   orders the household's appends: `seq` is gap-free and in commit order;
-/// - `cmd` records the command id with its outcome (`ON CONFLICT DO NOTHING`: a
-///   repeat inserts nothing);
-/// - `ev` inserts the events (multi-row, from arrays) only if the command is new
-///   and the stream is at the expected version; the unique
-///   `(tenant_id, aggregate_id, version)` catches a racing writer;
-/// - `jb` inserts the outbox jobs of the events that need durable work;
-/// - the final SELECT aborts the statement (SQLSTATE HR001 duplicate, HR002
-///   version conflict) when something was not written; the batcher rolls the
-///   append back (the whole optimistic batch, then its savepoint on the rerun), so
-///   nothing of a refused append remains.
-const APPEND: &str = "
-WITH h AS (
-    INSERT INTO households AS h (tenant_id, last_seq) VALUES ($1, $8::int8)
-    ON CONFLICT (tenant_id) DO UPDATE SET last_seq = h.last_seq + EXCLUDED.last_seq
-    RETURNING h.last_seq
-), cmd AS (
-    INSERT INTO commands (tenant_id, id, type, payload, metadata, status, outcome)
-    SELECT $1, $2, $3, $4, $5, 'accepted',
-           jsonb_build_object('status', 'accepted', 'seq', h.last_seq, 'events', $8::int8)
-    FROM h
-    ON CONFLICT (tenant_id, id) DO NOTHING
-    RETURNING id
-), cur AS (
-    SELECT coalesce(max(version), 0) AS version
-    FROM events WHERE tenant_id = $1 AND aggregate_id = $6
-), ev AS (
-    INSERT INTO events (tenant_id, seq, id, aggregate_id, version, type, schema_version,
-                        payload, metadata, created_at, requires_job)
-    SELECT $1, h.last_seq - $8::int8 + e.ord, e.id, $6, e.version, e.type, e.schema_version,
-           e.payload, e.metadata, e.created_at, e.requires_job
-    FROM h, cmd, cur,
-         unnest($9::uuid[], $10::int4[], $11::text[], $12::int4[], $13::jsonb[], $14::jsonb[],
-                $15::timestamptz[], $16::bool[])
-             WITH ORDINALITY AS e(id, version, type, schema_version, payload, metadata,
-                                  created_at, requires_job, ord)
-    WHERE cur.version = $7::int4
-    RETURNING 1
-), jb AS (
-    INSERT INTO jobs (tenant_id, id, order_id, kind, command_id, created_at)
-    SELECT $1, j.id, $6, j.kind, $2, j.created_at
-    FROM (SELECT count(*) AS n FROM ev) AS c,
-         unnest($9::uuid[], $17::text[], $15::timestamptz[]) AS j(id, kind, created_at)
-    WHERE c.n = $8::int8 AND j.kind IS NOT NULL
-    RETURNING 1
-)
-SELECT h.last_seq,
-       CASE WHEN NOT EXISTS (SELECT 1 FROM cmd)
-                THEN hearth_abort('HR001', 'command id already recorded')
-            WHEN (SELECT count(*) FROM ev) <> $8::int8
-                THEN hearth_abort('HR002', 'stream is not at the expected version')
-            ELSE (SELECT count(*) FROM jb)
-       END AS jobs
-FROM h";
-
-const INSERT_REJECTED: &str = "
-INSERT INTO commands (tenant_id, id, type, payload, metadata, status, outcome)
-VALUES ($1, $2, $3, $4, $5, 'rejected', $6)
-ON CONFLICT (tenant_id, id) DO NOTHING
-RETURNING id";
 
 const EVENT_COLUMNS: &str = "tenant_id, seq, id, aggregate_id, version, type, schema_version, \
                              payload, metadata, created_at, requires_job";
@@ -172,25 +109,13 @@ impl PgEventStore {
         self.counters.get()
     }
 
-    /// Queues one append to its household's batcher and waits for the answer,
-    /// which comes only after the batch's COMMIT returned.
-    async fn submit(
-        &self,
-        tenant: HouseholdId,
-        sql: &'static str,
-        params: Params,
-        rings: bool,
-    ) -> Result<Answer, StoreError> {
+    /// Queues one append to the batchers and waits for the answer, which comes
+    /// only after the batch committed.
+    async fn submit(&self, append: AppendRow) -> Result<Answer, StoreError> {
         let stopped = || StoreError::Unavailable("the append batcher has stopped".into());
         let (reply, answer) = oneshot::channel();
         self.batches
-            .send(Request {
-                tenant,
-                sql,
-                params,
-                rings,
-                reply,
-            })
+            .send(Request { append, reply })
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -217,15 +142,7 @@ impl PgEventStore {
     ) -> Result<Appended, StoreError> {
         let tenant = command.tenant;
         let n = events.len();
-        let mut ids = Vec::with_capacity(n);
-        let mut versions = Vec::with_capacity(n);
-        let mut types = Vec::with_capacity(n);
-        let mut schemas = Vec::with_capacity(n);
-        let mut payloads = Vec::with_capacity(n);
-        let mut metadata = Vec::with_capacity(n);
-        let mut created = Vec::with_capacity(n);
-        let mut requires = Vec::with_capacity(n);
-        let mut kinds: Vec<Option<&'static str>> = Vec::with_capacity(n);
+        let mut rows = Vec::with_capacity(n);
         for (i, event) in events.iter().enumerate() {
             let want = u64::from(expected_version) + 1 + i as u64;
             if event.aggregate_id != aggregate_id || u64::from(event.version) != want {
@@ -235,61 +152,45 @@ impl PgEventStore {
                 )));
             }
             let (kind, payload) = split_tagged(json(&event.event)?).map_err(StoreError::Corrupt)?;
-            ids.push(event.id.0);
-            versions.push(to_i32(event.version, "version")?);
-            types.push(kind);
-            schemas.push(to_i32(event.schema_version, "schema version")?);
-            payloads.push(payload);
-            metadata.push(json(&event.metadata)?);
-            created.push(event.created_at);
-            requires.push(event.requires_job);
-            kinds.push(
-                event
+            rows.push(EventRow {
+                id: event.id.0,
+                kind,
+                schema_version: to_i32(event.schema_version, "schema version")?,
+                payload,
+                metadata: json(&event.metadata)?,
+                created_at: event.created_at,
+                requires_job: event.requires_job,
+                job: event
                     .requires_job
                     .then(|| JobKind::for_event(&event.event).map(JobKind::as_str))
                     .flatten(),
-            );
+            });
         }
-        let count = i64::try_from(n).map_err(|_| StoreError::Corrupt("too many events".into()))?;
-        let expected = to_i32(expected_version, "expected version")?;
-
-        let mut params = command_params(command)?;
-        params.extend::<Params>(vec![
-            Box::new(aggregate_id.0),
-            Box::new(expected),
-            Box::new(count),
-            Box::new(ids),
-            Box::new(versions),
-            Box::new(types),
-            Box::new(schemas),
-            Box::new(payloads),
-            Box::new(metadata),
-            Box::new(created),
-            Box::new(requires),
-            Box::new(kinds),
-        ]);
-        let row = match self.submit(tenant, APPEND, params, n > 0).await? {
-            Answer::Done(Some(row)) => row,
-            Answer::Done(None) => {
-                return Err(StoreError::Unavailable("the append returned no row".into()));
+        let write = Write::Events {
+            aggregate: aggregate_id.0,
+            expected: to_i32(expected_version, "expected version")?,
+            events: rows,
+        };
+        let last_seq = match self.submit(command_row(command, write)?).await? {
+            Answer::Written(head) => head,
+            Answer::Duplicate => return self.duplicate(tenant, command.id).await,
+            Answer::VersionConflict => {
+                return Err(StoreError::VersionConflict {
+                    aggregate_id,
+                    expected: expected_version,
+                });
             }
             Answer::Refused(e) => {
-                return match e
-                    .as_db_error()
-                    .map(|db| (db.code().code(), db.constraint()))
-                {
-                    Some(("HR001", _)) => self.duplicate(tenant, command.id).await,
-                    Some(("HR002", _)) | Some(("23505", Some("events_stream_version"))) => {
-                        Err(StoreError::VersionConflict {
-                            aggregate_id,
-                            expected: expected_version,
-                        })
-                    }
-                    _ => Err(StoreError::Unavailable(describe(&e))),
+                return match refusal(&e) {
+                    Some(Refusal::Duplicate) => self.duplicate(tenant, command.id).await,
+                    Some(Refusal::VersionConflict) => Err(StoreError::VersionConflict {
+                        aggregate_id,
+                        expected: expected_version,
+                    }),
+                    None => Err(StoreError::Unavailable(describe(&e))),
                 };
             }
         };
-        let last_seq = to_u64(row.try_get(0).map_err(unavailable)?, "seq")?;
         let first = last_seq + 1 - n as u64;
         let committed: Vec<EventEnvelope> = events
             .into_iter()
@@ -306,16 +207,34 @@ impl PgEventStore {
     }
 }
 
-/// `$1..$5` of both command statements: tenant, id, type, payload, metadata.
-fn command_params(command: &CommandEnvelope) -> Result<Params, StoreError> {
+/// An append of `command` that writes `write`.
+fn command_row(command: &CommandEnvelope, write: Write) -> Result<AppendRow, StoreError> {
     let (kind, payload) = split_tagged(json(&command.command)?).map_err(StoreError::Corrupt)?;
-    Ok(vec![
-        Box::new(command.tenant.0),
-        Box::new(command.id.0),
-        Box::new(kind),
-        Box::new(payload),
-        Box::new(json(&command.metadata)?),
-    ])
+    Ok(AppendRow {
+        tenant: command.tenant,
+        command_id: command.id.0,
+        command_type: kind,
+        command_payload: payload,
+        command_metadata: json(&command.metadata)?,
+        write,
+    })
+}
+
+/// What a unique violation of an append run alone means: the checks of
+/// `hearth_append` answer these under the household's lock, so only a race with a
+/// writer that does not take it (a rejected command with the same id) ends here.
+enum Refusal {
+    Duplicate,
+    VersionConflict,
+}
+
+fn refusal(e: &tokio_postgres::Error) -> Option<Refusal> {
+    let db = e.as_db_error()?;
+    match (db.code().code(), db.constraint()) {
+        ("23505", Some("commands_pkey")) => Some(Refusal::Duplicate),
+        ("23505", Some("events_stream_version")) => Some(Refusal::VersionConflict),
+        _ => None,
+    }
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<Value, StoreError> {
@@ -378,12 +297,19 @@ impl EventStore for PgEventStore {
             Decision::Rejected { code, message } => {
                 let tenant = command.tenant;
                 let outcome = CommandOutcome::Rejected { code, message };
-                let mut params = command_params(&command)?;
-                params.push(Box::new(json(&outcome)?));
-                match self.submit(tenant, INSERT_REJECTED, params, false).await? {
-                    Answer::Done(Some(_)) => {}
-                    Answer::Done(None) => return self.duplicate(tenant, command.id).await,
+                let write = Write::Rejected(json(&outcome)?);
+                match self.submit(command_row(&command, write)?).await? {
+                    Answer::Written(_) => {}
+                    Answer::Duplicate => return self.duplicate(tenant, command.id).await,
+                    Answer::Refused(e) if matches!(refusal(&e), Some(Refusal::Duplicate)) => {
+                        return self.duplicate(tenant, command.id).await;
+                    }
                     Answer::Refused(e) => return Err(StoreError::Unavailable(describe(&e))),
+                    Answer::VersionConflict => {
+                        return Err(StoreError::Unavailable(
+                            "a rejected command was answered with a version conflict".into(),
+                        ));
+                    }
                 }
                 Ok(Appended::Committed {
                     events: Vec::new(),

@@ -1,13 +1,15 @@
-//! Group commit: appends that share a batch transaction keep their own outcomes.
-//! A refused append (stale version, repeated command id) leaves nothing and does
-//! not fail the others; a household's appends in one batch get consecutive seqs.
+//! Group commit: appends that share a batch (one `hearth_append` call, one
+//! transaction) keep their own outcomes. A refused append (stale version, repeated
+//! command id) leaves nothing and does not fail the others; a household's appends
+//! in one batch get consecutive seqs; an append the database refuses fails alone.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use hearth_contract::fixtures::{append, household, order_id};
-use hearth_core::ports::{Appended, EventStore, StoreError};
+use hearth_core::Event;
+use hearth_core::ports::{Append, Appended, Decision, EventStore, StoreError};
 use hearth_postgres::{Batching, PgEventStore};
 use std::collections::HashSet;
 
@@ -102,5 +104,70 @@ async fn refused_appends_leave_nothing_and_do_not_fail_their_batch() {
         stats.batches < stats.appends,
         "no batch had two appends: {stats:?}"
     );
-    assert!(stats.reruns > 0, "no batch needed savepoints: {stats:?}");
+    // Refusals are answered inside the batch's call: no batch was run again.
+    assert_eq!(stats.reruns, 0, "{stats:?}");
+}
+
+/// `append` with a NUL character in its event's payload, which PostgreSQL's jsonb
+/// refuses (SQLSTATE 22P05).
+fn refused_by_the_database(mut append: Append) -> Append {
+    if let Decision::Events { events, .. } = &mut append.decision
+        && let Some(event) = events.first_mut()
+        && let Event::OrderPlaced { lines, .. } = &mut event.event
+        && let Some(line) = lines.first_mut()
+    {
+        line.name = "nul \u{0} byte".into();
+        return append;
+    }
+    panic!("the fixture changed: no order line to spoil");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_append_the_database_refuses_fails_alone() {
+    let db = common::db().await;
+    let store = PgEventStore::with_batching(
+        db.app_pool(4),
+        None,
+        Batching {
+            batchers: 1,
+            max_batch: 64,
+            ..Batching::default()
+        },
+    );
+    let (a, b) = (household(), household());
+    let mut in_a = 0u64;
+    let mut in_b = 0u64;
+    for _ in 0..5 {
+        let bad = refused_by_the_database(append(a, order_id(), 0, 1));
+        let mut all: Vec<_> = (0..6)
+            .map(|i| append(if i % 2 == 0 { a } else { b }, order_id(), 0, 1))
+            .collect();
+        all.insert(3, bad.clone());
+        let results =
+            futures::future::join_all(all.into_iter().map(|append| store.append(append))).await;
+        for (i, result) in results.iter().enumerate() {
+            if i == 3 {
+                let Err(StoreError::Unavailable(message)) = result else {
+                    panic!("the refused append: {result:?}");
+                };
+                assert!(message.contains("22P05"), "{message}");
+            } else {
+                assert!(
+                    matches!(result, Ok(Appended::Committed { .. })),
+                    "append {i}: {result:?}"
+                );
+            }
+        }
+        in_a += 3;
+        in_b += 3;
+        // Nothing of the refused append remains: heads count only the others.
+        assert_eq!(store.head(a).await.unwrap(), in_a);
+        assert_eq!(store.head(b).await.unwrap(), in_b);
+        assert_eq!(store.outcome(a, bad.command.id).await.unwrap(), None);
+    }
+    let feed = store.read_feed(a, 0, 1_000).await.unwrap();
+    let seqs: Vec<u64> = feed.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=in_a).collect::<Vec<_>>());
+    let stats = store.batch_stats();
+    assert!(stats.reruns > 0, "no batch was run again: {stats:?}");
 }
