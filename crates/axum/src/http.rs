@@ -90,6 +90,14 @@ fn check_name(field: &str, name: &str) -> Result<String, ApiError> {
             format!("{field}: must be 1 to 200 characters"),
         ));
     }
+    // Not something a person types, and PostgreSQL's text refuses NUL.
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_MESSAGE,
+            format!("{field}: must not contain control characters"),
+        ));
+    }
     Ok(name.to_owned())
 }
 

@@ -95,6 +95,30 @@ async fn members_need_a_token_of_the_household() {
 }
 
 #[tokio::test]
+async fn names_with_control_characters_are_refused() {
+    let http = reqwest::Client::new();
+    let base = spawn(None, None).await;
+    for (name, owner) in [("Home\u{0}", "Ann"), ("Home", "Ann\u{1b}[2J")] {
+        let res = http
+            .post(format!("{base}/households"))
+            .json(&json!({"name": name, "ownerName": owner}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_message", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("must not contain control characters"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn serves_the_web_app_with_an_index_fallback_behind_the_api() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "<html>app</html>").unwrap();

@@ -425,6 +425,11 @@ pub enum DomainError {
     NoteTooLong { got: usize },
     #[error("reason has {got} characters, at most {max} allowed", max = limits::MAX_REASON_CHARS)]
     ReasonTooLong { got: usize },
+    /// Text a member typed holds a control character (a NUL, an escape...): not
+    /// something a person writes, and not storable everywhere (PostgreSQL's jsonb
+    /// refuses NUL). Line breaks and tabs are allowed in notes and reasons.
+    #[error("{field} must not contain control characters")]
+    ControlCharacters { field: String },
     #[error("an order that is {status} can no longer be cancelled")]
     CannotCancel { status: OrderStatus },
     #[error("an order can only be collected when ready; it is {status}")]
@@ -462,6 +467,7 @@ impl DomainError {
             DomainError::ReadyAtTooFar => "ready_at_too_far",
             DomainError::NoteTooLong { .. } => "note_too_long",
             DomainError::ReasonTooLong { .. } => "reason_too_long",
+            DomainError::ControlCharacters { .. } => "control_characters",
             DomainError::CannotCancel { .. } => "cannot_cancel",
             DomainError::NotReady { .. } => "not_ready",
             DomainError::InternalCommand { .. } => "internal_command",
@@ -599,10 +605,27 @@ pub fn decide(
 }
 
 fn check_reason(reason: Option<&str>) -> Result<(), DomainError> {
-    match reason.map(|r| r.chars().count()) {
-        Some(got) if got > limits::MAX_REASON_CHARS => Err(DomainError::ReasonTooLong { got }),
-        _ => Ok(()),
+    let Some(reason) = reason else {
+        return Ok(());
+    };
+    let got = reason.chars().count();
+    if got > limits::MAX_REASON_CHARS {
+        return Err(DomainError::ReasonTooLong { got });
     }
+    check_text(reason, true, || "reason".into())
+}
+
+/// Refuses control characters in `text`; `multiline` allows line breaks and tabs.
+fn check_text(
+    text: &str,
+    multiline: bool,
+    field: impl FnOnce() -> String,
+) -> Result<(), DomainError> {
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+    if text.chars().any(|c| c.is_control() && !allowed(c)) {
+        return Err(DomainError::ControlCharacters { field: field() });
+    }
+    Ok(())
 }
 
 fn place_order(place: &PlaceOrder, ctx: &Context) -> Result<Vec<Event>, DomainError> {
@@ -624,6 +647,8 @@ fn place_order(place: &PlaceOrder, ctx: &Context) -> Result<Vec<Event>, DomainEr
         if name_len == 0 || line.name.chars().count() > limits::MAX_NAME_CHARS {
             return Err(DomainError::InvalidName { index });
         }
+        check_text(&line.sku, false, || format!("line {index}: sku"))?;
+        check_text(&line.name, false, || format!("line {index}: name"))?;
         if !(limits::MIN_QUANTITY..=limits::MAX_QUANTITY).contains(&line.quantity) {
             return Err(DomainError::QuantityOutOfRange {
                 index,
@@ -656,6 +681,7 @@ fn place_order(place: &PlaceOrder, ctx: &Context) -> Result<Vec<Event>, DomainEr
         if got > limits::MAX_NOTE_CHARS {
             return Err(DomainError::NoteTooLong { got });
         }
+        check_text(note, true, || "note".into())?;
     }
     let placed_by = match &ctx.actor {
         Actor::Member { id } => *id,

@@ -239,6 +239,33 @@ fn place_order_needs_a_sku_and_a_name() {
 }
 
 #[test]
+fn place_order_refuses_control_characters_in_what_a_member_types() {
+    let mut nul_name = line("a", 1, 1);
+    nul_name.name = "bread\u{0}".into();
+    given([])
+        .when(place(place_cmd(vec![line("b", 1, 1), nul_name])))
+        .then_refused(DomainError::ControlCharacters {
+            field: "line 1: name".into(),
+        });
+    given([])
+        .when(place(place_cmd(vec![line("a\u{1b}[31m", 1, 1)])))
+        .then_refused(DomainError::ControlCharacters {
+            field: "line 0: sku".into(),
+        });
+    let mut nul_note = place_cmd(vec![line("a", 1, 1)]);
+    nul_note.note = Some("ring\u{0}twice".into());
+    given([])
+        .when(place(nul_note))
+        .then_refused(DomainError::ControlCharacters {
+            field: "note".into(),
+        });
+    // Line breaks and tabs are text in a note.
+    let mut multiline = place_cmd(vec![line("a", 1, 1)]);
+    multiline.note = Some("ring twice\r\n\tthen wait".into());
+    assert!(given([]).when(place(multiline)).is_ok());
+}
+
+#[test]
 fn place_order_refuses_a_sku_on_two_lines() {
     given([])
         .when(place(place_cmd(vec![line("a", 1, 1), line("a", 2, 1)])))
@@ -365,6 +392,20 @@ fn cancel_reason_up_to_200_chars() {
     given([placed()])
         .when(cancel(Some(&"r".repeat(201))))
         .then_refused(DomainError::ReasonTooLong { got: 201 });
+}
+
+#[test]
+fn cancel_reason_without_control_characters() {
+    given([placed()])
+        .when(cancel(Some("changed\u{7}my mind")))
+        .then_refused(DomainError::ControlCharacters {
+            field: "reason".into(),
+        });
+    assert!(
+        given([placed()])
+            .when(cancel(Some("changed\nmy mind")))
+            .is_ok()
+    );
 }
 
 // --- CompleteOrder ------------------------------------------------------------
@@ -628,6 +669,9 @@ fn every_rule_has_a_distinct_code() {
         DomainError::ReadyAtTooFar,
         DomainError::NoteTooLong { got: 501 },
         DomainError::ReasonTooLong { got: 201 },
+        DomainError::ControlCharacters {
+            field: "note".into(),
+        },
         DomainError::CannotCancel {
             status: OrderStatus::Ready,
         },
