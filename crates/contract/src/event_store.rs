@@ -234,7 +234,20 @@ pub async fn empty_decision_records_the_command_at_head(fx: StoreFixture) {
             outcome: expected.clone()
         }
     );
-    assert_eq!(fx.store.outcome(tenant, id).await.unwrap(), Some(expected));
+    assert_eq!(
+        fx.store.outcome(tenant, id).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(fx.store.head(tenant).await.unwrap(), 2);
+    // Nothing is appended, so no version is checked: a stale one records it too.
+    let stale = append(tenant, order, 0, 0);
+    assert_eq!(
+        fx.store.append(stale).await.unwrap(),
+        Appended::Committed {
+            events: vec![],
+            outcome: expected
+        }
+    );
     assert_eq!(fx.store.head(tenant).await.unwrap(), 2);
 }
 

@@ -13,11 +13,11 @@ use hearth_core::ports::{Append, Appended, Decision, EventStore, StoreError};
 use hearth_postgres::{Batching, PgEventStore};
 use std::collections::HashSet;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn refused_appends_leave_nothing_and_do_not_fail_their_batch() {
+/// A store with one batcher: everything queued while a batch commits goes into the
+/// next one.
+async fn one_batcher() -> PgEventStore {
     let db = common::db().await;
-    // One batcher: everything queued while a batch commits goes into the next one.
-    let store = PgEventStore::with_batching(
+    PgEventStore::with_batching(
         db.app_pool(4),
         None,
         Batching {
@@ -25,7 +25,12 @@ async fn refused_appends_leave_nothing_and_do_not_fail_their_batch() {
             max_batch: 64,
             ..Batching::default()
         },
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_appends_leave_nothing_and_do_not_fail_their_batch() {
+    let store = one_batcher().await;
     let (a, b) = (household(), household());
     let stale_order = order_id();
     let first = append(a, stale_order, 0, 1);
@@ -124,16 +129,7 @@ fn refused_by_the_database(mut append: Append) -> Append {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_append_the_database_refuses_fails_alone() {
-    let db = common::db().await;
-    let store = PgEventStore::with_batching(
-        db.app_pool(4),
-        None,
-        Batching {
-            batchers: 1,
-            max_batch: 64,
-            ..Batching::default()
-        },
-    );
+    let store = one_batcher().await;
     let (a, b) = (household(), household());
     let mut in_a = 0u64;
     let mut in_b = 0u64;
