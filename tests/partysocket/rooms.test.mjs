@@ -22,6 +22,10 @@ let server;
 let host; // "127.0.0.1:PORT"
 
 before(async () => {
+  // --no-durable: these tests pin exact seqs, and the embedded executor would move each
+  // placed order on by itself (its fulfilment appends events of its own: seen as seqs
+  // 3..10 where the test expects 1..2). Durable work is tested in crates/embedded,
+  // crates/temporal and the browser end-to-end tests.
   server = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--memory", "--no-durable"], {
     env: { ...process.env, HEARTH_TOKEN_SECRET: "partysocket-test-secret", RUST_LOG: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
