@@ -61,7 +61,14 @@ impl StoreArgs {
             let relay_url = self.relay_database_url.as_deref().context(
                 "--relay-database-url (HEARTH_RELAY_DATABASE_URL) is required with --database-url",
             )?;
-            let app = hearth_postgres::pool(hearth_postgres::parse_url(url)?, self.database_pool)?;
+            let app_config = hearth_postgres::parse_url(url)?;
+            // Fail now, with what to do, rather than at the first command.
+            let check = hearth_postgres::connect(&app_config)
+                .await
+                .context("checking the database schema")?;
+            hearth_postgres::check_schema(&check).await?;
+            drop(check);
+            let app = hearth_postgres::pool(app_config, self.database_pool)?;
             let relay_config = hearth_postgres::parse_url(relay_url)?;
             let relay = hearth_postgres::pool(relay_config.clone(), 2)?;
             let store = Arc::new(hearth_postgres::PgEventStore::new(app.clone(), Some(relay)));

@@ -161,3 +161,7 @@ $$;
 
 REVOKE ALL ON FUNCTION hearth_append FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION hearth_append TO hearth_app;
+
+-- `hearth serve` checks, as the application role, that the database has every
+-- migration it knows before it starts (`check_schema`).
+GRANT SELECT ON hearth_migrations TO hearth_app;

@@ -25,7 +25,7 @@ mod store;
 pub use batch::{BatchStats, Batching};
 pub use directory::PgDirectory;
 pub use feed::{FEED_CHANNEL, FeedOptions, PgEventFeed};
-pub use migrate::{MIGRATIONS, Migration, migrate};
+pub use migrate::{MIGRATIONS, Migration, check_schema, migrate};
 pub use store::PgEventStore;
 
 pub use deadpool_postgres::Pool;
@@ -48,6 +48,11 @@ pub enum PgError {
     },
     #[error("the database has migration {0} that this binary does not know")]
     UnknownMigration(i32),
+    #[error(
+        "the database schema is behind this binary ({at}; it needs migration {needs}): \
+         run `hearth migrate` as the owner role"
+    )]
+    SchemaBehind { at: String, needs: i32 },
     #[error("PostgreSQL: {0}")]
     Db(String),
 }

@@ -4,6 +4,7 @@
 
 use crate::PgError;
 use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 
 /// One schema change: plain SQL, applied as the owner role.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +60,45 @@ pub async fn migrate(client: &Client) -> Result<Vec<i32>, PgError> {
     let applied = result?;
     unlock?;
     Ok(applied)
+}
+
+/// Checks that the database has every migration this binary knows, connected as
+/// the application role: a process started on an older schema would otherwise fail
+/// at its first append. The application role may read `hearth_migrations` from
+/// migration 2 on; a database where it cannot (or where the table is missing) is
+/// behind too.
+pub async fn check_schema(client: &Client) -> Result<(), PgError> {
+    let needs = MIGRATIONS.last().map_or(0, |m| m.version);
+    let at = match client
+        .query_one("SELECT max(version) FROM hearth_migrations", &[])
+        .await
+    {
+        Ok(row) => row.try_get::<_, Option<i32>>(0).map_err(db)?,
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+            return Err(PgError::SchemaBehind {
+                at: "not migrated".into(),
+                needs,
+            });
+        }
+        Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+            return Err(PgError::SchemaBehind {
+                at: "older than migration 2".into(),
+                needs,
+            });
+        }
+        Err(e) => return Err(db(e)),
+    };
+    match at {
+        Some(at) if at >= needs => Ok(()),
+        Some(at) => Err(PgError::SchemaBehind {
+            at: format!("at migration {at}"),
+            needs,
+        }),
+        None => Err(PgError::SchemaBehind {
+            at: "not migrated".into(),
+            needs,
+        }),
+    }
 }
 
 async fn apply(client: &Client) -> Result<Vec<i32>, PgError> {
