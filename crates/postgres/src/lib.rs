@@ -9,8 +9,9 @@
 //! - [`PgDirectory`]: households, members, single-use invites.
 //!
 //! Every statement runs as the application role after `app.tenant_id` was set for
-//! its household in its transaction; row-level security does the rest. Only the relay role reads
-//! across households ([`PgEventStore::pending_jobs`] and the feed's fallback poll).
+//! its household in its transaction; row-level security does the rest. Only the
+//! relay role reads across households ([`PgEventStore::pending_jobs`] and the
+//! feed's fallback poll).
 //!
 //! **Invariant:** no `tokio_postgres` or `deadpool` error leaves this crate through a
 //! port: they are translated into `StoreError` / `DirectoryError`.

@@ -69,17 +69,12 @@ pub async fn migrate(client: &Client) -> Result<Vec<i32>, PgError> {
 /// behind too.
 pub async fn check_schema(client: &Client) -> Result<(), PgError> {
     let needs = MIGRATIONS.last().map_or(0, |m| m.version);
-    let at = match client
+    let at: Option<i32> = match client
         .query_one("SELECT max(version) FROM hearth_migrations", &[])
         .await
     {
-        Ok(row) => row.try_get::<_, Option<i32>>(0).map_err(db)?,
-        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
-            return Err(PgError::SchemaBehind {
-                at: "not migrated".into(),
-                needs,
-            });
-        }
+        Ok(row) => row.try_get(0).map_err(db)?,
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => None,
         Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
             return Err(PgError::SchemaBehind {
                 at: "older than migration 2".into(),
@@ -90,12 +85,8 @@ pub async fn check_schema(client: &Client) -> Result<(), PgError> {
     };
     match at {
         Some(at) if at >= needs => Ok(()),
-        Some(at) => Err(PgError::SchemaBehind {
-            at: format!("at migration {at}"),
-            needs,
-        }),
-        None => Err(PgError::SchemaBehind {
-            at: "not migrated".into(),
+        at => Err(PgError::SchemaBehind {
+            at: at.map_or_else(|| "not migrated".into(), |at| format!("at migration {at}")),
             needs,
         }),
     }
