@@ -42,6 +42,27 @@ describe("applyEvent (mirror of HouseholdView::apply)", () => {
     expect(o2).toMatchObject({ status: "rejected", rejection: { code: "outOfStock", sku: "milk" } });
   });
 
+  it("keeps a cancelled order cancelled when a provider's late success is recorded", () => {
+    const view = fold([
+      placed(1),
+      envelope(2, { type: "OrderCancelled", payload: { orderId: O1, by: { kind: "member", id: ANN } } }),
+      envelope(3, { type: "StockReservedAfterClose", payload: { orderId: O1, reservationId: "r" } }),
+      envelope(4, { type: "PaymentCapturedAfterClose", payload: { orderId: O1, paymentId: "p", amountCents: 258 } }),
+      envelope(5, { type: "StockReleased", payload: { orderId: O1 } }),
+      envelope(6, { type: "RefundIssued", payload: { orderId: O1, refundId: "f", amountCents: 258 } }),
+    ]);
+    const [o1] = view.orders;
+    expect(o1).toMatchObject({ status: "cancelled", refunded: true, stockReleased: true });
+    expect(o1?.timeline.map((t) => [t.event, t.status])).toEqual([
+      ["OrderPlaced", "placed"],
+      ["OrderCancelled", "cancelled"],
+      ["StockReservedAfterClose", "cancelled"],
+      ["PaymentCapturedAfterClose", "cancelled"],
+      ["StockReleased", "cancelled"],
+      ["RefundIssued", "cancelled"],
+    ]);
+  });
+
   it("keeps the first OrderPlaced of an id and moves seq for events of unknown orders", () => {
     const view = fold([placed(1), placed(2), step(3, "StockReserved", O2)]);
     expect(view.seq).toBe(3);

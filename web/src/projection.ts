@@ -38,6 +38,10 @@ function statusAfter(event: EventEnvelope): OrderStatus | null {
       return "completed";
     case "RefundIssued":
     case "StockReleased":
+    // Found at a provider after the order closed: the status stays, the
+    // compensation follows.
+    case "StockReservedAfterClose":
+    case "PaymentCapturedAfterClose":
       return null;
   }
 }

@@ -12,6 +12,7 @@
 pub mod directory;
 pub mod event_store;
 pub mod fixtures;
+pub mod interleave;
 pub mod providers;
 pub mod scheduler;
 

@@ -2,7 +2,7 @@
 
 use crate::fixtures::{household, line, order_id};
 use hearth_core::ports::{
-    CaptureRequest, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
+    Capture, CaptureRequest, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
     ReserveRequest,
 };
 use std::sync::Arc;
@@ -18,6 +18,7 @@ macro_rules! payments_contract {
             refund_with_same_key_returns_same_refund,
             refund_of_unknown_payment_is_refused,
             second_refund_of_a_payment_is_refused,
+            the_ledger_finds_a_capture_by_its_key_and_nothing_else,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -40,6 +41,7 @@ macro_rules! inventory_contract {
             reserve_with_same_key_holds_stock_once,
             release_returns_stock_once,
             unknown_sku_is_out_of_stock_and_holds_nothing,
+            the_ledger_finds_a_reservation_by_its_key_and_nothing_else,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -181,4 +183,76 @@ pub async fn unknown_sku_is_out_of_stock_and_holds_nothing(i: Arc<dyn Inventory>
         }
     );
     assert_eq!(available(&i, &sku).await, before, "all or nothing");
+}
+
+pub async fn the_ledger_finds_a_capture_by_its_key_and_nothing_else(p: Arc<dyn Payments>) {
+    let key = Uuid::now_v7();
+    assert_eq!(p.find_capture(key).await.unwrap(), None, "nothing yet");
+    let payment = p.capture(capture(key, 1_500)).await.unwrap();
+    assert_eq!(
+        p.find_capture(key).await.unwrap(),
+        Some(Capture {
+            payment_id: payment.clone(),
+            amount_cents: 1_500
+        })
+    );
+    // A refund's key is not a capture's; a refunded capture stays in the ledger.
+    let refund_key = Uuid::now_v7();
+    p.refund(RefundRequest {
+        key: refund_key,
+        tenant: household(),
+        payment_id: payment.clone(),
+        amount_cents: 1_500,
+    })
+    .await
+    .unwrap();
+    assert_eq!(p.find_capture(refund_key).await.unwrap(), None);
+    assert_eq!(
+        p.find_capture(key).await.unwrap().map(|c| c.payment_id),
+        Some(payment)
+    );
+}
+
+pub async fn the_ledger_finds_a_reservation_by_its_key_and_nothing_else(i: Arc<dyn Inventory>) {
+    let (sku, _) = stocked_sku(&i).await;
+    let key = Uuid::now_v7();
+    assert_eq!(i.find_reservation(key).await.unwrap(), None, "nothing yet");
+    let reservation = i
+        .reserve(ReserveRequest {
+            key,
+            tenant: household(),
+            order_id: order_id(),
+            lines: vec![line(&sku, 1, 100)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        i.find_reservation(key).await.unwrap(),
+        Some(reservation.clone())
+    );
+    // A refused attempt is no reservation; a release's key is not a reservation's.
+    let refused = Uuid::now_v7();
+    i.reserve(ReserveRequest {
+        key: refused,
+        tenant: household(),
+        order_id: order_id(),
+        lines: vec![line("no-such-sku", 1, 100)],
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(i.find_reservation(refused).await.unwrap(), None);
+    let release_key = Uuid::now_v7();
+    i.release(ReleaseRequest {
+        key: release_key,
+        tenant: household(),
+        reservation_id: reservation.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(i.find_reservation(release_key).await.unwrap(), None);
+    assert_eq!(
+        i.find_reservation(key).await.unwrap(),
+        Some(reservation),
+        "kept after its release"
+    );
 }

@@ -4,12 +4,12 @@
 
 use crate::Timestamp;
 use crate::contracts::{Actor, CommandEnvelope, CommandMetadata, CommandOutcome};
-use crate::ids::{HouseholdId, OrderId};
+use crate::ids::{CommandId, HouseholdId, OrderId};
 use crate::ports::{
     CaptureRequest, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
     ReserveRequest,
 };
-use crate::process::{self, Followup, Step, StepResult};
+use crate::process::{self, Followup, Found, Step, StepResult};
 use crate::service::{OrderService, ServiceError};
 use std::sync::Arc;
 
@@ -90,6 +90,14 @@ impl Fulfilment {
         let result = match &step {
             Step::Done => return Ok(Advanced::Done),
             Step::WaitUntil { at } => return Ok(Advanced::Waiting { until: *at }),
+            Step::FindUnrecorded {
+                reservation,
+                capture,
+            } => {
+                return self
+                    .find_unrecorded(tenant, order, &state, &step, *reservation, *capture)
+                    .await;
+            }
             Step::Confirm | Step::MarkReady => StepResult::Done(String::new()),
             Step::ReserveStock { lines } => self
                 .inventory
@@ -134,6 +142,64 @@ impl Fulfilment {
                 .await
                 .map_or_else(StepResult::Failed, done),
         };
+        let command_id = step.command_id(tenant, order);
+        self.record(tenant, order, &state, step, command_id, result)
+            .await
+    }
+
+    /// [`Step::FindUnrecorded`]: reads the providers' ledgers under the forward steps'
+    /// keys and records the first success the log does not show, as that step's
+    /// result; nothing missing ends the process.
+    async fn find_unrecorded(
+        &self,
+        tenant: HouseholdId,
+        order: OrderId,
+        state: &crate::order::OrderState,
+        step: &Step,
+        reservation: bool,
+        capture: bool,
+    ) -> Result<Advanced, FulfilmentError> {
+        let transient = |error: ProviderError| FulfilmentError::Transient {
+            step: step.name(),
+            error,
+        };
+        let mut found = Found::default();
+        if reservation {
+            found.reservation = self
+                .inventory
+                .find_reservation(process::reserve_key(tenant, order))
+                .await
+                .map_err(transient)?;
+        }
+        if capture {
+            found.capture = self
+                .payments
+                .find_capture(process::capture_key(tenant, order))
+                .await
+                .map_err(transient)?;
+        }
+        match process::unrecorded(state, found) {
+            Some((forward, result)) => {
+                // Its own command id, not the forward step's: that one may already
+                // hold a refusal (a late result refused before this rule existed).
+                let command_id = process::found_command_id(tenant, order, &forward);
+                self.record(tenant, order, state, forward, command_id, result)
+                    .await
+            }
+            None => Ok(Advanced::Done),
+        }
+    }
+
+    /// Records a step's result with the step's command id.
+    async fn record(
+        &self,
+        tenant: HouseholdId,
+        order: OrderId,
+        state: &crate::order::OrderState,
+        step: Step,
+        command_id: CommandId,
+        result: StepResult,
+    ) -> Result<Advanced, FulfilmentError> {
         let failure = match &result {
             StepResult::Failed(e) => Some(e.clone()),
             StepResult::Done(_) => None,
@@ -141,7 +207,7 @@ impl Fulfilment {
         match process::record(order, &step, result) {
             Followup::Record(command) => {
                 let envelope = CommandEnvelope {
-                    id: step.command_id(tenant, order),
+                    id: command_id,
                     tenant,
                     command,
                     metadata: CommandMetadata {

@@ -252,6 +252,24 @@ pub enum Event {
     },
     #[serde(rename_all = "camelCase")]
     StockReleased { order_id: OrderId },
+    /// The inventory held stock for the order after it was cancelled or rejected (a
+    /// reservation in flight when the order closed). The status stays; the process
+    /// releases it.
+    #[serde(rename_all = "camelCase")]
+    StockReservedAfterClose {
+        order_id: OrderId,
+        reservation_id: String,
+    },
+    /// The payment provider captured the order's total after it was cancelled or
+    /// rejected (a capture in flight when the order closed). The status stays; the
+    /// process refunds it.
+    #[serde(rename_all = "camelCase")]
+    PaymentCapturedAfterClose {
+        order_id: OrderId,
+        payment_id: String,
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        amount_cents: u64,
+    },
 }
 
 /// Schema version of every event payload written today.
@@ -272,7 +290,9 @@ impl Event {
             | Event::OrderCancelled { order_id, .. }
             | Event::OrderCompleted { order_id, .. }
             | Event::RefundIssued { order_id, .. }
-            | Event::StockReleased { order_id } => *order_id,
+            | Event::StockReleased { order_id }
+            | Event::StockReservedAfterClose { order_id, .. }
+            | Event::PaymentCapturedAfterClose { order_id, .. } => *order_id,
         }
     }
 
@@ -288,6 +308,8 @@ impl Event {
             Event::OrderCompleted { .. } => "OrderCompleted",
             Event::RefundIssued { .. } => "RefundIssued",
             Event::StockReleased { .. } => "StockReleased",
+            Event::StockReservedAfterClose { .. } => "StockReservedAfterClose",
+            Event::PaymentCapturedAfterClose { .. } => "PaymentCapturedAfterClose",
         }
     }
 
@@ -530,17 +552,26 @@ pub fn decide(
             };
             Event::OrderCompleted { order_id: id, by }
         }
-        Command::RecordStockReserved(c) => {
-            if status != S::Placed {
-                return Err(invalid());
-            }
-            Event::StockReserved {
+        // A provider's success is a fact: recorded in the order's forward path, or,
+        // when the order closed while the call was in flight, recorded as having come
+        // after the close so the process gives it back.
+        Command::RecordStockReserved(c) => match status {
+            S::Placed => Event::StockReserved {
                 order_id: id,
                 reservation_id: c.reservation_id.clone(),
+            },
+            S::Cancelled | S::Rejected if order.reservation_id.is_none() => {
+                Event::StockReservedAfterClose {
+                    order_id: id,
+                    reservation_id: c.reservation_id.clone(),
+                }
             }
-        }
+            _ => return Err(invalid()),
+        },
         Command::RecordPaymentCaptured(c) => {
-            if status != S::StockReserved {
+            let after_close =
+                matches!(status, S::Cancelled | S::Rejected) && order.payment_id.is_none();
+            if status != S::StockReserved && !after_close {
                 return Err(invalid());
             }
             if c.amount_cents != order.total_cents {
@@ -549,10 +580,18 @@ pub fn decide(
                     got: c.amount_cents,
                 });
             }
-            Event::PaymentCaptured {
-                order_id: id,
-                payment_id: c.payment_id.clone(),
-                amount_cents: c.amount_cents,
+            if after_close {
+                Event::PaymentCapturedAfterClose {
+                    order_id: id,
+                    payment_id: c.payment_id.clone(),
+                    amount_cents: c.amount_cents,
+                }
+            } else {
+                Event::PaymentCaptured {
+                    order_id: id,
+                    payment_id: c.payment_id.clone(),
+                    amount_cents: c.amount_cents,
+                }
             }
         }
         Command::ConfirmOrder(_) => {
@@ -756,6 +795,17 @@ pub fn evolve(mut state: OrderState, event: &Event) -> OrderState {
         Event::OrderCompleted { .. } => order.status = OrderStatus::Completed,
         Event::RefundIssued { .. } => order.refunded = true,
         Event::StockReleased { .. } => order.stock_released = true,
+        Event::StockReservedAfterClose { reservation_id, .. } => {
+            order.reservation_id = Some(reservation_id.clone());
+        }
+        Event::PaymentCapturedAfterClose {
+            payment_id,
+            amount_cents,
+            ..
+        } => {
+            order.payment_id = Some(payment_id.clone());
+            order.captured_cents = *amount_cents;
+        }
     }
     state
 }

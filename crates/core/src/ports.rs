@@ -278,6 +278,18 @@ pub trait Payments: Send + Sync + std::fmt::Debug {
     async fn capture(&self, request: CaptureRequest) -> Result<String, ProviderError>;
     /// Refunds a capture; returns the refund id.
     async fn refund(&self, request: RefundRequest) -> Result<String, ProviderError>;
+    /// The provider's ledger: the capture that took effect under `key`, if any (a
+    /// declined or failed attempt is none). How the process finds a charge whose
+    /// result never reached the log (the order closed meanwhile, or the caller died).
+    async fn find_capture(&self, key: Uuid) -> Result<Option<Capture>, ProviderError>;
+}
+
+/// A capture as the provider's ledger holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capture {
+    pub payment_id: String,
+    pub amount_cents: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,6 +326,9 @@ pub trait Inventory: Send + Sync + std::fmt::Debug {
     async fn reserve(&self, request: ReserveRequest) -> Result<String, ProviderError>;
     /// Releases a reservation.
     async fn release(&self, request: ReleaseRequest) -> Result<(), ProviderError>;
+    /// The provider's ledger: the id of the reservation that took effect under `key`,
+    /// if any (held or released since; a refused attempt is none).
+    async fn find_reservation(&self, key: Uuid) -> Result<Option<String>, ProviderError>;
     /// What can be ordered.
     async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError>;
 }

@@ -8,7 +8,7 @@ use crate::order::{
     Command, OrderLine, OrderRef, OrderState, OrderStatus, RecordPaymentCaptured,
     RecordRefundIssued, RecordStockReserved, RejectOrder, RejectionReason,
 };
-use crate::ports::ProviderError;
+use crate::ports::{Capture, ProviderError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -37,8 +37,27 @@ pub enum Step {
         payment_id: String,
         amount_cents: u64,
     },
+    /// Compensation after a cancel or reject, once what the log shows is given back:
+    /// ask the providers' ledgers whether a forward step took effect that the log does
+    /// not show (its call was in flight when the order closed, or its caller died
+    /// before recording it). What is found is recorded, then given back.
+    #[serde(rename_all = "camelCase")]
+    FindUnrecorded {
+        /// Look up a reservation under the reserve step's key.
+        reservation: bool,
+        /// Look up a capture under the capture step's key.
+        capture: bool,
+    },
     /// Nothing left to do (ready, completed, or fully compensated).
     Done,
+}
+
+/// What the providers' ledgers hold under an order's forward steps' keys
+/// ([`Step::FindUnrecorded`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    pub reservation: Option<String>,
+    pub capture: Option<Capture>,
 }
 
 impl Step {
@@ -52,6 +71,7 @@ impl Step {
             Step::MarkReady => "mark-ready",
             Step::ReleaseStock { .. } => "release-stock",
             Step::Refund { .. } => "refund",
+            Step::FindUnrecorded { .. } => "find-unrecorded",
             Step::Done => "done",
         }
     }
@@ -60,16 +80,40 @@ impl Step {
     /// every executor restart, so a provider never charges, refunds or reserves twice
     /// and the recording command is a duplicate the second time.
     pub fn key(&self, tenant: HouseholdId, order: OrderId) -> Uuid {
-        derive(
-            derive(tenant.0, &order.0.to_string()),
-            &format!("step/{}", self.name()),
-        )
+        step_key(self.name(), tenant, order)
     }
 
     /// The id of the command that records this step's result.
     pub fn command_id(&self, tenant: HouseholdId, order: OrderId) -> CommandId {
         CommandId(derive(self.key(tenant, order), "command"))
     }
+}
+
+fn step_key(name: &str, tenant: HouseholdId, order: OrderId) -> Uuid {
+    derive(
+        derive(tenant.0, &order.0.to_string()),
+        &format!("step/{name}"),
+    )
+}
+
+/// The idempotency key the reserve step uses for this order (what
+/// [`Step::FindUnrecorded`] looks up).
+pub fn reserve_key(tenant: HouseholdId, order: OrderId) -> Uuid {
+    step_key("reserve-stock", tenant, order)
+}
+
+/// The idempotency key the capture step uses for this order.
+pub fn capture_key(tenant: HouseholdId, order: OrderId) -> Uuid {
+    step_key("capture-payment", tenant, order)
+}
+
+/// The id of the command that records what [`Step::FindUnrecorded`] found for the
+/// forward step `forward`.
+pub fn found_command_id(tenant: HouseholdId, order: OrderId, forward: &Step) -> CommandId {
+    CommandId(derive(
+        step_key("find-unrecorded", tenant, order),
+        forward.name(),
+    ))
 }
 
 /// The next step of an order's fulfilment.
@@ -101,10 +145,42 @@ pub fn next_step(state: &OrderState, now: Timestamp) -> Step {
                     amount_cents: order.captured_cents,
                 }
             } else {
-                Step::Done
+                // A reserve may have been tried for any order; a capture only once
+                // stock was reserved. Nothing found ends the process.
+                let reservation = order.reservation_id.is_none();
+                let capture = order.payment_id.is_none() && order.reservation_id.is_some();
+                if reservation || capture {
+                    Step::FindUnrecorded {
+                        reservation,
+                        capture,
+                    }
+                } else {
+                    Step::Done
+                }
             }
         }
     }
+}
+
+/// What [`Step::FindUnrecorded`] found, as the forward step it belongs to and that
+/// step's result, to be recorded like any result of that step (with that step's
+/// command id, so a late recording by the original caller is a duplicate). One at a
+/// time, reservation first; `None`: nothing is missing from the log.
+pub fn unrecorded(state: &OrderState, found: Found) -> Option<(Step, StepResult)> {
+    let order = state.order.as_ref()?;
+    if let (None, Some(reservation_id)) = (&order.reservation_id, found.reservation) {
+        let step = Step::ReserveStock {
+            lines: order.lines.clone(),
+        };
+        return Some((step, StepResult::Done(reservation_id)));
+    }
+    if let (None, Some(capture)) = (&order.payment_id, found.capture) {
+        let step = Step::CapturePayment {
+            amount_cents: capture.amount_cents,
+        };
+        return Some((step, StepResult::Done(capture.payment_id)));
+    }
+    None
 }
 
 /// What a step's provider call returned, in the process's terms.
@@ -162,7 +238,9 @@ pub fn record(order: OrderId, step: &Step, result: StepResult) -> Followup {
                         amount_cents: *amount_cents,
                     }))
                 }
-                Step::WaitUntil { .. } | Step::Done => Followup::Nothing,
+                Step::WaitUntil { .. } | Step::FindUnrecorded { .. } | Step::Done => {
+                    Followup::Nothing
+                }
             };
         }
         StepResult::Failed(error) => error,

@@ -143,6 +143,9 @@ impl HouseholdView {
             Event::OrderCompleted { .. } => order.status = OrderStatus::Completed,
             Event::RefundIssued { .. } => order.refunded = true,
             Event::StockReleased { .. } => order.stock_released = true,
+            // Found after the close: the status stays; the compensation that follows
+            // shows as `RefundIssued` / `StockReleased`.
+            Event::StockReservedAfterClose { .. } | Event::PaymentCapturedAfterClose { .. } => {}
         }
         order.timeline.push(TimelineEntry {
             seq: envelope.seq,

@@ -537,6 +537,105 @@ fn internal_steps_out_of_order_are_refused() {
         .then_refused(DomainError::OrderNotFound(ORDER));
 }
 
+fn record_reserved(id: &str) -> Command {
+    Command::RecordStockReserved(RecordStockReserved {
+        order_id: ORDER,
+        reservation_id: id.into(),
+    })
+}
+fn record_captured(cents: u64) -> Command {
+    Command::RecordPaymentCaptured(RecordPaymentCaptured {
+        order_id: ORDER,
+        payment_id: "pay_late".into(),
+        amount_cents: cents,
+    })
+}
+
+#[test]
+fn a_reservation_that_lands_after_a_cancel_is_recorded_as_such() {
+    given([placed(), cancelled()])
+        .process()
+        .when(record_reserved("res_late"))
+        .then(vec![Event::StockReservedAfterClose {
+            order_id: ORDER,
+            reservation_id: "res_late".into(),
+        }]);
+    given([placed(), rejected()])
+        .process()
+        .when(record_reserved("res_late"))
+        .then(vec![Event::StockReservedAfterClose {
+            order_id: ORDER,
+            reservation_id: "res_late".into(),
+        }]);
+    let state = fold(&[
+        placed(),
+        cancelled(),
+        Event::StockReservedAfterClose {
+            order_id: ORDER,
+            reservation_id: "res_late".into(),
+        },
+    ]);
+    let order = state.order.unwrap();
+    assert_eq!(order.status, OrderStatus::Cancelled, "the status stays");
+    assert_eq!(order.reservation_id.as_deref(), Some("res_late"));
+}
+
+#[test]
+fn a_capture_that_lands_after_a_cancel_is_recorded_as_such() {
+    given([placed(), reserved(), cancelled()])
+        .process()
+        .when(record_captured(1029))
+        .then(vec![Event::PaymentCapturedAfterClose {
+            order_id: ORDER,
+            payment_id: "pay_late".into(),
+            amount_cents: 1029,
+        }]);
+    given([placed(), reserved(), cancelled()])
+        .process()
+        .when(record_captured(5))
+        .then_refused(DomainError::AmountMismatch {
+            expected: 1029,
+            got: 5,
+        });
+    let state = fold(&[
+        placed(),
+        reserved(),
+        cancelled(),
+        Event::PaymentCapturedAfterClose {
+            order_id: ORDER,
+            payment_id: "pay_late".into(),
+            amount_cents: 1029,
+        },
+    ]);
+    let order = state.order.unwrap();
+    assert_eq!(order.status, OrderStatus::Cancelled, "the status stays");
+    assert_eq!(order.payment_id.as_deref(), Some("pay_late"));
+    assert_eq!(order.captured_cents, 1029);
+}
+
+#[test]
+fn a_late_result_is_recorded_once_and_never_on_an_order_that_went_on() {
+    let invalid =
+        |command: &'static str, status| DomainError::InvalidTransition { command, status };
+    given([placed(), reserved(), cancelled()])
+        .process()
+        .when(record_reserved("res_2"))
+        .then_refused(invalid("RecordStockReserved", OrderStatus::Cancelled));
+    given([placed(), reserved(), captured(), cancelled()])
+        .process()
+        .when(record_captured(1029))
+        .then_refused(invalid("RecordPaymentCaptured", OrderStatus::Cancelled));
+    given([placed(), reserved(), captured(), confirmed(), ready()])
+        .process()
+        .when(record_reserved("res_2"))
+        .then_refused(invalid("RecordStockReserved", OrderStatus::Ready));
+    given([placed(), cancelled()])
+        .when(record_reserved("res_2"))
+        .then_refused(DomainError::InternalCommand {
+            command: "RecordStockReserved",
+        });
+}
+
 #[test]
 fn capture_must_match_the_total() {
     given([placed(), reserved()])

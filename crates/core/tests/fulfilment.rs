@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use chrono::TimeDelta;
+use hearth_contract::interleave::{CancelDuring, During, Reply};
 use hearth_core::fulfilment::{Advanced, Fulfilment};
 use hearth_core::order::{
     CancelOrder, Command, OrderLine, OrderStatus, PlaceOrder, RejectionReason,
@@ -271,4 +272,93 @@ async fn a_step_repeated_after_a_crash_changes_nothing_at_the_provider() {
         .unwrap();
     assert!(again.starts_with("res_"));
     assert_eq!(w.inventory.available("apples"), Some(99), "held once");
+}
+
+/// A world whose providers let a member's cancel land in the middle of a call.
+fn world_with_cancel_during() -> (World, Arc<CancelDuring>) {
+    let mut w = world();
+    let during = CancelDuring::new(
+        w.payments.clone(),
+        w.inventory.clone(),
+        w.fulfilment.service().clone(),
+    );
+    w.fulfilment = Fulfilment::new(
+        w.fulfilment.service().clone(),
+        during.clone(),
+        during.clone(),
+    );
+    (w, during)
+}
+
+impl World {
+    /// Runs the process to its end, retrying what is retryable (a lost reply).
+    async fn settle(&self, order: OrderId) -> Advanced {
+        for _ in 0..5 {
+            match self.fulfilment.run(self.household, order).await {
+                Ok(end) => return end,
+                Err(e) => assert!(e.is_retryable(), "{e}"),
+            }
+        }
+        panic!("the process did not settle");
+    }
+
+    fn count(types: &[&str], name: &str) -> usize {
+        types.iter().filter(|t| **t == name).count()
+    }
+}
+
+#[tokio::test]
+async fn a_reservation_that_lands_after_a_cancel_is_recorded_and_released() {
+    for reply in [Reply::Late, Reply::Lost] {
+        let (w, during) = world_with_cancel_during();
+        during.arm(During::Reserve, reply);
+        let order = w.place("bread", 2, None).await;
+        assert_eq!(w.settle(order).await, Advanced::Done, "{reply:?}");
+        assert_eq!(during.fired(), 1);
+        assert_eq!(w.status(order).await, OrderStatus::Cancelled);
+        assert_eq!(w.inventory.reservations(), 0, "{reply:?}: nothing held");
+        assert_eq!(w.inventory.available("bread"), Some(100));
+        assert_eq!(w.payments.captures(), 0, "never charged");
+        let types = w.types().await;
+        assert_eq!(
+            World::count(&types, "StockReservedAfterClose"),
+            1,
+            "{types:?}"
+        );
+        assert_eq!(World::count(&types, "StockReleased"), 1, "{types:?}");
+        // Run again (a duplicate job, a restart): nothing more happens.
+        assert_eq!(w.settle(order).await, Advanced::Done);
+        assert_eq!(w.types().await, types);
+    }
+}
+
+#[tokio::test]
+async fn a_capture_that_lands_after_a_cancel_is_recorded_and_refunded() {
+    for reply in [Reply::Late, Reply::Lost] {
+        let (w, during) = world_with_cancel_during();
+        during.arm(During::Capture, reply);
+        let order = w.place("coffee", 1, None).await;
+        assert_eq!(w.settle(order).await, Advanced::Done, "{reply:?}");
+        assert_eq!(during.fired(), 1);
+        assert_eq!(w.status(order).await, OrderStatus::Cancelled);
+        assert_eq!(w.payments.captures(), 1);
+        assert_eq!(
+            w.payments.refunds(),
+            1,
+            "{reply:?}: the charge is given back"
+        );
+        assert_eq!(w.inventory.reservations(), 0, "{reply:?}: nothing held");
+        assert_eq!(w.inventory.available("coffee"), Some(50));
+        let types = w.types().await;
+        assert_eq!(
+            World::count(&types, "PaymentCapturedAfterClose"),
+            1,
+            "{types:?}"
+        );
+        assert_eq!(World::count(&types, "RefundIssued"), 1, "{types:?}");
+        assert_eq!(World::count(&types, "StockReleased"), 1, "{types:?}");
+        assert_eq!(w.settle(order).await, Advanced::Done);
+        assert_eq!(w.types().await, types);
+        assert_eq!(w.payments.refunds(), 1, "refunded once");
+    }
 }

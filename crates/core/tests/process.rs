@@ -4,8 +4,8 @@
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use hearth_core::order::{Command, Event, OrderLine, OrderRef, RejectionReason, fold};
-use hearth_core::ports::ProviderError;
-use hearth_core::process::{Followup, Step, StepResult, next_step, record};
+use hearth_core::ports::{Capture, ProviderError};
+use hearth_core::process::{Followup, Found, Step, StepResult, next_step, record, unrecorded};
 use hearth_core::{Actor, HouseholdId, MemberId, OrderId, Timestamp};
 use uuid::Uuid;
 
@@ -126,8 +126,98 @@ fn compensates_a_cancel_after_capture() {
 }
 
 #[test]
-fn nothing_to_compensate_before_reservation() {
-    assert_eq!(step(&[placed(None), cancelled()]), Step::Done);
+fn a_cancel_before_any_recorded_reservation_asks_the_ledger() {
+    // The reserve may be in flight, or may have landed with its caller dead.
+    assert_eq!(
+        step(&[placed(None), cancelled()]),
+        Step::FindUnrecorded {
+            reservation: true,
+            capture: false
+        }
+    );
+}
+
+#[test]
+fn a_cancel_after_a_recorded_reservation_asks_the_ledger_for_a_capture() {
+    let history = [
+        placed(None),
+        reserved(),
+        cancelled(),
+        Event::StockReleased { order_id: ORDER },
+    ];
+    assert_eq!(
+        step(&history),
+        Step::FindUnrecorded {
+            reservation: false,
+            capture: true
+        }
+    );
+}
+
+#[test]
+fn what_the_ledger_holds_beyond_the_log_is_recorded_then_given_back() {
+    let history = vec![placed(None), cancelled()];
+    let found = Found {
+        reservation: Some("res_9".into()),
+        capture: None,
+    };
+    let (forward, result) = unrecorded(&fold(&history), found).unwrap();
+    assert_eq!(forward.name(), "reserve-stock");
+    assert!(matches!(
+        record(ORDER, &forward, result),
+        Followup::Record(Command::RecordStockReserved(c)) if c.reservation_id == "res_9"
+    ));
+    let mut history = history;
+    history.push(Event::StockReservedAfterClose {
+        order_id: ORDER,
+        reservation_id: "res_9".into(),
+    });
+    assert_eq!(
+        step(&history),
+        Step::ReleaseStock {
+            reservation_id: "res_9".into()
+        }
+    );
+    history.push(Event::StockReleased { order_id: ORDER });
+    let found = Found {
+        reservation: Some("res_9".into()),
+        capture: Some(Capture {
+            payment_id: "pay_9".into(),
+            amount_cents: 900,
+        }),
+    };
+    let (forward, result) = unrecorded(&fold(&history), found).unwrap();
+    assert_eq!(forward, Step::CapturePayment { amount_cents: 900 });
+    assert_eq!(result, StepResult::Done("pay_9".into()));
+    history.push(Event::PaymentCapturedAfterClose {
+        order_id: ORDER,
+        payment_id: "pay_9".into(),
+        amount_cents: 900,
+    });
+    assert_eq!(
+        step(&history),
+        Step::Refund {
+            payment_id: "pay_9".into(),
+            amount_cents: 900
+        }
+    );
+    history.push(Event::RefundIssued {
+        order_id: ORDER,
+        refund_id: "ref_9".into(),
+        amount_cents: 900,
+    });
+    assert_eq!(step(&history), Step::Done);
+}
+
+#[test]
+fn what_the_log_already_shows_is_not_found_again() {
+    let history = [placed(None), reserved(), cancelled()];
+    let found = Found {
+        reservation: Some("res".into()),
+        capture: None,
+    };
+    assert_eq!(unrecorded(&fold(&history), found), None);
+    assert_eq!(unrecorded(&fold(&history), Found::default()), None);
 }
 
 #[test]
@@ -151,7 +241,11 @@ fn rejection_after_reservation_releases_only() {
             rejected,
             Event::StockReleased { order_id: ORDER }
         ]),
-        Step::Done
+        Step::FindUnrecorded {
+            reservation: false,
+            capture: true
+        },
+        "a declined capture leaves nothing in the ledger, which the lookup finds"
     );
 }
 

@@ -117,3 +117,51 @@ fn a_gap_is_refused() {
     );
     assert_eq!(view.seq, 1, "nothing folded");
 }
+
+#[test]
+fn a_late_provider_success_leaves_a_cancelled_order_cancelled() {
+    let a = OrderId(Uuid::from_u128(10));
+    let events = vec![
+        envelope(1, placed(a)),
+        envelope(
+            2,
+            Event::OrderCancelled {
+                order_id: a,
+                by: Actor::System,
+                reason: None,
+            },
+        ),
+        envelope(
+            3,
+            Event::StockReservedAfterClose {
+                order_id: a,
+                reservation_id: "r".into(),
+            },
+        ),
+        envelope(
+            4,
+            Event::PaymentCapturedAfterClose {
+                order_id: a,
+                payment_id: "p".into(),
+                amount_cents: 600,
+            },
+        ),
+        envelope(5, Event::StockReleased { order_id: a }),
+    ];
+    let view = HouseholdView::fold(&events).unwrap();
+    let order = view.order(a).unwrap();
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert!(order.stock_released);
+    let timeline: Vec<_> = order
+        .timeline
+        .iter()
+        .map(|t| (t.event.as_str(), t.status))
+        .collect();
+    assert_eq!(
+        timeline[2..4],
+        [
+            ("StockReservedAfterClose", OrderStatus::Cancelled),
+            ("PaymentCapturedAfterClose", OrderStatus::Cancelled)
+        ]
+    );
+}

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
+use hearth_contract::interleave::{CancelDuring, During, Reply};
 use hearth_contract::scheduler::{SchedulerFixture, SchedulerProbe};
 use hearth_core::fulfilment::Fulfilment;
 use hearth_core::order::{CancelOrder, Command, OrderLine, OrderState, OrderStatus, PlaceOrder};
@@ -425,4 +426,49 @@ async fn a_job_started_by_the_scheduler_and_found_by_the_relay_runs_once() {
     assert_eq!(executor.runs(job.id), 1);
     assert_eq!(w.payments.captures(), 1);
     executor.shutdown().await;
+}
+
+/// Issue 19's reproduction: a member's cancel lands while a reservation or a capture is
+/// in flight (its reply arrives late, or never). The provider's success is recorded and
+/// given back: nothing stays charged or held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_during_a_provider_call_leaves_nothing_charged_or_held() {
+    for during in [During::Reserve, During::Capture] {
+        for reply in [Reply::Late, Reply::Lost] {
+            let w = world();
+            let cancel =
+                CancelDuring::new(w.payments.clone(), w.inventory.clone(), w.service.clone());
+            cancel.arm(during, reply);
+            let feed: Arc<dyn EventFeed> = Arc::new(w.store.feed());
+            let fulfilment = Fulfilment::new(w.service.clone(), cancel.clone(), cancel.clone());
+            let executor = EmbeddedExecutor::start(fulfilment, Some(feed), config());
+            let order = w.place("coffee", 2, None).await;
+            let case = format!("{during:?} {reply:?}");
+            w.until(order, SOON, &format!("compensated ({case})"), |s| {
+                s.order.as_ref().is_some_and(|o| {
+                    o.status == OrderStatus::Cancelled
+                        && o.reservation_id.is_some()
+                        && o.stock_released
+                        && (o.payment_id.is_some() == o.refunded)
+                        && (during == During::Reserve || o.refunded)
+                })
+            })
+            .await;
+            w.drained().await;
+            assert_eq!(cancel.fired(), 1, "{case}");
+            assert_eq!(w.inventory.reservations(), 0, "{case}: stock held");
+            assert_eq!(w.inventory.available("coffee"), Some(50), "{case}");
+            assert_eq!(
+                w.payments.captures(),
+                w.payments.refunds(),
+                "{case}: a charge not given back"
+            );
+            let late = match during {
+                During::Reserve => "StockReservedAfterClose",
+                During::Capture => "PaymentCapturedAfterClose",
+            };
+            assert_eq!(w.count(late).await, 1, "{case}: {:?}", w.types().await);
+            executor.shutdown().await;
+        }
+    }
 }

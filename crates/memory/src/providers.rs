@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use hearth_core::ports::{
-    CaptureRequest, CatalogItem, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
-    ReserveRequest,
+    Capture, CaptureRequest, CatalogItem, Inventory, Payments, ProviderError, RefundRequest,
+    ReleaseRequest, ReserveRequest,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -118,6 +118,17 @@ impl Payments for MemoryPayments {
         inner.by_key.insert(request.key, result.clone());
         result
     }
+
+    async fn find_capture(&self, key: Uuid) -> Result<Option<Capture>, ProviderError> {
+        let inner = lock(&self.inner);
+        let Some(Ok(payment_id)) = inner.by_key.get(&key) else {
+            return Ok(None);
+        };
+        Ok(inner.captures.get(payment_id).map(|&amount_cents| Capture {
+            payment_id: payment_id.clone(),
+            amount_cents,
+        }))
+    }
 }
 
 #[derive(Debug)]
@@ -131,6 +142,9 @@ struct InventoryInner {
     by_key: HashMap<Uuid, Result<String, ProviderError>>,
     /// reservation id -> (sku, quantity) held.
     reservations: HashMap<String, Vec<(String, u32)>>,
+    /// The ledger: reservations made, by the key they were made under (kept after a
+    /// release).
+    reserved_by_key: HashMap<Uuid, String>,
     fail_next: u32,
 }
 
@@ -222,6 +236,7 @@ impl Inventory for MemoryInventory {
                 }
                 let id = format!("res_{}", request.key.simple());
                 inner.reservations.insert(id.clone(), held);
+                inner.reserved_by_key.insert(request.key, id.clone());
                 Ok(id)
             }
         };
@@ -254,6 +269,11 @@ impl Inventory for MemoryInventory {
         };
         inner.by_key.insert(request.key, result.clone());
         result.map(|_| ())
+    }
+
+    async fn find_reservation(&self, key: Uuid) -> Result<Option<String>, ProviderError> {
+        let inner = lock(&self.inner);
+        Ok(inner.reserved_by_key.get(&key).cloned())
     }
 
     async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError> {

@@ -6,13 +6,14 @@
 //! any other 4xx, and a 2xx whose body cannot be read as the expected reply, is `Invalid`.
 
 use crate::wire::{
-    CaptureBody, CaptureReply, CatalogEntry, ErrorBody, IDEMPOTENCY_KEY, LineBody, RefundBody,
-    RefundReply, ReleaseBody, ReleaseReply, ReserveBody, ReserveReply,
+    CaptureBody, CaptureLedgerReply, CaptureReply, CatalogEntry, ErrorBody, IDEMPOTENCY_KEY,
+    LineBody, RefundBody, RefundReply, ReleaseBody, ReleaseReply, ReservationLedgerReply,
+    ReserveBody, ReserveReply,
 };
 use async_trait::async_trait;
 use hearth_core::ports::{
-    CaptureRequest, CatalogItem, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
-    ReserveRequest,
+    Capture, CaptureRequest, CatalogItem, Inventory, Payments, ProviderError, RefundRequest,
+    ReleaseRequest, ReserveRequest,
 };
 use reqwest::StatusCode;
 use serde::Serialize;
@@ -182,6 +183,14 @@ impl Payments for HttpPayments {
         let reply: RefundReply = self.0.post("payments/refund", request.key, &body).await?;
         Ok(reply.refund_id)
     }
+
+    async fn find_capture(&self, key: Uuid) -> Result<Option<Capture>, ProviderError> {
+        let reply: CaptureLedgerReply = self.0.get(&format!("ledger/captures/{key}")).await?;
+        Ok(reply.capture.map(|c| Capture {
+            payment_id: c.payment_id,
+            amount_cents: c.amount_cents,
+        }))
+    }
 }
 
 /// The Inventory port over HTTP.
@@ -220,6 +229,12 @@ impl Inventory for HttpInventory {
         };
         let _: ReleaseReply = self.0.post("inventory/release", request.key, &body).await?;
         Ok(())
+    }
+
+    async fn find_reservation(&self, key: Uuid) -> Result<Option<String>, ProviderError> {
+        let reply: ReservationLedgerReply =
+            self.0.get(&format!("ledger/reservations/{key}")).await?;
+        Ok(reply.reservation.map(|r| r.reservation_id))
     }
 
     async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError> {

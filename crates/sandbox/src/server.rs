@@ -2,12 +2,13 @@
 //! idempotency keys and fault injection. See docs/durable.md for the endpoints.
 
 use crate::wire::{
-    CaptureBody, CaptureReply, CatalogEntry, ErrorBody, Faults, IDEMPOTENCY_KEY, RefundBody,
-    RefundReply, ReleaseBody, ReleaseReply, ReserveBody, ReserveReply, Stats,
+    CaptureBody, CaptureLedgerReply, CaptureReply, CatalogEntry, ErrorBody, Faults,
+    IDEMPOTENCY_KEY, LedgerCapture, LedgerReservation, RefundBody, RefundReply, ReleaseBody,
+    ReleaseReply, ReservationLedgerReply, ReserveBody, ReserveReply, Stats,
 };
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -167,6 +168,28 @@ impl Sandbox {
         self.lock().catalog.clone()
     }
 
+    /// The ledger: the capture that took effect under `key`, if any.
+    pub fn capture_by_key(&self, key: &str) -> Option<LedgerCapture> {
+        let inner = self.lock();
+        let payment_id = inner.succeeded(Op::Capture, key, "paymentId")?;
+        let amount_cents = *inner.captures.get(&payment_id)?;
+        Some(LedgerCapture {
+            refunded: inner.refunded.contains(&payment_id),
+            payment_id,
+            amount_cents,
+        })
+    }
+
+    /// The ledger: the reservation made under `key`, if any.
+    pub fn reservation_by_key(&self, key: &str) -> Option<LedgerReservation> {
+        let inner = self.lock();
+        let reservation_id = inner.succeeded(Op::Reserve, key, "reservationId")?;
+        Some(LedgerReservation {
+            held: inner.reservations.contains_key(&reservation_id),
+            reservation_id,
+        })
+    }
+
     /// The HTTP API of this sandbox.
     pub fn router(&self) -> Router {
         Router::new()
@@ -176,6 +199,8 @@ impl Sandbox {
             .route("/inventory/reserve", post(reserve))
             .route("/inventory/release", post(release))
             .route("/inventory/catalog", get(catalog))
+            .route("/ledger/captures/{key}", get(capture_ledger))
+            .route("/ledger/reservations/{key}", get(reservation_ledger))
             .route("/stats", get(stats))
             .route("/admin/faults", get(get_faults).put(put_faults))
             .with_state(self.clone())
@@ -183,6 +208,15 @@ impl Sandbox {
 }
 
 impl Inner {
+    /// The id field of the successful reply stored under `(op, key)`.
+    fn succeeded(&self, op: Op, key: &str, field: &str) -> Option<String> {
+        let stored = self.replies.get(&(op, key.trim().to_owned()))?;
+        if !stored.status.is_success() {
+            return None;
+        }
+        stored.body.get(field)?.as_str().map(str::to_owned)
+    }
+
     /// splitmix64: a uniform draw in [0, 1).
     fn draw(&mut self) -> f64 {
         self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -426,6 +460,20 @@ async fn release(State(s): State<Sandbox>, headers: HeaderMap, raw: Bytes) -> Re
 async fn catalog(State(s): State<Sandbox>) -> Response {
     let entries: Vec<CatalogEntry> = s.catalog().into_iter().map(Into::into).collect();
     respond((StatusCode::OK, json(&entries)))
+}
+
+async fn capture_ledger(State(s): State<Sandbox>, Path(key): Path<String>) -> Response {
+    let reply = CaptureLedgerReply {
+        capture: s.capture_by_key(&key),
+    };
+    respond((StatusCode::OK, json(&reply)))
+}
+
+async fn reservation_ledger(State(s): State<Sandbox>, Path(key): Path<String>) -> Response {
+    let reply = ReservationLedgerReply {
+        reservation: s.reservation_by_key(&key),
+    };
+    respond((StatusCode::OK, json(&reply)))
 }
 
 async fn stats(State(s): State<Sandbox>) -> Response {

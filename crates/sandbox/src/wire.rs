@@ -70,6 +70,38 @@ pub struct ReleaseReply {
     pub reservation_id: String,
 }
 
+/// `GET /ledger/captures/{key}`: the capture that took effect under an idempotency
+/// key, or `null` (none, or only a declined or failed attempt).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureLedgerReply {
+    pub capture: Option<LedgerCapture>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerCapture {
+    pub payment_id: String,
+    pub amount_cents: u64,
+    pub refunded: bool,
+}
+
+/// `GET /ledger/reservations/{key}`: the reservation made under an idempotency key,
+/// or `null`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationLedgerReply {
+    pub reservation: Option<LedgerReservation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerReservation {
+    pub reservation_id: String,
+    /// Still held (not released).
+    pub held: bool,
+}
+
 /// The body of every refusal: a stable `code`, a human `message`, and the `sku`
 /// for `out_of_stock`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

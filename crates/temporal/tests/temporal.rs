@@ -229,3 +229,57 @@ async fn a_job_interrupted_after_commit_is_started_by_the_relay_and_started_once
     assert_eq!(info.priority.unwrap().fairness_key, w.household.to_string());
     assert_eq!(w.inventory.available("bread"), Some(99));
 }
+
+/// Issue 19's reproduction on Temporal: a member's cancel lands while a reservation or
+/// a capture is in flight; its reply arrives late, or is lost (the activity fails and
+/// Temporal retries it, as after a worker died between the call and the recording).
+/// What the provider did is recorded and given back: nothing stays charged or held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_during_a_provider_call_leaves_nothing_charged_or_held() {
+    use hearth_contract::interleave::{CancelDuring, During, Reply};
+    for during in [During::Reserve, During::Capture] {
+        for reply in [Reply::Late, Reply::Lost] {
+            let w = World::new().await;
+            let cancel =
+                CancelDuring::new(w.payments.clone(), w.inventory.clone(), w.service.clone());
+            cancel.arm(during, reply);
+            let fulfilment = hearth_core::fulfilment::Fulfilment::new(
+                w.service.clone(),
+                cancel.clone(),
+                cancel.clone(),
+            );
+            let _worker = common::TestWorker::spawn(w.config.clone(), fulfilment);
+            let order = w.place("coffee", 2, None).await;
+            assert_eq!(w.relay().await, 1);
+            let case = format!("{during:?} {reply:?}");
+            eventually(
+                SETTLE,
+                &format!("the workflow to complete ({case})"),
+                || async {
+                    workflow_status(w.scheduler.client(), &w.workflow_id(order)).await
+                        == WorkflowExecutionStatus::Completed
+                },
+            )
+            .await;
+            assert_eq!(cancel.fired(), 1, "{case}");
+            assert_eq!(w.status(order).await, OrderStatus::Cancelled, "{case}");
+            assert_eq!(w.inventory.reservations(), 0, "{case}: stock held");
+            assert_eq!(w.inventory.available("coffee"), Some(50), "{case}");
+            assert_eq!(
+                w.payments.captures(),
+                w.payments.refunds(),
+                "{case}: a charge not given back"
+            );
+            let late = match during {
+                During::Reserve => "StockReservedAfterClose",
+                During::Capture => "PaymentCapturedAfterClose",
+            };
+            let feed = w.feed().await;
+            assert_eq!(
+                feed.iter().filter(|t| **t == late).count(),
+                1,
+                "{case}: {feed:?}"
+            );
+        }
+    }
+}
