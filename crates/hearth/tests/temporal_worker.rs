@@ -20,8 +20,22 @@ use tokio::process::{Child, Command as Process};
 use uuid::Uuid;
 
 fn spawn_worker(server: &DevServer, db: &Path, task_queue: &str, log: &Path) -> Child {
-    Process::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("worker")
+    spawn_worker_with(server, db, task_queue, log, None)
+}
+
+fn spawn_worker_with(
+    server: &DevServer,
+    db: &Path,
+    task_queue: &str,
+    log: &Path,
+    providers_url: Option<&str>,
+) -> Child {
+    let mut command = Process::new(env!("CARGO_BIN_EXE_hearth"));
+    command.arg("worker");
+    if let Some(url) = providers_url {
+        command.args(["--providers-url", url]);
+    }
+    command
         .arg("--sqlite")
         .arg(db)
         .args(["--temporal-address", &server.url()])
@@ -195,4 +209,119 @@ async fn a_worker_killed_mid_timer_and_restarted_makes_the_order_ready_without_r
         logs()
     );
     assert_eq!(steps_done(&log2), vec!["mark-ready"], "{}", logs());
+}
+
+/// Issue 19, item 4: a worker killed while a step is in flight (here: the reserve call,
+/// which the provider holds for a minute) has that step retried once the heartbeat
+/// timeout passes, not after the 30 s start-to-close timeout. The workflow's history
+/// says why the step ran again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_step_has_the_step_retried_after_the_heartbeat_timeout() {
+    use hearth_sandbox::{Faults, RunningSandbox, Sandbox};
+    use temporalio_common::protos::temporal::api::enums::v1::TimeoutType;
+    use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
+    use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+
+    let server = DevServer::start(Duration::from_secs(60)).unwrap();
+    let slow = Faults {
+        latency_ms: 60_000,
+        ..Faults::default()
+    };
+    let sandbox = RunningSandbox::start("127.0.0.1:0".parse().unwrap(), Sandbox::new(slow))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hearth.db");
+    let (store, _feed) = hearth_sqlite::SqliteEventStore::open(&db).unwrap();
+    let service = OrderService::new(store.clone(), Arc::new(SystemClock));
+    let task_queue = format!("hearth-test-{}", Uuid::now_v7());
+    let (household, order) = (HouseholdId(Uuid::now_v7()), OrderId(Uuid::now_v7()));
+    let place = Command::PlaceOrder(PlaceOrder {
+        order_id: order,
+        lines: vec![OrderLine {
+            sku: "bread".into(),
+            name: "bread".into(),
+            quantity: 1,
+            unit_price_cents: 450,
+        }],
+        ready_at: None,
+        note: None,
+    });
+    let actor = Actor::Member {
+        id: MemberId(Uuid::now_v7()),
+    };
+    let placed = service
+        .dispatch(CommandEnvelope::new(
+            CommandId(Uuid::now_v7()),
+            household,
+            actor,
+            place,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(placed, Dispatched::Accepted { .. }));
+
+    let url = sandbox.url();
+    let (log1, log2) = (
+        dir.path().join("worker1.log"),
+        dir.path().join("worker2.log"),
+    );
+    let mut first = spawn_worker_with(&server, &db, &task_queue, &log1, Some(&url));
+    // The reserve call has reached the provider (which holds its reply): kill hard.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sandbox.sandbox().stats().requests == 0 {
+        assert!(Instant::now() < deadline, "the reserve call never came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.start_kill().unwrap(); // SIGKILL
+    first.wait().await.unwrap();
+    let killed = Instant::now();
+    sandbox.sandbox().set_faults(Faults::default());
+
+    let mut second = spawn_worker_with(&server, &db, &task_queue, &log2, Some(&url));
+    wait_status(
+        &service,
+        household,
+        order,
+        OrderStatus::Ready,
+        Duration::from_secs(90),
+    )
+    .await;
+    eprintln!("ready {:?} after the kill", killed.elapsed());
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
+
+    let config = hearth_temporal::TemporalConfig::new(server.url(), "default");
+    let client = hearth_temporal::connect(&config).await.unwrap();
+    let events = client
+        .get_workflow_handle::<hearth_temporal::FulfilmentWorkflow>(hearth_temporal::workflow_id(
+            household, order,
+        ))
+        .fetch_history(Default::default())
+        .into_events()
+        .await
+        .unwrap();
+    let retried: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            Some(Attributes::ActivityTaskStartedEventAttributes(a)) if a.attempt > 1 => {
+                Some(a.last_failure.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retried.len(), 1, "one step ran again: {retried:?}");
+    let timeout = retried[0]
+        .as_ref()
+        .and_then(|f| f.failure_info.clone())
+        .and_then(|info| match info {
+            FailureInfo::TimeoutFailureInfo(t) => Some(t.timeout_type()),
+            _ => None,
+        });
+    assert_eq!(
+        timeout,
+        Some(TimeoutType::Heartbeat),
+        "the dead worker's step was retried because it stopped heartbeating: {retried:?}"
+    );
+    assert_eq!(sandbox.sandbox().stats().reservations, 1, "reserved once");
 }

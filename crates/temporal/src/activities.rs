@@ -68,10 +68,26 @@ impl FulfilmentActivities {
     #[activity(name = "advance")]
     pub async fn advance(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         order: OrderRef,
     ) -> Result<AdvanceOutcome, ActivityError> {
-        match self.fulfilment.advance(order.household, order.order).await {
+        // Heartbeat while the step runs: a worker that dies mid-step stops beating, and
+        // the server retries the step elsewhere after the heartbeat timeout rather than
+        // after the whole start-to-close timeout. (The SDK throttles the beats.)
+        let step = self.fulfilment.advance(order.household, order.order);
+        tokio::pin!(step);
+        let mut beat = tokio::time::interval(crate::workflow::HEARTBEAT_EVERY);
+        let result = loop {
+            tokio::select! {
+                result = &mut step => break result,
+                _ = beat.tick() => {
+                    if let Err(e) = ctx.record_heartbeat(()).await {
+                        tracing::warn!(order = %order.order, "heartbeat not recorded: {e}");
+                    }
+                }
+            }
+        };
+        match result {
             Ok(advanced) => {
                 if let Advanced::Progressed(step) = &advanced {
                     // One line per step carried out: operators (and the restart test)

@@ -27,11 +27,19 @@ const MAX_TURNS: u32 = 200;
 /// but the workflow clock sees as past still gets a (tiny) durable wait.
 const MIN_WAIT: Duration = Duration::from_millis(50);
 
+/// The `advance` activity heartbeats this often while it runs...
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// ...and the server takes an attempt that has not heartbeat for this long as dead (its
+/// worker gone) and retries it: a few beats' worth, far below the start-to-close timeout.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How the `advance` activity is retried: transient provider or store failures back off
 /// from 1 s to at most 1 min, without limit (the process is idempotent step by step);
-/// failures typed [`NON_RETRYABLE`] stop at once.
+/// failures typed [`NON_RETRYABLE`] stop at once; an attempt whose worker stopped
+/// heartbeating is retried after [`HEARTBEAT_TIMEOUT`].
 pub fn advance_options() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .heartbeat_timeout(HEARTBEAT_TIMEOUT)
         .retry_policy(
             RetryPolicy::builder()
                 .initial_interval(Duration::from_secs(1))
