@@ -62,14 +62,25 @@ impl StoreArgs {
                 "--relay-database-url (HEARTH_RELAY_DATABASE_URL) is required with --database-url",
             )?;
             let app_config = hearth_postgres::parse_url(url)?;
-            // Fail now, with what to do, rather than at the first command.
+            let relay_config = hearth_postgres::parse_url(relay_url)?;
+            // Fail now, with what to do, rather than at the first command: a role that
+            // row-level security does not bind, or a schema behind this binary.
             let check = hearth_postgres::connect(&app_config)
                 .await
-                .context("checking the database schema")?;
+                .context("connecting with --database-url")?;
+            hearth_postgres::check_role(&check)
+                .await
+                .context("checking the role of --database-url")?;
             hearth_postgres::check_schema(&check).await?;
             drop(check);
+            let check = hearth_postgres::connect(&relay_config)
+                .await
+                .context("connecting with --relay-database-url")?;
+            hearth_postgres::check_role(&check)
+                .await
+                .context("checking the role of --relay-database-url")?;
+            drop(check);
             let app = hearth_postgres::pool(app_config, self.database_pool)?;
-            let relay_config = hearth_postgres::parse_url(relay_url)?;
             let relay = hearth_postgres::pool(relay_config.clone(), 2)?;
             let store = Arc::new(hearth_postgres::PgEventStore::new(app.clone(), Some(relay)));
             let feed = Arc::new(hearth_postgres::PgEventFeed::start(

@@ -20,6 +20,7 @@ mod batch;
 mod directory;
 mod feed;
 mod migrate;
+mod roles;
 mod sql;
 mod store;
 
@@ -27,6 +28,7 @@ pub use batch::{BatchStats, Batching};
 pub use directory::PgDirectory;
 pub use feed::{FEED_CHANNEL, FeedOptions, PgEventFeed};
 pub use migrate::{MIGRATIONS, Migration, check_schema, migrate};
+pub use roles::{HEARTH_TABLES, UnsafeRole, check_role};
 pub use store::PgEventStore;
 
 pub use deadpool_postgres::Pool;
@@ -54,6 +56,12 @@ pub enum PgError {
          run `hearth migrate` as the owner role"
     )]
     SchemaBehind { at: String, needs: i32 },
+    #[error(
+        "refusing to run as the database role {role}: {reason}. Connect as the application \
+         role `hearth migrate` sets up (hearth_app for --database-url, hearth_relay for \
+         --relay-database-url; docs/postgres.md, Roles), never as the owner or a superuser"
+    )]
+    UnsafeRole { role: String, reason: UnsafeRole },
     #[error("PostgreSQL: {0}")]
     Db(String),
 }
