@@ -97,9 +97,7 @@ impl StoreArgs {
         let path = match &self.sqlite {
             Some(file) => file.clone(),
             None => {
-                std::fs::create_dir_all(&self.data_dir).with_context(|| {
-                    format!("creating the data directory {}", self.data_dir.display())
-                })?;
+                create_private_dir(&self.data_dir)?;
                 self.data_dir.join("hearth.sqlite")
             }
         };
@@ -129,7 +127,7 @@ impl StoreArgs {
                 return Ok(Some(secret));
             }
         }
-        std::fs::create_dir_all(&self.data_dir)?;
+        create_private_dir(&self.data_dir)?;
         let secret = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -138,6 +136,18 @@ impl StoreArgs {
         write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
         Ok(Some(secret))
     }
+}
+
+/// Creates the data directory (and missing parents) accessible to its owner only
+/// (0700); an existing directory keeps its mode.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating the data directory {} (mode 0700)", dir.display()))
 }
 
 #[cfg(unix)]

@@ -94,8 +94,19 @@ async fn room_state(node: &Node, household: &str, token: &str) -> reqwest::Respo
 #[tokio::test]
 async fn embedded_default_survives_sigkill_mid_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap().to_owned();
+    // A data directory that hearth creates.
+    let data = dir.path().join("data").to_str().unwrap().to_owned();
     let node = spawn_serve(&["--data-dir", &data]).await;
+    // Nobody but the owner may read the store or the token secret.
+    let mode = |path: &str| {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        format!("{:o}", meta.permissions().mode() & 0o777)
+    };
+    assert_eq!(mode(&data), "700", "the data directory");
+    for file in ["hearth.sqlite", "hearth.sqlite-wal", "hearth.sqlite-shm", "token-secret"] {
+        assert_eq!(mode(&format!("{data}/{file}")), "600", "{file}");
+    }
     let (household, token) = create_household(&node).await;
     let ready_at = (chrono::Utc::now() + chrono::Duration::seconds(4)).to_rfc3339();
     let command = place_order(Some(ready_at));
