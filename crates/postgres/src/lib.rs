@@ -26,7 +26,7 @@ mod store;
 
 pub use batch::{BatchStats, Batching};
 pub use directory::PgDirectory;
-pub use feed::{FEED_CHANNEL, FeedOptions, PgEventFeed};
+pub use feed::{FEED_CHANNEL, FeedOptions, FeedStats, PgEventFeed};
 pub use migrate::{MIGRATIONS, Migration, check_schema, migrate};
 pub use roles::{HEARTH_TABLES, UnsafeRole, check_role};
 pub use store::PgEventStore;
