@@ -104,7 +104,12 @@ async fn embedded_default_survives_sigkill_mid_wait() {
         format!("{:o}", meta.permissions().mode() & 0o777)
     };
     assert_eq!(mode(&data), "700", "the data directory");
-    for file in ["hearth.sqlite", "hearth.sqlite-wal", "hearth.sqlite-shm", "token-secret"] {
+    for file in [
+        "hearth.sqlite",
+        "hearth.sqlite-wal",
+        "hearth.sqlite-shm",
+        "token-secret",
+    ] {
         assert_eq!(mode(&format!("{data}/{file}")), "600", "{file}");
     }
     let (household, token) = create_household(&node).await;
@@ -406,7 +411,9 @@ async fn serve_and_worker_refuse_a_superuser_and_the_owner() {
     let db = app.rsplit('/').next().unwrap();
     let superuser = format!(
         "{}/{db}",
-        admin_url().rsplit_once('/').map_or("", |(server, _)| server)
+        admin_url()
+            .rsplit_once('/')
+            .map_or("", |(server, _)| server)
     );
     let superuser_name = tokio_postgres::Config::from_str(&admin_url())
         .unwrap()

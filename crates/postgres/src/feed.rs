@@ -9,6 +9,7 @@
 //! ring, or the listener was disconnected) is caught by a slow poll of
 //! `households.last_seq`, which needs the relay role.
 
+use crate::Config;
 use futures::StreamExt;
 use hearth_core::HouseholdId;
 use hearth_core::ports::{EventFeed, FeedSignal, FeedStream};
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, Config, NoTls};
+use tokio_postgres::AsyncMessage;
 use uuid::Uuid;
 
 /// The one channel of the doorbell.
@@ -239,9 +240,14 @@ async fn listen(
         counters,
     } = shared;
     let ended = |listened, error: String| Ended { listened, error };
-    let (client, mut connection) = match config.connect(NoTls).await {
+    let (client, mut connection) = match config.pg().connect(config.tls()).await {
         Ok(pair) => pair,
-        Err(e) => return ended(false, crate::sql::describe(&e)),
+        Err(e) => {
+            return ended(
+                false,
+                format!("{}: {}", config.target(), crate::sql::describe(&e)),
+            );
+        }
     };
     let (notes_tx, mut notes) = mpsc::channel::<String>(options.capacity.max(16));
     // Rung when the driver dropped a doorbell (the permit is kept until the loop
@@ -385,7 +391,10 @@ impl MalformedLog {
     fn record(&mut self, payload: &str) -> bool {
         self.since += 1;
         let now = tokio::time::Instant::now();
-        if self.last.is_some_and(|last| now.duration_since(last) < Self::EVERY) {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Self::EVERY)
+        {
             return false;
         }
         let sample: String = payload.chars().take(64).collect();

@@ -23,6 +23,7 @@ mod migrate;
 mod roles;
 mod sql;
 mod store;
+mod tls;
 
 pub use batch::{BatchStats, Batching};
 pub use directory::PgDirectory;
@@ -32,9 +33,7 @@ pub use roles::{HEARTH_TABLES, UnsafeRole, check_role};
 pub use store::PgEventStore;
 
 pub use deadpool_postgres::Pool;
-pub use tokio_postgres::Config;
-
-use std::str::FromStr;
+pub use tls::{Config, RootCert, SslMode};
 
 /// Errors of setting things up (connecting, migrating); the ports have their own.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +42,8 @@ pub enum PgError {
     Url(String),
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(String),
+    #[error("TLS to PostgreSQL: {0}")]
+    Tls(String),
     #[error("migration {version} ({name}) failed: {message}")]
     Migration {
         version: i32,
@@ -66,16 +67,17 @@ pub enum PgError {
     Db(String),
 }
 
-/// Parses a `postgres://` URL (or a key=value string).
+/// Parses a `postgres://` URL (or a key=value string), with libpq's `sslmode` and
+/// `sslrootcert` (see [`Config`]).
 pub fn parse_url(url: &str) -> Result<Config, PgError> {
-    Config::from_str(url).map_err(|e| PgError::Url(e.to_string()))
+    Config::parse(url)
 }
 
 /// A connection pool on `config`. Connections are created lazily.
 pub fn pool(config: Config, max_size: usize) -> Result<Pool, PgError> {
     let manager = deadpool_postgres::Manager::from_config(
-        config,
-        tokio_postgres::NoTls,
+        config.pg().clone(),
+        config.tls(),
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },
@@ -90,9 +92,10 @@ pub fn pool(config: Config, max_size: usize) -> Result<Pool, PgError> {
 /// One unpooled connection, driven by a spawned task.
 pub async fn connect(config: &Config) -> Result<tokio_postgres::Client, PgError> {
     let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
+        .pg()
+        .connect(config.tls())
         .await
-        .map_err(|e| PgError::Connect(e.to_string()))?;
+        .map_err(|e| PgError::Connect(format!("{}: {}", config.target(), sql::describe(&e))))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection ended");

@@ -63,8 +63,10 @@ async fn forged_doorbells_cost_bounded_state_and_real_households_still_get_their
 
     // A real household commits after all of them; its doorbell comes last.
     let tenant = household();
-    let Appended::Committed { events, .. } =
-        store.append(append(tenant, order_id(), 0, 1)).await.unwrap()
+    let Appended::Committed { events, .. } = store
+        .append(append(tenant, order_id(), 0, 1))
+        .await
+        .unwrap()
     else {
         panic!("not committed");
     };
@@ -106,10 +108,7 @@ async fn forged_doorbells_cost_bounded_state_and_real_households_still_get_their
     }
     let stats = feed.stats();
     assert_eq!(stats.malformed, malformed.len() as u64, "{stats:?}");
-    assert!(
-        stats.doorbells >= 2 * CAP as u64,
-        "past the cap: {stats:?}"
-    );
+    assert!(stats.doorbells >= 2 * CAP as u64, "past the cap: {stats:?}");
     assert_eq!(
         stats.rung_households, CAP,
         "made-up households are remembered up to the cap, not beyond: {stats:?}"

@@ -57,7 +57,10 @@ fn refused(result: Result<(), PgError>, role: &str) -> UnsafeRole {
         "the refusal names the role and what to do: {message}"
     );
     match error {
-        PgError::UnsafeRole { role: named, reason } => {
+        PgError::UnsafeRole {
+            role: named,
+            reason,
+        } => {
             assert_eq!(named, role);
             reason
         }
