@@ -62,14 +62,25 @@ impl StoreArgs {
                 "--relay-database-url (HEARTH_RELAY_DATABASE_URL) is required with --database-url",
             )?;
             let app_config = hearth_postgres::parse_url(url)?;
-            // Fail now, with what to do, rather than at the first command.
+            let relay_config = hearth_postgres::parse_url(relay_url)?;
+            // Fail now, with what to do, rather than at the first command: a role that
+            // row-level security does not bind, or a schema behind this binary.
             let check = hearth_postgres::connect(&app_config)
                 .await
-                .context("checking the database schema")?;
+                .context("connecting with --database-url")?;
+            hearth_postgres::check_role(&check)
+                .await
+                .context("checking the role of --database-url")?;
             hearth_postgres::check_schema(&check).await?;
             drop(check);
+            let check = hearth_postgres::connect(&relay_config)
+                .await
+                .context("connecting with --relay-database-url")?;
+            hearth_postgres::check_role(&check)
+                .await
+                .context("checking the role of --relay-database-url")?;
+            drop(check);
             let app = hearth_postgres::pool(app_config, self.database_pool)?;
-            let relay_config = hearth_postgres::parse_url(relay_url)?;
             let relay = hearth_postgres::pool(relay_config.clone(), 2)?;
             let store = Arc::new(hearth_postgres::PgEventStore::new(app.clone(), Some(relay)));
             let feed = Arc::new(hearth_postgres::PgEventFeed::start(
@@ -86,9 +97,7 @@ impl StoreArgs {
         let path = match &self.sqlite {
             Some(file) => file.clone(),
             None => {
-                std::fs::create_dir_all(&self.data_dir).with_context(|| {
-                    format!("creating the data directory {}", self.data_dir.display())
-                })?;
+                create_private_dir(&self.data_dir)?;
                 self.data_dir.join("hearth.sqlite")
             }
         };
@@ -118,7 +127,7 @@ impl StoreArgs {
                 return Ok(Some(secret));
             }
         }
-        std::fs::create_dir_all(&self.data_dir)?;
+        create_private_dir(&self.data_dir)?;
         let secret = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -127,6 +136,18 @@ impl StoreArgs {
         write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
         Ok(Some(secret))
     }
+}
+
+/// Creates the data directory (and missing parents) accessible to its owner only
+/// (0700); an existing directory keeps its mode.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating the data directory {} (mode 0700)", dir.display()))
 }
 
 #[cfg(unix)]

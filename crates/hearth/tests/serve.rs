@@ -8,6 +8,7 @@
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::process::Stdio;
+use std::str::FromStr as _;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -93,8 +94,24 @@ async fn room_state(node: &Node, household: &str, token: &str) -> reqwest::Respo
 #[tokio::test]
 async fn embedded_default_survives_sigkill_mid_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap().to_owned();
+    // A data directory that hearth creates.
+    let data = dir.path().join("data").to_str().unwrap().to_owned();
     let node = spawn_serve(&["--data-dir", &data]).await;
+    // Nobody but the owner may read the store or the token secret.
+    let mode = |path: &str| {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        format!("{:o}", meta.permissions().mode() & 0o777)
+    };
+    assert_eq!(mode(&data), "700", "the data directory");
+    for file in [
+        "hearth.sqlite",
+        "hearth.sqlite-wal",
+        "hearth.sqlite-shm",
+        "token-secret",
+    ] {
+        assert_eq!(mode(&format!("{data}/{file}")), "600", "{file}");
+    }
     let (household, token) = create_household(&node).await;
     let ready_at = (chrono::Utc::now() + chrono::Duration::seconds(4)).to_rfc3339();
     let command = place_order(Some(ready_at));
@@ -362,4 +379,96 @@ async fn two_nodes_on_one_postgres_serve_one_household_in_the_same_order() {
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         .await
         .unwrap();
+}
+
+// --- Roles that row-level security does not bind --------------------------------
+
+/// Runs `hearth <args>` to its end (it must end: a refusal happens before serving).
+async fn run_to_end(args: &[&str]) -> (bool, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("hearth refuses and exits instead of serving")
+    .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn serve_and_worker_refuse_a_superuser_and_the_owner() {
+    let (owner, app, relay) = fresh_database().await;
+    let (ok, stderr) = run_to_end(&["migrate", "--database-url", &owner]).await;
+    assert!(ok, "migrate: {stderr}");
+    // The server's superuser, on the same database.
+    let db = app.rsplit('/').next().unwrap();
+    let superuser = format!(
+        "{}/{db}",
+        admin_url()
+            .rsplit_once('/')
+            .map_or("", |(server, _)| server)
+    );
+    let superuser_name = tokio_postgres::Config::from_str(&admin_url())
+        .unwrap()
+        .get_user()
+        .unwrap_or("postgres")
+        .to_owned();
+
+    fn serve<'a>(app: &'a str, relay: &'a str) -> [&'a str; 10] {
+        [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            app,
+            "--relay-database-url",
+            relay,
+            "--no-durable",
+            "--token-secret",
+            SECRET,
+        ]
+    }
+
+    let (ok, stderr) = run_to_end(&serve(&superuser, &relay)).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "refusing to run as the database role {superuser_name}: it is a superuser"
+        )) && stderr.contains("--database-url")
+            && stderr.contains("hearth_app"),
+        "{stderr}"
+    );
+    // The relay URL is checked too: here it is the owner.
+    let (ok, stderr) = run_to_end(&serve(&app, &owner)).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("refusing to run as the database role hearth_owner: it owns table")
+            && stderr.contains("--relay-database-url"),
+        "{stderr}"
+    );
+    // The worker opens the same stores, before it reaches Temporal.
+    let (ok, stderr) = run_to_end(&[
+        "worker",
+        "--database-url",
+        &superuser,
+        "--relay-database-url",
+        &relay,
+        "--temporal-address",
+        "http://127.0.0.1:9",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "refusing to run as the database role {superuser_name}: it is a superuser"
+        )),
+        "{stderr}"
+    );
 }

@@ -9,15 +9,16 @@
 //! ring, or the listener was disconnected) is caught by a slow poll of
 //! `households.last_seq`, which needs the relay role.
 
+use crate::Config;
 use futures::StreamExt;
 use hearth_core::HouseholdId;
 use hearth_core::ports::{EventFeed, FeedSignal, FeedStream};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, Config, NoTls};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+use tokio_postgres::AsyncMessage;
 use uuid::Uuid;
 
 /// The one channel of the doorbell.
@@ -34,7 +35,14 @@ pub struct FeedOptions {
     /// `application_name` of the listener connection (visible in pg_stat_activity).
     pub application_name: String,
     /// Signals buffered per subscriber; one that falls further behind gets Resync.
+    /// Also the most doorbells queued between the connection and the feed's loop:
+    /// beyond it doorbells are dropped and subscribers get Resync.
     pub capacity: usize,
+    /// The most distinct households whose doorbells the feed remembers between two
+    /// polls (to keep the poll from repeating what a doorbell already said). Any
+    /// login can NOTIFY the channel with made-up households, so this is bounded;
+    /// past it a doorbell is still passed on but not remembered.
+    pub max_rung_households: usize,
 }
 
 impl Default for FeedOptions {
@@ -45,8 +53,34 @@ impl Default for FeedOptions {
             max_backoff: Duration::from_secs(2),
             application_name: "hearth-feed".into(),
             capacity: 4096,
+            max_rung_households: 16_384,
         }
     }
+}
+
+/// What the listener has seen (for tests and metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedStats {
+    /// Well-formed doorbells received (`<household id>:<seq>`).
+    pub doorbells: u64,
+    /// Doorbells that were not `<household id>:<seq>`: ignored.
+    pub malformed: u64,
+    /// Doorbells dropped because the feed's loop was `capacity` behind.
+    pub overflowed: u64,
+    /// Households remembered from doorbells since the last poll (at most
+    /// `max_rung_households`).
+    pub rung_households: usize,
+    /// Households the last poll found (the real ones: rows of `households`).
+    pub polled_households: usize,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    doorbells: AtomicU64,
+    malformed: AtomicU64,
+    overflowed: AtomicU64,
+    rung_households: AtomicUsize,
+    polled_households: AtomicUsize,
 }
 
 /// The feed of committed appends. Connect it as the relay role (the fallback poll
@@ -55,6 +89,7 @@ impl Default for FeedOptions {
 pub struct PgEventFeed {
     signals: broadcast::Sender<FeedSignal>,
     connects: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -81,18 +116,35 @@ impl PgEventFeed {
     pub fn start(config: Config, options: FeedOptions) -> Self {
         let (signals, _) = broadcast::channel(options.capacity.max(16));
         let connects = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(run(
             config,
             options,
-            signals.clone(),
-            connects.clone(),
+            Shared {
+                signals: signals.clone(),
+                connects: connects.clone(),
+                counters: counters.clone(),
+            },
             stopped,
         ));
         Self {
             signals,
             connects,
+            counters,
             shutdown: Some(stop),
+        }
+    }
+
+    /// What the listener has seen so far.
+    pub fn stats(&self) -> FeedStats {
+        let c = &self.counters;
+        FeedStats {
+            doorbells: c.doorbells.load(Ordering::SeqCst),
+            malformed: c.malformed.load(Ordering::SeqCst),
+            overflowed: c.overflowed.load(Ordering::SeqCst),
+            rung_households: c.rung_households.load(Ordering::SeqCst),
+            polled_households: c.polled_households.load(Ordering::SeqCst),
         }
     }
 
@@ -128,18 +180,25 @@ impl EventFeed for PgEventFeed {
     }
 }
 
+/// What the feed's task shares with its handle.
+struct Shared {
+    signals: broadcast::Sender<FeedSignal>,
+    connects: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+}
+
 async fn run(
     config: Config,
     options: FeedOptions,
-    signals: broadcast::Sender<FeedSignal>,
-    connects: Arc<AtomicU64>,
+    shared: Shared,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let mut config = config;
     config.application_name(&options.application_name);
     let mut backoff = options.min_backoff;
+    let mut malformed_log = MalformedLog::default();
     loop {
-        let session = listen(&config, &options, &signals, &connects);
+        let session = listen(&config, &options, &shared, &mut malformed_log);
         let ended = tokio::select! {
             _ = &mut stopped => return,
             ended = session => ended,
@@ -162,33 +221,63 @@ struct Ended {
 }
 
 /// One listener connection, from connect to its end.
+///
+/// What it keeps is bounded whatever arrives on the channel (any login may NOTIFY
+/// it): `polled`, the heads the last poll read, has one entry per row of
+/// `households`; `rung`, what doorbells said since that poll, at most
+/// `max_rung_households` entries, and is cleared by every poll; the queue from the
+/// connection holds at most `capacity` doorbells (beyond it they are dropped and
+/// readers re-read from their cursors, as after any lost doorbell).
 async fn listen(
     config: &Config,
     options: &FeedOptions,
-    signals: &broadcast::Sender<FeedSignal>,
-    connects: &AtomicU64,
+    shared: &Shared,
+    malformed_log: &mut MalformedLog,
 ) -> Ended {
+    let Shared {
+        signals,
+        connects,
+        counters,
+    } = shared;
     let ended = |listened, error: String| Ended { listened, error };
-    let (client, mut connection) = match config.connect(NoTls).await {
+    let (client, mut connection) = match config.pg().connect(config.tls()).await {
         Ok(pair) => pair,
-        Err(e) => return ended(false, crate::sql::describe(&e)),
-    };
-    let (notes_tx, mut notes) = mpsc::unbounded_channel::<String>();
-    // Drives the connection and forwards its notifications; ends with it.
-    let driver = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if notes_tx.send(n.payload().to_owned()).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => return crate::sql::describe(&e),
-            }
+        Err(e) => {
+            return ended(
+                false,
+                format!("{}: {}", config.target(), crate::sql::describe(&e)),
+            );
         }
-        "connection closed".to_owned()
+    };
+    let (notes_tx, mut notes) = mpsc::channel::<String>(options.capacity.max(16));
+    // Rung when the driver dropped a doorbell (the permit is kept until the loop
+    // waits for it, so none is missed).
+    let overflow = Arc::new(Notify::new());
+    // Drives the connection and forwards its notifications; ends with it. It never
+    // waits for the loop (the loop's poll needs this task to read its answer).
+    let driver = tokio::spawn({
+        let overflow = overflow.clone();
+        let counters = counters.clone();
+        async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        match notes_tx.try_send(n.payload().to_owned()) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                counters.overflowed.fetch_add(1, Ordering::SeqCst);
+                                overflow.notify_one();
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => break,
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return crate::sql::describe(&e),
+                }
+            }
+            "connection closed".to_owned()
+        }
     });
     let result = async {
         // LISTEN first, then read the heads, then tell readers to re-read.
@@ -196,9 +285,14 @@ async fn listen(
             .batch_execute(&format!("LISTEN {FEED_CHANNEL}"))
             .await
             .map_err(|e| (false, crate::sql::describe(&e)))?;
-        let mut heads = poll_heads(&client)
+        let mut polled = poll_heads(&client)
             .await
             .map_err(|e| (false, crate::sql::describe(&e)))?;
+        counters
+            .polled_households
+            .store(polled.len(), Ordering::SeqCst);
+        let mut rung: HashMap<HouseholdId, u64> = HashMap::new();
+        counters.rung_households.store(0, Ordering::SeqCst);
         connects.fetch_add(1, Ordering::SeqCst);
         let _ = signals.send(FeedSignal::Resync);
         let mut tick = tokio::time::interval(options.poll_interval);
@@ -212,25 +306,44 @@ async fn listen(
                     };
                     match parse(&payload) {
                         Some((tenant, seq)) => {
-                            let head = heads.entry(tenant).or_insert(0);
-                            *head = (*head).max(seq);
+                            counters.doorbells.fetch_add(1, Ordering::SeqCst);
+                            if let Some(head) = rung.get_mut(&tenant) {
+                                *head = (*head).max(seq);
+                            } else if rung.len() < options.max_rung_households {
+                                rung.insert(tenant, seq);
+                                counters.rung_households.store(rung.len(), Ordering::SeqCst);
+                            }
                             let _ = signals.send(FeedSignal::Committed { tenant, seq });
                         }
-                        None => tracing::debug!(%payload, "ignored a malformed doorbell"),
+                        None => {
+                            counters.malformed.fetch_add(1, Ordering::SeqCst);
+                            let _ = malformed_log.record(&payload);
+                        }
                     }
+                }
+                () = overflow.notified() => {
+                    // Doorbells were dropped: every reader re-reads from its cursor.
+                    let _ = signals.send(FeedSignal::Resync);
                 }
                 _ = tick.tick() => {
                     let now = poll_heads(&client)
                         .await
                         .map_err(|e| (true, crate::sql::describe(&e)))?;
-                    for (tenant, seq) in now {
-                        let head = heads.entry(tenant).or_insert(0);
-                        if seq > *head {
-                            *head = seq;
+                    for (&tenant, &seq) in &now {
+                        let before = polled.get(&tenant).copied().unwrap_or(0);
+                        // A doorbell said so already, unless it claimed more than the
+                        // household has (a doorbell of a real commit never can: the poll
+                        // reads after it): a forged one must not hide a real commit.
+                        let told = rung.get(&tenant).copied().filter(|&r| r <= seq).unwrap_or(0);
+                        if seq > before && seq > told {
                             tracing::debug!(%tenant, seq, "fallback poll found a commit without doorbell");
                             let _ = signals.send(FeedSignal::Committed { tenant, seq });
                         }
                     }
+                    polled = now;
+                    rung = HashMap::new();
+                    counters.polled_households.store(polled.len(), Ordering::SeqCst);
+                    counters.rung_households.store(0, Ordering::SeqCst);
                 }
             }
         }
@@ -263,6 +376,41 @@ async fn poll_heads(
     Ok(heads)
 }
 
+/// Logs malformed doorbells at most once per [`MalformedLog::EVERY`], with how many
+/// arrived since the last line and a short sample: a flood costs one line a minute.
+#[derive(Debug, Default)]
+struct MalformedLog {
+    last: Option<tokio::time::Instant>,
+    since: u64,
+}
+
+impl MalformedLog {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    /// Counts one; true if it wrote a line.
+    fn record(&mut self, payload: &str) -> bool {
+        self.since += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Self::EVERY)
+        {
+            return false;
+        }
+        let sample: String = payload.chars().take(64).collect();
+        tracing::warn!(
+            channel = FEED_CHANNEL,
+            count = self.since,
+            sample = %sample.escape_debug(),
+            "ignored malformed doorbells (not `<household id>:<seq>`): someone with a \
+             database login is notifying the channel"
+        );
+        self.last = Some(now);
+        self.since = 0;
+        true
+    }
+}
+
 fn parse(payload: &str) -> Option<(HouseholdId, u64)> {
     let (tenant, seq) = payload.split_once(':')?;
     Some((HouseholdId(tenant.parse().ok()?), seq.parse().ok()?))
@@ -278,5 +426,19 @@ mod tests {
         assert_eq!(parse(&format!("{id}:42")), Some((HouseholdId(id), 42)));
         assert_eq!(parse("nonsense"), None);
         assert_eq!(parse(&format!("{id}:-1")), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn malformed_doorbells_are_logged_once_a_minute() {
+        let mut log = MalformedLog::default();
+        assert!(log.record("first"), "the first one is logged");
+        for _ in 0..10_000 {
+            assert!(!log.record("flood"));
+        }
+        tokio::time::advance(MalformedLog::EVERY - Duration::from_millis(1)).await;
+        assert!(!log.record("still within the minute"));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(log.record("a minute later"));
+        assert_eq!(log.since, 0);
     }
 }

@@ -20,19 +20,20 @@ mod batch;
 mod directory;
 mod feed;
 mod migrate;
+mod roles;
 mod sql;
 mod store;
+mod tls;
 
 pub use batch::{BatchStats, Batching};
 pub use directory::PgDirectory;
-pub use feed::{FEED_CHANNEL, FeedOptions, PgEventFeed};
+pub use feed::{FEED_CHANNEL, FeedOptions, FeedStats, PgEventFeed};
 pub use migrate::{MIGRATIONS, Migration, check_schema, migrate};
+pub use roles::{HEARTH_TABLES, UnsafeRole, check_role};
 pub use store::PgEventStore;
 
 pub use deadpool_postgres::Pool;
-pub use tokio_postgres::Config;
-
-use std::str::FromStr;
+pub use tls::{Config, RootCert, SslMode};
 
 /// Errors of setting things up (connecting, migrating); the ports have their own.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,8 @@ pub enum PgError {
     Url(String),
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(String),
+    #[error("TLS to PostgreSQL: {0}")]
+    Tls(String),
     #[error("migration {version} ({name}) failed: {message}")]
     Migration {
         version: i32,
@@ -54,20 +57,27 @@ pub enum PgError {
          run `hearth migrate` as the owner role"
     )]
     SchemaBehind { at: String, needs: i32 },
+    #[error(
+        "refusing to run as the database role {role}: {reason}. Connect as the application \
+         role `hearth migrate` sets up (hearth_app for --database-url, hearth_relay for \
+         --relay-database-url; docs/postgres.md, Roles), never as the owner or a superuser"
+    )]
+    UnsafeRole { role: String, reason: UnsafeRole },
     #[error("PostgreSQL: {0}")]
     Db(String),
 }
 
-/// Parses a `postgres://` URL (or a key=value string).
+/// Parses a `postgres://` URL (or a key=value string), with libpq's `sslmode` and
+/// `sslrootcert` (see [`Config`]).
 pub fn parse_url(url: &str) -> Result<Config, PgError> {
-    Config::from_str(url).map_err(|e| PgError::Url(e.to_string()))
+    Config::parse(url)
 }
 
 /// A connection pool on `config`. Connections are created lazily.
 pub fn pool(config: Config, max_size: usize) -> Result<Pool, PgError> {
     let manager = deadpool_postgres::Manager::from_config(
-        config,
-        tokio_postgres::NoTls,
+        config.pg().clone(),
+        config.tls(),
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },
@@ -82,9 +92,10 @@ pub fn pool(config: Config, max_size: usize) -> Result<Pool, PgError> {
 /// One unpooled connection, driven by a spawned task.
 pub async fn connect(config: &Config) -> Result<tokio_postgres::Client, PgError> {
     let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
+        .pg()
+        .connect(config.tls())
         .await
-        .map_err(|e| PgError::Connect(e.to_string()))?;
+        .map_err(|e| PgError::Connect(format!("{}: {}", config.target(), sql::describe(&e))))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection ended");

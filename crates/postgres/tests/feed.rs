@@ -23,6 +23,7 @@ fn options(name: &str) -> FeedOptions {
         max_backoff: Duration::from_millis(500),
         application_name: name.to_owned(),
         capacity: 4096,
+        ..FeedOptions::default()
     }
 }
 

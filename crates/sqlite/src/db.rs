@@ -115,6 +115,7 @@ impl Db {
             }
             other => other,
         };
+        create_private(path)?;
         let mut conn = connect(path, true).map_err(open_failed)?;
         migrate(&mut conn).map_err(open_failed)?;
         // Checkpoints run on their own thread, not inside a batch's COMMIT.
@@ -224,6 +225,46 @@ impl Drop for Db {
 /// The writer thread is gone, or dropped a job without answering (a panic).
 fn writer_gone() -> StoreError {
     StoreError::Unavailable("the sqlite writer stopped before answering".into())
+}
+
+/// Creates the database file readable and writable by its owner only (0600), if it
+/// does not exist yet. SQLite creates the `-wal` and `-shm` files with the mode of the
+/// database file, so they are 0600 too. An existing file keeps its mode; one that
+/// others may read is reported.
+#[cfg(unix)]
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path) {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format_args!("{mode:o}"),
+                        "the database file is readable by others than its owner \
+                         (chmod 600 it, and its -wal and -shm files)"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "cannot create {} with mode 0600: {e}",
+            path.display()
+        ))),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
 }
 
 pub(crate) fn connect(path: &Path, writer: bool) -> Result<Connection, Fail> {

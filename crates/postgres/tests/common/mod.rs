@@ -174,6 +174,8 @@ pub async fn setup(server: Config, name: &str) -> TestDb {
 pub struct PrivateServer {
     pub dir: String,
     pub port: u16,
+    /// More `-c name=value` options for the server.
+    options: String,
 }
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -200,6 +202,33 @@ fn running_as_root() -> bool {
 
 impl PrivateServer {
     pub fn start() -> Self {
+        Self::start_with(|_| String::new())
+    }
+
+    /// A server with TLS on, presenting `cert_pem` (with its key `key_pem`).
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::start_with(|dir| {
+            let cert = format!("{dir}/server.crt");
+            let key = format!("{dir}/server.key");
+            std::fs::write(&cert, cert_pem).unwrap();
+            std::fs::write(&key, key_pem).unwrap();
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if running_as_root() {
+                let ok = Command::new("chown")
+                    .args(["postgres:postgres", &cert, &key])
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok, "chown {cert} {key}");
+            }
+            format!(" -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}")
+        })
+    }
+
+    /// Starts a server; `prepare` gets the directory (before the server starts) and
+    /// returns more server options.
+    fn start_with(prepare: impl FnOnce(&str) -> String) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -235,15 +264,16 @@ impl PrivateServer {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let server = Self { dir, port };
+        let options = prepare(&dir);
+        let server = Self { dir, port, options };
         server.pg_ctl_start();
         server
     }
 
     fn pg_ctl_start(&self) {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
-            self.port, self.dir
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60{}",
+            self.port, self.dir, self.options
         );
         let out = as_postgres(
             &format!("{PG_BIN}/pg_ctl"),
