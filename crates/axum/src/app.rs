@@ -1,13 +1,13 @@
 //! The server: settings, ports, the router and the `Application` that runs it.
 
 use crate::auth::{TokenSecret, Tokens};
+use crate::limits::{LimitSettings, Limits};
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
 use crate::{http, socket};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
-use axum::serve::ListenerExt as _;
 use hearth_core::OrderService;
 use hearth_core::ports::{Clock, Directory, EventFeed, EventStore, Inventory};
 use std::future::Future;
@@ -35,9 +35,13 @@ pub struct Settings {
     pub max_frame_bytes: usize,
     /// Frames above this close the socket with 1009 without being read.
     pub hard_max_frame_bytes: usize,
-    /// Token bucket per connection: burst size and refill rate.
+    /// Token bucket per socket, for every frame it sends (commands, syncs, anything):
+    /// burst size and refill rate. Commands also count against the member's rate in
+    /// [`LimitSettings::member_rate`], shared by all of the member's sockets.
     pub rate_burst: u32,
     pub rate_per_second: f64,
+    /// The edge's limits: connections, sockets, rates.
+    pub limits: LimitSettings,
     /// The rooms' fallback poll of the store, in case a doorbell is lost.
     pub feed_poll: Duration,
     /// A built web client (e.g. `web/dist`) served at `/` with an `index.html` fallback
@@ -59,6 +63,7 @@ impl Default for Settings {
             hard_max_frame_bytes: 1024 * 1024,
             rate_burst: 50,
             rate_per_second: 20.0,
+            limits: LimitSettings::default(),
             feed_poll: Duration::from_secs(5),
             web_dir: None,
         }
@@ -87,6 +92,7 @@ pub(crate) struct AppState {
     pub tokens: Tokens,
     pub rooms: Arc<Rooms>,
     pub metrics: Arc<Metrics>,
+    pub limits: Arc<Limits>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +113,7 @@ pub struct Application {
     local_addr: SocketAddr,
     state: Arc<AppState>,
     router_task: tokio::task::JoinHandle<()>,
+    forget_task: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -122,7 +129,20 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let rooms = Rooms::new(ports.store.clone(), metrics.clone(), settings.feed_poll);
         let router_task = rooms.spawn_router(ports.feed.clone());
+        let limits = Limits::new(settings.limits.clone(), metrics.clone());
+        // Rate state of idle clients is dropped now and then, so it stays bounded.
+        let forget_task = tokio::spawn({
+            let limits = limits.clone();
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    limits.forget_idle();
+                }
+            }
+        });
         let state = Arc::new(AppState {
+            limits,
             tokens: Tokens::new(&settings.token_secret),
             service: OrderService::new(ports.store.clone(), ports.clock.clone()),
             store: ports.store,
@@ -138,6 +158,7 @@ impl Application {
             local_addr,
             state,
             router_task,
+            forget_task,
         })
     }
 
@@ -160,20 +181,12 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        let limits = self.state.limits.clone();
+        let metrics = self.state.metrics.clone();
         let app = router(self.state);
-        // Latency over batching: every frame is a message someone waits for.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let result = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let result = crate::listener::serve(self.listener, app, limits, metrics, shutdown).await;
         self.router_task.abort();
+        self.forget_task.abort();
         result.map_err(ServeError::Serve)
     }
 }
@@ -194,8 +207,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/party/{room}", any(socket::default_party_room))
         .route("/party/{room}/{*path}", any(socket::default_party_room))
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state);
-    match web_dir {
+        .with_state(state.clone());
+    let app = match web_dir {
         // Routes above win; anything else is a file of the web client, or its
         // index.html (client-side routes such as `/join/<household>/<code>`).
         Some(dir) => {
@@ -206,5 +219,10 @@ fn router(state: Arc<AppState>) -> Router {
             )
         }
         None => api,
-    }
+    };
+    // Every request, static files included, counts against its client address.
+    app.layer(axum::middleware::from_fn_with_state(
+        state,
+        crate::limits::per_address,
+    ))
 }

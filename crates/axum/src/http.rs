@@ -3,17 +3,19 @@
 
 use crate::app::AppState;
 use crate::commands;
+use crate::limits::Refusal;
 use crate::rooms::PAGE;
 use crate::wire::{self, ServerMessage, codes};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_core::ports::{DirectoryError, Household, Invite, Member, Role};
 use hearth_core::{EventEnvelope, HouseholdId, HouseholdView, MemberId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -23,6 +25,19 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds, for `Retry-After`.
+    retry_after: Option<u64>,
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        Self {
+            status: refusal.status(),
+            code: refusal.code(),
+            message: refusal.message(),
+            retry_after: Some(refusal.retry_after_secs()),
+        }
+    }
 }
 
 impl ApiError {
@@ -31,6 +46,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -48,12 +64,18 @@ impl IntoResponse for ApiError {
         let body = wire::BadInput::new(self.code, self.message)
             .to_message()
             .to_json();
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 
@@ -167,8 +189,10 @@ pub struct Membership {
 
 pub(crate) async fn create_household(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
+    app.limits.signup(peer.ip())?;
     let request: CreateHousehold = body(&bytes)?;
     let name = check_name("name", &request.name)?;
     let owner_name = check_name("ownerName", &request.owner_name)?;
@@ -260,13 +284,17 @@ fn bearer(
                 "no token: send Authorization: Bearer <token>",
             )
         })?;
-    app.tokens
+    let member = app
+        .tokens
         .verify(token, household)
         .map(|claims| claims.sub)
         .map_err(|e| {
             app.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
             ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, e.to_string())
-        })
+        })?;
+    // Every authenticated call counts against the member's rate.
+    app.limits.member(household, member, None)?;
+    Ok(member)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -331,9 +359,12 @@ pub struct AcceptInvite {
 
 pub(crate) async fn accept_invite(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(household): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
+    // No token here: guessing codes is held to the address's signup rate.
+    app.limits.signup(peer.ip())?;
     let household = household_id(&household)?;
     let request: AcceptInvite = body(&bytes)?;
     let name = check_name("name", &request.name)?;
@@ -483,6 +514,9 @@ pub(crate) async fn room_post(
             return json_response(StatusCode::BAD_REQUEST, bad.to_message().to_json());
         }
     };
+    if let Err(refusal) = app.limits.member(room, member, Some(command.id)) {
+        return refusal.into_response();
+    }
     let reply = commands::execute(app, room, member, command).await;
     let status = match &reply {
         ServerMessage::Ack(_) => StatusCode::OK,

@@ -22,17 +22,37 @@ pub struct Metrics {
     pub takeovers: AtomicU64,
     pub events_pushed: AtomicU64,
     pub room_reads: AtomicU64,
+    /// Refusals by the edge's limits, by [`REFUSAL_REASONS`] index.
+    refused: [AtomicU64; REFUSAL_REASONS.len()],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     /// Sum in microseconds.
     latency_sum_us: AtomicU64,
 }
 
+/// The `reason` label values of `hearth_refused_total` (see `limits::Refusal::reason`).
+pub const REFUSAL_REASONS: [&str; 7] = [
+    "rate_address",
+    "rate_signup",
+    "rate_member",
+    "connections",
+    "connections_per_address",
+    "sockets_per_member",
+    "sockets_per_room",
+];
+
 fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Metrics {
+    /// Counts one refusal by the edge's limits.
+    pub fn refused(&self, reason: &str) {
+        if let Some(i) = REFUSAL_REASONS.iter().position(|r| *r == reason) {
+            inc(&self.refused[i]);
+        }
+    }
+
     /// Records one event's fan-out latency: commit time to hand-off to the sockets' queues.
     pub fn observe_fanout(&self, seconds: f64) {
         let seconds = seconds.max(0.0);
@@ -112,6 +132,17 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hearth_refused_total Connections, sockets and requests refused by the edge's limits, by reason.\n# TYPE hearth_refused_total counter"
+        );
+        for (reason, value) in REFUSAL_REASONS.iter().zip(&self.refused) {
+            let _ = writeln!(
+                out,
+                "hearth_refused_total{{reason=\"{reason}\"}} {}",
+                get(value)
             );
         }
         let _ = writeln!(

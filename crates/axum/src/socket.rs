@@ -7,6 +7,7 @@ use crate::app::AppState;
 use crate::auth::{Claims, TokenError};
 use crate::commands;
 use crate::http::{self, ApiError};
+use crate::limits::SocketPermit;
 use crate::rooms::{Batch, Kick, Member, PAGE};
 use crate::wire::{self, BadInput, ClientMessage, ServerMessage, Welcome, codes};
 use axum::body::Bytes;
@@ -99,8 +100,18 @@ async fn serve_room(
             .into_response();
         }
     };
+    // Opening a socket and reading the room count against the member's rate (commands
+    // are counted where they are parsed, so a refusal names them).
+    if method == Method::GET
+        && let Err(refusal) = app.limits.member(room, claims.sub, None)
+    {
+        return refusal.into_response();
+    }
     match ws {
-        Ok(ws) => upgrade(app, ws, room, claims, query.get("_pk").cloned(), since),
+        Ok(ws) => match app.limits.open_socket(room, claims.sub) {
+            Ok(permit) => upgrade(app, ws, room, claims, query.get("_pk").cloned(), since, permit),
+            Err(refusal) => refusal.into_response(),
+        },
         Err(_) if method == Method::GET => http::room_get(&app, room, since, &query).await,
         Err(_) if method == Method::POST => http::room_post(&app, room, claims.sub, &body).await,
         Err(_) => ApiError::new(
@@ -139,6 +150,7 @@ fn upgrade(
     claims: Claims,
     pk: Option<String>,
     since: Option<u64>,
+    permit: SocketPermit,
 ) -> Response {
     let hard = app.settings.hard_max_frame_bytes;
     // Echo the first subprotocol offered, or partysocket's client fails.
@@ -168,6 +180,7 @@ fn upgrade(
             since,
         };
         conn.run(socket).await;
+        drop(permit);
     })
 }
 
@@ -461,6 +474,14 @@ impl Connection {
         match wire::parse_client_message(text.as_str()) {
             Err(bad) => self.bad(live, bad).await,
             Ok(ClientMessage::Command(command)) => {
+                // The member's rate, shared by all of their sockets and HTTP calls.
+                if let Err(refusal) =
+                    self.app
+                        .limits
+                        .member(self.room, self.member, Some(command.id))
+                {
+                    return self.bad(live, refusal.to_bad_input()).await;
+                }
                 let reply = commands::execute(&self.app, self.room, self.member, command).await;
                 live.reply(&reply).await
             }

@@ -165,6 +165,8 @@ pub mod codes {
     pub const TENANT_MISMATCH: &str = "tenant_mismatch";
     pub const FRAME_TOO_LARGE: &str = "frame_too_large";
     pub const RATE_LIMITED: &str = "rate_limited";
+    pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
+    pub const TOO_MANY_SOCKETS: &str = "too_many_sockets";
     pub const BINARY_NOT_SUPPORTED: &str = "binary_not_supported";
     pub const UNAVAILABLE: &str = "unavailable";
     pub const CONTENTION: &str = "contention";

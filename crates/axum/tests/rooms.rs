@@ -674,7 +674,10 @@ async fn since_replays_exactly_what_was_missed_then_live_events() {
 /// 1..=N exactly once each, in order.
 #[tokio::test]
 async fn catch_up_under_concurrent_commits_has_no_gap_and_no_duplicate() {
-    let app = spawn_app().await;
+    // 120 commands as fast as they go, from one member: above the member's default
+    // rate, which tests/limits.rs drives past on its own.
+    let app =
+        spawn_app_with(|s| s.limits.member_rate = hearth_axum::Rate::new(1_000, 1_000.0)).await;
     let hh = app.household().await;
     let total = 120u64;
     let writer = {
@@ -739,6 +742,8 @@ async fn a_slow_consumer_is_dropped_without_stalling_its_room() {
     let app = spawn_app_with(|s| {
         s.outgoing_queue = 2;
         s.ping_timeout = Duration::from_secs(60);
+        // Commands as fast as they go (the member's rate is tested in tests/limits.rs).
+        s.limits.member_rate = hearth_axum::Rate::new(1_000, 1_000.0);
     })
     .await;
     let hh = app.household().await;

@@ -3,7 +3,7 @@
 use crate::durable::{Durable, DurableArgs};
 use crate::stores::StoreArgs;
 use anyhow::Context as _;
-use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
+use hearth_axum::{Application, LimitSettings, Ports, Rate, Settings, TokenSecret, Tokens};
 use hearth_core::ports::Clock;
 use hearth_core::ports::Role;
 use hearth_core::{HouseholdId, MemberId};
@@ -35,6 +35,66 @@ pub struct ServeArgs {
     stores: StoreArgs,
     #[command(flatten)]
     durable: DurableArgs,
+    #[command(flatten)]
+    edge: EdgeArgs,
+}
+
+/// The edge's limits (docs/threat-model.md). Defaults suit one node serving households
+/// directly; behind a proxy every client shares the proxy's address, so raise the
+/// per-address limits there.
+#[derive(Debug, clap::Args)]
+struct EdgeArgs {
+    /// Open connections on the listener, all clients together.
+    #[arg(long, env = "HEARTH_MAX_CONNECTIONS", default_value_t = 8192)]
+    max_connections: usize,
+    /// Open connections from one client address.
+    #[arg(
+        long,
+        env = "HEARTH_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    max_connections_per_address: usize,
+    /// Seconds a client has to send a request's headers (also the idle limit between
+    /// requests on a kept-alive connection).
+    #[arg(long, env = "HEARTH_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Open sockets of one member.
+    #[arg(long, env = "HEARTH_MAX_SOCKETS_PER_MEMBER", default_value_t = 16)]
+    max_sockets_per_member: usize,
+    /// Open sockets in one household's room on this node.
+    #[arg(long, env = "HEARTH_MAX_SOCKETS_PER_ROOM", default_value_t = 256)]
+    max_sockets_per_room: usize,
+    /// Requests from one address: burst, and per second after it.
+    #[arg(long, env = "HEARTH_ADDRESS_BURST", default_value_t = 200)]
+    address_burst: u32,
+    #[arg(long, env = "HEARTH_ADDRESS_PER_SECOND", default_value_t = 100.0)]
+    address_per_second: f64,
+    /// Households created or joined from one address: burst, and per minute after it.
+    #[arg(long, env = "HEARTH_SIGNUP_BURST", default_value_t = 20)]
+    signup_burst: u32,
+    #[arg(long, env = "HEARTH_SIGNUP_PER_MINUTE", default_value_t = 20.0)]
+    signup_per_minute: f64,
+    /// Commands and authenticated calls of one member, across all of their sockets:
+    /// burst, and per second after it.
+    #[arg(long, env = "HEARTH_MEMBER_BURST", default_value_t = 50)]
+    member_burst: u32,
+    #[arg(long, env = "HEARTH_MEMBER_PER_SECOND", default_value_t = 20.0)]
+    member_per_second: f64,
+}
+
+impl EdgeArgs {
+    fn limits(&self) -> LimitSettings {
+        LimitSettings {
+            max_connections: self.max_connections.max(1),
+            max_connections_per_address: self.max_connections_per_address.max(1),
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            max_sockets_per_member: self.max_sockets_per_member.max(1),
+            max_sockets_per_room: self.max_sockets_per_room.max(1),
+            address_rate: Rate::new(self.address_burst, self.address_per_second),
+            signup_rate: Rate::new(self.signup_burst, self.signup_per_minute / 60.0),
+            member_rate: Rate::new(self.member_burst, self.member_per_second),
+        }
+    }
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -56,6 +116,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ping_timeout: interval * 2 + Duration::from_secs(5),
         outgoing_queue: args.outgoing_queue.max(1),
         web_dir: web_dir(&args.web_dir),
+        limits: args.edge.limits(),
         ..Settings::default()
     };
     let stores = args.stores.open().await?;
