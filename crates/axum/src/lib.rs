@@ -17,3 +17,4 @@ pub mod wire;
 pub use app::{Application, Ports, ServeError, Settings};
 pub use auth::{Claims, TokenError, TokenSecret, Tokens};
 pub use http::{AcceptInvite, CreateHousehold, CreateInvite, Membership, RoomEvents, RoomState};
+pub use metrics::Metrics;

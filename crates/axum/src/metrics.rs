@@ -22,6 +22,12 @@ pub struct Metrics {
     pub takeovers: AtomicU64,
     pub events_pushed: AtomicU64,
     pub room_reads: AtomicU64,
+    /// Reconciliation (the providers' ledgers against the log), when this process runs it.
+    pub reconcile_runs: AtomicU64,
+    pub reconcile_failed_runs: AtomicU64,
+    pub reconcile_found: AtomicU64,
+    pub reconcile_repaired: AtomicU64,
+    pub reconcile_remaining: AtomicI64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     /// Sum in microseconds.
@@ -104,6 +110,26 @@ impl Metrics {
                 get(&self.events_pushed),
             ),
             (
+                "hearth_reconcile_runs_total",
+                "Reconciliations of the providers' ledgers with the log that completed.",
+                get(&self.reconcile_runs),
+            ),
+            (
+                "hearth_reconcile_failed_runs_total",
+                "Reconciliations that could not complete (a ledger or the store unavailable).",
+                get(&self.reconcile_failed_runs),
+            ),
+            (
+                "hearth_reconcile_differences_found_total",
+                "Differences between the providers' ledgers and the log found by reconciliations.",
+                get(&self.reconcile_found),
+            ),
+            (
+                "hearth_reconcile_differences_repaired_total",
+                "Differences a reconciliation repaired by running the order's process.",
+                get(&self.reconcile_repaired),
+            ),
+            (
                 "hearth_room_reads_total",
                 "Reads of new events from the store by rooms (events this node committed are delivered without one).",
                 get(&self.room_reads),
@@ -114,6 +140,11 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP hearth_reconcile_differences_remaining Differences left after the last reconciliation.\n# TYPE hearth_reconcile_differences_remaining gauge\nhearth_reconcile_differences_remaining {}",
+            self.reconcile_remaining.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP hearth_fanout_latency_seconds From an event's commit to its hand-off to local connections.\n# TYPE hearth_fanout_latency_seconds histogram"

@@ -22,7 +22,10 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Difference {
     /// Ledger entries name an order the log does not have (in that household).
-    UnknownOrder { captures: usize, reservations: usize },
+    UnknownOrder {
+        captures: usize,
+        reservations: usize,
+    },
     /// A capture or reservation still in effect for the order, made under a key its
     /// process never uses (so the process cannot find it).
     ForeignKey {
@@ -90,7 +93,10 @@ impl fmt::Display for Difference {
                 "the log has no such order, the providers have {captures} capture(s) and {reservations} reservation(s) for it"
             ),
             Difference::ForeignKey { what, id, key } => {
-                write!(f, "{what} {id} under key {key}, which the process never uses")
+                write!(
+                    f,
+                    "{what} {id} under key {key}, which the process never uses"
+                )
             }
             Difference::CaptureNotInLog {
                 payment_id,
@@ -112,10 +118,16 @@ impl fmt::Display for Difference {
                 "capture {payment_id} of {amount_cents} cents on a closed order is not refunded"
             ),
             Difference::RefundNotInLog { payment_id } => {
-                write!(f, "the provider refunded {payment_id}, the log does not show it")
+                write!(
+                    f,
+                    "the provider refunded {payment_id}, the log does not show it"
+                )
             }
             Difference::RefundNotAtProvider { payment_id } => {
-                write!(f, "the log shows {payment_id} refunded, the provider does not")
+                write!(
+                    f,
+                    "the log shows {payment_id} refunded, the provider does not"
+                )
             }
             Difference::ReservationNotInLog {
                 reservation_id,
@@ -126,10 +138,16 @@ impl fmt::Display for Difference {
                 if *held { " (held)" } else { " (released)" }
             ),
             Difference::ReservationMismatch { log, provider } => {
-                write!(f, "the log shows reservation {log}, the provider {provider}")
+                write!(
+                    f,
+                    "the log shows reservation {log}, the provider {provider}"
+                )
             }
             Difference::StockHeld { reservation_id } => {
-                write!(f, "reservation {reservation_id} is still held for a closed order")
+                write!(
+                    f,
+                    "reservation {reservation_id} is still held for a closed order"
+                )
             }
             Difference::ReleaseNotInLog { reservation_id } => write!(
                 f,
@@ -559,9 +577,9 @@ impl Reconciler {
             .found
             .iter()
             .filter(|f| {
-                !remaining
-                    .iter()
-                    .any(|r| (r.tenant, r.order, &r.difference) == (f.tenant, f.order, &f.difference))
+                !remaining.iter().any(|r| {
+                    (r.tenant, r.order, &r.difference) == (f.tenant, f.order, &f.difference)
+                })
             })
             .cloned()
             .collect();

@@ -490,7 +490,10 @@ async fn the_reconciler_finds_a_planted_capture_and_repairs_it_through_the_proce
     assert_eq!(report.found[0].order, order);
     assert_eq!(report.found[0].difference.name(), "capture-not-in-log");
     assert!(report.found[0].repairable);
-    assert_eq!(report.remaining, report.found, "nothing repaired without asking");
+    assert_eq!(
+        report.remaining, report.found,
+        "nothing repaired without asking"
+    );
     assert_eq!(w.payments.refunds(), 0);
 
     let report = reconciler.run(true).await.unwrap();
@@ -505,7 +508,10 @@ async fn the_reconciler_finds_a_planted_capture_and_repairs_it_through_the_proce
         .await
         .unwrap();
     let o = state.order.unwrap();
-    assert!(o.payment_id.is_some() && o.refunded, "the log shows it: {o:?}");
+    assert!(
+        o.payment_id.is_some() && o.refunded,
+        "the log shows it: {o:?}"
+    );
 
     let again = reconciler.run(true).await.unwrap();
     assert!(again.found.is_empty(), "{again:?}");

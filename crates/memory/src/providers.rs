@@ -144,15 +144,17 @@ impl Payments for MemoryPayments {
     ) -> Result<Vec<CaptureEntry>, ProviderError> {
         let inner = lock(&self.inner);
         Ok(page(&inner.ledger, after, limit)
-            .map(|(position, (key, tenant, order_id, payment_id))| CaptureEntry {
-                position,
-                key: key.to_string(),
-                tenant: *tenant,
-                order_id: *order_id,
-                payment_id: payment_id.clone(),
-                amount_cents: inner.captures.get(payment_id).copied().unwrap_or(0),
-                refunded: inner.refunds.contains_key(payment_id),
-            })
+            .map(
+                |(position, (key, tenant, order_id, payment_id))| CaptureEntry {
+                    position,
+                    key: key.to_string(),
+                    tenant: *tenant,
+                    order_id: *order_id,
+                    payment_id: payment_id.clone(),
+                    amount_cents: inner.captures.get(payment_id).copied().unwrap_or(0),
+                    refunded: inner.refunds.contains_key(payment_id),
+                },
+            )
             .collect())
     }
 }
