@@ -7,6 +7,7 @@ mod checkpoint;
 mod contract;
 mod crash;
 mod isolation;
+mod readonly;
 
 /// A fresh database file in a directory that lives as long as the test process
 /// (leaked on purpose: stores outlive the functions that open them).
