@@ -139,7 +139,7 @@ async fn hearth_reconcile_reports_a_planted_capture_and_repairs_it() {
 
     let (ok, report) = reconcile(&db, &sandbox.url(), &["--repair"]).await;
     assert!(ok, "repaired: exit code 0");
-    assert!(report.contains(&format!("{line}")), "{report}");
+    assert!(report.contains(&line), "{report}");
     assert!(report.contains("[repaired]"), "{report}");
     assert!(
         report.contains("1 difference(s) found, 1 repaired, 0 remaining"),
