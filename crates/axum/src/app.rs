@@ -166,6 +166,12 @@ impl Application {
         self.local_addr
     }
 
+    /// The counters `/metrics` exposes, for work this process runs beside the rooms
+    /// (the reconciler).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.state.metrics.clone()
+    }
+
     /// The token signer this server trusts (for development tools and tests).
     pub fn tokens(&self) -> Tokens {
         self.state.tokens.clone()

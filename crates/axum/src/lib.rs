@@ -20,3 +20,4 @@ pub use app::{Application, Ports, ServeError, Settings};
 pub use auth::{Claims, TokenError, TokenSecret, Tokens};
 pub use http::{AcceptInvite, CreateHousehold, CreateInvite, Membership, RoomEvents, RoomState};
 pub use limits::{LimitSettings, Rate};
+pub use metrics::Metrics;

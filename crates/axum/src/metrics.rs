@@ -24,6 +24,12 @@ pub struct Metrics {
     pub room_reads: AtomicU64,
     /// Refusals by the edge's limits, by [`REFUSAL_REASONS`] index.
     refused: [AtomicU64; REFUSAL_REASONS.len()],
+    /// Reconciliation (the providers' ledgers against the log), when this process runs it.
+    pub reconcile_runs: AtomicU64,
+    pub reconcile_failed_runs: AtomicU64,
+    pub reconcile_found: AtomicU64,
+    pub reconcile_repaired: AtomicU64,
+    pub reconcile_remaining: AtomicI64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     /// Sum in microseconds.
@@ -124,6 +130,26 @@ impl Metrics {
                 get(&self.events_pushed),
             ),
             (
+                "hearth_reconcile_runs_total",
+                "Reconciliations of the providers' ledgers with the log that completed.",
+                get(&self.reconcile_runs),
+            ),
+            (
+                "hearth_reconcile_failed_runs_total",
+                "Reconciliations that could not complete (a ledger or the store unavailable).",
+                get(&self.reconcile_failed_runs),
+            ),
+            (
+                "hearth_reconcile_differences_found_total",
+                "Differences between the providers' ledgers and the log found by reconciliations.",
+                get(&self.reconcile_found),
+            ),
+            (
+                "hearth_reconcile_differences_repaired_total",
+                "Differences a reconciliation repaired by running the order's process.",
+                get(&self.reconcile_repaired),
+            ),
+            (
                 "hearth_room_reads_total",
                 "Reads of new events from the store by rooms (events this node committed are delivered without one).",
                 get(&self.room_reads),
@@ -145,6 +171,11 @@ impl Metrics {
                 get(value)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP hearth_reconcile_differences_remaining Differences left after the last reconciliation.\n# TYPE hearth_reconcile_differences_remaining gauge\nhearth_reconcile_differences_remaining {}",
+            self.reconcile_remaining.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP hearth_fanout_latency_seconds From an event's commit to its hand-off to local connections.\n# TYPE hearth_fanout_latency_seconds histogram"

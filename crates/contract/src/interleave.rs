@@ -6,8 +6,8 @@
 use async_trait::async_trait;
 use hearth_core::order::{CancelOrder, Command};
 use hearth_core::ports::{
-    Capture, CaptureRequest, CatalogItem, Inventory, Payments, ProviderError, RefundRequest,
-    ReleaseRequest, ReserveRequest,
+    Capture, CaptureEntry, CaptureRequest, CatalogItem, Inventory, Payments, ProviderError,
+    RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
 };
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, HouseholdId, MemberId, OrderId, OrderService,
@@ -131,6 +131,14 @@ impl Payments for CancelDuring {
     async fn find_capture(&self, key: Uuid) -> Result<Option<Capture>, ProviderError> {
         self.payments.find_capture(key).await
     }
+
+    async fn capture_ledger(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<CaptureEntry>, ProviderError> {
+        self.payments.capture_ledger(after, limit).await
+    }
 }
 
 #[async_trait]
@@ -148,6 +156,14 @@ impl Inventory for CancelDuring {
 
     async fn find_reservation(&self, key: Uuid) -> Result<Option<String>, ProviderError> {
         self.inventory.find_reservation(key).await
+    }
+
+    async fn reservation_ledger(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReservationEntry>, ProviderError> {
+        self.inventory.reservation_ledger(after, limit).await
     }
 
     async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError> {

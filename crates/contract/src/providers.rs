@@ -2,8 +2,8 @@
 
 use crate::fixtures::{household, line, order_id};
 use hearth_core::ports::{
-    Capture, CaptureRequest, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
-    ReserveRequest,
+    Capture, CaptureEntry, CaptureRequest, Inventory, MAX_LEDGER_PAGE, Payments, ProviderError,
+    RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -19,6 +19,8 @@ macro_rules! payments_contract {
             refund_of_unknown_payment_is_refused,
             second_refund_of_a_payment_is_refused,
             the_ledger_finds_a_capture_by_its_key_and_nothing_else,
+            the_capture_ledger_lists_captures_in_order_with_their_refunds,
+            a_capture_ledger_page_is_capped,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -42,6 +44,7 @@ macro_rules! inventory_contract {
             release_returns_stock_once,
             unknown_sku_is_out_of_stock_and_holds_nothing,
             the_ledger_finds_a_reservation_by_its_key_and_nothing_else,
+            the_reservation_ledger_lists_reservations_in_order_with_what_is_held,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -254,5 +257,158 @@ pub async fn the_ledger_finds_a_reservation_by_its_key_and_nothing_else(i: Arc<d
         i.find_reservation(key).await.unwrap(),
         Some(reservation),
         "kept after its release"
+    );
+}
+
+/// The whole capture ledger, read in pages of `limit`, checking positions increase.
+async fn all_captures(p: &Arc<dyn Payments>, limit: usize) -> Vec<CaptureEntry> {
+    let mut all: Vec<CaptureEntry> = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |e| e.position);
+        let page = p.capture_ledger(after, limit).await.unwrap();
+        if page.is_empty() {
+            return all;
+        }
+        assert!(page.len() <= limit, "a page holds at most the limit");
+        for entry in page {
+            assert!(entry.position > after, "positions increase: {entry:?}");
+            all.push(entry);
+        }
+    }
+}
+
+async fn all_reservations(i: &Arc<dyn Inventory>, limit: usize) -> Vec<ReservationEntry> {
+    let mut all: Vec<ReservationEntry> = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |e| e.position);
+        let page = i.reservation_ledger(after, limit).await.unwrap();
+        if page.is_empty() {
+            return all;
+        }
+        assert!(page.len() <= limit, "a page holds at most the limit");
+        for entry in page {
+            assert!(entry.position > after, "positions increase: {entry:?}");
+            all.push(entry);
+        }
+    }
+}
+
+pub async fn the_capture_ledger_lists_captures_in_order_with_their_refunds(p: Arc<dyn Payments>) {
+    let tenant = household();
+    let mut made = Vec::new();
+    for cents in [300, 400, 500] {
+        let request = CaptureRequest {
+            key: Uuid::now_v7(),
+            tenant,
+            order_id: order_id(),
+            amount_cents: cents,
+        };
+        let payment = p.capture(request.clone()).await.unwrap();
+        made.push((request, payment));
+    }
+    // A replay is no second entry.
+    p.capture(made[0].0.clone()).await.unwrap();
+    p.refund(RefundRequest {
+        key: Uuid::now_v7(),
+        tenant,
+        payment_id: made[1].1.clone(),
+        amount_cents: 400,
+    })
+    .await
+    .unwrap();
+
+    let ours: Vec<CaptureEntry> = all_captures(&p, 2)
+        .await
+        .into_iter()
+        .filter(|e| e.tenant == tenant)
+        .collect();
+    let expected: Vec<_> = made
+        .iter()
+        .enumerate()
+        .map(|(i, (r, payment))| {
+            (
+                r.key.to_string(),
+                r.order_id,
+                payment.clone(),
+                r.amount_cents,
+                i == 1,
+            )
+        })
+        .collect();
+    let got: Vec<_> = ours
+        .iter()
+        .map(|e| {
+            (
+                e.key.clone(),
+                e.order_id,
+                e.payment_id.clone(),
+                e.amount_cents,
+                e.refunded,
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "in the order they took effect, refund shown");
+}
+
+pub async fn a_capture_ledger_page_is_capped(p: Arc<dyn Payments>) {
+    for _ in 0..=MAX_LEDGER_PAGE {
+        p.capture(capture(Uuid::now_v7(), 100)).await.unwrap();
+    }
+    let page = p.capture_ledger(0, usize::MAX).await.unwrap();
+    assert_eq!(page.len(), MAX_LEDGER_PAGE, "more was asked and held");
+    let rest = p
+        .capture_ledger(page[MAX_LEDGER_PAGE - 1].position, usize::MAX)
+        .await
+        .unwrap();
+    assert!(!rest.is_empty(), "the next page goes on");
+}
+
+pub async fn the_reservation_ledger_lists_reservations_in_order_with_what_is_held(
+    i: Arc<dyn Inventory>,
+) {
+    let (sku, _) = stocked_sku(&i).await;
+    let tenant = household();
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        let request = ReserveRequest {
+            key: Uuid::now_v7(),
+            tenant,
+            order_id: order_id(),
+            lines: vec![line(&sku, 1, 100)],
+        };
+        let reservation = i.reserve(request.clone()).await.unwrap();
+        made.push((request, reservation));
+    }
+    i.reserve(made[1].0.clone()).await.unwrap();
+    i.reserve(ReserveRequest {
+        key: Uuid::now_v7(),
+        tenant,
+        order_id: order_id(),
+        lines: vec![line("no-such-sku", 1, 100)],
+    })
+    .await
+    .unwrap_err();
+    i.release(ReleaseRequest {
+        key: Uuid::now_v7(),
+        tenant,
+        reservation_id: made[0].1.clone(),
+    })
+    .await
+    .unwrap();
+
+    let got: Vec<_> = all_reservations(&i, 1)
+        .await
+        .into_iter()
+        .filter(|e| e.tenant == tenant)
+        .map(|e| (e.key, e.order_id, e.reservation_id, e.held))
+        .collect();
+    let expected: Vec<_> = made
+        .iter()
+        .enumerate()
+        .map(|(n, (r, id))| (r.key.to_string(), r.order_id, id.clone(), n == 1))
+        .collect();
+    assert_eq!(
+        got, expected,
+        "refused attempts and replays are no entries; a release clears held"
     );
 }

@@ -75,6 +75,14 @@ impl Fulfilment {
         &self.service
     }
 
+    pub fn payments(&self) -> &Arc<dyn Payments> {
+        &self.payments
+    }
+
+    pub fn inventory(&self) -> &Arc<dyn Inventory> {
+        &self.inventory
+    }
+
     /// Loads the order, asks the pure process for the next step, carries it out with
     /// the step's idempotency key, and records the result with the step's command id.
     pub async fn advance(

@@ -13,6 +13,7 @@ pub mod order;
 pub mod ports;
 pub mod process;
 pub mod projection;
+pub mod reconcile;
 pub mod service;
 
 pub use contracts::{

@@ -282,6 +282,48 @@ pub trait Payments: Send + Sync + std::fmt::Debug {
     /// declined or failed attempt is none). How the process finds a charge whose
     /// result never reached the log (the order closed meanwhile, or the caller died).
     async fn find_capture(&self, key: Uuid) -> Result<Option<Capture>, ProviderError>;
+    /// The provider's ledger, paged: up to `limit` captures with `position > after`, in
+    /// the order they took effect (a provider may return fewer than `limit` and caps
+    /// it; an empty page is the end). What the reconciler compares with the log.
+    async fn capture_ledger(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<CaptureEntry>, ProviderError>;
+}
+
+/// Most ledger entries a provider returns in one page, whatever was asked.
+pub const MAX_LEDGER_PAGE: usize = 1_000;
+
+/// One capture in a provider's ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureEntry {
+    /// Its place in the ledger, from 1, in the order captures took effect.
+    pub position: u64,
+    /// The idempotency key it was made under (the provider's, so any string).
+    pub key: String,
+    /// The household and order the caller named.
+    pub tenant: HouseholdId,
+    pub order_id: OrderId,
+    pub payment_id: String,
+    pub amount_cents: u64,
+    /// Whether it was refunded since.
+    pub refunded: bool,
+}
+
+/// One reservation in a provider's ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationEntry {
+    /// Its place in the ledger, from 1, in the order reservations took effect.
+    pub position: u64,
+    pub key: String,
+    pub tenant: HouseholdId,
+    pub order_id: OrderId,
+    pub reservation_id: String,
+    /// Whether the stock is still held (not released).
+    pub held: bool,
 }
 
 /// A capture as the provider's ledger holds it.
@@ -329,6 +371,13 @@ pub trait Inventory: Send + Sync + std::fmt::Debug {
     /// The provider's ledger: the id of the reservation that took effect under `key`,
     /// if any (held or released since; a refused attempt is none).
     async fn find_reservation(&self, key: Uuid) -> Result<Option<String>, ProviderError>;
+    /// The provider's ledger, paged: up to `limit` reservations with `position > after`,
+    /// in the order they took effect (capped by the provider; an empty page is the end).
+    async fn reservation_ledger(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReservationEntry>, ProviderError>;
     /// What can be ordered.
     async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError>;
 }

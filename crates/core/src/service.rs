@@ -116,6 +116,16 @@ impl OrderService {
         tenant: HouseholdId,
         order: OrderId,
     ) -> Result<OrderState, ServiceError> {
+        Ok(self.load_with_time(tenant, order).await?.0)
+    }
+
+    /// [`OrderService::load`], and when the last event read was committed (`None` when
+    /// the stream is empty or a snapshot covers all of it).
+    pub async fn load_with_time(
+        &self,
+        tenant: HouseholdId,
+        order: OrderId,
+    ) -> Result<(OrderState, Option<crate::Timestamp>), ServiceError> {
         let loaded = self
             .store
             .load(tenant, order, SNAPSHOT_SCHEMA_VERSION)
@@ -135,7 +145,7 @@ impl OrderService {
             state = order::evolve(state, &envelope.event);
         }
         self.cache.put(tenant, order, state.clone());
-        Ok(state)
+        Ok((state, loaded.events.last().map(|e| e.created_at)))
     }
 
     /// Applies a command at most once.

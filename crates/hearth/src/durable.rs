@@ -38,6 +38,10 @@ pub struct DurableArgs {
     /// Timeout of one provider call, in milliseconds.
     #[arg(long, env = "HEARTH_PROVIDERS_TIMEOUT_MS", default_value_t = 5_000)]
     pub providers_timeout_ms: u64,
+    /// The periodic reconciliation (with the embedded executor; on Temporal the
+    /// worker runs it).
+    #[command(flatten)]
+    pub reconcile: crate::reconcile::JobArgs,
 }
 
 /// What runs the durable work; stop it on shutdown.
@@ -48,6 +52,9 @@ pub enum Durable {
         sandbox: Option<RunningSandbox>,
         /// The inventory the executor reserves from; its catalog is what members order.
         inventory: Arc<dyn Inventory>,
+        /// The process the executor runs, for the reconciler.
+        fulfilment: Fulfilment,
+        reconciler: Option<tokio::task::JoinHandle<()>>,
     },
     Temporal {
         relay: tokio::task::JoinHandle<()>,
@@ -106,7 +113,7 @@ impl Durable {
             inventory.clone(),
         );
         let executor = EmbeddedExecutor::start(
-            fulfilment,
+            fulfilment.clone(),
             Some(stores.feed.clone()),
             ExecutorConfig::default(),
         );
@@ -115,7 +122,24 @@ impl Durable {
             executor,
             sandbox,
             inventory,
+            fulfilment,
+            reconciler: None,
         })
+    }
+
+    /// Starts the periodic reconciliation beside the embedded executor, counting into
+    /// `/metrics`. Nothing to do on Temporal (`hearth worker` runs it) or without
+    /// durable work here.
+    pub fn start_reconciler(&mut self, args: &DurableArgs, metrics: Arc<hearth_axum::Metrics>) {
+        if let Durable::Embedded {
+            fulfilment,
+            reconciler,
+            ..
+        } = self
+        {
+            *reconciler =
+                crate::reconcile::spawn_job(fulfilment.clone(), &args.reconcile, Some(metrics));
+        }
     }
 
     /// The inventory provider, when this process runs fulfilment (for `GET /catalog`).
@@ -129,8 +153,14 @@ impl Durable {
     pub async fn stop(self) {
         match self {
             Durable::Embedded {
-                executor, sandbox, ..
+                executor,
+                sandbox,
+                reconciler,
+                ..
             } => {
+                if let Some(reconciler) = reconciler {
+                    reconciler.abort();
+                }
                 executor.shutdown().await;
                 if let Some(sandbox) = sandbox {
                     let _ = sandbox.stop().await;

@@ -3,6 +3,7 @@
 mod demo;
 mod durable;
 mod migrate;
+mod reconcile;
 mod sandbox;
 mod serve;
 mod stores;
@@ -31,6 +32,9 @@ enum Cmd {
     Sandbox(sandbox::SandboxArgs),
     /// Applies the PostgreSQL schema migrations (connect as the owner role).
     Migrate(migrate::MigrateArgs),
+    /// Compares the providers' ledgers with the log, reports every difference, and with
+    /// --repair repairs what the fulfilment process can; exits non-zero if any remain.
+    Reconcile(reconcile::ReconcileArgs),
     /// Serves the realtime rooms (WebSocket + HTTP, PartyKit-compatible).
     Serve(serve::ServeArgs),
     /// Mints a member token for development (signed with HEARTH_TOKEN_SECRET).
@@ -51,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Worker(args) => worker::run(args).await,
         Cmd::Sandbox(args) => sandbox::run(args).await,
         Cmd::Migrate(args) => migrate::run(args).await,
+        Cmd::Reconcile(args) => reconcile::run(args).await,
         Cmd::Serve(args) => serve::serve(args).await,
         Cmd::Token(args) => serve::token(args),
     }

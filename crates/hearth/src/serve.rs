@@ -122,7 +122,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stores = args.stores.open().await?;
     tracing::info!(store = %stores.kind, "store opened");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let durable = Durable::start(&args.durable, &stores, clock.clone()).await?;
+    let mut durable = Durable::start(&args.durable, &stores, clock.clone()).await?;
     let ports = Ports {
         feed: stores.feed,
         store: stores.store,
@@ -131,6 +131,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         inventory: durable.inventory(),
     };
     let app = Application::build(settings, ports).await?;
+    durable.start_reconciler(&args.durable, app.metrics());
     // The one line on stdout: scripts read the address from it.
     println!("listening on http://{}", app.local_addr());
     tracing::info!(addr = %app.local_addr(), "hearth serving");

@@ -39,6 +39,9 @@ pub struct WorkerArgs {
     /// Pause of the relay between passes that found nothing, in milliseconds.
     #[arg(long, env = "HEARTH_RELAY_IDLE_MS", default_value_t = 500)]
     pub relay_idle_ms: u64,
+    /// The periodic reconciliation of the providers' ledgers with the log.
+    #[command(flatten)]
+    pub reconcile: crate::reconcile::JobArgs,
 }
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
@@ -65,6 +68,8 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         payments,
         inventory,
     );
+    // No /metrics in the worker: the reconciliation reports in the log.
+    let reconciler = crate::reconcile::spawn_job(fulfilment.clone(), &args.reconcile, None);
     let mut config = TemporalConfig::new(args.temporal_address, args.temporal_namespace);
     config.task_queue = args.task_queue;
 
@@ -102,9 +107,13 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         "hearth worker running"
     );
     tokio::pin!(worker);
-    tokio::select! {
+    let result = tokio::select! {
         result = &mut worker => result.context("the Temporal worker stopped"),
         result = relay => result.context("the job relay stopped"),
         () = stop => worker.await.context("the Temporal worker stopped"),
+    };
+    if let Some(reconciler) = reconciler {
+        reconciler.abort();
     }
+    result
 }

@@ -3,9 +3,10 @@
 
 use async_trait::async_trait;
 use hearth_core::ports::{
-    Capture, CaptureRequest, CatalogItem, Inventory, Payments, ProviderError, RefundRequest,
-    ReleaseRequest, ReserveRequest,
+    Capture, CaptureEntry, CaptureRequest, CatalogItem, Inventory, MAX_LEDGER_PAGE, Payments,
+    ProviderError, RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
 };
+use hearth_core::{HouseholdId, OrderId};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use uuid::Uuid;
@@ -27,6 +28,9 @@ struct PaymentsInner {
     captures: HashMap<String, u64>,
     /// payment id -> refunded amount.
     refunds: HashMap<String, u64>,
+    /// The ledger: captures in the order they took effect (key, household, order,
+    /// payment id).
+    ledger: Vec<(Uuid, HouseholdId, OrderId, String)>,
     /// Calls to fail transiently before succeeding again.
     fail_next: u32,
     /// Amounts above this are declined.
@@ -81,6 +85,9 @@ impl Payments for MemoryPayments {
             _ => {
                 let id = format!("pay_{}", request.key.simple());
                 inner.captures.insert(id.clone(), request.amount_cents);
+                inner
+                    .ledger
+                    .push((request.key, request.tenant, request.order_id, id.clone()));
                 Ok(id)
             }
         };
@@ -129,6 +136,39 @@ impl Payments for MemoryPayments {
             amount_cents,
         }))
     }
+
+    async fn capture_ledger(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<CaptureEntry>, ProviderError> {
+        let inner = lock(&self.inner);
+        Ok(page(&inner.ledger, after, limit)
+            .map(
+                |(position, (key, tenant, order_id, payment_id))| CaptureEntry {
+                    position,
+                    key: key.to_string(),
+                    tenant: *tenant,
+                    order_id: *order_id,
+                    payment_id: payment_id.clone(),
+                    amount_cents: inner.captures.get(payment_id).copied().unwrap_or(0),
+                    refunded: inner.refunds.contains_key(payment_id),
+                },
+            )
+            .collect())
+    }
+}
+
+/// Entries of a ledger with `position > after` (positions from 1), at most `limit`
+/// (and at most [`MAX_LEDGER_PAGE`]).
+fn page<T>(ledger: &[T], after: u64, limit: usize) -> impl Iterator<Item = (u64, &T)> {
+    let start = usize::try_from(after).unwrap_or(usize::MAX);
+    ledger
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(limit.min(MAX_LEDGER_PAGE))
+        .map(|(i, entry)| (i as u64 + 1, entry))
 }
 
 #[derive(Debug)]
@@ -145,6 +185,9 @@ struct InventoryInner {
     /// The ledger: reservations made, by the key they were made under (kept after a
     /// release).
     reserved_by_key: HashMap<Uuid, String>,
+    /// The ledger in the order reservations took effect (key, household, order,
+    /// reservation id).
+    ledger: Vec<(Uuid, HouseholdId, OrderId, String)>,
     fail_next: u32,
 }
 
@@ -237,6 +280,9 @@ impl Inventory for MemoryInventory {
                 let id = format!("res_{}", request.key.simple());
                 inner.reservations.insert(id.clone(), held);
                 inner.reserved_by_key.insert(request.key, id.clone());
+                inner
+                    .ledger
+                    .push((request.key, request.tenant, request.order_id, id.clone()));
                 Ok(id)
             }
         };
@@ -274,6 +320,26 @@ impl Inventory for MemoryInventory {
     async fn find_reservation(&self, key: Uuid) -> Result<Option<String>, ProviderError> {
         let inner = lock(&self.inner);
         Ok(inner.reserved_by_key.get(&key).cloned())
+    }
+
+    async fn reservation_ledger(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReservationEntry>, ProviderError> {
+        let inner = lock(&self.inner);
+        Ok(page(&inner.ledger, after, limit)
+            .map(
+                |(position, (key, tenant, order_id, reservation_id))| ReservationEntry {
+                    position,
+                    key: key.to_string(),
+                    tenant: *tenant,
+                    order_id: *order_id,
+                    reservation_id: reservation_id.clone(),
+                    held: inner.reservations.contains_key(reservation_id),
+                },
+            )
+            .collect())
     }
 
     async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError> {

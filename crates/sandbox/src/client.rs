@@ -6,14 +6,14 @@
 //! any other 4xx, and a 2xx whose body cannot be read as the expected reply, is `Invalid`.
 
 use crate::wire::{
-    CaptureBody, CaptureLedgerReply, CaptureReply, CatalogEntry, ErrorBody, IDEMPOTENCY_KEY,
-    LineBody, RefundBody, RefundReply, ReleaseBody, ReleaseReply, ReservationLedgerReply,
-    ReserveBody, ReserveReply,
+    CaptureBody, CaptureLedgerPage, CaptureLedgerReply, CaptureReply, CatalogEntry, ErrorBody,
+    IDEMPOTENCY_KEY, LineBody, RefundBody, RefundReply, ReleaseBody, ReleaseReply,
+    ReservationLedgerPage, ReservationLedgerReply, ReserveBody, ReserveReply,
 };
 use async_trait::async_trait;
 use hearth_core::ports::{
-    Capture, CaptureRequest, CatalogItem, Inventory, Payments, ProviderError, RefundRequest,
-    ReleaseRequest, ReserveRequest,
+    Capture, CaptureEntry, CaptureRequest, CatalogItem, Inventory, Payments, ProviderError,
+    RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
 };
 use reqwest::StatusCode;
 use serde::Serialize;
@@ -191,6 +191,18 @@ impl Payments for HttpPayments {
             amount_cents: c.amount_cents,
         }))
     }
+
+    async fn capture_ledger(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<CaptureEntry>, ProviderError> {
+        let page: CaptureLedgerPage = self
+            .0
+            .get(&format!("ledger/captures?after={after}&limit={limit}"))
+            .await?;
+        Ok(page.entries.into_iter().map(Into::into).collect())
+    }
 }
 
 /// The Inventory port over HTTP.
@@ -235,6 +247,18 @@ impl Inventory for HttpInventory {
         let reply: ReservationLedgerReply =
             self.0.get(&format!("ledger/reservations/{key}")).await?;
         Ok(reply.reservation.map(|r| r.reservation_id))
+    }
+
+    async fn reservation_ledger(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReservationEntry>, ProviderError> {
+        let page: ReservationLedgerPage = self
+            .0
+            .get(&format!("ledger/reservations?after={after}&limit={limit}"))
+            .await?;
+        Ok(page.entries.into_iter().map(Into::into).collect())
     }
 
     async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError> {

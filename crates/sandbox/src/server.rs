@@ -2,17 +2,18 @@
 //! idempotency keys and fault injection. See docs/durable.md for the endpoints.
 
 use crate::wire::{
-    CaptureBody, CaptureLedgerReply, CaptureReply, CatalogEntry, ErrorBody, Faults,
-    IDEMPOTENCY_KEY, LedgerCapture, LedgerReservation, RefundBody, RefundReply, ReleaseBody,
-    ReleaseReply, ReservationLedgerReply, ReserveBody, ReserveReply, Stats,
+    CaptureBody, CaptureLedgerEntry, CaptureLedgerPage, CaptureLedgerReply, CaptureReply,
+    CatalogEntry, ErrorBody, Faults, IDEMPOTENCY_KEY, LedgerCapture, LedgerReservation, RefundBody,
+    RefundReply, ReleaseBody, ReleaseReply, ReservationLedgerEntry, ReservationLedgerPage,
+    ReservationLedgerReply, ReserveBody, ReserveReply, Stats,
 };
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hearth_core::ports::CatalogItem;
+use hearth_core::ports::{CatalogItem, MAX_LEDGER_PAGE};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
@@ -92,6 +93,10 @@ struct Inner {
     refunded: HashSet<String>,
     /// reservation id -> (sku, quantity) held.
     reservations: HashMap<String, Vec<(String, u32)>>,
+    /// The ledgers, in the order effects happened: (key, tenant, order, payment id).
+    capture_ledger: Vec<(String, Uuid, Uuid, String)>,
+    /// (key, tenant, order, reservation id).
+    reservation_ledger: Vec<(String, Uuid, Uuid, String)>,
     stats: Stats,
     rng: u64,
 }
@@ -142,6 +147,8 @@ impl Sandbox {
                 captures: HashMap::new(),
                 refunded: HashSet::new(),
                 reservations: HashMap::new(),
+                capture_ledger: Vec::new(),
+                reservation_ledger: Vec::new(),
                 stats: Stats::default(),
                 rng: seed,
             })),
@@ -190,6 +197,42 @@ impl Sandbox {
         })
     }
 
+    /// A page of the capture ledger: entries with `position > after` (positions from
+    /// 1, in the order captures took effect), at most `limit` and [`MAX_LEDGER_PAGE`].
+    pub fn capture_ledger(&self, after: u64, limit: usize) -> Vec<CaptureLedgerEntry> {
+        let inner = self.lock();
+        page(&inner.capture_ledger, after, limit)
+            .map(
+                |(position, (key, tenant, order_id, payment_id))| CaptureLedgerEntry {
+                    position,
+                    key: key.clone(),
+                    tenant: *tenant,
+                    order_id: *order_id,
+                    payment_id: payment_id.clone(),
+                    amount_cents: inner.captures.get(payment_id).copied().unwrap_or(0),
+                    refunded: inner.refunded.contains(payment_id),
+                },
+            )
+            .collect()
+    }
+
+    /// A page of the reservation ledger, as [`Sandbox::capture_ledger`].
+    pub fn reservation_ledger(&self, after: u64, limit: usize) -> Vec<ReservationLedgerEntry> {
+        let inner = self.lock();
+        page(&inner.reservation_ledger, after, limit)
+            .map(
+                |(position, (key, tenant, order_id, reservation_id))| ReservationLedgerEntry {
+                    position,
+                    key: key.clone(),
+                    tenant: *tenant,
+                    order_id: *order_id,
+                    reservation_id: reservation_id.clone(),
+                    held: inner.reservations.contains_key(reservation_id),
+                },
+            )
+            .collect()
+    }
+
     /// The HTTP API of this sandbox.
     pub fn router(&self) -> Router {
         Router::new()
@@ -199,6 +242,8 @@ impl Sandbox {
             .route("/inventory/reserve", post(reserve))
             .route("/inventory/release", post(release))
             .route("/inventory/catalog", get(catalog))
+            .route("/ledger/captures", get(capture_page))
+            .route("/ledger/reservations", get(reservation_page))
             .route("/ledger/captures/{key}", get(capture_ledger))
             .route("/ledger/reservations/{key}", get(reservation_ledger))
             .route("/stats", get(stats))
@@ -237,7 +282,7 @@ impl Inner {
         rate > 0.0 && self.draw() < rate
     }
 
-    fn capture(&mut self, body: CaptureBody) -> Reply {
+    fn capture(&mut self, key: &str, body: CaptureBody) -> Reply {
         if body.amount_cents == 0 {
             return refusal(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -260,12 +305,18 @@ impl Inner {
         }
         let payment_id = format!("pay_{}", Uuid::now_v7().simple());
         self.captures.insert(payment_id.clone(), body.amount_cents);
+        self.capture_ledger.push((
+            key.to_owned(),
+            body.tenant,
+            body.order_id,
+            payment_id.clone(),
+        ));
         self.stats.captures += 1;
         self.stats.captured_cents += body.amount_cents;
         (StatusCode::OK, json(&CaptureReply { payment_id }))
     }
 
-    fn refund(&mut self, body: RefundBody) -> Reply {
+    fn refund(&mut self, _key: &str, body: RefundBody) -> Reply {
         let Some(&captured) = self.captures.get(&body.payment_id) else {
             return refusal(
                 StatusCode::NOT_FOUND,
@@ -294,7 +345,7 @@ impl Inner {
         (StatusCode::OK, json(&RefundReply { refund_id }))
     }
 
-    fn reserve(&mut self, body: ReserveBody) -> Reply {
+    fn reserve(&mut self, key: &str, body: ReserveBody) -> Reply {
         if body.lines.is_empty() {
             return refusal(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -335,12 +386,18 @@ impl Inner {
         }
         let reservation_id = format!("res_{}", Uuid::now_v7().simple());
         self.reservations.insert(reservation_id.clone(), held);
+        self.reservation_ledger.push((
+            key.to_owned(),
+            body.tenant,
+            body.order_id,
+            reservation_id.clone(),
+        ));
         self.stats.reservations += 1;
         self.stats.held = self.reservations.len() as u64;
         (StatusCode::OK, json(&ReserveReply { reservation_id }))
     }
 
-    fn release(&mut self, body: ReleaseBody) -> Reply {
+    fn release(&mut self, _key: &str, body: ReleaseBody) -> Reply {
         let Some(held) = self.reservations.remove(&body.reservation_id) else {
             return refusal(
                 StatusCode::NOT_FOUND,
@@ -371,7 +428,7 @@ async fn call<B: DeserializeOwned + Fingerprint>(
     op: Op,
     headers: &HeaderMap,
     raw: &Bytes,
-    effect: impl FnOnce(&mut Inner, B) -> Reply,
+    effect: impl FnOnce(&mut Inner, &str, B) -> Reply,
 ) -> Response {
     let (reply, latency) = {
         let mut inner = sandbox.lock();
@@ -390,7 +447,7 @@ fn decide<B: DeserializeOwned + Fingerprint>(
     op: Op,
     headers: &HeaderMap,
     raw: &Bytes,
-    effect: impl FnOnce(&mut Inner, B) -> Reply,
+    effect: impl FnOnce(&mut Inner, &str, B) -> Reply,
 ) -> Reply {
     let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
         Some(Ok(k)) if !k.trim().is_empty() && k.len() <= MAX_KEY_LEN => k.trim().to_owned(),
@@ -429,7 +486,7 @@ fn decide<B: DeserializeOwned + Fingerprint>(
         inner.stats.replays += 1;
         return reply;
     }
-    let (status, reply) = effect(inner, body);
+    let (status, reply) = effect(inner, &key, body);
     inner.replies.insert(
         (op, key),
         Stored {
@@ -460,6 +517,35 @@ async fn release(State(s): State<Sandbox>, headers: HeaderMap, raw: Bytes) -> Re
 async fn catalog(State(s): State<Sandbox>) -> Response {
     let entries: Vec<CatalogEntry> = s.catalog().into_iter().map(Into::into).collect();
     respond((StatusCode::OK, json(&entries)))
+}
+
+/// `?after=N&limit=M` of the ledger pages (defaults: from the start, a full page).
+#[derive(Debug, serde::Deserialize)]
+struct PageQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn capture_page(State(s): State<Sandbox>, Query(q): Query<PageQuery>) -> Response {
+    let entries = s.capture_ledger(q.after.unwrap_or(0), q.limit.unwrap_or(MAX_LEDGER_PAGE));
+    respond((StatusCode::OK, json(&CaptureLedgerPage { entries })))
+}
+
+async fn reservation_page(State(s): State<Sandbox>, Query(q): Query<PageQuery>) -> Response {
+    let entries = s.reservation_ledger(q.after.unwrap_or(0), q.limit.unwrap_or(MAX_LEDGER_PAGE));
+    respond((StatusCode::OK, json(&ReservationLedgerPage { entries })))
+}
+
+/// Entries with `position > after` (positions from 1), at most `limit` and
+/// [`MAX_LEDGER_PAGE`].
+fn page<T>(ledger: &[T], after: u64, limit: usize) -> impl Iterator<Item = (u64, &T)> {
+    let start = usize::try_from(after).unwrap_or(usize::MAX);
+    ledger
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(limit.min(MAX_LEDGER_PAGE))
+        .map(|(i, entry)| (i as u64 + 1, entry))
 }
 
 async fn capture_ledger(State(s): State<Sandbox>, Path(key): Path<String>) -> Response {

@@ -190,3 +190,69 @@ pub struct Faults {
     /// Skus that are out of stock whatever the catalog says (409).
     pub out_of_stock: Vec<String>,
 }
+
+/// `GET /ledger/captures?after=N&limit=M`: a page of the capture ledger, in the order
+/// captures took effect (`position` from 1; at most
+/// [`MAX_LEDGER_PAGE`](hearth_core::ports::MAX_LEDGER_PAGE) entries; empty at the end).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureLedgerPage {
+    pub entries: Vec<CaptureLedgerEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureLedgerEntry {
+    pub position: u64,
+    pub key: String,
+    pub tenant: Uuid,
+    pub order_id: Uuid,
+    pub payment_id: String,
+    pub amount_cents: u64,
+    pub refunded: bool,
+}
+
+/// `GET /ledger/reservations?after=N&limit=M`: a page of the reservation ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationLedgerPage {
+    pub entries: Vec<ReservationLedgerEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationLedgerEntry {
+    pub position: u64,
+    pub key: String,
+    pub tenant: Uuid,
+    pub order_id: Uuid,
+    pub reservation_id: String,
+    pub held: bool,
+}
+
+impl From<CaptureLedgerEntry> for hearth_core::ports::CaptureEntry {
+    fn from(e: CaptureLedgerEntry) -> Self {
+        Self {
+            position: e.position,
+            key: e.key,
+            tenant: hearth_core::HouseholdId(e.tenant),
+            order_id: hearth_core::OrderId(e.order_id),
+            payment_id: e.payment_id,
+            amount_cents: e.amount_cents,
+            refunded: e.refunded,
+        }
+    }
+}
+
+impl From<ReservationLedgerEntry> for hearth_core::ports::ReservationEntry {
+    fn from(e: ReservationLedgerEntry) -> Self {
+        Self {
+            position: e.position,
+            key: e.key,
+            tenant: hearth_core::HouseholdId(e.tenant),
+            order_id: hearth_core::OrderId(e.order_id),
+            reservation_id: e.reservation_id,
+            held: e.held,
+        }
+    }
+}

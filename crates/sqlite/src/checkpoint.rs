@@ -12,11 +12,12 @@
 //! does.
 
 use crate::db::{Fail, connect};
+use crate::repeats::Repeats;
 use hearth_core::ports::StoreError;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the checkpointer runs.
 pub(crate) const EVERY: Duration = Duration::from_millis(250);
@@ -32,6 +33,7 @@ impl Checkpointer {
     pub(crate) fn start(path: &Path) -> Result<Self, StoreError> {
         let conn = connect(path, true).map_err(StoreError::from)?;
         let (stop, stopped) = mpsc::channel::<()>();
+        let repeats = Repeats::default();
         let thread = std::thread::Builder::new()
             .name("hearth-sqlite-checkpoint".into())
             .spawn(move || {
@@ -40,8 +42,18 @@ impl Checkpointer {
                         stopped.recv_timeout(EVERY),
                         Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected)
                     );
-                    if let Err(e) = passive(&conn) {
-                        tracing::warn!(error = %StoreError::from(e), "sqlite checkpoint failed; will retry");
+                    match passive(&conn) {
+                        Err(e) => {
+                            let error = StoreError::from(e).to_string();
+                            if let Some(held_back) = repeats.admit(&error, Instant::now()) {
+                                tracing::warn!(%error, held_back, "sqlite checkpoint failed; will retry (an identical failure is logged once a minute, held_back counts the others)");
+                            }
+                        }
+                        Ok(()) => {
+                            if repeats.clear() {
+                                tracing::info!("sqlite checkpoints succeed again");
+                            }
+                        }
                     }
                     if last {
                         return;

@@ -115,8 +115,13 @@ impl Db {
             }
             other => other,
         };
+        // Refuse a file or directory this process cannot write, saying so: otherwise
+        // SQLite opens a file it cannot write read-only (reads work, every write fails
+        // until a restart), or fails with "unable to open database file".
+        check_directory_writable(path)?;
         create_private(path)?;
         let mut conn = connect(path, true).map_err(open_failed)?;
+        check_file_writable(path, &mut conn)?;
         migrate(&mut conn).map_err(open_failed)?;
         // Checkpoints run on their own thread, not inside a batch's COMMIT.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
@@ -220,6 +225,68 @@ impl Drop for Db {
             let _ = writer.join();
         }
     }
+}
+
+/// The file's directory must take new files: SQLite creates `<file>-wal` and
+/// `<file>-shm` there whenever it opens the file after a clean close (and the file
+/// itself when it is new). Probed by creating and removing a file.
+fn check_directory_writable(path: &Path) -> Result<(), StoreError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "hearth".into(), |n| n.to_string_lossy().into_owned());
+    let probe = dir.join(format!(".{name}.write-probe-{}", std::process::id()));
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe);
+    match created {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Left by a process with our pid that died: the directory took it.
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "cannot open {}: its directory {} is not writable ({e}); SQLite must create the \
+             database's -wal and -shm files there: make it writable, or choose another data directory",
+            path.display(),
+            dir.display()
+        ))),
+    }
+}
+
+/// The file must take writes: SQLite opens a file it cannot write read-only without
+/// a word, and a write-ahead log it cannot write fails only at the first commit. So
+/// the open is checked, then one small transaction is committed (the schema version,
+/// rewritten unchanged).
+fn check_file_writable(path: &Path, conn: &mut Connection) -> Result<(), StoreError> {
+    let refused = |why: String| {
+        StoreError::Unavailable(format!(
+            "cannot open {}: {why}; the store needs to write the file and its -wal \
+             (permissions, an immutable attribute, a read-only filesystem or a full disk?)",
+            path.display()
+        ))
+    };
+    if conn
+        .is_readonly(c"main")
+        .map_err(|e| refused(e.to_string()))?
+    {
+        return Err(refused("SQLite could only open it read-only".into()));
+    }
+    let probe = |conn: &mut Connection| -> Result<(), rusqlite::Error> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()
+    };
+    probe(conn).map_err(|e| refused(format!("a test write failed: {e}")))
 }
 
 /// The writer thread is gone, or dropped a job without answering (a panic).

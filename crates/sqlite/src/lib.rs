@@ -23,6 +23,7 @@
 mod checkpoint;
 mod db;
 mod directory;
+mod repeats;
 mod store;
 mod writer;
 

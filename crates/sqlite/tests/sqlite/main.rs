@@ -8,6 +8,7 @@ mod contract;
 mod crash;
 mod isolation;
 mod permissions;
+mod readonly;
 
 /// A fresh database file in a directory that lives as long as the test process
 /// (leaked on purpose: stores outlive the functions that open them).
