@@ -35,6 +35,9 @@ pub struct Settings {
     pub max_frame_bytes: usize,
     /// Frames above this close the socket with 1009 without being read.
     pub hard_max_frame_bytes: usize,
+    /// Longest request URI (path and query) answered; above it, 414. (hyper itself
+    /// answers 414, with an empty body, above 65,534 bytes whatever this says.)
+    pub max_uri_bytes: usize,
     /// Token bucket per connection: burst size and refill rate.
     pub rate_burst: u32,
     pub rate_per_second: f64,
@@ -57,6 +60,7 @@ impl Default for Settings {
             outgoing_queue: 256,
             max_frame_bytes: 64 * 1024,
             hard_max_frame_bytes: 1024 * 1024,
+            max_uri_bytes: 8 * 1024,
             rate_burst: 50,
             rate_per_second: 20.0,
             feed_poll: Duration::from_secs(5),
@@ -194,8 +198,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/party/{room}", any(socket::default_party_room))
         .route("/party/{room}/{*path}", any(socket::default_party_room))
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state);
-    match web_dir {
+        .with_state(state.clone());
+    let routed = match web_dir {
         // Routes above win; anything else is a file of the web client, or its
         // index.html (client-side routes such as `/join/<household>/<code>`).
         Some(dir) => {
@@ -206,5 +210,10 @@ fn router(state: Arc<AppState>) -> Router {
             )
         }
         None => api,
-    }
+    };
+    // Outermost: every error status leaves with the JSON error shape, whoever made it.
+    routed.layer(axum::middleware::from_fn_with_state(
+        state,
+        http::json_errors,
+    ))
 }

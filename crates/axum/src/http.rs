@@ -57,6 +57,84 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The error code of an HTTP status the framework (or hyper) answers by itself.
+fn status_code_name(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => codes::INVALID_MESSAGE,
+        StatusCode::UNAUTHORIZED => codes::UNAUTHORIZED,
+        StatusCode::NOT_FOUND => codes::NOT_FOUND,
+        StatusCode::METHOD_NOT_ALLOWED => codes::METHOD_NOT_ALLOWED,
+        StatusCode::PAYLOAD_TOO_LARGE => codes::BODY_TOO_LARGE,
+        StatusCode::URI_TOO_LONG => codes::URI_TOO_LONG,
+        StatusCode::TOO_MANY_REQUESTS => codes::RATE_LIMITED,
+        StatusCode::SERVICE_UNAVAILABLE => codes::UNAVAILABLE,
+        s if s.is_server_error() => codes::INTERNAL,
+        _ => codes::BAD_REQUEST,
+    }
+}
+
+/// Middleware around every route: refuses a URI above `max_uri_bytes` (414), and gives
+/// every error status without a JSON body (axum's own 404, 405, 413, an extractor's 400,
+/// ...) the error shape `{"error": {"code", "message"}}`, keeping its status and
+/// headers (e.g. `Allow` on a 405).
+pub(crate) async fn json_errors(
+    State(app): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let max_uri = app.settings.max_uri_bytes;
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if uri_len > max_uri {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            codes::URI_TOO_LONG,
+            format!("the request URI has {uri_len} bytes; at most {max_uri} are accepted"),
+        )
+        .into_response();
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let message = match status {
+        StatusCode::NOT_FOUND => format!("nothing at {path}"),
+        StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the request body is above {} bytes",
+            app.settings.max_frame_bytes
+        ),
+        // The framework's own words (e.g. why a query string did not parse), if short;
+        // never a body of ours (ours are JSON).
+        _ => axum::body::to_bytes(body, 1024)
+            .await
+            .ok()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
+    };
+    let body = wire::BadInput::new(status_code_name(status), message)
+        .to_message()
+        .to_json();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 fn json_response(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -248,18 +326,13 @@ fn bearer(
     household: HouseholdId,
     headers: &HeaderMap,
 ) -> Result<MemberId, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                codes::UNAUTHORIZED,
-                "no token: send Authorization: Bearer <token>",
-            )
-        })?;
+    let token = crate::auth::bearer_token(headers).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHORIZED,
+            "no token: send Authorization: Bearer <token>",
+        )
+    })?;
     app.tokens
         .verify(token, household)
         .map(|claims| claims.sub)

@@ -4,7 +4,7 @@
 //! any upgrade.
 
 use crate::app::AppState;
-use crate::auth::{Claims, TokenError};
+use crate::auth::{Claims, TokenError, bearer_token};
 use crate::commands;
 use crate::http::{self, ApiError};
 use crate::rooms::{Batch, Kick, Member, PAGE};
@@ -13,8 +13,9 @@ use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::SinkExt as _;
 use hearth_core::{HouseholdId, MemberId};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -105,7 +106,7 @@ async fn serve_room(
         Err(_) if method == Method::POST => http::room_post(&app, room, claims.sub, &body).await,
         Err(_) => ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            codes::METHOD_NOT_ALLOWED,
             "the room takes GET (state, or events with since=N), POST (a command) or a WebSocket upgrade",
         )
         .into_response(),
@@ -119,15 +120,10 @@ fn authenticate(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Claims, TokenError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
     let token = query
         .get("token")
         .map(String::as_str)
-        .or(bearer)
+        .or_else(|| bearer_token(headers))
         .ok_or(TokenError::Missing)?;
     app.tokens.verify(token, room)
 }
@@ -183,10 +179,33 @@ struct Connection {
 
 /// Why a connection ends.
 enum Stop {
-    /// The client left or the socket failed.
+    /// The socket failed or ended without a Close frame.
     Gone,
+    /// The client sent a Close frame: answer it (RFC 6455, section 5.5.1).
+    ClosedByClient,
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
+}
+
+/// Close code of a frame above the hard limit (RFC 6455: "message too big").
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Why a read failed: a frame above the hard limit gets 1009, anything else ends the
+/// socket without a Close frame (the socket is broken).
+fn read_failed(error: axum::Error) -> Stop {
+    match error.into_inner().downcast::<tungstenite::Error>() {
+        Ok(e) if matches!(*e, tungstenite::Error::Capacity(_)) => {
+            Stop::Close(CLOSE_TOO_BIG, "frame above the hard limit")
+        }
+        Ok(e) => {
+            tracing::debug!(error = %e, "socket read failed");
+            Stop::Gone
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "socket read failed");
+            Stop::Gone
+        }
+    }
 }
 
 /// A token bucket: `burst` messages at once, refilled at `rate` per second.
@@ -343,16 +362,24 @@ impl Connection {
         };
         app.rooms.leave(self.room, handle);
         app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
-        if let Stop::Close(code, reason) = stop {
-            let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            };
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                live.socket.send(Message::Close(Some(frame))),
-            )
-            .await;
+        match stop {
+            Stop::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                };
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    live.socket.send(Message::Close(Some(frame))),
+                )
+                .await;
+            }
+            // The reply (echoing the client's code) was queued when its Close frame was
+            // read; flushing writes it.
+            Stop::ClosedByClient => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), live.socket.flush()).await;
+            }
+            Stop::Gone => {}
         }
     }
 
@@ -398,10 +425,7 @@ impl Connection {
                         last_seen = Instant::now();
                         self.incoming(live, &mut bucket, message).await
                     }
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "socket read failed");
-                        Err(Stop::Gone)
-                    }
+                    Some(Err(e)) => Err(read_failed(e)),
                     None => Err(Stop::Gone),
                 },
                 _ = ping.tick() => {
@@ -435,7 +459,7 @@ impl Connection {
                 return self.bad(live, bad).await;
             }
             Message::Ping(_) | Message::Pong(_) => return Ok(()),
-            Message::Close(_) => return Err(Stop::Gone),
+            Message::Close(_) => return Err(Stop::ClosedByClient),
         };
         let max = self.app.settings.max_frame_bytes;
         if text.len() > max {
@@ -455,7 +479,8 @@ impl Connection {
                     "too many messages: at most {} at once and {} per second; this one was dropped",
                     self.app.settings.rate_burst, self.app.settings.rate_per_second
                 ),
-            );
+            )
+            .with_id(wire::command_id_of(text.as_bytes()));
             return self.bad(live, bad).await;
         }
         match wire::parse_client_message(text.as_str()) {

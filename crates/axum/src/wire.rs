@@ -172,6 +172,15 @@ pub mod codes {
     pub const NOT_FOUND: &str = "not_found";
     pub const INVITE_EXPIRED: &str = "invite_expired";
     pub const INVITE_USED: &str = "invite_used";
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// An HTTP body above the limit (413).
+    pub const BODY_TOO_LARGE: &str = "body_too_large";
+    /// A request URI above the limit (414).
+    pub const URI_TOO_LONG: &str = "uri_too_long";
+    /// Any other refusal by the HTTP layer itself (4xx).
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// A server fault (5xx) with nothing more to say.
+    pub const INTERNAL: &str = "internal";
 }
 
 /// Bad input, ready to be sent as `{"error": ...}`.
@@ -263,6 +272,26 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, BadInput> {
             format!(r#"unknown message type "{other}": expected "command" or "sync""#),
         )),
     }
+}
+
+/// The command id of a frame or body that was not parsed (e.g. refused by a rate
+/// limit), so the refusal can name it: `{"command": {"id": ...}}` or a bare command
+/// `{"id": ...}`. `None` if there is none to read.
+pub fn command_id_of(text: &[u8]) -> Option<CommandId> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default)]
+        command: Option<PeekId>,
+        #[serde(default)]
+        id: Option<CommandId>,
+    }
+    #[derive(Deserialize)]
+    struct PeekId {
+        #[serde(default)]
+        id: Option<CommandId>,
+    }
+    let peek: Peek = serde_json::from_slice(text).ok()?;
+    peek.command.and_then(|c| c.id).or(peek.id)
 }
 
 /// Parses a command body (as in the HTTP API: `{"id", "type", "payload", ...}`).

@@ -508,8 +508,125 @@ async fn oversized_frames_beyond_the_hard_limit_close_the_socket() {
     let _ = ws
         .send(Message::Text("x".repeat(2 * 1024 * 1024).into()))
         .await;
-    assert!(matches!(closed(&mut ws).await, Some(1009) | None));
+    assert_eq!(closed(&mut ws).await, Some(1009));
     assert_eq!(app.head(hh.id).await, 0);
+}
+
+#[tokio::test]
+async fn a_close_from_the_client_is_answered() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: 4321.into(),
+        reason: "bye".into(),
+    }))
+    .await
+    .unwrap();
+    // RFC 6455 5.5.1: the server answers with a Close frame, echoing the code.
+    assert_eq!(closed(&mut ws).await, Some(4321));
+}
+
+#[tokio::test]
+async fn every_error_status_has_a_json_body() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let room = app.http_url(&format!("/parties/household/{}", hh.id));
+    let big = json!({"name": "x".repeat(70 * 1024), "ownerName": "Ann"});
+    let cases = [
+        (app.http.get(app.http_url("/nope")), 404, "not_found"),
+        (
+            app.http.get(app.http_url("/households")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            app.http.delete(app.http_url("/healthz")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            app.http.post(app.http_url("/households")).json(&big),
+            413,
+            "body_too_large",
+        ),
+        (
+            app.http.post(&room).bearer_auth(&hh.owner).json(&big),
+            413,
+            "body_too_large",
+        ),
+        // One byte over the URI limit (8 KiB) is ours to answer, in JSON.
+        (
+            app.http.get(format!("{room}?pad={}", "x".repeat(8 * 1024))),
+            414,
+            "uri_too_long",
+        ),
+        // A path that is not UTF-8: axum's own 400.
+        (
+            app.http.get(app.http_url("/parties/household/%FF")),
+            400,
+            "invalid_message",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{code}");
+        let content_type = res.headers()[reqwest::header::CONTENT_TYPE].clone();
+        assert_eq!(content_type, "application/json", "{code}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    // A 405 keeps its Allow header.
+    let res = app
+        .http
+        .get(app.http_url("/households"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()[reqwest::header::ALLOW], "POST");
+    // Just under the URI limit is served.
+    let path = format!("/parties/household/{}?token={}&pad=", hh.id, hh.owner);
+    let pad = "x".repeat(8 * 1024 - path.len());
+    let res = app
+        .http
+        .get(app.http_url(&format!("{path}{pad}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn the_authorization_scheme_is_matched_without_regard_to_case() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let auth = format!("{scheme} {}", hh.owner);
+        let room = app.http_url(&format!("/parties/household/{}", hh.id));
+        let members = app.http_url(&format!("/households/{}/members", hh.id));
+        for url in [room, members] {
+            let res = app
+                .http
+                .get(&url)
+                .header(reqwest::header::AUTHORIZATION, &auth)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{scheme} on {url}");
+        }
+        let mut request = app.room_url(hh.id, "_pk=a").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", auth.parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert!(recv(&mut ws).await.get("welcome").is_some(), "{scheme}");
+    }
 }
 
 #[tokio::test]
@@ -521,20 +638,29 @@ async fn floods_are_rate_limited() {
     .await;
     let hh = app.household().await;
     let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
-    for _ in 0..6 {
-        send(&mut ws, json!({"command": place_order(Uuid::now_v7())})).await;
+    let ids: Vec<Uuid> = (0..6).map(|_| Uuid::now_v7()).collect();
+    for id in &ids {
+        send(&mut ws, json!({"command": place_order(*id)})).await;
     }
-    let mut acks = 0;
-    let mut limited = 0;
-    while acks + limited < 6 {
+    let mut acked = Vec::new();
+    let mut limited = Vec::new();
+    while acked.len() + limited.len() < 6 {
         let msg = recv(&mut ws).await;
         if msg.get("ack").is_some() {
-            acks += 1;
+            acked.push(msg["ack"]["id"].clone());
         } else if msg["error"]["code"] == "rate_limited" {
-            limited += 1;
+            // The refusal names the command it dropped.
+            limited.push(msg["error"]["id"].clone());
         }
     }
-    assert_eq!((acks, limited), (3, 3));
+    assert_eq!(
+        acked,
+        ids[..3].iter().map(|id| json!(id)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        limited,
+        ids[3..].iter().map(|id| json!(id)).collect::<Vec<_>>()
+    );
     assert_eq!(app.head(hh.id).await, 3);
 }
 
