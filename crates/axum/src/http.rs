@@ -17,6 +17,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// What a client is told when the event store fails.
+const STORE: &str = "the event store";
+
 /// An HTTP error with the same body shape as the socket's: `{"error": {"code", "message"}}`.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -34,12 +37,21 @@ impl ApiError {
         }
     }
 
-    fn unavailable(e: impl std::fmt::Display) -> Self {
+    /// A store, the directory or a provider failed. What it said stays in the server's
+    /// log: a client never sees a database's (or provider's) error text.
+    fn unavailable(what: &'static str, error: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(%error, "{what} failed");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             codes::UNAVAILABLE,
-            e.to_string(),
+            format!("{what} is unavailable; retry"),
         )
+    }
+}
+
+impl From<wire::BadInput> for ApiError {
+    fn from(bad: wire::BadInput) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, bad.code, bad.message)
     }
 }
 
@@ -139,22 +151,25 @@ fn json_response(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Parses a JSON body, naming the field at fault.
+/// Parses a JSON body, naming the field at fault; text no store can hold is refused
+/// wherever it is, before anything else looks at the body.
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_JSON,
+            format!("not valid JSON: {e}"),
+        )
+    })?;
+    wire::check_storable(&value, "")?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let code = if e.inner().is_syntax() || e.inner().is_eof() {
-            codes::INVALID_JSON
-        } else {
-            codes::INVALID_MESSAGE
-        };
         let message = if path == "." {
             e.inner().to_string()
         } else {
             format!("{path}: {}", e.inner())
         };
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+        ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_MESSAGE, message)
     })
 }
 
@@ -192,7 +207,10 @@ pub(crate) async fn catalog(State(app): State<Arc<AppState>>) -> Result<Response
             "no inventory provider is configured on this server",
         ));
     };
-    let items = inventory.catalog().await.map_err(ApiError::unavailable)?;
+    let items = inventory
+        .catalog()
+        .await
+        .map_err(|e| ApiError::unavailable("the inventory provider", &e))?;
     Ok(Json(items).into_response())
 }
 
@@ -287,7 +305,7 @@ fn issue(app: &AppState, member: &Member) -> Result<String, ApiError> {
             app.clock.now(),
             ttl,
         )
-        .map_err(ApiError::unavailable)
+        .map_err(|e| ApiError::unavailable("the token signer", &e))
 }
 
 fn directory_error(e: DirectoryError) -> ApiError {
@@ -305,9 +323,9 @@ fn directory_error(e: DirectoryError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, codes::INVITE_USED, e.to_string())
         }
         DirectoryError::HouseholdExists(_) | DirectoryError::MemberExists(_) => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, e.to_string())
         }
-        DirectoryError::Store(e) => ApiError::unavailable(e),
+        DirectoryError::Store(e) => ApiError::unavailable("the directory", &e),
     }
 }
 
@@ -493,12 +511,16 @@ async fn events_after(
             ));
         }
     };
-    let head = app.store.head(room).await.map_err(ApiError::unavailable)?;
+    let head = app
+        .store
+        .head(room)
+        .await
+        .map_err(|e| ApiError::unavailable(STORE, &e))?;
     let events = app
         .store
         .read_feed(room, since, limit)
         .await
-        .map_err(ApiError::unavailable)?;
+        .map_err(|e| ApiError::unavailable(STORE, &e))?;
     Ok(Json(RoomEvents { events, head }).into_response())
 }
 
@@ -509,10 +531,11 @@ async fn state(app: &AppState, room: HouseholdId) -> Result<Response, ApiError> 
             .store
             .read_feed(room, view.seq, PAGE)
             .await
-            .map_err(ApiError::unavailable)?;
+            .map_err(|e| ApiError::unavailable(STORE, &e))?;
         let n = events.len();
         for event in &events {
-            view.apply(event).map_err(ApiError::unavailable)?;
+            view.apply(event)
+                .map_err(|e| ApiError::unavailable(STORE, &e))?;
         }
         if n < PAGE {
             break;

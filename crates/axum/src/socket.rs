@@ -80,6 +80,11 @@ async fn serve_room(
         )
         .into_response();
     };
+    // Before anything reads them: no query parameter may carry text a store refuses.
+    if let Err(bad) = wire::check_storable_query(&query) {
+        app.metrics.bad_input.fetch_add(1, Ordering::Relaxed);
+        return ApiError::from(bad).into_response();
+    }
     let claims = match authenticate(&app, room, &query, &headers) {
         Ok(claims) => claims,
         Err(e) => {

@@ -3,8 +3,13 @@
 
 use futures::{SinkExt, StreamExt};
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
-use hearth_core::ports::{EventFeed, EventStore, FeedStream, Role};
-use hearth_core::{HouseholdId, MemberId};
+use hearth_core::ports::{
+    Append, Appended, Directory, DirectoryError, EventFeed, EventStore, FeedStream,
+    Household as DirHousehold, Invite, Job, Loaded, Member, Role, Snapshot, StoreError,
+};
+use hearth_core::{
+    CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, MemberId, OrderId, Timestamp,
+};
 use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -1207,4 +1212,335 @@ async fn households_invites_and_membership() {
         .await
         .unwrap();
     assert_eq!(res.status(), 410);
+}
+
+// --- Text no store can hold ------------------------------------------------------
+
+/// Every text field of every command a member can send, each with a NUL, and the field
+/// the refusal must name.
+fn commands_with_a_nul() -> Vec<(Value, &'static str)> {
+    let order = Uuid::now_v7();
+    let line = |sku: &str, name: &str| json!({"sku": sku, "name": name, "quantity": 1, "unitPriceCents": 100});
+    let place = |lines: Value, note: Option<&str>| {
+        let mut payload = json!({"orderId": order, "lines": lines});
+        if let Some(note) = note {
+            payload["note"] = json!(note);
+        }
+        json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": payload})
+    };
+    let command = |kind: &str, payload: Value| json!({"id": Uuid::now_v7(), "type": kind, "payload": payload});
+    vec![
+        (
+            place(json!([line("a", "A"), line("b", "B\u{0}")]), None),
+            "command.payload.lines[1].name",
+        ),
+        (
+            place(json!([line("a\u{0}", "A")]), None),
+            "command.payload.lines[0].sku",
+        ),
+        (
+            place(json!([line("a", "A")]), Some("ring\u{0}")),
+            "command.payload.note",
+        ),
+        (
+            command("CancelOrder", json!({"orderId": order, "reason": "\u{0}"})),
+            "command.payload.reason",
+        ),
+        (
+            command(
+                "RecordStockReserved",
+                json!({"orderId": order, "reservationId": "r\u{0}"}),
+            ),
+            "command.payload.reservationId",
+        ),
+        (
+            command(
+                "RejectOrder",
+                json!({"orderId": order, "reason": {"code": "paymentDeclined", "message": "\u{0}"}}),
+            ),
+            "command.payload.reason.message",
+        ),
+        (command("PlaceOrder\u{0}", json!({})), "command.type"),
+        (
+            json!({"id": "\u{0}", "type": "PlaceOrder", "payload": {}}),
+            "command.id",
+        ),
+        (
+            json!({"id": Uuid::now_v7(), "tenant": "\u{0}", "type": "PlaceOrder", "payload": {}}),
+            "command.tenant",
+        ),
+        (
+            json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": {}, "metadata": {"correlationId": "\u{0}"}}),
+            "command.metadata.correlationId",
+        ),
+    ]
+}
+
+fn assert_unstorable(reply: &Value, field: &str) {
+    let error = &reply["error"];
+    assert_eq!(error["code"], "unstorable_text", "{reply}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("{field}: ")),
+        "{field}: {message}"
+    );
+}
+
+#[tokio::test]
+async fn text_no_store_can_hold_is_refused_at_the_wire() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    for (command, field) in commands_with_a_nul() {
+        send(&mut ws, json!({"command": command})).await;
+        let reply = recv(&mut ws).await;
+        assert_unstorable(&reply, field);
+        if let Ok(id) = serde_json::from_value::<Uuid>(command["id"].clone()) {
+            assert_eq!(reply["error"]["id"], json!(id), "{reply}");
+        }
+        let (status, reply) = app.post(&hh, &command).await;
+        assert_eq!(status, 400, "{reply}");
+        assert_unstorable(&reply, field);
+        let (status, reply) = app.post(&hh, &json!({"command": command})).await;
+        assert_eq!(status, 400, "{reply}");
+        assert_unstorable(&reply, field);
+    }
+    send(&mut ws, json!({"sync\u{0}": {"since": 0}})).await;
+    assert_unstorable(&recv(&mut ws).await, "sync\\0");
+    assert_eq!(app.head(hh.id).await, 0, "nothing was appended");
+
+    // Bodies of the membership API.
+    let invite: Value = app
+        .http
+        .post(app.http_url(&format!("/households/{}/invites", hh.id)))
+        .bearer_auth(&hh.owner)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = invite["code"].as_str().unwrap();
+    let join = format!("/households/{}/join", hh.id);
+    let cases = [
+        (
+            "/households",
+            json!({"name": "H\u{0}", "ownerName": "Ann"}),
+            "name",
+        ),
+        (
+            "/households",
+            json!({"name": "H", "ownerName": "\u{0}"}),
+            "ownerName",
+        ),
+        (
+            join.as_str(),
+            json!({"code": format!("{code}\u{0}"), "name": "Bob"}),
+            "code",
+        ),
+        (
+            join.as_str(),
+            json!({"code": code, "name": "B\u{0}b"}),
+            "name",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let res = app
+            .http
+            .post(app.http_url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path} {field}");
+        assert_unstorable(&res.json().await.unwrap(), field);
+    }
+    // The invite was not spent by the refused joins.
+    let res = app
+        .http
+        .post(app.http_url(&join))
+        .json(&json!({"code": code, "name": "Bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+
+    // Query parameters, on the socket's upgrade and on the room's HTTP API.
+    for query in ["_pk=a%00", "token=%00", "since=%00", "x%00=1"] {
+        let url = app.http_url(&format!("/parties/household/{}?{query}", hh.id));
+        let res = app
+            .http
+            .get(&url)
+            .bearer_auth(&hh.owner)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{query}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unstorable_text", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("query parameter ")
+        );
+        let ws_url = app.room_url(hh.id, &format!("token={}&{query}", hh.owner));
+        match tokio_tungstenite::connect_async(ws_url).await {
+            Err(WsError::Http(res)) => assert_eq!(res.status(), 400, "{query}"),
+            other => panic!("{query}: upgraded: {other:?}"),
+        }
+    }
+}
+
+// --- No store error text reaches a client ---------------------------------------------
+
+/// What a failing database says; no client may ever see it.
+const DB_TEXT: &str = "db error: ERROR: invalid byte sequence (SQLSTATE 22021)";
+
+/// A store and a directory that fail every call with a database's words.
+#[derive(Debug)]
+struct Broken;
+
+fn broken() -> StoreError {
+    StoreError::Unavailable(DB_TEXT.into())
+}
+
+#[async_trait::async_trait]
+impl EventStore for Broken {
+    async fn append(&self, _: Append) -> Result<Appended, StoreError> {
+        Err(broken())
+    }
+    async fn load(&self, _: HouseholdId, _: OrderId, _: u32) -> Result<Loaded, StoreError> {
+        Err(broken())
+    }
+    async fn read_feed(
+        &self,
+        _: HouseholdId,
+        _: u64,
+        _: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        Err(broken())
+    }
+    async fn head(&self, _: HouseholdId) -> Result<u64, StoreError> {
+        Err(broken())
+    }
+    async fn outcome(
+        &self,
+        _: HouseholdId,
+        _: CommandId,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        Err(broken())
+    }
+    async fn save_snapshot(&self, _: Snapshot) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    async fn pending_jobs(&self, _: usize) -> Result<Vec<Job>, StoreError> {
+        Err(broken())
+    }
+    async fn mark_job_started(&self, _: HouseholdId, _: EventId) -> Result<(), StoreError> {
+        Err(broken())
+    }
+}
+
+#[async_trait::async_trait]
+impl Directory for Broken {
+    async fn create_household(&self, _: DirHousehold, _: Member) -> Result<(), DirectoryError> {
+        Err(broken().into())
+    }
+    async fn household(&self, _: HouseholdId) -> Result<Option<DirHousehold>, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn member(&self, _: HouseholdId, _: MemberId) -> Result<Option<Member>, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn members(&self, _: HouseholdId) -> Result<Vec<Member>, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn create_invite(&self, _: Invite) -> Result<(), DirectoryError> {
+        Err(broken().into())
+    }
+    async fn accept_invite(
+        &self,
+        _: HouseholdId,
+        _: &str,
+        _: Member,
+        _: Timestamp,
+    ) -> Result<Member, DirectoryError> {
+        Err(broken().into())
+    }
+}
+
+#[tokio::test]
+async fn no_database_error_text_reaches_a_client() {
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token_secret: TokenSecret::new("test-secret"),
+        ..Settings::default()
+    };
+    let memory = Arc::new(MemoryEventStore::new());
+    let ports = Ports {
+        feed: Arc::new(memory.feed()),
+        store: Arc::new(Broken),
+        directory: Arc::new(Broken),
+        clock: Arc::new(SystemClock),
+        inventory: None,
+    };
+    let app = Application::build(settings, ports).await.unwrap();
+    let addr = app.local_addr();
+    let hh = HouseholdId(Uuid::now_v7());
+    let token = app
+        .tokens()
+        .issue(
+            hh,
+            MemberId(Uuid::now_v7()),
+            Role::Owner,
+            chrono::Utc::now(),
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{addr}{path}");
+    let room = url(&format!("/parties/household/{hh}"));
+    let requests = [
+        http.post(url("/households"))
+            .json(&json!({"name": "Home", "ownerName": "Ann"})),
+        http.post(url(&format!("/households/{hh}/join")))
+            .json(&json!({"code": "abc", "name": "Bob"})),
+        http.post(url(&format!("/households/{hh}/invites")))
+            .bearer_auth(&token)
+            .json(&json!({})),
+        http.get(url(&format!("/households/{hh}/members")))
+            .bearer_auth(&token),
+        http.get(&room).bearer_auth(&token),
+        http.get(format!("{room}?since=0")).bearer_auth(&token),
+        http.post(&room)
+            .bearer_auth(&token)
+            .json(&place_order(Uuid::now_v7())),
+    ];
+    for request in requests {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status(), 503);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unavailable", "{body}");
+        let text = body.to_string();
+        assert!(
+            !text.contains("SQLSTATE") && !text.contains("db error"),
+            "{text}"
+        );
+    }
+    // A socket that cannot join is closed with a reason of ours.
+    let ws_url = format!("ws://{addr}/parties/household/{hh}?token={token}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+    {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1011);
+            assert!(!frame.reason.as_str().contains("SQLSTATE"), "{frame:?}");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
 }
