@@ -38,6 +38,9 @@ pub struct Settings {
     /// Longest request URI (path and query) answered; above it, 414. (hyper itself
     /// answers 414, with an empty body, above 65,534 bytes whatever this says.)
     pub max_uri_bytes: usize,
+    /// Commands a socket may have waiting for execution (its own, run one at a time in
+    /// order); while that many wait, the socket is not read (TCP pushes back).
+    pub commands_in_flight: usize,
     /// Token bucket per connection: burst size and refill rate.
     pub rate_burst: u32,
     pub rate_per_second: f64,
@@ -61,6 +64,7 @@ impl Default for Settings {
             max_frame_bytes: 64 * 1024,
             hard_max_frame_bytes: 1024 * 1024,
             max_uri_bytes: 8 * 1024,
+            commands_in_flight: 64,
             rate_burst: 50,
             rate_per_second: 20.0,
             feed_poll: Duration::from_secs(5),

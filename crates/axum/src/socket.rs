@@ -8,7 +8,7 @@ use crate::auth::{Claims, TokenError, bearer_token};
 use crate::commands;
 use crate::http::{self, ApiError};
 use crate::rooms::{Batch, Kick, Member, PAGE};
-use crate::wire::{self, BadInput, ClientMessage, ServerMessage, Welcome, codes};
+use crate::wire::{self, BadInput, ClientMessage, ServerMessage, Welcome, WireCommand, codes};
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -402,6 +402,10 @@ impl Connection {
         Ok(())
     }
 
+    /// The connection's loop: the socket, the room's batches, the answers of the
+    /// command task, kicks and pings. It never awaits a command's execution, so its
+    /// outgoing queue keeps draining while its own commands run (only a socket that
+    /// does not read is a slow consumer).
     async fn serve(&self, live: &mut Live, mut batches: mpsc::Receiver<Batch>) -> Stop {
         let settings = &self.app.settings;
         let mut bucket = Bucket {
@@ -410,11 +414,24 @@ impl Connection {
             rate: settings.rate_per_second,
             last: Instant::now(),
         };
+        let in_flight = settings.commands_in_flight.max(1);
+        let (jobs, queued) = mpsc::channel(in_flight);
+        let (answer, mut answers) = mpsc::channel(in_flight);
+        let worker = tokio::spawn(run_commands(
+            self.app.clone(),
+            self.room,
+            self.member,
+            queued,
+            answer,
+        ));
         let mut ping = tokio::time::interval(settings.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         let mut last_seen = Instant::now();
-        loop {
+        let stop = loop {
+            // A full queue of commands: the socket is not read until one finishes
+            // (backpressure through TCP), but everything else goes on.
+            let reading = jobs.capacity() > 0;
             let step = tokio::select! {
                 _ = live.kick.changed() => Err(live.kicked()),
                 batch = batches.recv() => match batch {
@@ -425,15 +442,20 @@ impl Connection {
                         kicked => kicked,
                     }),
                 },
-                incoming = live.socket.recv() => match incoming {
+                Some(message) = answers.recv() => live.reply(&message).await,
+                incoming = live.socket.recv(), if reading => match incoming {
                     Some(Ok(message)) => {
                         last_seen = Instant::now();
-                        self.incoming(live, &mut bucket, message).await
+                        self.incoming(live, &mut bucket, &jobs, message).await
                     }
                     Some(Err(e)) => Err(read_failed(e)),
                     None => Err(Stop::Gone),
                 },
                 _ = ping.tick() => {
+                    if !reading {
+                        // Not read on purpose: its silence proves nothing.
+                        last_seen = Instant::now();
+                    }
                     if last_seen.elapsed() > settings.ping_timeout {
                         self.app.metrics.dead_sockets.fetch_add(1, Ordering::Relaxed);
                         Err(Stop::Gone)
@@ -443,15 +465,22 @@ impl Connection {
                 }
             };
             if let Err(stop) = step {
-                return stop;
+                break stop;
             }
-        }
+        };
+        // The command task finishes the command it runs (if any) and skips the rest:
+        // their answers could not be sent, and a resend with the same ids is safe.
+        drop(jobs);
+        drop(answers);
+        drop(worker);
+        stop
     }
 
     async fn incoming(
         &self,
         live: &mut Live,
         bucket: &mut Bucket,
+        jobs: &mpsc::Sender<Job>,
         message: Message,
     ) -> Result<(), Stop> {
         let text = match message {
@@ -461,7 +490,7 @@ impl Connection {
                     codes::BINARY_NOT_SUPPORTED,
                     "binary frames are not supported: send JSON text",
                 );
-                return self.bad(live, bad).await;
+                return self.bad(jobs, bad);
             }
             Message::Ping(_) | Message::Pong(_) => return Ok(()),
             Message::Close(_) => return Err(Stop::ClosedByClient),
@@ -475,7 +504,7 @@ impl Connection {
                     text.len()
                 ),
             );
-            return self.bad(live, bad).await;
+            return self.bad(jobs, bad);
         }
         if !bucket.take() {
             let bad = BadInput::new(
@@ -486,14 +515,11 @@ impl Connection {
                 ),
             )
             .with_id(wire::command_id_of(text.as_bytes()));
-            return self.bad(live, bad).await;
+            return self.bad(jobs, bad);
         }
         match wire::parse_client_message(text.as_str()) {
-            Err(bad) => self.bad(live, bad).await,
-            Ok(ClientMessage::Command(command)) => {
-                let reply = commands::execute(&self.app, self.room, self.member, command).await;
-                live.reply(&reply).await
-            }
+            Err(bad) => self.bad(jobs, bad),
+            Ok(ClientMessage::Command(command)) => queue(jobs, Job::Execute(command)),
             Ok(ClientMessage::Sync(sync)) => {
                 if sync.since < live.cursor {
                     let to = live.cursor;
@@ -506,9 +532,49 @@ impl Connection {
         }
     }
 
-    async fn bad(&self, live: &mut Live, bad: BadInput) -> Result<(), Stop> {
+    /// Bad input is answered in turn with the commands before it.
+    fn bad(&self, jobs: &mpsc::Sender<Job>, bad: BadInput) -> Result<(), Stop> {
         self.app.metrics.bad_input.fetch_add(1, Ordering::Relaxed);
-        live.reply(&bad.to_message()).await
+        queue(jobs, Job::Answer(bad.to_message()))
+    }
+}
+
+/// What the command task of a connection does with each frame, in the order read.
+enum Job {
+    /// Dispatch the command and answer with its outcome.
+    Execute(WireCommand),
+    /// Answer this (bad input), after the answers of the commands before it.
+    Answer(ServerMessage),
+}
+
+/// Queues a job; the loop reads the socket only while the queue has room, so there is.
+fn queue(jobs: &mpsc::Sender<Job>, job: Job) -> Result<(), Stop> {
+    jobs.try_send(job).map_err(|e| {
+        tracing::error!(error = %e, "the command queue of a connection refused a job");
+        Stop::Close(1011, "internal error; reconnect")
+    })
+}
+
+/// A connection's command task: runs its commands one at a time, in the order they
+/// came (so answers keep that order), and hands each answer to the connection's loop.
+async fn run_commands(
+    app: Arc<AppState>,
+    room: HouseholdId,
+    member: MemberId,
+    mut jobs: mpsc::Receiver<Job>,
+    answers: mpsc::Sender<ServerMessage>,
+) {
+    while let Some(job) = jobs.recv().await {
+        if answers.is_closed() {
+            break;
+        }
+        let answer = match job {
+            Job::Execute(command) => commands::execute(&app, room, member, command).await,
+            Job::Answer(message) => message,
+        };
+        if answers.send(answer).await.is_err() {
+            break;
+        }
     }
 }
 

@@ -46,6 +46,15 @@ async fn spawn_app_with_feed(
     tune: impl FnOnce(&mut Settings),
     feed: Option<Arc<dyn EventFeed>>,
 ) -> TestApp {
+    spawn_app_on(tune, feed, |store| store).await
+}
+
+/// `wrap`: the store the server runs on, around the memory store.
+async fn spawn_app_on(
+    tune: impl FnOnce(&mut Settings),
+    feed: Option<Arc<dyn EventFeed>>,
+    wrap: impl FnOnce(Arc<MemoryEventStore>) -> Arc<dyn EventStore>,
+) -> TestApp {
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         token_secret: TokenSecret::new("test-secret"),
@@ -55,7 +64,7 @@ async fn spawn_app_with_feed(
     let store = Arc::new(MemoryEventStore::new());
     let ports = Ports {
         feed: feed.unwrap_or_else(|| Arc::new(store.feed())),
-        store: store.clone(),
+        store: wrap(store.clone()),
         directory: Arc::new(MemoryDirectory::new()),
         clock: Arc::new(SystemClock),
         inventory: None,
@@ -1543,4 +1552,186 @@ async fn no_database_error_text_reaches_a_client() {
         }
         other => panic!("expected a close frame, got {other:?}"),
     }
+}
+
+// --- A socket keeps reading while its own commands run -------------------------------
+
+/// The memory store, except that the append of one chosen command waits until the
+/// test opens the gate; `arrived` says when it is waiting.
+#[derive(Debug)]
+struct Gated {
+    inner: Arc<MemoryEventStore>,
+    held: CommandId,
+    arrived: tokio::sync::watch::Sender<bool>,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+struct Gate {
+    arrived: tokio::sync::watch::Receiver<bool>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+fn gated(
+    held: CommandId,
+) -> (
+    Gate,
+    impl FnOnce(Arc<MemoryEventStore>) -> Arc<dyn EventStore>,
+) {
+    let (arrived_tx, arrived) = tokio::sync::watch::channel(false);
+    let (open, open_rx) = tokio::sync::watch::channel(false);
+    let wrap = move |inner| -> Arc<dyn EventStore> {
+        Arc::new(Gated {
+            inner,
+            held,
+            arrived: arrived_tx,
+            open: open_rx,
+        })
+    };
+    (Gate { arrived, open }, wrap)
+}
+
+#[async_trait::async_trait]
+impl EventStore for Gated {
+    async fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        if append.command.id == self.held {
+            self.arrived.send_replace(true);
+            let mut open = self.open.clone();
+            let _ = open.wait_for(|open| *open).await;
+        }
+        self.inner.append(append).await
+    }
+    async fn load(&self, t: HouseholdId, o: OrderId, s: u32) -> Result<Loaded, StoreError> {
+        self.inner.load(t, o, s).await
+    }
+    async fn read_feed(
+        &self,
+        t: HouseholdId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.inner.read_feed(t, after, limit).await
+    }
+    async fn head(&self, t: HouseholdId) -> Result<u64, StoreError> {
+        self.inner.head(t).await
+    }
+    async fn outcome(
+        &self,
+        t: HouseholdId,
+        c: CommandId,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        self.inner.outcome(t, c).await
+    }
+    async fn save_snapshot(&self, s: Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(s).await
+    }
+    async fn pending_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.inner.pending_jobs(limit).await
+    }
+    async fn mark_job_started(&self, t: HouseholdId, j: EventId) -> Result<(), StoreError> {
+        self.inner.mark_job_started(t, j).await
+    }
+}
+
+/// Bob places `n` orders, each answered before the next.
+async fn bob_places(bob: &mut Ws, n: usize) {
+    for _ in 0..n {
+        let id = Uuid::now_v7();
+        send(bob, json!({"command": place_order(id)})).await;
+        loop {
+            let msg = recv(bob).await;
+            if msg.get("ack").is_some() {
+                assert_eq!(msg["ack"]["id"], json!(id), "{msg}");
+                break;
+            }
+        }
+    }
+}
+
+/// The events of a socket after `from` up to `seq`, in order (anything else that
+/// comes meanwhile is returned).
+async fn events_up_to(ws: &mut Ws, from: u64, seq: u64) -> Vec<Value> {
+    let mut others = Vec::new();
+    let mut at = from;
+    while at < seq {
+        let msg = recv(ws).await;
+        if msg.get("event").is_some() {
+            assert_eq!(seq_of(&msg), at + 1, "{msg}");
+            at += 1;
+        } else {
+            others.push(msg);
+        }
+    }
+    others
+}
+
+#[tokio::test]
+async fn a_socket_keeps_reading_its_queue_while_its_own_command_runs() {
+    let held = Uuid::now_v7();
+    let (mut gate, wrap) = gated(CommandId(held));
+    // A queue of 2 batches: a loop that waited for its command would overflow it.
+    let app = spawn_app_on(|s| s.outgoing_queue = 2, None, wrap).await;
+    let hh = app.household().await;
+    let bob_token = app.member(&hh).await;
+    let (mut ann, _) = app.connect(hh.id, &hh.owner, "").await;
+    let (mut bob, _) = app.connect(hh.id, &bob_token, "").await;
+
+    send(&mut ann, json!({"command": place_order(held)})).await;
+    gate.arrived.wait_for(|arrived| *arrived).await.unwrap();
+    // While Ann's command waits in the store, Bob's ten orders reach her socket.
+    bob_places(&mut bob, 10).await;
+    let others = events_up_to(&mut ann, 0, 10).await;
+    assert!(others.is_empty(), "{others:?}");
+    assert_eq!(app.metric("hearth_slow_consumers_total").await, 0.0);
+
+    gate.open.send_replace(true);
+    let ack = recv(&mut ann).await;
+    assert_eq!(ack["ack"]["id"], json!(held), "{ack}");
+    assert_eq!(ack["ack"]["seq"], 11, "{ack}");
+}
+
+#[tokio::test]
+async fn commands_beyond_the_in_flight_limit_wait_unread_and_are_answered_in_order() {
+    let held = Uuid::now_v7();
+    let (mut gate, wrap) = gated(CommandId(held));
+    let app = spawn_app_on(|s| s.commands_in_flight = 1, None, wrap).await;
+    let hh = app.household().await;
+    let bob_token = app.member(&hh).await;
+    let (mut ann, _) = app.connect(hh.id, &hh.owner, "").await;
+    let (mut bob, _) = app.connect(hh.id, &bob_token, "").await;
+
+    // One command runs (held), one waits in the queue, the rest are not read yet;
+    // bad input among them is answered in its turn.
+    let mut ids = vec![held];
+    send(&mut ann, json!({"command": place_order(held)})).await;
+    for _ in 0..3 {
+        let id = Uuid::now_v7();
+        ids.push(id);
+        send(&mut ann, json!({"command": place_order(id)})).await;
+    }
+    ann.send(Message::Text("{".into())).await.unwrap();
+    gate.arrived.wait_for(|arrived| *arrived).await.unwrap();
+    // Meanwhile the room's events still reach Ann.
+    bob_places(&mut bob, 1).await;
+    let others = events_up_to(&mut ann, 0, 1).await;
+    assert!(others.is_empty(), "{others:?}");
+
+    gate.open.send_replace(true);
+    let others = events_up_to(&mut ann, 1, 5).await;
+    let mut answers: Vec<Value> = others;
+    while answers.len() < 5 {
+        let msg = recv(&mut ann).await;
+        if msg.get("event").is_none() {
+            answers.push(msg);
+        }
+    }
+    let acked: Vec<Value> = answers[..4]
+        .iter()
+        .map(|a| a["ack"]["id"].clone())
+        .collect();
+    assert_eq!(acked, ids.iter().map(|id| json!(id)).collect::<Vec<_>>());
+    assert_eq!(
+        answers[4]["error"]["code"], "invalid_json",
+        "{}",
+        answers[4]
+    );
 }

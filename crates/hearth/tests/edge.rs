@@ -382,3 +382,132 @@ async fn nul_text_is_refused_at_the_wire_on_postgres() {
 async fn nul_text_is_refused_at_the_wire_on_sqlite() {
     nul_text_is_refused_at_the_wire(Kind::Sqlite).await;
 }
+
+// --- The slow-consumer rule closes only sockets that do not read ------------------------
+
+/// What one socket saw: answers to its commands (in the order they came) and the seqs of
+/// the events, until it had them all or it was closed (with this code).
+#[derive(Debug, Default)]
+struct Seen {
+    answers: Vec<Value>,
+    seqs: Vec<u64>,
+    closed: Option<String>,
+}
+
+async fn burst(server: &Server, kind: Kind) {
+    const SOCKETS: usize = 10;
+    const BURST: usize = 50; // the documented burst of the per-socket rate limit
+    let (household, token) = server.household().await;
+    let mut sockets = Vec::new();
+    for _ in 0..SOCKETS {
+        sockets.push(server.socket(household, &token).await);
+    }
+    let total = (SOCKETS * BURST) as u64;
+    let mut runs = Vec::new();
+    for mut ws in sockets {
+        runs.push(tokio::spawn(async move {
+            let ids: Vec<Uuid> = (0..BURST).map(|_| Uuid::now_v7()).collect();
+            // All at once: one write of the whole burst.
+            let frames: Vec<Result<Message, _>> = ids
+                .iter()
+                .map(|id| {
+                    Ok(Message::text(
+                        json!({"command": place_order(*id)}).to_string(),
+                    ))
+                })
+                .collect();
+            ws.send_all(&mut futures::stream::iter(frames))
+                .await
+                .unwrap();
+            let mut seen = Seen::default();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while seen.answers.len() < BURST || (seen.seqs.len() as u64) < total {
+                let Ok(next) = tokio::time::timeout_at(deadline, ws.next()).await else {
+                    seen.closed = Some("still waiting after 60 s".into());
+                    break;
+                };
+                let Some(msg) = next else {
+                    seen.closed = Some("ended".into());
+                    break;
+                };
+                match msg {
+                    Ok(Message::Text(text)) => {
+                        let value: Value = serde_json::from_str(text.as_str()).unwrap();
+                        if let Some(event) = value.get("event") {
+                            seen.seqs.push(event["seq"].as_u64().unwrap());
+                        } else {
+                            seen.answers.push(value);
+                        }
+                    }
+                    Ok(Message::Close(frame)) => {
+                        seen.closed = Some(format!("{frame:?}"));
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        seen.closed = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            (ids, seen)
+        }));
+    }
+    let mut closed = 0;
+    for run in runs {
+        let (ids, seen) = run.await.unwrap();
+        if let Some(why) = &seen.closed {
+            closed += 1;
+            eprintln!(
+                "{kind:?}: a socket closed ({why}) after {} answers and {} events",
+                seen.answers.len(),
+                seen.seqs.len()
+            );
+            continue;
+        }
+        // Every command answered, in the order sent, each with an ack.
+        let acked: Vec<Value> = seen
+            .answers
+            .iter()
+            .map(|a| a["ack"]["id"].clone())
+            .collect();
+        assert_eq!(
+            acked,
+            ids.iter().map(|id| json!(id)).collect::<Vec<_>>(),
+            "{kind:?}"
+        );
+        assert_eq!(
+            seen.seqs,
+            (1..=total).collect::<Vec<_>>(),
+            "{kind:?}: every event once, in order"
+        );
+    }
+    assert_eq!(closed, 0, "{kind:?}: sockets closed");
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "hearth_slow_consumers_total 0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn bursts_of_ten_sockets_are_all_answered_without_slow_consumers_on_postgres() {
+    let server = serve(Kind::Postgres, |_| {}).await;
+    burst(&server, Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn bursts_of_ten_sockets_are_all_answered_without_slow_consumers_on_sqlite() {
+    let server = serve(Kind::Sqlite, |_| {}).await;
+    burst(&server, Kind::Sqlite).await;
+}
