@@ -127,8 +127,9 @@ pub(crate) async fn json_errors(
             "the request body is above {} bytes",
             app.settings.max_frame_bytes
         ),
-        // The framework's own words (e.g. why a query string did not parse), if short;
-        // never a body of ours (ours are JSON).
+        s if s.is_server_error() => s.canonical_reason().unwrap_or("error").to_owned(),
+        // The framework's own words (e.g. why a path did not parse), if short; never a
+        // body of ours (ours are JSON), never a server error's.
         _ => axum::body::to_bytes(body, 1024)
             .await
             .ok()

@@ -504,6 +504,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_command_id_of_an_unparsed_frame_or_body() {
+        let id = Uuid::now_v7();
+        let framed = json!({"command": {"id": id, "type": "X"}}).to_string();
+        let bare = json!({"id": id, "type": "X", "payload": {}}).to_string();
+        assert_eq!(command_id_of(framed.as_bytes()), Some(CommandId(id)));
+        assert_eq!(command_id_of(bare.as_bytes()), Some(CommandId(id)));
+        for none in [
+            r#"{"sync":{"since":1}}"#,
+            r#"{"command":{"id":"x"}}"#,
+            "{",
+            "[]",
+        ] {
+            assert_eq!(command_id_of(none.as_bytes()), None, "{none}");
+        }
+    }
+
     fn cases_id_message(id: Uuid) -> String {
         json!({"command": {"id": id, "type": "PlaceOrder", "payload": {"note": "\u{0}"}}})
             .to_string()
