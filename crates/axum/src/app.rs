@@ -35,6 +35,12 @@ pub struct Settings {
     pub max_frame_bytes: usize,
     /// Frames above this close the socket with 1009 without being read.
     pub hard_max_frame_bytes: usize,
+    /// Longest request URI (path and query) answered; above it, 414. (hyper itself
+    /// answers 414, with an empty body, above 65,534 bytes whatever this says.)
+    pub max_uri_bytes: usize,
+    /// Commands a socket may have waiting for execution (its own, run one at a time in
+    /// order); while that many wait, the socket is not read (TCP pushes back).
+    pub commands_in_flight: usize,
     /// Token bucket per socket, for every frame it sends (commands, syncs, anything):
     /// burst size and refill rate. Commands also count against the member's rate in
     /// [`LimitSettings::member_rate`], shared by all of the member's sockets.
@@ -61,6 +67,8 @@ impl Default for Settings {
             outgoing_queue: 256,
             max_frame_bytes: 64 * 1024,
             hard_max_frame_bytes: 1024 * 1024,
+            max_uri_bytes: 8 * 1024,
+            commands_in_flight: 64,
             rate_burst: 50,
             rate_per_second: 20.0,
             limits: LimitSettings::default(),
@@ -214,7 +222,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/party/{room}/{*path}", any(socket::default_party_room))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state.clone());
-    let app = match web_dir {
+    let routed = match web_dir {
         // Routes above win; anything else is a file of the web client, or its
         // index.html (client-side routes such as `/join/<household>/<code>`).
         Some(dir) => {
@@ -226,9 +234,15 @@ fn router(state: Arc<AppState>) -> Router {
         }
         None => api,
     };
-    // Every request, static files included, counts against its client address.
-    app.layer(axum::middleware::from_fn_with_state(
-        state,
-        crate::limits::per_address,
-    ))
+    // Every request, static files included, counts against its client address;
+    // outermost, every error status leaves with the JSON error shape, whoever made it.
+    routed
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::per_address,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            http::json_errors,
+        ))
 }

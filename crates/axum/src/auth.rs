@@ -59,6 +59,19 @@ pub enum TokenError {
     Signing(String),
 }
 
+/// The token of an `Authorization: Bearer <token>` header. The scheme is matched
+/// without regard to case (RFC 9110, section 11.1): `bearer` and `BEARER` work too.
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, token) = value.split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Signs and checks tokens with one secret.
 #[derive(Clone)]
 pub struct Tokens {
@@ -122,6 +135,25 @@ impl Tokens {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_without_regard_to_case() {
+        let with = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(
+                axum::http::header::AUTHORIZATION,
+                axum::http::HeaderValue::from_str(value).unwrap(),
+            );
+            bearer_token(&headers).map(str::to_owned)
+        };
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "BeArEr   abc "] {
+            assert_eq!(with(value).as_deref(), Some("abc"), "{value}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", "abc"] {
+            assert_eq!(with(value), None, "{value}");
+        }
+        assert_eq!(bearer_token(&axum::http::HeaderMap::new()), None);
+    }
 
     #[test]
     fn secrets_never_print() {

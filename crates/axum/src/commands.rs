@@ -77,13 +77,18 @@ pub(crate) async fn execute(
         Err(e) => {
             m.commands_failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%room, command = %id, error = %e, "command failed");
-            let code = match e {
-                ServiceError::Contention { .. } => codes::CONTENTION,
-                ServiceError::Store(_) => codes::UNAVAILABLE,
+            // What the store said stays in the log: no database text reaches a client.
+            let (code, message) = match e {
+                ServiceError::Contention { .. } => (
+                    codes::CONTENTION,
+                    "the order is busy with other commands; retry with the same id",
+                ),
+                ServiceError::Store(_) => (
+                    codes::UNAVAILABLE,
+                    "the event store is unavailable; retry with the same id",
+                ),
             };
-            BadInput::new(code, format!("{e}; retry with the same id"))
-                .with_id(Some(id))
-                .to_message()
+            BadInput::new(code, message).with_id(Some(id)).to_message()
         }
     }
 }

@@ -19,6 +19,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// What a client is told when the event store fails.
+const STORE: &str = "the event store";
+
 /// An HTTP error with the same body shape as the socket's: `{"error": {"code", "message"}}`.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -50,12 +53,21 @@ impl ApiError {
         }
     }
 
-    fn unavailable(e: impl std::fmt::Display) -> Self {
+    /// A store, the directory or a provider failed. What it said stays in the server's
+    /// log: a client never sees a database's (or provider's) error text.
+    fn unavailable(what: &'static str, error: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(%error, "{what} failed");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             codes::UNAVAILABLE,
-            e.to_string(),
+            format!("{what} is unavailable; retry"),
         )
+    }
+}
+
+impl From<wire::BadInput> for ApiError {
+    fn from(bad: wire::BadInput) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, bad.code, bad.message)
     }
 }
 
@@ -79,26 +91,108 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The error code of an HTTP status the framework (or hyper) answers by itself.
+fn status_code_name(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => codes::INVALID_MESSAGE,
+        StatusCode::UNAUTHORIZED => codes::UNAUTHORIZED,
+        StatusCode::NOT_FOUND => codes::NOT_FOUND,
+        StatusCode::METHOD_NOT_ALLOWED => codes::METHOD_NOT_ALLOWED,
+        StatusCode::PAYLOAD_TOO_LARGE => codes::BODY_TOO_LARGE,
+        StatusCode::URI_TOO_LONG => codes::URI_TOO_LONG,
+        StatusCode::TOO_MANY_REQUESTS => codes::RATE_LIMITED,
+        StatusCode::SERVICE_UNAVAILABLE => codes::UNAVAILABLE,
+        s if s.is_server_error() => codes::INTERNAL,
+        _ => codes::BAD_REQUEST,
+    }
+}
+
+/// Middleware around every route: refuses a URI above `max_uri_bytes` (414), and gives
+/// every error status without a JSON body (axum's own 404, 405, 413, an extractor's 400,
+/// ...) the error shape `{"error": {"code", "message"}}`, keeping its status and
+/// headers (e.g. `Allow` on a 405).
+pub(crate) async fn json_errors(
+    State(app): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let max_uri = app.settings.max_uri_bytes;
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if uri_len > max_uri {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            codes::URI_TOO_LONG,
+            format!("the request URI has {uri_len} bytes; at most {max_uri} are accepted"),
+        )
+        .into_response();
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let message = match status {
+        StatusCode::NOT_FOUND => format!("nothing at {path}"),
+        StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the request body is above {} bytes",
+            app.settings.max_frame_bytes
+        ),
+        s if s.is_server_error() => s.canonical_reason().unwrap_or("error").to_owned(),
+        // The framework's own words (e.g. why a path did not parse), if short; never a
+        // body of ours (ours are JSON), never a server error's.
+        _ => axum::body::to_bytes(body, 1024)
+            .await
+            .ok()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
+    };
+    let body = wire::BadInput::new(status_code_name(status), message)
+        .to_message()
+        .to_json();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 fn json_response(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Parses a JSON body, naming the field at fault.
+/// Parses a JSON body, naming the field at fault; text no store can hold is refused
+/// wherever it is, before anything else looks at the body.
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_JSON,
+            format!("not valid JSON: {e}"),
+        )
+    })?;
+    wire::check_storable(&value, "")?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let code = if e.inner().is_syntax() || e.inner().is_eof() {
-            codes::INVALID_JSON
-        } else {
-            codes::INVALID_MESSAGE
-        };
         let message = if path == "." {
             e.inner().to_string()
         } else {
             format!("{path}: {}", e.inner())
         };
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+        ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_MESSAGE, message)
     })
 }
 
@@ -136,7 +230,10 @@ pub(crate) async fn catalog(State(app): State<Arc<AppState>>) -> Result<Response
             "no inventory provider is configured on this server",
         ));
     };
-    let items = inventory.catalog().await.map_err(ApiError::unavailable)?;
+    let items = inventory
+        .catalog()
+        .await
+        .map_err(|e| ApiError::unavailable("the inventory provider", &e))?;
     Ok(Json(items).into_response())
 }
 
@@ -233,7 +330,7 @@ fn issue(app: &AppState, member: &Member) -> Result<String, ApiError> {
             app.clock.now(),
             ttl,
         )
-        .map_err(ApiError::unavailable)
+        .map_err(|e| ApiError::unavailable("the token signer", &e))
 }
 
 fn directory_error(e: DirectoryError) -> ApiError {
@@ -251,9 +348,9 @@ fn directory_error(e: DirectoryError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, codes::INVITE_USED, e.to_string())
         }
         DirectoryError::HouseholdExists(_) | DirectoryError::MemberExists(_) => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, e.to_string())
         }
-        DirectoryError::Store(e) => ApiError::unavailable(e),
+        DirectoryError::Store(e) => ApiError::unavailable("the directory", &e),
     }
 }
 
@@ -272,18 +369,13 @@ fn bearer(
     household: HouseholdId,
     headers: &HeaderMap,
 ) -> Result<MemberId, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                codes::UNAUTHORIZED,
-                "no token: send Authorization: Bearer <token>",
-            )
-        })?;
+    let token = crate::auth::bearer_token(headers).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHORIZED,
+            "no token: send Authorization: Bearer <token>",
+        )
+    })?;
     let member = app
         .tokens
         .verify(token, household)
@@ -451,12 +543,16 @@ async fn events_after(
             ));
         }
     };
-    let head = app.store.head(room).await.map_err(ApiError::unavailable)?;
+    let head = app
+        .store
+        .head(room)
+        .await
+        .map_err(|e| ApiError::unavailable(STORE, &e))?;
     let events = app
         .store
         .read_feed(room, since, limit)
         .await
-        .map_err(ApiError::unavailable)?;
+        .map_err(|e| ApiError::unavailable(STORE, &e))?;
     Ok(Json(RoomEvents { events, head }).into_response())
 }
 
@@ -467,10 +563,11 @@ async fn state(app: &AppState, room: HouseholdId) -> Result<Response, ApiError> 
             .store
             .read_feed(room, view.seq, PAGE)
             .await
-            .map_err(ApiError::unavailable)?;
+            .map_err(|e| ApiError::unavailable(STORE, &e))?;
         let n = events.len();
         for event in &events {
-            view.apply(event).map_err(ApiError::unavailable)?;
+            view.apply(event)
+                .map_err(|e| ApiError::unavailable(STORE, &e))?;
         }
         if n < PAGE {
             break;

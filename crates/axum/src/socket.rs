@@ -4,18 +4,19 @@
 //! any upgrade.
 
 use crate::app::AppState;
-use crate::auth::{Claims, TokenError};
+use crate::auth::{Claims, TokenError, bearer_token};
 use crate::commands;
 use crate::http::{self, ApiError};
 use crate::limits::SocketPermit;
 use crate::rooms::{Batch, Kick, Member, PAGE};
-use crate::wire::{self, BadInput, ClientMessage, ServerMessage, Welcome, codes};
+use crate::wire::{self, BadInput, ClientMessage, ServerMessage, Welcome, WireCommand, codes};
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::SinkExt as _;
 use hearth_core::{HouseholdId, MemberId};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +81,11 @@ async fn serve_room(
         )
         .into_response();
     };
+    // Before anything reads them: no query parameter may carry text a store refuses.
+    if let Err(bad) = wire::check_storable_query(&query) {
+        app.metrics.bad_input.fetch_add(1, Ordering::Relaxed);
+        return ApiError::from(bad).into_response();
+    }
     let claims = match authenticate(&app, room, &query, &headers) {
         Ok(claims) => claims,
         Err(e) => {
@@ -116,7 +122,7 @@ async fn serve_room(
         Err(_) if method == Method::POST => http::room_post(&app, room, claims.sub, &body).await,
         Err(_) => ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            codes::METHOD_NOT_ALLOWED,
             "the room takes GET (state, or events with since=N), POST (a command) or a WebSocket upgrade",
         )
         .into_response(),
@@ -130,15 +136,10 @@ fn authenticate(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Claims, TokenError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
     let token = query
         .get("token")
         .map(String::as_str)
-        .or(bearer)
+        .or_else(|| bearer_token(headers))
         .ok_or(TokenError::Missing)?;
     app.tokens.verify(token, room)
 }
@@ -196,10 +197,33 @@ struct Connection {
 
 /// Why a connection ends.
 enum Stop {
-    /// The client left or the socket failed.
+    /// The socket failed or ended without a Close frame.
     Gone,
+    /// The client sent a Close frame: answer it (RFC 6455, section 5.5.1).
+    ClosedByClient,
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
+}
+
+/// Close code of a frame above the hard limit (RFC 6455: "message too big").
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Why a read failed: a frame above the hard limit gets 1009, anything else ends the
+/// socket without a Close frame (the socket is broken).
+fn read_failed(error: axum::Error) -> Stop {
+    match error.into_inner().downcast::<tungstenite::Error>() {
+        Ok(e) if matches!(*e, tungstenite::Error::Capacity(_)) => {
+            Stop::Close(CLOSE_TOO_BIG, "frame above the hard limit")
+        }
+        Ok(e) => {
+            tracing::debug!(error = %e, "socket read failed");
+            Stop::Gone
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "socket read failed");
+            Stop::Gone
+        }
+    }
 }
 
 /// A token bucket: `burst` messages at once, refilled at `rate` per second.
@@ -356,16 +380,24 @@ impl Connection {
         };
         app.rooms.leave(self.room, handle);
         app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
-        if let Stop::Close(code, reason) = stop {
-            let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            };
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                live.socket.send(Message::Close(Some(frame))),
-            )
-            .await;
+        match stop {
+            Stop::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                };
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    live.socket.send(Message::Close(Some(frame))),
+                )
+                .await;
+            }
+            // The reply (echoing the client's code) was queued when its Close frame was
+            // read; flushing writes it.
+            Stop::ClosedByClient => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), live.socket.flush()).await;
+            }
+            Stop::Gone => {}
         }
     }
 
@@ -383,6 +415,10 @@ impl Connection {
         Ok(())
     }
 
+    /// The connection's loop: the socket, the room's batches, the answers of the
+    /// command task, kicks and pings. It never awaits a command's execution, so its
+    /// outgoing queue keeps draining while its own commands run (only a socket that
+    /// does not read is a slow consumer).
     async fn serve(&self, live: &mut Live, mut batches: mpsc::Receiver<Batch>) -> Stop {
         let settings = &self.app.settings;
         let mut bucket = Bucket {
@@ -391,11 +427,24 @@ impl Connection {
             rate: settings.rate_per_second,
             last: Instant::now(),
         };
+        let in_flight = settings.commands_in_flight.max(1);
+        let (jobs, queued) = mpsc::channel(in_flight);
+        let (answer, mut answers) = mpsc::channel(in_flight);
+        let worker = tokio::spawn(run_commands(
+            self.app.clone(),
+            self.room,
+            self.member,
+            queued,
+            answer,
+        ));
         let mut ping = tokio::time::interval(settings.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         let mut last_seen = Instant::now();
-        loop {
+        let stop = loop {
+            // A full queue of commands: the socket is not read until one finishes
+            // (backpressure through TCP), but everything else goes on.
+            let reading = jobs.capacity() > 0;
             let step = tokio::select! {
                 _ = live.kick.changed() => Err(live.kicked()),
                 batch = batches.recv() => match batch {
@@ -406,18 +455,20 @@ impl Connection {
                         kicked => kicked,
                     }),
                 },
-                incoming = live.socket.recv() => match incoming {
+                Some(message) = answers.recv() => live.reply(&message).await,
+                incoming = live.socket.recv(), if reading => match incoming {
                     Some(Ok(message)) => {
                         last_seen = Instant::now();
-                        self.incoming(live, &mut bucket, message).await
+                        self.incoming(live, &mut bucket, &jobs, message).await
                     }
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "socket read failed");
-                        Err(Stop::Gone)
-                    }
+                    Some(Err(e)) => Err(read_failed(e)),
                     None => Err(Stop::Gone),
                 },
                 _ = ping.tick() => {
+                    if !reading {
+                        // Not read on purpose: its silence proves nothing.
+                        last_seen = Instant::now();
+                    }
                     if last_seen.elapsed() > settings.ping_timeout {
                         self.app.metrics.dead_sockets.fetch_add(1, Ordering::Relaxed);
                         Err(Stop::Gone)
@@ -427,15 +478,22 @@ impl Connection {
                 }
             };
             if let Err(stop) = step {
-                return stop;
+                break stop;
             }
-        }
+        };
+        // The command task finishes the command it runs (if any) and skips the rest:
+        // their answers could not be sent, and a resend with the same ids is safe.
+        drop(jobs);
+        drop(answers);
+        drop(worker);
+        stop
     }
 
     async fn incoming(
         &self,
         live: &mut Live,
         bucket: &mut Bucket,
+        jobs: &mpsc::Sender<Job>,
         message: Message,
     ) -> Result<(), Stop> {
         let text = match message {
@@ -445,10 +503,10 @@ impl Connection {
                     codes::BINARY_NOT_SUPPORTED,
                     "binary frames are not supported: send JSON text",
                 );
-                return self.bad(live, bad).await;
+                return self.bad(jobs, bad);
             }
             Message::Ping(_) | Message::Pong(_) => return Ok(()),
-            Message::Close(_) => return Err(Stop::Gone),
+            Message::Close(_) => return Err(Stop::ClosedByClient),
         };
         let max = self.app.settings.max_frame_bytes;
         if text.len() > max {
@@ -459,7 +517,7 @@ impl Connection {
                     text.len()
                 ),
             );
-            return self.bad(live, bad).await;
+            return self.bad(jobs, bad);
         }
         if !bucket.take() {
             let bad = BadInput::new(
@@ -468,22 +526,22 @@ impl Connection {
                     "too many messages: at most {} at once and {} per second; this one was dropped",
                     self.app.settings.rate_burst, self.app.settings.rate_per_second
                 ),
-            );
-            return self.bad(live, bad).await;
+            )
+            .with_id(wire::command_id_of(text.as_bytes()));
+            return self.bad(jobs, bad);
         }
         match wire::parse_client_message(text.as_str()) {
-            Err(bad) => self.bad(live, bad).await,
+            Err(bad) => self.bad(jobs, bad),
             Ok(ClientMessage::Command(command)) => {
                 // The member's rate, shared by all of their sockets and HTTP calls.
-                if let Err(refusal) =
-                    self.app
-                        .limits
-                        .member(self.room, self.member, Some(command.id))
+                match self
+                    .app
+                    .limits
+                    .member(self.room, self.member, Some(command.id))
                 {
-                    return self.bad(live, refusal.to_bad_input()).await;
+                    Ok(()) => queue(jobs, Job::Execute(command)),
+                    Err(refusal) => self.bad(jobs, refusal.to_bad_input()),
                 }
-                let reply = commands::execute(&self.app, self.room, self.member, command).await;
-                live.reply(&reply).await
             }
             Ok(ClientMessage::Sync(sync)) => {
                 if sync.since < live.cursor {
@@ -497,9 +555,49 @@ impl Connection {
         }
     }
 
-    async fn bad(&self, live: &mut Live, bad: BadInput) -> Result<(), Stop> {
+    /// Bad input is answered in turn with the commands before it.
+    fn bad(&self, jobs: &mpsc::Sender<Job>, bad: BadInput) -> Result<(), Stop> {
         self.app.metrics.bad_input.fetch_add(1, Ordering::Relaxed);
-        live.reply(&bad.to_message()).await
+        queue(jobs, Job::Answer(bad.to_message()))
+    }
+}
+
+/// What the command task of a connection does with each frame, in the order read.
+enum Job {
+    /// Dispatch the command and answer with its outcome.
+    Execute(WireCommand),
+    /// Answer this (bad input), after the answers of the commands before it.
+    Answer(ServerMessage),
+}
+
+/// Queues a job; the loop reads the socket only while the queue has room, so there is.
+fn queue(jobs: &mpsc::Sender<Job>, job: Job) -> Result<(), Stop> {
+    jobs.try_send(job).map_err(|e| {
+        tracing::error!(error = %e, "the command queue of a connection refused a job");
+        Stop::Close(1011, "internal error; reconnect")
+    })
+}
+
+/// A connection's command task: runs its commands one at a time, in the order they
+/// came (so answers keep that order), and hands each answer to the connection's loop.
+async fn run_commands(
+    app: Arc<AppState>,
+    room: HouseholdId,
+    member: MemberId,
+    mut jobs: mpsc::Receiver<Job>,
+    answers: mpsc::Sender<ServerMessage>,
+) {
+    while let Some(job) = jobs.recv().await {
+        if answers.is_closed() {
+            break;
+        }
+        let answer = match job {
+            Job::Execute(command) => commands::execute(&app, room, member, command).await,
+            Job::Answer(message) => message,
+        };
+        if answers.send(answer).await.is_err() {
+            break;
+        }
     }
 }
 

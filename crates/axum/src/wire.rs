@@ -174,6 +174,101 @@ pub mod codes {
     pub const NOT_FOUND: &str = "not_found";
     pub const INVITE_EXPIRED: &str = "invite_expired";
     pub const INVITE_USED: &str = "invite_used";
+    pub const CONFLICT: &str = "conflict";
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// An HTTP body above the limit (413).
+    pub const BODY_TOO_LARGE: &str = "body_too_large";
+    /// A request URI above the limit (414).
+    pub const URI_TOO_LONG: &str = "uri_too_long";
+    /// Any other refusal by the HTTP layer itself (4xx).
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// A server fault (5xx) with nothing more to say.
+    pub const INTERNAL: &str = "internal";
+    /// Text that a store cannot hold (see [`super::UNSTORABLE`]), anywhere in what a
+    /// client sends.
+    pub const UNSTORABLE_TEXT: &str = "unstorable_text";
+}
+
+/// Code points that some store refuses, so the wire refuses them from every client on
+/// every store: U+0000 (PostgreSQL's `text` and `jsonb` refuse it: SQLSTATE 22021 and
+/// 22P05). Checked on PostgreSQL 15 (UTF8): every other scalar value is stored,
+/// including other control characters and noncharacters (U+FFFE, U+FFFF, U+10FFFF);
+/// SQLite stores any text. Lone surrogates cannot occur: JSON escapes of them are
+/// refused by the parser (`invalid_json`) and a Rust string cannot hold one.
+pub const UNSTORABLE: &[char] = &['\0'];
+
+/// One step of the path to a JSON value.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The path to the first text in `value` (a string or an object key) holding an
+/// [`UNSTORABLE`] code point, innermost step first; `Some(path, true)` if it is a key.
+fn find_unstorable(value: &serde_json::Value) -> Option<(Vec<Step<'_>>, bool)> {
+    use serde_json::Value;
+    let bad = |text: &str| text.contains(UNSTORABLE);
+    match value {
+        Value::String(text) if bad(text) => Some((Vec::new(), false)),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            find_unstorable(item).map(|(mut path, key)| {
+                path.push(Step::Index(i));
+                (path, key)
+            })
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            if bad(k) {
+                return Some((vec![Step::Key(k)], true));
+            }
+            find_unstorable(item).map(|(mut path, key)| {
+                path.push(Step::Key(k));
+                (path, key)
+            })
+        }),
+        _ => None,
+    }
+}
+
+/// Refuses text a store cannot hold anywhere in `value` (every string and every object
+/// key, however deep), naming the field as `at.path[0].to.it` (`at` may be empty).
+pub fn check_storable(value: &serde_json::Value, at: &str) -> Result<(), BadInput> {
+    let Some((steps, is_key)) = find_unstorable(value) else {
+        return Ok(());
+    };
+    let mut field = at.to_owned();
+    for step in steps.iter().rev() {
+        match step {
+            Step::Key(k) if field.is_empty() => field.push_str(&k.escape_debug().to_string()),
+            Step::Key(k) => {
+                field.push('.');
+                field.push_str(&k.escape_debug().to_string());
+            }
+            Step::Index(i) => field.push_str(&format!("[{i}]")),
+        }
+    }
+    let what = if is_key { "the key" } else { "the text" };
+    Err(BadInput::new(
+        codes::UNSTORABLE_TEXT,
+        format!("{field}: {what} holds U+0000 (NUL), which no store can hold"),
+    ))
+}
+
+/// [`check_storable`] of each query parameter (name and value), naming it.
+pub fn check_storable_query<'a>(
+    params: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), BadInput> {
+    for (name, value) in params {
+        if name.contains(UNSTORABLE) || value.contains(UNSTORABLE) {
+            return Err(BadInput::new(
+                codes::UNSTORABLE_TEXT,
+                format!(
+                    "query parameter {}: holds U+0000 (NUL), which no store can hold",
+                    name.escape_debug()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Bad input, ready to be sent as `{"error": ...}`.
@@ -233,6 +328,12 @@ fn typed<T: DeserializeOwned>(
 pub fn parse_client_message(text: &str) -> Result<ClientMessage, BadInput> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| BadInput::new(codes::INVALID_JSON, format!("not valid JSON: {e}")))?;
+    // The command id, to name it in any refusal.
+    let id = value
+        .get("command")
+        .and_then(|c| c.get("id"))
+        .and_then(|v| serde_json::from_value::<CommandId>(v.clone()).ok());
+    check_storable(&value, "").map_err(|e| e.with_id(id))?;
     let serde_json::Value::Object(map) = value else {
         return Err(BadInput::new(
             codes::INVALID_MESSAGE,
@@ -248,9 +349,6 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, BadInput> {
     };
     match kind.as_str() {
         "command" => {
-            let id = body
-                .get("id")
-                .and_then(|v| serde_json::from_value::<CommandId>(v.clone()).ok());
             let command = typed::<WireCommand>(body, "command", codes::INVALID_MESSAGE)
                 .map_err(|e| e.with_id(id))?;
             Ok(ClientMessage::Command(command))
@@ -267,6 +365,26 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, BadInput> {
     }
 }
 
+/// The command id of a frame or body that was not parsed (e.g. refused by a rate
+/// limit), so the refusal can name it: `{"command": {"id": ...}}` or a bare command
+/// `{"id": ...}`. `None` if there is none to read.
+pub fn command_id_of(text: &[u8]) -> Option<CommandId> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default)]
+        command: Option<PeekId>,
+        #[serde(default)]
+        id: Option<CommandId>,
+    }
+    #[derive(Deserialize)]
+    struct PeekId {
+        #[serde(default)]
+        id: Option<CommandId>,
+    }
+    let peek: Peek = serde_json::from_slice(text).ok()?;
+    peek.command.and_then(|c| c.id).or(peek.id)
+}
+
 /// Parses a command body (as in the HTTP API: `{"id", "type", "payload", ...}`).
 pub fn parse_wire_command(body: &[u8]) -> Result<WireCommand, BadInput> {
     let value: serde_json::Value = serde_json::from_slice(body)
@@ -274,6 +392,7 @@ pub fn parse_wire_command(body: &[u8]) -> Result<WireCommand, BadInput> {
     let id = value
         .get("id")
         .and_then(|v| serde_json::from_value::<CommandId>(v.clone()).ok());
+    check_storable(&value, "command").map_err(|e| e.with_id(id))?;
     typed::<WireCommand>(value, "command", codes::INVALID_MESSAGE).map_err(|e| e.with_id(id))
 }
 
@@ -318,6 +437,7 @@ pub fn parse_command(command: &WireCommand) -> Result<Command, BadInput> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn names_the_field_at_fault() {
@@ -341,6 +461,71 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn text_no_store_can_hold_is_refused_naming_the_field() {
+        let id = Uuid::nil();
+        let cases = [
+            (
+                json!({"command": {"id": id, "type": "PlaceOrder", "payload": {"lines": [{"sku": "a"}, {"name": "b\u{0}"}]}}}),
+                "command.payload.lines[1].name: the text",
+            ),
+            (
+                json!({"command": {"id": id, "type": "P\u{0}", "payload": {}}}),
+                "command.type: the text",
+            ),
+            (
+                json!({"command": {"id": id, "type": "PlaceOrder", "payload": {"no\u{0}te": "x"}}}),
+                "command.payload.no\\0te: the key",
+            ),
+            (json!({"sync\u{0}": {}}), "sync\\0: the key"),
+        ];
+        for (message, field) in cases {
+            let err = parse_client_message(&message.to_string()).unwrap_err();
+            assert_eq!(err.code, codes::UNSTORABLE_TEXT, "{message}");
+            assert!(err.message.starts_with(field), "{}", err.message);
+        }
+        // The command id is named when it can be read.
+        let err = parse_client_message(&cases_id_message(id)).unwrap_err();
+        assert_eq!(err.id, Some(CommandId(id)));
+        let err =
+            parse_wire_command(br#"{"id": "x\u0000", "type": "A", "payload": {}}"#).unwrap_err();
+        assert_eq!(
+            (err.code, err.message.split(':').next()),
+            (codes::UNSTORABLE_TEXT, Some("command.id"))
+        );
+        // Other control characters and noncharacters are storable: the core judges them.
+        assert!(check_storable(&json!({"a": ["\u{1}\u{7f}\u{fffe}\u{10ffff}"]}), "").is_ok());
+        // A lone surrogate never becomes text.
+        assert_eq!(
+            parse_client_message(r#"{"sync": "\ud800"}"#)
+                .unwrap_err()
+                .code,
+            codes::INVALID_JSON
+        );
+    }
+
+    #[test]
+    fn the_command_id_of_an_unparsed_frame_or_body() {
+        let id = Uuid::now_v7();
+        let framed = json!({"command": {"id": id, "type": "X"}}).to_string();
+        let bare = json!({"id": id, "type": "X", "payload": {}}).to_string();
+        assert_eq!(command_id_of(framed.as_bytes()), Some(CommandId(id)));
+        assert_eq!(command_id_of(bare.as_bytes()), Some(CommandId(id)));
+        for none in [
+            r#"{"sync":{"since":1}}"#,
+            r#"{"command":{"id":"x"}}"#,
+            "{",
+            "[]",
+        ] {
+            assert_eq!(command_id_of(none.as_bytes()), None, "{none}");
+        }
+    }
+
+    fn cases_id_message(id: Uuid) -> String {
+        json!({"command": {"id": id, "type": "PlaceOrder", "payload": {"note": "\u{0}"}}})
+            .to_string()
     }
 
     #[test]

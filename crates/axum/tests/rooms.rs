@@ -3,8 +3,13 @@
 
 use futures::{SinkExt, StreamExt};
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
-use hearth_core::ports::{EventFeed, EventStore, FeedStream, Role};
-use hearth_core::{HouseholdId, MemberId};
+use hearth_core::ports::{
+    Append, Appended, Directory, DirectoryError, EventFeed, EventStore, FeedStream,
+    Household as DirHousehold, Invite, Job, Loaded, Member, Role, Snapshot, StoreError,
+};
+use hearth_core::{
+    CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, MemberId, OrderId, Timestamp,
+};
 use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -41,6 +46,15 @@ async fn spawn_app_with_feed(
     tune: impl FnOnce(&mut Settings),
     feed: Option<Arc<dyn EventFeed>>,
 ) -> TestApp {
+    spawn_app_on(tune, feed, |store| store).await
+}
+
+/// `wrap`: the store the server runs on, around the memory store.
+async fn spawn_app_on(
+    tune: impl FnOnce(&mut Settings),
+    feed: Option<Arc<dyn EventFeed>>,
+    wrap: impl FnOnce(Arc<MemoryEventStore>) -> Arc<dyn EventStore>,
+) -> TestApp {
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         token_secret: TokenSecret::new("test-secret"),
@@ -50,7 +64,7 @@ async fn spawn_app_with_feed(
     let store = Arc::new(MemoryEventStore::new());
     let ports = Ports {
         feed: feed.unwrap_or_else(|| Arc::new(store.feed())),
-        store: store.clone(),
+        store: wrap(store.clone()),
         directory: Arc::new(MemoryDirectory::new()),
         clock: Arc::new(SystemClock),
         inventory: None,
@@ -508,8 +522,125 @@ async fn oversized_frames_beyond_the_hard_limit_close_the_socket() {
     let _ = ws
         .send(Message::Text("x".repeat(2 * 1024 * 1024).into()))
         .await;
-    assert!(matches!(closed(&mut ws).await, Some(1009) | None));
+    assert_eq!(closed(&mut ws).await, Some(1009));
     assert_eq!(app.head(hh.id).await, 0);
+}
+
+#[tokio::test]
+async fn a_close_from_the_client_is_answered() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: 4321.into(),
+        reason: "bye".into(),
+    }))
+    .await
+    .unwrap();
+    // RFC 6455 5.5.1: the server answers with a Close frame, echoing the code.
+    assert_eq!(closed(&mut ws).await, Some(4321));
+}
+
+#[tokio::test]
+async fn every_error_status_has_a_json_body() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let room = app.http_url(&format!("/parties/household/{}", hh.id));
+    let big = json!({"name": "x".repeat(70 * 1024), "ownerName": "Ann"});
+    let cases = [
+        (app.http.get(app.http_url("/nope")), 404, "not_found"),
+        (
+            app.http.get(app.http_url("/households")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            app.http.delete(app.http_url("/healthz")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            app.http.post(app.http_url("/households")).json(&big),
+            413,
+            "body_too_large",
+        ),
+        (
+            app.http.post(&room).bearer_auth(&hh.owner).json(&big),
+            413,
+            "body_too_large",
+        ),
+        // One byte over the URI limit (8 KiB) is ours to answer, in JSON.
+        (
+            app.http.get(format!("{room}?pad={}", "x".repeat(8 * 1024))),
+            414,
+            "uri_too_long",
+        ),
+        // A path that is not UTF-8: axum's own 400.
+        (
+            app.http.get(app.http_url("/parties/household/%FF")),
+            400,
+            "invalid_message",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{code}");
+        let content_type = res.headers()[reqwest::header::CONTENT_TYPE].clone();
+        assert_eq!(content_type, "application/json", "{code}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    // A 405 keeps its Allow header.
+    let res = app
+        .http
+        .get(app.http_url("/households"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()[reqwest::header::ALLOW], "POST");
+    // Just under the URI limit is served.
+    let path = format!("/parties/household/{}?token={}&pad=", hh.id, hh.owner);
+    let pad = "x".repeat(8 * 1024 - path.len());
+    let res = app
+        .http
+        .get(app.http_url(&format!("{path}{pad}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn the_authorization_scheme_is_matched_without_regard_to_case() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let auth = format!("{scheme} {}", hh.owner);
+        let room = app.http_url(&format!("/parties/household/{}", hh.id));
+        let members = app.http_url(&format!("/households/{}/members", hh.id));
+        for url in [room, members] {
+            let res = app
+                .http
+                .get(&url)
+                .header(reqwest::header::AUTHORIZATION, &auth)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{scheme} on {url}");
+        }
+        let mut request = app.room_url(hh.id, "_pk=a").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", auth.parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert!(recv(&mut ws).await.get("welcome").is_some(), "{scheme}");
+    }
 }
 
 #[tokio::test]
@@ -521,20 +652,29 @@ async fn floods_are_rate_limited() {
     .await;
     let hh = app.household().await;
     let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
-    for _ in 0..6 {
-        send(&mut ws, json!({"command": place_order(Uuid::now_v7())})).await;
+    let ids: Vec<Uuid> = (0..6).map(|_| Uuid::now_v7()).collect();
+    for id in &ids {
+        send(&mut ws, json!({"command": place_order(*id)})).await;
     }
-    let mut acks = 0;
-    let mut limited = 0;
-    while acks + limited < 6 {
+    let mut acked = Vec::new();
+    let mut limited = Vec::new();
+    while acked.len() + limited.len() < 6 {
         let msg = recv(&mut ws).await;
         if msg.get("ack").is_some() {
-            acks += 1;
+            acked.push(msg["ack"]["id"].clone());
         } else if msg["error"]["code"] == "rate_limited" {
-            limited += 1;
+            // The refusal names the command it dropped.
+            limited.push(msg["error"]["id"].clone());
         }
     }
-    assert_eq!((acks, limited), (3, 3));
+    assert_eq!(
+        acked,
+        ids[..3].iter().map(|id| json!(id)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        limited,
+        ids[3..].iter().map(|id| json!(id)).collect::<Vec<_>>()
+    );
     assert_eq!(app.head(hh.id).await, 3);
 }
 
@@ -1086,4 +1226,523 @@ async fn households_invites_and_membership() {
         .await
         .unwrap();
     assert_eq!(res.status(), 410);
+}
+
+// --- Text no store can hold ------------------------------------------------------
+
+/// Every text field of every command a member can send, each with a NUL, and the field
+/// the refusal must name.
+fn commands_with_a_nul() -> Vec<(Value, &'static str)> {
+    let order = Uuid::now_v7();
+    let line = |sku: &str, name: &str| json!({"sku": sku, "name": name, "quantity": 1, "unitPriceCents": 100});
+    let place = |lines: Value, note: Option<&str>| {
+        let mut payload = json!({"orderId": order, "lines": lines});
+        if let Some(note) = note {
+            payload["note"] = json!(note);
+        }
+        json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": payload})
+    };
+    let command = |kind: &str, payload: Value| json!({"id": Uuid::now_v7(), "type": kind, "payload": payload});
+    vec![
+        (
+            place(json!([line("a", "A"), line("b", "B\u{0}")]), None),
+            "command.payload.lines[1].name",
+        ),
+        (
+            place(json!([line("a\u{0}", "A")]), None),
+            "command.payload.lines[0].sku",
+        ),
+        (
+            place(json!([line("a", "A")]), Some("ring\u{0}")),
+            "command.payload.note",
+        ),
+        (
+            command("CancelOrder", json!({"orderId": order, "reason": "\u{0}"})),
+            "command.payload.reason",
+        ),
+        (
+            command(
+                "RecordStockReserved",
+                json!({"orderId": order, "reservationId": "r\u{0}"}),
+            ),
+            "command.payload.reservationId",
+        ),
+        (
+            command(
+                "RejectOrder",
+                json!({"orderId": order, "reason": {"code": "paymentDeclined", "message": "\u{0}"}}),
+            ),
+            "command.payload.reason.message",
+        ),
+        (command("PlaceOrder\u{0}", json!({})), "command.type"),
+        (
+            json!({"id": "\u{0}", "type": "PlaceOrder", "payload": {}}),
+            "command.id",
+        ),
+        (
+            json!({"id": Uuid::now_v7(), "tenant": "\u{0}", "type": "PlaceOrder", "payload": {}}),
+            "command.tenant",
+        ),
+        (
+            json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": {}, "metadata": {"correlationId": "\u{0}"}}),
+            "command.metadata.correlationId",
+        ),
+    ]
+}
+
+fn assert_unstorable(reply: &Value, field: &str) {
+    let error = &reply["error"];
+    assert_eq!(error["code"], "unstorable_text", "{reply}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("{field}: ")),
+        "{field}: {message}"
+    );
+}
+
+#[tokio::test]
+async fn text_no_store_can_hold_is_refused_at_the_wire() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    for (command, field) in commands_with_a_nul() {
+        send(&mut ws, json!({"command": command})).await;
+        let reply = recv(&mut ws).await;
+        assert_unstorable(&reply, field);
+        if let Ok(id) = serde_json::from_value::<Uuid>(command["id"].clone()) {
+            assert_eq!(reply["error"]["id"], json!(id), "{reply}");
+        }
+        let (status, reply) = app.post(&hh, &command).await;
+        assert_eq!(status, 400, "{reply}");
+        assert_unstorable(&reply, field);
+        let (status, reply) = app.post(&hh, &json!({"command": command})).await;
+        assert_eq!(status, 400, "{reply}");
+        assert_unstorable(&reply, field);
+    }
+    send(&mut ws, json!({"sync\u{0}": {"since": 0}})).await;
+    assert_unstorable(&recv(&mut ws).await, "sync\\0");
+    assert_eq!(app.head(hh.id).await, 0, "nothing was appended");
+
+    // Bodies of the membership API.
+    let invite: Value = app
+        .http
+        .post(app.http_url(&format!("/households/{}/invites", hh.id)))
+        .bearer_auth(&hh.owner)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = invite["code"].as_str().unwrap();
+    let join = format!("/households/{}/join", hh.id);
+    let cases = [
+        (
+            "/households",
+            json!({"name": "H\u{0}", "ownerName": "Ann"}),
+            "name",
+        ),
+        (
+            "/households",
+            json!({"name": "H", "ownerName": "\u{0}"}),
+            "ownerName",
+        ),
+        (
+            join.as_str(),
+            json!({"code": format!("{code}\u{0}"), "name": "Bob"}),
+            "code",
+        ),
+        (
+            join.as_str(),
+            json!({"code": code, "name": "B\u{0}b"}),
+            "name",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let res = app
+            .http
+            .post(app.http_url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path} {field}");
+        assert_unstorable(&res.json().await.unwrap(), field);
+    }
+    // The invite was not spent by the refused joins.
+    let res = app
+        .http
+        .post(app.http_url(&join))
+        .json(&json!({"code": code, "name": "Bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+
+    // Query parameters, on the socket's upgrade and on the room's HTTP API.
+    for query in ["_pk=a%00", "token=%00", "since=%00", "x%00=1"] {
+        let url = app.http_url(&format!("/parties/household/{}?{query}", hh.id));
+        let res = app
+            .http
+            .get(&url)
+            .bearer_auth(&hh.owner)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{query}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unstorable_text", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("query parameter ")
+        );
+        let ws_url = app.room_url(hh.id, &format!("token={}&{query}", hh.owner));
+        match tokio_tungstenite::connect_async(ws_url).await {
+            Err(WsError::Http(res)) => assert_eq!(res.status(), 400, "{query}"),
+            other => panic!("{query}: upgraded: {other:?}"),
+        }
+    }
+}
+
+// --- No store error text reaches a client ---------------------------------------------
+
+/// What a failing database says; no client may ever see it.
+const DB_TEXT: &str = "db error: ERROR: invalid byte sequence (SQLSTATE 22021)";
+
+/// A store and a directory that fail every call with a database's words.
+#[derive(Debug)]
+struct Broken;
+
+fn broken() -> StoreError {
+    StoreError::Unavailable(DB_TEXT.into())
+}
+
+#[async_trait::async_trait]
+impl EventStore for Broken {
+    async fn append(&self, _: Append) -> Result<Appended, StoreError> {
+        Err(broken())
+    }
+    async fn load(&self, _: HouseholdId, _: OrderId, _: u32) -> Result<Loaded, StoreError> {
+        Err(broken())
+    }
+    async fn read_feed(
+        &self,
+        _: HouseholdId,
+        _: u64,
+        _: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        Err(broken())
+    }
+    async fn head(&self, _: HouseholdId) -> Result<u64, StoreError> {
+        Err(broken())
+    }
+    async fn outcome(
+        &self,
+        _: HouseholdId,
+        _: CommandId,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        Err(broken())
+    }
+    async fn save_snapshot(&self, _: Snapshot) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    async fn pending_jobs(&self, _: usize) -> Result<Vec<Job>, StoreError> {
+        Err(broken())
+    }
+    async fn mark_job_started(&self, _: HouseholdId, _: EventId) -> Result<(), StoreError> {
+        Err(broken())
+    }
+}
+
+#[async_trait::async_trait]
+impl Directory for Broken {
+    async fn create_household(&self, _: DirHousehold, _: Member) -> Result<(), DirectoryError> {
+        Err(broken().into())
+    }
+    async fn household(&self, _: HouseholdId) -> Result<Option<DirHousehold>, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn member(&self, _: HouseholdId, _: MemberId) -> Result<Option<Member>, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn members(&self, _: HouseholdId) -> Result<Vec<Member>, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn create_invite(&self, _: Invite) -> Result<(), DirectoryError> {
+        Err(broken().into())
+    }
+    async fn accept_invite(
+        &self,
+        _: HouseholdId,
+        _: &str,
+        _: Member,
+        _: Timestamp,
+    ) -> Result<Member, DirectoryError> {
+        Err(broken().into())
+    }
+}
+
+#[tokio::test]
+async fn no_database_error_text_reaches_a_client() {
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token_secret: TokenSecret::new("test-secret"),
+        ..Settings::default()
+    };
+    let memory = Arc::new(MemoryEventStore::new());
+    let ports = Ports {
+        feed: Arc::new(memory.feed()),
+        store: Arc::new(Broken),
+        directory: Arc::new(Broken),
+        clock: Arc::new(SystemClock),
+        inventory: None,
+    };
+    let app = Application::build(settings, ports).await.unwrap();
+    let addr = app.local_addr();
+    let hh = HouseholdId(Uuid::now_v7());
+    let token = app
+        .tokens()
+        .issue(
+            hh,
+            MemberId(Uuid::now_v7()),
+            Role::Owner,
+            chrono::Utc::now(),
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{addr}{path}");
+    let room = url(&format!("/parties/household/{hh}"));
+    let requests = [
+        http.post(url("/households"))
+            .json(&json!({"name": "Home", "ownerName": "Ann"})),
+        http.post(url(&format!("/households/{hh}/join")))
+            .json(&json!({"code": "abc", "name": "Bob"})),
+        http.post(url(&format!("/households/{hh}/invites")))
+            .bearer_auth(&token)
+            .json(&json!({})),
+        http.get(url(&format!("/households/{hh}/members")))
+            .bearer_auth(&token),
+        http.get(&room).bearer_auth(&token),
+        http.get(format!("{room}?since=0")).bearer_auth(&token),
+        http.post(&room)
+            .bearer_auth(&token)
+            .json(&place_order(Uuid::now_v7())),
+    ];
+    for request in requests {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status(), 503);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unavailable", "{body}");
+        let text = body.to_string();
+        assert!(
+            !text.contains("SQLSTATE") && !text.contains("db error"),
+            "{text}"
+        );
+    }
+    // A socket that cannot join is closed with a reason of ours.
+    let ws_url = format!("ws://{addr}/parties/household/{hh}?token={token}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+    {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1011);
+            assert!(!frame.reason.as_str().contains("SQLSTATE"), "{frame:?}");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+// --- A socket keeps reading while its own commands run -------------------------------
+
+/// The memory store, except that the append of one chosen command waits until the
+/// test opens the gate; `arrived` says when it is waiting.
+#[derive(Debug)]
+struct Gated {
+    inner: Arc<MemoryEventStore>,
+    held: CommandId,
+    arrived: tokio::sync::watch::Sender<bool>,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+struct Gate {
+    arrived: tokio::sync::watch::Receiver<bool>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+fn gated(
+    held: CommandId,
+) -> (
+    Gate,
+    impl FnOnce(Arc<MemoryEventStore>) -> Arc<dyn EventStore>,
+) {
+    let (arrived_tx, arrived) = tokio::sync::watch::channel(false);
+    let (open, open_rx) = tokio::sync::watch::channel(false);
+    let wrap = move |inner| -> Arc<dyn EventStore> {
+        Arc::new(Gated {
+            inner,
+            held,
+            arrived: arrived_tx,
+            open: open_rx,
+        })
+    };
+    (Gate { arrived, open }, wrap)
+}
+
+#[async_trait::async_trait]
+impl EventStore for Gated {
+    async fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        if append.command.id == self.held {
+            self.arrived.send_replace(true);
+            let mut open = self.open.clone();
+            let _ = open.wait_for(|open| *open).await;
+        }
+        self.inner.append(append).await
+    }
+    async fn load(&self, t: HouseholdId, o: OrderId, s: u32) -> Result<Loaded, StoreError> {
+        self.inner.load(t, o, s).await
+    }
+    async fn read_feed(
+        &self,
+        t: HouseholdId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.inner.read_feed(t, after, limit).await
+    }
+    async fn head(&self, t: HouseholdId) -> Result<u64, StoreError> {
+        self.inner.head(t).await
+    }
+    async fn outcome(
+        &self,
+        t: HouseholdId,
+        c: CommandId,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        self.inner.outcome(t, c).await
+    }
+    async fn save_snapshot(&self, s: Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(s).await
+    }
+    async fn pending_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.inner.pending_jobs(limit).await
+    }
+    async fn mark_job_started(&self, t: HouseholdId, j: EventId) -> Result<(), StoreError> {
+        self.inner.mark_job_started(t, j).await
+    }
+}
+
+/// Bob places `n` orders, each answered before the next.
+async fn bob_places(bob: &mut Ws, n: usize) {
+    for _ in 0..n {
+        let id = Uuid::now_v7();
+        send(bob, json!({"command": place_order(id)})).await;
+        loop {
+            let msg = recv(bob).await;
+            if msg.get("ack").is_some() {
+                assert_eq!(msg["ack"]["id"], json!(id), "{msg}");
+                break;
+            }
+        }
+    }
+}
+
+/// The events of a socket after `from` up to `seq`, in order (anything else that
+/// comes meanwhile is returned).
+async fn events_up_to(ws: &mut Ws, from: u64, seq: u64) -> Vec<Value> {
+    let mut others = Vec::new();
+    let mut at = from;
+    while at < seq {
+        let msg = recv(ws).await;
+        if msg.get("event").is_some() {
+            assert_eq!(seq_of(&msg), at + 1, "{msg}");
+            at += 1;
+        } else {
+            others.push(msg);
+        }
+    }
+    others
+}
+
+#[tokio::test]
+async fn a_socket_keeps_reading_its_queue_while_its_own_command_runs() {
+    let held = Uuid::now_v7();
+    let (mut gate, wrap) = gated(CommandId(held));
+    // A queue of 2 batches: a loop that waited for its command would overflow it.
+    let app = spawn_app_on(|s| s.outgoing_queue = 2, None, wrap).await;
+    let hh = app.household().await;
+    let bob_token = app.member(&hh).await;
+    let (mut ann, _) = app.connect(hh.id, &hh.owner, "").await;
+    let (mut bob, _) = app.connect(hh.id, &bob_token, "").await;
+
+    send(&mut ann, json!({"command": place_order(held)})).await;
+    gate.arrived.wait_for(|arrived| *arrived).await.unwrap();
+    // While Ann's command waits in the store, Bob's ten orders reach her socket.
+    bob_places(&mut bob, 10).await;
+    let others = events_up_to(&mut ann, 0, 10).await;
+    assert!(others.is_empty(), "{others:?}");
+    assert_eq!(app.metric("hearth_slow_consumers_total").await, 0.0);
+
+    gate.open.send_replace(true);
+    // The ack and the command's own event come in either order (a client orders by seq).
+    let others = events_up_to(&mut ann, 10, 11).await;
+    let ack = match others.as_slice() {
+        [ack] => ack.clone(),
+        [] => recv(&mut ann).await,
+        more => panic!("{more:?}"),
+    };
+    assert_eq!(ack["ack"]["id"], json!(held), "{ack}");
+    assert_eq!(ack["ack"]["seq"], 11, "{ack}");
+}
+
+#[tokio::test]
+async fn commands_beyond_the_in_flight_limit_wait_unread_and_are_answered_in_order() {
+    let held = Uuid::now_v7();
+    let (mut gate, wrap) = gated(CommandId(held));
+    let app = spawn_app_on(|s| s.commands_in_flight = 1, None, wrap).await;
+    let hh = app.household().await;
+    let bob_token = app.member(&hh).await;
+    let (mut ann, _) = app.connect(hh.id, &hh.owner, "").await;
+    let (mut bob, _) = app.connect(hh.id, &bob_token, "").await;
+
+    // One command runs (held), one waits in the queue, the rest are not read yet;
+    // bad input among them is answered in its turn.
+    let mut ids = vec![held];
+    send(&mut ann, json!({"command": place_order(held)})).await;
+    for _ in 0..3 {
+        let id = Uuid::now_v7();
+        ids.push(id);
+        send(&mut ann, json!({"command": place_order(id)})).await;
+    }
+    ann.send(Message::Text("{".into())).await.unwrap();
+    gate.arrived.wait_for(|arrived| *arrived).await.unwrap();
+    // Meanwhile the room's events still reach Ann.
+    bob_places(&mut bob, 1).await;
+    let others = events_up_to(&mut ann, 0, 1).await;
+    assert!(others.is_empty(), "{others:?}");
+
+    gate.open.send_replace(true);
+    let others = events_up_to(&mut ann, 1, 5).await;
+    let mut answers: Vec<Value> = others;
+    while answers.len() < 5 {
+        let msg = recv(&mut ann).await;
+        if msg.get("event").is_none() {
+            answers.push(msg);
+        }
+    }
+    let acked: Vec<Value> = answers[..4]
+        .iter()
+        .map(|a| a["ack"]["id"].clone())
+        .collect();
+    assert_eq!(acked, ids.iter().map(|id| json!(id)).collect::<Vec<_>>());
+    assert_eq!(
+        answers[4]["error"]["code"], "invalid_json",
+        "{}",
+        answers[4]
+    );
 }
