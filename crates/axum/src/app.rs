@@ -101,6 +101,7 @@ pub(crate) struct AppState {
     pub rooms: Arc<Rooms>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
+    pub catchup: crate::limits::CatchupPacer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +136,12 @@ impl Application {
             .local_addr()
             .map_err(|source| ServeError::Bind { addr, source })?;
         let metrics = Arc::new(Metrics::default());
-        let rooms = Rooms::new(ports.store.clone(), metrics.clone(), settings.feed_poll);
+        let rooms = Rooms::new(
+            ports.store.clone(),
+            metrics.clone(),
+            settings.feed_poll,
+            settings.limits.kept_views,
+        );
         let router_task = rooms.spawn_router(ports.feed.clone());
         let limits = Limits::new(settings.limits.clone(), metrics.clone());
         // Rate state of idle clients is dropped now and then, so it stays bounded.
@@ -149,7 +155,10 @@ impl Application {
                 }
             }
         });
+        let catchup =
+            crate::limits::CatchupPacer::new(settings.limits.catchup_rate, metrics.clone());
         let state = Arc::new(AppState {
+            catchup,
             limits,
             tokens: Tokens::new(&settings.token_secret),
             service: OrderService::new(ports.store.clone(), ports.clock.clone()),

@@ -84,6 +84,14 @@ pub struct LimitSettings {
     pub signup_rate: Rate,
     /// Commands (WebSocket and HTTP) and authenticated HTTP calls of one member.
     pub member_rate: Rate,
+    /// Events replayed by catch-ups (`since`, `sync`), all sockets of the node together:
+    /// a catch-up waits for its next page's share, so catch-ups cannot crowd out the
+    /// node's other work however many ask at once.
+    pub catchup_rate: Rate,
+    /// Households whose projection the node keeps for `GET` of a room's state (least
+    /// recently used dropped first); a kept view is brought up to date with only the
+    /// events after it.
+    pub kept_views: usize,
 }
 
 impl Default for LimitSettings {
@@ -97,6 +105,8 @@ impl Default for LimitSettings {
             address_rate: Rate::new(200, 100.0),
             signup_rate: Rate::new(20, 20.0 / 60.0),
             member_rate: Rate::new(50, 20.0),
+            catchup_rate: Rate::new(5_000, 20_000.0),
+            kept_views: 1_024,
         }
     }
 }
@@ -454,6 +464,54 @@ fn decrement<K: Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
         *count = count.saturating_sub(1);
         if *count == 0 {
             map.remove(key);
+        }
+    }
+}
+
+/// Paces catch-ups node-wide ([`LimitSettings::catchup_rate`]).
+pub(crate) struct CatchupPacer {
+    limiter: governor::DefaultDirectRateLimiter,
+    burst: u32,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for CatchupPacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatchupPacer")
+            .field("burst", &self.burst)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CatchupPacer {
+    pub fn new(rate: Rate, metrics: Arc<Metrics>) -> Self {
+        Self {
+            limiter: governor::RateLimiter::direct(rate.quota()),
+            burst: rate.burst.max(1),
+            metrics,
+        }
+    }
+
+    /// Waits until `events` more may be replayed (at most the burst at a time).
+    pub async fn take(&self, events: u32) {
+        let n = NonZeroU32::new(events.clamp(1, self.burst)).unwrap_or(NonZeroU32::MIN);
+        let mut waited = false;
+        loop {
+            match self.limiter.check_n(n) {
+                Ok(Ok(())) => break,
+                Ok(Err(not_until)) => {
+                    waited = true;
+                    let wait = not_until.wait_time_from(DefaultClock::default().now());
+                    tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+                }
+                // More than the burst: cannot happen after the clamp.
+                Err(_) => break,
+            }
+        }
+        if waited {
+            self.metrics
+                .catchup_waits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

@@ -22,6 +22,10 @@ pub struct Metrics {
     pub takeovers: AtomicU64,
     pub events_pushed: AtomicU64,
     pub room_reads: AtomicU64,
+    /// Events folded into kept views (to answer `GET` of a room's state).
+    pub view_events: AtomicU64,
+    /// Catch-up pages that waited for the node's catch-up rate.
+    pub catchup_waits: AtomicU64,
     /// Refusals by the edge's limits, by [`REFUSAL_REASONS`] index.
     refused: [AtomicU64; REFUSAL_REASONS.len()],
     /// Reconciliation (the providers' ledgers against the log), when this process runs it.
@@ -148,6 +152,16 @@ impl Metrics {
                 "hearth_reconcile_differences_repaired_total",
                 "Differences a reconciliation repaired by running the order's process.",
                 get(&self.reconcile_repaired),
+            ),
+            (
+                "hearth_view_events_total",
+                "Events folded into the node's kept views of households (a GET of a room's state reads only what its view lacks).",
+                get(&self.view_events),
+            ),
+            (
+                "hearth_catchup_waits_total",
+                "Catch-up pages that waited for the node's catch-up rate.",
+                get(&self.catchup_waits),
             ),
             (
                 "hearth_room_reads_total",

@@ -131,19 +131,34 @@ pub(crate) enum JoinError {
     Unavailable(String),
 }
 
+/// A household's projection kept by the node; its lock makes concurrent readers of a
+/// cold household fold its log once.
+type KeptView = Arc<tokio::sync::Mutex<HouseholdView>>;
+
 /// The rooms of this node.
 #[derive(Debug)]
 pub(crate) struct Rooms {
     rooms: Mutex<HashMap<HouseholdId, RoomHandle>>,
+    /// Projections kept for `GET` of a room's state and for rooms that start, least
+    /// recently used dropped first: brought up to date with only the events after them.
+    views: Mutex<lru::LruCache<HouseholdId, KeptView>>,
     store: Arc<dyn EventStore>,
     metrics: Arc<Metrics>,
     poll: Duration,
 }
 
 impl Rooms {
-    pub fn new(store: Arc<dyn EventStore>, metrics: Arc<Metrics>, poll: Duration) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        metrics: Arc<Metrics>,
+        poll: Duration,
+        kept_views: usize,
+    ) -> Arc<Self> {
+        let kept =
+            std::num::NonZeroUsize::new(kept_views.max(1)).unwrap_or(std::num::NonZeroUsize::MIN);
         Arc::new(Self {
             rooms: Mutex::new(HashMap::new()),
+            views: Mutex::new(lru::LruCache::new(kept)),
             store,
             metrics,
             poll,
@@ -152,6 +167,35 @@ impl Rooms {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<HouseholdId, RoomHandle>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The household's projection, from the view this node keeps of it brought up to
+    /// date: the store is read only for the events after it (the whole log only the
+    /// first time, or after the view was dropped to make room for others).
+    pub async fn view(&self, tenant: HouseholdId) -> Result<HouseholdView, StoreError> {
+        let kept = {
+            let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+            views
+                .get_or_insert(tenant, || {
+                    Arc::new(tokio::sync::Mutex::new(HouseholdView::new()))
+                })
+                .clone()
+        };
+        let mut view = kept.lock().await;
+        loop {
+            let events = self.store.read_feed(tenant, view.seq, PAGE).await?;
+            let n = events.len();
+            self.metrics
+                .view_events
+                .fetch_add(n as u64, Ordering::Relaxed);
+            for event in &events {
+                view.apply(event)
+                    .map_err(|gap| StoreError::Corrupt(format!("household {tenant}: {gap}")))?;
+            }
+            if n < PAGE {
+                return Ok(view.clone());
+            }
+        }
     }
 
     /// Registers a connection with its household's room, starting the room if needed.
@@ -273,7 +317,16 @@ struct Room {
 
 impl Room {
     async fn run(&mut self, mut inbox: mpsc::UnboundedReceiver<RoomMsg>, signals: RoomHandle) {
-        if let Err(e) = self.read(false).await {
+        // Start from the node's kept view: a room that opens again does not fold the
+        // household's whole log again.
+        let start = match self.rooms.view(self.tenant).await {
+            Ok(view) => {
+                self.view = view;
+                self.read(false).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = start {
             tracing::error!(tenant = %self.tenant, error = %e, "room cannot load its household");
             let mut rooms = self.rooms.lock();
             rooms.remove(&self.tenant);
@@ -529,6 +582,7 @@ mod tests {
             store.clone(),
             Arc::new(Metrics::default()),
             Duration::from_secs(3600),
+            16,
         );
         let tenant = HouseholdId(Uuid::now_v7());
         let (queue_tx, queue) = mpsc::channel(16);

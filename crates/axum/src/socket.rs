@@ -8,7 +8,7 @@ use crate::auth::{Claims, TokenError, bearer_token};
 use crate::commands;
 use crate::http::{self, ApiError};
 use crate::limits::SocketPermit;
-use crate::rooms::{Batch, Kick, Member, PAGE};
+use crate::rooms::{Batch, Kick, Member};
 use crate::wire::{self, BadInput, ClientMessage, ServerMessage, Welcome, WireCommand, codes};
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -23,6 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+
+/// Events a catch-up reads (and holds) at a time.
+const CATCHUP_PAGE: usize = 100;
 
 /// Read buffer capacity and write batching threshold of each socket.
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
@@ -293,7 +296,15 @@ impl Live {
     ) -> Result<(), Stop> {
         let mut at = after;
         while at < to {
-            let events = match app.store.read_feed(room, at, PAGE).await {
+            // Paged and paced: a page is read only when the node's catch-up rate allows
+            // it, and it is sent (each send waits for the socket) before the next read.
+            let page = usize::try_from(to - at)
+                .unwrap_or(CATCHUP_PAGE)
+                .min(CATCHUP_PAGE);
+            app.catchup
+                .take(u32::try_from(page).unwrap_or(u32::MAX))
+                .await;
+            let events = match app.store.read_feed(room, at, page).await {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(%room, error = %e, "catch-up read failed");

@@ -132,6 +132,8 @@ fn generous() -> LimitSettings {
         address_rate: Rate::new(10_000, 10_000.0),
         signup_rate: Rate::new(10_000, 10_000.0),
         member_rate: Rate::new(10_000, 10_000.0),
+        catchup_rate: Rate::new(1_000_000, 1_000_000.0),
+        kept_views: 16,
     }
 }
 
@@ -448,4 +450,123 @@ async fn every_request_counts_against_its_address() {
     assert!(res.headers().contains_key("retry-after"));
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
+}
+
+fn place_order() -> Value {
+    json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": {
+        "orderId": Uuid::now_v7(),
+        "lines": [{"sku": "bread", "name": "Bread", "quantity": 1, "unitPriceCents": 100}]
+    }})
+}
+
+impl TestApp {
+    /// `n` accepted commands (one event each) in household `hh`.
+    async fn orders(&self, hh: HouseholdId, token: &str, n: usize) {
+        for _ in 0..n {
+            let res = self
+                .http
+                .post(self.url(&format!("/parties/household/{hh}")))
+                .bearer_auth(token)
+                .json(&place_order())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    }
+
+    async fn state_seq(&self, hh: HouseholdId, token: &str) -> u64 {
+        let body: Value = self
+            .http
+            .get(self.url(&format!("/parties/household/{hh}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["seq"].as_u64().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_rooms_state_is_served_from_a_kept_view_that_reads_only_what_it_lacks() {
+    let app = spawn(generous()).await;
+    let (hh, token) = app.household().await;
+    app.orders(hh, &token, 30).await;
+    assert_eq!(app.metric("hearth_view_events_total").await, 0);
+    assert_eq!(app.state_seq(hh, &token).await, 30);
+    assert_eq!(
+        app.metric("hearth_view_events_total").await,
+        30,
+        "first: the log"
+    );
+    assert_eq!(app.state_seq(hh, &token).await, 30);
+    assert_eq!(app.state_seq(hh, &token).await, 30);
+    assert_eq!(
+        app.metric("hearth_view_events_total").await,
+        30,
+        "again: nothing read, however long the history"
+    );
+    app.orders(hh, &token, 1).await;
+    assert_eq!(app.state_seq(hh, &token).await, 31);
+    assert_eq!(
+        app.metric("hearth_view_events_total").await,
+        31,
+        "then: what is new"
+    );
+    // A room that opens starts from the kept view too.
+    let (mut ws, _) = tokio_tungstenite::connect_async(app.room_url(hh, &token))
+        .await
+        .unwrap();
+    let welcome = answer_or_welcome(&mut ws).await;
+    assert_eq!(welcome["welcome"]["seq"], 31);
+    assert_eq!(app.metric("hearth_view_events_total").await, 31);
+}
+
+async fn answer_or_welcome(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+) -> Value {
+    loop {
+        let message = tokio::time::timeout(GUARD, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn catch_ups_are_paged_and_paced_by_the_nodes_catch_up_rate() {
+    let app = spawn(LimitSettings {
+        catchup_rate: Rate::new(100, 1_000.0),
+        ..generous()
+    })
+    .await;
+    let (hh, token) = app.household().await;
+    app.orders(hh, &token, 250).await;
+    // Two sockets catch up on everything at once: 500 events at 1,000 a second after a
+    // burst of 100. Each gets every event once, in order.
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let url = format!("{}&since=0", app.room_url(hh, &token));
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        sockets.push(ws);
+    }
+    for ws in &mut sockets {
+        let welcome = answer_or_welcome(ws).await;
+        assert_eq!(welcome["welcome"]["seq"], 250);
+        for seq in 1..=250u64 {
+            let event = answer_or_welcome(ws).await;
+            assert_eq!(event["event"]["seq"], seq, "{event}");
+        }
+    }
+    assert!(
+        app.metric("hearth_catchup_waits_total").await > 0,
+        "the catch-ups waited for the node's rate"
+    );
 }

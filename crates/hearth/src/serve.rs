@@ -80,6 +80,12 @@ struct EdgeArgs {
     member_burst: u32,
     #[arg(long, env = "HEARTH_MEMBER_PER_SECOND", default_value_t = 20.0)]
     member_per_second: f64,
+    /// Events replayed by catch-ups (`since`, `sync`) per second, all sockets together.
+    #[arg(long, env = "HEARTH_CATCHUP_PER_SECOND", default_value_t = 20_000.0)]
+    catchup_per_second: f64,
+    /// Households whose projection the node keeps for GET of a room's state.
+    #[arg(long, env = "HEARTH_KEPT_VIEWS", default_value_t = 1024)]
+    kept_views: usize,
 }
 
 impl EdgeArgs {
@@ -93,6 +99,8 @@ impl EdgeArgs {
             address_rate: Rate::new(self.address_burst, self.address_per_second),
             signup_rate: Rate::new(self.signup_burst, self.signup_per_minute / 60.0),
             member_rate: Rate::new(self.member_burst, self.member_per_second),
+            catchup_rate: Rate::new(5_000, self.catchup_per_second),
+            kept_views: self.kept_views.max(1),
         }
     }
 }
