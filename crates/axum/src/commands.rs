@@ -1,12 +1,14 @@
 //! From a wire command to the core and back: shared by the WebSocket and HTTP paths.
 
 use crate::app::AppState;
+use crate::listener::LogEvery;
 use crate::wire::{self, Ack, AckStatus, BadInput, Rejected, ServerMessage, WireCommand, codes};
 use hearth_core::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, Dispatched, HouseholdId, MemberId,
     ServiceError,
 };
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// Checks and dispatches a command from `member` of `room`. The actor always comes
 /// from the token; a `tenant` in the command must equal the room.
@@ -76,7 +78,12 @@ pub(crate) async fn execute(
         }
         Err(e) => {
             m.commands_failed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%room, command = %id, error = %e, "command failed");
+            // A store that is down fails every command alike: one line per 10 s, with the
+            // count of those held back (the metric counts each).
+            static FAILED: LogEvery = LogEvery::new(Duration::from_secs(10));
+            if let Some(held) = FAILED.ready() {
+                tracing::warn!(%room, command = %id, error = %e, held_back = held, "command failed");
+            }
             // What the store said stays in the log: no database text reaches a client.
             let (code, message) = match e {
                 ServiceError::Contention { .. } => (

@@ -52,7 +52,7 @@ pub(crate) async fn serve(
         .enable_connect_protocol();
     let graceful = GracefulShutdown::new();
     let refusing = Arc::new(AtomicUsize::new(0));
-    let mut accept_errors = LogEvery::new(Duration::from_secs(10));
+    let accept_errors = LogEvery::new(Duration::from_secs(10));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -61,8 +61,8 @@ pub(crate) async fn serve(
                 Err(e) => {
                     // Out of file descriptors and the like: the connections already
                     // open keep being served; try again shortly.
-                    if accept_errors.ready() {
-                        tracing::warn!(error = %e, "accept failed");
+                    if let Some(held) = accept_errors.ready() {
+                        tracing::warn!(error = %e, held_back = held, "accept failed");
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
@@ -140,26 +140,57 @@ fn refuse(mut tcp: TcpStream, refusal: Refusal, refusing: &Arc<AtomicUsize>) {
     });
 }
 
-/// Lets a repeated log line through at most once per period.
+/// Lets a repeated log line through at most once per period, saying how many it held
+/// back since the last one. Usable as a `static` at the line's call site.
 #[derive(Debug)]
 pub(crate) struct LogEvery {
     period: Duration,
-    last: Option<Instant>,
+    /// When the last line went through, and how many were held back since.
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
 }
 
 impl LogEvery {
-    pub fn new(period: Duration) -> Self {
-        Self { period, last: None }
+    pub const fn new(period: Duration) -> Self {
+        Self {
+            period,
+            state: std::sync::Mutex::new((None, 0)),
+        }
     }
 
-    pub fn ready(&mut self) -> bool {
+    /// `Some(held back)` when a line may go through now.
+    pub fn ready(&self) -> Option<u64> {
         let now = Instant::now();
-        match self.last {
-            Some(last) if now.duration_since(last) < self.period => false,
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match state.0 {
+            Some(last) if now.duration_since(last) < self.period => {
+                state.1 += 1;
+                None
+            }
             _ => {
-                self.last = Some(now);
-                true
+                let held = state.1;
+                *state = (Some(now), 0);
+                Some(held)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_line_goes_through_once_per_period_with_the_count_held_back() {
+        let every = LogEvery::new(Duration::from_secs(3600));
+        assert_eq!(every.ready(), Some(0));
+        assert_eq!(every.ready(), None);
+        assert_eq!(every.ready(), None);
+        let every = LogEvery::new(Duration::ZERO);
+        assert_eq!(every.ready(), Some(0));
+        assert_eq!(
+            every.ready(),
+            Some(0),
+            "a period of zero lets every line through"
+        );
     }
 }
