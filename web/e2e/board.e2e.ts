@@ -15,12 +15,17 @@ const PHONE = { width: 390, height: 844 };
 let server: Server;
 let browser: Browser;
 const contexts: BrowserContext[] = [];
+/** What Chromium reported as refused by the server's Content-Security-Policy. */
+const cspViolations: string[] = [];
 
 async function newMember(): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ viewport: PHONE, baseURL: server.url });
   contexts.push(context);
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
+  page.on("console", (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
+  });
   return { context, page };
 }
 
@@ -77,7 +82,9 @@ describe("the household board", () => {
 
   it("lets a member create a household and another join by the invite link", async () => {
     ann = await newMember();
-    await ann.page.goto("/");
+    const served = await ann.page.goto("/");
+    // The app is served with its CSP (so the check at the end means something).
+    expect(served?.headers()["content-security-policy"]).toContain("script-src 'self'");
     await ann.page.getByLabel("Household name").fill("Test Home");
     await ann.page.getByLabel("Your name").fill("Ann");
     await ann.page.getByRole("button", { name: "Create household" }).click();
@@ -186,5 +193,9 @@ describe("the household board", () => {
     await order(ann.page, "third order").waitFor({ timeout: 30_000 });
     await ann.page.locator('[data-testid="connection"][data-status="open"]').waitFor();
     await shot(ann.page, "board-ann-caught-up");
+  });
+
+  it("runs under the server's Content-Security-Policy without a violation", () => {
+    expect(cspViolations).toEqual([]);
   });
 });

@@ -3,10 +3,14 @@
 use crate::auth::{TokenSecret, Tokens};
 use crate::limits::{LimitSettings, Limits};
 use crate::metrics::Metrics;
+use crate::origins::{LoopbackOrigins, Origin, OriginPolicy};
 use crate::rooms::Rooms;
+use crate::wire::codes;
 use crate::{http, socket};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse as _;
 use axum::routing::{any, get, post};
 use hearth_core::OrderService;
 use hearth_core::ports::{Clock, Directory, EventFeed, EventStore, Inventory};
@@ -15,6 +19,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tower::Layer as _;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Everything tunable. `Default` gives production values; tests shorten the timers.
 #[derive(Clone, Debug)]
@@ -53,6 +59,14 @@ pub struct Settings {
     /// A built web client (e.g. `web/dist`) served at `/` with an `index.html` fallback
     /// for client routes; the API routes keep priority. `None`: no web client.
     pub web_dir: Option<PathBuf>,
+    /// Browser origins allowed besides the server's own (WebSocket upgrades, POSTs and
+    /// CORS); see [`crate::origins`].
+    pub allowed_origins: Vec<Origin>,
+    /// Whether `http://localhost:*` and the like are allowed too (default: when
+    /// listening on a loopback address).
+    pub loopback_origins: LoopbackOrigins,
+    /// Serve `/metrics` on this address only (404 on `listen`); `None`: on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -74,6 +88,9 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             feed_poll: Duration::from_secs(5),
             web_dir: None,
+            allowed_origins: Vec::new(),
+            loopback_origins: LoopbackOrigins::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -102,6 +119,7 @@ pub(crate) struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
     pub catchup: crate::limits::CatchupPacer,
+    pub origins: Arc<OriginPolicy>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +139,8 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
     state: Arc<AppState>,
+    /// The private listener of `/metrics`, when it has its own.
+    metrics_listener: Option<(tokio::net::TcpListener, SocketAddr)>,
     router_task: tokio::task::JoinHandle<()>,
     forget_task: tokio::task::JoinHandle<()>,
 }
@@ -135,6 +155,23 @@ impl Application {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServeError::Bind { addr, source })?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                Some((listener, local))
+            }
+            None => None,
+        };
+        let origins = Arc::new(OriginPolicy::new(
+            settings.allowed_origins.clone(),
+            settings.loopback_origins,
+            local_addr.ip().is_loopback(),
+        ));
         let metrics = Arc::new(Metrics::default());
         let rooms = Rooms::new(
             ports.store.clone(),
@@ -160,6 +197,7 @@ impl Application {
         let state = Arc::new(AppState {
             catchup,
             limits,
+            origins,
             tokens: Tokens::new(&settings.token_secret),
             service: OrderService::new(ports.store.clone(), ports.clock.clone()),
             store: ports.store,
@@ -174,6 +212,7 @@ impl Application {
             listener,
             local_addr,
             state,
+            metrics_listener,
             router_task,
             forget_task,
         })
@@ -181,6 +220,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address `/metrics` is served on when it has its own listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The counters `/metrics` exposes, for work this process runs beside the rooms
@@ -206,20 +250,94 @@ impl Application {
     ) -> Result<(), ServeError> {
         let limits = self.state.limits.clone();
         let metrics = self.state.metrics.clone();
+        // The metrics listener has its own connection caps (same settings), so a flood
+        // of the public listener cannot keep an operator from reading its metrics.
+        let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
+        let metrics_task = self.metrics_listener.map(|(listener, _)| {
+            let limits = Limits::new(limits.settings().clone(), metrics.clone());
+            let app = metrics_router(self.state.clone());
+            let metrics = metrics.clone();
+            let mut stopped = metrics_stopped;
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                if let Err(e) =
+                    crate::listener::serve(listener, app, limits, metrics, shutdown).await
+                {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            })
+        });
         let app = router(self.state);
         let result = crate::listener::serve(self.listener, app, limits, metrics, shutdown).await;
+        let _ = stop_metrics.send(true);
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
         self.router_task.abort();
         self.forget_task.abort();
         result.map_err(ServeError::Serve)
     }
 }
 
+/// The web app's Content-Security-Policy: everything from this origin only (`'self'`
+/// also covers `ws:`/`wss:` to this host in CSP Level 3), no inline script or style, no
+/// plugins, never framed.
+pub(crate) const WEB_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+/// The API's (JSON and text are never rendered as a document): nothing, never framed.
+pub(crate) const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The security headers of every response: nosniff, never framed, no referrer (invite
+/// links carry their code in the path), and a CSP where a route did not set its own.
+fn security_headers(router: Router) -> Router {
+    let fixed = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        ))
+        .layer(fixed(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(fixed(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(fixed(header::REFERRER_POLICY, "no-referrer"))
+}
+
+/// The router of the private metrics listener: `/metrics`, and `/healthz` for probes.
+fn metrics_router(state: Arc<AppState>) -> Router {
+    let routes = Router::new()
+        .route("/metrics", get(http::metrics))
+        .route("/healthz", get(http::healthz))
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            http::json_errors,
+        ));
+    security_headers(routes)
+}
+
 fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.settings.max_frame_bytes;
     let web_dir = state.settings.web_dir.clone();
-    let api = Router::new()
-        .route("/healthz", get(http::healthz))
-        .route("/metrics", get(http::metrics))
+    let api = Router::new().route("/healthz", get(http::healthz));
+    let api = if state.settings.metrics_listen.is_some() {
+        // Not here (and not the web app's index.html either): only on its listener.
+        api.route(
+            "/metrics",
+            get(|| async {
+                http::ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    codes::NOT_FOUND,
+                    "nothing at /metrics",
+                )
+                .into_response()
+            }),
+        )
+    } else {
+        api.route("/metrics", get(http::metrics))
+    };
+    let api = api
         .route("/catalog", get(http::catalog))
         .route("/households", post(http::create_household))
         .route("/households/{household}/members", get(http::members))
@@ -236,16 +354,30 @@ fn router(state: Arc<AppState>) -> Router {
         // index.html (client-side routes such as `/join/<household>/<code>`).
         Some(dir) => {
             let index = dir.join("index.html");
+            let files = tower_http::services::ServeDir::new(dir)
+                .fallback(tower_http::services::ServeFile::new(index));
             api.fallback_service(
-                tower_http::services::ServeDir::new(dir)
-                    .fallback(tower_http::services::ServeFile::new(index)),
+                SetResponseHeaderLayer::overriding(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(WEB_CSP),
+                )
+                .layer(files),
             )
         }
         None => api,
     };
-    // Every request, static files included, counts against its client address;
-    // outermost, every error status leaves with the JSON error shape, whoever made it.
-    routed
+    // From the inside out: CORS for allowed origins; a browser request from an origin
+    // not allowed is refused (before CORS could answer its preflight); every request,
+    // static files included, counts against its client address; every error status
+    // leaves with the JSON error shape, whoever made it; every response has the
+    // security headers.
+    let cors = state.origins.cors();
+    let routed = routed
+        .layer(cors)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::origins::check,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::limits::per_address,
@@ -253,5 +385,6 @@ fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state,
             http::json_errors,
-        ))
+        ));
+    security_headers(routed)
 }

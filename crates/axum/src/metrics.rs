@@ -40,8 +40,9 @@ pub struct Metrics {
     latency_sum_us: AtomicU64,
 }
 
-/// The `reason` label values of `hearth_refused_total` (see `limits::Refusal::reason`).
-pub const REFUSAL_REASONS: [&str; 7] = [
+/// The `reason` label values of `hearth_refused_total` (see `limits::Refusal::reason`,
+/// and `origins::check`).
+pub const REFUSAL_REASONS: [&str; 8] = [
     "rate_address",
     "rate_signup",
     "rate_member",
@@ -49,6 +50,7 @@ pub const REFUSAL_REASONS: [&str; 7] = [
     "connections_per_address",
     "sockets_per_member",
     "sockets_per_room",
+    crate::origins::REFUSAL_REASON,
 ];
 
 fn inc(counter: &AtomicU64) {
@@ -176,7 +178,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP hearth_refused_total Connections, sockets and requests refused by the edge's limits, by reason.\n# TYPE hearth_refused_total counter"
+            "# HELP hearth_refused_total Connections, sockets and requests refused by the edge's limits or origin check, by reason.\n# TYPE hearth_refused_total counter"
         );
         for (reason, value) in REFUSAL_REASONS.iter().zip(&self.refused) {
             let _ = writeln!(

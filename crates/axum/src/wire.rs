@@ -187,6 +187,9 @@ pub mod codes {
     /// Text that a store cannot hold (see [`super::UNSTORABLE`]), anywhere in what a
     /// client sends.
     pub const UNSTORABLE_TEXT: &str = "unstorable_text";
+    /// A browser request (WebSocket upgrade, POST, preflight) from an origin the server
+    /// does not allow (403).
+    pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
 }
 
 /// Code points that some store refuses, so the wire refuses them from every client on

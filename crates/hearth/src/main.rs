@@ -36,7 +36,7 @@ enum Cmd {
     /// --repair repairs what the fulfilment process can; exits non-zero if any remain.
     Reconcile(reconcile::ReconcileArgs),
     /// Serves the realtime rooms (WebSocket + HTTP, PartyKit-compatible).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Mints a member token for development (signed with HEARTH_TOKEN_SECRET).
     Token(serve::TokenArgs),
 }
@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Sandbox(args) => sandbox::run(args).await,
         Cmd::Migrate(args) => migrate::run(args).await,
         Cmd::Reconcile(args) => reconcile::run(args).await,
-        Cmd::Serve(args) => serve::serve(args).await,
+        Cmd::Serve(args) => serve::serve(*args).await,
         Cmd::Token(args) => serve::token(args),
     }
 }

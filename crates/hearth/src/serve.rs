@@ -3,7 +3,7 @@
 use crate::durable::{Durable, DurableArgs};
 use crate::stores::StoreArgs;
 use anyhow::Context as _;
-use hearth_axum::{Application, LimitSettings, Ports, Rate, Settings, TokenSecret, Tokens};
+use hearth_axum::{Application, LimitSettings, Origin, Ports, Rate, Settings, TokenSecret, Tokens};
 use hearth_core::ports::Clock;
 use hearth_core::ports::Role;
 use hearth_core::{HouseholdId, MemberId};
@@ -31,6 +31,21 @@ pub struct ServeArgs {
     /// resolved from the working directory; a missing directory serves no web client.
     #[arg(long, env = "HEARTH_WEB_DIR", default_value = "web/dist")]
     web_dir: std::path::PathBuf,
+    /// A browser origin (scheme://host[:port]) allowed to open sockets, send POSTs and
+    /// read answers (CORS), besides the server's own origin; repeatable (env:
+    /// comma-separated). When listening on a loopback address, http://localhost:*,
+    /// http://127.0.0.1:* and http://[::1]:* are allowed too (development).
+    #[arg(
+        long = "allowed-origin",
+        env = "HEARTH_ALLOWED_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<Origin>,
+    /// Serve /metrics on this address only (404 on --listen), e.g. to keep it private.
+    /// Without it, /metrics is on --listen.
+    #[arg(long, env = "HEARTH_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     stores: StoreArgs,
     #[command(flatten)]
@@ -125,8 +140,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         outgoing_queue: args.outgoing_queue.max(1),
         web_dir: web_dir(&args.web_dir),
         limits: args.edge.limits(),
+        allowed_origins: args.allowed_origins,
+        metrics_listen: args.metrics_listen,
         ..Settings::default()
     };
+    tracing::info!(
+        allowed = ?settings.allowed_origins.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        loopback = settings.listen.ip().is_loopback(),
+        "browser origins allowed besides the server's own"
+    );
     let stores = args.stores.open().await?;
     tracing::info!(store = %stores.kind, "store opened");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -140,8 +162,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let app = Application::build(settings, ports).await?;
     durable.start_reconciler(&args.durable, app.metrics());
-    // The one line on stdout: scripts read the address from it.
-    println!("listening on http://{}", app.local_addr());
+    // The first line on stdout: scripts read the address from it. The metrics
+    // listener's follows, in the same write, so a reader that closes the pipe after the
+    // first line costs nothing.
+    let mut announce = format!("listening on http://{}\n", app.local_addr());
+    if let Some(addr) = app.metrics_addr() {
+        announce.push_str(&format!("metrics on http://{addr}/metrics\n"));
+        tracing::info!(%addr, "metrics served on their own listener");
+    }
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(announce.as_bytes());
+        let _ = stdout.flush();
+    }
     tracing::info!(addr = %app.local_addr(), "hearth serving");
     let served = app
         .run_until(async {

@@ -472,3 +472,129 @@ async fn serve_and_worker_refuse_a_superuser_and_the_owner() {
         "{stderr}"
     );
 }
+
+// --- Origins and the metrics listener ----------------------------------------------
+
+/// `--allowed-origin` (and `HEARTH_ALLOWED_ORIGINS`, comma-separated) and
+/// `--metrics-listen` as an operator sets them: the second stdout line names the
+/// metrics listener; /metrics is 404 on the public one.
+#[tokio::test]
+async fn serve_takes_allowed_origins_and_a_metrics_listener() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--memory",
+            "--no-durable",
+        ])
+        .args(["--allowed-origin", "https://app.example"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .env(
+            "HEARTH_ALLOWED_ORIGINS",
+            "https://ignored-when-the-flag-is-set.example",
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("serve prints its addresses in time")
+            .unwrap()
+            .expect("a line")
+    };
+    let public = next_line().await;
+    let public = public.strip_prefix("listening on ").unwrap().to_owned();
+    let metrics = next_line().await;
+    let metrics = metrics.strip_prefix("metrics on ").unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let res = http.get(&metrics).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("hearth_refused_total"));
+    let res = http.get(format!("{public}/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let create = |origin: &'static str| {
+        http.post(format!("{public}/households"))
+            .header("origin", origin)
+            .header("content-type", "text/plain")
+            .body(json!({"name": "Home", "ownerName": "Ann"}).to_string())
+            .send()
+    };
+    assert_eq!(create("https://app.example").await.unwrap().status(), 201);
+    let refused = create("https://evil.example").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "origin_not_allowed");
+    // The flag wins over the environment (clap's rule), so this one is foreign.
+    let res = create("https://ignored-when-the-flag-is-set.example").await;
+    assert_eq!(res.unwrap().status(), 403);
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+
+    // The environment alone: a comma-separated list.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--memory",
+            "--no-durable",
+        ])
+        .env(
+            "HEARTH_ALLOWED_ORIGINS",
+            "https://a.example,https://b.example:8443",
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let public = line.strip_prefix("listening on ").unwrap().to_owned();
+    for (origin, status) in [
+        ("https://a.example", 201),
+        ("https://b.example:8443", 201),
+        ("https://b.example", 403),
+    ] {
+        let res = http
+            .post(format!("{public}/households"))
+            .header("origin", origin)
+            .json(&json!({"name": "Home", "ownerName": "Ann"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{origin}");
+    }
+    // Without --metrics-listen, /metrics stays on the public listener.
+    let res = http.get(format!("{public}/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
+
+/// A malformed origin is refused at start, naming it.
+#[tokio::test]
+async fn serve_refuses_a_malformed_allowed_origin() {
+    let (ok, stderr) = run_to_end(&[
+        "serve",
+        "--memory",
+        "--listen",
+        "127.0.0.1:0",
+        "--allowed-origin",
+        "app.example/path",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("app.example/path"), "{stderr}");
+}
