@@ -55,7 +55,7 @@ C_MEMBER_RATE=10
 C_RATE=$((C_HH * 4 * C_MEMBER_RATE))
 BOUND_MS=50
 PG_CLIENTS=16
-SECRET="bench-secret-$(date +%s)"
+SECRET="bench-secret-$(date +%s)-0123456789abcdef0123"
 
 # Raise the open-file limit (client and server each hold one fd per socket). Where the
 # hard limit cannot be raised (here: 20,000 in the container), the idle workload is

@@ -27,7 +27,7 @@ before(async () => {
   // 3..10 where the test expects 1..2). Durable work is tested in crates/embedded,
   // crates/temporal and the browser end-to-end tests.
   server = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--memory", "--no-durable"], {
-    env: { ...process.env, HEARTH_TOKEN_SECRET: "partysocket-test-secret", RUST_LOG: "warn" },
+    env: { ...process.env, HEARTH_TOKEN_SECRET: "partysocket-test-secret-0123456789abcdef", RUST_LOG: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   host = await new Promise((resolve, reject) => {

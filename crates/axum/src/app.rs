@@ -54,6 +54,9 @@ pub struct Settings {
     pub rate_per_second: f64,
     /// The edge's limits: connections, sockets, rates.
     pub limits: LimitSettings,
+    /// How long the directory's word that someone is a member is trusted; open sockets
+    /// ask again this often, and close when the answer is no or their token expired.
+    pub membership_ttl: Duration,
     /// The rooms' fallback poll of the store, in case a doorbell is lost.
     pub feed_poll: Duration,
     /// A built web client (e.g. `web/dist`) served at `/` with an `index.html` fallback
@@ -86,6 +89,7 @@ impl Default for Settings {
             rate_burst: 50,
             rate_per_second: 20.0,
             limits: LimitSettings::default(),
+            membership_ttl: Duration::from_secs(1),
             feed_poll: Duration::from_secs(5),
             web_dir: None,
             allowed_origins: Vec::new(),
@@ -118,6 +122,7 @@ pub(crate) struct AppState {
     pub rooms: Arc<Rooms>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
+    pub membership: crate::members::Membership,
     pub catchup: crate::limits::CatchupPacer,
     pub origins: Arc<OriginPolicy>,
 }
@@ -194,7 +199,10 @@ impl Application {
         });
         let catchup =
             crate::limits::CatchupPacer::new(settings.limits.catchup_rate, metrics.clone());
+        let membership =
+            crate::members::Membership::new(ports.directory.clone(), settings.membership_ttl);
         let state = Arc::new(AppState {
+            membership,
             catchup,
             limits,
             origins,

@@ -11,9 +11,18 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct TokenSecret(Arc<[u8]>);
 
+/// The shortest secret accepted: HS256 with a short secret falls to a guess (the docs'
+/// old example `change-me` fell to a 7-word list in 0.1 ms).
+pub const MIN_SECRET_BYTES: usize = 32;
+
 impl TokenSecret {
-    pub fn new(secret: impl AsRef<[u8]>) -> Self {
-        Self(Arc::from(secret.as_ref()))
+    /// Refuses a secret under [`MIN_SECRET_BYTES`].
+    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, TokenError> {
+        let secret = secret.as_ref();
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(TokenError::WeakSecret { len: secret.len() });
+        }
+        Ok(Self(Arc::from(secret)))
     }
 
     /// A random secret (tokens then die with the process).
@@ -43,6 +52,9 @@ pub struct Claims {
     pub exp: i64,
     /// Issued at, seconds since the epoch.
     pub iat: i64,
+    /// Not before, seconds since the epoch (checked when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +69,14 @@ pub enum TokenError {
     WrongHousehold,
     #[error("cannot sign a token: {0}")]
     Signing(String),
+    #[error(
+        "the token secret has {len} bytes; at least {MIN_SECRET_BYTES} are needed (e.g. `openssl rand -hex 32`)"
+    )]
+    WeakSecret { len: usize },
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("the token's member is not (or no longer) a member of this household")]
+    NotAMember,
 }
 
 /// The token of an `Authorization: Bearer <token>` header. The scheme is matched
@@ -108,6 +128,7 @@ impl Tokens {
             role,
             iat: now.timestamp(),
             exp: (now + ttl).timestamp(),
+            nbf: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| TokenError::Signing(e.to_string()))
@@ -117,10 +138,12 @@ impl Tokens {
     pub fn verify(&self, token: &str, household: HouseholdId) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
             |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => TokenError::NotYetValid,
                 _ => TokenError::Invalid(e.to_string()),
             },
         )?;
@@ -157,14 +180,14 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let secret = TokenSecret::new("hunter2-hunter2");
+        let secret = TokenSecret::new("hunter2-hunter2-hunter2-hunter2-hunter2").unwrap();
         assert!(!format!("{secret:?}").contains("hunter2"));
         assert!(!format!("{:?}", Tokens::new(&secret)).contains("hunter2"));
     }
 
     #[test]
     fn round_trip_and_refusals() {
-        let tokens = Tokens::new(&TokenSecret::new("s3cret"));
+        let tokens = Tokens::new(&TokenSecret::new("s3cret-s3cret-s3cret-s3cret-s3cret").unwrap());
         let hh = HouseholdId(uuid::Uuid::new_v4());
         let me = MemberId(uuid::Uuid::new_v4());
         let now = chrono::Utc::now();
@@ -178,12 +201,34 @@ mod tests {
             .issue(hh, me, Role::Owner, now, chrono::Duration::hours(-1))
             .unwrap();
         assert_eq!(tokens.verify(&old, hh), Err(TokenError::Expired));
-        let forged = Tokens::new(&TokenSecret::new("other"))
+        let forged = Tokens::new(&TokenSecret::new("other-other-other-other-other-other").unwrap())
             .issue(hh, me, Role::Owner, now, chrono::Duration::hours(1))
             .unwrap();
         assert!(matches!(
             tokens.verify(&forged, hh),
             Err(TokenError::Invalid(_))
         ));
+        // Not before: a token whose nbf is ahead is refused.
+        let later = Claims {
+            sub: me,
+            hh,
+            role: Role::Member,
+            iat: now.timestamp(),
+            exp: (now + chrono::Duration::hours(2)).timestamp(),
+            nbf: Some((now + chrono::Duration::hours(1)).timestamp()),
+        };
+        let early =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &later, &tokens.encoding).unwrap();
+        assert_eq!(tokens.verify(&early, hh), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn a_secret_under_32_bytes_is_refused() {
+        assert_eq!(
+            TokenSecret::new("change-me").unwrap_err(),
+            TokenError::WeakSecret { len: 9 }
+        );
+        assert!(TokenSecret::new([7u8; MIN_SECRET_BYTES]).is_ok());
+        assert!(TokenSecret::new([7u8; MIN_SECRET_BYTES - 1]).is_err());
     }
 }

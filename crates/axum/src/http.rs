@@ -2,8 +2,10 @@
 //! metrics.
 
 use crate::app::AppState;
+use crate::auth::TokenError;
 use crate::commands;
 use crate::limits::Refusal;
+use crate::members::MembershipError;
 use crate::rooms::PAGE;
 use crate::wire::{self, ServerMessage, codes};
 use axum::Json;
@@ -244,7 +246,7 @@ pub(crate) async fn members(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let household = household_id(&household)?;
-    bearer(&app, household, &headers)?;
+    bearer(&app, household, &headers).await?;
     let members = app
         .directory
         .members(household)
@@ -364,7 +366,22 @@ fn household_id(raw: &str) -> Result<HouseholdId, ApiError> {
     })
 }
 
-fn bearer(
+/// The refusal of a token whose member the directory does not (or no longer) count in.
+pub(crate) fn membership_refused(app: &AppState, e: MembershipError) -> ApiError {
+    match e {
+        MembershipError::NotAMember => {
+            app.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                codes::UNAUTHORIZED,
+                TokenError::NotAMember.to_string(),
+            )
+        }
+        MembershipError::Unavailable => ApiError::unavailable("the directory", &e),
+    }
+}
+
+async fn bearer(
     app: &AppState,
     household: HouseholdId,
     headers: &HeaderMap,
@@ -384,6 +401,11 @@ fn bearer(
             app.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
             ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, e.to_string())
         })?;
+    // A signed token is not enough: the directory must still count its member in.
+    app.membership
+        .check(household, member)
+        .await
+        .map_err(|e| membership_refused(app, e))?;
     // Every authenticated call counts against the member's rate.
     app.limits.member(household, member, None)?;
     Ok(member)
@@ -406,7 +428,7 @@ pub(crate) async fn create_invite(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let household = household_id(&household)?;
-    let member = bearer(&app, household, &headers)?;
+    let member = bearer(&app, household, &headers).await?;
     let request: CreateInvite = if bytes.is_empty() {
         CreateInvite::default()
     } else {

@@ -11,6 +11,7 @@ mod commands;
 mod http;
 mod limits;
 mod listener;
+mod members;
 mod metrics;
 mod origins;
 mod rooms;

@@ -75,6 +75,8 @@ impl Kick {
 #[derive(Debug)]
 pub(crate) struct Member {
     pub handle: u64,
+    /// Who: a `_pk` takes over only a socket of the same member.
+    pub member: hearth_core::MemberId,
     pub pk: Option<String>,
     pub queue: mpsc::Sender<Batch>,
     pub kick: watch::Sender<Option<Kick>>,
@@ -428,7 +430,7 @@ impl Room {
         if let Some(pk) = &member.pk {
             let metrics = &self.rooms.metrics;
             self.members.retain(|old| {
-                if old.pk.as_deref() == Some(pk.as_str()) {
+                if old.pk.as_deref() == Some(pk.as_str()) && old.member == member.member {
                     let _ = old.kick.send(Some(Kick::Replaced));
                     metrics.takeovers.fetch_add(1, Ordering::Relaxed);
                     false
@@ -589,6 +591,7 @@ mod tests {
         let (kick, _kicked) = watch::channel(None);
         let member = Member {
             handle: 1,
+            member: hearth_core::MemberId(Uuid::now_v7()),
             pk: None,
             queue: queue_tx,
             kick,

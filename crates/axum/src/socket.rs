@@ -8,6 +8,7 @@ use crate::auth::{Claims, TokenError, bearer_token};
 use crate::commands;
 use crate::http::{self, ApiError};
 use crate::limits::SocketPermit;
+use crate::members::MembershipError;
 use crate::rooms::{Batch, Kick, Member};
 use crate::wire::{self, BadInput, ClientMessage, ServerMessage, Welcome, WireCommand, codes};
 use axum::body::Bytes;
@@ -23,6 +24,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+
+/// Close code: the socket's token expired.
+pub(crate) const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// Close code: the socket's member no longer belongs to the household.
+pub(crate) const CLOSE_NOT_A_MEMBER: u16 = 4003;
 
 /// Events a catch-up reads (and holds) at a time.
 const CATCHUP_PAGE: usize = 100;
@@ -97,6 +103,10 @@ async fn serve_room(
                 .into_response();
         }
     };
+    // A signed token is not enough: the directory must still count its member in.
+    if let Err(e) = app.membership.check(room, claims.sub).await {
+        return http::membership_refused(&app, e).into_response();
+    }
     let since = match query.get("since").map(|s| s.parse::<u64>()) {
         None => None,
         Some(Ok(n)) => Some(n),
@@ -180,6 +190,7 @@ fn upgrade(
             app,
             room,
             member: claims.sub,
+            expires: claims.exp,
             pk,
             since,
         };
@@ -194,6 +205,8 @@ struct Connection {
     app: Arc<AppState>,
     room: HouseholdId,
     member: MemberId,
+    /// The token's expiry (seconds since the epoch): the socket closes then.
+    expires: i64,
     pk: Option<String>,
     since: Option<u64>,
 }
@@ -360,6 +373,7 @@ impl Connection {
         let (kick_tx, kick) = watch::channel(None);
         let member = Member {
             handle,
+            member: self.member,
             pk: self.pk.clone(),
             queue,
             kick: kick_tx,
@@ -448,6 +462,10 @@ impl Connection {
             queued,
             answer,
         ));
+        let mut recheck =
+            tokio::time::interval(settings.membership_ttl.max(Duration::from_millis(100)));
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        recheck.tick().await;
         let mut ping = tokio::time::interval(settings.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
@@ -475,6 +493,7 @@ impl Connection {
                     Some(Err(e)) => Err(read_failed(e)),
                     None => Err(Stop::Gone),
                 },
+                _ = recheck.tick() => self.still_allowed().await,
                 _ = ping.tick() => {
                     if !reading {
                         // Not read on purpose: its silence proves nothing.
@@ -498,6 +517,25 @@ impl Connection {
         drop(answers);
         drop(worker);
         stop
+    }
+
+    /// An open socket follows its token and the directory: it closes when the token
+    /// expires (4001) or the member no longer belongs to the household (4003).
+    async fn still_allowed(&self) -> Result<(), Stop> {
+        if chrono::Utc::now().timestamp() >= self.expires {
+            return Err(Stop::Close(
+                CLOSE_TOKEN_EXPIRED,
+                "the token expired; reconnect with a fresh token",
+            ));
+        }
+        match self.app.membership.check(self.room, self.member).await {
+            Err(MembershipError::NotAMember) => Err(Stop::Close(
+                CLOSE_NOT_A_MEMBER,
+                "no longer a member of this household",
+            )),
+            // The directory is down: what was true a moment ago stays true until it answers.
+            Ok(()) | Err(MembershipError::Unavailable) => Ok(()),
+        }
     }
 
     async fn incoming(

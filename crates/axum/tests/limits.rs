@@ -25,7 +25,7 @@ struct TestApp {
 async fn spawn(limits: LimitSettings) -> TestApp {
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        token_secret: TokenSecret::new("test-secret-of-at-least-32-bytes!"),
+        token_secret: TokenSecret::new("test-secret-of-at-least-32-bytes!").unwrap(),
         limits,
         ..Settings::default()
     };

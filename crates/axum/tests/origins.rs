@@ -74,7 +74,7 @@ struct TestApp {
 async fn spawn(change: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        token_secret: TokenSecret::new("test-secret-of-at-least-32-bytes!"),
+        token_secret: TokenSecret::new("test-secret-of-at-least-32-bytes!").unwrap(),
         allowed_origins: vec![LISTED.parse().unwrap()],
         ..Settings::default()
     };

@@ -57,7 +57,7 @@ async fn spawn_app_on(
 ) -> TestApp {
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        token_secret: TokenSecret::new("test-secret"),
+        token_secret: TokenSecret::new("test-secret-of-at-least-32-bytes!").unwrap(),
         ..Settings::default()
     };
     tune(&mut settings);
@@ -695,9 +695,10 @@ async fn refused_before_the_upgrade_with_401() {
             chrono::Duration::seconds(-10),
         )
         .unwrap();
-    let forged = Tokens::new(&TokenSecret::new("not-the-secret"))
-        .issue(hh.id, member, Role::Owner, now, chrono::Duration::hours(1))
-        .unwrap();
+    let forged =
+        Tokens::new(&TokenSecret::new("not-the-secret-not-the-secret-not-the-secret").unwrap())
+            .issue(hh.id, member, Role::Owner, now, chrono::Duration::hours(1))
+            .unwrap();
     let cases = [
         ("missing", app.room_url(hh.id, "_pk=a")),
         (
@@ -1489,7 +1490,7 @@ impl Directory for Broken {
 async fn no_database_error_text_reaches_a_client() {
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        token_secret: TokenSecret::new("test-secret"),
+        token_secret: TokenSecret::new("test-secret-of-at-least-32-bytes!").unwrap(),
         ..Settings::default()
     };
     let memory = Arc::new(MemoryEventStore::new());
@@ -1544,7 +1545,65 @@ async fn no_database_error_text_reaches_a_client() {
             "{text}"
         );
     }
-    // A socket that cannot join is closed with a reason of ours.
+    // A socket whose membership cannot be checked is refused before the upgrade, with
+    // our sentence.
+    let ws_url = format!("ws://{addr}/parties/household/{hh}?token={token}");
+    match tokio_tungstenite::connect_async(ws_url).await {
+        Err(WsError::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(
+                body.contains("unavailable") && !body.contains("SQLSTATE"),
+                "{body}"
+            );
+        }
+        other => panic!("expected a 503 before the upgrade, got {other:?}"),
+    }
+
+    // A member's socket whose room cannot load is closed with a reason of ours.
+    let directory = Arc::new(MemoryDirectory::new());
+    let now = chrono::Utc::now();
+    let owner = hearth_core::ports::Member {
+        household: hh,
+        id: MemberId(Uuid::now_v7()),
+        name: "Ann".into(),
+        role: Role::Owner,
+        joined_at: now,
+    };
+    directory
+        .create_household(
+            hearth_core::ports::Household {
+                id: hh,
+                name: "Home".into(),
+                created_at: now,
+            },
+            owner.clone(),
+        )
+        .await
+        .unwrap();
+    let app = Application::build(
+        Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token_secret: TokenSecret::new("test-secret-of-at-least-32-bytes!").unwrap(),
+            ..Settings::default()
+        },
+        Ports {
+            feed: Arc::new(memory.feed()),
+            store: Arc::new(Broken),
+            directory,
+            clock: Arc::new(SystemClock),
+            inventory: None,
+        },
+    )
+    .await
+    .unwrap();
+    let addr = app.local_addr();
+    let token = app
+        .tokens()
+        .issue(hh, owner.id, Role::Owner, now, chrono::Duration::hours(1))
+        .unwrap();
+    tokio::spawn(app.run_until_stopped());
     let ws_url = format!("ws://{addr}/parties/household/{hh}?token={token}");
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
     match tokio::time::timeout(Duration::from_secs(5), ws.next())

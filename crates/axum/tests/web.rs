@@ -14,7 +14,7 @@ async fn spawn(
 ) -> String {
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        token_secret: TokenSecret::new("test-secret"),
+        token_secret: TokenSecret::new("test-secret-of-at-least-32-bytes!").unwrap(),
         web_dir,
         ..Settings::default()
     };

@@ -43,8 +43,10 @@ struct Args {
     addr: String,
     #[arg(long, value_enum, default_value = "hearth")]
     mode: Mode,
-    /// Token secret of the Hearth server (mode hearth).
-    #[arg(long, env = "HEARTH_TOKEN_SECRET", default_value = "")]
+    /// Ignored: members now sign up over HTTP and get their tokens from the server
+    /// (kept so older scripts still run).
+    #[arg(long, env = "HEARTH_TOKEN_SECRET", default_value = "", hide = true)]
+    #[allow(dead_code)]
     token_secret: String,
     #[arg(long, default_value_t = 10)]
     households: usize,
@@ -108,6 +110,8 @@ struct Pending {
 
 struct Household {
     id: Uuid,
+    /// Hearth: one token per member (owner first), as the server issued them.
+    tokens: Vec<String>,
     pending: Mutex<HashMap<Uuid, Pending>>,
     head: AtomicU64,
 }
@@ -254,6 +258,68 @@ struct Capacity {
     event_p99_ms: f64,
 }
 
+/// Hearth: a token proves identity only while the server's directory agrees, so the
+/// load generator signs up as a client would: each household over HTTP (its owner is its
+/// first member), the others by invite. Returns each household's id and its members'
+/// tokens. (bench/run.sh lifts the server's sign-up limits for this.)
+async fn sign_up(
+    addr: &str,
+    households: usize,
+    members: usize,
+) -> anyhow::Result<Vec<(Uuid, Vec<String>)>> {
+    use futures::TryStreamExt as _;
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    futures::stream::iter((0..households).map(|_| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let created: serde_json::Value = http
+                .post(format!("{base}/households"))
+                .json(&serde_json::json!({"name": "Bench", "ownerName": "Owner"}))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let id: Uuid = serde_json::from_value(created["household"]["id"].clone())?;
+            let owner = created["token"]
+                .as_str()
+                .context("no owner token")?
+                .to_owned();
+            let mut tokens = vec![owner.clone()];
+            while tokens.len() < members.max(1) {
+                let invite: serde_json::Value = http
+                    .post(format!("{base}/households/{id}/invites"))
+                    .bearer_auth(&owner)
+                    .json(&serde_json::json!({}))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                let joined: serde_json::Value = http
+                    .post(format!("{base}/households/{id}/join"))
+                    .json(&serde_json::json!({"code": invite["code"], "name": "Member"}))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                tokens.push(
+                    joined["token"]
+                        .as_str()
+                        .context("no member token")?
+                        .to_owned(),
+                );
+            }
+            anyhow::Ok((id, tokens))
+        }
+    }))
+    .buffered(16)
+    .try_collect()
+    .await
+}
+
 fn load_avg() -> Option<String> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -263,14 +329,19 @@ fn load_avg() -> Option<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
-    if args.mode == Mode::Hearth && args.token_secret.is_empty() {
-        bail!("--token-secret is required in mode hearth");
-    }
-    let tokens = hearth_axum::Tokens::new(&hearth_axum::TokenSecret::new(&args.token_secret));
-    let households: Vec<Arc<Household>> = (0..args.households)
-        .map(|_| {
+    let per_room = args.members + args.slow_per_room;
+    let signed_up = match args.mode {
+        Mode::Hearth => sign_up(&args.addr, args.households, per_room).await?,
+        _ => (0..args.households)
+            .map(|_| (Uuid::new_v4(), Vec::new()))
+            .collect(),
+    };
+    let households: Vec<Arc<Household>> = signed_up
+        .into_iter()
+        .map(|(id, tokens)| {
             Arc::new(Household {
-                id: Uuid::new_v4(),
+                id,
+                tokens,
                 pending: Mutex::new(HashMap::new()),
                 head: AtomicU64::new(0),
             })
@@ -279,11 +350,10 @@ async fn main() -> anyhow::Result<()> {
 
     // Connection plan: households interleaved so that sender k and k+1 are in
     // different households.
-    let per_room = args.members + args.slow_per_room;
     let mut plan = Vec::new();
     for m in 0..per_room {
         for hh in &households {
-            plan.push((hh.clone(), m >= args.members));
+            plan.push((hh.clone(), m, m >= args.members));
         }
     }
     let rss_before = args.server_pid.and_then(rss_kib);
@@ -295,26 +365,16 @@ async fn main() -> anyhow::Result<()> {
         mss: (args.slow_mss > 0).then_some(args.slow_mss),
     };
     let results: Vec<Connected> =
-        futures::stream::iter(plan.into_iter().enumerate().map(|(i, (hh, slow))| {
+        futures::stream::iter(plan.into_iter().enumerate().map(|(i, (hh, m, slow))| {
             let url = match mode {
-                Mode::Hearth => {
-                    let token = tokens
-                        .issue(
-                            hearth_core::HouseholdId(hh.id),
-                            hearth_core::MemberId(Uuid::new_v4()),
-                            hearth_core::ports::Role::Member,
-                            chrono::Utc::now(),
-                            chrono::Duration::hours(2),
-                        )
-                        .map_err(|e| anyhow::anyhow!("{e}"));
-                    token.map(|t| {
-                        format!(
-                            "ws://{addr}/parties/household/{}?_pk={}&token={t}",
-                            hh.id,
-                            Uuid::new_v4()
-                        )
-                    })
-                }
+                Mode::Hearth => match hh.tokens.get(m) {
+                    Some(t) => Ok(format!(
+                        "ws://{addr}/parties/household/{}?_pk={}&token={t}",
+                        hh.id,
+                        Uuid::new_v4()
+                    )),
+                    None => Err(anyhow::anyhow!("no token for member {m}")),
+                },
                 Mode::Partykit => Ok(format!(
                     "ws://{addr}/parties/main/{}?_pk={}",
                     hh.id,

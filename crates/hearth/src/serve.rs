@@ -122,9 +122,13 @@ impl EdgeArgs {
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let secret = match args.token_secret {
-        Some(secret) if !secret.is_empty() => TokenSecret::new(secret),
+        Some(secret) if !secret.is_empty() => {
+            TokenSecret::new(secret).context("--token-secret (HEARTH_TOKEN_SECRET)")?
+        }
         _ => match args.stores.persistent_token_secret()? {
-            Some(secret) => TokenSecret::new(secret),
+            Some(secret) => {
+                TokenSecret::new(secret).context("the token secret kept in the data directory")?
+            }
             None => {
                 tracing::warn!("HEARTH_TOKEN_SECRET not set: using a random secret");
                 TokenSecret::random()
@@ -241,7 +245,9 @@ pub struct TokenArgs {
 }
 
 pub fn token(args: TokenArgs) -> anyhow::Result<()> {
-    let tokens = Tokens::new(&TokenSecret::new(&args.token_secret));
+    let tokens = Tokens::new(
+        &TokenSecret::new(&args.token_secret).context("--token-secret (HEARTH_TOKEN_SECRET)")?,
+    );
     let member = MemberId(args.member.unwrap_or_else(uuid::Uuid::now_v7));
     let token = tokens
         .issue(

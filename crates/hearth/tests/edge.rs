@@ -98,7 +98,7 @@ async fn serve(kind: Kind, tune: impl FnOnce(&mut Settings)) -> Server {
     };
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        token_secret: TokenSecret::new("edge-test-secret-0123456789abcdef"),
+        token_secret: TokenSecret::new("edge-test-secret-0123456789abcdef").unwrap(),
         ..Settings::default()
     };
     tune(&mut settings);
