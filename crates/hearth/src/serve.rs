@@ -239,15 +239,32 @@ pub struct TokenArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     ttl_secs: i64,
-    /// Signing secret; must match the server's.
+    /// Signing secret; must match the server's. Without it, the secret `hearth serve`
+    /// keeps in its data directory.
     #[arg(long, env = "HEARTH_TOKEN_SECRET", hide_env_values = true)]
-    token_secret: String,
+    token_secret: Option<String>,
+    /// The data directory of the `hearth serve` whose kept secret signs the token.
+    #[arg(long, env = "HEARTH_DATA_DIR", default_value = "hearth-data")]
+    data_dir: std::path::PathBuf,
 }
 
 pub fn token(args: TokenArgs) -> anyhow::Result<()> {
-    let tokens = Tokens::new(
-        &TokenSecret::new(&args.token_secret).context("--token-secret (HEARTH_TOKEN_SECRET)")?,
-    );
+    let secret = match args.token_secret.filter(|s| !s.is_empty()) {
+        Some(secret) => TokenSecret::new(secret).context("--token-secret (HEARTH_TOKEN_SECRET)")?,
+        None => {
+            let path = args.data_dir.join("token-secret");
+            let kept = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "no --token-secret, and no secret kept at {} (run `hearth serve --data-dir {}` once, or pass the server's --token-secret)",
+                    path.display(),
+                    args.data_dir.display()
+                )
+            })?;
+            TokenSecret::new(kept.trim())
+                .with_context(|| format!("the token secret kept at {}", path.display()))?
+        }
+    };
+    let tokens = Tokens::new(&secret);
     let member = MemberId(args.member.unwrap_or_else(uuid::Uuid::now_v7));
     let token = tokens
         .issue(

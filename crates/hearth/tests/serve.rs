@@ -598,3 +598,72 @@ async fn serve_refuses_a_malformed_allowed_origin() {
     assert!(!ok);
     assert!(stderr.contains("app.example/path"), "{stderr}");
 }
+
+/// Runs `hearth <args>` to its end: success, stdout, stderr.
+async fn run_output(args: &[&str]) -> (bool, String, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(args)
+            .env_remove("HEARTH_TOKEN_SECRET")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("hearth exits")
+    .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn token_signs_with_the_secret_serve_keeps_and_refuses_a_short_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let household = Uuid::now_v7().to_string();
+    // No secret kept yet: the error names where it looked.
+    let (ok, _, stderr) =
+        run_output(&["token", "--data-dir", data, "--household", &household]).await;
+    assert!(!ok);
+    assert!(stderr.contains(&format!("{data}/token-secret")), "{stderr}");
+    // The secret serve keeps there signs the token.
+    let kept = "kept-secret-0123456789abcdef0123456789abcdef";
+    std::fs::write(dir.path().join("token-secret"), kept).unwrap();
+    let (ok, stdout, stderr) =
+        run_output(&["token", "--data-dir", data, "--household", &household]).await;
+    assert!(ok, "{stderr}");
+    let tokens = hearth_axum::Tokens::new(&hearth_axum::TokenSecret::new(kept).unwrap());
+    let claims = tokens
+        .verify(
+            stdout.trim(),
+            hearth_core::HouseholdId(Uuid::from_str(&household).unwrap()),
+        )
+        .unwrap();
+    assert_eq!(claims.hh.0.to_string(), household);
+    // A secret under 32 bytes is refused, by token and by serve.
+    let (ok, _, stderr) = run_output(&[
+        "token",
+        "--token-secret",
+        "change-me",
+        "--household",
+        &household,
+    ])
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("at least 32"), "{stderr}");
+    let (ok, _, stderr) = run_output(&[
+        "serve",
+        "--memory",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-secret",
+        "change-me",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("at least 32"), "{stderr}");
+}
