@@ -2,12 +2,13 @@
 //! real TCP, HTTP and WebSocket clients on loopback, each limit driven past.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::TestApp;
 use futures::{SinkExt, StreamExt};
-use hearth_axum::{Application, LimitSettings, Ports, Rate, Settings, TokenSecret};
+use hearth_axum::{LimitSettings, Rate};
 use hearth_core::HouseholdId;
-use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -17,108 +18,18 @@ use uuid::Uuid;
 /// A guard against a test hanging: far above any timeout a test drives past.
 const GUARD: Duration = Duration::from_secs(20);
 
-struct TestApp {
-    addr: std::net::SocketAddr,
-    http: reqwest::Client,
-}
-
 async fn spawn(limits: LimitSettings) -> TestApp {
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        token_secret: TokenSecret::new("test-secret-of-at-least-32-bytes!").unwrap(),
-        limits,
-        ..Settings::default()
-    };
-    let store = Arc::new(MemoryEventStore::new());
-    let ports = Ports {
-        feed: Arc::new(store.feed()),
-        store,
-        directory: Arc::new(MemoryDirectory::new()),
-        clock: Arc::new(SystemClock),
-        inventory: None,
-    };
-    let app = Application::build(settings, ports).await.unwrap();
-    let addr = app.local_addr();
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        addr,
-        http: reqwest::Client::new(),
-    }
+    common::spawn(|s| s.limits = limits).await
 }
 
-impl TestApp {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
+/// `household()` as (id, owner token); `member()` as the member's token.
+async fn household(app: &TestApp) -> (HouseholdId, String) {
+    let owned = app.household().await;
+    (owned.id, owned.token)
+}
 
-    async fn create_household(&self) -> reqwest::Response {
-        self.http
-            .post(self.url("/households"))
-            .json(&json!({"name": "Home", "ownerName": "Ann"}))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// A household and its owner's token.
-    async fn household(&self) -> (HouseholdId, String) {
-        let res = self.create_household().await;
-        assert_eq!(res.status(), 201);
-        let body: Value = res.json().await.unwrap();
-        (
-            serde_json::from_value(body["household"]["id"].clone()).unwrap(),
-            body["token"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// A second member of `hh`; their token.
-    async fn member(&self, hh: HouseholdId, owner: &str) -> String {
-        let invite: Value = self
-            .http
-            .post(self.url(&format!("/households/{hh}/invites")))
-            .bearer_auth(owner)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let res = self
-            .http
-            .post(self.url(&format!("/households/{hh}/join")))
-            .json(&json!({"code": invite["code"], "name": "Bob"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let body: Value = res.json().await.unwrap();
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    fn room_url(&self, hh: HouseholdId, token: &str) -> String {
-        format!(
-            "ws://{}/parties/household/{hh}?_pk={}&token={token}",
-            self.addr,
-            Uuid::new_v4()
-        )
-    }
-
-    async fn metric(&self, line: &str) -> u64 {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(line))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {line} in\n{text}"))
-    }
+async fn member(app: &TestApp, hh: HouseholdId, owner: &str) -> String {
+    app.member(hh, owner).await.1
 }
 
 /// Generous limits, for tests that drive one limit only.
@@ -267,8 +178,8 @@ async fn sockets_beyond_the_member_and_room_caps_are_refused_before_the_upgrade(
         ..generous()
     })
     .await;
-    let (hh, ann) = app.household().await;
-    let bob = app.member(hh, &ann).await;
+    let (hh, ann) = household(&app).await;
+    let bob = member(&app, hh, &ann).await;
     let (a1, _) = tokio_tungstenite::connect_async(app.room_url(hh, &ann))
         .await
         .unwrap();
@@ -313,8 +224,8 @@ async fn household_creation_and_joining_beyond_the_address_rate_get_429_with_ret
         ..generous()
     })
     .await;
-    let (hh, owner) = app.household().await;
-    let _bob = app.member(hh, &owner).await;
+    let (hh, owner) = household(&app).await;
+    let _bob = member(&app, hh, &owner).await;
     assert_eq!(app.create_household().await.status(), 201);
     let refused = app.create_household().await;
     assert_eq!(refused.status(), 429);
@@ -371,8 +282,8 @@ async fn a_members_commands_share_one_rate_across_sockets_and_http() {
         ..generous()
     })
     .await;
-    let (hh, ann) = app.household().await;
-    let bob = app.member(hh, &ann).await;
+    let (hh, ann) = household(&app).await;
+    let bob = member(&app, hh, &ann).await;
     // Ann's invite for Bob and opening each socket count as calls of Ann's: 3 of 7.
     let (mut s1, _) = tokio_tungstenite::connect_async(app.room_url(hh, &ann))
         .await
@@ -493,7 +404,7 @@ impl TestApp {
 #[tokio::test]
 async fn a_rooms_state_is_served_from_a_kept_view_that_reads_only_what_it_lacks() {
     let app = spawn(generous()).await;
-    let (hh, token) = app.household().await;
+    let (hh, token) = household(&app).await;
     app.orders(hh, &token, 30).await;
     assert_eq!(app.metric("hearth_view_events_total").await, 0);
     assert_eq!(app.state_seq(hh, &token).await, 30);
@@ -547,7 +458,7 @@ async fn catch_ups_are_paged_and_paced_by_the_nodes_catch_up_rate() {
         ..generous()
     })
     .await;
-    let (hh, token) = app.household().await;
+    let (hh, token) = household(&app).await;
     app.orders(hh, &token, 250).await;
     // Two sockets catch up on everything at once: 500 events at 1,000 a second after a
     // burst of 100. Each gets every event once, in order.

@@ -3,16 +3,13 @@
 //! listener of its own. A server on port 0, real HTTP and WebSocket clients on loopback.
 #![allow(clippy::unwrap_used)]
 
-use async_trait::async_trait;
+mod common;
+
+use common::TestApp;
 use futures::StreamExt;
-use hearth_axum::{Application, LoopbackOrigins, Ports, Settings, TokenSecret};
-use hearth_core::ports::{Directory, DirectoryError, Household, Invite, Member};
-use hearth_core::{HouseholdId, MemberId, Timestamp};
-use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
+use hearth_axum::{LoopbackOrigins, Settings};
+use hearth_core::HouseholdId;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -24,98 +21,26 @@ const LISTED: &str = "https://app.example";
 /// A site the server knows nothing of.
 const FOREIGN: &str = "https://evil.example";
 
-/// The memory directory, counting the households created through it.
-#[derive(Debug, Default)]
-struct Counting {
-    inner: MemoryDirectory,
-    households: AtomicUsize,
-}
-
-#[async_trait]
-impl Directory for Counting {
-    async fn create_household(&self, h: Household, owner: Member) -> Result<(), DirectoryError> {
-        self.households.fetch_add(1, Ordering::SeqCst);
-        self.inner.create_household(h, owner).await
-    }
-    async fn household(&self, id: HouseholdId) -> Result<Option<Household>, DirectoryError> {
-        self.inner.household(id).await
-    }
-    async fn member(
-        &self,
-        household: HouseholdId,
-        member: MemberId,
-    ) -> Result<Option<Member>, DirectoryError> {
-        self.inner.member(household, member).await
-    }
-    async fn members(&self, household: HouseholdId) -> Result<Vec<Member>, DirectoryError> {
-        self.inner.members(household).await
-    }
-    async fn create_invite(&self, invite: Invite) -> Result<(), DirectoryError> {
-        self.inner.create_invite(invite).await
-    }
-    async fn accept_invite(
-        &self,
-        household: HouseholdId,
-        code: &str,
-        member: Member,
-        now: Timestamp,
-    ) -> Result<Member, DirectoryError> {
-        self.inner.accept_invite(household, code, member, now).await
-    }
-}
-
-struct TestApp {
-    addr: SocketAddr,
-    metrics_addr: Option<SocketAddr>,
-    directory: Arc<Counting>,
-    http: reqwest::Client,
-}
-
 async fn spawn(change: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        token_secret: TokenSecret::new("test-secret-of-at-least-32-bytes!").unwrap(),
-        allowed_origins: vec![LISTED.parse().unwrap()],
-        ..Settings::default()
-    };
-    change(&mut settings);
-    let store = Arc::new(MemoryEventStore::new());
-    let directory = Arc::new(Counting::default());
-    let ports = Ports {
-        feed: Arc::new(store.feed()),
-        store,
-        directory: directory.clone(),
-        clock: Arc::new(SystemClock),
-        inventory: None,
-    };
-    let app = Application::build(settings, ports).await.unwrap();
-    let addr = app.local_addr();
-    let metrics_addr = app.metrics_addr();
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        addr,
-        metrics_addr,
-        directory,
-        http: reqwest::Client::new(),
-    }
+    common::spawn(|s| {
+        s.allowed_origins = vec![LISTED.parse().unwrap()];
+        change(s);
+    })
+    .await
 }
 
 impl TestApp {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
     /// The server's own origin, as a browser on its web app sends it.
     fn own_origin(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     fn created(&self) -> usize {
-        self.directory.households.load(Ordering::SeqCst)
+        self.directory.households_created()
     }
 
     /// POST /households with this `Origin` (none: `None`) and content type.
-    async fn create_household(
+    async fn create_household_from(
         &self,
         origin: Option<&str>,
         content_type: &str,
@@ -131,8 +56,8 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
-    async fn household(&self) -> (HouseholdId, String) {
-        let res = self.create_household(None, "application/json").await;
+    async fn household_pair(&self) -> (HouseholdId, String) {
+        let res = self.create_household_from(None, "application/json").await;
         assert_eq!(res.status(), 201);
         let body: Value = res.json().await.unwrap();
         (
@@ -179,20 +104,8 @@ impl TestApp {
     }
 
     async fn refused_origins(&self) -> u64 {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
+        self.metric(r#"hearth_refused_total{reason="origin"}"#)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let line = r#"hearth_refused_total{reason="origin"} "#;
-        text.lines()
-            .find_map(|l| l.strip_prefix(line))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {line} in\n{text}"))
     }
 }
 
@@ -204,7 +117,7 @@ fn assert_origin_refusal(status: u16, body: &Value) {
 #[tokio::test]
 async fn a_socket_from_a_foreign_origin_is_refused_before_the_upgrade() {
     let app = spawn(|_| {}).await;
-    let (hh, token) = app.household().await;
+    let (hh, token) = app.household_pair().await;
     // A valid token: only the origin is wrong.
     let (status, body) = app.open(hh, &token, Some(FOREIGN)).await.unwrap_err();
     assert_origin_refusal(status, &body);
@@ -236,7 +149,7 @@ async fn a_socket_from_a_foreign_origin_is_refused_before_the_upgrade() {
 #[tokio::test]
 async fn loopback_origins_are_refused_when_not_in_development() {
     let app = spawn(|s| s.loopback_origins = LoopbackOrigins::Refused).await;
-    let (hh, token) = app.household().await;
+    let (hh, token) = app.household_pair().await;
     for origin in ["http://localhost:5173", "http://127.0.0.1:3000"] {
         let (status, body) = app.open(hh, &token, Some(origin)).await.unwrap_err();
         assert_origin_refusal(status, &body);
@@ -252,7 +165,7 @@ async fn a_cross_site_post_creates_nothing() {
     // A form or fetch from another site: text/plain needs no preflight, so only the
     // server can refuse it.
     for content_type in ["text/plain", "application/json"] {
-        let res = app.create_household(Some(FOREIGN), content_type).await;
+        let res = app.create_household_from(Some(FOREIGN), content_type).await;
         let status = res.status().as_u16();
         let body: Value = res.json().await.unwrap();
         assert_origin_refusal(status, &body);
@@ -262,12 +175,12 @@ async fn a_cross_site_post_creates_nothing() {
     // The same requests from the web app itself, a listed origin, or no browser at all.
     let own = app.own_origin();
     for origin in [Some(own.as_str()), Some(LISTED), None] {
-        let res = app.create_household(origin, "text/plain").await;
+        let res = app.create_household_from(origin, "text/plain").await;
         assert_eq!(res.status(), 201, "{origin:?}");
     }
     assert_eq!(app.created(), 3);
     // A member's POST to the room is refused the same way.
-    let (hh, token) = app.household().await;
+    let (hh, token) = app.household_pair().await;
     let res = app
         .http
         .post(app.url(&format!("/parties/household/{hh}")))
@@ -367,7 +280,7 @@ async fn the_web_app_and_the_api_send_security_headers() {
         assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
     }
     // The API's answers, errors and refusals included.
-    let (hh, _) = app.household().await;
+    let (hh, _) = app.household_pair().await;
     let api = [
         app.http.get(app.url("/healthz")).send().await.unwrap(),
         app.http
@@ -375,8 +288,8 @@ async fn the_web_app_and_the_api_send_security_headers() {
             .send()
             .await
             .unwrap(),
-        app.create_household(Some(FOREIGN), "text/plain").await,
-        app.create_household(None, "application/json").await,
+        app.create_household_from(Some(FOREIGN), "text/plain").await,
+        app.create_household_from(None, "application/json").await,
     ];
     let statuses: Vec<u16> = api.iter().map(|r| r.status().as_u16()).collect();
     assert_eq!(statuses, [200, 401, 403, 201]);
@@ -404,7 +317,7 @@ async fn metrics_can_have_a_listener_of_their_own() {
     let private = app.metrics_addr.unwrap();
     assert_ne!(private, app.addr);
     // A refusal on the public listener shows on the private one.
-    let res = app.create_household(Some(FOREIGN), "text/plain").await;
+    let res = app.create_household_from(Some(FOREIGN), "text/plain").await;
     assert_eq!(res.status(), 403);
     let res = app
         .http

@@ -1,0 +1,212 @@
+//! What the edge tests (limits, membership, origins) share: a server on port 0 over the
+//! memory store, with a directory the test can watch and change, and a client.
+#![allow(dead_code, clippy::unwrap_used)] // each test file uses its own part
+
+use async_trait::async_trait;
+use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
+use hearth_core::ports::{Directory, DirectoryError, Household, Invite, Member};
+use hearth_core::{HouseholdId, MemberId, Timestamp};
+use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+pub const SECRET: &str = "test-secret-of-at-least-32-bytes!";
+
+/// The memory directory, counting the households created through it, and able to
+/// remove a member (the product's remove and leave are issue 14's).
+#[derive(Debug, Default)]
+pub struct Watched {
+    inner: MemoryDirectory,
+    households: AtomicUsize,
+    removed: Mutex<HashSet<MemberId>>,
+}
+
+impl Watched {
+    pub fn remove(&self, member: MemberId) {
+        self.removed.lock().unwrap().insert(member);
+    }
+
+    pub fn households_created(&self) -> usize {
+        self.households.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Directory for Watched {
+    async fn create_household(&self, h: Household, owner: Member) -> Result<(), DirectoryError> {
+        self.households.fetch_add(1, Ordering::SeqCst);
+        self.inner.create_household(h, owner).await
+    }
+    async fn household(&self, id: HouseholdId) -> Result<Option<Household>, DirectoryError> {
+        self.inner.household(id).await
+    }
+    async fn member(
+        &self,
+        household: HouseholdId,
+        member: MemberId,
+    ) -> Result<Option<Member>, DirectoryError> {
+        if self.removed.lock().unwrap().contains(&member) {
+            return Ok(None);
+        }
+        self.inner.member(household, member).await
+    }
+    async fn members(&self, household: HouseholdId) -> Result<Vec<Member>, DirectoryError> {
+        self.inner.members(household).await
+    }
+    async fn create_invite(&self, invite: Invite) -> Result<(), DirectoryError> {
+        self.inner.create_invite(invite).await
+    }
+    async fn accept_invite(
+        &self,
+        household: HouseholdId,
+        code: &str,
+        member: Member,
+        now: Timestamp,
+    ) -> Result<Member, DirectoryError> {
+        self.inner.accept_invite(household, code, member, now).await
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub tokens: Tokens,
+    pub directory: Arc<Watched>,
+    pub http: reqwest::Client,
+}
+
+/// A server on port 0 with the default settings changed by `change`.
+pub async fn spawn(change: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token_secret: TokenSecret::new(SECRET).unwrap(),
+        ..Settings::default()
+    };
+    change(&mut settings);
+    let store = Arc::new(MemoryEventStore::new());
+    let directory = Arc::new(Watched::default());
+    let ports = Ports {
+        feed: Arc::new(store.feed()),
+        store,
+        directory: directory.clone(),
+        clock: Arc::new(SystemClock),
+        inventory: None,
+    };
+    let app = Application::build(settings, ports).await.unwrap();
+    let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
+    let tokens = app.tokens();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        addr,
+        metrics_addr,
+        tokens,
+        directory,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// A household as its owner sees it.
+pub struct Owned {
+    pub id: HouseholdId,
+    pub owner: MemberId,
+    pub token: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn room_url(&self, hh: HouseholdId, token: &str) -> String {
+        format!(
+            "ws://{}/parties/household/{hh}?_pk={}&token={token}",
+            self.addr,
+            Uuid::new_v4()
+        )
+    }
+
+    pub async fn create_household(&self) -> reqwest::Response {
+        self.http
+            .post(self.url("/households"))
+            .json(&json!({"name": "Home", "ownerName": "Ann"}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A new household: its id, its owner and the owner's token.
+    pub async fn household(&self) -> Owned {
+        let res = self.create_household().await;
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        Owned {
+            id: serde_json::from_value(body["household"]["id"].clone()).unwrap(),
+            owner: serde_json::from_value(body["member"]["id"].clone()).unwrap(),
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A second member of `hh`, invited by its owner: their id and token.
+    pub async fn member(&self, hh: HouseholdId, owner_token: &str) -> (MemberId, String) {
+        let invite: Value = self
+            .http
+            .post(self.url(&format!("/households/{hh}/invites")))
+            .bearer_auth(owner_token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let res = self
+            .http
+            .post(self.url(&format!("/households/{hh}/join")))
+            .json(&json!({"code": invite["code"], "name": "Bob"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        (
+            serde_json::from_value(body["member"]["id"].clone()).unwrap(),
+            body["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A token signed by the server for anyone, member or not.
+    pub fn mint(&self, hh: HouseholdId, member: MemberId, ttl: chrono::Duration) -> String {
+        self.tokens
+            .issue(
+                hh,
+                member,
+                hearth_core::ports::Role::Owner,
+                chrono::Utc::now(),
+                ttl,
+            )
+            .unwrap()
+    }
+
+    /// The value of one line of `/metrics`, e.g. `hearth_refused_total{reason="origin"}`.
+    pub async fn metric(&self, line: &str) -> u64 {
+        let addr = self.metrics_addr.unwrap_or(self.addr);
+        let text = self
+            .http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(line))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in\n{text}"))
+    }
+}
