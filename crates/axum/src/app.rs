@@ -124,6 +124,9 @@ pub(crate) struct AppState {
     pub limits: Arc<Limits>,
     pub membership: crate::members::Membership,
     pub catchup: crate::limits::CatchupPacer,
+    /// The budget of welcome bytes in flight, in KiB permits.
+    pub welcomes: tokio::sync::Semaphore,
+    pub welcome_budget_kib: u32,
     pub origins: Arc<OriginPolicy>,
 }
 
@@ -201,7 +204,15 @@ impl Application {
             crate::limits::CatchupPacer::new(settings.limits.catchup_rate, metrics.clone());
         let membership =
             crate::members::Membership::new(ports.directory.clone(), settings.membership_ttl);
+        let welcome_budget_kib = u32::try_from(settings.limits.welcome_bytes_in_flight / 1024)
+            .unwrap_or(u32::MAX)
+            .clamp(
+                1,
+                u32::try_from(tokio::sync::Semaphore::MAX_PERMITS).unwrap_or(u32::MAX),
+            );
         let state = Arc::new(AppState {
+            welcomes: tokio::sync::Semaphore::new(welcome_budget_kib as usize),
+            welcome_budget_kib,
             membership,
             catchup,
             limits,

@@ -92,6 +92,9 @@ pub struct LimitSettings {
     /// recently used dropped first); a kept view is brought up to date with only the
     /// events after it.
     pub kept_views: usize,
+    /// Bytes of welcome frames (each carries the household's whole view) being sent at
+    /// once, the whole node: further joins wait their turn.
+    pub welcome_bytes_in_flight: usize,
 }
 
 impl Default for LimitSettings {
@@ -107,6 +110,7 @@ impl Default for LimitSettings {
             member_rate: Rate::new(50, 20.0),
             catchup_rate: Rate::new(5_000, 20_000.0),
             kept_views: 1_024,
+            welcome_bytes_in_flight: 64 * 1024 * 1024,
         }
     }
 }

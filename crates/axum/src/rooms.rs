@@ -87,7 +87,8 @@ pub(crate) struct Member {
 #[derive(Debug)]
 pub(crate) struct Joined {
     pub seq: u64,
-    pub state: HouseholdView,
+    /// The projection at `seq`, serialized once for every join at that seq (shared).
+    pub state_json: Arc<str>,
 }
 
 #[derive(Debug)]
@@ -260,6 +261,7 @@ impl Rooms {
             let mut room = Room {
                 tenant,
                 view: HouseholdView::new(),
+                welcome: None,
                 members: Vec::new(),
                 held: BTreeMap::new(),
                 rooms: rooms.clone(),
@@ -311,6 +313,8 @@ impl Rooms {
 struct Room {
     tenant: HouseholdId,
     view: HouseholdView,
+    /// The view serialized at a seq, for the welcomes of the joins at that seq.
+    welcome: Option<(u64, Arc<str>)>,
     members: Vec<Member>,
     /// Offered events beyond the cursor, waiting for the gap before them to close.
     held: BTreeMap<u64, EventEnvelope>,
@@ -439,9 +443,19 @@ impl Room {
                 }
             });
         }
+        let state_json = match &self.welcome {
+            Some((seq, json)) if *seq == self.view.seq => json.clone(),
+            _ => {
+                let json: Arc<str> = serde_json::to_string(&self.view)
+                    .unwrap_or_else(|_| "{}".into())
+                    .into();
+                self.welcome = Some((self.view.seq, json.clone()));
+                json
+            }
+        };
         let joined = Joined {
             seq: self.view.seq,
-            state: self.view.clone(),
+            state_json,
         };
         if reply.send(joined).is_ok() {
             self.members.push(member);

@@ -9,8 +9,8 @@ use crate::commands;
 use crate::http::{self, ApiError};
 use crate::limits::SocketPermit;
 use crate::members::MembershipError;
-use crate::rooms::{Batch, Kick, Member};
-use crate::wire::{self, BadInput, ClientMessage, ServerMessage, Welcome, WireCommand, codes};
+use crate::rooms::{Batch, Joined, Kick, Member};
+use crate::wire::{self, BadInput, ClientMessage, ServerMessage, WireCommand, codes};
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -387,13 +387,8 @@ impl Connection {
         let stop = match app.rooms.join(self.room, member).await {
             Ok(joined) => {
                 live.cursor = joined.seq;
-                let welcome = ServerMessage::Welcome(Box::new(Welcome {
-                    room: self.room,
-                    connection: format!("{}-{handle}", short_node_id()),
-                    seq: joined.seq,
-                    state: joined.state,
-                }));
-                match self.open(&mut live, welcome).await {
+                let connection = format!("{}-{handle}", short_node_id());
+                match self.open(&mut live, &connection, &joined).await {
                     Ok(()) => self.serve(&mut live, batches).await,
                     Err(stop) => stop,
                 }
@@ -427,8 +422,15 @@ impl Connection {
     }
 
     /// Welcome, then the replay asked for with `since`.
-    async fn open(&self, live: &mut Live, welcome: ServerMessage) -> Result<(), Stop> {
-        live.reply(&welcome).await?;
+    async fn open(&self, live: &mut Live, connection: &str, joined: &Joined) -> Result<(), Stop> {
+        // The welcome carries the household's whole view: the node's welcomes in flight
+        // share one budget of bytes, so many joins at once cannot hold a copy each.
+        let kib = u32::try_from(joined.state_json.len() / 1024 + 1).unwrap_or(u32::MAX);
+        let permits = kib.min(self.app.welcome_budget_kib);
+        let permit = self.app.welcomes.acquire_many(permits).await;
+        let frame = wire::welcome_frame(self.room, connection, joined.seq, &joined.state_json);
+        live.send(Message::Text(frame.into())).await?;
+        drop(permit);
         if let Some(since) = self.since {
             if since < live.cursor {
                 let to = live.cursor;

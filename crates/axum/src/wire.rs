@@ -134,6 +134,24 @@ pub struct WireError {
     pub id: Option<CommandId>,
 }
 
+/// The welcome frame, with the state already serialized: the same JSON as
+/// `ServerMessage::Welcome(...).to_json()`, so a room serializes its view once for every
+/// socket that joins at one seq instead of once per socket.
+pub fn welcome_frame(room: HouseholdId, connection: &str, seq: u64, state_json: &str) -> String {
+    let text = |v: String| serde_json::to_string(&v).unwrap_or_else(|_| "\"\"".into());
+    let mut frame = String::with_capacity(state_json.len() + 128);
+    frame.push_str(r#"{"welcome":{"room":"#);
+    frame.push_str(&text(room.0.to_string()));
+    frame.push_str(r#","connection":"#);
+    frame.push_str(&text(connection.to_owned()));
+    frame.push_str(r#","seq":"#);
+    frame.push_str(&seq.to_string());
+    frame.push_str(r#","state":"#);
+    frame.push_str(state_json);
+    frame.push_str("}}");
+    frame
+}
+
 /// Every message the server sends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -441,6 +459,21 @@ pub fn parse_command(command: &WireCommand) -> Result<Command, BadInput> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_welcome_frame_is_the_welcome_message() {
+        let mut view = HouseholdView::new();
+        view.seq = 7;
+        let room = HouseholdId(Uuid::now_v7());
+        let message = ServerMessage::Welcome(Box::new(Welcome {
+            room,
+            connection: "ab\"c-1".into(),
+            seq: 7,
+            state: view.clone(),
+        }));
+        let state = serde_json::to_string(&view).unwrap();
+        assert_eq!(welcome_frame(room, "ab\"c-1", 7, &state), message.to_json());
+    }
 
     #[test]
     fn names_the_field_at_fault() {

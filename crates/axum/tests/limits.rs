@@ -45,6 +45,7 @@ fn generous() -> LimitSettings {
         member_rate: Rate::new(10_000, 10_000.0),
         catchup_rate: Rate::new(1_000_000, 1_000_000.0),
         kept_views: 16,
+        welcome_bytes_in_flight: 64 * 1024 * 1024,
     }
 }
 
@@ -480,4 +481,34 @@ async fn catch_ups_are_paged_and_paced_by_the_nodes_catch_up_rate() {
         app.metric("hearth_catchup_waits_total").await > 0,
         "the catch-ups waited for the node's rate"
     );
+}
+
+#[tokio::test]
+async fn joins_share_one_budget_of_welcome_bytes_and_each_gets_its_welcome() {
+    // A budget far below one welcome: the joins take turns, none waits forever.
+    let app = spawn(LimitSettings {
+        welcome_bytes_in_flight: 1024,
+        ..generous()
+    })
+    .await;
+    let (hh, token) = household(&app).await;
+    app.orders(hh, &token, 30).await;
+    let joins = (0..5).map(|_| {
+        let url = app.room_url(hh, &token);
+        tokio::spawn(async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            answer_or_welcome(&mut ws).await
+        })
+    });
+    for join in joins.collect::<Vec<_>>() {
+        let welcome = join.await.unwrap();
+        assert_eq!(welcome["welcome"]["seq"], 30, "{welcome}");
+        assert_eq!(
+            welcome["welcome"]["state"]["orders"]
+                .as_array()
+                .unwrap()
+                .len(),
+            30
+        );
+    }
 }
