@@ -802,6 +802,40 @@ pub async fn catchup(ctx: &Ctx) -> anyhow::Result<Vec<Outcome>> {
         ),
     );
 
+    // For comparison, on a server of its own: 50 sockets that only join (no catch-up),
+    // each sent the welcome with the household's whole view.
+    let server = start(ctx, &store, "catchup-welcome", &[]).await?;
+    let (joined_base, _) = server.rss();
+    let joining = Instant::now();
+    let joins: Vec<_> = (0..READERS)
+        .map(|_| {
+            let token = ctx.token(household);
+            let to = server.addr;
+            tokio::spawn(async move {
+                let (mut ws, _, bytes) = socket(to, household, &token?, None).await?;
+                let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+                anyhow::Ok(bytes)
+            })
+        })
+        .collect();
+    let mut joined = 0;
+    for join in joins {
+        if join.await?.is_ok() {
+            joined += 1;
+        }
+    }
+    let join_secs = joining.elapsed().as_secs_f64();
+    let (_, joined_peak) = server.rss();
+    server.stop().await?;
+    o.figure(
+        "for comparison: 50 sockets joining without catch-up (welcome only), on a fresh server",
+        format!(
+            "{joined} welcomed in {join_secs:.1} s; server RSS {} before, peak {}",
+            joined_base.map(mib).unwrap_or_default(),
+            joined_peak.map(mib).unwrap_or_default()
+        ),
+    );
+
     let server = start(ctx, &store, "catchup", &[]).await?;
     let to = server.addr;
     // The other household, unloaded.
@@ -1085,8 +1119,7 @@ fn rollbacks(db: &PgDb) -> anyhow::Result<u64> {
         db.name
     ))?
     .lines()
-    .filter(|l| !l.trim().is_empty())
-    .next_back()
+    .rfind(|l| !l.trim().is_empty())
     .and_then(|l| l.trim().parse().ok())
     .context("reading xact_rollback")
 }
