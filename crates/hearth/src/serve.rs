@@ -101,6 +101,9 @@ struct EdgeArgs {
     /// Households whose projection the node keeps for GET of a room's state.
     #[arg(long, env = "HEARTH_KEPT_VIEWS", default_value_t = 1024)]
     kept_views: usize,
+    /// MiB of welcome frames (each carries the household's whole view) sent at once.
+    #[arg(long, env = "HEARTH_WELCOME_MIB", default_value_t = 64)]
+    welcome_mib: usize,
 }
 
 impl EdgeArgs {
@@ -116,6 +119,7 @@ impl EdgeArgs {
             member_rate: Rate::new(self.member_burst, self.member_per_second),
             catchup_rate: Rate::new(5_000, self.catchup_per_second),
             kept_views: self.kept_views.max(1),
+            welcome_bytes_in_flight: self.welcome_mib.max(1).saturating_mul(1024 * 1024),
         }
     }
 }
