@@ -116,7 +116,6 @@ pub struct Ctx {
     pub pg_url: Option<String>,
     pub out: PathBuf,
     pub secret: String,
-    tokens: hearth_axum::Tokens,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -130,17 +129,41 @@ impl std::fmt::Debug for Ctx {
 }
 
 impl Ctx {
-    /// A member token for `household` (a new member each call).
-    pub fn token(&self, household: uuid::Uuid) -> anyhow::Result<String> {
-        self.tokens
-            .issue(
-                hearth_core::HouseholdId(household),
-                hearth_core::MemberId(uuid::Uuid::new_v4()),
-                hearth_core::ports::Role::Member,
-                chrono::Utc::now(),
-                chrono::Duration::hours(2),
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))
+    /// A household signed up as a client does (from 127.0.0.1): its id and its owner's
+    /// token. (A token proves identity only while the server's directory agrees, so the
+    /// suite's members are real members.)
+    pub async fn household(&self, to: std::net::SocketAddr) -> anyhow::Result<(uuid::Uuid, String)> {
+        let body = serde_json::json!({"name": "Abuse", "ownerName": "Owner"}).to_string();
+        let reply = client::http(to, None, "POST", "/households", None, Some(&body)).await?;
+        anyhow::ensure!(reply.status == 201, "household creation: {} {}", reply.status, reply.body);
+        let created: serde_json::Value = serde_json::from_str(&reply.body)?;
+        let id: uuid::Uuid = serde_json::from_value(created["household"]["id"].clone())?;
+        let token = created["token"].as_str().context("no owner token")?.to_owned();
+        Ok((id, token))
+    }
+
+    /// `n` more members of `household`, each invited by its owner: their tokens.
+    pub async fn members(
+        &self,
+        to: std::net::SocketAddr,
+        household: uuid::Uuid,
+        owner: &str,
+        n: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut tokens = Vec::with_capacity(n);
+        for _ in 0..n {
+            let path = format!("/households/{household}/invites");
+            let reply = client::http(to, None, "POST", &path, Some(owner), Some("{}")).await?;
+            anyhow::ensure!(reply.status == 201, "invite: {} {}", reply.status, reply.body);
+            let invite: serde_json::Value = serde_json::from_str(&reply.body)?;
+            let body = serde_json::json!({"code": invite["code"], "name": "Member"}).to_string();
+            let path = format!("/households/{household}/join");
+            let reply = client::http(to, None, "POST", &path, None, Some(&body)).await?;
+            anyhow::ensure!(reply.status == 201, "join: {} {}", reply.status, reply.body);
+            let joined: serde_json::Value = serde_json::from_str(&reply.body)?;
+            tokens.push(joined["token"].as_str().context("no member token")?.to_owned());
+        }
+        Ok(tokens)
     }
 
     pub fn full(&self) -> bool {
@@ -191,7 +214,6 @@ async fn main() -> anyhow::Result<()> {
     );
     let ctx = Ctx {
         size: args.size,
-        tokens: hearth_axum::Tokens::new(&hearth_axum::TokenSecret::new(&secret)),
         secret,
         bin,
         pg_url: (!args.no_postgres).then_some(args.pg_url),
