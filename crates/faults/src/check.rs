@@ -134,6 +134,8 @@ pub struct Counts {
     pub unanswered: u64,
     /// Rejected commands whose events are in the log anyway.
     pub wrong_answers: u64,
+    /// Rejections by code (not failures: e.g. a cancel of an order already ready).
+    pub rejections: BTreeMap<String, u64>,
     /// The first few findings, for the report.
     pub notes: Vec<String>,
 }
@@ -228,6 +230,9 @@ pub async fn check(
                         }
                     }
                     Outcome::Rejected(code) => {
+                        *c.rejections
+                            .entry(format!("{:?} {code}", cmd.kind))
+                            .or_default() += 1;
                         if present {
                             c.wrong_answers += 1;
                             c.note(format!("{hid}: {id} rejected ({code}) but in the log"));

@@ -133,8 +133,10 @@ pub struct Progress {
 pub struct Load {
     pub place_every: Duration,
     pub cancel_ratio: f64,
-    /// A cancel is sent this long at most after its order's ack (uniformly).
+    /// A cancel is sent this long at most after its order's ack (uniformly), for half
+    /// of the cancels; the other half within `race_window`, while the provider calls run.
     pub cancel_window: Duration,
+    pub race_window: Duration,
     /// ready-at, after the order is placed.
     pub ready_after: Duration,
     /// How long a writer may take to get every command answered after the load stops.
@@ -203,6 +205,18 @@ fn ws_url(base: &str, household: &str, token: &str, since: Option<u64>) -> Strin
     url
 }
 
+/// A send bounded in time: a node that stops reading (it does, on purpose, while 64
+/// commands wait) must not hang the writer; the socket is then treated as broken.
+async fn send<S>(tx: &mut S, frame: String) -> bool
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), tx.send(Message::text(frame))).await,
+        Ok(Ok(()))
+    )
+}
+
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -269,7 +283,7 @@ pub async fn writer(
         };
         let mut broken = false;
         for frame in resend {
-            if tx.send(Message::text(frame)).await.is_err() {
+            if !send(&mut tx, frame).await {
                 broken = true;
                 break;
             }
@@ -313,7 +327,7 @@ pub async fn writer(
                     if let Some(t) = stopped_at {
                         let pending = lock(&sent).pending();
                         if pending == 0 && cancels.is_empty() {
-                            let _ = tx.send(Message::Close(None)).await;
+                            let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(Message::Close(None))).await;
                             return Ok(());
                         }
                         if t.elapsed() > load.drain {
@@ -333,7 +347,7 @@ pub async fn writer(
                     };
                     let mut failed = false;
                     for frame in stale {
-                        if tx.send(Message::text(frame)).await.is_err() {
+                        if !send(&mut tx, frame).await {
                             failed = true;
                             break;
                         }
@@ -343,7 +357,7 @@ pub async fn writer(
                 }
             };
             if let Some(frame) = frame
-                && tx.send(Message::text(frame)).await.is_err()
+                && !send(&mut tx, frame).await
             {
                 break;
             }
@@ -403,7 +417,12 @@ fn answer(
                 && matches!(outcome, Outcome::Accepted | Outcome::Duplicate);
             cmd.outcome = outcome;
             if first_accept && fastrand::f64() < load.cancel_ratio {
-                let window = load.cancel_window.as_millis() as u64;
+                let window = if fastrand::bool() {
+                    load.race_window
+                } else {
+                    load.cancel_window
+                };
+                let window = window.as_millis() as u64;
                 let at = Instant::now() + Duration::from_millis(fastrand::u64(0..=window));
                 cancels.push((at, cmd.order));
             }

@@ -89,10 +89,14 @@ struct Args {
     /// cancel window after the ack.
     #[arg(long, default_value_t = 0.2)]
     cancel_ratio: f64,
-    #[arg(long, default_value_t = 2_000)]
+    /// Half of the cancels come within 4 x the provider latency (racing the reserve,
+    /// capture and confirm steps), half within this window (ms), which covers the wait
+    /// for ready-at and what comes after it.
+    #[arg(long, default_value_t = 6_000)]
     cancel_window_ms: u64,
-    /// ready-at of each order, after it is placed.
-    #[arg(long, default_value_t = 1_200)]
+    /// ready-at of each order, after it is placed: longer than an outage, or a
+    /// command resent after it is refused (`ready_at_not_in_future`).
+    #[arg(long, default_value_t = 5_000)]
     ready_after_ms: u64,
     /// The sandbox's latency per provider call (after its effect).
     #[arg(long, default_value_t = 150)]
@@ -125,6 +129,8 @@ struct Row {
     reconcile_differences: Option<u64>,
     recovery: Vec<Duration>,
     refused_starts: usize,
+    /// Processes of Hearth that died by themselves (not killed by the suite).
+    crashes: Vec<String>,
     duration: Duration,
     error: Option<String>,
 }
@@ -135,6 +141,7 @@ impl Row {
             && self.counts.bad() == 0
             && self.reconcile_differences == Some(0)
             && self.faults > 0
+            && self.crashes.is_empty()
     }
 }
 
@@ -241,6 +248,10 @@ fn print_row(row: &Row) {
         row.refused_starts,
         secs(row.duration)
     );
+    eprintln!("   rejections: {:?}", c.rejections);
+    for crash in &row.crashes {
+        eprintln!("   ! CRASH: {crash}");
+    }
     for note in &c.notes {
         eprintln!("   ! {note}");
     }
@@ -260,7 +271,7 @@ fn append_json(path: &Path, row: &Row) -> Result<()> {
         "lost": c.lost, "duplicated": c.duplicated, "gaps": c.gaps,
         "tailDisorder": c.tail_disorder, "stuck": c.stuck, "ledgerDifferences": c.ledger,
         "unanswered": c.unanswered, "wrongAnswers": c.wrong_answers,
-        "reconcileDifferences": row.reconcile_differences, "refusedStarts": row.refused_starts,
+        "reconcileDifferences": row.reconcile_differences, "refusedStarts": row.refused_starts, "crashes": row.crashes,
         "recoveryMedianMs": percentile(&sorted, 0.5).as_millis() as u64,
         "recoveryMaxMs": sorted.last().copied().unwrap_or_default().as_millis() as u64,
         "durationS": row.duration.as_secs(), "error": row.error, "notes": c.notes,
@@ -276,7 +287,7 @@ fn append_json(path: &Path, row: &Row) -> Result<()> {
 /// The Markdown table of docs/reliability.md.
 fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | runs | faults | acked | cancels acked | lost | duplicated | gaps | stuck | ledger differences | recovery median / max |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| scenario | runs | faults | acked | cancels acked | lost | duplicated | gaps | stuck | ledger differences | crashes | recovery median / max |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     let mut total = Row::default();
     for r in rows {
@@ -285,7 +296,7 @@ fn table(rows: &[Row]) -> String {
         let c = &r.counts;
         let ledger = c.ledger + r.reconcile_differences.unwrap_or(0);
         out.push_str(&format!(
-            "| {}{} | 1 | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |\n",
+            "| {}{} | 1 | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |\n",
             r.scenario,
             if r.ok() { "" } else { " (FAILED)" },
             r.faults,
@@ -296,6 +307,7 @@ fn table(rows: &[Row]) -> String {
             c.gaps + c.tail_disorder,
             c.stuck + c.unanswered,
             ledger,
+            r.crashes.len(),
             secs(percentile(&sorted, 0.5)),
             secs(sorted.last().copied().unwrap_or_default()),
         ));
@@ -308,10 +320,11 @@ fn table(rows: &[Row]) -> String {
         total.counts.stuck += c.stuck + c.unanswered;
         total.counts.ledger += ledger;
         total.recovery.extend(&r.recovery);
+        total.crashes.extend(r.crashes.iter().cloned());
     }
     total.recovery.sort();
     out.push_str(&format!(
-        "| **all** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |\n",
+        "| **all** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |\n",
         rows.len(),
         total.faults,
         total.counts.acked,
@@ -321,6 +334,7 @@ fn table(rows: &[Row]) -> String {
         total.counts.gaps,
         total.counts.stuck,
         total.counts.ledger,
+        total.crashes.len(),
         secs(percentile(&total.recovery, 0.5)),
         secs(total.recovery.last().copied().unwrap_or_default()),
     ));
@@ -429,6 +443,7 @@ async fn run_scenario_inner(
         place_every: Duration::from_millis(args.place_every_ms),
         cancel_ratio: args.cancel_ratio,
         cancel_window: Duration::from_millis(args.cancel_window_ms),
+        race_window: Duration::from_millis(args.latency_ms * 4),
         ready_after: Duration::from_millis(args.ready_after_ms),
         drain: Duration::from_secs(90),
     };
@@ -470,10 +485,17 @@ async fn run_scenario_inner(
     .await?;
 
     let fault_result = inject_faults(scenario, args, &mut sys, &progress, row).await;
+    eprintln!("   load stops; waiting for every command's answer");
     let _ = stop_writers.send(true);
     let mut writer_errors = Vec::new();
-    for w in writers {
-        match w.await {
+    for mut w in writers {
+        let joined = loop {
+            tokio::select! {
+                joined = &mut w => break joined,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => revive(&mut sys, row).await?,
+            }
+        };
+        match joined {
             Ok(Ok(())) => {}
             Ok(Err(e)) => writer_errors.push(format!("{e:#}")),
             Err(e) => writer_errors.push(format!("writer task: {e}")),
@@ -481,6 +503,7 @@ async fn run_scenario_inner(
     }
     fault_result?;
     row.commands = state.iter().map(|s| lock(&s.1).cmds.len() as u64).sum();
+    eprintln!("   answered; waiting for every order to settle");
 
     // Quiescence: every order settled, the ledger equal to the log, every tail at the
     // head; polled with a deadline.
@@ -500,7 +523,10 @@ async fn run_scenario_inner(
             Ok(c) if c.bad() == 0 => break c,
             Ok(c) if Instant::now() > deadline => break c,
             Err(e) if Instant::now() > deadline => return Err(e),
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+            _ => {
+                revive(&mut sys, row).await?;
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
         }
     };
     row.counts = counts;
@@ -576,13 +602,50 @@ fn random_ms(from: u64, to: u64) -> Duration {
     Duration::from_millis(fastrand::u64(from..=to.max(from)))
 }
 
+/// Restarts any Hearth process that died by itself, recording it as a crash.
+async fn revive(sys: &mut System, row: &mut Row) -> Result<()> {
+    for (spec, proc) in sys.nodes.iter_mut() {
+        if let Some(p) = proc.as_mut()
+            && let Some(status) = p.exited()
+        {
+            let what = format!(
+                "{} exited by itself ({status}); log: {}",
+                p.name,
+                procs::tail_of(&spec.log, 2)
+            );
+            eprintln!("   ! {what}");
+            row.crashes.push(what);
+            *proc = Some(spec.start().await?);
+        }
+        if proc.is_none() {
+            // A fault that failed half-way left it down.
+            *proc = Some(spec.start().await?);
+        }
+    }
+    if let Some((spec, proc)) = sys.worker.as_mut()
+        && let Some(p) = proc.as_mut()
+        && let Some(status) = p.exited()
+    {
+        row.crashes.push(format!("worker exited by itself ({status})"));
+        *proc = Some(spec.start()?);
+    }
+    Ok(())
+}
+
 async fn restart_node(node: &mut (ServeSpec, Option<Proc>)) -> Result<()> {
     node.1 = Some(node.0.start().await?);
     Ok(())
 }
 
-async fn kill_node(node: &mut (ServeSpec, Option<Proc>)) -> Result<()> {
+async fn kill_node(node: &mut (ServeSpec, Option<Proc>), row: &mut Row) -> Result<()> {
     if let Some(mut p) = node.1.take() {
+        if let Some(status) = p.exited() {
+            row.crashes.push(format!(
+                "{} had exited by itself ({status}) before the kill; log: {}",
+                p.name,
+                procs::tail_of(&node.0.log, 2)
+            ));
+        }
         p.kill9().await?;
     }
     Ok(())
@@ -600,12 +663,12 @@ async fn inject_faults(
         let started = Instant::now();
         match scenario {
             Scenario::SqliteKill | Scenario::PgKill => {
-                kill_node(&mut sys.nodes[0]).await?;
+                kill_node(&mut sys.nodes[0], row).await?;
                 restart_node(&mut sys.nodes[0]).await?;
             }
             Scenario::TwoNodes => {
                 let n = i % 2;
-                kill_node(&mut sys.nodes[n]).await?;
+                kill_node(&mut sys.nodes[n], row).await?;
                 tokio::time::sleep(random_ms(0, 1_000)).await;
                 restart_node(&mut sys.nodes[n]).await?;
             }
@@ -632,7 +695,7 @@ async fn inject_faults(
                 tmpfs.fill()?;
                 tokio::time::sleep(random_ms(1_000, 2_000)).await;
                 if i % 2 == 1 {
-                    kill_node(&mut sys.nodes[0]).await?;
+                    kill_node(&mut sys.nodes[0], row).await?;
                     tmpfs.free()?;
                     restart_node(&mut sys.nodes[0]).await?;
                 } else {
@@ -645,7 +708,7 @@ async fn inject_faults(
                     tokio::time::sleep(random_ms(1_000, 2_000)).await;
                     drop(blocked);
                 } else {
-                    kill_node(&mut sys.nodes[0]).await?;
+                    kill_node(&mut sys.nodes[0], row).await?;
                     let refused = {
                         let _blocked = Immutable::set(&sys.data_dir)?;
                         sys.nodes[0].0.start_refused().await
@@ -676,9 +739,14 @@ async fn inject_faults(
             };
             list.last().is_some_and(|t| *t > restored)
         };
-        wait_for(Duration::from_secs(60), "recovery", || moved(&lock(progress)))
-            .await
-            .with_context(|| format!("fault {} of {}", i + 1, scenario.name()))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !moved(&lock(progress)) {
+            revive(sys, row).await?;
+            if Instant::now() > deadline {
+                bail!("fault {} of {}: no recovery within 60 s", i + 1, scenario.name());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let recovered = {
             let p = lock(progress);
             let list = if scenario == Scenario::WorkerKill {
@@ -691,7 +759,11 @@ async fn inject_faults(
         if let Some(t) = recovered {
             row.recovery.push(t.duration_since(started));
         }
-        eprintln!("   fault {} done", i + 1);
+        eprintln!(
+            "   fault {} recovered after {}",
+            i + 1,
+            secs(started.elapsed())
+        );
     }
     Ok(())
 }

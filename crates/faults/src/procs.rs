@@ -38,8 +38,16 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// kill -9, and reap it.
     pub async fn kill9(&mut self) -> Result<()> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            eprintln!("   ! {} had exited by itself before the kill: {status}", self.name);
+        }
         self.child.start_kill().ok();
         tokio::time::timeout(Duration::from_secs(10), self.child.wait())
             .await
@@ -469,17 +477,31 @@ impl Tmpfs {
     }
 
     /// Writes until the file system is full (ENOSPC). Returns the bytes written.
+    /// Refuses unless the directory is still this tmpfs, and never writes more than
+    /// `MAX_FILL`: a mistake must not fill a real disk.
     pub fn fill(&self) -> Result<u64> {
         use std::io::Write as _;
+        let mounts = std::fs::read_to_string("/proc/self/mounts")?;
+        let dir = self.dir.to_string_lossy();
+        if !mounts
+            .lines()
+            .any(|l| l.starts_with("tmpfs ") && l.split(' ').nth(1) == Some(dir.as_ref()))
+        {
+            bail!("{dir} is not a tmpfs mount any more: not filling it");
+        }
+        const MAX_FILL: u64 = 256 << 20;
         let mut f = std::fs::File::create(self.filler())?;
         let chunk = vec![0u8; 64 * 1024];
         let mut written = 0u64;
-        loop {
+        while written < MAX_FILL {
             match f.write(&chunk) {
                 Ok(0) => break,
                 Ok(n) => written += n as u64,
                 Err(_) => break,
             }
+        }
+        if written >= MAX_FILL {
+            bail!("{dir}: wrote {MAX_FILL} bytes and it is not full");
         }
         // Whatever is left below a chunk.
         let small = [0u8; 512];
