@@ -54,7 +54,11 @@ pub async fn read_log(http: &reqwest::Client, base: &str, hh: &Household) -> Res
                 payload: e.get("payload").cloned().unwrap_or(Value::Null),
             });
         }
-        match page.last().and_then(|e| e.get("seq")).and_then(Value::as_u64) {
+        match page
+            .last()
+            .and_then(|e| e.get("seq"))
+            .and_then(Value::as_u64)
+        {
             Some(last) if last < head => since = last,
             _ => return Ok(events),
         }
@@ -72,12 +76,22 @@ pub struct LedgerEntry {
 }
 
 /// One of the sandbox's ledgers, whole (`captures` or `reservations`).
-pub async fn read_ledger(http: &reqwest::Client, sandbox: &str, which: &str) -> Result<Vec<LedgerEntry>> {
+pub async fn read_ledger(
+    http: &reqwest::Client,
+    sandbox: &str,
+    which: &str,
+) -> Result<Vec<LedgerEntry>> {
     let mut entries = Vec::new();
     let mut after = 0u64;
     loop {
         let url = format!("{sandbox}/ledger/{which}?after={after}&limit=1000");
-        let body: Value = http.get(&url).send().await?.error_for_status()?.json().await?;
+        let body: Value = http
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
         let page = body
             .get("entries")
             .and_then(Value::as_array)
@@ -207,7 +221,9 @@ pub async fn check(
         for (command, seqs) in &by_command {
             if seqs.windows(2).any(|w| w[1] != w[0] + 1) {
                 c.duplicated += 1;
-                c.note(format!("{hid}: command {command} applied in parts at seqs {seqs:?}"));
+                c.note(format!(
+                    "{hid}: command {command} applied in parts at seqs {seqs:?}"
+                ));
             }
         }
         // The writer's answers against the log.
@@ -376,7 +392,9 @@ pub async fn check(
         for order in ledger_orders.keys() {
             if !orders.contains_key(order) {
                 c.ledger += 1;
-                c.note(format!("{hid}: the provider has entries for order {order}, the log has no such order"));
+                c.note(format!(
+                    "{hid}: the provider has entries for order {order}, the log has no such order"
+                ));
             }
         }
     }

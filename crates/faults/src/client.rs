@@ -24,7 +24,12 @@ pub struct Household {
     pub member_token: String,
 }
 
-async fn post(http: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Result<Value> {
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Result<Value> {
     let mut request = http.post(url).json(&body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -113,6 +118,29 @@ pub struct Sent {
 }
 
 impl Sent {
+    /// For the checker's self-test: an acknowledged command that was never sent.
+    pub fn forge_acked(&mut self) {
+        let id = Uuid::now_v7();
+        self.index.insert(id, self.cmds.len());
+        self.cmds.push(Cmd {
+            id,
+            kind: Kind::Place,
+            order: Uuid::now_v7(),
+            frame: String::new(),
+            last_sent: None,
+            sends: 0,
+            outcome: Outcome::Accepted,
+        });
+    }
+
+    /// An order the household placed and had accepted.
+    pub fn an_accepted_order(&self) -> Option<Uuid> {
+        self.cmds
+            .iter()
+            .find(|c| c.kind == Kind::Place && c.outcome == Outcome::Accepted)
+            .map(|c| c.order)
+    }
+
     pub fn pending(&self) -> usize {
         self.cmds
             .iter()

@@ -114,6 +114,11 @@ struct Args {
     /// Appends one JSON line per scenario here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// After each scenario, tamper with what the checker reads (a forged ack, a tail
+    /// that missed an event and saw another twice, a capture the log does not know)
+    /// and fail unless the checker counts each.
+    #[arg(long)]
+    self_test: bool,
     /// Keeps the work directories (logs) of scenarios that pass too.
     #[arg(long)]
     keep: bool,
@@ -180,7 +185,10 @@ async fn main() -> Result<()> {
             .join("hearth"),
     };
     if !bin.is_file() {
-        bail!("no hearth binary at {} (cargo build -p hearth)", bin.display());
+        bail!(
+            "no hearth binary at {} (cargo build -p hearth)",
+            bin.display()
+        );
     }
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -341,6 +349,9 @@ fn table(rows: &[Row]) -> String {
     out
 }
 
+/// A household, what its writer sent and heard, what its tail saw.
+type Watched = (Household, Arc<Mutex<Sent>>, Arc<Mutex<Seen>>);
+
 /// The running system of one scenario.
 struct System {
     sandbox: String,
@@ -450,7 +461,7 @@ async fn run_scenario_inner(
     let progress = Arc::new(Mutex::new(Progress::default()));
     let (stop_writers, writers_rx) = watch::channel(false);
     let (stop_tails, tails_rx) = watch::channel(false);
-    let mut state: Vec<(Household, Arc<Mutex<Sent>>, Arc<Mutex<Seen>>)> = Vec::new();
+    let mut state: Vec<Watched> = Vec::new();
     let mut writers = Vec::new();
     let mut tails = Vec::new();
     for (i, hh) in households.iter().enumerate() {
@@ -534,6 +545,7 @@ async fn run_scenario_inner(
     for t in tails {
         let _ = t.await;
     }
+
     for e in writer_errors {
         row.counts.unanswered += 1;
         row.counts.notes.push(e);
@@ -545,12 +557,71 @@ async fn run_scenario_inner(
         p.kill9().await?;
     }
     for (_, p) in sys.nodes.iter_mut() {
-        if let Some(p) = p.as_mut() {
+        if let Some(mut p) = p.take() {
             p.kill9().await?;
         }
     }
     row.reconcile_differences = Some(reconcile(bin, &sys, work)?);
+    if args.self_test {
+        // Last, as it tampers with the sandbox's ledger: the nodes again, for the log.
+        for node in sys.nodes.iter_mut() {
+            restart_node(node).await?;
+        }
+        self_test(&http, &base, &sys.sandbox, &state).await?;
+    }
     drop(sys);
+    Ok(())
+}
+
+/// The checker must see what it is there to see: each tampering is counted.
+async fn self_test(
+    http: &reqwest::Client,
+    base: &str,
+    sandbox: &str,
+    state: &[Watched],
+) -> Result<()> {
+    let (hh, sent, seen) = state.first().context("no household")?;
+    lock(sent).forge_acked();
+    {
+        let mut s = lock(seen);
+        if s.events.len() < 3 {
+            bail!("self-test: too few events seen");
+        }
+        s.events.remove(1);
+        let again = s.events[0].clone();
+        s.events.push(again);
+    }
+    let order = lock(sent)
+        .an_accepted_order()
+        .context("no accepted order")?;
+    http.post(format!("{sandbox}/payments/capture"))
+        .header(
+            "Idempotency-Key",
+            format!("self-test-{}", uuid::Uuid::now_v7()),
+        )
+        .json(&serde_json::json!({"tenant": hh.id, "orderId": order, "amountCents": 100}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let views: Vec<HouseholdState> = state
+        .iter()
+        .map(|(h, sent, seen)| HouseholdState {
+            household: h,
+            sent,
+            seen,
+        })
+        .collect();
+    let c = check::check(http, base, sandbox, &views, true).await?;
+    let counted = [
+        ("lost", c.lost),
+        ("gaps", c.gaps),
+        ("tail disorder", c.tail_disorder),
+        ("ledger", c.ledger),
+    ];
+    eprintln!("   self-test: tampered, the checker counts {counted:?}");
+    if let Some((what, _)) = counted.iter().find(|(_, n)| *n != 1) {
+        bail!("self-test: the checker did not count exactly one {what}: {counted:?}");
+    }
     Ok(())
 }
 
@@ -626,7 +697,8 @@ async fn revive(sys: &mut System, row: &mut Row) -> Result<()> {
         && let Some(p) = proc.as_mut()
         && let Some(status) = p.exited()
     {
-        row.crashes.push(format!("worker exited by itself ({status})"));
+        row.crashes
+            .push(format!("worker exited by itself ({status})"));
         *proc = Some(spec.start()?);
     }
     Ok(())
@@ -743,7 +815,11 @@ async fn inject_faults(
         while !moved(&lock(progress)) {
             revive(sys, row).await?;
             if Instant::now() > deadline {
-                bail!("fault {} of {}: no recovery within 60 s", i + 1, scenario.name());
+                bail!(
+                    "fault {} of {}: no recovery within 60 s",
+                    i + 1,
+                    scenario.name()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

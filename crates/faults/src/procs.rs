@@ -46,7 +46,10 @@ impl Proc {
     /// kill -9, and reap it.
     pub async fn kill9(&mut self) -> Result<()> {
         if let Ok(Some(status)) = self.child.try_wait() {
-            eprintln!("   ! {} had exited by itself before the kill: {status}", self.name);
+            eprintln!(
+                "   ! {} had exited by itself before the kill: {status}",
+                self.name
+            );
         }
         self.child.start_kill().ok();
         tokio::time::timeout(Duration::from_secs(10), self.child.wait())
@@ -406,7 +409,12 @@ impl Temporal {
         let child = std::process::Command::new("temporal")
             .args(["server", "start-dev", "--ip", "127.0.0.1", "--headless"])
             .args(["--port", &port.to_string(), "--ui-port", &ui.to_string()])
-            .args(["--db-filename", &db.to_string_lossy(), "--log-level", "warn"])
+            .args([
+                "--db-filename",
+                &db.to_string_lossy(),
+                "--log-level",
+                "warn",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
