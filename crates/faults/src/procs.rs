@@ -84,6 +84,7 @@ impl ServeSpec {
             .args(&self.store)
             .args(&self.extra)
             .env("RUST_LOG", "warn")
+            .env("RUST_BACKTRACE", "0")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -139,7 +140,7 @@ impl ServeSpec {
                 if status.success() {
                     bail!("hearth serve exited 0 on a store it cannot write");
                 }
-                Ok(tail_of(&self.log, 3))
+                Ok(tail_of(&self.log, 12))
             }
         }
     }
