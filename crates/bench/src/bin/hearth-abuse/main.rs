@@ -132,13 +132,24 @@ impl Ctx {
     /// A household signed up as a client does (from 127.0.0.1): its id and its owner's
     /// token. (A token proves identity only while the server's directory agrees, so the
     /// suite's members are real members.)
-    pub async fn household(&self, to: std::net::SocketAddr) -> anyhow::Result<(uuid::Uuid, String)> {
+    pub async fn household(
+        &self,
+        to: std::net::SocketAddr,
+    ) -> anyhow::Result<(uuid::Uuid, String)> {
         let body = serde_json::json!({"name": "Abuse", "ownerName": "Owner"}).to_string();
         let reply = client::http(to, None, "POST", "/households", None, Some(&body)).await?;
-        anyhow::ensure!(reply.status == 201, "household creation: {} {}", reply.status, reply.body);
+        anyhow::ensure!(
+            reply.status == 201,
+            "household creation: {} {}",
+            reply.status,
+            reply.body
+        );
         let created: serde_json::Value = serde_json::from_str(&reply.body)?;
         let id: uuid::Uuid = serde_json::from_value(created["household"]["id"].clone())?;
-        let token = created["token"].as_str().context("no owner token")?.to_owned();
+        let token = created["token"]
+            .as_str()
+            .context("no owner token")?
+            .to_owned();
         Ok((id, token))
     }
 
@@ -154,14 +165,24 @@ impl Ctx {
         for _ in 0..n {
             let path = format!("/households/{household}/invites");
             let reply = client::http(to, None, "POST", &path, Some(owner), Some("{}")).await?;
-            anyhow::ensure!(reply.status == 201, "invite: {} {}", reply.status, reply.body);
+            anyhow::ensure!(
+                reply.status == 201,
+                "invite: {} {}",
+                reply.status,
+                reply.body
+            );
             let invite: serde_json::Value = serde_json::from_str(&reply.body)?;
             let body = serde_json::json!({"code": invite["code"], "name": "Member"}).to_string();
             let path = format!("/households/{household}/join");
             let reply = client::http(to, None, "POST", &path, None, Some(&body)).await?;
             anyhow::ensure!(reply.status == 201, "join: {} {}", reply.status, reply.body);
             let joined: serde_json::Value = serde_json::from_str(&reply.body)?;
-            tokens.push(joined["token"].as_str().context("no member token")?.to_owned());
+            tokens.push(
+                joined["token"]
+                    .as_str()
+                    .context("no member token")?
+                    .to_owned(),
+            );
         }
         Ok(tokens)
     }

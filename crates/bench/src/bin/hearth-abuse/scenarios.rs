@@ -62,7 +62,12 @@ async fn start(ctx: &Ctx, store: &StoreSpec, name: &str, extra: &[&str]) -> anyh
     // The suite signs its own members up from 127.0.0.1 (invites and joins): only the
     // signup scenario, which attacks from another address, keeps the signup limit.
     if name != "signup" {
-        for flag in ["--signup-burst", "1000000", "--signup-per-minute", "1000000"] {
+        for flag in [
+            "--signup-burst",
+            "1000000",
+            "--signup-per-minute",
+            "1000000",
+        ] {
             extra.push(flag.to_owned());
         }
     }
@@ -794,9 +799,7 @@ pub async fn catchup(ctx: &Ctx) -> anyhow::Result<Vec<Outcome>> {
     // The household and its readers sign up here (the limits lifted); their tokens work
     // after the restart (same file, same secret).
     let (household, owner) = ctx.household(server.addr).await?;
-    let readers_tokens = ctx
-        .members(server.addr, household, &owner, READERS)
-        .await?;
+    let readers_tokens = ctx.members(server.addr, household, &owner, READERS).await?;
     let head = seed(server.addr, household, &owner, events, SEEDERS).await?;
     server.stop().await?;
     o.figure(
@@ -903,11 +906,11 @@ pub async fn catchup(ctx: &Ctx) -> anyhow::Result<Vec<Outcome>> {
     let started = Instant::now();
     let deadline_at = started + Duration::from_secs(deadline);
     let mut readers = Vec::new();
-    for i in 0..READERS {
+    for (i, token) in readers_tokens.iter().enumerate() {
         readers.push(tokio::spawn(catch_up(
             to,
             household,
-            readers_tokens[i].clone(),
+            token.clone(),
             head,
             i % 2 == 1,
             deadline_at,
