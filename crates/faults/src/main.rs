@@ -387,12 +387,20 @@ async fn start_system(scenario: Scenario, args: &Args, bin: &Path, work: &Path) 
     let mut extra = vec!["--providers-url".to_owned(), sandbox.clone()];
     if scenario == Scenario::WorkerKill {
         let t = Temporal::start(work)?;
-        extra = vec!["--temporal-address".into(), t.url()];
+        let task_queue = format!("hearth-faults-{}", uuid::Uuid::now_v7().simple());
+        // serve's relay starts the workflows: on the queue the worker polls, or they
+        // wait forever on a queue nobody polls.
+        extra = vec![
+            "--temporal-address".into(),
+            t.url(),
+            "--temporal-task-queue".into(),
+            task_queue.clone(),
+        ];
         let spec = WorkerSpec {
             bin: bin.to_path_buf(),
             store: store.clone(),
             temporal: t.url(),
-            task_queue: format!("hearth-faults-{}", uuid::Uuid::now_v7().simple()),
+            task_queue,
             providers: sandbox.clone(),
             log: work.join("worker.log"),
         };
