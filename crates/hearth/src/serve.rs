@@ -17,8 +17,9 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one; the chosen address is printed).
     #[arg(long, env = "HEARTH_LISTEN", default_value = "127.0.0.1:8787")]
     listen: SocketAddr,
-    /// Secret that signs member tokens (HS256). Without it a random one is used and
-    /// tokens do not survive a restart.
+    /// Secret that signs member tokens (HS256, at least 32 bytes). Without it the
+    /// embedded default keeps a generated one in its data directory (tokens survive a
+    /// restart); with --memory or a database URL a random one is used.
     #[arg(long, env = "HEARTH_TOKEN_SECRET", hide_env_values = true)]
     token_secret: Option<String>,
     /// Seconds between server pings on each socket.
