@@ -121,6 +121,8 @@ pub(crate) enum Refusal {
     /// Too fast: retry after this long.
     RateLimited {
         what: &'static str,
+        /// The `hearth_refused_total` label of this rate.
+        reason: &'static str,
         rate: Rate,
         retry_after: Duration,
         id: Option<CommandId>,
@@ -198,15 +200,15 @@ impl Refusal {
     /// The `reason` label of `hearth_refused_total`.
     pub fn reason(&self) -> &'static str {
         match self {
-            Refusal::RateLimited { what, .. } => what_reason(what),
+            Refusal::RateLimited { reason, .. } => reason,
             Refusal::TooManyConnections {
                 per_address: true, ..
-            } => "connections_per_address",
-            Refusal::TooManyConnections { .. } => "connections",
+            } => reasons::CONNECTIONS_PER_ADDRESS,
+            Refusal::TooManyConnections { .. } => reasons::CONNECTIONS,
             Refusal::TooManySockets {
                 per_member: true, ..
-            } => "sockets_per_member",
-            Refusal::TooManySockets { .. } => "sockets_per_room",
+            } => reasons::SOCKETS_PER_MEMBER,
+            Refusal::TooManySockets { .. } => reasons::SOCKETS_PER_ROOM,
         }
     }
 
@@ -224,12 +226,16 @@ const WHAT_REQUESTS: &str = "requests from this address";
 const WHAT_SIGNUPS: &str = "households created or joined from this address";
 const WHAT_MEMBER: &str = "commands and calls from this member";
 
-fn what_reason(what: &str) -> &'static str {
-    match what {
-        WHAT_REQUESTS => "rate_address",
-        WHAT_SIGNUPS => "rate_signup",
-        _ => "rate_member",
-    }
+/// The `reason` labels of `hearth_refused_total` for the edge's limits (the metrics list
+/// them from here).
+pub(crate) mod reasons {
+    pub const RATE_ADDRESS: &str = "rate_address";
+    pub const RATE_SIGNUP: &str = "rate_signup";
+    pub const RATE_MEMBER: &str = "rate_member";
+    pub const CONNECTIONS: &str = "connections";
+    pub const CONNECTIONS_PER_ADDRESS: &str = "connections_per_address";
+    pub const SOCKETS_PER_MEMBER: &str = "sockets_per_member";
+    pub const SOCKETS_PER_ROOM: &str = "sockets_per_room";
 }
 
 impl IntoResponse for Refusal {
@@ -253,14 +259,16 @@ struct Keyed<K: Hash + Eq + Clone> {
     limiter: DefaultKeyedRateLimiter<K>,
     rate: Rate,
     what: &'static str,
+    reason: &'static str,
 }
 
 impl<K: Hash + Eq + Clone> Keyed<K> {
-    fn new(rate: Rate, what: &'static str) -> Self {
+    fn new(rate: Rate, what: &'static str, reason: &'static str) -> Self {
         Self {
             limiter: DefaultKeyedRateLimiter::keyed(rate.quota()),
             rate,
             what,
+            reason,
         }
     }
 
@@ -269,6 +277,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
             .check_key(key)
             .map_err(|not_until| Refusal::RateLimited {
                 what: self.what,
+                reason: self.reason,
                 rate: self.rate,
                 retry_after: not_until.wait_time_from(DefaultClock::default().now()),
                 id,
@@ -319,9 +328,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Limits {
     pub fn new(settings: LimitSettings, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
-            address: Keyed::new(settings.address_rate, WHAT_REQUESTS),
-            signup: Keyed::new(settings.signup_rate, WHAT_SIGNUPS),
-            member: Keyed::new(settings.member_rate, WHAT_MEMBER),
+            address: Keyed::new(settings.address_rate, WHAT_REQUESTS, reasons::RATE_ADDRESS),
+            signup: Keyed::new(settings.signup_rate, WHAT_SIGNUPS, reasons::RATE_SIGNUP),
+            member: Keyed::new(settings.member_rate, WHAT_MEMBER, reasons::RATE_MEMBER),
             sockets: Mutex::default(),
             connections: Mutex::default(),
             settings,

@@ -1,6 +1,7 @@
 //! A small hand-written Prometheus text exposition: a few counters, two gauges and
 //! one histogram do not need a metrics framework.
 
+use crate::limits::reasons;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -43,13 +44,13 @@ pub struct Metrics {
 /// The `reason` label values of `hearth_refused_total` (see `limits::Refusal::reason`,
 /// and `origins::check`).
 pub const REFUSAL_REASONS: [&str; 8] = [
-    "rate_address",
-    "rate_signup",
-    "rate_member",
-    "connections",
-    "connections_per_address",
-    "sockets_per_member",
-    "sockets_per_room",
+    reasons::RATE_ADDRESS,
+    reasons::RATE_SIGNUP,
+    reasons::RATE_MEMBER,
+    reasons::CONNECTIONS,
+    reasons::CONNECTIONS_PER_ADDRESS,
+    reasons::SOCKETS_PER_MEMBER,
+    reasons::SOCKETS_PER_ROOM,
     crate::origins::REFUSAL_REASON,
 ];
 
