@@ -102,10 +102,11 @@ impl Default for Settings {
 /// The ports the server runs on, as trait objects: any store plugs in.
 #[derive(Clone, Debug)]
 pub struct Ports {
-    pub store: Arc<dyn EventStore>,
+    /// The service, built once by the composition root and shared with durable work
+    /// (one cache of states); its store and clock are the server's.
+    pub service: OrderService,
     pub feed: Arc<dyn EventFeed>,
     pub directory: Arc<dyn Directory>,
-    pub clock: Arc<dyn Clock>,
     /// The inventory whose catalog `GET /catalog` shows; `None`: that route is 404.
     pub inventory: Option<Arc<dyn Inventory>>,
 }
@@ -182,7 +183,7 @@ impl Application {
         ));
         let metrics = Arc::new(Metrics::default());
         let rooms = Rooms::new(
-            ports.store.clone(),
+            ports.service.store().clone(),
             metrics.clone(),
             settings.feed_poll,
             settings.limits.kept_views,
@@ -218,10 +219,10 @@ impl Application {
             limits,
             origins,
             tokens: Tokens::new(&settings.token_secret),
-            service: OrderService::new(ports.store.clone(), ports.clock.clone()),
-            store: ports.store,
+            store: ports.service.store().clone(),
+            clock: ports.service.clock().clone(),
+            service: ports.service,
             directory: ports.directory,
-            clock: ports.clock,
             inventory: ports.inventory,
             rooms,
             metrics,

@@ -3,12 +3,13 @@
 
 use futures::{SinkExt, StreamExt};
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
+use hearth_core::OrderService;
 use hearth_core::ports::{
     Append, Appended, Directory, DirectoryError, EventFeed, EventStore, FeedStream,
-    Household as DirHousehold, Invite, Job, Loaded, Member, Role, Snapshot, StoreError,
+    Household as DirHousehold, Invite, Loaded, Member, Role, Snapshot, StoreError,
 };
 use hearth_core::{
-    CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, MemberId, OrderId, Timestamp,
+    CommandId, CommandOutcome, EventEnvelope, HouseholdId, MemberId, OrderId, Timestamp,
 };
 use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
 use serde_json::{Value, json};
@@ -64,9 +65,8 @@ async fn spawn_app_on(
     let store = Arc::new(MemoryEventStore::new());
     let ports = Ports {
         feed: feed.unwrap_or_else(|| Arc::new(store.feed())),
-        store: wrap(store.clone()),
+        service: OrderService::new(wrap(store.clone()), Arc::new(SystemClock)),
         directory: Arc::new(MemoryDirectory::new()),
-        clock: Arc::new(SystemClock),
         inventory: None,
     };
     let app = Application::build(settings, ports).await.unwrap();
@@ -1450,12 +1450,6 @@ impl EventStore for Broken {
     async fn save_snapshot(&self, _: Snapshot) -> Result<(), StoreError> {
         Err(broken())
     }
-    async fn pending_jobs(&self, _: usize) -> Result<Vec<Job>, StoreError> {
-        Err(broken())
-    }
-    async fn mark_job_started(&self, _: HouseholdId, _: EventId) -> Result<(), StoreError> {
-        Err(broken())
-    }
 }
 
 #[async_trait::async_trait]
@@ -1496,9 +1490,8 @@ async fn no_database_error_text_reaches_a_client() {
     let memory = Arc::new(MemoryEventStore::new());
     let ports = Ports {
         feed: Arc::new(memory.feed()),
-        store: Arc::new(Broken),
+        service: OrderService::new(Arc::new(Broken), Arc::new(SystemClock)),
         directory: Arc::new(Broken),
-        clock: Arc::new(SystemClock),
         inventory: None,
     };
     let app = Application::build(settings, ports).await.unwrap();
@@ -1590,9 +1583,8 @@ async fn no_database_error_text_reaches_a_client() {
         },
         Ports {
             feed: Arc::new(memory.feed()),
-            store: Arc::new(Broken),
+            service: OrderService::new(Arc::new(Broken), Arc::new(SystemClock)),
             directory,
-            clock: Arc::new(SystemClock),
             inventory: None,
         },
     )
@@ -1687,12 +1679,6 @@ impl EventStore for Gated {
     }
     async fn save_snapshot(&self, s: Snapshot) -> Result<(), StoreError> {
         self.inner.save_snapshot(s).await
-    }
-    async fn pending_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
-        self.inner.pending_jobs(limit).await
-    }
-    async fn mark_job_started(&self, t: HouseholdId, j: EventId) -> Result<(), StoreError> {
-        self.inner.mark_job_started(t, j).await
     }
 }
 

@@ -5,7 +5,7 @@ use futures::StreamExt;
 use hearth_core::CommandOutcome;
 use hearth_core::order::{Command, OrderRef};
 use hearth_core::ports::{
-    Append, Appended, Decision, EventFeed, EventStore, FeedSignal, Snapshot, StoreError,
+    Append, Appended, Decision, EventFeed, EventStore, FeedSignal, Outbox, Snapshot, StoreError,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,6 +15,8 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct StoreFixture {
     pub store: Arc<dyn EventStore>,
+    /// The outbox of the same store: the jobs its appends recorded.
+    pub outbox: Arc<dyn Outbox>,
     pub feed: Arc<dyn EventFeed>,
 }
 
@@ -143,7 +145,7 @@ pub async fn stale_expected_version_conflicts_and_writes_nothing(fx: StoreFixtur
         "command not recorded"
     );
     assert!(
-        fx.store
+        fx.outbox
             .pending_jobs(10_000)
             .await
             .unwrap()
@@ -399,14 +401,20 @@ pub async fn jobs_are_recorded_with_their_events(fx: StoreFixture) {
             .filter(|j| j.tenant == tenant)
             .collect::<Vec<_>>()
     };
-    let jobs = mine(fx.store.pending_jobs(10_000).await.unwrap());
+    let jobs = mine(fx.outbox.pending_jobs(10_000).await.unwrap());
     assert_eq!(jobs.len(), 1, "one job for the one event that requires it");
     assert_eq!(jobs[0].id, events[0].id);
     assert_eq!(jobs[0].order_id, order);
     assert_eq!(jobs[0].kind, hearth_core::ports::JobKind::Fulfil);
-    fx.store.mark_job_started(tenant, jobs[0].id).await.unwrap();
-    fx.store.mark_job_started(tenant, jobs[0].id).await.unwrap();
-    assert!(mine(fx.store.pending_jobs(10_000).await.unwrap()).is_empty());
+    fx.outbox
+        .mark_job_started(tenant, jobs[0].id)
+        .await
+        .unwrap();
+    fx.outbox
+        .mark_job_started(tenant, jobs[0].id)
+        .await
+        .unwrap();
+    assert!(mine(fx.outbox.pending_jobs(10_000).await.unwrap()).is_empty());
 }
 
 pub async fn concurrent_appends_to_one_stream_use_each_version_once(fx: StoreFixture) {

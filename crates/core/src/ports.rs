@@ -96,11 +96,19 @@ impl JobKind {
         }
     }
 
+    pub const ALL: [JobKind; 2] = [JobKind::Fulfil, JobKind::Cancel];
+
+    /// The name stores keep (`jobs.kind`).
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Fulfil => "fulfil",
             JobKind::Cancel => "cancel",
         }
+    }
+
+    /// The kind stored as `name`, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
@@ -175,12 +183,21 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
 
     /// Caches a state; a snapshot older than the stored one is ignored.
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError>;
+}
 
-    /// Jobs recorded but not yet started, oldest first, across households
-    /// (the relay's view; adapters document the role that may read it).
+// ---------------------------------------------------------------------------
+// Outbox
+// ---------------------------------------------------------------------------
+
+/// The jobs an [`EventStore`] recorded with the events that asked for them, as durable
+/// work sees them: the one seam that reads across households. Which role may do that
+/// is the adapter's business (PostgreSQL: the relay role; docs/postgres.md).
+#[async_trait]
+pub trait Outbox: Send + Sync + std::fmt::Debug {
+    /// Jobs recorded but not yet started, oldest first, across households.
     async fn pending_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError>;
 
-    /// Marks a job as handed to the scheduler. Idempotent.
+    /// Marks a job as taken care of: it is no longer pending. Idempotent.
     async fn mark_job_started(&self, tenant: HouseholdId, job: EventId) -> Result<(), StoreError>;
 }
 
@@ -220,10 +237,20 @@ pub enum SchedulerError {
     Rejected(String),
 }
 
+/// What the relay does with a job's outbox row once the scheduler has taken the job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handoff {
+    /// The scheduler holds the job durably now (Temporal): mark it started.
+    Durable,
+    /// The scheduler runs the job in this process and marks it itself when the work
+    /// ends (the embedded executor): the pending row stays the job's durable state.
+    InProcess,
+}
+
 /// Durably starts the work a job stands for. Starting the same job twice is a no-op.
 #[async_trait]
 pub trait JobScheduler: Send + Sync + std::fmt::Debug {
-    async fn start(&self, job: Job) -> Result<(), SchedulerError>;
+    async fn start(&self, job: Job) -> Result<Handoff, SchedulerError>;
 }
 
 // ---------------------------------------------------------------------------

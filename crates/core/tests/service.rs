@@ -535,19 +535,6 @@ impl EventStore for Probe {
     async fn save_snapshot(&self, s: Snapshot) -> Result<(), hearth_core::ports::StoreError> {
         self.inner.save_snapshot(s).await
     }
-    async fn pending_jobs(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<hearth_core::ports::Job>, hearth_core::ports::StoreError> {
-        self.inner.pending_jobs(limit).await
-    }
-    async fn mark_job_started(
-        &self,
-        t: HouseholdId,
-        j: hearth_core::EventId,
-    ) -> Result<(), hearth_core::ports::StoreError> {
-        self.inner.mark_job_started(t, j).await
-    }
 }
 
 /// Two services on one store: two nodes, or a node and a worker, each with its own

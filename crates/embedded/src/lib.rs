@@ -20,10 +20,10 @@
 //! See docs/durable.md for the restart semantics in full.
 
 use async_trait::async_trait;
-use futures::{FutureExt, StreamExt};
 use hearth_core::fulfilment::{Advanced, Fulfilment};
-use hearth_core::ports::{EventFeed, EventStore, FeedStream, Job, JobScheduler, SchedulerError};
+use hearth_core::ports::{EventFeed, Handoff, Job, JobScheduler, Outbox, SchedulerError};
 use hearth_core::{EventId, HouseholdId, OrderId};
+use hearth_relay::{Relay, RelayConfig};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -113,21 +113,18 @@ struct Orders {
 #[derive(Debug)]
 struct Shared {
     fulfilment: Fulfilment,
+    /// Where the jobs are marked when their order's process ends.
+    outbox: Arc<dyn Outbox>,
     config: ExecutorConfig,
     permits: Semaphore,
     orders: Mutex<Orders>,
     stop: CancellationToken,
     tasks: TaskTracker,
-    kick: Notify,
 }
 
 impl Shared {
     fn orders(&self) -> MutexGuard<'_, Orders> {
         self.orders.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn store(&self) -> &Arc<dyn EventStore> {
-        self.fulfilment.service().store()
     }
 }
 
@@ -137,29 +134,38 @@ impl Shared {
 #[derive(Debug)]
 pub struct EmbeddedExecutor {
     shared: Arc<Shared>,
+    relay: Relay,
 }
 
 impl EmbeddedExecutor {
-    /// Starts the relay (feed signals plus a slow poll of the outbox) and resumes every
-    /// pending job. Must be called within a tokio runtime.
+    /// Starts the outbox relay (`hearth_relay`: feed signals plus a slow poll) with
+    /// this executor as its scheduler, which resumes every pending job. Must be called
+    /// within a tokio runtime.
     pub fn start(
         fulfilment: Fulfilment,
+        outbox: Arc<dyn Outbox>,
         feed: Option<Arc<dyn EventFeed>>,
         config: ExecutorConfig,
     ) -> Self {
+        let relay_config = RelayConfig {
+            poll_interval: config.poll_interval,
+            signal_debounce: config.signal_debounce,
+            batch: config.scan_limit,
+        };
         let shared = Arc::new(Shared {
             fulfilment,
+            outbox: outbox.clone(),
             permits: Semaphore::new(config.concurrency.max(1)),
             config,
             orders: Mutex::new(Orders::default()),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            kick: Notify::new(),
         });
-        // Subscribe before the first scan: a commit after the scan rings the doorbell.
-        let signals = feed.map(|f| f.subscribe());
-        shared.tasks.spawn(relay(shared.clone(), signals));
-        Self { shared }
+        let scheduler = Arc::new(EmbeddedScheduler {
+            shared: shared.clone(),
+        });
+        let relay = Relay::spawn(outbox, scheduler, feed, relay_config);
+        Self { shared, relay }
     }
 
     /// The [`JobScheduler`] face of this executor.
@@ -171,7 +177,7 @@ impl EmbeddedExecutor {
 
     /// Scans the outbox now instead of at the next signal or poll.
     pub fn kick(&self) {
-        self.shared.kick.notify_one();
+        self.relay.kick();
     }
 
     /// Orders with a task now (running a step, sleeping, or backing off).
@@ -186,7 +192,8 @@ impl EmbeddedExecutor {
 
     /// Stops scanning and waking, lets every step in flight finish and be recorded,
     /// and waits for all tasks. Pending jobs stay pending for the next start.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        self.relay.stop().await;
         self.shared.stop.cancel();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
@@ -194,6 +201,7 @@ impl EmbeddedExecutor {
 
     /// Stops at once, abandoning steps in flight (as a crash would, but in-process).
     pub fn abort(self) {
+        // The relay stops when `self` is dropped, at the end.
         self.shared.stop.cancel();
         let mut orders = self.shared.orders();
         for running in orders.running.values_mut() {
@@ -348,7 +356,7 @@ async fn finish(shared: &Arc<Shared>, key: OrderKey, seen: u64) -> bool {
         jobs
     };
     for job in jobs {
-        if let Err(error) = shared.store().mark_job_started(job.tenant, job.id).await {
+        if let Err(error) = shared.outbox.mark_job_started(job.tenant, job.id).await {
             // Still pending: the next scan takes it on again, finds the process over,
             // and marks it then.
             tracing::warn!(job = %job.id, %error, "cannot mark a finished job");
@@ -356,50 +364,6 @@ async fn finish(shared: &Arc<Shared>, key: OrderKey, seen: u64) -> bool {
         }
     }
     true
-}
-
-/// Reads pending jobs and takes them on: at start, on each (debounced) feed signal,
-/// on a kick, and every `poll_interval`.
-async fn relay(shared: Arc<Shared>, mut signals: Option<FeedStream>) {
-    loop {
-        match shared.store().pending_jobs(shared.config.scan_limit).await {
-            Ok(jobs) => {
-                for job in jobs {
-                    if submit(&shared, job).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot read pending jobs; polling on"),
-        }
-        let signal = async {
-            match signals.as_mut() {
-                Some(stream) => stream.next().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = shared.stop.cancelled() => return,
-            () = tokio::time::sleep(shared.config.poll_interval) => {}
-            () = shared.kick.notified() => {}
-            next = signal => match next {
-                Some(_) => {
-                    tokio::select! {
-                        () = shared.stop.cancelled() => return,
-                        () = tokio::time::sleep(shared.config.signal_debounce) => {}
-                    }
-                    // Take the signals that came meanwhile as this one.
-                    if let Some(stream) = signals.as_mut() {
-                        while let Some(Some(_)) = stream.next().now_or_never() {}
-                    }
-                }
-                None => {
-                    tracing::warn!("the event feed ended; relying on the poll");
-                    signals = None;
-                }
-            },
-        }
-    }
 }
 
 /// The embedded executor as a [`JobScheduler`]: starting a job takes it on (once,
@@ -412,7 +376,8 @@ pub struct EmbeddedScheduler {
 
 #[async_trait]
 impl JobScheduler for EmbeddedScheduler {
-    async fn start(&self, job: Job) -> Result<(), SchedulerError> {
-        submit(&self.shared, job)
+    async fn start(&self, job: Job) -> Result<Handoff, SchedulerError> {
+        submit(&self.shared, job)?;
+        Ok(Handoff::InProcess)
     }
 }

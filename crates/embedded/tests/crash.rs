@@ -8,6 +8,7 @@
 
 use chrono::TimeDelta;
 use hearth_core::order::{Command, OrderLine, OrderState, OrderStatus, PlaceOrder};
+use hearth_core::ports::Outbox;
 use hearth_core::ports::{Clock, EventStore};
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,

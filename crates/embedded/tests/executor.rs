@@ -8,6 +8,7 @@ use hearth_contract::interleave::{CancelDuring, During, Reply};
 use hearth_contract::scheduler::{SchedulerFixture, SchedulerProbe};
 use hearth_core::fulfilment::Fulfilment;
 use hearth_core::order::{CancelOrder, Command, OrderLine, OrderState, OrderStatus, PlaceOrder};
+use hearth_core::ports::Outbox;
 use hearth_core::ports::{Clock, EventFeed, EventStore, Job};
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,
@@ -58,7 +59,7 @@ impl World {
 
     fn executor(&self, config: ExecutorConfig) -> EmbeddedExecutor {
         let feed: Arc<dyn EventFeed> = Arc::new(self.store.feed());
-        EmbeddedExecutor::start(self.fulfilment(), Some(feed), config)
+        EmbeddedExecutor::start(self.fulfilment(), self.store.clone(), Some(feed), config)
     }
 
     fn now(&self) -> Timestamp {
@@ -335,7 +336,7 @@ async fn jobs_committed_while_no_executor_ran_are_picked_up_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_feed_the_poll_picks_up_new_jobs() {
     let w = world();
-    let executor = EmbeddedExecutor::start(w.fulfilment(), None, config());
+    let executor = EmbeddedExecutor::start(w.fulfilment(), w.store.clone(), None, config());
     // Let the first scan pass, so only the poll can find the new job.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let order = w.place("bread", 1, None).await;
@@ -441,7 +442,8 @@ async fn a_cancel_during_a_provider_call_leaves_nothing_charged_or_held() {
             cancel.arm(during, reply);
             let feed: Arc<dyn EventFeed> = Arc::new(w.store.feed());
             let fulfilment = Fulfilment::new(w.service.clone(), cancel.clone(), cancel.clone());
-            let executor = EmbeddedExecutor::start(fulfilment, Some(feed), config());
+            let executor =
+                EmbeddedExecutor::start(fulfilment, w.store.clone(), Some(feed), config());
             let order = w.place("coffee", 2, None).await;
             let case = format!("{during:?} {reply:?}");
             w.until(order, SOON, &format!("compensated ({case})"), |s| {

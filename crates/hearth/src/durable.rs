@@ -5,8 +5,9 @@ use crate::stores::Stores;
 use anyhow::Context as _;
 use hearth_core::OrderService;
 use hearth_core::fulfilment::Fulfilment;
-use hearth_core::ports::{Clock, Inventory, JobScheduler, Payments};
+use hearth_core::ports::{Inventory, JobScheduler, Payments};
 use hearth_embedded::{EmbeddedExecutor, ExecutorConfig};
+use hearth_relay::{Relay, RelayConfig};
 use hearth_sandbox::{Faults, HttpInventory, HttpPayments, RunningSandbox, Sandbox};
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,16 +58,17 @@ pub enum Durable {
         reconciler: Option<tokio::task::JoinHandle<()>>,
     },
     Temporal {
-        relay: tokio::task::JoinHandle<()>,
+        relay: Relay,
     },
     None,
 }
 
 impl Durable {
+    /// `service` is the server's (one cache of states for the rooms and the process).
     pub async fn start(
         args: &DurableArgs,
         stores: &Stores,
-        clock: Arc<dyn Clock>,
+        service: &OrderService,
     ) -> anyhow::Result<Self> {
         if args.no_durable {
             tracing::info!("no durable work in this process (--no-durable)");
@@ -84,11 +86,15 @@ impl Durable {
             let scheduler: Arc<dyn JobScheduler> = Arc::new(
                 hearth_temporal::TemporalScheduler::new(client, config.task_queue.clone()),
             );
-            let store = stores.store.clone();
-            let relay = tokio::spawn(async move {
-                hearth_temporal::relay::run_relay(store, scheduler, Duration::from_millis(250))
-                    .await;
-            });
+            let relay = Relay::spawn(
+                stores.outbox.clone(),
+                scheduler,
+                Some(stores.feed.clone()),
+                RelayConfig {
+                    poll_interval: Duration::from_millis(250),
+                    ..RelayConfig::default()
+                },
+            );
             tracing::info!(%address, task_queue = %config.task_queue, "durable work on Temporal (run `hearth worker`)");
             return Ok(Durable::Temporal { relay });
         }
@@ -107,13 +113,10 @@ impl Durable {
         };
         let payments: Arc<dyn Payments> = Arc::new(HttpPayments::new(&url, timeout)?);
         let inventory: Arc<dyn Inventory> = Arc::new(HttpInventory::new(&url, timeout)?);
-        let fulfilment = Fulfilment::new(
-            OrderService::new(stores.store.clone(), clock),
-            payments,
-            inventory.clone(),
-        );
+        let fulfilment = Fulfilment::new(service.clone(), payments, inventory.clone());
         let executor = EmbeddedExecutor::start(
             fulfilment.clone(),
+            stores.outbox.clone(),
             Some(stores.feed.clone()),
             ExecutorConfig::default(),
         );
@@ -166,7 +169,7 @@ impl Durable {
                     let _ = sandbox.stop().await;
                 }
             }
-            Durable::Temporal { relay } => relay.abort(),
+            Durable::Temporal { mut relay } => relay.stop().await,
             Durable::None => {}
         }
     }

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use hearth_axum::{Application, LimitSettings, Origin, Ports, Rate, Settings, TokenSecret, Tokens};
 use hearth_core::ports::Clock;
 use hearth_core::ports::Role;
-use hearth_core::{HouseholdId, MemberId};
+use hearth_core::{HouseholdId, MemberId, OrderService};
 use hearth_memory::SystemClock;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -161,12 +161,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stores = args.stores.open().await?;
     tracing::info!(store = %stores.kind, "store opened");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut durable = Durable::start(&args.durable, &stores, clock.clone()).await?;
+    // One service (one cache of states) for the rooms and the durable work.
+    let service = OrderService::new(stores.store.clone(), clock);
+    let mut durable = Durable::start(&args.durable, &stores, &service).await?;
     let ports = Ports {
+        service,
         feed: stores.feed,
-        store: stores.store,
         directory: stores.directory,
-        clock,
         inventory: durable.inventory(),
     };
     let app = Application::build(settings, ports).await?;

@@ -2,7 +2,7 @@
 //! is given, otherwise the embedded SQLite file in the data directory, or memory.
 
 use anyhow::Context as _;
-use hearth_core::ports::{Directory, EventFeed, EventStore};
+use hearth_core::ports::{Directory, EventFeed, EventStore, Outbox};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -40,6 +40,8 @@ pub struct StoreArgs {
 #[derive(Debug, Clone)]
 pub struct Stores {
     pub store: Arc<dyn EventStore>,
+    /// The jobs the store records with its events, for the relay.
+    pub outbox: Arc<dyn Outbox>,
     pub feed: Arc<dyn EventFeed>,
     pub directory: Arc<dyn Directory>,
     /// What it is, for the log.
@@ -52,6 +54,7 @@ impl StoreArgs {
             let store = Arc::new(hearth_memory::MemoryEventStore::new());
             return Ok(Stores {
                 feed: Arc::new(store.feed()),
+                outbox: store.clone(),
                 store,
                 directory: Arc::new(hearth_memory::MemoryDirectory::new()),
                 kind: "memory".into(),
@@ -82,13 +85,15 @@ impl StoreArgs {
             drop(check);
             let app = hearth_postgres::pool(app_config, self.database_pool)?;
             let relay = hearth_postgres::pool(relay_config.clone(), 2)?;
-            let store = Arc::new(hearth_postgres::PgEventStore::new(app.clone(), Some(relay)));
+            let store = Arc::new(hearth_postgres::PgEventStore::new(app.clone()));
+            let outbox = Arc::new(hearth_postgres::PgOutbox::new(relay, app.clone()));
             let feed = Arc::new(hearth_postgres::PgEventFeed::start(
                 relay_config,
                 hearth_postgres::FeedOptions::default(),
             ));
             return Ok(Stores {
                 store,
+                outbox,
                 feed,
                 directory: Arc::new(hearth_postgres::PgDirectory::new(app)),
                 kind: "postgres".into(),
@@ -109,6 +114,7 @@ impl StoreArgs {
         Ok(Stores {
             directory: Arc::new(store.directory()),
             feed: Arc::new(feed),
+            outbox: store.clone(),
             store,
             kind: format!("sqlite {}", path.display()),
         })

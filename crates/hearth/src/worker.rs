@@ -7,6 +7,7 @@ use hearth_core::OrderService;
 use hearth_core::fulfilment::Fulfilment;
 use hearth_core::ports::{EventStore, Inventory, JobScheduler, Payments};
 use hearth_memory::{MemoryInventory, MemoryPayments, SystemClock};
+use hearth_relay::{Relay, RelayConfig};
 use hearth_temporal::{TemporalConfig, TemporalScheduler};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +37,8 @@ pub struct WorkerArgs {
     /// Do not run the outbox relay in this process (run it elsewhere, once or more).
     #[arg(long)]
     pub no_relay: bool,
-    /// Pause of the relay between passes that found nothing, in milliseconds.
+    /// The relay's poll of the outbox, in milliseconds (it also wakes on each commit's
+    /// feed signal).
     #[arg(long, env = "HEARTH_RELAY_IDLE_MS", default_value_t = 500)]
     pub relay_idle_ms: u64,
     /// The periodic reconciliation of the providers' ledgers with the log.
@@ -47,7 +49,7 @@ pub struct WorkerArgs {
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let stores = args.stores.open().await?;
     tracing::info!(store = %stores.kind, "store opened");
-    let store: Arc<dyn EventStore> = stores.store;
+    let store: Arc<dyn EventStore> = stores.store.clone();
     // The provider: HTTP (a real one, or `hearth sandbox`) or the in-process sandbox.
 
     let (payments, inventory): (Arc<dyn Payments>, Arc<dyn Inventory>) = match &args.providers_url {
@@ -73,20 +75,23 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let mut config = TemporalConfig::new(args.temporal_address, args.temporal_namespace);
     config.task_queue = args.task_queue;
 
-    let relay = async {
-        if args.no_relay {
-            return std::future::pending::<anyhow::Result<()>>().await;
-        }
-        let client = hearth_temporal::connect(&config).await?;
+    let mut relay = if args.no_relay {
+        None
+    } else {
+        let client = hearth_temporal::connect(&config)
+            .await
+            .with_context(|| format!("connecting to Temporal at {}", config.address))?;
         let scheduler: Arc<dyn JobScheduler> =
             Arc::new(TemporalScheduler::new(client, config.task_queue.clone()));
-        hearth_temporal::relay::run_relay(
-            store.clone(),
+        Some(Relay::spawn(
+            stores.outbox.clone(),
             scheduler,
-            Duration::from_millis(args.relay_idle_ms),
-        )
-        .await;
-        Ok(())
+            Some(stores.feed.clone()),
+            RelayConfig {
+                poll_interval: Duration::from_millis(args.relay_idle_ms),
+                ..RelayConfig::default()
+            },
+        ))
     };
 
     let (handle_tx, handle_rx) = tokio::sync::oneshot::channel();
@@ -109,9 +114,11 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     tokio::pin!(worker);
     let result = tokio::select! {
         result = &mut worker => result.context("the Temporal worker stopped"),
-        result = relay => result.context("the job relay stopped"),
         () = stop => worker.await.context("the Temporal worker stopped"),
     };
+    if let Some(relay) = relay.as_mut() {
+        relay.stop().await;
+    }
     if let Some(reconciler) = reconciler {
         reconciler.abort();
     }

@@ -11,6 +11,7 @@ mod pg;
 use futures::{SinkExt, StreamExt};
 use hearth_axum::{Application, Ports, Settings, TokenSecret};
 use hearth_core::HouseholdId;
+use hearth_core::OrderService;
 use hearth_core::ports::EventStore;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -74,10 +75,9 @@ async fn serve(kind: Kind, tune: impl FnOnce(&mut Settings)) -> Server {
             let db = pg::db().await;
             let store = db.store();
             let ports = Ports {
-                store: store.clone(),
+                service: OrderService::new(store.clone(), Arc::new(hearth_memory::SystemClock)),
                 feed: Arc::new(db.feed(hearth_postgres::FeedOptions::default())),
                 directory: db.directory(),
-                clock: Arc::new(hearth_memory::SystemClock),
                 inventory: None,
             };
             (Store::Postgres(store), ports)
@@ -87,10 +87,9 @@ async fn serve(kind: Kind, tune: impl FnOnce(&mut Settings)) -> Server {
             let (store, feed) =
                 hearth_sqlite::SqliteEventStore::open(dir.path().join("hearth.sqlite")).unwrap();
             let ports = Ports {
-                store: store.clone(),
+                service: OrderService::new(store.clone(), Arc::new(hearth_memory::SystemClock)),
                 feed: Arc::new(feed),
                 directory: Arc::new(store.directory()),
-                clock: Arc::new(hearth_memory::SystemClock),
                 inventory: None,
             };
             (Store::Sqlite(store, dir), ports)

@@ -9,7 +9,8 @@
 use chrono::TimeDelta;
 use hearth_core::fulfilment::{Advanced, Fulfilment};
 use hearth_core::order::{CancelOrder, Command, OrderLine, PlaceOrder};
-use hearth_core::ports::{CaptureRequest, Clock, EventStore, Payments};
+use hearth_core::ports::Outbox;
+use hearth_core::ports::{CaptureRequest, Clock, Payments};
 use hearth_core::process::capture_key;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use hearth_core::EventId;
-use hearth_core::ports::{Job, JobScheduler, SchedulerError};
+use hearth_core::ports::{Handoff, Job, JobScheduler, SchedulerError};
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -45,11 +45,12 @@ impl MemoryJobScheduler {
 
 #[async_trait]
 impl JobScheduler for MemoryJobScheduler {
-    async fn start(&self, job: Job) -> Result<(), SchedulerError> {
+    /// The queue stands for a durable scheduler: the relay marks the job at once.
+    async fn start(&self, job: Job) -> Result<Handoff, SchedulerError> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if inner.seen.insert(job.id) {
             inner.queue.push(job);
         }
-        Ok(())
+        Ok(Handoff::Durable)
     }
 }

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use hearth_core::ports::{
-    Append, Appended, Decision, EventFeed, EventStore, FeedSignal, FeedStream, Job, Loaded,
+    Append, Appended, Decision, EventFeed, EventStore, FeedSignal, FeedStream, Job, Loaded, Outbox,
     Snapshot, StoreError,
 };
 use hearth_core::{CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, OrderId};
@@ -231,7 +231,10 @@ impl EventStore for MemoryEventStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl Outbox for MemoryEventStore {
     async fn pending_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
         Ok(self.lock().jobs.values().take(limit).cloned().collect())
     }

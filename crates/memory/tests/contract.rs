@@ -12,7 +12,11 @@ use std::sync::Arc;
 async fn store() -> StoreFixture {
     let store = Arc::new(MemoryEventStore::new());
     let feed = Arc::new(store.feed());
-    StoreFixture { store, feed }
+    StoreFixture {
+        outbox: store.clone(),
+        store,
+        feed,
+    }
 }
 
 mod event_store {

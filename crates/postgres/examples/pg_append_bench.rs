@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
     hearth_postgres::migrate(&owner).await?;
 
     let pool = hearth_postgres::pool(hearth_postgres::parse_url(app)?, clients)?;
-    let pg = Arc::new(PgEventStore::with_batching(pool, None, batching));
+    let pg = Arc::new(PgEventStore::with_batching(pool, batching));
     let store: Arc<dyn EventStore> = pg.clone();
     eprintln!("{batching:?}");
     // Warm up: one connection per client, statements prepared.

@@ -6,11 +6,12 @@
 //!   events and outbox jobs under that append's own tenant setting.
 //! - [`PgEventFeed`]: a dedicated `LISTEN` connection per process on one channel,
 //!   with a slow fallback poll; the doorbell is rung after commit, coalesced.
+//! - [`PgOutbox`]: the jobs recorded with their events, scanned as the relay role.
 //! - [`PgDirectory`]: households, members, single-use invites.
 //!
 //! Every statement runs as the application role after `app.tenant_id` was set for
 //! its household in its transaction; row-level security does the rest. Only the
-//! relay role reads across households ([`PgEventStore::pending_jobs`] and the
+//! relay role reads across households ([`PgOutbox::pending_jobs`] and the
 //! feed's fallback poll).
 //!
 //! **Invariant:** no `tokio_postgres` or `deadpool` error leaves this crate through a
@@ -20,6 +21,7 @@ mod batch;
 mod directory;
 mod feed;
 mod migrate;
+mod outbox;
 mod roles;
 mod sql;
 mod store;
@@ -29,6 +31,7 @@ pub use batch::{BatchStats, Batching};
 pub use directory::PgDirectory;
 pub use feed::{FEED_CHANNEL, FeedOptions, FeedStats, PgEventFeed};
 pub use migrate::{MIGRATIONS, Migration, check_schema, migrate};
+pub use outbox::PgOutbox;
 pub use roles::{HEARTH_TABLES, UnsafeRole, check_role};
 pub use store::PgEventStore;
 

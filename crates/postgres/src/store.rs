@@ -11,7 +11,7 @@ use crate::sql::{
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use hearth_core::ports::{
-    Append, Appended, Decision, EventStore, Job, JobKind, Loaded, Snapshot, StoreError,
+    Append, Appended, Decision, EventStore, JobKind, Loaded, Snapshot, StoreError,
 };
 use hearth_core::{
     CommandEnvelope, CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, NewEvent,
@@ -41,16 +41,6 @@ WHERE s.version < EXCLUDED.version";
 const SELECT_OUTCOME: &str = "SELECT outcome FROM commands WHERE tenant_id = $1 AND id = $2";
 const SELECT_HEAD: &str = "SELECT last_seq FROM households WHERE tenant_id = $1";
 
-const PENDING_JOBS: &str = "
-SELECT tenant_id, id, order_id, kind, command_id, created_at FROM jobs
-WHERE status = 'pending'
-ORDER BY created_at, tenant_id, id
-LIMIT $1";
-
-const MARK_STARTED: &str = "
-UPDATE jobs SET status = 'started', started_at = now()
-WHERE tenant_id = $1 AND id = $2 AND status = 'pending'";
-
 /// One coalesced doorbell: a notification per household that moved, all in one
 /// autocommit statement (one NOTIFY commit for the whole batch).
 const RING: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
@@ -61,14 +51,12 @@ const MAX_RING_BATCH: usize = 512;
 /// The event store on PostgreSQL.
 ///
 /// `app` connects as the application role (RLS applies; every call is scoped to
-/// one household). `relay`, if given, connects as the relay role and serves only
-/// [`EventStore::pending_jobs`], the one cross-household read of this port.
+/// one household); the outbox's cross-household read is [`crate::PgOutbox`]'s.
 /// Appends are group-committed by background batchers (see [`Batching`]) and the
 /// doorbell is rung after commit by a background task, so it must be created
 /// inside a Tokio runtime.
 pub struct PgEventStore {
     app: Pool,
-    relay: Option<Pool>,
     batches: mpsc::UnboundedSender<Request>,
     counters: Arc<Counters>,
 }
@@ -77,28 +65,26 @@ impl std::fmt::Debug for PgEventStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgEventStore")
             .field("app", &self.app.status())
-            .field("relay", &self.relay.as_ref().map(Pool::status))
             .finish_non_exhaustive()
     }
 }
 
 impl PgEventStore {
     /// With the default [`Batching`].
-    pub fn new(app: Pool, relay: Option<Pool>) -> Self {
-        Self::with_batching(app, relay, Batching::default())
+    pub fn new(app: Pool) -> Self {
+        Self::with_batching(app, Batching::default())
     }
 
     /// Appends are queued to `batching.batchers` batchers sharing one queue; each
     /// commits whatever the queue holds when its turn comes, up to
     /// `batching.max_batch` appends, in one transaction on one connection of `app`.
-    pub fn with_batching(app: Pool, relay: Option<Pool>, batching: Batching) -> Self {
+    pub fn with_batching(app: Pool, batching: Batching) -> Self {
         let (doorbell, rings) = mpsc::unbounded_channel();
         tokio::spawn(ring_doorbell(app.clone(), rings, batching.doorbell_pace));
         let counters = Arc::new(Counters::default());
         let batches = batch::start(&app, batching, &doorbell, &counters);
         Self {
             app,
-            relay,
             batches,
             counters,
         }
@@ -260,24 +246,6 @@ fn event_from_row(row: &Row) -> Result<EventEnvelope, StoreError> {
         metadata,
         created_at: row.try_get::<_, Timestamp>(9).map_err(get)?,
         requires_job: row.try_get(10).map_err(get)?,
-    })
-}
-
-fn job_from_row(row: &Row) -> Result<Job, StoreError> {
-    let get = |e: tokio_postgres::Error| StoreError::Corrupt(describe(&e));
-    let kind: String = row.try_get(3).map_err(get)?;
-    let kind = match kind.as_str() {
-        "fulfil" => JobKind::Fulfil,
-        "cancel" => JobKind::Cancel,
-        other => return Err(StoreError::Corrupt(format!("unknown job kind {other}"))),
-    };
-    Ok(Job {
-        tenant: HouseholdId(row.try_get(0).map_err(get)?),
-        id: EventId(row.try_get(1).map_err(get)?),
-        order_id: OrderId(row.try_get(2).map_err(get)?),
-        kind,
-        command_id: CommandId(row.try_get(4).map_err(get)?),
-        created_at: row.try_get(5).map_err(get)?,
     })
 }
 
@@ -468,42 +436,6 @@ impl EventStore for PgEventStore {
                     &snapshot.state,
                 ],
             ),
-        )
-        .await
-        .map_err(unavailable)?;
-        Ok(())
-    }
-
-    /// Served by the relay role: `SELECT` on pending jobs of every household.
-    async fn pending_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
-        let Some(relay) = &self.relay else {
-            return Err(StoreError::Unavailable(
-                "pending_jobs needs the relay role's connection (none configured)".into(),
-            ));
-        };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let client = client(relay).await?;
-        let stmt = client
-            .prepare_cached(PENDING_JOBS)
-            .await
-            .map_err(unavailable)?;
-        let rows = client.query(&stmt, &[&limit]).await.map_err(unavailable)?;
-        rows.iter().map(job_from_row).collect()
-    }
-
-    /// Runs as the application role in the job's household: the relay role never
-    /// writes.
-    async fn mark_job_started(&self, tenant: HouseholdId, job: EventId) -> Result<(), StoreError> {
-        let client = client(&self.app).await?;
-        let stmt = client
-            .prepare_cached(MARK_STARTED)
-            .await
-            .map_err(unavailable)?;
-        in_tenant(
-            &client,
-            BEGIN,
-            tenant,
-            client.execute(&stmt, &[&tenant.0, &job.0]),
         )
         .await
         .map_err(unavailable)?;

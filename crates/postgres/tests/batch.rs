@@ -19,7 +19,6 @@ async fn one_batcher() -> PgEventStore {
     let db = common::db().await;
     PgEventStore::with_batching(
         db.app_pool(4),
-        None,
         Batching {
             batchers: 1,
             max_batch: 64,

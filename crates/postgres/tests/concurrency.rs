@@ -8,7 +8,7 @@ mod common;
 
 use hearth_contract::fixtures::{household, member, order_id, place};
 use hearth_core::order::{Command, OrderRef, RecordPaymentCaptured, RecordStockReserved};
-use hearth_core::ports::EventStore;
+use hearth_core::ports::{EventStore, Outbox};
 use hearth_core::service::ServiceConfig;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, EventEnvelope, HouseholdId, OrderId,
@@ -270,7 +270,8 @@ async fn the_same_command_twice_or_concurrently_yields_one_set_of_events() {
     let stream = store.load(tenant, order, 999).await.unwrap().events;
     assert_eq!(stream.len(), 1, "one set of events");
     assert_eq!(store.head(tenant).await.unwrap(), 2);
-    let jobs = store
+    let jobs = db
+        .outbox()
         .pending_jobs(100_000)
         .await
         .unwrap()

@@ -19,6 +19,7 @@ async fn store() -> StoreFixture {
     );
     StoreFixture {
         store: db.store(),
+        outbox: db.outbox(),
         feed,
     }
 }

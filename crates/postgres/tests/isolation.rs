@@ -6,7 +6,9 @@
 mod common;
 
 use hearth_contract::fixtures::{append, household, member, now};
-use hearth_core::ports::{Directory, EventStore, Household, Invite, Member, Role, Snapshot};
+use hearth_core::ports::{
+    Directory, EventStore, Household, Invite, Member, Outbox, Role, Snapshot,
+};
 use hearth_core::{HouseholdId, OrderId};
 use tokio_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
@@ -415,15 +417,15 @@ async fn the_relay_reads_heads_and_pending_jobs_only() {
         );
     }
     // Started jobs are out of its sight.
-    let store = db.store();
-    let job = store
+    let outbox = db.outbox();
+    let job = outbox
         .pending_jobs(100_000)
         .await
         .unwrap()
         .into_iter()
         .find(|j| j.tenant == a)
         .unwrap();
-    store.mark_job_started(a, job.id).await.unwrap();
+    outbox.mark_job_started(a, job.id).await.unwrap();
     let visible: i64 = relay
         .query_one("SELECT count(*) FROM jobs WHERE tenant_id = $1", &[&a.0])
         .await

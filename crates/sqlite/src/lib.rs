@@ -9,7 +9,7 @@
 //!
 //! **Invariant:** SQLite has no row-level security, so every statement this crate
 //! runs names the household (`tenant_id`) in its key or `WHERE` clause; the only
-//! exception is the job relay's outbox scan, `EventStore::pending_jobs`.
+//! exception is the job relay's outbox scan, `Outbox::pending_jobs`.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), hearth_core::ports::StoreError> {

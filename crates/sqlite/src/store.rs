@@ -6,7 +6,7 @@ use crate::writer::BatchStats;
 use async_trait::async_trait;
 use hearth_core::ports::{
     Append, Appended, Decision, EventFeed, EventStore, FeedSignal, FeedStream, Job, JobKind,
-    Loaded, Snapshot, StoreError,
+    Loaded, Outbox, Snapshot, StoreError,
 };
 use hearth_core::{
     CommandEnvelope, CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, OrderId,
@@ -207,7 +207,10 @@ impl EventStore for SqliteEventStore {
             .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl Outbox for SqliteEventStore {
     /// The one query that reads across households: the job relay's scan of the
     /// outbox. Nothing else in the adapter omits `tenant_id`.
     async fn pending_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
@@ -480,11 +483,7 @@ fn insert_job(tx: &Connection, job: &Job) -> Result<(), Fail> {
 }
 
 fn job_kind(s: &str) -> Result<JobKind, Fail> {
-    match s {
-        "fulfil" => Ok(JobKind::Fulfil),
-        "cancel" => Ok(JobKind::Cancel),
-        other => Err(Fail::corrupt(format!("unknown job kind {other:?}"))),
-    }
+    JobKind::parse(s).ok_or_else(|| Fail::corrupt(format!("unknown job kind {s:?}")))
 }
 
 const EVENT_COLUMNS: &str = "seq, event_id, aggregate_id, version, type, schema_version, \

@@ -9,7 +9,6 @@
 //! - [`FulfilmentActivities`]: the `advance` activity, one call to
 //!   [`Fulfilment::advance`](hearth_core::fulfilment::Fulfilment::advance).
 //! - [`run_worker`]: a worker for the shared task queue.
-//! - [`relay`]: the outbox relay from `EventStore::pending_jobs` to any `JobScheduler`.
 //! - [`dev_server`]: a local `temporal server start-dev` for tests and local runs.
 //!
 //! docs/temporal.md explains the choices.
@@ -20,7 +19,6 @@
 mod activities;
 pub mod dev_server;
 mod error;
-pub mod relay;
 mod scheduler;
 mod worker;
 #[allow(missing_debug_implementations)]

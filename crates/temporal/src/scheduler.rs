@@ -2,7 +2,7 @@
 
 use crate::workflow::{FulfilmentWorkflow, OrderRef};
 use async_trait::async_trait;
-use hearth_core::ports::{Job, JobKind, JobScheduler, SchedulerError};
+use hearth_core::ports::{Handoff, Job, JobKind, JobScheduler, SchedulerError};
 use hearth_core::{HouseholdId, OrderId};
 use temporalio_client::errors::{WorkflowInteractionError, WorkflowStartError};
 use temporalio_client::{
@@ -109,10 +109,13 @@ impl TemporalScheduler {
 
 #[async_trait]
 impl JobScheduler for TemporalScheduler {
-    async fn start(&self, job: Job) -> Result<(), SchedulerError> {
+    /// Temporal holds a started workflow (or a delivered signal) durably: the relay
+    /// marks the job at once.
+    async fn start(&self, job: Job) -> Result<Handoff, SchedulerError> {
         match job.kind {
-            JobKind::Fulfil => self.start_fulfilment(&job).await,
-            JobKind::Cancel => self.signal_cancel(&job).await,
+            JobKind::Fulfil => self.start_fulfilment(&job).await?,
+            JobKind::Cancel => self.signal_cancel(&job).await?,
         }
+        Ok(Handoff::Durable)
     }
 }

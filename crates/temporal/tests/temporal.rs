@@ -9,6 +9,7 @@ use chrono::TimeDelta;
 use common::{World, eventually, runs, workflow_status};
 use hearth_core::OrderStatus;
 use hearth_core::order::RejectionReason;
+use hearth_core::ports::Outbox;
 use hearth_core::ports::{EventStore, JobKind, JobScheduler};
 use hearth_temporal::TemporalScheduler;
 use std::sync::Arc;

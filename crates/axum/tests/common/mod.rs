@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
+use hearth_core::OrderService;
 use hearth_core::ports::{Directory, DirectoryError, Household, Invite, Member};
 use hearth_core::{HouseholdId, MemberId, Timestamp};
 use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
@@ -91,9 +92,8 @@ pub async fn spawn(change: impl FnOnce(&mut Settings)) -> TestApp {
     let directory = Arc::new(Watched::default());
     let ports = Ports {
         feed: Arc::new(store.feed()),
-        store,
+        service: OrderService::new(store, Arc::new(SystemClock)),
         directory: directory.clone(),
-        clock: Arc::new(SystemClock),
         inventory: None,
     };
     let app = Application::build(settings, ports).await.unwrap();

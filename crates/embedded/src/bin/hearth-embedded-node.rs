@@ -48,14 +48,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let (store, feed) = SqliteEventStore::open(&db).with_context(|| format!("opening {db}"))?;
     let provider = HttpProvider::new(&url, Duration::from_secs(5))?;
-    let service = OrderService::new(store, Arc::new(SystemClock));
+    let service = OrderService::new(store.clone(), Arc::new(SystemClock));
     let fulfilment = Fulfilment::new(
         service,
         Arc::new(provider.payments()),
         Arc::new(provider.inventory()),
     );
     let feed: Arc<dyn EventFeed> = Arc::new(feed);
-    let executor = EmbeddedExecutor::start(fulfilment, Some(feed), config);
+    let executor = EmbeddedExecutor::start(fulfilment, store, Some(feed), config);
     println!("started");
     std::io::stdout().flush()?;
     tokio::signal::ctrl_c().await?;

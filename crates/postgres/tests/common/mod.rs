@@ -9,7 +9,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use hearth_postgres::{Config, FeedOptions, PgDirectory, PgEventFeed, PgEventStore, Pool};
+use hearth_postgres::{
+    Config, FeedOptions, PgDirectory, PgEventFeed, PgEventStore, PgOutbox, Pool,
+};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -39,10 +41,11 @@ impl TestDb {
     }
 
     pub fn store(&self) -> Arc<PgEventStore> {
-        Arc::new(PgEventStore::new(
-            self.app_pool(16),
-            Some(self.relay_pool(2)),
-        ))
+        Arc::new(PgEventStore::new(self.app_pool(16)))
+    }
+
+    pub fn outbox(&self) -> Arc<PgOutbox> {
+        Arc::new(PgOutbox::new(self.relay_pool(2), self.app_pool(2)))
     }
 
     pub fn directory(&self) -> Arc<PgDirectory> {

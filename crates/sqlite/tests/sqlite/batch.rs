@@ -10,6 +10,7 @@ use crate::fresh_file;
 use futures::StreamExt;
 use futures::future::{FutureExt, join_all};
 use hearth_contract::fixtures::{append, household, order_id};
+use hearth_core::ports::Outbox;
 use hearth_core::ports::{
     Append, Appended, Decision, EventFeed, EventStore, FeedSignal, Snapshot, StoreError,
 };

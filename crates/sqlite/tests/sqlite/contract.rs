@@ -9,6 +9,7 @@ use std::sync::Arc;
 async fn store() -> StoreFixture {
     let (store, feed) = SqliteEventStore::open(fresh_file()).unwrap();
     StoreFixture {
+        outbox: store.clone(),
         store,
         feed: Arc::new(feed),
     }

@@ -4,6 +4,7 @@
 
 use crate::fresh_file;
 use hearth_core::order::{Command, OrderRef};
+use hearth_core::ports::Outbox;
 use hearth_core::ports::{Append, Appended, Decision, EventStore};
 use hearth_core::{Actor, CommandEnvelope, CommandId, CommandOutcome, HouseholdId};
 use hearth_sqlite::SqliteEventStore;

@@ -5,6 +5,7 @@
 use crate::fresh_file;
 use chrono::{TimeDelta, Utc};
 use hearth_contract::fixtures::{append, household, member, now, order_id};
+use hearth_core::ports::Outbox;
 use hearth_core::ports::{
     Appended, Decision, Directory, DirectoryError, EventStore, Household, Invite, Member, Role,
     Snapshot, StoreError,

@@ -6,7 +6,7 @@
 use chrono::TimeDelta;
 use hearth_core::fulfilment::Fulfilment;
 use hearth_core::order::{CancelOrder, Command, OrderLine, PlaceOrder};
-use hearth_core::ports::{EventStore, JobScheduler};
+use hearth_core::ports::EventStore;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,
     OrderStatus, Timestamp,
@@ -172,11 +172,10 @@ impl World {
 
     /// One pass of the outbox relay.
     pub async fn relay(&self) -> usize {
-        let store: Arc<dyn EventStore> = self.store.clone();
-        let scheduler: Arc<dyn JobScheduler> = self.scheduler.clone();
-        hearth_temporal::relay::relay_once(&store, &scheduler, 100)
+        hearth_relay::relay_once(&*self.store, &*self.scheduler, 100)
             .await
             .unwrap()
+            .marked
     }
 
     pub async fn status(&self, order: OrderId) -> OrderStatus {
