@@ -5,7 +5,7 @@ use crate::listener::LogEvery;
 use crate::wire::{self, Ack, AckStatus, BadInput, Rejected, ServerMessage, WireCommand, codes};
 use hearth_core::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, Dispatched, HouseholdId, MemberId,
-    ServiceError,
+    Refusal, ServiceError,
 };
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -112,16 +112,7 @@ fn check(room: HouseholdId, command: &WireCommand) -> Result<(), BadInput> {
 }
 
 /// Whether a rejection depends on the order's state (409) rather than on the
-/// command alone (422).
+/// command alone (422): the core's [`Refusal::is_conflict`].
 pub(crate) fn is_conflict(code: &str) -> bool {
-    matches!(
-        code,
-        "order_already_exists"
-            | "order_not_found"
-            | "cannot_cancel"
-            | "not_ready"
-            | "invalid_transition"
-            | "refund_not_due"
-            | "release_not_due"
-    )
+    Refusal::from_code(code).is_some_and(Refusal::is_conflict)
 }

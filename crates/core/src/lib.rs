@@ -21,7 +21,7 @@ pub use contracts::{
     ExternalEvent, NewEvent,
 };
 pub use ids::{CommandId, EventId, HouseholdId, MemberId, OrderId};
-pub use order::{Command, DomainError, Event, OrderLine, OrderState, OrderStatus};
+pub use order::{Command, DomainError, Event, OrderLine, OrderState, OrderStatus, Refusal};
 pub use projection::HouseholdView;
 pub use service::{Dispatched, OrderService, ServiceError};
 

@@ -47,8 +47,11 @@ pub enum RejectionReason {
     PaymentDeclined { message: String },
 }
 
-/// Commands on an order. On the wire: `{"type": "PlaceOrder", "payload": {...}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Commands on an order. On the wire: `{"type": "PlaceOrder", "payload": {...}}`. The
+/// variant's name is the `type` (serde's tag and [`Command::type_name`] alike).
+#[derive(
+    Clone, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", content = "payload")]
 pub enum Command {
@@ -149,20 +152,9 @@ impl Command {
         }
     }
 
-    /// The `type` tag on the wire.
+    /// The `type` tag on the wire: the variant's name.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Command::PlaceOrder(_) => "PlaceOrder",
-            Command::CancelOrder(_) => "CancelOrder",
-            Command::CompleteOrder(_) => "CompleteOrder",
-            Command::RecordStockReserved(_) => "RecordStockReserved",
-            Command::RecordPaymentCaptured(_) => "RecordPaymentCaptured",
-            Command::ConfirmOrder(_) => "ConfirmOrder",
-            Command::RejectOrder(_) => "RejectOrder",
-            Command::MarkReady(_) => "MarkReady",
-            Command::RecordRefundIssued(_) => "RecordRefundIssued",
-            Command::RecordStockReleased(_) => "RecordStockReleased",
-        }
+        self.into()
     }
 
     /// Whether the command starts a new order (its stream is expected to be empty).
@@ -178,23 +170,15 @@ impl Command {
         )
     }
 
-    /// Every command type, member ones first.
-    pub const TYPES: [&'static str; 10] = [
-        "PlaceOrder",
-        "CancelOrder",
-        "CompleteOrder",
-        "RecordStockReserved",
-        "RecordPaymentCaptured",
-        "ConfirmOrder",
-        "RejectOrder",
-        "MarkReady",
-        "RecordRefundIssued",
-        "RecordStockReleased",
-    ];
+    /// Every command type, member ones first (the variants, in order).
+    pub const TYPES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 }
 
-/// Events of an order. On the wire: `{"type": "OrderPlaced", "payload": {...}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Events of an order. On the wire: `{"type": "OrderPlaced", "payload": {...}}`. The
+/// variant's name is the `type` (serde's tag and [`Event::type_name`] alike).
+#[derive(
+    Clone, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", content = "payload")]
 pub enum Event {
@@ -296,22 +280,13 @@ impl Event {
         }
     }
 
+    /// The `type` tag on the wire: the variant's name.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Event::OrderPlaced { .. } => "OrderPlaced",
-            Event::StockReserved { .. } => "StockReserved",
-            Event::PaymentCaptured { .. } => "PaymentCaptured",
-            Event::OrderConfirmed { .. } => "OrderConfirmed",
-            Event::OrderRejected { .. } => "OrderRejected",
-            Event::OrderReady { .. } => "OrderReady",
-            Event::OrderCancelled { .. } => "OrderCancelled",
-            Event::OrderCompleted { .. } => "OrderCompleted",
-            Event::RefundIssued { .. } => "RefundIssued",
-            Event::StockReleased { .. } => "StockReleased",
-            Event::StockReservedAfterClose { .. } => "StockReservedAfterClose",
-            Event::PaymentCapturedAfterClose { .. } => "PaymentCapturedAfterClose",
-        }
+        self.into()
     }
+
+    /// Every event type (the variants, in order).
+    pub const TYPES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 
     /// The seed's `requiresJob`: events that start (or redirect) durable work.
     /// A placed order starts fulfilment; a cancellation must reach the running
@@ -416,8 +391,20 @@ pub struct Context {
     pub now: Timestamp,
 }
 
-/// A broken business rule. Closed, and named after the rule.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// A broken business rule. Closed, and named after the rule: the variant's name, in
+/// snake case, is the rule's stable code ([`Refusal`]), so a code is written once.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(Refusal),
+    derive(
+        Hash,
+        strum::IntoStaticStr,
+        strum::EnumString,
+        strum::VariantNames,
+        strum::EnumIter
+    ),
+    strum(serialize_all = "snake_case")
+)]
 pub enum DomainError {
     #[error("order {0} already exists")]
     OrderAlreadyExists(OrderId),
@@ -474,30 +461,35 @@ pub enum DomainError {
 impl DomainError {
     /// A stable, machine-readable code for the rule (the wire's `rejected.code`).
     pub fn code(&self) -> &'static str {
-        match self {
-            DomainError::OrderAlreadyExists(_) => "order_already_exists",
-            DomainError::OrderNotFound(_) => "order_not_found",
-            DomainError::NoLines => "no_lines",
-            DomainError::TooManyLines { .. } => "too_many_lines",
-            DomainError::QuantityOutOfRange { .. } => "quantity_out_of_range",
-            DomainError::InvalidSku { .. } => "invalid_sku",
-            DomainError::InvalidName { .. } => "invalid_name",
-            DomainError::UnitPriceTooHigh { .. } => "unit_price_too_high",
-            DomainError::DuplicateSku { .. } => "duplicate_sku",
-            DomainError::TotalNotPositive => "total_not_positive",
-            DomainError::ReadyAtNotInFuture => "ready_at_not_in_future",
-            DomainError::ReadyAtTooFar => "ready_at_too_far",
-            DomainError::NoteTooLong { .. } => "note_too_long",
-            DomainError::ReasonTooLong { .. } => "reason_too_long",
-            DomainError::ControlCharacters { .. } => "control_characters",
-            DomainError::CannotCancel { .. } => "cannot_cancel",
-            DomainError::NotReady { .. } => "not_ready",
-            DomainError::InternalCommand { .. } => "internal_command",
-            DomainError::InvalidTransition { .. } => "invalid_transition",
-            DomainError::AmountMismatch { .. } => "amount_mismatch",
-            DomainError::RefundNotDue => "refund_not_due",
-            DomainError::ReleaseNotDue => "release_not_due",
-        }
+        Refusal::from(self).code()
+    }
+}
+
+impl Refusal {
+    /// The rule's stable code (the wire's `rejected.code`).
+    pub fn code(self) -> &'static str {
+        self.into()
+    }
+
+    /// The refusal a stored or received code stands for, if it is one.
+    pub fn from_code(code: &str) -> Option<Self> {
+        code.parse().ok()
+    }
+
+    /// Whether the refusal depends on the order's state at the time (a conflict: the
+    /// same command may have been accepted earlier or later), rather than on the
+    /// command alone (invalid whenever it is sent). HTTP answers 409 and 422.
+    pub fn is_conflict(self) -> bool {
+        matches!(
+            self,
+            Refusal::OrderAlreadyExists
+                | Refusal::OrderNotFound
+                | Refusal::CannotCancel
+                | Refusal::NotReady
+                | Refusal::InvalidTransition
+                | Refusal::RefundNotDue
+                | Refusal::ReleaseNotDue
+        )
     }
 }
 

@@ -120,3 +120,81 @@ fn unknown_command_types_and_fields_are_refused() {
         order_id: OrderId(Uuid::nil()),
     });
 }
+
+/// Names are written once, as enum variants; everything else reads them from there.
+/// This pins the public lists (clients switch on them): renaming a variant must be a
+/// decision, made here.
+#[test]
+fn type_names_and_refusal_codes_come_from_the_variants() {
+    use hearth_core::{DomainError, OrderStatus, Refusal};
+    use strum::IntoEnumIterator as _;
+
+    assert_eq!(
+        Command::TYPES,
+        [
+            "PlaceOrder",
+            "CancelOrder",
+            "CompleteOrder",
+            "RecordStockReserved",
+            "RecordPaymentCaptured",
+            "ConfirmOrder",
+            "RejectOrder",
+            "MarkReady",
+            "RecordRefundIssued",
+            "RecordStockReleased",
+        ]
+    );
+    assert_eq!(Event::TYPES.len(), 12);
+    // serde's tag and `type_name` agree, for a command and for an event.
+    let order_id = OrderId(Uuid::nil());
+    let command = Command::ConfirmOrder(OrderRef { order_id });
+    assert_eq!(
+        serde_json::to_value(&command).unwrap()["type"],
+        command.type_name()
+    );
+    let event = Event::OrderReady { order_id };
+    assert_eq!(
+        serde_json::to_value(&event).unwrap()["type"],
+        event.type_name()
+    );
+    assert!(Event::TYPES.contains(&event.type_name()));
+
+    let codes: Vec<&str> = Refusal::iter().map(Refusal::code).collect();
+    assert_eq!(
+        codes,
+        [
+            "order_already_exists",
+            "order_not_found",
+            "no_lines",
+            "too_many_lines",
+            "quantity_out_of_range",
+            "invalid_sku",
+            "invalid_name",
+            "unit_price_too_high",
+            "duplicate_sku",
+            "total_not_positive",
+            "ready_at_not_in_future",
+            "ready_at_too_far",
+            "note_too_long",
+            "reason_too_long",
+            "control_characters",
+            "cannot_cancel",
+            "not_ready",
+            "internal_command",
+            "invalid_transition",
+            "amount_mismatch",
+            "refund_not_due",
+            "release_not_due",
+        ]
+    );
+    for refusal in Refusal::iter() {
+        assert_eq!(Refusal::from_code(refusal.code()), Some(refusal));
+    }
+    assert_eq!(Refusal::from_code("no_such_rule"), None);
+    let rule = DomainError::CannotCancel {
+        status: OrderStatus::Ready,
+    };
+    assert_eq!(rule.code(), "cannot_cancel");
+    assert!(Refusal::from(&rule).is_conflict());
+    assert!(!Refusal::NoLines.is_conflict());
+}

@@ -45,6 +45,9 @@ const ALLOWED_DIRECT: &[&str] = &[
     "futures-core",
     "serde",
     "serde_json",
+    // Derives names from enum variants (type names, refusal codes): no runtime code
+    // beyond the generated matches.
+    "strum",
     "thiserror",
     // Optional (feature `ts`): a pure derive crate that writes TypeScript declarations
     // of the contracts for the web client; no I/O at runtime, no async, no adapters.
