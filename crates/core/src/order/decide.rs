@@ -1,0 +1,367 @@
+//! The order's rules: what a command means given the state (`decide`), how an
+//! external event is answered (`react`), and the refusals, named after the rules.
+
+use super::*;
+use crate::Timestamp;
+use crate::contracts::{Actor, ExternalEvent, ExternalKind};
+use crate::ids::{MemberId, OrderId};
+
+/// What a decision may read besides the state: who asks, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Context {
+    pub actor: Actor,
+    pub now: Timestamp,
+}
+
+/// A broken business rule. Closed, and named after the rule: the variant's name, in
+/// snake case, is the rule's stable code ([`Refusal`]), so a code is written once.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(Refusal),
+    derive(
+        Hash,
+        strum::IntoStaticStr,
+        strum::EnumString,
+        strum::VariantNames,
+        strum::EnumIter
+    ),
+    strum(serialize_all = "snake_case")
+)]
+pub enum DomainError {
+    #[error("order {0} already exists")]
+    OrderAlreadyExists(OrderId),
+    #[error("order {0} does not exist")]
+    OrderNotFound(OrderId),
+    #[error("an order needs at least one line")]
+    NoLines,
+    #[error("an order has at most {max} lines, got {got}", max = limits::MAX_LINES)]
+    TooManyLines { got: usize },
+    #[error("line {index}: quantity must be 1 to 99, got {quantity}")]
+    QuantityOutOfRange { index: usize, quantity: u32 },
+    #[error("line {index}: sku must be 1 to 64 characters")]
+    InvalidSku { index: usize },
+    #[error("line {index}: name must be 1 to 200 characters")]
+    InvalidName { index: usize },
+    #[error("line {index}: unit price above the limit of 10000000 cents")]
+    UnitPriceTooHigh { index: usize },
+    #[error("sku {sku} appears on more than one line")]
+    DuplicateSku { sku: String },
+    #[error("the order total must be above zero")]
+    TotalNotPositive,
+    #[error("ready-at must be in the future")]
+    ReadyAtNotInFuture,
+    #[error("ready-at must be within {days} days", days = limits::MAX_READY_AT_DAYS)]
+    ReadyAtTooFar,
+    #[error("note has {got} characters, at most {max} allowed", max = limits::MAX_NOTE_CHARS)]
+    NoteTooLong { got: usize },
+    #[error("reason has {got} characters, at most {max} allowed", max = limits::MAX_REASON_CHARS)]
+    ReasonTooLong { got: usize },
+    /// Text a member typed holds a control character (a NUL, an escape...): not
+    /// something a person writes, and not storable everywhere (PostgreSQL's jsonb
+    /// refuses NUL). Line breaks and tabs are allowed in notes and reasons.
+    #[error("{field} must not contain control characters")]
+    ControlCharacters { field: String },
+    #[error("an order that is {status} can no longer be cancelled")]
+    CannotCancel { status: OrderStatus },
+    #[error("an order can only be collected when ready; it is {status}")]
+    NotReady { status: OrderStatus },
+    #[error("{command} is internal to the fulfilment process; members cannot send it")]
+    InternalCommand { command: &'static str },
+    #[error("{command} does not apply to an order that is {status}")]
+    InvalidTransition {
+        command: &'static str,
+        status: OrderStatus,
+    },
+    #[error("captured {got} cents but the order total is {expected} cents")]
+    AmountMismatch { expected: u64, got: u64 },
+    #[error("nothing to refund: no capture, or already refunded, or order still open")]
+    RefundNotDue,
+    #[error("no stock to release: none reserved, already released, or order still open")]
+    ReleaseNotDue,
+}
+
+impl DomainError {
+    /// A stable, machine-readable code for the rule (the wire's `rejected.code`).
+    pub fn code(&self) -> &'static str {
+        Refusal::from(self).code()
+    }
+}
+
+impl Refusal {
+    /// The rule's stable code (the wire's `rejected.code`).
+    pub fn code(self) -> &'static str {
+        self.into()
+    }
+
+    /// The refusal a stored or received code stands for, if it is one.
+    pub fn from_code(code: &str) -> Option<Self> {
+        code.parse().ok()
+    }
+
+    /// Whether the refusal depends on the order's state at the time (a conflict: the
+    /// same command may have been accepted earlier or later), rather than on the
+    /// command alone (invalid whenever it is sent). HTTP answers 409 and 422.
+    pub fn is_conflict(self) -> bool {
+        matches!(
+            self,
+            Refusal::OrderAlreadyExists
+                | Refusal::OrderNotFound
+                | Refusal::CannotCancel
+                | Refusal::NotReady
+                | Refusal::InvalidTransition
+                | Refusal::RefundNotDue
+                | Refusal::ReleaseNotDue
+        )
+    }
+}
+
+/// Decides what a command means for an order, given its current state.
+pub fn decide(
+    state: &OrderState,
+    command: &Command,
+    ctx: &Context,
+) -> Result<Vec<Event>, DomainError> {
+    if command.is_internal() && matches!(ctx.actor, Actor::Member { .. }) {
+        return Err(DomainError::InternalCommand {
+            command: command.type_name(),
+        });
+    }
+    let Some(order) = state.order.as_ref() else {
+        return match command {
+            Command::PlaceOrder(place) => place_order(place, ctx),
+            _ => Err(DomainError::OrderNotFound(command.order_id())),
+        };
+    };
+    let id = order.id;
+    let status = order.status;
+    let invalid = || DomainError::InvalidTransition {
+        command: command.type_name(),
+        status,
+    };
+    use OrderStatus as S;
+    let event = match command {
+        Command::PlaceOrder(place) => return Err(DomainError::OrderAlreadyExists(place.order_id)),
+        Command::CancelOrder(c) => {
+            if matches!(status, S::Ready | S::Completed | S::Rejected | S::Cancelled) {
+                return Err(DomainError::CannotCancel { status });
+            }
+            check_reason(c.reason.as_deref())?;
+            Event::OrderCancelled {
+                order_id: id,
+                by: ctx.actor.clone(),
+                reason: c.reason.clone(),
+            }
+        }
+        Command::CompleteOrder(_) => {
+            if status != S::Ready {
+                return Err(DomainError::NotReady { status });
+            }
+            let by = match &ctx.actor {
+                Actor::Member { id } => *id,
+                _ => order.placed_by,
+            };
+            Event::OrderCompleted { order_id: id, by }
+        }
+        // A provider's success is a fact: recorded in the order's forward path, or,
+        // when the order closed while the call was in flight, recorded as having come
+        // after the close so the process gives it back.
+        Command::RecordStockReserved(c) => match status {
+            S::Placed => Event::StockReserved {
+                order_id: id,
+                reservation_id: c.reservation_id.clone(),
+            },
+            S::Cancelled | S::Rejected if order.reservation_id.is_none() => {
+                Event::StockReservedAfterClose {
+                    order_id: id,
+                    reservation_id: c.reservation_id.clone(),
+                }
+            }
+            _ => return Err(invalid()),
+        },
+        Command::RecordPaymentCaptured(c) => {
+            let after_close =
+                matches!(status, S::Cancelled | S::Rejected) && order.payment_id.is_none();
+            if status != S::StockReserved && !after_close {
+                return Err(invalid());
+            }
+            if c.amount_cents != order.total_cents {
+                return Err(DomainError::AmountMismatch {
+                    expected: order.total_cents,
+                    got: c.amount_cents,
+                });
+            }
+            if after_close {
+                Event::PaymentCapturedAfterClose {
+                    order_id: id,
+                    payment_id: c.payment_id.clone(),
+                    amount_cents: c.amount_cents,
+                }
+            } else {
+                Event::PaymentCaptured {
+                    order_id: id,
+                    payment_id: c.payment_id.clone(),
+                    amount_cents: c.amount_cents,
+                }
+            }
+        }
+        Command::ConfirmOrder(_) => {
+            if status != S::PaymentCaptured {
+                return Err(invalid());
+            }
+            Event::OrderConfirmed { order_id: id }
+        }
+        Command::RejectOrder(c) => {
+            if !matches!(status, S::Placed | S::StockReserved | S::PaymentCaptured) {
+                return Err(invalid());
+            }
+            Event::OrderRejected {
+                order_id: id,
+                reason: c.reason.clone(),
+            }
+        }
+        Command::MarkReady(_) => {
+            if status != S::Confirmed {
+                return Err(invalid());
+            }
+            Event::OrderReady { order_id: id }
+        }
+        Command::RecordRefundIssued(c) => {
+            let closed = matches!(status, S::Cancelled | S::Rejected);
+            if !closed || order.payment_id.is_none() || order.refunded {
+                return Err(DomainError::RefundNotDue);
+            }
+            if c.amount_cents != order.captured_cents {
+                return Err(DomainError::AmountMismatch {
+                    expected: order.captured_cents,
+                    got: c.amount_cents,
+                });
+            }
+            Event::RefundIssued {
+                order_id: id,
+                refund_id: c.refund_id.clone(),
+                amount_cents: c.amount_cents,
+            }
+        }
+        Command::RecordStockReleased(_) => {
+            let closed = matches!(status, S::Cancelled | S::Rejected);
+            if !closed || order.reservation_id.is_none() || order.stock_released {
+                return Err(DomainError::ReleaseNotDue);
+            }
+            Event::StockReleased { order_id: id }
+        }
+    };
+    Ok(vec![event])
+}
+
+fn check_reason(reason: Option<&str>) -> Result<(), DomainError> {
+    let Some(reason) = reason else {
+        return Ok(());
+    };
+    let got = reason.chars().count();
+    if got > limits::MAX_REASON_CHARS {
+        return Err(DomainError::ReasonTooLong { got });
+    }
+    check_text(reason, true, || "reason".into())
+}
+
+/// Refuses control characters in `text`; `multiline` allows line breaks and tabs.
+fn check_text(
+    text: &str,
+    multiline: bool,
+    field: impl FnOnce() -> String,
+) -> Result<(), DomainError> {
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+    if text.chars().any(|c| c.is_control() && !allowed(c)) {
+        return Err(DomainError::ControlCharacters { field: field() });
+    }
+    Ok(())
+}
+
+fn place_order(place: &PlaceOrder, ctx: &Context) -> Result<Vec<Event>, DomainError> {
+    if place.lines.is_empty() {
+        return Err(DomainError::NoLines);
+    }
+    if place.lines.len() > limits::MAX_LINES {
+        return Err(DomainError::TooManyLines {
+            got: place.lines.len(),
+        });
+    }
+    let mut total: u64 = 0;
+    for (index, line) in place.lines.iter().enumerate() {
+        let sku_len = line.sku.chars().count();
+        if sku_len == 0 || sku_len > limits::MAX_SKU_CHARS || line.sku.trim() != line.sku {
+            return Err(DomainError::InvalidSku { index });
+        }
+        let name_len = line.name.trim().chars().count();
+        if name_len == 0 || line.name.chars().count() > limits::MAX_NAME_CHARS {
+            return Err(DomainError::InvalidName { index });
+        }
+        check_text(&line.sku, false, || format!("line {index}: sku"))?;
+        check_text(&line.name, false, || format!("line {index}: name"))?;
+        if !(limits::MIN_QUANTITY..=limits::MAX_QUANTITY).contains(&line.quantity) {
+            return Err(DomainError::QuantityOutOfRange {
+                index,
+                quantity: line.quantity,
+            });
+        }
+        if line.unit_price_cents > limits::MAX_UNIT_PRICE_CENTS {
+            return Err(DomainError::UnitPriceTooHigh { index });
+        }
+        if place.lines[..index].iter().any(|l| l.sku == line.sku) {
+            return Err(DomainError::DuplicateSku {
+                sku: line.sku.clone(),
+            });
+        }
+        total += line.subtotal_cents();
+    }
+    if total == 0 {
+        return Err(DomainError::TotalNotPositive);
+    }
+    if let Some(ready_at) = place.ready_at {
+        if ready_at <= ctx.now {
+            return Err(DomainError::ReadyAtNotInFuture);
+        }
+        if ready_at > ctx.now + chrono::Duration::days(limits::MAX_READY_AT_DAYS) {
+            return Err(DomainError::ReadyAtTooFar);
+        }
+    }
+    if let Some(note) = &place.note {
+        let got = note.chars().count();
+        if got > limits::MAX_NOTE_CHARS {
+            return Err(DomainError::NoteTooLong { got });
+        }
+        check_text(note, true, || "note".into())?;
+    }
+    let placed_by = match &ctx.actor {
+        Actor::Member { id } => *id,
+        // Orders placed by the system (imports, tests) carry the nil member.
+        _ => MemberId(uuid::Uuid::nil()),
+    };
+    Ok(vec![Event::OrderPlaced {
+        order_id: place.order_id,
+        lines: place.lines.clone(),
+        total_cents: total,
+        ready_at: place.ready_at,
+        note: place.note.clone(),
+        placed_by,
+    }])
+}
+
+/// How an order reacts to an event from outside (the seed's `apply`): the
+/// follow-up command, if any. An inventory shortage rejects an order that still
+/// waits for its stock; once stock is reserved the shortage no longer concerns it.
+pub fn react(state: &OrderState, external: &ExternalEvent) -> Option<Command> {
+    let order = state.order.as_ref()?;
+    match &external.kind {
+        ExternalKind::InventoryShortage { order_id, sku } => {
+            let waits_for_stock = order.status == OrderStatus::Placed;
+            let has_sku = order.lines.iter().any(|l| &l.sku == sku);
+            (*order_id == order.id && waits_for_stock && has_sku).then(|| {
+                Command::RejectOrder(RejectOrder {
+                    order_id: order.id,
+                    reason: RejectionReason::OutOfStock { sku: sku.clone() },
+                })
+            })
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! An order as folded from its events, and its status machine.
+
+use super::{Event, OrderLine, RejectionReason};
+use crate::Timestamp;
+use crate::ids::{MemberId, OrderId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum OrderStatus {
+    Placed,
+    StockReserved,
+    PaymentCaptured,
+    Confirmed,
+    Ready,
+    Completed,
+    Rejected,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Placed => "placed",
+            OrderStatus::StockReserved => "stockReserved",
+            OrderStatus::PaymentCaptured => "paymentCaptured",
+            OrderStatus::Confirmed => "confirmed",
+            OrderStatus::Ready => "ready",
+            OrderStatus::Completed => "completed",
+            OrderStatus::Rejected => "rejected",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An order that exists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: OrderId,
+    pub status: OrderStatus,
+    pub lines: Vec<OrderLine>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub total_cents: u64,
+    pub ready_at: Option<Timestamp>,
+    pub note: Option<String>,
+    pub placed_by: MemberId,
+    pub reservation_id: Option<String>,
+    pub stock_released: bool,
+    pub payment_id: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub captured_cents: u64,
+    pub refunded: bool,
+    pub rejection: Option<RejectionReason>,
+}
+
+/// The state of one order stream: `order` is `None` until it is placed.
+/// `version` counts the events folded in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct OrderState {
+    pub version: u32,
+    pub order: Option<Order>,
+}
+
+pub fn initial() -> OrderState {
+    OrderState::default()
+}
+
+/// Folds one event into the state. Total: an event that does not fit the state
+/// (which `decide` never produces) leaves the order as it is but counts the version.
+pub fn evolve(mut state: OrderState, event: &Event) -> OrderState {
+    state.version += 1;
+    if let Event::OrderPlaced {
+        order_id,
+        lines,
+        total_cents,
+        ready_at,
+        note,
+        placed_by,
+    } = event
+    {
+        state.order = Some(Order {
+            id: *order_id,
+            status: OrderStatus::Placed,
+            lines: lines.clone(),
+            total_cents: *total_cents,
+            ready_at: *ready_at,
+            note: note.clone(),
+            placed_by: *placed_by,
+            reservation_id: None,
+            stock_released: false,
+            payment_id: None,
+            captured_cents: 0,
+            refunded: false,
+            rejection: None,
+        });
+        return state;
+    }
+    let Some(order) = state.order.as_mut() else {
+        return state;
+    };
+    match event {
+        Event::OrderPlaced { .. } => {}
+        Event::StockReserved { reservation_id, .. } => {
+            order.status = OrderStatus::StockReserved;
+            order.reservation_id = Some(reservation_id.clone());
+        }
+        Event::PaymentCaptured {
+            payment_id,
+            amount_cents,
+            ..
+        } => {
+            order.status = OrderStatus::PaymentCaptured;
+            order.payment_id = Some(payment_id.clone());
+            order.captured_cents = *amount_cents;
+        }
+        Event::OrderConfirmed { .. } => order.status = OrderStatus::Confirmed,
+        Event::OrderRejected { reason, .. } => {
+            order.status = OrderStatus::Rejected;
+            order.rejection = Some(reason.clone());
+        }
+        Event::OrderReady { .. } => order.status = OrderStatus::Ready,
+        Event::OrderCancelled { .. } => order.status = OrderStatus::Cancelled,
+        Event::OrderCompleted { .. } => order.status = OrderStatus::Completed,
+        Event::RefundIssued { .. } => order.refunded = true,
+        Event::StockReleased { .. } => order.stock_released = true,
+        Event::StockReservedAfterClose { reservation_id, .. } => {
+            order.reservation_id = Some(reservation_id.clone());
+        }
+        Event::PaymentCapturedAfterClose {
+            payment_id,
+            amount_cents,
+            ..
+        } => {
+            order.payment_id = Some(payment_id.clone());
+            order.captured_cents = *amount_cents;
+        }
+    }
+    state
+}
+
+/// Folds a history into a state.
+pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> OrderState {
+    events.into_iter().fold(initial(), evolve)
+}
