@@ -1,5 +1,7 @@
 // The household projection: the same fold as crates/core/src/projection.rs
 // (`HouseholdView::apply`), so the client's board equals the server's `welcome.state`.
+// projection.golden.test.ts holds it to the Rust fold on vectors that Rust writes
+// (crates/core/tests/golden.rs); change the Rust fold first, then this one.
 import type {
   EventEnvelope,
   HouseholdView,
