@@ -60,7 +60,9 @@ fn settle(secs: u64) -> chrono::Duration {
 }
 
 pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
-    let stores = args.stores.open().await?;
+    // Shared: refused ("another process has it open") while an embedded `hearth
+    // serve` has the SQLite file; that serve runs the reconciler itself.
+    let stores = args.stores.open(hearth_sqlite::Sharing::Shared).await?;
     let timeout = Duration::from_millis(args.providers_timeout_ms.max(1));
     let url = &args.providers_url;
     let payments: Arc<dyn Payments> = Arc::new(hearth_sandbox::HttpPayments::new(url, timeout)?);

@@ -158,7 +158,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         loopback = settings.listen.ip().is_loopback(),
         "browser origins allowed besides the server's own"
     );
-    let stores = args.stores.open().await?;
+    // On the embedded executor serve is the only process on the SQLite file: opened
+    // for it alone, the WAL index lives in memory, and a data directory that turns
+    // read-only fails commands (503, retry) instead of killing serve with SIGBUS. With
+    // Temporal, `hearth worker` processes share the file.
+    let sharing = if args.durable.temporal_address.is_some() {
+        hearth_sqlite::Sharing::Shared
+    } else {
+        hearth_sqlite::Sharing::Exclusive
+    };
+    let stores = args.stores.open(sharing).await?;
     tracing::info!(store = %stores.kind, "store opened");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // One service (one cache of states) for the rooms and the durable work.

@@ -49,7 +49,9 @@ pub struct Stores {
 }
 
 impl StoreArgs {
-    pub async fn open(&self) -> anyhow::Result<Stores> {
+    /// Opens the store. `sharing` says whether another process may open the SQLite
+    /// file while this one runs (ignored on PostgreSQL and in memory).
+    pub async fn open(&self, sharing: hearth_sqlite::Sharing) -> anyhow::Result<Stores> {
         if self.memory {
             let store = Arc::new(hearth_memory::MemoryEventStore::new());
             return Ok(Stores {
@@ -108,7 +110,10 @@ impl StoreArgs {
         };
         let opened = {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || hearth_sqlite::SqliteEventStore::open(path)).await?
+            tokio::task::spawn_blocking(move || {
+                hearth_sqlite::SqliteEventStore::open_with(path, sharing)
+            })
+            .await?
         };
         let (store, feed) = opened.with_context(|| format!("opening {}", path.display()))?;
         Ok(Stores {

@@ -47,7 +47,8 @@ pub struct WorkerArgs {
 }
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
-    let stores = args.stores.open().await?;
+    // Shared: `hearth serve` and other workers may have the SQLite file open too.
+    let stores = args.stores.open(hearth_sqlite::Sharing::Shared).await?;
     tracing::info!(store = %stores.kind, "store opened");
     let store: Arc<dyn EventStore> = stores.store.clone();
     // The provider: HTTP (a real one, or `hearth sandbox`) or the in-process sandbox.

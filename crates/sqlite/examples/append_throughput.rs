@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! cargo run --release -p hearth-sqlite --example append_throughput -- \
-//!     [--tasks 16] [--households 100] [--seconds 10] [--dir /var/tmp]
+//!     [--tasks 16] [--households 100] [--seconds 10] [--dir /var/tmp] [--exclusive]
 //! ```
+//!
+//! `--exclusive` opens the file with `Sharing::Exclusive` (as `hearth serve` on the
+//! embedded executor does: the WAL index in memory), otherwise `Sharing::Shared`.
 //!
 //! Opens a fresh file in a new temporary directory under `--dir`, then runs `--tasks`
 //! concurrent tasks for `--seconds`; each appends one-event commands (a new order at
@@ -15,7 +18,7 @@
 
 use hearth_contract::fixtures::{append, household, order_id};
 use hearth_core::ports::{Appended, EventStore};
-use hearth_sqlite::SqliteEventStore;
+use hearth_sqlite::{Sharing, SqliteEventStore};
 use std::time::{Duration, Instant};
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -40,7 +43,12 @@ async fn main() {
     let households: Vec<_> = (0..arg("--households", 100)).map(|_| household()).collect();
     let seconds = arg("--seconds", 10);
     let dir = tempfile::tempdir_in(dir_arg()).unwrap();
-    let (store, _feed) = SqliteEventStore::open(dir.path().join("bench.db")).unwrap();
+    let sharing = if std::env::args().any(|a| a == "--exclusive") {
+        Sharing::Exclusive
+    } else {
+        Sharing::Shared
+    };
+    let (store, _feed) = SqliteEventStore::open_with(dir.path().join("bench.db"), sharing).unwrap();
 
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
@@ -73,7 +81,7 @@ async fn main() {
     }
     let elapsed = start.elapsed().as_secs_f64();
     println!(
-        "{total} appends in {elapsed:.2} s by {tasks} tasks to {} households: {:.0} appends/s",
+        "{sharing:?}: {total} appends in {elapsed:.2} s by {tasks} tasks to {} households: {:.0} appends/s",
         households.len(),
         total as f64 / elapsed
     );

@@ -11,7 +11,7 @@
 //! does not depend on it (each commit still syncs the WAL); only the size of the WAL
 //! does.
 
-use crate::db::{Fail, connect};
+use crate::db::{Fail, Sharing, connect};
 use crate::repeats::Repeats;
 use hearth_core::ports::StoreError;
 use std::path::Path;
@@ -30,8 +30,8 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(crate) fn start(path: &Path) -> Result<Self, StoreError> {
-        let conn = connect(path, true).map_err(StoreError::from)?;
+    pub(crate) fn start(path: &Path, sharing: Sharing) -> Result<Self, StoreError> {
+        let conn = connect(path, true, sharing).map_err(StoreError::from)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let repeats = Repeats::default();
         let thread = std::thread::Builder::new()

@@ -30,6 +30,40 @@ const STATEMENT_CACHE: usize = 64;
 /// Signals buffered per feed subscriber before it lags (and gets `Resync`).
 const DOORBELL_CAPACITY: usize = 1024;
 
+/// Whether other processes may open the file while a store has it open: it decides
+/// where SQLite keeps the WAL index (docs/sqlite.md, "One process or several").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sharing {
+    /// Other processes may open the file too (e.g. `hearth worker` beside `hearth
+    /// serve`). The WAL index is the `-shm` file, mapped into memory by every process
+    /// that has the file open. If that file turns unwritable under a running store
+    /// (`chattr +i`), the next write to the index kills the process with SIGBUS:
+    /// nothing in SQLite can turn that into an error.
+    #[default]
+    Shared,
+    /// Only this process (any number of stores and connections in it). SQLite's
+    /// `unix-excl` VFS: the first access takes a lock on the file that keeps every
+    /// other process out (they wait, then get "database is locked"), and the WAL
+    /// index lives in this process's heap, so there is no `-shm` file and no mapped
+    /// file: a data directory that turns read-only fails writes with an error, which
+    /// clears when it is writable again.
+    Exclusive,
+}
+
+impl Sharing {
+    /// The VFS that implements it; `None` is SQLite's default.
+    fn vfs(self) -> Option<&'static std::ffi::CStr> {
+        match self {
+            Sharing::Shared => None,
+            #[cfg(unix)]
+            Sharing::Exclusive => Some(c"unix-excl"),
+            // Elsewhere the default VFS: one process per file is then not enforced.
+            #[cfg(not(unix))]
+            Sharing::Exclusive => None,
+        }
+    }
+}
+
 /// Why an operation failed, inside the adapter. Converted to the port errors at the
 /// boundary, so no rusqlite type leaks out.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +74,13 @@ pub(crate) enum Fail {
     Store(#[from] StoreError),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// A new connection that SQLite could only open read-only, refused under
+    /// [`Sharing::Exclusive`] (see [`connect`]).
+    #[error(
+        "cannot open a connection to {0}: SQLite could only open it read-only \
+         (an immutable attribute, permissions or a read-only filesystem?)"
+    )]
+    OpenedReadOnly(PathBuf),
 }
 
 impl Fail {
@@ -61,7 +102,19 @@ fn sql_to_store(e: &rusqlite::Error) -> StoreError {
         | E::InvalidColumnType(..)
         | E::IntegralValueOutOfRange(..)
         | E::Utf8Error(..) => StoreError::Corrupt(e.to_string()),
-        _ => StoreError::Unavailable(format!("sqlite: {e}")),
+        _ => StoreError::Unavailable(format!("sqlite: {e}{}", write_hint(e))),
+    }
+}
+
+/// What to look at when SQLite could not write (appended to the message): the error
+/// itself says only "disk I/O error" or "attempt to write a readonly database".
+pub(crate) fn write_hint(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::SystemIoFailure | ErrorCode::ReadOnly | ErrorCode::DiskFull) => {
+            " (the database file or its -wal could not be written: a full disk or a \
+             read-only data directory? it is retried once that clears)"
+        }
+        _ => "",
     }
 }
 
@@ -73,6 +126,7 @@ impl From<Fail> for StoreError {
             Fail::Directory(DirectoryError::Store(e)) => e,
             // The event store never raises directory errors; keep the message.
             Fail::Directory(e) => StoreError::Corrupt(e.to_string()),
+            f @ Fail::OpenedReadOnly(_) => StoreError::Unavailable(f.to_string()),
         }
     }
 }
@@ -83,6 +137,7 @@ impl From<Fail> for DirectoryError {
             Fail::Sql(e) => DirectoryError::Store(sql_to_store(&e)),
             Fail::Store(e) => DirectoryError::Store(e),
             Fail::Directory(e) => e,
+            f @ Fail::OpenedReadOnly(_) => DirectoryError::Store(f.into()),
         }
     }
 }
@@ -94,6 +149,7 @@ impl From<Fail> for DirectoryError {
 #[derive(Debug)]
 pub(crate) struct Db {
     path: PathBuf,
+    sharing: Sharing,
     /// The writer thread's queue; `None` only while dropping.
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
@@ -108,30 +164,40 @@ pub(crate) struct Db {
 impl Db {
     /// Opens (creating if needed) the file, sets WAL mode, applies migrations and
     /// starts the writer thread. Blocks: call it at start-up, or from a blocking task.
-    pub(crate) fn open(path: &Path) -> Result<Arc<Self>, StoreError> {
-        let open_failed = |e: Fail| match StoreError::from(e) {
-            StoreError::Unavailable(m) => {
-                StoreError::Unavailable(format!("cannot open {}: {m}", path.display()))
+    pub(crate) fn open(path: &Path, sharing: Sharing) -> Result<Arc<Self>, StoreError> {
+        let open_failed = |e: Fail| {
+            let held = sharing == Sharing::Exclusive && is_busy(&e);
+            match StoreError::from(e) {
+                StoreError::Unavailable(m) if held => StoreError::Unavailable(format!(
+                    "cannot open {}: {m}; this store opens the file for its process alone, \
+                     and another process has it open (another hearth serve or worker, or a \
+                     sqlite3 shell?)",
+                    path.display()
+                )),
+                StoreError::Unavailable(m) => {
+                    StoreError::Unavailable(format!("cannot open {}: {m}", path.display()))
+                }
+                other => other,
             }
-            other => other,
         };
         // Refuse a file or directory this process cannot write, saying so: otherwise
         // SQLite opens a file it cannot write read-only (reads work, every write fails
         // until a restart), or fails with "unable to open database file".
         check_directory_writable(path)?;
         create_private(path)?;
-        let mut conn = connect(path, true).map_err(open_failed)?;
+        let mut conn = connect(path, true, sharing).map_err(open_failed)?;
         check_file_writable(path, &mut conn)?;
         migrate(&mut conn).map_err(open_failed)?;
         // Checkpoints run on their own thread, not inside a batch's COMMIT.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(|e| open_failed(e.into()))?;
-        let checkpointer = Checkpointer::start(path)?;
+        let checkpointer = Checkpointer::start(path, sharing)?;
         let (doorbell, _) = broadcast::channel(DOORBELL_CAPACITY);
         let counters = Arc::new(Counters::default());
         let (jobs, writer) = writer::start(conn, doorbell.clone(), Arc::clone(&counters))?;
         Ok(Arc::new(Self {
             path: path.to_owned(),
+            sharing,
             jobs: Some(jobs),
             writer: Some(writer),
             readers: Mutex::new(Vec::new()),
@@ -189,28 +255,39 @@ impl Db {
         answer.await.map_err(|_| writer_gone())?
     }
 
-    /// Runs `f` on a read-only connection, off the async runtime.
+    /// Runs `f` on a read-only connection, off the async runtime. When no idle reader
+    /// is left and a new one cannot be opened for writing (the directory turned
+    /// read-only under an exclusive store, see [`connect`]), `f` runs on the writer
+    /// connection instead, queued with the writes, so reads go on meanwhile.
     pub(crate) async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, Fail>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
     {
         let db = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
+        let ran = tokio::task::spawn_blocking(move || {
             let idle = db.idle().pop();
             let mut conn = match idle {
                 Some(conn) => conn,
-                None => connect(&db.path, false)?,
+                None => match connect(&db.path, false, db.sharing) {
+                    Ok(conn) => conn,
+                    Err(Fail::OpenedReadOnly(_)) => return Err(f),
+                    Err(e) => return Ok(Err(e)),
+                },
             };
             let result = f(&mut conn);
             let mut idle = db.idle();
             if idle.len() < IDLE_READERS && conn.is_autocommit() {
                 idle.push(conn);
             }
-            result
+            Ok(result)
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
+        .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?;
+        match ran {
+            Ok(result) => result,
+            Err(f) => self.write(f).await,
+        }
     }
 }
 
@@ -334,12 +411,28 @@ fn create_private(_path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) fn connect(path: &Path, writer: bool) -> Result<Connection, Fail> {
+/// SQLite failed on another connection's (or process's) lock.
+fn is_busy(e: &Fail) -> bool {
+    matches!(e, Fail::Sql(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::DatabaseBusy)
+}
+
+pub(crate) fn connect(path: &Path, writer: bool, sharing: Sharing) -> Result<Connection, Fail> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags)?;
+    let conn = match sharing.vfs() {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs)?,
+        None => Connection::open_with_flags(path, flags)?,
+    };
+    // SQLite opens a file it cannot write read-only, silently. Under `unix-excl` such
+    // a connection locks the file with the process's own POSIX locks, which would
+    // replace (and on release drop) the lock that keeps other processes out; so it is
+    // refused before its first read takes any lock. The writer's file is checked at
+    // start; a reader opened while the directory is read-only lands here.
+    if sharing == Sharing::Exclusive && conn.is_readonly(c"main")? {
+        return Err(Fail::OpenedReadOnly(path.to_owned()));
+    }
     conn.busy_timeout(BUSY_TIMEOUT)?;
     if writer {
         // WAL is a property of the file: set once, kept across opens.

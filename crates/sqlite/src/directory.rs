@@ -1,6 +1,7 @@
 //! The Directory port on SQLite: households, members and invites, in the same file
 //! as the event store.
 
+use crate::db::Sharing;
 use crate::db::{Db, Fail, from_micros, micros};
 use async_trait::async_trait;
 use hearth_core::ports::{Directory, DirectoryError, Household, Invite, Member, Role, StoreError};
@@ -20,7 +21,7 @@ impl SqliteDirectory {
     /// Opens (or creates) the file at `path` on its own connections. To share the
     /// event store's connections, use [`crate::SqliteEventStore::directory`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Ok(Self::from_db(Db::open(path.as_ref())?))
+        Ok(Self::from_db(Db::open(path.as_ref(), Sharing::Shared)?))
     }
 
     pub(crate) fn from_db(db: Arc<Db>) -> Self {

@@ -27,6 +27,7 @@ mod repeats;
 mod store;
 mod writer;
 
+pub use db::Sharing;
 pub use directory::SqliteDirectory;
 pub use store::{SqliteEventFeed, SqliteEventStore};
 pub use writer::BatchStats;

@@ -1,6 +1,6 @@
 //! The EventStore and EventFeed ports on SQLite.
 
-use crate::db::{Db, Fail, from_micros, micros, now_micros};
+use crate::db::{Db, Fail, Sharing, from_micros, micros, now_micros};
 use crate::directory::SqliteDirectory;
 use crate::writer::BatchStats;
 use async_trait::async_trait;
@@ -34,8 +34,20 @@ pub struct SqliteEventStore {
 impl SqliteEventStore {
     /// Opens (or creates) the store in the file at `path`, applies migrations, and
     /// returns it with the feed of its commits. Blocks briefly: call it at start-up.
+    /// Other processes may open the file too ([`Sharing::Shared`]).
     pub fn open(path: impl AsRef<Path>) -> Result<(Arc<Self>, SqliteEventFeed), StoreError> {
-        let db = Db::open(path.as_ref())?;
+        Self::open_with(path, Sharing::Shared)
+    }
+
+    /// [`Self::open`], saying whether other processes may open the file while this
+    /// store has it: [`Sharing::Exclusive`] keeps them out, and keeps the WAL index in
+    /// memory rather than in a mapped `-shm` file, so a data directory that turns
+    /// read-only under the store fails writes instead of killing the process.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        sharing: Sharing,
+    ) -> Result<(Arc<Self>, SqliteEventFeed), StoreError> {
+        let db = Db::open(path.as_ref(), sharing)?;
         let store = Arc::new(Self { db });
         let feed = store.feed();
         Ok((store, feed))

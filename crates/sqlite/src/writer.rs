@@ -38,6 +38,7 @@
 //! The thread ends when the [`crate::db::Db`] that started it is dropped (which closes
 //! the channel) after finishing the jobs already queued.
 
+use crate::db::write_hint;
 use crate::store::append_one;
 use hearth_core::HouseholdId;
 use hearth_core::ports::{Append, Appended, FeedSignal, StoreError};
@@ -221,7 +222,7 @@ fn run_batch(
     conn: &mut Connection,
     appends: Vec<Append>,
 ) -> Result<Vec<Result<Appended, StoreError>>, String> {
-    let fatal = |what: &str, e: rusqlite::Error| format!("sqlite {what}: {e}");
+    let fatal = |what: &str, e: rusqlite::Error| format!("sqlite {what}: {e}{}", write_hint(&e));
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| fatal("begin", e))?;

@@ -3,13 +3,23 @@
 use crate::fresh_file;
 use hearth_contract::StoreFixture;
 use hearth_core::ports::Directory;
-use hearth_sqlite::{SqliteDirectory, SqliteEventStore};
+use hearth_sqlite::{Sharing, SqliteDirectory, SqliteEventStore};
 use std::sync::Arc;
 
 async fn store() -> StoreFixture {
     let (store, feed) = SqliteEventStore::open(fresh_file()).unwrap();
     StoreFixture {
         outbox: store.clone(),
+        store,
+        feed: Arc::new(feed),
+    }
+}
+
+/// Opened for this process alone (`unix-excl`: the WAL index in memory), as `hearth
+/// serve` on the embedded executor opens it.
+async fn exclusive_store() -> StoreFixture {
+    let (store, feed) = SqliteEventStore::open_with(fresh_file(), Sharing::Exclusive).unwrap();
+    StoreFixture {
         store,
         feed: Arc::new(feed),
     }
@@ -28,6 +38,11 @@ async fn shared_directory() -> Arc<dyn Directory> {
 mod event_store {
     use super::*;
     hearth_contract::event_store_contract!(store);
+}
+
+mod exclusive_event_store {
+    use super::*;
+    hearth_contract::event_store_contract!(exclusive_store);
 }
 
 mod directory {

@@ -9,6 +9,7 @@ mod crash;
 mod isolation;
 mod permissions;
 mod readonly;
+mod sharing;
 
 /// A fresh database file in a directory that lives as long as the test process
 /// (leaked on purpose: stores outlive the functions that open them).

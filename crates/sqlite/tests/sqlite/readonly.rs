@@ -11,7 +11,7 @@
 use crate::fresh_file;
 use hearth_contract::fixtures::{append, household, order_id};
 use hearth_core::ports::{EventStore, StoreError};
-use hearth_sqlite::SqliteEventStore;
+use hearth_sqlite::{Sharing, SqliteEventStore};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -181,6 +181,63 @@ async fn a_write_error_that_clears_is_recovered_from_without_a_restart() {
     assert_eq!(
         outcome,
         hearth_core::CommandOutcome::Accepted { seq: 2, events: 1 },
+        "the failed appends left nothing"
+    );
+}
+
+/// The files of the store, which exist now: the database and its `-wal` and `-shm`.
+fn store_files(path: &Path) -> Vec<PathBuf> {
+    [
+        path.to_owned(),
+        sibling(path, "-wal"),
+        sibling(path, "-shm"),
+    ]
+    .into_iter()
+    .filter(|p| p.exists())
+    .collect()
+}
+
+/// Issue 19's read-only scenario: the data directory and every file in it made
+/// immutable under a running store, with writes before and after. Before: the next
+/// write killed the process with SIGBUS (the WAL index, `-shm`, was a shared memory
+/// mapping of an immutable file). Now, opened for this process alone (as `hearth
+/// serve` on the embedded executor opens it): each write fails with a retryable
+/// `Unavailable`, reads go on, and the first write after the directory is writable
+/// again commits, on the same store.
+#[tokio::test]
+async fn the_data_dir_turning_read_only_under_a_running_store_fails_writes_then_recovers() {
+    let path = fresh_file();
+    let (store, _feed) = SqliteEventStore::open_with(&path, Sharing::Exclusive).unwrap();
+    let hh = household();
+    for _ in 0..3 {
+        store.append(append(hh, order_id(), 0, 1)).await.unwrap();
+    }
+    {
+        let dir = path.parent().unwrap().to_owned();
+        let _blocked: Vec<Unwritable> = std::iter::once(dir)
+            .chain(store_files(&path))
+            .map(|p| Unwritable::new(&p))
+            .collect();
+        for attempt in 0..3 {
+            let failed = store.append(append(hh, order_id(), 0, 1)).await;
+            match failed {
+                Err(StoreError::Unavailable(message)) => assert!(
+                    message.contains("read-only data directory"),
+                    "attempt {attempt}: says what to look at: {message}"
+                ),
+                other => panic!("attempt {attempt}: {other:?}"),
+            }
+        }
+        // Reads still answer from what was committed.
+        assert_eq!(store.head(hh).await.unwrap(), 3);
+    }
+    let appended = store.append(append(hh, order_id(), 0, 1)).await.unwrap();
+    let hearth_core::ports::Appended::Committed { outcome, .. } = appended else {
+        panic!("{appended:?}")
+    };
+    assert_eq!(
+        outcome,
+        hearth_core::CommandOutcome::Accepted { seq: 4, events: 1 },
         "the failed appends left nothing"
     );
 }
