@@ -20,6 +20,7 @@ async fn store() -> StoreFixture {
 async fn exclusive_store() -> StoreFixture {
     let (store, feed) = SqliteEventStore::open_with(fresh_file(), Sharing::Exclusive).unwrap();
     StoreFixture {
+        outbox: store.clone(),
         store,
         feed: Arc::new(feed),
     }
