@@ -427,8 +427,20 @@ pub fn parse_command(command: &WireCommand) -> Result<Command, BadInput> {
             ),
         ));
     }
-    let tagged = serde_json::json!({ "type": command.kind, "payload": command.payload });
-    typed::<Command>(tagged, "command", codes::INVALID_PAYLOAD)
+    // The tag first, so serde reads the payload straight into the variant's type
+    // (rather than buffering it), and the path to a bad field names it.
+    let tagged = format!(
+        r#"{{"type":{},"payload":{}}}"#,
+        serde_json::Value::from(command.kind.as_str()),
+        command.payload
+    );
+    let mut reader = serde_json::Deserializer::from_str(&tagged);
+    serde_path_to_error::deserialize::<_, Command>(&mut reader).map_err(|e| {
+        BadInput::new(
+            codes::INVALID_PAYLOAD,
+            format!("command.{}: {}", e.path(), e.inner()),
+        )
+    })
 }
 
 #[cfg(test)]
