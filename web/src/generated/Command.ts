@@ -8,6 +8,7 @@ import type { RecordStockReserved } from "./RecordStockReserved";
 import type { RejectOrder } from "./RejectOrder";
 
 /**
- * Commands on an order. On the wire: `{"type": "PlaceOrder", "payload": {...}}`.
+ * Commands on an order. On the wire: `{"type": "PlaceOrder", "payload": {...}}`. The
+ * variant's name is the `type` (serde's tag and [`Command::type_name`] alike).
  */
 export type Command = { "type": "PlaceOrder", "payload": PlaceOrder } | { "type": "CancelOrder", "payload": CancelOrder } | { "type": "CompleteOrder", "payload": OrderRef } | { "type": "RecordStockReserved", "payload": RecordStockReserved } | { "type": "RecordPaymentCaptured", "payload": RecordPaymentCaptured } | { "type": "ConfirmOrder", "payload": OrderRef } | { "type": "RejectOrder", "payload": RejectOrder } | { "type": "MarkReady", "payload": OrderRef } | { "type": "RecordRefundIssued", "payload": RecordRefundIssued } | { "type": "RecordStockReleased", "payload": OrderRef };

@@ -6,6 +6,7 @@ import type { OrderLine } from "./OrderLine";
 import type { RejectionReason } from "./RejectionReason";
 
 /**
- * Events of an order. On the wire: `{"type": "OrderPlaced", "payload": {...}}`.
+ * Events of an order. On the wire: `{"type": "OrderPlaced", "payload": {...}}`. The
+ * variant's name is the `type` (serde's tag and [`Event::type_name`] alike).
  */
 export type Event = { "type": "OrderPlaced", "payload": { orderId: OrderId, lines: Array<OrderLine>, totalCents: number, readyAt?: string, note?: string, placedBy: MemberId, } } | { "type": "StockReserved", "payload": { orderId: OrderId, reservationId: string, } } | { "type": "PaymentCaptured", "payload": { orderId: OrderId, paymentId: string, amountCents: number, } } | { "type": "OrderConfirmed", "payload": { orderId: OrderId, } } | { "type": "OrderRejected", "payload": { orderId: OrderId, reason: RejectionReason, } } | { "type": "OrderReady", "payload": { orderId: OrderId, } } | { "type": "OrderCancelled", "payload": { orderId: OrderId, by: Actor, reason?: string, } } | { "type": "OrderCompleted", "payload": { orderId: OrderId, by: MemberId, } } | { "type": "RefundIssued", "payload": { orderId: OrderId, refundId: string, amountCents: number, } } | { "type": "StockReleased", "payload": { orderId: OrderId, } } | { "type": "StockReservedAfterClose", "payload": { orderId: OrderId, reservationId: string, } } | { "type": "PaymentCapturedAfterClose", "payload": { orderId: OrderId, paymentId: string, amountCents: number, } };

@@ -8,8 +8,17 @@ use serde::{Deserialize, Serialize};
 /// Commands on an order. On the wire: `{"type": "PlaceOrder", "payload": {...}}`. The
 /// variant's name is the `type` (serde's tag and [`Command::type_name`] alike).
 #[derive(
-    Clone, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+    strum::EnumDiscriminants,
 )]
+#[strum_discriminants(name(CommandType), derive(Hash, strum::IntoStaticStr, strum::EnumIter))]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", content = "payload")]
 pub enum Command {
@@ -122,12 +131,25 @@ impl Command {
 
     /// Internal commands may only come from the fulfilment process or the system.
     pub fn is_internal(&self) -> bool {
-        !matches!(
-            self,
-            Command::PlaceOrder(_) | Command::CancelOrder(_) | Command::CompleteOrder(_)
-        )
+        CommandType::from(self).is_internal()
     }
 
     /// Every command type, member ones first (the variants, in order).
     pub const TYPES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
+}
+
+impl CommandType {
+    /// The `type` tag on the wire.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// Internal commands may only come from the fulfilment process or the system; the
+    /// others are what members send.
+    pub fn is_internal(self) -> bool {
+        !matches!(
+            self,
+            CommandType::PlaceOrder | CommandType::CancelOrder | CommandType::CompleteOrder
+        )
+    }
 }
