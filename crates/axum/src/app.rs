@@ -6,7 +6,7 @@ use crate::metrics::Metrics;
 use crate::origins::{LoopbackOrigins, Origin, OriginPolicy};
 use crate::rooms::Rooms;
 use crate::wire::codes;
-use crate::{http, socket};
+use crate::{http, room};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -363,10 +363,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/households/{household}/members", get(http::members))
         .route("/households/{household}/invites", post(http::create_invite))
         .route("/households/{household}/join", post(http::accept_invite))
-        .route("/parties/{party}/{room}", any(socket::room))
-        .route("/parties/{party}/{room}/{*path}", any(socket::room))
-        .route("/party/{room}", any(socket::default_party_room))
-        .route("/party/{room}/{*path}", any(socket::default_party_room))
+        .route("/parties/{party}/{room}", any(room::room))
+        .route("/parties/{party}/{room}/{*path}", any(room::room))
+        .route("/party/{room}", any(room::default_party_room))
+        .route("/party/{room}/{*path}", any(room::default_party_room))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state.clone());
     let routed = match web_dir {

@@ -14,6 +14,7 @@ mod listener;
 mod members;
 mod metrics;
 mod origins;
+mod room;
 mod rooms;
 mod socket;
 pub mod wire;

@@ -1,25 +1,21 @@
-//! The room URL: `/parties/{household|main}/<household id>` and `/party/<household id>`
-//! (any sub-path is the same room). A WebSocket upgrade joins the room; any other
-//! request is the room's HTTP API ([`crate::http`]). Auth is checked first, before
-//! any upgrade.
+//! A member's WebSocket in a household's room: the welcome, the `since` replay, live
+//! events from the room, commands in order on the socket's own task, and the closes
+//! (token expiry, membership, slow consumer, takeover). [`crate::room`] decides whether
+//! a request gets here.
 
 use crate::app::AppState;
-use crate::auth::{Claims, TokenError, bearer_token};
+use crate::auth::Claims;
 use crate::commands;
-use crate::http::{self, ApiError};
 use crate::limits::SocketPermit;
 use crate::members::MembershipError;
 use crate::rooms::{Batch, Joined, Kick, Member};
 use crate::wire::{self, BadInput, ClientMessage, ServerMessage, WireCommand, codes};
 use axum::body::Bytes;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderValue;
+use axum::response::Response;
 use futures::SinkExt as _;
 use hearth_core::{HouseholdId, MemberId};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -36,128 +32,9 @@ const CATCHUP_PAGE: usize = 100;
 /// Read buffer capacity and write batching threshold of each socket.
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 
-/// `/parties/{party}/{room}`: the party must be `household` (or its alias `main`).
-pub(crate) async fn room(
-    State(app): State<Arc<AppState>>,
-    Path(params): Path<HashMap<String, String>>,
-    query: Query<HashMap<String, String>>,
-    method: Method,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    body: Bytes,
-) -> Response {
-    let party = params.get("party").map(String::as_str).unwrap_or_default();
-    if party != "household" && party != "main" {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            codes::NOT_FOUND,
-            format!(r#"no party "{party}": the party is "household" (alias "main")"#),
-        )
-        .into_response();
-    }
-    let room = params.get("room").map(String::as_str).unwrap_or_default();
-    serve_room(app, room, query.0, method, headers, ws, body).await
-}
-
-/// `/party/{room}`: the default party.
-pub(crate) async fn default_party_room(
-    State(app): State<Arc<AppState>>,
-    Path(params): Path<HashMap<String, String>>,
-    query: Query<HashMap<String, String>>,
-    method: Method,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    body: Bytes,
-) -> Response {
-    let room = params.get("room").map(String::as_str).unwrap_or_default();
-    serve_room(app, room, query.0, method, headers, ws, body).await
-}
-
-async fn serve_room(
-    app: Arc<AppState>,
-    room: &str,
-    query: HashMap<String, String>,
-    method: Method,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    body: Bytes,
-) -> Response {
-    let Ok(room) = room.parse::<uuid::Uuid>().map(HouseholdId) else {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            codes::NOT_FOUND,
-            format!("no room {room:?}: a room is a household id (a uuid)"),
-        )
-        .into_response();
-    };
-    // Before anything reads them: no query parameter may carry text a store refuses.
-    if let Err(bad) = wire::check_storable_query(&query) {
-        app.metrics.bad_input.fetch_add(1, Ordering::Relaxed);
-        return ApiError::from(bad).into_response();
-    }
-    let claims = match authenticate(&app, room, &query, &headers) {
-        Ok(claims) => claims,
-        Err(e) => {
-            app.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
-            return ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, e.to_string())
-                .into_response();
-        }
-    };
-    // A signed token is not enough: the directory must still count its member in.
-    if let Err(e) = app.membership.check(room, claims.sub).await {
-        return http::membership_refused(&app, e).into_response();
-    }
-    let since = match query.get("since").map(|s| s.parse::<u64>()) {
-        None => None,
-        Some(Ok(n)) => Some(n),
-        Some(Err(_)) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                codes::INVALID_MESSAGE,
-                "since: expected a non-negative integer (a seq)",
-            )
-            .into_response();
-        }
-    };
-    // Opening a socket and reading the room count against the member's rate (commands
-    // are counted where they are parsed, so a refusal names them).
-    if method == Method::GET
-        && let Err(refusal) = app.limits.member(room, claims.sub, None)
-    {
-        return refusal.into_response();
-    }
-    match ws {
-        Ok(ws) => match app.limits.open_socket(room, claims.sub) {
-            Ok(permit) => upgrade(app, ws, room, claims, query.get("_pk").cloned(), since, permit),
-            Err(refusal) => refusal.into_response(),
-        },
-        Err(_) if method == Method::GET => http::room_get(&app, room, since, &query).await,
-        Err(_) if method == Method::POST => http::room_post(&app, room, claims.sub, &body).await,
-        Err(_) => ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            codes::METHOD_NOT_ALLOWED,
-            "the room takes GET (state, or events with since=N), POST (a command) or a WebSocket upgrade",
-        )
-        .into_response(),
-    }
-}
-
-/// The token from `token=` or `Authorization: Bearer`, checked for this room.
-fn authenticate(
-    app: &AppState,
-    room: HouseholdId,
-    query: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> Result<Claims, TokenError> {
-    let token = query
-        .get("token")
-        .map(String::as_str)
-        .or_else(|| bearer_token(headers))
-        .ok_or(TokenError::Missing)?;
-    app.tokens.verify(token, room)
-}
-
-fn upgrade(
+/// Upgrades to the room's WebSocket: what [`crate::room`] does with an upgrade request
+/// that passed auth, membership and the socket limits.
+pub(crate) fn upgrade(
     app: Arc<AppState>,
     ws: WebSocketUpgrade,
     room: HouseholdId,
