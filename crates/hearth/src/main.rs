@@ -1,5 +1,6 @@
 //! `hearth`: the composition root. Wires adapters into the core and runs them.
 
+mod cli;
 mod demo;
 mod durable;
 mod migrate;
@@ -18,6 +19,15 @@ use clap::{Parser, Subcommand};
     about = "A realtime, event-sourced backend for household apps"
 )]
 struct Cli {
+    /// How log lines are written to stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "HEARTH_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: cli::LogFormat,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -42,15 +52,10 @@ enum Cmd {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+async fn main() -> std::process::ExitCode {
+    let parsed = Cli::parse();
+    cli::init_log(parsed.log_format);
+    let result = match parsed.command {
         Cmd::Demo(args) => demo::run(args).await,
         Cmd::Worker(args) => worker::run(args).await,
         Cmd::Sandbox(args) => sandbox::run(args).await,
@@ -58,5 +63,9 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Reconcile(args) => reconcile::run(args).await,
         Cmd::Serve(args) => serve::serve(*args).await,
         Cmd::Token(args) => serve::token(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => cli::report(&error),
     }
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
     /// Address to listen on.
-    #[arg(long, env = "HEARTH_SANDBOX_LISTEN", default_value = "127.0.0.1:7070")]
+    #[arg(long, env = "HEARTH_SANDBOX_LISTEN", default_value = "127.0.0.1:7070", value_parser = crate::cli::socket_addr)]
     listen: SocketAddr,
     /// Latency added to every provider request, in milliseconds.
     #[arg(long, default_value_t = 0)]

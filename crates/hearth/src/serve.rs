@@ -14,8 +14,9 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free one; the chosen address is printed).
-    #[arg(long, env = "HEARTH_LISTEN", default_value = "127.0.0.1:8787")]
+    /// Address to listen on, host:port (a name such as localhost:8787 is resolved; port 0
+    /// picks a free one; the chosen address is printed).
+    #[arg(long, env = "HEARTH_LISTEN", default_value = "127.0.0.1:8787", value_parser = crate::cli::socket_addr)]
     listen: SocketAddr,
     /// Secret that signs member tokens (HS256, at least 32 bytes). Without it the
     /// embedded default keeps a generated one in its data directory (tokens survive a
@@ -45,7 +46,7 @@ pub struct ServeArgs {
     allowed_origins: Vec<Origin>,
     /// Serve /metrics on this address only (404 on --listen), e.g. to keep it private.
     /// Without it, /metrics is on --listen.
-    #[arg(long, env = "HEARTH_METRICS_LISTEN")]
+    #[arg(long, env = "HEARTH_METRICS_LISTEN", value_parser = crate::cli::socket_addr)]
     metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     stores: StoreArgs,

@@ -668,3 +668,101 @@ async fn token_signs_with_the_secret_serve_keeps_and_refuses_a_short_one() {
     assert!(!ok);
     assert!(stderr.contains("at least 32"), "{stderr}");
 }
+
+/// An expected failure names what failed and why, once, with no backtrace even when
+/// `RUST_BACKTRACE` asks for one; `--listen` takes a host name, and a malformed one says
+/// which form it wants.
+#[tokio::test]
+async fn errors_name_what_failed_without_a_backtrace_and_listen_takes_host_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let data = blocker.join("data");
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("RUST_BACKTRACE", "1")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("hearth exits")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(&data.display().to_string()), "{stderr}");
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+
+    let (ok, _, stderr) = run_output(&["serve", "--memory", "--listen", "localhost"]).await;
+    assert!(!ok);
+    assert!(stderr.contains("has no port"), "{stderr}");
+    assert!(stderr.contains("localhost:8787"), "{stderr}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["serve", "--memory", "--listen", "localhost:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("serve prints its address in time")
+        .unwrap()
+        .expect("a line");
+    let addr = line.trim_start_matches("listening on http://");
+    let health = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    child.start_kill().unwrap();
+}
+
+/// `--log-format json` writes one JSON object per line, and text written to a pipe has
+/// no colour codes.
+#[tokio::test]
+async fn logs_are_json_on_request_and_plain_text_in_a_pipe() {
+    use tokio::io::AsyncReadExt as _;
+    for (format, json) in [("json", true), ("text", false)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["--log-format", format, "serve", "--memory"])
+            .args(["--listen", "127.0.0.1:0", "--token-secret", SECRET])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // The address is printed after the start-up lines were logged.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("serve prints its address in time")
+            .unwrap()
+            .expect("a line");
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .await
+            .unwrap();
+        assert!(stderr.contains("store opened"), "{format}: {stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "{format}: no ANSI codes: {stderr:?}"
+        );
+        for line in stderr.lines() {
+            let parsed = serde_json::from_str::<Value>(line);
+            assert_eq!(parsed.is_ok(), json, "{format}: {line}");
+        }
+    }
+}
