@@ -33,6 +33,12 @@ async fn spawn_serve(args: &[&str]) -> Node {
         .kill_on_drop(true)
         .spawn()
         .expect("hearth serve starts");
+    let addr = listening_on(&mut child).await;
+    Node { child, addr }
+}
+
+/// The address `serve` prints first on stdout (`listening on http://<addr>`), within 30 s.
+async fn listening_on(child: &mut Child) -> String {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
@@ -40,8 +46,7 @@ async fn spawn_serve(args: &[&str]) -> Node {
         .expect("serve prints its address in time")
         .unwrap()
         .expect("a line");
-    let addr = line.trim_start_matches("listening on http://").to_owned();
-    Node { child, addr }
+    line.trim_start_matches("listening on http://").to_owned()
 }
 
 impl Node {
@@ -709,13 +714,7 @@ async fn errors_name_what_failed_without_a_backtrace_and_listen_takes_host_names
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("serve prints its address in time")
-        .unwrap()
-        .expect("a line");
-    let addr = line.trim_start_matches("listening on http://");
+    let addr = listening_on(&mut child).await;
     let health = reqwest::get(format!("http://{addr}/healthz"))
         .await
         .unwrap();
@@ -739,12 +738,7 @@ async fn logs_are_json_on_request_and_plain_text_in_a_pipe() {
             .spawn()
             .unwrap();
         // The address is printed after the start-up lines were logged.
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("serve prints its address in time")
-            .unwrap()
-            .expect("a line");
+        listening_on(&mut child).await;
         child.start_kill().unwrap();
         child.wait().await.unwrap();
         let mut stderr = String::new();
