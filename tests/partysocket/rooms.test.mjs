@@ -190,6 +190,7 @@ test("a member reconnecting with since gets exactly what it missed", async () =>
   b.reconnect();
   const welcome = await b.next(isWelcome);
   assert.equal(welcome.welcome.seq, 4);
+  assert.equal(welcome.welcome.olderOrders, 0);
   for (const seq of [2, 3, 4]) await b.next(eventAt(seq));
   const live = placeOrder();
   a.send(JSON.stringify({ command: live }));
@@ -257,5 +258,5 @@ test("a member of another household is refused", async () => {
     { method: "GET" },
   );
   assert.equal(ok.status, 200);
-  assert.deepEqual(await ok.json(), { seq: 0, state: { seq: 0, orders: [] } });
+  assert.deepEqual(await ok.json(), { seq: 0, state: { seq: 0, orders: [] }, olderOrders: 0 });
 });

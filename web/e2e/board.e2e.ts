@@ -195,6 +195,53 @@ describe("the household board", () => {
     await shot(ann.page, "board-ann-caught-up");
   });
 
+  it("shows a long history's most recent orders first, and older ones on demand", async () => {
+    const dan = await newMember();
+    await dan.page.goto("/");
+    await dan.page.getByLabel("Household name").fill("Busy Home");
+    await dan.page.getByLabel("Your name").fill("Dan");
+    await dan.page.getByRole("button", { name: "Create household" }).click();
+    await dan.page.locator('[data-testid="connection"][data-status="open"]').waitFor();
+    const busy = dan.page.url().split("/h/")[1] ?? "";
+    // 103 orders over HTTP (more than the welcome's 100), waiting out the member's rate.
+    const placed = await dan.page.evaluate(async (hh) => {
+      const memberships = JSON.parse(localStorage.getItem("hearth:memberships") ?? "[]") as { household: { id: string }; token: string }[];
+      const token = memberships.find((m) => m.household.id === hh)?.token ?? "";
+      let ok = 0;
+      for (let i = 0; i < 103; i++) {
+        const body = JSON.stringify({
+          id: crypto.randomUUID(),
+          type: "PlaceOrder",
+          payload: { orderId: crypto.randomUUID(), lines: [{ sku: "milk", name: "Milk", quantity: 1, unitPriceCents: 129 }], note: `bulk ${i}` },
+        });
+        for (;;) {
+          const res = await fetch(`/parties/household/${hh}`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body });
+          if (res.status === 429) {
+            await new Promise((r) => setTimeout(r, 1_000));
+            continue;
+          }
+          if (res.ok) ok++;
+          break;
+        }
+      }
+      return ok;
+    }, busy);
+    expect(placed).toBe(103);
+    // A new visit: the welcome holds the 100 most recent orders; 3 are older.
+    await dan.page.evaluate((hh) => localStorage.removeItem(`hearth:household:${hh}`), busy);
+    await dan.page.reload();
+    await order(dan.page, "bulk 102").waitFor();
+    const older = dan.page.getByTestId("older-orders");
+    await expect(older.textContent()).resolves.toContain("3 more");
+    expect(await dan.page.getByTestId("order").count()).toBe(100);
+    expect(await order(dan.page, "bulk 0").count()).toBe(0); // ("bulk 1" would match "bulk 10")
+    await older.click();
+    await order(dan.page, "bulk 0").waitFor();
+    expect(await dan.page.getByTestId("order").count()).toBe(103);
+    await older.waitFor({ state: "detached" });
+    await shot(dan.page, "board-dan-older-orders");
+  });
+
   it("runs under the server's Content-Security-Policy without a violation", () => {
     expect(cspViolations).toEqual([]);
   });

@@ -81,8 +81,30 @@ export function Board({ membership }: { membership: Membership }) {
             />
           ))}
         </ul>
+        {hh.olderOrders > 0 && <OlderOrders count={hh.olderOrders} load={hh.loadOlder} />}
       </section>
     </main>
+  );
+}
+
+// The board starts with the household's most recent orders (the welcome's); older ones
+// are read a page at a time on demand.
+function OlderOrders({ count, load }: { count: number; load: () => Promise<void> }) {
+  const [loading, setLoading] = useState(false);
+  async function click() {
+    setLoading(true);
+    try {
+      await load();
+    } finally {
+      setLoading(false);
+    }
+  }
+  return (
+    <p className="row">
+      <button className="secondary" onClick={click} disabled={loading} data-testid="older-orders">
+        {loading ? "Loading…" : `Show older orders (${count} more)`}
+      </button>
+    </p>
   );
 }
 

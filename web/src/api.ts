@@ -7,6 +7,7 @@ import type {
   Invite,
   Member,
   Membership,
+  OrdersPage,
   WireError,
 } from "./generated";
 
@@ -52,6 +53,9 @@ export const createInvite = (household: string, token: string, req: CreateInvite
 export const fetchMembers = (household: string, token: string) =>
   call<Member[]>("GET", `/households/${encodeURIComponent(household)}/members`, undefined, token);
 export const fetchCatalog = () => call<CatalogItem[]>("GET", "/catalog");
+/** The orders placed before the `before`-th, the most recent first up to the server's bound. */
+export const fetchOlderOrders = (household: string, token: string, before: number, base = "") =>
+  call<OrdersPage>("GET", `${base}/households/${encodeURIComponent(household)}/orders?before=${before}`, undefined, token);
 
 export const inviteLink = (invite: Invite, origin: string = location.origin) =>
   `${origin}/join/${invite.household}/${invite.code}`;

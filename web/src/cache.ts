@@ -3,7 +3,8 @@
 import type { HouseholdView } from "./generated";
 import type { CommandEntry } from "./state";
 
-export type Cached = { version: 1; view: HouseholdView; commands: CommandEntry[] };
+/** `olderOrders`: orders placed before the first in `view` (absent in older caches: 0). */
+export type Cached = { version: 1; view: HouseholdView; commands: CommandEntry[]; olderOrders?: number };
 
 const key = (householdId: string) => `hearth:household:${householdId}`;
 
@@ -14,7 +15,8 @@ export function loadCache(householdId: string, storage: Storage | undefined = gl
     const parsed = JSON.parse(raw) as Partial<Cached> | null;
     if (!parsed || parsed.version !== 1 || !parsed.view || !Array.isArray(parsed.commands)) return null;
     if (typeof parsed.view.seq !== "number" || !Array.isArray(parsed.view.orders)) return null;
-    return { version: 1, view: parsed.view, commands: parsed.commands };
+    const olderOrders = typeof parsed.olderOrders === "number" ? parsed.olderOrders : 0;
+    return { version: 1, view: parsed.view, commands: parsed.commands, olderOrders };
   } catch {
     return null;
   }
@@ -25,9 +27,10 @@ export function saveCache(
   view: HouseholdView,
   commands: CommandEntry[],
   storage: Storage | undefined = globalThis.localStorage,
+  olderOrders = 0,
 ): void {
   try {
-    const value: Cached = { version: 1, view, commands };
+    const value: Cached = { version: 1, view, commands, olderOrders };
     storage?.setItem(key(householdId), JSON.stringify(value));
   } catch {
     // Full or unavailable storage: the cache is an optimisation, the server has the truth.

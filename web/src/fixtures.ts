@@ -43,6 +43,6 @@ export const step = (seq: number, type: "StockReserved" | "PaymentCaptured" | "O
   }
 };
 
-export const welcome = (state: HouseholdView) => ({
-  welcome: { room: HH, connection: "c-1", seq: state.seq, state },
+export const welcome = (state: HouseholdView, olderOrders = 0) => ({
+  welcome: { room: HH, connection: "c-1", seq: state.seq, state, olderOrders },
 });

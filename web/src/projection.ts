@@ -77,7 +77,11 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
   }
   const index = orders.findIndex((o) => o.id === event.aggregateId);
   const current = orders[index];
-  if (current === undefined) {
+  // No such order here (placed before the welcome's orders and not loaded: the event is
+  // in any page of older orders read later), or one already at or past this event (read
+  // from a newer page of older orders): the view moves on, the order stays.
+  const last = current?.timeline[current.timeline.length - 1];
+  if (current === undefined || (last !== undefined && last.seq >= event.seq)) {
     return { kind: "applied", view: { seq: event.seq, orders } };
   }
   const order: OrderView = { ...current };

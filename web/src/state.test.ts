@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { HH, O1, placed, step, welcome } from "./fixtures";
+import { HH, O1, O2, placed, step, welcome } from "./fixtures";
 import { emptyView, foldEvents } from "./projection";
 import type { IdentifiedCommand } from "./protocol";
 import { SETTLED_KEPT, initialState, pendingCommands, reducer } from "./state";
@@ -18,6 +18,29 @@ describe("the hook's reducer", () => {
     s = reducer(s, { type: "message", message: { event: step(3, "PaymentCaptured") } });
     expect(s.view.seq).toBe(3);
     expect(s.view.orders[0]?.status).toBe("paymentCaptured");
+  });
+
+  it("takes the welcome's count of older orders and puts a page of them before its own", () => {
+    const full = foldEvents(emptyView(), [placed(1), placed(2, O2), step(3, "StockReserved"), step(4, "StockReserved", O2)]).view;
+    const [o1, o2] = full.orders;
+    if (!o1 || !o2) throw new Error("fixture");
+    // Welcomed at 2 with O2 only (its state at 2); O1 is older.
+    let s = reducer(initialState(), { type: "message", message: welcome({ seq: 2, orders: [{ ...o2, status: "placed", timeline: o2.timeline.slice(0, 1) }] }, 1) });
+    expect(s.olderOrders).toBe(1);
+    s = reducer(s, { type: "message", message: { event: step(3, "StockReserved") } }); // O1's: not held
+    expect(s.view.orders.map((o) => o.id)).toEqual([O2]);
+    // A page that does not continue ours, or is behind our view, is dropped.
+    expect(reducer(s, { type: "olderOrders", before: 2, page: { seq: 4, orders: [o1], olderOrders: 0 } })).toBe(s);
+    expect(reducer(s, { type: "olderOrders", before: 1, page: { seq: 2, orders: [o1], olderOrders: 0 } })).toBe(s);
+    // The page at 4 (newer than our 3): O1 goes first; event 4 then moves O2 only.
+    s = reducer(s, { type: "olderOrders", before: 1, page: { seq: 4, orders: [o1], olderOrders: 0 } });
+    expect(s.olderOrders).toBe(0);
+    expect(s.view.orders.map((o) => o.id)).toEqual([O1, O2]);
+    s = reducer(s, { type: "message", message: { event: step(4, "StockReserved", O2) } });
+    expect(s.view).toEqual(full);
+    // A welcome starts over from the server's recent orders.
+    s = reducer(s, { type: "message", message: welcome({ seq: 4, orders: [o2] }, 1) });
+    expect(s).toMatchObject({ olderOrders: 1, view: { seq: 4, orders: [o2] } });
   });
 
   it("asks for a resync from its seq on a gap, once, and keeps the view", () => {

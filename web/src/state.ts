@@ -1,7 +1,7 @@
 // The hook's state and its one reducer: the projection (folded with applyEvent, the
 // mirror of the core's fold), the commands this client sent and what became of them,
 // and the connection. Pure, so it is unit-tested without a socket.
-import type { HouseholdView, ServerMessage, WireError } from "./generated";
+import type { HouseholdView, OrdersPage, ServerMessage, WireError } from "./generated";
 import { applyEvent, emptyView } from "./projection";
 import type { IdentifiedCommand } from "./protocol";
 
@@ -24,7 +24,10 @@ export type CommandEntry = {
 };
 
 export type HouseholdState = {
+  /** The household's most recent orders (the welcome's), and older pages loaded since. */
   view: HouseholdView;
+  /** How many orders were placed before the first one in `view.orders` (not loaded). */
+  olderOrders: number;
   commands: CommandEntry[];
   status: ConnectionStatus;
   /** A gap was seen: a `sync` from this seq is due (null: none needed). */
@@ -41,6 +44,8 @@ export type Action =
   | { type: "queue"; command: IdentifiedCommand; at: string }
   | { type: "syncSent"; since: number }
   | { type: "dismissError" }
+  /** A page of older orders read with `before`: the orders placed right before ours. */
+  | { type: "olderOrders"; before: number; page: OrdersPage }
   | { type: "forget"; id: string };
 
 /** Settled commands kept for display; pending ones are always kept. */
@@ -49,8 +54,23 @@ export const SETTLED_KEPT = 20;
 /** Error codes after which the same command id may be resent later. */
 const TRANSIENT = new Set(["unavailable", "contention", "rate_limited"]);
 
-export function initialState(view: HouseholdView = emptyView(), commands: CommandEntry[] = []): HouseholdState {
-  return { view, commands, status: "connecting", resyncFrom: null, lastError: null, welcomed: false };
+export function initialState(view: HouseholdView = emptyView(), commands: CommandEntry[] = [], olderOrders = 0): HouseholdState {
+  return { view, olderOrders, commands, status: "connecting", resyncFrom: null, lastError: null, welcomed: false };
+}
+
+/**
+ * Puts a page of older orders before ours. The page is at `page.seq`, at or after our
+ * view's (the server reads it after the events we have); the fold skips the events
+ * (view.seq, page.seq] of its orders when they arrive, since they are already in them.
+ * A page that does not continue our orders (a welcome came meanwhile) or is behind our
+ * view is dropped: loading it again reads a fresh one.
+ */
+function withOlder(state: HouseholdState, before: number, page: OrdersPage): HouseholdState {
+  const continues = before === state.olderOrders && page.olderOrders + page.orders.length === before;
+  if (!continues || page.seq < state.view.seq) return state;
+  const ours = new Set(state.view.orders.map((o) => o.id));
+  const older = page.orders.filter((o) => !ours.has(o.id));
+  return { ...state, olderOrders: page.olderOrders, view: { ...state.view, orders: [...older, ...state.view.orders] } };
 }
 
 function settle(state: HouseholdState, id: string, next: (entry: CommandEntry) => CommandEntry): HouseholdState {
@@ -92,6 +112,8 @@ export function reducer(state: HouseholdState, action: Action): HouseholdState {
       return state.resyncFrom === action.since ? { ...state, resyncFrom: null } : state;
     case "dismissError":
       return { ...state, lastError: null };
+    case "olderOrders":
+      return withOlder(state, action.before, action.page);
     case "forget":
       return { ...state, commands: state.commands.filter((c) => c.command.id !== action.id || c.state.kind === "pending") };
     case "message":
@@ -101,10 +123,11 @@ export function reducer(state: HouseholdState, action: Action): HouseholdState {
 
 function onMessage(state: HouseholdState, message: ServerMessage): HouseholdState {
   if ("welcome" in message) {
-    // The welcome's state is the projection at welcome.seq: the server's truth. Events
-    // replayed after it (at or below its seq) fold to nothing.
+    // The welcome's state is the projection at welcome.seq of the most recent orders:
+    // the server's truth (older pages loaded before are dropped). Events replayed after it
+    // (at or below its seq) fold to nothing.
     const w = message.welcome;
-    return { ...state, view: w.state, welcomed: true, status: "open", resyncFrom: null };
+    return { ...state, view: w.state, olderOrders: w.olderOrders, welcomed: true, status: "open", resyncFrom: null };
   }
   if ("event" in message) {
     const result = applyEvent(state.view, message.event);

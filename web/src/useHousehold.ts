@@ -9,6 +9,7 @@
 //   at once, and the socket resumes with `since=<cached seq>` in its query.
 import { usePartySocket } from "partysocket/react";
 import { useCallback, useEffect, useMemo, useReducer, useRef } from "react";
+import { fetchOlderOrders } from "./api";
 import { loadCache, saveCache } from "./cache";
 import type { CancelOrder, CommandId, HouseholdView, OrderId, PlaceOrder, WireError } from "./generated";
 import { commandMessage, parseServerMessage, syncMessage } from "./protocol";
@@ -26,6 +27,10 @@ export type HouseholdOptions = {
 export type Household = {
   view: HouseholdView;
   seq: number;
+  /** Orders placed before the first one in `view` and not loaded (see `loadOlder`). */
+  olderOrders: number;
+  /** Reads the page of orders placed before ours (GET /households/{id}/orders). */
+  loadOlder: () => Promise<void>;
   status: ConnectionStatus | "unauthorized";
   commands: CommandEntry[];
   lastError: WireError | null;
@@ -42,7 +47,7 @@ export function useHousehold(householdId: string, token: string, options: Househ
   const newId = options.newId ?? (() => crypto.randomUUID());
   const [state, dispatch] = useReducer(reducer, householdId, (id) => {
     const cached = loadCache(id);
-    return initialState(cached?.view, cached?.commands);
+    return initialState(cached?.view, cached?.commands, cached?.olderOrders);
   });
   const [unauthorized, setUnauthorized] = useReducer((_: boolean, v: boolean) => v, false);
 
@@ -135,8 +140,20 @@ export function useHousehold(householdId: string, token: string, options: Househ
 
   // The cache follows the state.
   useEffect(() => {
-    saveCache(householdId, state.view, state.commands);
-  }, [householdId, state.view, state.commands]);
+    saveCache(householdId, state.view, state.commands, undefined, state.olderOrders);
+  }, [householdId, state.view, state.commands, state.olderOrders]);
+
+  const loadOlder = useCallback(async () => {
+    const before = stateRef.current.olderOrders;
+    if (before <= 0) return;
+    const base = options.host ? `${location.protocol}//${options.host}` : "";
+    try {
+      const page = await fetchOlderOrders(householdId, tokenRef.current, before, base);
+      dispatch({ type: "olderOrders", before, page });
+    } catch {
+      // Unreachable or refused: the control stays, a later try reads again.
+    }
+  }, [householdId, options.host]);
 
   const send = useCallback(
     (command: MemberCommand): CommandId => {
@@ -173,6 +190,8 @@ export function useHousehold(householdId: string, token: string, options: Househ
     () => ({
       view: state.view,
       seq: state.view.seq,
+      olderOrders: state.olderOrders,
+      loadOlder,
       status: unauthorized ? "unauthorized" : state.status,
       commands: state.commands,
       lastError: state.lastError,
@@ -182,6 +201,6 @@ export function useHousehold(householdId: string, token: string, options: Househ
       completeOrder,
       dismissError,
     }),
-    [state, unauthorized, send, placeOrder, cancelOrder, completeOrder, dismissError],
+    [state, unauthorized, send, placeOrder, cancelOrder, completeOrder, dismissError, loadOlder],
   );
 }

@@ -70,6 +70,10 @@ pub struct Settings {
     pub loopback_origins: LoopbackOrigins,
     /// Serve `/metrics` on this address only (404 on `listen`); `None`: on `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// How many of a household's orders the welcome, `GET` of a room's state and each
+    /// page of `GET /households/{id}/orders` carry (the most recent first): so that
+    /// their size does not grow with the household's history.
+    pub orders_bound: crate::wire::OrdersBound,
 }
 
 impl Default for Settings {
@@ -95,6 +99,7 @@ impl Default for Settings {
             allowed_origins: Vec::new(),
             loopback_origins: LoopbackOrigins::default(),
             metrics_listen: None,
+            orders_bound: crate::wire::OrdersBound::default(),
         }
     }
 }
@@ -187,6 +192,7 @@ impl Application {
             metrics.clone(),
             settings.feed_poll,
             settings.limits.kept_views,
+            settings.orders_bound,
         );
         let router_task = rooms.spawn_router(ports.feed.clone());
         let limits = Limits::new(settings.limits.clone(), metrics.clone());
@@ -361,6 +367,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/catalog", get(http::catalog))
         .route("/households", post(http::create_household))
         .route("/households/{household}/members", get(http::members))
+        .route("/households/{household}/orders", get(http::orders))
         .route("/households/{household}/invites", post(http::create_invite))
         .route("/households/{household}/join", post(http::accept_invite))
         .route("/parties/{party}/{room}", any(room::room))

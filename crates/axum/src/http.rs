@@ -516,12 +516,18 @@ pub(crate) async fn accept_invite(
 // The room's HTTP side
 // ---------------------------------------------------------------------------
 
+/// `GET` of a room: the same bounded view as the welcome.
 #[derive(Debug, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct RoomState {
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
+    /// The projection at `seq` of the household's most recently placed orders.
     pub state: HouseholdView,
+    /// How many orders were placed before the first one in `state.orders`.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub older_orders: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -580,17 +586,76 @@ async fn events_after(
 
 async fn state(app: &AppState, room: HouseholdId) -> Result<Response, ApiError> {
     // The node's kept view, brought up to date: the cost is the events since it was last
-    // read, not the household's history.
-    let view = app
+    // read, not the household's history; and only its most recent orders are copied and
+    // sent, as in the welcome.
+    let bound = app.settings.orders_bound;
+    let state = app
         .rooms
-        .view(room)
+        .read_view(room, |view| {
+            let recent = wire::recent_orders(&view.orders, view.orders.len(), bound);
+            RoomState {
+                seq: view.seq,
+                older_orders: recent.start as u64,
+                state: HouseholdView {
+                    seq: view.seq,
+                    orders: view.orders.get(recent).unwrap_or_default().to_vec(),
+                },
+            }
+        })
         .await
         .map_err(|e| ApiError::unavailable(STORE, &e))?;
-    Ok(Json(RoomState {
-        seq: view.seq,
-        state: view,
-    })
-    .into_response())
+    Ok(Json(state).into_response())
+}
+
+/// `GET /households/{household}/orders?before=K&limit=L` (member token): the orders placed
+/// before the `K`-th (default: all of them), the most recent first up to `L` (default and
+/// maximum: the server's orders bound, 100) and the bound's bytes, returned oldest first
+/// at the node's kept view of the household. A client pages back with
+/// `before=<olderOrders>` from the welcome's `olderOrders` until it is 0.
+pub(crate) async fn orders(
+    State(app): State<Arc<AppState>>,
+    Path(household): Path<String>,
+    query: axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    wire::check_storable_query(&query.0)?;
+    let household = household_id(&household)?;
+    bearer(&app, household, &headers).await?;
+    let bound = app.settings.orders_bound;
+    let number = |name: &str, max: usize| -> Result<Option<usize>, ApiError> {
+        match query.0.get(name).map(|v| v.parse::<usize>()) {
+            None => Ok(None),
+            Some(Ok(n)) if (1..=max).contains(&n) || (name == "before" && n == 0) => Ok(Some(n)),
+            Some(_) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::INVALID_MESSAGE,
+                if name == "limit" {
+                    format!("limit: expected an integer from 1 to {max}")
+                } else {
+                    format!("{name}: expected a non-negative integer (a count of orders)")
+                },
+            )),
+        }
+    };
+    let before = number("before", usize::MAX)?.unwrap_or(usize::MAX);
+    let limit = number("limit", bound.orders.max(1))?.unwrap_or(bound.orders.max(1));
+    let bound = wire::OrdersBound {
+        orders: limit,
+        bytes: bound.bytes,
+    };
+    let page = app
+        .rooms
+        .read_view(household, |view| {
+            let range = wire::recent_orders(&view.orders, before, bound);
+            wire::OrdersPage {
+                seq: view.seq,
+                older_orders: range.start as u64,
+                orders: view.orders.get(range).unwrap_or_default().to_vec(),
+            }
+        })
+        .await
+        .map_err(|e| ApiError::unavailable(STORE, &e))?;
+    Ok(Json(page).into_response())
 }
 
 /// POST: a command, as `{"id", "type", "payload", ...}` (or wrapped in `{"command": ...}`).

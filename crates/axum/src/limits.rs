@@ -92,7 +92,7 @@ pub struct LimitSettings {
     /// recently used dropped first); a kept view is brought up to date with only the
     /// events after it.
     pub kept_views: usize,
-    /// Bytes of welcome frames (each carries the household's whole view) being sent at
+    /// Bytes of welcome frames (each carries the household's most recent orders, at most 128 KiB by default) being sent at
     /// once, the whole node: further joins wait their turn.
     pub welcome_bytes_in_flight: usize,
 }

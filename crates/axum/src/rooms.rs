@@ -18,7 +18,7 @@
 //! and on its fallback poll.
 
 use crate::metrics::Metrics;
-use crate::wire::ServerMessage;
+use crate::wire::{self, OrdersBound, ServerMessage};
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use hearth_core::ports::{EventFeed, EventStore, FeedSignal, StoreError};
@@ -82,13 +82,16 @@ pub(crate) struct Member {
     pub kick: watch::Sender<Option<Kick>>,
 }
 
-/// What a connection gets when it joins: the projection at the room's cursor.
-/// Every batch it receives afterwards starts after `seq`.
+/// What a connection gets when it joins: the projection at the room's cursor of the
+/// household's most recent orders. Every batch it receives afterwards starts after `seq`.
 #[derive(Debug)]
 pub(crate) struct Joined {
     pub seq: u64,
-    /// The projection at `seq`, serialized once for every join at that seq (shared).
+    /// The projection at `seq` of the most recent orders (within the rooms' bound),
+    /// serialized once for every join at that seq (shared).
     pub state_json: Arc<str>,
+    /// The orders placed before those in `state_json`.
+    pub older_orders: u64,
 }
 
 #[derive(Debug)]
@@ -148,6 +151,8 @@ pub(crate) struct Rooms {
     store: Arc<dyn EventStore>,
     metrics: Arc<Metrics>,
     poll: Duration,
+    /// How many of a household's orders a welcome carries.
+    bound: OrdersBound,
 }
 
 impl Rooms {
@@ -156,6 +161,7 @@ impl Rooms {
         metrics: Arc<Metrics>,
         poll: Duration,
         kept_views: usize,
+        bound: OrdersBound,
     ) -> Arc<Self> {
         let kept =
             std::num::NonZeroUsize::new(kept_views.max(1)).unwrap_or(std::num::NonZeroUsize::MIN);
@@ -165,6 +171,7 @@ impl Rooms {
             store,
             metrics,
             poll,
+            bound,
         })
     }
 
@@ -172,10 +179,15 @@ impl Rooms {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The household's projection, from the view this node keeps of it brought up to
-    /// date: the store is read only for the events after it (the whole log only the
-    /// first time, or after the view was dropped to make room for others).
-    pub async fn view(&self, tenant: HouseholdId) -> Result<HouseholdView, StoreError> {
+    /// Reads the household's projection with `read`, from the view this node keeps of it
+    /// brought up to date: the store is read only for the events after it (the whole log
+    /// only the first time, or after the view was dropped to make room for others).
+    /// `read` borrows it: a reader copies only what it needs.
+    pub async fn read_view<T>(
+        &self,
+        tenant: HouseholdId,
+        read: impl FnOnce(&HouseholdView) -> T,
+    ) -> Result<T, StoreError> {
         let kept = {
             let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
             views
@@ -196,7 +208,7 @@ impl Rooms {
                     .map_err(|gap| StoreError::Corrupt(format!("household {tenant}: {gap}")))?;
             }
             if n < PAGE {
-                return Ok(view.clone());
+                return Ok(read(&view));
             }
         }
     }
@@ -313,8 +325,9 @@ impl Rooms {
 struct Room {
     tenant: HouseholdId,
     view: HouseholdView,
-    /// The view serialized at a seq, for the welcomes of the joins at that seq.
-    welcome: Option<(u64, Arc<str>)>,
+    /// The welcome's state at a seq (the most recent orders, serialized) and the number
+    /// of orders before them, for the joins at that seq.
+    welcome: Option<(u64, Arc<str>, u64)>,
     members: Vec<Member>,
     /// Offered events beyond the cursor, waiting for the gap before them to close.
     held: BTreeMap<u64, EventEnvelope>,
@@ -325,7 +338,7 @@ impl Room {
     async fn run(&mut self, mut inbox: mpsc::UnboundedReceiver<RoomMsg>, signals: RoomHandle) {
         // Start from the node's kept view: a room that opens again does not fold the
         // household's whole log again.
-        let start = match self.rooms.view(self.tenant).await {
+        let start = match self.rooms.read_view(self.tenant, Clone::clone).await {
             Ok(view) => {
                 self.view = view;
                 self.read(false).await
@@ -443,19 +456,21 @@ impl Room {
                 }
             });
         }
-        let state_json = match &self.welcome {
-            Some((seq, json)) if *seq == self.view.seq => json.clone(),
+        let (state_json, older_orders) = match &self.welcome {
+            Some((seq, json, older)) if *seq == self.view.seq => (json.clone(), *older),
             _ => {
-                let json: Arc<str> = serde_json::to_string(&self.view)
-                    .unwrap_or_else(|_| "{}".into())
-                    .into();
-                self.welcome = Some((self.view.seq, json.clone()));
-                json
+                let orders = &self.view.orders;
+                let recent = wire::recent_orders(orders, orders.len(), self.rooms.bound);
+                let older = recent.start as u64;
+                let json: Arc<str> = wire::view_json(&self.view, recent).into();
+                self.welcome = Some((self.view.seq, json.clone(), older));
+                (json, older)
             }
         };
         let joined = Joined {
             seq: self.view.seq,
             state_json,
+            older_orders,
         };
         if reply.send(joined).is_ok() {
             self.members.push(member);
@@ -599,6 +614,7 @@ mod tests {
             Arc::new(Metrics::default()),
             Duration::from_secs(3600),
             16,
+            OrdersBound::default(),
         );
         let tenant = HouseholdId(Uuid::now_v7());
         let (queue_tx, queue) = mpsc::channel(16);

@@ -300,12 +300,18 @@ impl Connection {
 
     /// Welcome, then the replay asked for with `since`.
     async fn open(&self, live: &mut Live, connection: &str, joined: &Joined) -> Result<(), Stop> {
-        // The welcome carries the household's whole view: the node's welcomes in flight
-        // share one budget of bytes, so many joins at once cannot hold a copy each.
+        // The welcome carries the household's most recent orders (bounded: see
+        // `wire::OrdersBound`); the node's welcomes in flight also share one budget of bytes.
         let kib = u32::try_from(joined.state_json.len() / 1024 + 1).unwrap_or(u32::MAX);
         let permits = kib.min(self.app.welcome_budget_kib);
         let permit = self.app.welcomes.acquire_many(permits).await;
-        let frame = wire::welcome_frame(self.room, connection, joined.seq, &joined.state_json);
+        let frame = wire::welcome_frame(
+            self.room,
+            connection,
+            joined.seq,
+            &joined.state_json,
+            joined.older_orders,
+        );
         live.send(Message::Text(frame.into())).await?;
         drop(permit);
         if let Some(since) = self.since {

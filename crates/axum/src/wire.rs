@@ -6,6 +6,7 @@
 //! a message naming what is wrong: [`parse_client_message`] for WebSocket frames,
 //! [`parse_command`] for a command body (also used by the HTTP API).
 
+use hearth_core::projection::OrderView;
 use hearth_core::{Command, CommandId, EventEnvelope, HouseholdId, HouseholdView};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -81,7 +82,108 @@ pub struct Welcome {
     /// The household position `state` is at.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
+    /// The projection at `seq` of the household's most recently placed orders (within
+    /// the server's bound: 100 orders and 128 KiB of JSON by default): `state.orders` is
+    /// the tail of the household's orders, in the order they were placed.
     pub state: HouseholdView,
+    /// How many orders were placed before the first one in `state.orders` (0: `state`
+    /// holds every order). `GET /households/{id}/orders?before=<olderOrders>` pages them.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub older_orders: u64,
+}
+
+/// How much of a household's orders one read carries: the welcome, `GET` of a room's
+/// state and each page of `GET /households/{id}/orders`. At most `orders` orders and
+/// `bytes` bytes of their JSON, but always at least one order if there is one (an order
+/// is bounded by the core's limits: 50 lines, a 500-character note).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrdersBound {
+    pub orders: usize,
+    pub bytes: usize,
+}
+
+impl Default for OrdersBound {
+    /// 100 orders, 128 KiB: a household's recent weeks (an order with one line and its
+    /// whole fulfilment is about 1 KB of JSON), whatever the length of its history.
+    fn default() -> Self {
+        Self {
+            orders: 100,
+            bytes: 128 * 1024,
+        }
+    }
+}
+
+/// Counts the bytes written to it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The orders a bounded read carries: the most recently placed of `orders[..before]`,
+/// newest first while they fit `bound`. Returns their range in `orders` (its start is
+/// the number of orders placed before them).
+pub fn recent_orders(
+    orders: &[OrderView],
+    before: usize,
+    bound: OrdersBound,
+) -> std::ops::Range<usize> {
+    let end = before.min(orders.len());
+    let mut start = end;
+    // The array's JSON: `[`, each order and a `,` or the closing `]`.
+    let mut bytes = 1usize;
+    while start > 0 && end - start < bound.orders.max(1) {
+        let mut counter = Counter(0);
+        // Serializing an order cannot fail (no map keys that are not strings).
+        let _ = serde_json::to_writer(&mut counter, &orders[start - 1]);
+        let size = counter.0 + 1;
+        if start < end && bytes + size > bound.bytes {
+            break;
+        }
+        bytes += size;
+        start -= 1;
+    }
+    start..end
+}
+
+/// The projection at `view.seq` of the orders in `range` only, serialized as a
+/// `HouseholdView` (the welcome's `state`).
+pub fn view_json(view: &HouseholdView, range: std::ops::Range<usize>) -> String {
+    #[derive(Serialize)]
+    struct Partial<'a> {
+        seq: u64,
+        orders: &'a [OrderView],
+    }
+    let orders = view.orders.get(range).unwrap_or_default();
+    serde_json::to_string(&Partial {
+        seq: view.seq,
+        orders,
+    })
+    .unwrap_or_else(|_| format!(r#"{{"seq":{},"orders":[]}}"#, view.seq))
+}
+
+/// A page of a household's orders, oldest first: `GET /households/{id}/orders`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct OrdersPage {
+    /// The household position the orders are at: every event up to it is in them.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: u64,
+    /// Orders in the order they were placed, each at `seq`; the last one is the one
+    /// placed right before `before`.
+    pub orders: Vec<OrderView>,
+    /// How many orders were placed before the first one here: the next page is
+    /// `before=<olderOrders>` (0: none).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub older_orders: u64,
 }
 
 /// Status of an acknowledged command.
@@ -133,7 +235,13 @@ pub struct WireError {
 /// The welcome frame, with the state already serialized: the same JSON as
 /// `ServerMessage::Welcome(...).to_json()`, so a room serializes its view once for every
 /// socket that joins at one seq instead of once per socket.
-pub fn welcome_frame(room: HouseholdId, connection: &str, seq: u64, state_json: &str) -> String {
+pub fn welcome_frame(
+    room: HouseholdId,
+    connection: &str,
+    seq: u64,
+    state_json: &str,
+    older_orders: u64,
+) -> String {
     let text = |v: String| serde_json::to_string(&v).unwrap_or_else(|_| "\"\"".into());
     let mut frame = String::with_capacity(state_json.len() + 128);
     frame.push_str(r#"{"welcome":{"room":"#);
@@ -144,6 +252,8 @@ pub fn welcome_frame(room: HouseholdId, connection: &str, seq: u64, state_json: 
     frame.push_str(&seq.to_string());
     frame.push_str(r#","state":"#);
     frame.push_str(state_json);
+    frame.push_str(r#","olderOrders":"#);
+    frame.push_str(&older_orders.to_string());
     frame.push_str("}}");
     frame
 }
@@ -459,9 +569,73 @@ mod tests {
             connection: "ab\"c-1".into(),
             seq: 7,
             state: view.clone(),
+            older_orders: 3,
         }));
         let state = serde_json::to_string(&view).unwrap();
-        assert_eq!(welcome_frame(room, "ab\"c-1", 7, &state), message.to_json());
+        assert_eq!(
+            welcome_frame(room, "ab\"c-1", 7, &state, 3),
+            message.to_json()
+        );
+    }
+
+    fn view_of(orders: usize, note: usize) -> HouseholdView {
+        use hearth_core::order::{OrderLine, OrderStatus};
+        let mut view = HouseholdView::new();
+        view.seq = orders as u64;
+        for i in 0..orders {
+            view.orders.push(OrderView {
+                id: hearth_core::OrderId(Uuid::now_v7()),
+                status: OrderStatus::Placed,
+                lines: vec![OrderLine {
+                    sku: "milk".into(),
+                    name: "Milk".into(),
+                    quantity: 1,
+                    unit_price_cents: 120,
+                }],
+                total_cents: 120,
+                ready_at: None,
+                note: Some("n".repeat(note)),
+                placed_by: hearth_core::MemberId(Uuid::nil()),
+                placed_at: chrono::Utc::now(),
+                rejection: None,
+                cancelled_by: None,
+                refunded: false,
+                stock_released: false,
+                timeline: vec![hearth_core::projection::TimelineEntry {
+                    seq: i as u64 + 1,
+                    at: chrono::Utc::now(),
+                    event: "OrderPlaced".into(),
+                    status: OrderStatus::Placed,
+                }],
+            });
+        }
+        view
+    }
+
+    #[test]
+    fn a_bounded_read_takes_the_most_recent_orders_within_its_bound() {
+        let view = view_of(10, 10);
+        let by_count = OrdersBound {
+            orders: 4,
+            bytes: usize::MAX,
+        };
+        assert_eq!(recent_orders(&view.orders, usize::MAX, by_count), 6..10);
+        assert_eq!(recent_orders(&view.orders, 6, by_count), 2..6);
+        assert_eq!(recent_orders(&view.orders, 2, by_count), 0..2);
+        assert_eq!(recent_orders(&view.orders, 0, by_count), 0..0);
+        // By bytes: the array's JSON counts; at least one order.
+        let three = json!(view.orders[7..10]).to_string().len();
+        let by_bytes = |bytes| OrdersBound { orders: 100, bytes };
+        assert_eq!(recent_orders(&view.orders, 10, by_bytes(three)), 7..10);
+        assert_eq!(recent_orders(&view.orders, 10, by_bytes(three - 1)), 8..10);
+        assert_eq!(recent_orders(&view.orders, 10, by_bytes(1)), 9..10);
+        // The partial view is a HouseholdView of those orders at the view's seq.
+        let json = view_json(&view, 7..10);
+        let partial: HouseholdView = serde_json::from_str(&json).unwrap();
+        assert_eq!(partial.seq, 10);
+        assert_eq!(partial.orders, view.orders[7..10].to_vec());
+        let json = view_json(&view, 0..0);
+        assert_eq!(json, r#"{"seq":10,"orders":[]}"#);
     }
 
     #[test]

@@ -244,6 +244,7 @@ async fn welcome_command_ack_and_broadcast_to_a_second_member() {
     assert_eq!(welcome["welcome"]["room"], json!(hh.id));
     assert_eq!(welcome["welcome"]["seq"], 0);
     assert_eq!(welcome["welcome"]["state"]["orders"], json!([]));
+    assert_eq!(welcome["welcome"]["olderOrders"], 0);
     assert!(welcome["welcome"]["connection"].is_string());
     let (mut bob_ws, _) = app.connect(hh.id, &bob, "").await;
 
@@ -986,7 +987,10 @@ async fn the_room_http_api() {
         .json()
         .await
         .unwrap();
-    assert_eq!(state, json!({"seq": 0, "state": {"seq": 0, "orders": []}}));
+    assert_eq!(
+        state,
+        json!({"seq": 0, "state": {"seq": 0, "orders": []}, "olderOrders": 0})
+    );
 
     let cmd = place_order(Uuid::now_v7());
     let (status, body) = app.post(&hh, &cmd).await;
@@ -1790,4 +1794,241 @@ async fn commands_beyond_the_in_flight_limit_wait_unread_and_are_answered_in_ord
         "{}",
         answers[4]
     );
+}
+
+// ---------------------------------------------------------------------------------
+// The welcome's bounded view and the paged read of older orders
+// ---------------------------------------------------------------------------------
+
+/// Commits `n` orders in `hh` straight into the store (as a command of this node would):
+/// returns their ids in the order placed. Every order but the first is cancelled at once.
+async fn seed_orders(app: &TestApp, hh: HouseholdId, n: usize, note: &str) -> Vec<OrderId> {
+    use hearth_core::order::{CancelOrder, Command, OrderLine, PlaceOrder};
+    use hearth_core::{Actor, CommandEnvelope, Dispatched, OrderService};
+    let service = OrderService::new(app.store.clone(), Arc::new(SystemClock));
+    let actor = Actor::Member {
+        id: MemberId(Uuid::now_v7()),
+    };
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let order_id = OrderId(Uuid::now_v7());
+        let place = Command::PlaceOrder(PlaceOrder {
+            order_id,
+            lines: vec![OrderLine {
+                sku: "milk".into(),
+                name: "Milk".into(),
+                quantity: 1,
+                unit_price_cents: 120,
+            }],
+            ready_at: None,
+            note: (!note.is_empty()).then(|| note.to_owned()),
+        });
+        let mut commands = vec![place];
+        if i > 0 {
+            commands.push(Command::CancelOrder(CancelOrder {
+                order_id,
+                reason: None,
+            }));
+        }
+        for command in commands {
+            let envelope =
+                CommandEnvelope::new(CommandId(Uuid::now_v7()), hh, actor.clone(), command);
+            let outcome = service.dispatch(envelope).await.unwrap();
+            assert!(
+                matches!(outcome, Dispatched::Accepted { .. }),
+                "{outcome:?}"
+            );
+        }
+        ids.push(order_id);
+    }
+    ids
+}
+
+/// The household's whole projection, folded from its log: what every bounded read must
+/// agree with.
+async fn full_view(app: &TestApp, hh: HouseholdId) -> hearth_core::HouseholdView {
+    let mut view = hearth_core::HouseholdView::new();
+    loop {
+        let events = app.store.read_feed(hh, view.seq, 500).await.unwrap();
+        if events.is_empty() {
+            return view;
+        }
+        for event in &events {
+            view.apply(event).unwrap();
+        }
+    }
+}
+
+impl TestApp {
+    async fn get_json(&self, path: &str, token: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .get(self.http_url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn the_welcome_carries_the_most_recent_orders_and_older_ones_are_paged_over_http() {
+    // Given a household with 105 orders (104 of them cancelled: closed), more than the
+    // default bound of 100.
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let ids = seed_orders(&app, hh.id, 105, "").await;
+    let head = app.head(hh.id).await;
+    assert_eq!(head, 209);
+    let full = full_view(&app, hh.id).await;
+    let orders_json = |range: std::ops::Range<usize>| json!(full.orders[range]);
+
+    // When a member connects, the welcome holds exactly the 100 most recent orders, each
+    // as the projection at the welcome's seq has it, and says 5 are older.
+    let (mut ws, welcome) = app.connect(hh.id, &hh.owner, "").await;
+    let welcome = &welcome["welcome"];
+    assert_eq!(welcome["seq"], head);
+    assert_eq!(welcome["state"]["seq"], head);
+    assert_eq!(welcome["olderOrders"], 5);
+    assert_eq!(welcome["state"]["orders"], orders_json(5..105));
+    assert_eq!(welcome["state"]["orders"][0]["id"], json!(ids[5]));
+    assert_eq!(welcome["state"]["orders"][99]["status"], "cancelled");
+
+    // GET of the room's state is the same bounded view.
+    let room = format!("/parties/household/{}", hh.id);
+    let (status, state) = app.get_json(&room, &hh.owner).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            &state["seq"],
+            &state["olderOrders"],
+            &state["state"]["orders"]
+        ),
+        (&json!(head), &json!(5), &orders_json(5..105))
+    );
+
+    // The older ones are reachable by the paged read, at the same seq.
+    let orders = format!("/households/{}/orders", hh.id);
+    let (status, page) = app.get_json(&format!("{orders}?before=5"), &hh.owner).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["seq"], head);
+    assert_eq!(page["olderOrders"], 0);
+    assert_eq!(page["orders"], orders_json(0..5));
+    assert_eq!(page["orders"][0]["id"], json!(ids[0]));
+    assert_eq!(page["orders"][0]["status"], "placed");
+    // A smaller page, and the newest page (no `before`) is the welcome's.
+    let (_, page) = app
+        .get_json(&format!("{orders}?before=5&limit=2"), &hh.owner)
+        .await;
+    assert_eq!(
+        (&page["olderOrders"], &page["orders"]),
+        (&json!(3), &orders_json(3..5))
+    );
+    let (_, page) = app.get_json(&orders, &hh.owner).await;
+    assert_eq!(
+        (&page["olderOrders"], &page["orders"]),
+        (&json!(5), &orders_json(5..105))
+    );
+    let (_, page) = app.get_json(&format!("{orders}?before=0"), &hh.owner).await;
+    assert_eq!(
+        (&page["olderOrders"], &page["orders"]),
+        (&json!(0), &json!([]))
+    );
+
+    // An event on an order older than the welcome's still reaches the socket (the client
+    // skips it: it does not hold that order), and the paged read shows its effect.
+    let cancel = json!({"command": {"id": Uuid::now_v7(), "type": "CancelOrder", "payload": {"orderId": ids[0]}}});
+    send(&mut ws, cancel).await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.push(recv(&mut ws).await);
+    }
+    let event = seen.iter().find(|m| m.get("event").is_some()).unwrap();
+    assert_eq!(event["event"]["aggregateId"], json!(ids[0]));
+    assert_eq!(seq_of(event), head + 1);
+    let (_, page) = app.get_json(&format!("{orders}?before=1"), &hh.owner).await;
+    assert_eq!(page["seq"], head + 1);
+    assert_eq!(page["orders"][0]["status"], "cancelled");
+
+    // Bad paging input is refused, naming the parameter; the token is needed.
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("before=x", "before"),
+        ("before=-1", "before"),
+    ] {
+        let (status, body) = app.get_json(&format!("{orders}?{query}"), &hh.owner).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_message");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{body}"
+        );
+    }
+    let (status, body) = app
+        .get_json(&format!("{orders}?before=%00"), &hh.owner)
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("unstorable_text"))
+    );
+    let res = app.http.get(app.http_url(&orders)).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let other = app.household().await;
+    let (status, _) = app.get_json(&orders, &other.owner).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn the_welcome_keeps_its_byte_bound_and_paging_back_yields_every_order_once() {
+    // Given a bound of 3,000 bytes of orders and 12 orders of about 600 bytes each.
+    let bound = hearth_axum::wire::OrdersBound {
+        orders: 100,
+        bytes: 3_000,
+    };
+    let app = spawn_app_with(|s| s.orders_bound = bound).await;
+    let hh = app.household().await;
+    seed_orders(&app, hh.id, 12, &"n".repeat(200)).await;
+    let full = full_view(&app, hh.id).await;
+
+    // The welcome holds the most recent orders that fit.
+    let (_, welcome) = app.connect(hh.id, &hh.owner, "").await;
+    let welcome = &welcome["welcome"];
+    let held = welcome["state"]["orders"].as_array().unwrap().len();
+    let older = welcome["olderOrders"].as_u64().unwrap() as usize;
+    assert!((1..12).contains(&held), "{held} orders in the welcome");
+    assert_eq!(older + held, 12);
+    assert!(welcome["state"]["orders"].to_string().len() <= bound.bytes);
+    assert_eq!(welcome["state"]["orders"], json!(full.orders[older..]));
+
+    // Paging back from olderOrders to 0 yields every older order once, in order.
+    let mut before = older;
+    let mut pages = Vec::new();
+    while before > 0 {
+        let path = format!("/households/{}/orders?before={before}", hh.id);
+        let (status, page) = app.get_json(&path, &hh.owner).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page["orders"].to_string().len() <= bound.bytes);
+        let next = page["olderOrders"].as_u64().unwrap() as usize;
+        assert!(next < before, "no progress from {before}");
+        pages.insert(0, page["orders"].clone());
+        before = next;
+    }
+    let paged: Vec<Value> = pages
+        .iter()
+        .flat_map(|p| p.as_array().unwrap().clone())
+        .collect();
+    assert_eq!(json!(paged), json!(full.orders[..older]));
+
+    // A catch-up from 0 still gives exactly every event after 0, in order.
+    let (mut ws, welcome) = app.connect(hh.id, &hh.owner, "&since=0").await;
+    let head = welcome["welcome"]["seq"].as_u64().unwrap();
+    let others = events_up_to(&mut ws, 0, head).await;
+    assert!(others.is_empty(), "{others:?}");
+    quiet(&mut ws).await;
 }

@@ -29,6 +29,7 @@ fn export_all(dir: &Path) {
         ServerMessage,
         WireCommand,
         Welcome,
+        OrdersPage,
         Ack,
         AckStatus,
         Rejected,

@@ -126,6 +126,12 @@ impl HouseholdView {
         else {
             return Ok(true);
         };
+        // An order already at or past this event (a client merged it from a newer read,
+        // e.g. a page of older orders over HTTP): the view moves on, the order stays.
+        // Never the case for a view folded from the start.
+        if order.timeline.last().is_some_and(|t| t.seq >= envelope.seq) {
+            return Ok(true);
+        }
         match &envelope.event {
             Event::OrderPlaced { .. } => {}
             Event::StockReserved { .. } => order.status = OrderStatus::StockReserved,

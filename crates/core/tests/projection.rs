@@ -107,6 +107,31 @@ fn applying_an_event_twice_changes_nothing() {
 }
 
 #[test]
+fn an_order_already_past_an_event_keeps_its_state_and_the_view_moves_on() {
+    // A client holding the window of recent orders merges an older order read at a later
+    // seq (a page over HTTP): the events it already holds move only the view's seq.
+    let (a, b) = (OrderId(Uuid::from_u128(10)), OrderId(Uuid::from_u128(11)));
+    let reserved = |order_id| Event::StockReserved {
+        order_id,
+        reservation_id: "r".into(),
+    };
+    let events = [
+        envelope(1, placed(a)),
+        envelope(2, placed(b)),
+        envelope(3, reserved(a)),
+        envelope(4, reserved(b)),
+    ];
+    let full = HouseholdView::fold(&events).unwrap();
+    let mut merged = HouseholdView::fold(&events[..2]).unwrap();
+    merged.orders[0] = full.orders[0].clone();
+    assert_eq!(merged.apply(&events[2]), Ok(true));
+    assert_eq!(merged.seq, 3);
+    assert_eq!(merged.orders[0], full.orders[0], "not folded twice");
+    merged.apply(&events[3]).unwrap();
+    assert_eq!(merged, full);
+}
+
+#[test]
 fn a_gap_is_refused() {
     let a = OrderId(Uuid::from_u128(10));
     let mut view = HouseholdView::new();

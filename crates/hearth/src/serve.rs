@@ -103,7 +103,7 @@ struct EdgeArgs {
     /// Households whose projection the node keeps for GET of a room's state.
     #[arg(long, env = "HEARTH_KEPT_VIEWS", default_value_t = 1024)]
     kept_views: usize,
-    /// MiB of welcome frames (each carries the household's whole view) sent at once.
+    /// MiB of welcome frames (each carries the household's most recent orders) sent at once.
     #[arg(long, env = "HEARTH_WELCOME_MIB", default_value_t = 64)]
     welcome_mib: usize,
 }

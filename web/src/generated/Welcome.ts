@@ -14,4 +14,15 @@ connection: string,
 /**
  * The household position `state` is at.
  */
-seq: number, state: HouseholdView, };
+seq: number, 
+/**
+ * The projection at `seq` of the household's most recently placed orders (within
+ * the server's bound: 100 orders and 128 KiB of JSON by default): `state.orders` is
+ * the tail of the household's orders, in the order they were placed.
+ */
+state: HouseholdView, 
+/**
+ * How many orders were placed before the first one in `state.orders` (0: `state`
+ * holds every order). `GET /households/{id}/orders?before=<olderOrders>` pages them.
+ */
+olderOrders: number, };

@@ -29,6 +29,7 @@ export type { OrderLine } from "./OrderLine";
 export type { OrderRef } from "./OrderRef";
 export type { OrderStatus } from "./OrderStatus";
 export type { OrderView } from "./OrderView";
+export type { OrdersPage } from "./OrdersPage";
 export type { PlaceOrder } from "./PlaceOrder";
 export type { RecordPaymentCaptured } from "./RecordPaymentCaptured";
 export type { RecordRefundIssued } from "./RecordRefundIssued";

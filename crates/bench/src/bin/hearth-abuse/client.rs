@@ -150,7 +150,7 @@ pub async fn socket(
             "ws://{to}/parties/household/{household}?_pk={}&token={token}{since}",
             Uuid::new_v4()
         );
-        // The welcome carries the household's whole view: no size limit on the client.
+        // No size limit on the client: it measures what the server sends.
         let config = WebSocketConfig::default()
             .max_message_size(None)
             .max_frame_size(None);
@@ -175,7 +175,7 @@ pub async fn socket(
 }
 
 /// The seq of a welcome frame, read from its head: the welcome carries the household's
-/// whole view (megabytes for a long history), which the suite does not need to parse
+/// recent orders (up to 128 KiB by default), which the suite does not need to parse
 /// on the cores the server uses.
 fn welcome_seq(text: &str) -> Option<u64> {
     let rest = text.strip_prefix("{\"welcome\":")?;

@@ -811,7 +811,7 @@ pub async fn catchup(ctx: &Ctx) -> anyhow::Result<Vec<Outcome>> {
     );
 
     // For comparison, on a server of its own: 50 sockets that only join (no catch-up),
-    // each sent the welcome with the household's whole view.
+    // each sent the welcome (its bounded view of the household's recent orders).
     let server = start(ctx, &store, "catchup-welcome", &[]).await?;
     let (joined_base, _) = server.rss();
     let joining = Instant::now();
