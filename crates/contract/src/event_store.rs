@@ -540,10 +540,9 @@ pub async fn concurrent_repeats_of_one_command_append_once(fx: StoreFixture) {
 
 pub async fn feed_rings_after_commit(fx: StoreFixture) {
     let tenant = household();
+    // The contract promises signals for commits after subscribe() returned (a fixture
+    // whose feed listens on a connection hands it over listening).
     let mut signals = fx.feed.subscribe();
-    // Give adapters with a listener connection a moment to be listening; the
-    // contract only promises signals for commits after subscribe() returned.
-    tokio::time::sleep(Duration::from_millis(50)).await;
     fx.store
         .append(append(tenant, order_id(), 0, 3))
         .await

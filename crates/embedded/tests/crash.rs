@@ -20,11 +20,15 @@ use hearth_sqlite::SqliteEventStore;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command as Process, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-struct Node(Child);
+struct Node {
+    child: Child,
+    /// The node's log lines, read off its stderr by a thread.
+    log: mpsc::Receiver<String>,
+}
 
 impl Node {
     fn start(db: &Path, url: &str) -> Node {
@@ -32,8 +36,11 @@ impl Node {
             .arg(db)
             .arg(url)
             .args(["--poll-ms", "100"])
-            .env("RUST_LOG", "warn")
+            // The executor's debug lines say when an order starts waiting for ready-at.
+            .env("RUST_LOG", "warn,hearth_embedded=debug")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -41,20 +48,44 @@ impl Node {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "started");
-        Node(child)
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("node: {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Node { child, log }
+    }
+
+    /// Waits for the node to log a line containing `text` (it says so itself: the
+    /// event, not a guess at how long it takes).
+    fn logged(&self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) => {}
+                Err(e) => panic!("the node did not log {text:?} within {within:?}: {e}"),
+            }
+        }
     }
 
     /// SIGKILL: no clean-up of any kind.
     fn kill(mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -124,6 +155,7 @@ impl World {
 
     async fn reach(&self, order: OrderId, status: OrderStatus, within: Duration) {
         let started = Instant::now();
+        // A bounded poll: the node is another process, and its commits ring no feed here.
         loop {
             let state = self.state(order).await;
             if state.order.as_ref().is_some_and(|o| o.status == status) {
@@ -169,6 +201,7 @@ impl World {
                 started.elapsed() < Duration::from_secs(5),
                 "the job is taken care of"
             );
+            // Bounded poll of the node's marking (another process; no feed for it).
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -182,7 +215,8 @@ async fn sigkill_mid_timer_then_restart_still_makes_the_order_ready_without_repe
     let order = w.place(ready_at).await;
     w.reach(order, OrderStatus::Confirmed, Duration::from_secs(3))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // well into the timer
+    // The node is on the timer once it says it waits for ready-at: kill it there.
+    node.logged("waiting for ready-at", Duration::from_secs(3));
     node.kill();
     assert_eq!(
         w.state(order).await.order.unwrap().status,
@@ -215,12 +249,13 @@ async fn sigkill_during_a_capture_then_restart_captures_once() {
     let order = w.place(ready_at).await;
     w.reach(order, OrderStatus::StockReserved, Duration::from_secs(5))
         .await;
-    // Now the capture is in flight (or about to be): wait for its effect, then kill.
-    let started = Instant::now();
-    while w.sandbox.sandbox().stats().captures == 0 {
-        assert!(started.elapsed() < Duration::from_secs(5), "no capture");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Now the capture is in flight (or about to be): wait for its effect at the
+    // provider (in this process, which says when it happens), then kill.
+    w.sandbox
+        .sandbox()
+        .wait_for(Duration::from_secs(5), |s| s.captures > 0)
+        .await
+        .expect("no capture at the provider within 5 s");
     node.kill();
     assert_eq!(
         w.count("PaymentCaptured").await,

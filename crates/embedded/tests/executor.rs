@@ -4,24 +4,53 @@
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
+use futures::StreamExt;
 use hearth_contract::interleave::{CancelDuring, During, Reply};
 use hearth_contract::scheduler::{SchedulerFixture, SchedulerProbe};
 use hearth_core::fulfilment::Fulfilment;
 use hearth_core::order::{CancelOrder, Command, OrderLine, OrderState, OrderStatus, PlaceOrder};
 use hearth_core::ports::Outbox;
-use hearth_core::ports::{Clock, EventFeed, EventStore, Job};
+use hearth_core::ports::{Clock, EventFeed, EventStore, Job, StoreError};
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,
-    Timestamp,
+    Actor, CommandEnvelope, CommandId, Dispatched, EventId, HouseholdId, MemberId, OrderId,
+    OrderService, Timestamp,
 };
 use hearth_embedded::{EmbeddedExecutor, ExecutorConfig, backoff};
 use hearth_memory::{MemoryEventStore, MemoryInventory, MemoryPayments, SystemClock};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use uuid::Uuid;
+
+/// The memory store's outbox, ringing after every scan and every mark: a test waits
+/// for those, not for a guess at how long they take.
+#[derive(Debug)]
+struct Watched {
+    store: Arc<MemoryEventStore>,
+    /// Scans of the outbox (`pending_jobs`) answered so far.
+    scans: watch::Sender<usize>,
+    /// Jobs marked so far.
+    marks: watch::Sender<usize>,
+}
+
+#[async_trait]
+impl Outbox for Watched {
+    async fn pending_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let jobs = self.store.pending_jobs(limit).await;
+        self.scans.send_modify(|n| *n += 1);
+        jobs
+    }
+
+    async fn mark_job_started(&self, tenant: HouseholdId, job: EventId) -> Result<(), StoreError> {
+        let marked = self.store.mark_job_started(tenant, job).await;
+        self.marks.send_modify(|n| *n += 1);
+        marked
+    }
+}
 
 struct World {
     store: Arc<MemoryEventStore>,
+    outbox: Arc<Watched>,
     payments: Arc<MemoryPayments>,
     inventory: Arc<MemoryInventory>,
     service: OrderService,
@@ -41,6 +70,11 @@ fn world() -> World {
     let store = Arc::new(MemoryEventStore::new());
     World {
         service: OrderService::new(store.clone(), Arc::new(SystemClock)),
+        outbox: Arc::new(Watched {
+            store: store.clone(),
+            scans: watch::channel(0).0,
+            marks: watch::channel(0).0,
+        }),
         store,
         payments: Arc::new(MemoryPayments::new()),
         inventory: Arc::new(MemoryInventory::default()),
@@ -59,7 +93,7 @@ impl World {
 
     fn executor(&self, config: ExecutorConfig) -> EmbeddedExecutor {
         let feed: Arc<dyn EventFeed> = Arc::new(self.store.feed());
-        EmbeddedExecutor::start(self.fulfilment(), self.store.clone(), Some(feed), config)
+        EmbeddedExecutor::start(self.fulfilment(), self.outbox.clone(), Some(feed), config)
     }
 
     fn now(&self) -> Timestamp {
@@ -116,7 +150,8 @@ impl World {
         self.state(order).await.order.unwrap().status
     }
 
-    /// Polls until the order's state satisfies `done`, or panics after `within`.
+    /// Waits until the order's state satisfies `done`, looking again after every
+    /// commit the store's feed rings; panics after `within`.
     async fn until(
         &self,
         order: OrderId,
@@ -125,16 +160,19 @@ impl World {
         done: impl Fn(&OrderState) -> bool,
     ) -> Duration {
         let started = Instant::now();
+        // Subscribed before the first look: a commit after it always rings.
+        let mut commits = self.store.feed().subscribe();
         loop {
             if done(&self.state(order).await) {
                 return started.elapsed();
             }
+            let left = within.saturating_sub(started.elapsed());
+            let rang = tokio::time::timeout(left, commits.next()).await;
             assert!(
-                started.elapsed() < within,
+                matches!(rang, Ok(Some(_))),
                 "order not {what} within {within:?}: {:?}",
                 self.state(order).await.order
             );
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -163,15 +201,20 @@ impl World {
         self.store.pending_jobs(100).await.unwrap()
     }
 
-    /// Waits until the outbox is empty (every job taken care of).
+    /// Waits until the outbox is empty (every job taken care of), looking again after
+    /// every mark.
     async fn drained(&self) {
+        let within = Duration::from_secs(5);
         let started = Instant::now();
+        let mut marks = self.outbox.marks.subscribe();
         while !self.pending().await.is_empty() {
+            let left = within.saturating_sub(started.elapsed());
+            let marked = tokio::time::timeout(left, marks.changed()).await;
             assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "jobs left pending"
+                matches!(marked, Ok(Ok(()))),
+                "jobs left pending: {:?}",
+                self.pending().await
             );
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
@@ -336,11 +379,19 @@ async fn jobs_committed_while_no_executor_ran_are_picked_up_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_feed_the_poll_picks_up_new_jobs() {
     let w = world();
-    let executor = EmbeddedExecutor::start(w.fulfilment(), w.store.clone(), None, config());
-    // Let the first scan pass, so only the poll can find the new job.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut scans = w.outbox.scans.subscribe();
+    let executor = EmbeddedExecutor::start(w.fulfilment(), w.outbox.clone(), None, config());
+    // The first scan (at start) has answered: only a later one can find the new job.
+    tokio::time::timeout(SOON, scans.wait_for(|n| *n >= 1))
+        .await
+        .expect("the executor scanned the outbox at start")
+        .unwrap();
     let order = w.place("bread", 1, None).await;
     w.reach(order, OrderStatus::Ready, SOON).await;
+    assert!(
+        *w.outbox.scans.borrow() >= 2,
+        "the job was found by a later scan, the poll"
+    );
     executor.shutdown().await;
 }
 
@@ -443,7 +494,7 @@ async fn a_cancel_during_a_provider_call_leaves_nothing_charged_or_held() {
             let feed: Arc<dyn EventFeed> = Arc::new(w.store.feed());
             let fulfilment = Fulfilment::new(w.service.clone(), cancel.clone(), cancel.clone());
             let executor =
-                EmbeddedExecutor::start(fulfilment, w.store.clone(), Some(feed), config());
+                EmbeddedExecutor::start(fulfilment, w.outbox.clone(), Some(feed), config());
             let order = w.place("coffee", 2, None).await;
             let case = format!("{during:?} {reply:?}");
             w.until(order, SOON, &format!("compensated ({case})"), |s| {

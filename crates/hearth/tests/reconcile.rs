@@ -215,6 +215,7 @@ async fn serve_reconciles_periodically_and_counts_it_in_metrics() {
             tokio::time::Instant::now() < deadline,
             "no repair counted:\n{text}"
         );
+        // A bounded poll: `serve` is another process, seen only through /metrics.
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(

@@ -144,6 +144,7 @@ async fn embedded_default_survives_sigkill_mid_wait() {
             confirmed = true;
             break;
         }
+        // A bounded poll (6 s): `serve` is another process, seen only through HTTP.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(confirmed, "the order was confirmed before the kill");
@@ -163,6 +164,7 @@ async fn embedded_default_survives_sigkill_mid_wait() {
         if state["state"]["orders"][0]["status"] == "ready" {
             break;
         }
+        // A bounded poll (10 s): the restarted `serve` is another process.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let order = &state["state"]["orders"][0];

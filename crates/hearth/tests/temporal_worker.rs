@@ -78,6 +78,39 @@ async fn wait_status(
             Instant::now() < deadline,
             "order still {now:?}, not {want:?}"
         );
+        // A bounded poll: the worker is another process; its commits ring no feed here.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the workflow's history holds a started timer. A bounded poll: the
+/// history lives in the Temporal server, another process, with nothing to subscribe to.
+async fn timer_started(server: &DevServer, household: HouseholdId, order: OrderId) {
+    use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+    let config = hearth_temporal::TemporalConfig::new(server.url(), "default");
+    let client = hearth_temporal::connect(&config).await.unwrap();
+    let handle = client.get_workflow_handle::<hearth_temporal::FulfilmentWorkflow>(
+        hearth_temporal::workflow_id(household, order),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = handle
+            .fetch_history(Default::default())
+            .into_events()
+            .await
+            .unwrap();
+        if events.iter().any(|e| {
+            matches!(
+                e.attributes,
+                Some(Attributes::TimerStartedEventAttributes(_))
+            )
+        }) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the workflow started no timer within 30 s: {events:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -154,8 +187,9 @@ async fn a_worker_killed_mid_timer_and_restarted_makes_the_order_ready_without_r
         Duration::from_secs(60),
     )
     .await;
-    // Let the workflow task that starts the ready-at timer complete, then kill hard.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The workflow task that starts the ready-at timer has completed (the server's
+    // history shows the timer): kill hard.
+    timer_started(&server, household, order).await;
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
     assert!(SystemClock.now() < ready_at, "killed before ready-at");
@@ -267,12 +301,13 @@ async fn a_worker_killed_mid_step_has_the_step_retried_after_the_heartbeat_timeo
         dir.path().join("worker2.log"),
     );
     let mut first = spawn_worker_with(&server, &db, &task_queue, &log1, Some(&url));
-    // The reserve call has reached the provider (which holds its reply): kill hard.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sandbox.sandbox().stats().requests == 0 {
-        assert!(Instant::now() < deadline, "the reserve call never came");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The reserve call has reached the provider (which holds its reply, and says when
+    // a request arrives): kill hard.
+    sandbox
+        .sandbox()
+        .wait_for(Duration::from_secs(60), |s| s.requests > 0)
+        .await
+        .expect("the reserve call never came");
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
     let killed = Instant::now();

@@ -92,6 +92,7 @@ fn watch_feed(
                 return seen;
             }
             if empty {
+                // A reader's pace between pages, not synchronisation (it reads until `done`).
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }

@@ -57,6 +57,7 @@ fn subscriber(
                 match store.read_feed(tenant, cursor, 100).await {
                     Ok(page) if page.is_empty() => break,
                     Ok(page) => got.extend(page.into_iter().map(|e| (e.seq, e.id))),
+                    // A bounded retry while the PostgreSQL server (another process) is down.
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             }
@@ -75,11 +76,13 @@ async fn append_all(store: Arc<dyn EventStore>, tenant: HouseholdId, n: usize, p
             match store.append(write.clone()).await {
                 Ok(Appended::Committed { .. } | Appended::Duplicate(_)) => break,
                 Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                    // A bounded retry (30 s) while the PostgreSQL server is down.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(e) => panic!("append failed: {e}"),
             }
         }
+        // Pacing, not synchronisation: the writes are spread over the faults.
         tokio::time::sleep(pause).await;
     }
 }
@@ -113,6 +116,7 @@ async fn killing_the_listener_backend_loses_nothing() {
     let admin = db.connect(&db.admin).await;
     let mut kills = 0;
     for _ in 0..4 {
+        // Pacing, not synchronisation: kills land at spread-out points of the writes.
         tokio::time::sleep(Duration::from_millis(250)).await;
         let rows = admin
             .query(
@@ -153,6 +157,7 @@ async fn a_database_restart_loses_nothing() {
         n,
         Duration::from_millis(5),
     ));
+    // Pacing, not synchronisation: the restart lands mid-run, which `before` checks.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let before = store.head(tenant).await.unwrap();
     let restarting = server.clone();

@@ -104,6 +104,7 @@ async fn forged_doorbells_cost_bounded_state_and_real_households_still_get_their
             "the feed did not take every notification: {:?}",
             feed.stats()
         );
+        // A bounded poll: the notifications come from the PostgreSQL server.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let stats = feed.stats();

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -33,6 +33,8 @@ const MAX_KEY_LEN: usize = 255;
 #[derive(Clone, Debug)]
 pub struct Sandbox {
     inner: Arc<Mutex<Inner>>,
+    /// Rung after every request has had its effect, for [`Sandbox::wait_for`].
+    changed: Arc<watch::Sender<()>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -152,6 +154,7 @@ impl Sandbox {
                 stats: Stats::default(),
                 rng: seed,
             })),
+            changed: Arc::new(watch::channel(()).0),
         }
     }
 
@@ -161,6 +164,29 @@ impl Sandbox {
 
     pub fn stats(&self) -> Stats {
         self.lock().stats.clone()
+    }
+
+    /// Waits until the stats satisfy `done` (checked now and after every request's
+    /// effect), up to `timeout`: the stats then, or `None` at the timeout. For a test
+    /// in the sandbox's process that must act once a call has reached the provider.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&Stats) -> bool,
+    ) -> Option<Stats> {
+        // Subscribed before the first look: a request after it always wakes us.
+        let mut changed = self.changed.subscribe();
+        let wait = async {
+            loop {
+                let stats = self.stats();
+                if done(&stats) {
+                    return stats;
+                }
+                // The sender lives as long as `self`: this never errs while we wait.
+                let _ = changed.changed().await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.ok()
     }
 
     pub fn faults(&self) -> Faults {
@@ -436,6 +462,7 @@ async fn call<B: DeserializeOwned + Fingerprint>(
         let latency = Duration::from_millis(inner.faults.latency_ms);
         (decide(&mut inner, op, headers, raw, effect), latency)
     };
+    sandbox.changed.send_modify(|()| {});
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

@@ -6,7 +6,7 @@
 mod common;
 
 use chrono::TimeDelta;
-use common::{World, eventually, runs, workflow_status};
+use common::{World, eventually, runs, timer_started, workflow_status};
 use hearth_core::OrderStatus;
 use hearth_core::order::RejectionReason;
 use hearth_core::ports::Outbox;
@@ -146,8 +146,8 @@ async fn a_cancel_after_capture_wakes_the_sleeping_workflow_which_refunds_once()
     w.relay().await;
     w.wait_status(order, OrderStatus::Confirmed, SETTLE).await;
     assert_eq!(w.payments.captures(), 1);
-    // Let the workflow reach its timer.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The workflow sleeps on its timer (the server's history says so).
+    timer_started(w.scheduler.client(), &w.workflow_id(order)).await;
 
     w.cancel(order).await;
     let jobs = w.store.pending_jobs(10).await.unwrap();

@@ -304,6 +304,7 @@ impl PrivateServer {
     /// Stops the server (fast: connections are terminated), waits, starts it again.
     pub fn restart(&self, down_for: Duration) {
         self.stop();
+        // The scenario, not synchronisation: the server stays down this long.
         std::thread::sleep(down_for);
         self.pg_ctl_start();
     }

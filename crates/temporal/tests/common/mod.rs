@@ -79,7 +79,9 @@ impl Drop for TestWorker {
     }
 }
 
-/// Waits until `check` holds, polling; panics with `what` after `timeout`.
+/// Waits until `check` holds, polling; panics with `what` after `timeout`. For what
+/// the Temporal server (another process, nothing to subscribe to) and the worker
+/// thread's activities show.
 pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -88,6 +90,7 @@ where
     let deadline = Instant::now() + timeout;
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        // A bounded poll: see above.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -213,23 +216,74 @@ impl World {
     }
 }
 
-/// How many runs of `workflow_id` the server knows (visibility is eventually
-/// consistent: wait for the first, then give a second run time to show up).
+/// How many runs of `workflow_id` the server has, once every start has returned.
+///
+/// The newest run comes from `describe` (read from the workflow's own record, so it
+/// counts every start that has returned); the list (visibility, eventually
+/// consistent) is polled until it shows that run, and the runs are both together. No
+/// wait for a second run to maybe show up: if there is one, it is the newest.
 pub async fn runs(client: &temporalio_client::Client, workflow_id: &str) -> usize {
-    let query = format!("WorkflowId = '{workflow_id}'");
-    let count = || async {
-        client
-            .count_workflows(query.clone(), Default::default())
-            .await
-            .unwrap()
-            .count()
+    use futures::TryStreamExt;
+    let Ok(described) = client
+        .get_workflow_handle::<hearth_temporal::FulfilmentWorkflow>(workflow_id)
+        .describe(Default::default())
+        .await
+    else {
+        return 0;
     };
+    let newest = described
+        .raw_description
+        .workflow_execution_info
+        .and_then(|info| info.execution)
+        .map(|execution| execution.run_id)
+        .unwrap();
+    let query = format!("WorkflowId = '{workflow_id}'");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while count().await == 0 && Instant::now() < deadline {
+    loop {
+        let mut listed: Vec<String> = client
+            .list_workflows(query.clone(), Default::default())
+            .map_ok(|w| w.run_id().to_owned())
+            .try_collect()
+            .await
+            .unwrap();
+        if listed.contains(&newest) {
+            listed.sort();
+            listed.dedup();
+            return listed.len();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server lists {listed:?}, not the newest run {newest}"
+        );
+        // A bounded poll of the server's visibility store (another process).
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    count().await
+}
+
+/// Waits until the workflow's history holds a started timer: its workflow task that
+/// starts the ready-at timer has completed, so the workflow sleeps on the server.
+pub async fn timer_started(client: &temporalio_client::Client, workflow_id: &str) {
+    use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+    eventually(
+        Duration::from_secs(30),
+        "the workflow to start its ready-at timer",
+        || async {
+            client
+                .get_workflow_handle::<hearth_temporal::FulfilmentWorkflow>(workflow_id)
+                .fetch_history(Default::default())
+                .into_events()
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| {
+                    matches!(
+                        e.attributes,
+                        Some(Attributes::TimerStartedEventAttributes(_))
+                    )
+                })
+        },
+    )
+    .await;
 }
 
 /// The workflow's status as the server describes it.
