@@ -134,6 +134,11 @@ pub(crate) struct AppState {
     pub welcomes: tokio::sync::Semaphore,
     pub welcome_budget_kib: u32,
     pub origins: Arc<OriginPolicy>,
+    /// Set when the server shuts down: every socket closes with 1001 once its queued
+    /// commands are answered.
+    pub going_away: tokio::sync::watch::Sender<bool>,
+    /// The open sockets, so a shutdown can wait for them.
+    pub sockets: tokio_util::task::TaskTracker,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +151,9 @@ pub enum ServeError {
     #[error("server failed: {0}")]
     Serve(#[from] std::io::Error),
 }
+
+/// How long a shutdown waits for the sockets to close.
+const SOCKETS_GRACE: Duration = Duration::from_secs(10);
 
 /// A bound, ready-to-run server.
 #[derive(Debug)]
@@ -224,6 +232,8 @@ impl Application {
             catchup,
             limits,
             origins,
+            going_away: tokio::sync::watch::Sender::new(false),
+            sockets: tokio_util::task::TaskTracker::new(),
             tokens: Tokens::new(&settings.token_secret),
             store: ports.service.store().clone(),
             clock: ports.service.clock().clone(),
@@ -269,11 +279,26 @@ impl Application {
         self.run_until(std::future::pending()).await
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and returns.
+    /// Serves until `shutdown` completes, then shuts down cleanly and returns: stops
+    /// accepting, closes every socket with 1001 once the commands it already read are
+    /// answered, lets HTTP requests in flight finish (each bounded), and logs what it did.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            let open = state
+                .metrics
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                sockets = open,
+                "shutting down: closing sockets with 1001 (going away)"
+            );
+            state.going_away.send_replace(true);
+        };
         let limits = self.state.limits.clone();
         let metrics = self.state.metrics.clone();
         // The metrics listener has its own connection caps (same settings), so a flood
@@ -300,6 +325,18 @@ impl Application {
         let _ = stop_metrics.send(true);
         if let Some(task) = metrics_task {
             let _ = task.await;
+        }
+        self.state.sockets.close();
+        if tokio::time::timeout(SOCKETS_GRACE, self.state.sockets.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.state.sockets.len(),
+                "shutdown: sockets still open after the grace period"
+            );
+        } else {
+            tracing::info!("shutdown: every socket closed");
         }
         self.router_task.abort();
         self.forget_task.abort();

@@ -25,6 +25,10 @@ use tokio::sync::{mpsc, watch};
 pub(crate) const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 /// Close code: the socket's member no longer belongs to the household.
 pub(crate) const CLOSE_NOT_A_MEMBER: u16 = 4003;
+/// Close code: the server is shutting down (RFC 6455 "going away"); reconnect.
+pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
+/// How long a socket closing for a shutdown waits for its queued commands' answers.
+const GOING_AWAY_DRAIN: Duration = Duration::from_secs(5);
 
 /// Events a catch-up reads (and holds) at a time.
 const CATCHUP_PAGE: usize = 100;
@@ -62,17 +66,21 @@ pub(crate) fn upgrade(
     if let Some(protocol) = offered {
         ws.set_selected_protocol(protocol);
     }
-    ws.on_upgrade(move |socket| async move {
-        let conn = Connection {
-            app,
-            room,
-            member: claims.sub,
-            expires: claims.exp,
-            pk,
-            since,
-        };
-        conn.run(socket).await;
-        drop(permit);
+    // Tracked, so a shutdown can wait for every socket to say goodbye.
+    let sockets = app.sockets.clone();
+    ws.on_upgrade(move |socket| {
+        sockets.track_future(async move {
+            let conn = Connection {
+                app,
+                room,
+                member: claims.sub,
+                expires: claims.exp,
+                pk,
+                since,
+            };
+            conn.run(socket).await;
+            drop(permit);
+        })
     })
 }
 
@@ -355,11 +363,16 @@ impl Connection {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         let mut last_seen = Instant::now();
+        let mut going_away = self.app.going_away.subscribe();
         let stop = loop {
             // A full queue of commands: the socket is not read until one finishes
             // (backpressure through TCP), but everything else goes on.
             let reading = jobs.capacity() > 0;
             let step = tokio::select! {
+                _ = going_away.wait_for(|away| *away) => Err(Stop::Close(
+                    CLOSE_GOING_AWAY,
+                    "the server is shutting down; reconnect with since",
+                )),
                 _ = live.kick.changed() => Err(live.kicked()),
                 batch = batches.recv() => match batch {
                     Some(batch) => live.forward(&self.app, self.room, batch).await,
@@ -396,9 +409,25 @@ impl Connection {
                 break stop;
             }
         };
+        drop(jobs);
+        if matches!(stop, Stop::Close(CLOSE_GOING_AWAY, _)) {
+            // A shutdown: the commands already read are run and answered before the
+            // close (bounded), so none is applied without its ack being sent.
+            let drained = tokio::time::timeout(GOING_AWAY_DRAIN, async {
+                while let Some(message) = answers.recv().await {
+                    if live.reply(&message).await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(room = %self.room, "shutdown: commands still running at the close");
+            }
+            return stop;
+        }
         // The command task finishes the command it runs (if any) and skips the rest:
         // their answers could not be sent, and a resend with the same ids is safe.
-        drop(jobs);
         drop(answers);
         drop(worker);
         stop

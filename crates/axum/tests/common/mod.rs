@@ -77,7 +77,13 @@ pub struct TestApp {
     pub metrics_addr: Option<SocketAddr>,
     pub tokens: Tokens,
     pub directory: Arc<Watched>,
+    /// The server's store, to check from outside what was applied.
+    pub store: Arc<MemoryEventStore>,
     pub http: reqwest::Client,
+    /// Notify once to shut the server down (as a signal would).
+    pub stop: Arc<tokio::sync::Notify>,
+    /// The server's run: it ends when the shutdown is complete.
+    pub served: tokio::task::JoinHandle<Result<(), hearth_axum::ServeError>>,
 }
 
 /// A server on port 0 with the default settings changed by `change`.
@@ -92,7 +98,7 @@ pub async fn spawn(change: impl FnOnce(&mut Settings)) -> TestApp {
     let directory = Arc::new(Watched::default());
     let ports = Ports {
         feed: Arc::new(store.feed()),
-        service: OrderService::new(store, Arc::new(SystemClock)),
+        service: OrderService::new(store.clone(), Arc::new(SystemClock)),
         directory: directory.clone(),
         inventory: None,
     };
@@ -100,13 +106,20 @@ pub async fn spawn(change: impl FnOnce(&mut Settings)) -> TestApp {
     let addr = app.local_addr();
     let metrics_addr = app.metrics_addr();
     let tokens = app.tokens();
-    tokio::spawn(app.run_until_stopped());
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let served = tokio::spawn(app.run_until({
+        let stop = stop.clone();
+        async move { stop.notified().await }
+    }));
     TestApp {
         addr,
         metrics_addr,
         tokens,
         directory,
+        store,
         http: reqwest::Client::new(),
+        stop,
+        served,
     }
 }
 
