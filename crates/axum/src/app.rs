@@ -320,7 +320,7 @@ impl Application {
                 }
             })
         });
-        let app = router(self.state);
+        let app = router(self.state.clone());
         let result = crate::listener::serve(self.listener, app, limits, metrics, shutdown).await;
         let _ = stop_metrics.send(true);
         if let Some(task) = metrics_task {

@@ -291,10 +291,18 @@ impl Connection {
                     code,
                     reason: Utf8Bytes::from_static(reason),
                 };
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    live.socket.send(Message::Close(Some(frame))),
-                )
+                // Then wait (briefly) for the client's Close, discarding what it sent
+                // meanwhile: closing with unread data would reset the connection, and
+                // the client could lose the Close frame (RFC 6455, section 7.1.1).
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    if live.socket.send(Message::Close(Some(frame))).await.is_ok() {
+                        while let Some(Ok(message)) = live.socket.recv().await {
+                            if matches!(message, Message::Close(_)) {
+                                break;
+                            }
+                        }
+                    }
+                })
                 .await;
             }
             // The reply (echoing the client's code) was queued when its Close frame was
@@ -369,7 +377,7 @@ impl Connection {
             // (backpressure through TCP), but everything else goes on.
             let reading = jobs.capacity() > 0;
             let step = tokio::select! {
-                _ = going_away.wait_for(|away| *away) => Err(Stop::Close(
+                () = async { let _ = going_away.wait_for(|away| *away).await; } => Err(Stop::Close(
                     CLOSE_GOING_AWAY,
                     "the server is shutting down; reconnect with since",
                 )),

@@ -88,6 +88,14 @@ pub struct TestApp {
 
 /// A server on port 0 with the default settings changed by `change`.
 pub async fn spawn(change: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_wrapped(|store| store, change).await
+}
+
+/// [`spawn`], with the service's store wrapped by `wrap` (to slow or hold its calls).
+pub async fn spawn_wrapped(
+    wrap: impl FnOnce(Arc<MemoryEventStore>) -> Arc<dyn hearth_core::ports::EventStore>,
+    change: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         token_secret: TokenSecret::new(SECRET).unwrap(),
@@ -98,7 +106,7 @@ pub async fn spawn(change: impl FnOnce(&mut Settings)) -> TestApp {
     let directory = Arc::new(Watched::default());
     let ports = Ports {
         feed: Arc::new(store.feed()),
-        service: OrderService::new(store.clone(), Arc::new(SystemClock)),
+        service: OrderService::new(wrap(store.clone()), Arc::new(SystemClock)),
         directory: directory.clone(),
         inventory: None,
     };
