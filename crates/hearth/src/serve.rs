@@ -202,7 +202,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown_signal().await;
         })
         .await;
+    tracing::info!("shutdown: durable work finishing its current steps");
     durable.stop().await;
+    tracing::info!("shutdown complete");
     served?;
     Ok(())
 }
