@@ -141,6 +141,8 @@ async fn connections_beyond_the_per_address_cap_get_429_json_until_one_closes() 
             break;
         }
         assert!(Instant::now() < deadline, "no room after a close: {answer}");
+        // A bounded poll: the server sees the close when its connection task reads the
+        // EOF; nothing a client can wait on says when.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -214,6 +216,8 @@ async fn sockets_beyond_the_member_and_room_caps_are_refused_before_the_upgrade(
             Instant::now() < deadline,
             "the closed socket was not counted out"
         );
+        // A bounded poll: the server counts the socket out when it reads the close;
+        // nothing a client can wait on says when.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -11,7 +11,7 @@ use hearth_core::ports::{
 use hearth_core::{
     CommandId, CommandOutcome, EventEnvelope, HouseholdId, MemberId, OrderId, Timestamp,
 };
-use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
+use hearth_memory::{ManualClock, MemoryDirectory, MemoryEventStore, SystemClock};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,9 @@ type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 struct TestApp {
     addr: std::net::SocketAddr,
     store: Arc<MemoryEventStore>,
+    /// The server's clock: it starts at the wall clock's time and moves only when a
+    /// test advances it.
+    clock: Arc<ManualClock>,
     tokens: Tokens,
     http: reqwest::Client,
 }
@@ -63,9 +66,10 @@ async fn spawn_app_on(
     };
     tune(&mut settings);
     let store = Arc::new(MemoryEventStore::new());
+    let clock = Arc::new(ManualClock::starting_now());
     let ports = Ports {
         feed: feed.unwrap_or_else(|| Arc::new(store.feed())),
-        service: OrderService::new(wrap(store.clone()), Arc::new(SystemClock)),
+        service: OrderService::new(wrap(store.clone()), clock.clone()),
         directory: Arc::new(MemoryDirectory::new()),
         inventory: None,
     };
@@ -76,6 +80,7 @@ async fn spawn_app_on(
     TestApp {
         addr,
         store,
+        clock,
         tokens,
         http: reqwest::Client::new(),
     }
@@ -157,6 +162,23 @@ impl TestApp {
             .unwrap();
         let status = res.status().as_u16();
         (status, res.json().await.unwrap())
+    }
+
+    /// Waits (at most 10 s) until the server's `/metrics` shows `name` at `want`: the
+    /// server's own count is the event (a bounded poll of it, every 10 ms).
+    async fn until_metric(&self, name: &str, want: f64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.metric(name).await;
+            if now == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} is {now}, not {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn metric(&self, name: &str) -> f64 {
@@ -862,8 +884,9 @@ async fn a_new_socket_with_the_same_pk_takes_over() {
     let (mut new, _) = app.connect_url(&url).await;
     assert_eq!(closed(&mut old).await, Some(4009));
     drop(old);
-    // The old socket's departure must not silence the new one (PartyKit issue 45).
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The old socket's departure must not silence the new one (PartyKit issue 45):
+    // once the server counts only the new one, the old one has left.
+    app.until_metric("hearth_connections", 1.0).await;
     app.post(&hh, &place_order(Uuid::now_v7())).await;
     assert_eq!(seq_of(&recv(&mut new).await), 1);
     app.post(&hh, &place_order(Uuid::now_v7())).await;
@@ -901,14 +924,19 @@ async fn a_slow_consumer_is_dropped_without_stalling_its_room() {
     let (mut healthy, _) = app.connect(hh.id, &hh.owner, "").await;
 
     let mut sent = 0u64;
+    // The healthy reader asserts order as it goes, until it has read the head it is
+    // told at the end.
+    let (last, mut told) = tokio::sync::watch::channel(u64::MAX);
     let reader = tokio::spawn(async move {
         let mut seen = 0u64;
-        loop {
-            let msg = recv(&mut healthy).await;
-            seen += 1;
-            assert_eq!(seq_of(&msg), seen);
-            if seen == 1_000_000 {
-                break;
+        while seen < *told.borrow_and_update() {
+            tokio::select! {
+                msg = recv(&mut healthy) => {
+                    seen += 1;
+                    assert_eq!(seq_of(&msg), seen);
+                }
+                // Told the head meanwhile: check it again before reading on.
+                _ = told.changed() => {}
             }
         }
     });
@@ -927,10 +955,12 @@ async fn a_slow_consumer_is_dropped_without_stalling_its_room() {
     }
     let head = app.head(hh.id).await;
     assert_eq!(head, sent);
-    // The healthy reader asserts order as it goes; give it time to catch up.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!reader.is_finished(), "the healthy reader failed");
-    reader.abort();
+    // The healthy reader gets every event, in order, up to the head.
+    last.send_replace(head);
+    tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .expect("the healthy reader reads up to the head")
+        .expect("the healthy reader saw every event in order");
     // The slow socket ends (close frame 4008 once its buffers drain, or a reset).
     let code = closed(&mut slow).await;
     assert!(matches!(code, Some(4008) | None), "{code:?}");
@@ -952,15 +982,7 @@ async fn a_dead_socket_is_dropped_after_missed_pings() {
     let hh = app.household().await;
     // Never polled after the welcome: it answers no ping.
     let (_silent, _) = app.connect(hh.id, &hh.owner, "").await;
-    let mut dropped = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if app.metric("hearth_dead_sockets_total").await >= 1.0 {
-            dropped = true;
-            break;
-        }
-    }
-    assert!(dropped, "the dead socket was not dropped");
+    app.until_metric("hearth_dead_sockets_total", 1.0).await;
     assert_eq!(app.metric("hearth_connections").await, 0.0);
 
     // A socket that is read (so answers pings) stays.
@@ -1222,7 +1244,7 @@ async fn households_invites_and_membership() {
         .await
         .unwrap();
     let invite: Value = res.json().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(chrono::TimeDelta::milliseconds(1100));
     let res = app
         .http
         .post(&join)
