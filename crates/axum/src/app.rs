@@ -367,6 +367,33 @@ fn security_headers(router: Router) -> Router {
         .layer(fixed(header::REFERRER_POLICY, "no-referrer"))
 }
 
+/// One log line per HTTP request (target `hearth::access`): method, path (never the
+/// query, which may hold a token), status, duration and client address. An upgrade
+/// logs 101 here, and the socket its own open and close.
+async fn access_log(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "hearth::access",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        peer = ?peer,
+        "request"
+    );
+    response
+}
+
 /// The router of the private metrics listener: `/metrics`, and `/healthz` for probes.
 fn metrics_router(state: Arc<AppState>) -> Router {
     let routes = Router::new()
@@ -449,6 +476,7 @@ fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state,
             http::json_errors,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(access_log));
     security_headers(routed)
 }

@@ -254,6 +254,16 @@ impl Connection {
         let app = self.app.clone();
         app.metrics.connections.fetch_add(1, Ordering::Relaxed);
         let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
+        let connection = format!("{}-{handle}", short_node_id());
+        let opened = Instant::now();
+        tracing::info!(
+            target: "hearth::access",
+            household = %self.room,
+            member = %self.member,
+            %connection,
+            since = ?self.since,
+            "socket open"
+        );
         let (queue, batches) = mpsc::channel(app.settings.outgoing_queue.max(1));
         let (kick_tx, kick) = watch::channel(None);
         let member = Member {
@@ -272,7 +282,6 @@ impl Connection {
         let stop = match app.rooms.join(self.room, member).await {
             Ok(joined) => {
                 live.cursor = joined.seq;
-                let connection = format!("{}-{handle}", short_node_id());
                 match self.open(&mut live, &connection, &joined).await {
                     Ok(()) => self.serve(&mut live, batches).await,
                     Err(stop) => stop,
@@ -285,6 +294,21 @@ impl Connection {
         };
         app.rooms.leave(self.room, handle);
         app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+        let (code, reason) = match &stop {
+            Stop::Close(code, reason) => (Some(*code), *reason),
+            Stop::ClosedByClient => (None, "closed by the client"),
+            Stop::Gone => (None, "gone without a close"),
+        };
+        tracing::info!(
+            target: "hearth::access",
+            household = %self.room,
+            member = %self.member,
+            %connection,
+            code = ?code,
+            reason,
+            ms = opened.elapsed().as_millis() as u64,
+            "socket closed"
+        );
         match stop {
             Stop::Close(code, reason) => {
                 let frame = CloseFrame {

@@ -762,3 +762,84 @@ async fn logs_are_json_on_request_and_plain_text_in_a_pipe() {
         }
     }
 }
+
+/// One access line per HTTP request and per socket open and close, with status (or close
+/// code) and duration; never the query string, which carries the token.
+#[tokio::test]
+async fn every_request_and_socket_gets_an_access_line_without_its_token() {
+    use tokio::io::AsyncReadExt as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["--log-format", "json", "serve", "--memory", "--no-durable"])
+        .args(["--listen", "127.0.0.1:0", "--token-secret", SECRET])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = listening_on(&mut child).await;
+    let node = Node { child, addr };
+    let (household, token) = create_household(&node).await;
+    let health = reqwest::get(node.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let mut socket = ws(&node, &household, &token).await;
+    let welcome = socket.next().await.unwrap().unwrap();
+    assert!(welcome.to_text().unwrap().contains("welcome"));
+    socket.close(None).await.unwrap();
+    // The server logs the close once it has read the client's Close: wait for the
+    // socket to end on our side too.
+    while socket.next().await.is_some() {}
+    let Node { mut child, .. } = node;
+    // The close is logged right after the Close frames cross: stop the server with
+    // SIGTERM, so it shuts down (and logs) cleanly.
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(!stderr.contains(&token), "a token reached the log");
+    let access: Vec<Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "hearth::access")
+        .map(|l| l["fields"].clone())
+        .collect();
+    let request = |path: &str, status: u64| {
+        access.iter().any(|f| {
+            f["message"] == "request"
+                && f["path"] == path
+                && f["status"] == status
+                && f["ms"].is_u64()
+                && f["peer"].as_str().is_some_and(|p| p.contains("127.0.0.1"))
+        })
+    };
+    assert!(request("/households", 201), "{access:#?}");
+    assert!(request("/healthz", 200), "{access:#?}");
+    assert!(
+        request(&format!("/parties/household/{household}"), 101),
+        "{access:#?}"
+    );
+    let socket_line = |message: &str| {
+        access
+            .iter()
+            .find(|f| f["message"] == message && f["household"] == household.as_str())
+            .cloned()
+    };
+    let opened = socket_line("socket open").expect("a socket open line");
+    let closed = socket_line("socket closed").expect("a socket closed line");
+    assert_eq!(opened["connection"], closed["connection"]);
+    assert!(closed["ms"].is_u64(), "{closed}");
+    assert_eq!(closed["reason"], "closed by the client", "{closed}");
+}
