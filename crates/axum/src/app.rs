@@ -121,6 +121,8 @@ pub(crate) struct AppState {
     pub settings: Settings,
     pub service: OrderService,
     pub store: Arc<dyn EventStore>,
+    /// For the readiness check (the rooms hold their own subscription).
+    pub feed: Arc<dyn EventFeed>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
     pub inventory: Option<Arc<dyn Inventory>>,
@@ -238,6 +240,7 @@ impl Application {
             store: ports.service.store().clone(),
             clock: ports.service.clock().clone(),
             service: ports.service,
+            feed: ports.feed.clone(),
             directory: ports.directory,
             inventory: ports.inventory,
             rooms,
@@ -399,6 +402,7 @@ fn metrics_router(state: Arc<AppState>) -> Router {
     let routes = Router::new()
         .route("/metrics", get(http::metrics))
         .route("/healthz", get(http::healthz))
+        .route("/readyz", get(http::readyz))
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(
             state,
@@ -410,7 +414,9 @@ fn metrics_router(state: Arc<AppState>) -> Router {
 fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.settings.max_frame_bytes;
     let web_dir = state.settings.web_dir.clone();
-    let api = Router::new().route("/healthz", get(http::healthz));
+    let api = Router::new()
+        .route("/healthz", get(http::healthz))
+        .route("/readyz", get(http::readyz));
     let api = if state.settings.metrics_listen.is_some() {
         // Not here (and not the web app's index.html either): only on its listener.
         api.route(

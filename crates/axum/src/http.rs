@@ -16,10 +16,12 @@ use axum::response::{IntoResponse, Response};
 use hearth_core::ports::{DirectoryError, Household, Invite, Member, Role};
 use hearth_core::{EventEnvelope, HouseholdId, HouseholdView, MemberId};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// What a client is told when the event store fails.
 const STORE: &str = "the event store";
@@ -219,8 +221,46 @@ fn check_name(field: &str, name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+/// `GET /healthz`: the process is alive (it answers).
 pub(crate) async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// How long a readiness check waits for the store.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /readyz`: whether this node can serve households now: the store answers a read
+/// (through the port, within 2 s) and the feed is connected to what rings it (when it
+/// can be disconnected: PostgreSQL's listener). 200 with `"ready": true`, else 503 with
+/// the checks that failed; the cause goes to the log, never to the client.
+pub(crate) async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let probe = HouseholdId(uuid::Uuid::nil());
+    let store = match tokio::time::timeout(READY_TIMEOUT, app.store.head(probe)).await {
+        Ok(Ok(_)) => json!({"ok": true}),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness: the store does not answer");
+            json!({"ok": false, "error": "unavailable"})
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the store did not answer within 2 s");
+            json!({"ok": false, "error": "timed out"})
+        }
+    };
+    let feed = match app.feed.listening() {
+        Some(true) | None => json!({"ok": true}),
+        Some(false) => json!({"ok": false, "error": "not listening"}),
+    };
+    let ready = store["ok"] == true && feed["ok"] == true;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"ready": ready, "checks": {"store": store, "feed": feed}})),
+    )
+        .into_response()
 }
 
 /// `GET /catalog`: what can be ordered, from the inventory provider (404 without one).

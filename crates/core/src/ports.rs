@@ -223,6 +223,12 @@ pub trait EventFeed: Send + Sync + std::fmt::Debug {
     /// Signals from now on. Signals for commits made before the call may or may not
     /// arrive: subscribe first, then read from the cursor.
     fn subscribe(&self) -> FeedStream;
+
+    /// Whether the feed is connected to what rings it, for a readiness check: `None`
+    /// when that cannot fail (an in-process doorbell).
+    fn listening(&self) -> Option<bool> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ use hearth_core::HouseholdId;
 use hearth_core::ports::{EventFeed, FeedSignal, FeedStream};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_postgres::AsyncMessage;
@@ -89,6 +89,8 @@ struct Counters {
 pub struct PgEventFeed {
     signals: broadcast::Sender<FeedSignal>,
     connects: Arc<AtomicU64>,
+    /// Whether the listener is connected and LISTENing now.
+    listening: Arc<AtomicBool>,
     counters: Arc<Counters>,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -116,6 +118,7 @@ impl PgEventFeed {
     pub fn start(config: Config, options: FeedOptions) -> Self {
         let (signals, _) = broadcast::channel(options.capacity.max(16));
         let connects = Arc::new(AtomicU64::new(0));
+        let listening = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(run(
@@ -124,6 +127,7 @@ impl PgEventFeed {
             Shared {
                 signals: signals.clone(),
                 connects: connects.clone(),
+                listening: listening.clone(),
                 counters: counters.clone(),
             },
             stopped,
@@ -131,6 +135,7 @@ impl PgEventFeed {
         Self {
             signals,
             connects,
+            listening,
             counters,
             shutdown: Some(stop),
         }
@@ -168,6 +173,10 @@ impl PgEventFeed {
 }
 
 impl EventFeed for PgEventFeed {
+    fn listening(&self) -> Option<bool> {
+        Some(self.listening.load(Ordering::SeqCst))
+    }
+
     fn subscribe(&self) -> FeedStream {
         let receiver = self.signals.subscribe();
         Box::pin(futures::stream::unfold(receiver, |mut rx| async move {
@@ -184,6 +193,7 @@ impl EventFeed for PgEventFeed {
 struct Shared {
     signals: broadcast::Sender<FeedSignal>,
     connects: Arc<AtomicU64>,
+    listening: Arc<AtomicBool>,
     counters: Arc<Counters>,
 }
 
@@ -203,6 +213,7 @@ async fn run(
             _ = &mut stopped => return,
             ended = session => ended,
         };
+        shared.listening.store(false, Ordering::SeqCst);
         if ended.listened {
             backoff = options.min_backoff;
         }
@@ -237,6 +248,7 @@ async fn listen(
     let Shared {
         signals,
         connects,
+        listening,
         counters,
     } = shared;
     let ended = |listened, error: String| Ended { listened, error };
@@ -294,6 +306,7 @@ async fn listen(
         let mut rung: HashMap<HouseholdId, u64> = HashMap::new();
         counters.rung_households.store(0, Ordering::SeqCst);
         connects.fetch_add(1, Ordering::SeqCst);
+        listening.store(true, Ordering::SeqCst);
         let _ = signals.send(FeedSignal::Resync);
         let mut tick = tokio::time::interval(options.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -301,6 +301,11 @@ impl PrivateServer {
         );
     }
 
+    /// Starts the server again after [`PrivateServer::stop`].
+    pub fn start_again(&self) {
+        self.pg_ctl_start();
+    }
+
     /// Stops the server (fast: connections are terminated), waits, starts it again.
     pub fn restart(&self, down_for: Duration) {
         self.stop();
