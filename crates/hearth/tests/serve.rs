@@ -704,6 +704,32 @@ async fn errors_name_what_failed_without_a_backtrace_and_listen_takes_host_names
     assert!(stderr.contains(&data.display().to_string()), "{stderr}");
     assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
 
+    // A database that cannot be reached, or refuses the role: which host, which role,
+    // why, and what to do.
+    let (ok, _, stderr) = run_output(&[
+        "migrate",
+        "--database-url",
+        "postgres://hearth-nobody@127.0.0.1:1/hearth",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(stderr.contains("as hearth-nobody"), "{stderr}");
+    assert!(stderr.contains("is PostgreSQL running"), "{stderr}");
+    let server = admin_url();
+    let host = server
+        .rsplit_once('@')
+        .map_or("127.0.0.1:5432/postgres", |(_, h)| h);
+    let (ok, _, stderr) = run_output(&[
+        "migrate",
+        "--database-url",
+        &format!("postgres://hearth-nobody@{host}"),
+    ])
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("as hearth-nobody"), "{stderr}");
+    assert!(stderr.contains("check the role and password"), "{stderr}");
+
     let (ok, _, stderr) = run_output(&["serve", "--memory", "--listen", "localhost"]).await;
     assert!(!ok);
     assert!(stderr.contains("has no port"), "{stderr}");

@@ -93,12 +93,30 @@ pub fn pool(config: Config, max_size: usize) -> Result<Pool, PgError> {
 }
 
 /// One unpooled connection, driven by a spawned task.
+/// What to do about a failed connection, for the commonest causes: said after the
+/// error, so an operator does not have to guess.
+fn connect_hint(sqlstate: Option<&str>, what: &str) -> &'static str {
+    match sqlstate {
+        // invalid_authorization_specification, invalid_password
+        Some("28000" | "28P01") => {
+            "; check the role and password in the URL (serve and worker connect as hearth_app and hearth_relay, which `hearth migrate` creates; docs/postgres.md, Roles)"
+        }
+        // invalid_catalog_name: no such database
+        Some("3D000") => "; check the database name in the URL",
+        _ if what.contains("Connection refused") => {
+            "; is PostgreSQL running and listening on that host and port?"
+        }
+        _ => "",
+    }
+}
+
 pub async fn connect(config: &Config) -> Result<tokio_postgres::Client, PgError> {
-    let (client, connection) = config
-        .pg()
-        .connect(config.tls())
-        .await
-        .map_err(|e| PgError::Connect(format!("{}: {}", config.target(), sql::describe(&e))))?;
+    let (client, connection) = config.pg().connect(config.tls()).await.map_err(|e| {
+        let what = sql::describe(&e);
+        let hint = connect_hint(e.as_db_error().map(|db| db.code().code()), &what);
+        let role = config.pg().get_user().unwrap_or("(no user in the URL)");
+        PgError::Connect(format!("{} as {role}: {what}{hint}", config.target()))
+    })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection ended");
