@@ -6,68 +6,17 @@
 
 mod common;
 
-use async_trait::async_trait;
+use common::Gated;
 use futures::{SinkExt, StreamExt};
-use hearth_core::ports::{Append, Appended, EventStore, Loaded, Snapshot, StoreError};
-use hearth_core::{CommandId, CommandOutcome, EventEnvelope, HouseholdId, OrderId};
-use hearth_memory::MemoryEventStore;
+use hearth_core::CommandId;
+use hearth_core::ports::EventStore;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 const GUARD: Duration = Duration::from_secs(20);
-
-/// The memory store, with appends held at a gate the test opens: so a command is
-/// surely in flight when the shutdown comes.
-#[derive(Debug)]
-struct Gated {
-    inner: OnceLock<Arc<MemoryEventStore>>,
-    gate: Semaphore,
-    held: Notify,
-}
-
-impl Gated {
-    fn inner(&self) -> &MemoryEventStore {
-        self.inner.get().unwrap()
-    }
-}
-
-#[async_trait]
-impl EventStore for Gated {
-    async fn append(&self, append: Append) -> Result<Appended, StoreError> {
-        self.held.notify_one();
-        let _pass = self.gate.acquire().await.unwrap();
-        self.inner().append(append).await
-    }
-    async fn load(&self, t: HouseholdId, a: OrderId, s: u32) -> Result<Loaded, StoreError> {
-        self.inner().load(t, a, s).await
-    }
-    async fn read_feed(
-        &self,
-        t: HouseholdId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<EventEnvelope>, StoreError> {
-        self.inner().read_feed(t, after, limit).await
-    }
-    async fn head(&self, t: HouseholdId) -> Result<u64, StoreError> {
-        self.inner().head(t).await
-    }
-    async fn outcome(
-        &self,
-        t: HouseholdId,
-        c: CommandId,
-    ) -> Result<Option<CommandOutcome>, StoreError> {
-        self.inner().outcome(t, c).await
-    }
-    async fn save_snapshot(&self, s: Snapshot) -> Result<(), StoreError> {
-        self.inner().save_snapshot(s).await
-    }
-}
 
 fn place_order(id: Uuid) -> Value {
     json!({"command": {"id": id, "type": "PlaceOrder", "payload": {
@@ -78,19 +27,8 @@ fn place_order(id: Uuid) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_answers_what_sockets_sent_then_closes_them_with_1001() {
-    let gated = Arc::new(Gated {
-        inner: OnceLock::new(),
-        gate: Semaphore::new(0),
-        held: Notify::new(),
-    });
-    let app = common::spawn_wrapped(
-        |store| {
-            gated.inner.set(store).unwrap();
-            gated.clone()
-        },
-        |_| {},
-    )
-    .await;
+    let gated = Gated::closed();
+    let app = common::spawn_wrapped(|store| gated.wrap(store), |_| {}).await;
     let hh = app.household().await;
     let room = || app.room_url(hh.id, &hh.token);
     let (mut a, _) = tokio_tungstenite::connect_async(room()).await.unwrap();
@@ -107,7 +45,7 @@ async fn a_shutdown_answers_what_sockets_sent_then_closes_them_with_1001() {
     }
     // A command is in flight (its append held), then the shutdown comes; once the
     // server refuses new connections, the sockets have been told to go away.
-    tokio::time::timeout(GUARD, gated.held.notified())
+    tokio::time::timeout(GUARD, gated.append_held.notified())
         .await
         .unwrap();
     app.stop.notify_one();
@@ -119,7 +57,7 @@ async fn a_shutdown_answers_what_sockets_sent_then_closes_them_with_1001() {
         );
         tokio::task::yield_now().await;
     }
-    gated.gate.add_permits(1);
+    gated.appends.add_permits(1);
 
     let mut acked = HashSet::new();
     let mut closes = Vec::new();

@@ -750,53 +750,13 @@ async fn errors_name_what_failed_without_a_backtrace_and_listen_takes_host_names
     child.start_kill().unwrap();
 }
 
-/// `--log-format json` writes one JSON object per line, and text written to a pipe has
-/// no colour codes.
-#[tokio::test]
-async fn logs_are_json_on_request_and_plain_text_in_a_pipe() {
-    use tokio::io::AsyncReadExt as _;
-    for (format, json) in [("json", true), ("text", false)] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["--log-format", format, "serve", "--memory"])
-            .args(["--listen", "127.0.0.1:0", "--token-secret", SECRET])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        // The address is printed after the start-up lines were logged.
-        listening_on(&mut child).await;
-        child.start_kill().unwrap();
-        child.wait().await.unwrap();
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .await
-            .unwrap();
-        assert!(stderr.contains("store opened"), "{format}: {stderr}");
-        assert!(
-            !stderr.contains('\u{1b}'),
-            "{format}: no ANSI codes: {stderr:?}"
-        );
-        for line in stderr.lines() {
-            let parsed = serde_json::from_str::<Value>(line);
-            assert_eq!(parsed.is_ok(), json, "{format}: {line}");
-        }
-    }
-}
-
-/// One access line per HTTP request and per socket open and close, with status (or close
-/// code) and duration; never the query string, which carries the token.
-#[tokio::test]
-async fn every_request_and_socket_gets_an_access_line_without_its_token() {
-    use tokio::io::AsyncReadExt as _;
+/// `hearth --log-format <format> serve --memory <args>` on a free port with `RUST_LOG=info`
+/// and its stderr kept: the child and the address it printed.
+async fn serve_logging(format: &str, args: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["--log-format", "json", "serve", "--memory", "--no-durable"])
+        .args(["--log-format", format, "serve", "--memory"])
         .args(["--listen", "127.0.0.1:0", "--token-secret", SECRET])
+        .args(args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -804,20 +764,13 @@ async fn every_request_and_socket_gets_an_access_line_without_its_token() {
         .spawn()
         .unwrap();
     let addr = listening_on(&mut child).await;
-    let node = Node { child, addr };
-    let (household, token) = create_household(&node).await;
-    let health = reqwest::get(node.url("/healthz")).await.unwrap();
-    assert_eq!(health.status(), 200);
-    let mut socket = ws(&node, &household, &token).await;
-    let welcome = socket.next().await.unwrap().unwrap();
-    assert!(welcome.to_text().unwrap().contains("welcome"));
-    socket.close(None).await.unwrap();
-    // The server logs the close once it has read the client's Close: wait for the
-    // socket to end on our side too.
-    while socket.next().await.is_some() {}
-    let Node { mut child, .. } = node;
-    // The close is logged right after the Close frames cross: stop the server with
-    // SIGTERM, so it shuts down (and logs) cleanly.
+    (child, addr)
+}
+
+/// Stops `child` with SIGTERM (a clean shutdown, which logs as it goes) and returns
+/// everything it wrote to stderr.
+async fn terminate_and_read_log(mut child: Child) -> String {
+    use tokio::io::AsyncReadExt as _;
     let pid = child.id().unwrap().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -835,6 +788,47 @@ async fn every_request_and_socket_gets_an_access_line_without_its_token() {
         .read_to_string(&mut stderr)
         .await
         .unwrap();
+    stderr
+}
+
+/// `--log-format json` writes one JSON object per line, and text written to a pipe has
+/// no colour codes.
+#[tokio::test]
+async fn logs_are_json_on_request_and_plain_text_in_a_pipe() {
+    for (format, json) in [("json", true), ("text", false)] {
+        // The address is printed after the start-up lines were logged.
+        let (child, _) = serve_logging(format, &[]).await;
+        let stderr = terminate_and_read_log(child).await;
+        assert!(stderr.contains("store opened"), "{format}: {stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "{format}: no ANSI codes: {stderr:?}"
+        );
+        for line in stderr.lines() {
+            let parsed = serde_json::from_str::<Value>(line);
+            assert_eq!(parsed.is_ok(), json, "{format}: {line}");
+        }
+    }
+}
+
+/// One access line per HTTP request and per socket open and close, with status (or close
+/// code) and duration; never the query string, which carries the token.
+#[tokio::test]
+async fn every_request_and_socket_gets_an_access_line_without_its_token() {
+    let (child, addr) = serve_logging("json", &["--no-durable"]).await;
+    let node = Node { child, addr };
+    let (household, token) = create_household(&node).await;
+    let health = reqwest::get(node.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let mut socket = ws(&node, &household, &token).await;
+    let welcome = socket.next().await.unwrap().unwrap();
+    assert!(welcome.to_text().unwrap().contains("welcome"));
+    socket.close(None).await.unwrap();
+    // The server logs the close once it has read the client's Close: wait for the
+    // socket to end on our side too.
+    while socket.next().await.is_some() {}
+    let Node { child, .. } = node;
+    let stderr = terminate_and_read_log(child).await;
     assert!(!stderr.contains(&token), "a token reached the log");
     let access: Vec<Value> = stderr
         .lines()

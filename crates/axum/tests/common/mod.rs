@@ -5,8 +5,13 @@
 use async_trait::async_trait;
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
 use hearth_core::OrderService;
-use hearth_core::ports::{Directory, DirectoryError, Household, Invite, Member};
-use hearth_core::{HouseholdId, MemberId, Timestamp};
+use hearth_core::ports::{
+    Append, Appended, Directory, DirectoryError, EventStore, Household, Invite, Loaded, Member,
+    Snapshot, StoreError,
+};
+use hearth_core::{
+    CommandId, CommandOutcome, EventEnvelope, HouseholdId, MemberId, OrderId, Timestamp,
+};
 use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -93,7 +98,7 @@ pub async fn spawn(change: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// [`spawn`], with the service's store wrapped by `wrap` (to slow or hold its calls).
 pub async fn spawn_wrapped(
-    wrap: impl FnOnce(Arc<MemoryEventStore>) -> Arc<dyn hearth_core::ports::EventStore>,
+    wrap: impl FnOnce(Arc<MemoryEventStore>) -> Arc<dyn EventStore>,
     change: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let mut settings = Settings {
@@ -229,5 +234,72 @@ impl TestApp {
             .find_map(|l| l.strip_prefix(line))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {line} in\n{text}"))
+    }
+}
+
+/// The memory store with two gates, both closed at first: `appends` holds every append
+/// and `heads` every read of a household's head until a test opens them
+/// (`add_permits`), so a call is surely in flight when the test acts.
+#[derive(Debug)]
+pub struct Gated {
+    inner: std::sync::OnceLock<Arc<MemoryEventStore>>,
+    pub appends: tokio::sync::Semaphore,
+    pub heads: tokio::sync::Semaphore,
+    /// Rung when an append reaches its gate.
+    pub append_held: tokio::sync::Notify,
+}
+
+impl Gated {
+    pub fn closed() -> Arc<Self> {
+        Arc::new(Self {
+            inner: std::sync::OnceLock::new(),
+            appends: tokio::sync::Semaphore::new(0),
+            heads: tokio::sync::Semaphore::new(0),
+            append_held: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// For [`spawn_wrapped`]: this gate around the server's memory store.
+    pub fn wrap(self: &Arc<Self>, store: Arc<MemoryEventStore>) -> Arc<dyn EventStore> {
+        self.inner.set(store).unwrap();
+        self.clone()
+    }
+
+    fn inner(&self) -> &MemoryEventStore {
+        self.inner.get().unwrap()
+    }
+}
+
+#[async_trait]
+impl EventStore for Gated {
+    async fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        self.append_held.notify_one();
+        let _pass = self.appends.acquire().await.unwrap();
+        self.inner().append(append).await
+    }
+    async fn load(&self, t: HouseholdId, a: OrderId, s: u32) -> Result<Loaded, StoreError> {
+        self.inner().load(t, a, s).await
+    }
+    async fn read_feed(
+        &self,
+        t: HouseholdId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.inner().read_feed(t, after, limit).await
+    }
+    async fn head(&self, t: HouseholdId) -> Result<u64, StoreError> {
+        let _pass = self.heads.acquire().await.unwrap();
+        self.inner().head(t).await
+    }
+    async fn outcome(
+        &self,
+        t: HouseholdId,
+        c: CommandId,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        self.inner().outcome(t, c).await
+    }
+    async fn save_snapshot(&self, s: Snapshot) -> Result<(), StoreError> {
+        self.inner().save_snapshot(s).await
     }
 }
