@@ -12,7 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse as _;
 use axum::routing::{any, get, post};
-use hearth_core::OrderService;
+use hearth_core::Service;
 use hearth_core::ports::{Clock, Directory, EventFeed, EventStore, Inventory};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -109,7 +109,7 @@ impl Default for Settings {
 pub struct Ports {
     /// The service, built once by the composition root and shared with durable work
     /// (one cache of states); its store and clock are the server's.
-    pub service: OrderService,
+    pub service: Service,
     pub feed: Arc<dyn EventFeed>,
     pub directory: Arc<dyn Directory>,
     /// The inventory whose catalog `GET /catalog` shows; `None`: that route is 404.
@@ -119,7 +119,7 @@ pub struct Ports {
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub settings: Settings,
-    pub service: OrderService,
+    pub service: Service,
     pub store: Arc<dyn EventStore>,
     /// For the readiness check (the rooms hold their own subscription).
     pub feed: Arc<dyn EventFeed>,

@@ -5,7 +5,7 @@ use crate::listener::LogEvery;
 use crate::wire::{self, Ack, AckStatus, BadInput, Rejected, ServerMessage, WireCommand, codes};
 use hearth_core::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, Dispatched, HouseholdId, MemberId,
-    Refusal, ServiceError,
+    ServiceError,
 };
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -68,12 +68,12 @@ pub(crate) async fn execute(
             m.commands_duplicate.fetch_add(1, Ordering::Relaxed);
             ServerMessage::Rejected(Rejected { id, code, message })
         }
-        Ok(Dispatched::Rejected(rule)) => {
+        Ok(Dispatched::Rejected(refused)) => {
             m.commands_rejected.fetch_add(1, Ordering::Relaxed);
             ServerMessage::Rejected(Rejected {
                 id,
-                code: rule.code().to_owned(),
-                message: rule.to_string(),
+                code: refused.code.to_owned(),
+                message: refused.message,
             })
         }
         Err(e) => {
@@ -88,7 +88,7 @@ pub(crate) async fn execute(
             let (code, message) = match e {
                 ServiceError::Contention { .. } => (
                     codes::CONTENTION,
-                    "the order is busy with other commands; retry with the same id",
+                    "what the command addresses is busy with other commands; retry with the same id",
                 ),
                 ServiceError::Store(_) => (
                     codes::UNAVAILABLE,
@@ -111,8 +111,8 @@ fn check(room: HouseholdId, command: &WireCommand) -> Result<(), BadInput> {
     }
 }
 
-/// Whether a rejection depends on the order's state (409) rather than on the
-/// command alone (422): the core's [`Refusal::is_conflict`].
+/// Whether a rejection depends on the state at the time (409) rather than on the
+/// command alone (422): what the domain that has the code says.
 pub(crate) fn is_conflict(code: &str) -> bool {
-    Refusal::from_code(code).is_some_and(Refusal::is_conflict)
+    hearth_core::registry::refusal(code).is_some_and(|r| r.conflict)
 }

@@ -565,7 +565,7 @@ mod tests {
     use super::*;
     use hearth_core::order::{Command, OrderLine, PlaceOrder};
     use hearth_core::{
-        Actor, CommandEnvelope, CommandId, Dispatched, MemberId, OrderId, OrderService,
+        Actor, CommandEnvelope, CommandId, Dispatched, MemberId, OrderId, Service,
     };
     use hearth_memory::{MemoryEventStore, SystemClock};
     use uuid::Uuid;
@@ -636,7 +636,7 @@ mod tests {
         // Given a room with one member, no doorbell and a poll that never comes.
         let (mut queue, rooms, store, tenant) = room_with_one_member().await;
         // And three commands committed by this node.
-        let service = OrderService::new(store.clone(), Arc::new(SystemClock));
+        let service = Service::new(store.clone(), Arc::new(SystemClock));
         let mut committed = Vec::new();
         for _ in 0..3 {
             match service.dispatch(place(tenant)).await.unwrap() {
@@ -664,7 +664,7 @@ mod tests {
     #[tokio::test]
     async fn a_doorbell_at_or_behind_the_cursor_reads_nothing() {
         let (mut queue, rooms, store, tenant) = room_with_one_member().await;
-        let service = OrderService::new(store.clone(), Arc::new(SystemClock));
+        let service = Service::new(store.clone(), Arc::new(SystemClock));
         let Dispatched::Accepted { events, seq } = service.dispatch(place(tenant)).await.unwrap()
         else {
             panic!("not accepted")

@@ -7,7 +7,9 @@
 //! [`parse_command`] for a command body (also used by the HTTP API).
 
 use hearth_core::projection::OrderView;
-use hearth_core::{Command, CommandId, EventEnvelope, HouseholdId, HouseholdView};
+use hearth_core::registry::CommandOf;
+use hearth_core::{AnyCommand, CommandId, DomainId, EventEnvelope, HouseholdId, HouseholdView};
+use serde::de::DeserializeSeed;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -523,20 +525,20 @@ pub fn parse_wire_command(body: &[u8]) -> Result<WireCommand, BadInput> {
     typed::<WireCommand>(value, "command", codes::INVALID_MESSAGE).map_err(|e| e.with_id(id))
 }
 
-/// Turns a wire command's `type` and `payload` into a core command. The known types
-/// are the core's (`Command::TYPES`); serde's tag picks the payload's shape, so no
-/// type is named here.
-pub fn parse_command(command: &WireCommand) -> Result<Command, BadInput> {
-    if !Command::TYPES.contains(&command.kind.as_str()) {
+/// Turns a wire command's `type` and `payload` into a core command of the domain
+/// that has the type. The known types are the registry's ([`AnyCommand::types`]); the
+/// domain's serde tag picks the payload's shape, so no type is named here.
+pub fn parse_command(command: &WireCommand) -> Result<AnyCommand, BadInput> {
+    let Some(domain) = DomainId::of_command_type(&command.kind) else {
         return Err(BadInput::new(
             codes::UNKNOWN_COMMAND_TYPE,
             format!(
                 r#"command.type: unknown command type "{}"; known: {}"#,
                 command.kind,
-                Command::TYPES.join(", ")
+                AnyCommand::types().collect::<Vec<_>>().join(", ")
             ),
         ));
-    }
+    };
     // The tag first, so serde reads the payload straight into the variant's type
     // (rather than buffering it), and the path to a bad field names it.
     let tagged = format!(
@@ -545,10 +547,12 @@ pub fn parse_command(command: &WireCommand) -> Result<Command, BadInput> {
         command.payload
     );
     let mut reader = serde_json::Deserializer::from_str(&tagged);
-    serde_path_to_error::deserialize::<_, Command>(&mut reader).map_err(|e| {
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = serde_path_to_error::Deserializer::new(&mut reader, &mut track);
+    CommandOf(domain).deserialize(tracked).map_err(|e| {
         BadInput::new(
             codes::INVALID_PAYLOAD,
-            format!("command.{}: {}", e.path(), e.inner()),
+            format!("command.{}: {}", track.path(), e),
         )
     })
 }

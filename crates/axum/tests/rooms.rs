@@ -3,7 +3,7 @@
 
 use futures::{SinkExt, StreamExt};
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
-use hearth_core::OrderService;
+use hearth_core::Service;
 use hearth_core::ports::{
     Append, Appended, Directory, DirectoryError, EventFeed, EventStore, FeedStream,
     Household as DirHousehold, Invite, Loaded, Member, Role, Snapshot, StoreError,
@@ -69,7 +69,7 @@ async fn spawn_app_on(
     let clock = Arc::new(ManualClock::starting_now());
     let ports = Ports {
         feed: feed.unwrap_or_else(|| Arc::new(store.feed())),
-        service: OrderService::new(wrap(store.clone()), clock.clone()),
+        service: Service::new(wrap(store.clone()), clock.clone()),
         directory: Arc::new(MemoryDirectory::new()),
         inventory: None,
     };
@@ -1516,7 +1516,7 @@ async fn no_database_error_text_reaches_a_client() {
     let memory = Arc::new(MemoryEventStore::new());
     let ports = Ports {
         feed: Arc::new(memory.feed()),
-        service: OrderService::new(Arc::new(Broken), Arc::new(SystemClock)),
+        service: Service::new(Arc::new(Broken), Arc::new(SystemClock)),
         directory: Arc::new(Broken),
         inventory: None,
     };
@@ -1609,7 +1609,7 @@ async fn no_database_error_text_reaches_a_client() {
         },
         Ports {
             feed: Arc::new(memory.feed()),
-            service: OrderService::new(Arc::new(Broken), Arc::new(SystemClock)),
+            service: Service::new(Arc::new(Broken), Arc::new(SystemClock)),
             directory,
             inventory: None,
         },
@@ -1826,8 +1826,8 @@ async fn commands_beyond_the_in_flight_limit_wait_unread_and_are_answered_in_ord
 /// returns their ids in the order placed. Every order but the first is cancelled at once.
 async fn seed_orders(app: &TestApp, hh: HouseholdId, n: usize, note: &str) -> Vec<OrderId> {
     use hearth_core::order::{CancelOrder, Command, OrderLine, PlaceOrder};
-    use hearth_core::{Actor, CommandEnvelope, Dispatched, OrderService};
-    let service = OrderService::new(app.store.clone(), Arc::new(SystemClock));
+    use hearth_core::{Actor, CommandEnvelope, Dispatched, Service};
+    let service = Service::new(app.store.clone(), Arc::new(SystemClock));
     let actor = Actor::Member {
         id: MemberId(Uuid::now_v7()),
     };

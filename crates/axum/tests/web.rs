@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use hearth_axum::{Application, Ports, Settings, TokenSecret};
-use hearth_core::OrderService;
+use hearth_core::Service;
 use hearth_core::ports::Inventory;
 use hearth_memory::{MemoryDirectory, MemoryEventStore, MemoryInventory, SystemClock};
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ async fn spawn(
     let store = Arc::new(MemoryEventStore::new());
     let ports = Ports {
         feed: Arc::new(store.feed()),
-        service: OrderService::new(store, Arc::new(SystemClock)),
+        service: Service::new(store, Arc::new(SystemClock)),
         directory: Arc::new(MemoryDirectory::new()),
         inventory,
     };

@@ -94,7 +94,7 @@ pub async fn committed_events_read_back_exactly(fx: StoreFixture) {
         feed, events,
         "read_feed returns the committed envelopes unchanged"
     );
-    let loaded = fx.store.load(tenant, order, 1).await.unwrap();
+    let loaded = fx.store.load(tenant, order.into(), 1).await.unwrap();
     assert_eq!(
         loaded.events, events,
         "load returns the committed envelopes unchanged"
@@ -109,12 +109,12 @@ pub async fn load_returns_one_stream_in_version_order(fx: StoreFixture) {
     fx.store.append(append(tenant, a, 0, 1)).await.unwrap();
     fx.store.append(append(tenant, b, 0, 2)).await.unwrap();
     fx.store.append(append(tenant, a, 1, 2)).await.unwrap();
-    let loaded = fx.store.load(tenant, a, 1).await.unwrap();
+    let loaded = fx.store.load(tenant, a.into(), 1).await.unwrap();
     assert!(loaded.snapshot.is_none());
     let versions: Vec<_> = loaded.events.iter().map(|e| e.version).collect();
     assert_eq!(versions, vec![1, 2, 3]);
-    assert!(loaded.events.iter().all(|e| e.aggregate_id == a));
-    let empty = fx.store.load(tenant, order_id(), 1).await.unwrap();
+    assert!(loaded.events.iter().all(|e| e.aggregate_id == a.0));
+    let empty = fx.store.load(tenant, order_id().into(), 1).await.unwrap();
     assert!(empty.events.is_empty() && empty.snapshot.is_none());
 }
 
@@ -126,7 +126,7 @@ pub async fn stale_expected_version_conflicts_and_writes_nothing(fx: StoreFixtur
     let stale_id = stale.command.id;
     let err = fx.store.append(stale).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::VersionConflict { aggregate_id, expected: 0 } if aggregate_id == order),
+        matches!(err, StoreError::VersionConflict { aggregate, expected: 0 } if aggregate == order.into()),
         "got {err:?}"
     );
     let ahead = fx
@@ -295,7 +295,7 @@ pub async fn households_never_see_each_other(fx: StoreFixture) {
     let command = write.command.id;
     fx.store.append(write).await.unwrap();
     assert!(fx.store.read_feed(b, 0, 100).await.unwrap().is_empty());
-    assert!(fx.store.load(b, order, 1).await.unwrap().events.is_empty());
+    assert!(fx.store.load(b, order.into(), 1).await.unwrap().events.is_empty());
     assert_eq!(fx.store.head(b).await.unwrap(), 0);
     assert_eq!(fx.store.outcome(b, command).await.unwrap(), None);
     // The same order id in household B is a different stream: version 0 there.
@@ -313,14 +313,14 @@ pub async fn households_never_see_each_other(fx: StoreFixture) {
     fx.store
         .save_snapshot(Snapshot {
             tenant: b,
-            aggregate_id: order,
+            aggregate: order.into(),
             version: 1,
             schema_version: 1,
             state: serde_json::json!({"b": true}),
         })
         .await
         .unwrap();
-    assert!(fx.store.load(a, order, 1).await.unwrap().snapshot.is_none());
+    assert!(fx.store.load(a, order.into(), 1).await.unwrap().snapshot.is_none());
 }
 
 pub async fn snapshot_then_later_events(fx: StoreFixture) {
@@ -329,14 +329,14 @@ pub async fn snapshot_then_later_events(fx: StoreFixture) {
     fx.store.append(append(tenant, order, 0, 3)).await.unwrap();
     let snapshot = Snapshot {
         tenant,
-        aggregate_id: order,
+        aggregate: order.into(),
         version: 2,
         schema_version: 1,
         state: serde_json::json!({"version": 2}),
     };
     fx.store.save_snapshot(snapshot.clone()).await.unwrap();
     fx.store.append(append(tenant, order, 3, 1)).await.unwrap();
-    let loaded = fx.store.load(tenant, order, 1).await.unwrap();
+    let loaded = fx.store.load(tenant, order.into(), 1).await.unwrap();
     assert_eq!(loaded.snapshot, Some(snapshot));
     assert_eq!(
         loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(),
@@ -351,14 +351,14 @@ pub async fn snapshot_of_other_schema_is_ignored(fx: StoreFixture) {
     fx.store
         .save_snapshot(Snapshot {
             tenant,
-            aggregate_id: order,
+            aggregate: order.into(),
             version: 2,
             schema_version: 7,
             state: serde_json::json!({}),
         })
         .await
         .unwrap();
-    let loaded = fx.store.load(tenant, order, 1).await.unwrap();
+    let loaded = fx.store.load(tenant, order.into(), 1).await.unwrap();
     assert!(loaded.snapshot.is_none());
     assert_eq!(
         loaded.events.len(),
@@ -373,14 +373,14 @@ pub async fn older_snapshot_does_not_replace_newer(fx: StoreFixture) {
     fx.store.append(append(tenant, order, 0, 4)).await.unwrap();
     let snap = |version| Snapshot {
         tenant,
-        aggregate_id: order,
+        aggregate: order.into(),
         version,
         schema_version: 1,
         state: serde_json::json!({"v": version}),
     };
     fx.store.save_snapshot(snap(3)).await.unwrap();
     fx.store.save_snapshot(snap(2)).await.unwrap();
-    let loaded = fx.store.load(tenant, order, 1).await.unwrap();
+    let loaded = fx.store.load(tenant, order.into(), 1).await.unwrap();
     assert_eq!(loaded.snapshot.map(|s| s.version), Some(3));
     assert_eq!(
         loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(),
@@ -404,8 +404,8 @@ pub async fn jobs_are_recorded_with_their_events(fx: StoreFixture) {
     let jobs = mine(fx.outbox.pending_jobs(10_000).await.unwrap());
     assert_eq!(jobs.len(), 1, "one job for the one event that requires it");
     assert_eq!(jobs[0].id, events[0].id);
-    assert_eq!(jobs[0].order_id, order);
-    assert_eq!(jobs[0].kind, hearth_core::ports::JobKind::Fulfil);
+    assert_eq!(jobs[0].aggregate, order.into());
+    assert_eq!(jobs[0].kind, hearth_core::ports::JobKind::Start);
     fx.outbox
         .mark_job_started(tenant, jobs[0].id)
         .await
@@ -430,7 +430,7 @@ pub async fn concurrent_appends_to_one_stream_use_each_version_once(fx: StoreFix
             let mut tries = 0;
             while won < rounds && tries < 400 {
                 tries += 1;
-                let version = store.load(tenant, order, 1).await.unwrap().events.len() as u32;
+                let version = store.load(tenant, order.into(), 1).await.unwrap().events.len() as u32;
                 match store.append(append(tenant, order, version, 1)).await {
                     Ok(Appended::Committed { .. }) => won += 1,
                     Err(StoreError::VersionConflict { .. }) => {}
@@ -444,7 +444,7 @@ pub async fn concurrent_appends_to_one_stream_use_each_version_once(fx: StoreFix
     for t in tasks {
         total += t.await.unwrap();
     }
-    let events = fx.store.load(tenant, order, 1).await.unwrap().events;
+    let events = fx.store.load(tenant, order.into(), 1).await.unwrap().events;
     assert_eq!(
         events.len() as u32,
         total,

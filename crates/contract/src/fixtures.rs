@@ -4,8 +4,8 @@ use chrono::{DurationRound, TimeDelta, Utc};
 use hearth_core::order::{Command, Event, OrderLine, OrderRef, PlaceOrder};
 use hearth_core::ports::{Append, Decision};
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, EventId, EventMetadata, HouseholdId, MemberId, NewEvent,
-    OrderId, Timestamp,
+    Actor, AnyCommand, CommandEnvelope, CommandId, EventId, EventMetadata, HouseholdId, MemberId,
+    NewEvent, OrderId, Timestamp,
 };
 use uuid::Uuid;
 
@@ -50,7 +50,7 @@ pub fn place(order: OrderId) -> Command {
     })
 }
 
-pub fn member_command(tenant: HouseholdId, command: Command) -> CommandEnvelope {
+pub fn member_command(tenant: HouseholdId, command: impl Into<AnyCommand>) -> CommandEnvelope {
     CommandEnvelope::new(
         command_id(),
         tenant,
@@ -76,10 +76,10 @@ pub fn new_event(command: &CommandEnvelope, order: OrderId, version: u32) -> New
     };
     NewEvent {
         id: EventId(Uuid::now_v7()),
-        aggregate_id: order,
+        aggregate_id: order.0,
         version,
         requires_job: event.requires_job(),
-        event,
+        event: event.into(),
         schema_version: 1,
         metadata: EventMetadata {
             command_id: command.id,
@@ -100,7 +100,7 @@ pub fn append(tenant: HouseholdId, order: OrderId, expected: u32, count: u32) ->
     Append {
         command,
         decision: Decision::Events {
-            aggregate_id: order,
+            aggregate: order.into(),
             expected_version: expected,
             events,
         },

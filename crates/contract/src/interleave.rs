@@ -10,7 +10,7 @@ use hearth_core::ports::{
     RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
 };
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, HouseholdId, MemberId, OrderId, OrderService,
+    Actor, CommandEnvelope, CommandId, HouseholdId, MemberId, OrderId, Service,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,7 +44,7 @@ struct Armed {
 pub struct CancelDuring {
     payments: Arc<dyn Payments>,
     inventory: Arc<dyn Inventory>,
-    service: OrderService,
+    service: Service,
     armed: Mutex<Option<Armed>>,
     fired: AtomicUsize,
 }
@@ -53,7 +53,7 @@ impl CancelDuring {
     pub fn new(
         payments: Arc<dyn Payments>,
         inventory: Arc<dyn Inventory>,
-        service: OrderService,
+        service: Service,
     ) -> Arc<Self> {
         Arc::new(Self {
             payments,

@@ -48,8 +48,8 @@ pub fn job() -> Job {
     Job {
         id: EventId(Uuid::now_v7()),
         tenant: household(),
-        order_id: order_id(),
-        kind: JobKind::Fulfil,
+        aggregate: order_id().into(),
+        kind: JobKind::Start,
         command_id: command_id(),
         created_at: now(),
     }

@@ -2,8 +2,9 @@
 //! JSON is camelCase; `type` and `payload` sit at the top level of each envelope.
 
 use crate::Timestamp;
+use crate::domain::AggregateId;
 use crate::ids::{CommandId, EventId, HouseholdId, MemberId, OrderId};
-use crate::order::{Command, Event};
+use crate::registry::{AnyCommand, AnyEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -45,16 +46,22 @@ pub struct CommandEnvelope {
     pub id: CommandId,
     pub tenant: HouseholdId,
     #[serde(flatten)]
-    pub command: Command,
+    #[cfg_attr(feature = "ts", ts(type = "MemberCommand"))]
+    pub command: AnyCommand,
     pub metadata: CommandMetadata,
 }
 
 impl CommandEnvelope {
-    pub fn new(id: CommandId, tenant: HouseholdId, actor: Actor, command: Command) -> Self {
+    pub fn new(
+        id: CommandId,
+        tenant: HouseholdId,
+        actor: Actor,
+        command: impl Into<AnyCommand>,
+    ) -> Self {
         Self {
             id,
             tenant,
-            command,
+            command: command.into(),
             metadata: CommandMetadata {
                 actor,
                 correlation_id: None,
@@ -88,10 +95,12 @@ pub struct EventMetadata {
 #[serde(rename_all = "camelCase")]
 pub struct NewEvent {
     pub id: EventId,
-    pub aggregate_id: OrderId,
+    /// The id of the aggregate the event belongs to (its domain is the event type's).
+    pub aggregate_id: Uuid,
     pub version: u32,
     #[serde(flatten)]
-    pub event: Event,
+    #[cfg_attr(feature = "ts", ts(type = "Event"))]
+    pub event: AnyEvent,
     pub schema_version: u32,
     pub metadata: EventMetadata,
     pub created_at: Timestamp,
@@ -108,17 +117,31 @@ pub struct EventEnvelope {
     pub tenant: HouseholdId,
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
-    pub aggregate_id: OrderId,
+    /// The id of the aggregate the event belongs to (its domain is the event type's).
+    pub aggregate_id: Uuid,
     pub version: u32,
     #[serde(flatten)]
-    pub event: Event,
+    #[cfg_attr(feature = "ts", ts(type = "Event"))]
+    pub event: AnyEvent,
     pub schema_version: u32,
     pub metadata: EventMetadata,
     pub created_at: Timestamp,
     pub requires_job: bool,
 }
 
+impl NewEvent {
+    /// The aggregate the event belongs to.
+    pub fn aggregate(&self) -> AggregateId {
+        AggregateId::new(self.event.domain(), self.aggregate_id)
+    }
+}
+
 impl EventEnvelope {
+    /// The aggregate the event belongs to.
+    pub fn aggregate(&self) -> AggregateId {
+        AggregateId::new(self.event.domain(), self.aggregate_id)
+    }
+
     pub fn committed(tenant: HouseholdId, seq: u64, new: NewEvent) -> Self {
         Self {
             id: new.id,

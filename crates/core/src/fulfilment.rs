@@ -10,7 +10,7 @@ use crate::ports::{
     ReserveRequest,
 };
 use crate::process::{self, Followup, Found, Step, StepResult};
-use crate::service::{OrderService, ServiceError};
+use crate::service::{Service, ServiceError};
 use std::sync::Arc;
 
 /// What one call to [`Fulfilment::advance`] did.
@@ -53,14 +53,14 @@ impl FulfilmentError {
 
 #[derive(Debug, Clone)]
 pub struct Fulfilment {
-    service: OrderService,
+    service: Service,
     payments: Arc<dyn Payments>,
     inventory: Arc<dyn Inventory>,
 }
 
 impl Fulfilment {
     pub fn new(
-        service: OrderService,
+        service: Service,
         payments: Arc<dyn Payments>,
         inventory: Arc<dyn Inventory>,
     ) -> Self {
@@ -71,7 +71,7 @@ impl Fulfilment {
         }
     }
 
-    pub fn service(&self) -> &OrderService {
+    pub fn service(&self) -> &Service {
         &self.service
     }
 
@@ -90,7 +90,7 @@ impl Fulfilment {
         tenant: HouseholdId,
         order: OrderId,
     ) -> Result<Advanced, FulfilmentError> {
-        let state = self.service.load(tenant, order).await?;
+        let state = self.service.load::<crate::order::Orders>(tenant, order).await?;
         let now = self.service.clock().now();
         let step = process::next_step(&state, now);
         let key = step.key(tenant, order);
@@ -217,7 +217,7 @@ impl Fulfilment {
                 let envelope = CommandEnvelope {
                     id: command_id,
                     tenant,
-                    command,
+                    command: command.into(),
                     metadata: CommandMetadata {
                         actor: Actor::Process,
                         correlation_id: None,
@@ -228,7 +228,7 @@ impl Fulfilment {
                 if let CommandOutcome::Rejected { code, message } = outcome {
                     // Refused now or by an earlier run: fine if the order moved on meanwhile
                     // (say, cancelled between load and record); stuck if it did not.
-                    let after = self.service.load(tenant, order).await?;
+                    let after = self.service.load::<crate::order::Orders>(tenant, order).await?;
                     if after.version == state.version {
                         return Ok(Advanced::Stuck {
                             step,

@@ -29,6 +29,12 @@ macro_rules! id_type {
                 Self(u)
             }
         }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
     };
 }
 

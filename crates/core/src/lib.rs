@@ -2,11 +2,13 @@
 //!
 //! Everything here is pure: no I/O, no async runtime, no database, web or
 //! Temporal crate (a workspace test, `tests/purity.rs`, enforces it).
-//! Adapters implement the [`ports`]; the composition root wires them into an
-//! [`service::OrderService`].
+//! Adapters implement the [`ports`]; the composition root wires them into a
+//! [`service::Service`], which serves every domain in the [`registry`].
 
 mod cache;
 pub mod contracts;
+pub mod domain;
+pub mod durable;
 pub mod fulfilment;
 pub mod ids;
 pub mod order;
@@ -14,16 +16,21 @@ pub mod ports;
 pub mod process;
 pub mod projection;
 pub mod reconcile;
+pub mod registry;
 pub mod service;
 
 pub use contracts::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, EventEnvelope, EventMetadata,
     ExternalEvent, NewEvent,
 };
+pub use domain::{AggregateId, Context, Domain, JobKind, Rule};
 pub use ids::{CommandId, EventId, HouseholdId, MemberId, OrderId};
-pub use order::{Command, DomainError, Event, OrderLine, OrderState, OrderStatus, Refusal};
+pub use order::{
+    Command, DomainError, Event, OrderLine, OrderState, OrderStatus, Orders, Refusal,
+};
 pub use projection::HouseholdView;
-pub use service::{Dispatched, OrderService, ServiceError};
+pub use registry::{AnyCommand, AnyEvent, DomainId, Registered};
+pub use service::{Dispatched, Refused, Service, ServiceError};
 
 /// Timestamps everywhere are UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

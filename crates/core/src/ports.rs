@@ -3,6 +3,8 @@
 
 use crate::Timestamp;
 use crate::contracts::{CommandEnvelope, CommandOutcome, EventEnvelope, NewEvent};
+pub use crate::domain::JobKind;
+use crate::domain::AggregateId;
 use crate::ids::{CommandId, EventId, HouseholdId, OrderId};
 use crate::order::OrderLine;
 use async_trait::async_trait;
@@ -27,7 +29,7 @@ pub enum Decision {
     /// Events for one aggregate, valid only if the stream is still at `expected_version`.
     /// An empty list records the command as accepted without touching the stream.
     Events {
-        aggregate_id: OrderId,
+        aggregate: AggregateId,
         expected_version: u32,
         events: Vec<NewEvent>,
     },
@@ -59,7 +61,7 @@ pub struct Loaded {
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     pub tenant: HouseholdId,
-    pub aggregate_id: OrderId,
+    pub aggregate: AggregateId,
     pub version: u32,
     pub schema_version: u32,
     pub state: serde_json::Value,
@@ -72,44 +74,11 @@ pub struct Job {
     /// Equal to the id of the event that asked for it.
     pub id: EventId,
     pub tenant: HouseholdId,
-    pub order_id: OrderId,
+    /// The aggregate whose process the job starts or wakes.
+    pub aggregate: AggregateId,
     pub kind: JobKind,
     pub command_id: CommandId,
     pub created_at: Timestamp,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum JobKind {
-    /// Run the fulfilment process of a placed order.
-    Fulfil,
-    /// Tell the running process that its order was cancelled, so it compensates.
-    Cancel,
-}
-
-impl JobKind {
-    pub fn for_event(event: &crate::order::Event) -> Option<Self> {
-        match event {
-            crate::order::Event::OrderPlaced { .. } => Some(JobKind::Fulfil),
-            crate::order::Event::OrderCancelled { .. } => Some(JobKind::Cancel),
-            _ => None,
-        }
-    }
-
-    pub const ALL: [JobKind; 2] = [JobKind::Fulfil, JobKind::Cancel];
-
-    /// The name stores keep (`jobs.kind`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Fulfil => "fulfil",
-            JobKind::Cancel => "cancel",
-        }
-    }
-
-    /// The kind stored as `name`, if it is one.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == name)
-    }
 }
 
 impl Job {
@@ -121,8 +90,8 @@ impl Job {
         Some(Job {
             id: event.id,
             tenant: event.tenant,
-            order_id: event.aggregate_id,
-            kind: JobKind::for_event(&event.event)?,
+            aggregate: event.aggregate(),
+            kind: event.event.job()?,
             command_id: event.metadata.command_id,
             created_at: event.created_at,
         })
@@ -132,9 +101,9 @@ impl Job {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// Optimistic concurrency: the stream moved past `expected` since it was loaded.
-    #[error("version conflict on order {aggregate_id}: expected version {expected}")]
+    #[error("version conflict on {aggregate}: expected version {expected}")]
     VersionConflict {
-        aggregate_id: OrderId,
+        aggregate: AggregateId,
         expected: u32,
     },
     /// The store cannot be reached or refused the operation; retrying may help.
@@ -159,7 +128,7 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
     async fn load(
         &self,
         tenant: HouseholdId,
-        aggregate_id: OrderId,
+        aggregate: AggregateId,
         snapshot_schema: u32,
     ) -> Result<Loaded, StoreError>;
 

@@ -4,7 +4,7 @@
 use crate::Timestamp;
 use crate::contracts::{Actor, EventEnvelope};
 use crate::ids::{MemberId, OrderId};
-use crate::order::{Event, OrderLine, OrderStatus, RejectionReason};
+use crate::order::{Event, OrderLine, OrderStatus, Orders, RejectionReason};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +91,9 @@ impl HouseholdView {
         }
         self.seq = envelope.seq;
         let at = envelope.created_at;
+        let Some(event) = envelope.event.of::<Orders>() else {
+            return Ok(true);
+        };
         if let Event::OrderPlaced {
             order_id,
             lines,
@@ -98,7 +101,7 @@ impl HouseholdView {
             ready_at,
             note,
             placed_by,
-        } = &envelope.event
+        } = event
             && self.order(*order_id).is_none()
         {
             {
@@ -122,7 +125,7 @@ impl HouseholdView {
         let Some(order) = self
             .orders
             .iter_mut()
-            .find(|o| o.id == envelope.aggregate_id)
+            .find(|o| o.id.0 == envelope.aggregate_id)
         else {
             return Ok(true);
         };
@@ -132,7 +135,7 @@ impl HouseholdView {
         if order.timeline.last().is_some_and(|t| t.seq >= envelope.seq) {
             return Ok(true);
         }
-        match &envelope.event {
+        match event {
             Event::OrderPlaced { .. } => {}
             Event::StockReserved { .. } => order.status = OrderStatus::StockReserved,
             Event::PaymentCaptured { .. } => order.status = OrderStatus::PaymentCaptured,

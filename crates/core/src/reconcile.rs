@@ -491,7 +491,7 @@ impl Reconciler {
         let (state, last_event) = self
             .fulfilment
             .service()
-            .load_with_time(tenant, order)
+            .load_with_time::<crate::order::Orders>(tenant, order)
             .await
             .map_err(|error| ReconcileError::Load {
                 tenant,

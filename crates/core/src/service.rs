@@ -1,17 +1,18 @@
-//! The application service (the seed's `OrderService`): load, decide, append with
+//! The application service (the seed's `Service`): load, decide, append with
 //! the expected version, retry on conflict, report the outcome.
 
-use crate::cache::StateCache;
 use crate::contracts::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, EventEnvelope, EventMetadata,
     ExternalEvent, NewEvent,
 };
-use crate::ids::{CommandId, EventId, HouseholdId, OrderId, derive};
-use crate::order::{
-    self, Context, DomainError, EVENT_SCHEMA_VERSION, OrderState, SNAPSHOT_SCHEMA_VERSION,
-};
+use crate::domain::{AggregateId, Context, Rule};
+use crate::ids::{CommandId, EventId, HouseholdId, derive};
+use crate::order::{self, Orders};
 use crate::ports::{Append, Appended, Clock, Decision, EventStore, Snapshot, StoreError};
+use crate::registry::{Caches, DomainVisitor, Registered};
+use futures_core::future::BoxFuture;
 use std::sync::Arc;
+use uuid::Uuid;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ServiceConfig {
@@ -34,6 +35,34 @@ impl Default for ServiceConfig {
     }
 }
 
+/// A broken rule of any domain, as dispatch reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The rule's stable code (the wire's `rejected.code`).
+    pub code: &'static str,
+    /// Whether it depends on the state at the time (409) rather than on the command
+    /// alone (422).
+    pub conflict: bool,
+    /// What was wrong, in particular.
+    pub message: String,
+}
+
+impl Refused {
+    pub fn from_rule<R: Rule>(rule: &R) -> Self {
+        Self {
+            code: rule.code(),
+            conflict: rule.is_conflict(),
+            message: rule.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// What became of a dispatched command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dispatched {
@@ -44,7 +73,7 @@ pub enum Dispatched {
         seq: u64,
     },
     /// Refused by a rule; recorded, so a repeat of the id gets the same answer.
-    Rejected(DomainError),
+    Rejected(Refused),
     /// The id was seen before: this is what became of it then. Nothing was appended.
     Duplicate(CommandOutcome),
 }
@@ -57,9 +86,9 @@ impl Dispatched {
                 seq: *seq,
                 events: u32::try_from(events.len()).unwrap_or(u32::MAX),
             },
-            Dispatched::Rejected(rule) => CommandOutcome::Rejected {
-                code: rule.code().to_owned(),
-                message: rule.to_string(),
+            Dispatched::Rejected(refused) => CommandOutcome::Rejected {
+                code: refused.code.to_owned(),
+                message: refused.message.clone(),
             },
             Dispatched::Duplicate(outcome) => outcome.clone(),
         }
@@ -70,21 +99,25 @@ impl Dispatched {
 pub enum ServiceError {
     #[error(transparent)]
     Store(StoreError),
-    /// Too many concurrent writers on one order; the command was not applied.
-    #[error("order {order} is contended: gave up after {attempts} version conflicts")]
-    Contention { order: OrderId, attempts: u32 },
+    /// Too many concurrent writers on one aggregate; the command was not applied.
+    #[error("{aggregate} is contended: gave up after {attempts} version conflicts")]
+    Contention {
+        aggregate: AggregateId,
+        attempts: u32,
+    },
 }
 
-/// Clones share the store, the clock and the cache of order states.
+/// The application service of every registered domain. Clones share the store, the
+/// clock and the cache of aggregate states.
 #[derive(Debug, Clone)]
-pub struct OrderService {
+pub struct Service {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
-    cache: Arc<StateCache>,
+    caches: Arc<Caches>,
 }
 
-impl OrderService {
+impl Service {
     pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
         Self::with_config(store, clock, ServiceConfig::default())
     }
@@ -97,7 +130,7 @@ impl OrderService {
         Self {
             store,
             clock,
-            cache: Arc::new(StateCache::new(config.cache_capacity)),
+            caches: Arc::new(Caches::new(config.cache_capacity)),
             config,
         }
     }
@@ -110,79 +143,112 @@ impl OrderService {
         &self.clock
     }
 
-    /// Loads an order's current state: snapshot, then the events after it.
-    pub async fn load(
+    /// Loads an aggregate's current state: snapshot, then the events after it.
+    pub async fn load<D: Registered>(
         &self,
         tenant: HouseholdId,
-        order: OrderId,
-    ) -> Result<OrderState, ServiceError> {
-        Ok(self.load_with_time(tenant, order).await?.0)
+        id: impl Into<Uuid>,
+    ) -> Result<D::State, ServiceError> {
+        Ok(self.load_with_time::<D>(tenant, id).await?.0)
     }
 
-    /// [`OrderService::load`], and when the last event read was committed (`None` when
+    /// [`Service::load`], and when the last event read was committed (`None` when
     /// the stream is empty or a snapshot covers all of it).
-    pub async fn load_with_time(
+    pub async fn load_with_time<D: Registered>(
         &self,
         tenant: HouseholdId,
-        order: OrderId,
-    ) -> Result<(OrderState, Option<crate::Timestamp>), ServiceError> {
+        id: impl Into<Uuid>,
+    ) -> Result<(D::State, Option<crate::Timestamp>), ServiceError> {
+        let aggregate = AggregateId::new(D::ID, id);
         let loaded = self
             .store
-            .load(tenant, order, SNAPSHOT_SCHEMA_VERSION)
+            .load(tenant, aggregate, D::SNAPSHOT_SCHEMA_VERSION)
             .await
             .map_err(ServiceError::Store)?;
         let mut state = match loaded.snapshot {
-            Some(snapshot) if snapshot.schema_version == SNAPSHOT_SCHEMA_VERSION => {
-                serde_json::from_value::<OrderState>(snapshot.state).map_err(|e| {
+            Some(snapshot) if snapshot.schema_version == D::SNAPSHOT_SCHEMA_VERSION => {
+                serde_json::from_value::<D::State>(snapshot.state).map_err(|e| {
                     ServiceError::Store(StoreError::Corrupt(format!(
-                        "snapshot of order {order}: {e}"
+                        "snapshot of {aggregate}: {e}"
                     )))
                 })?
             }
-            _ => order::initial(),
+            _ => D::State::default(),
         };
         for envelope in &loaded.events {
-            state = order::evolve(state, &envelope.event);
+            let Some(event) = D::event_of(&envelope.event) else {
+                return Err(ServiceError::Store(StoreError::Corrupt(format!(
+                    "{aggregate} holds event {} of type {}, of another domain",
+                    envelope.id,
+                    envelope.event.type_name()
+                ))));
+            };
+            state = D::evolve(state, event);
         }
-        self.cache.put(tenant, order, state.clone());
+        D::cache(&self.caches).put(tenant, aggregate.id, D::version(&state), state.clone());
         Ok((state, loaded.events.last().map(|e| e.created_at)))
     }
 
     /// Applies a command at most once.
     ///
-    /// Decides against the order's cached state when there is one (or, for a
-    /// command that creates an order, against an empty stream), so the common case
+    /// Decides against the aggregate's cached state when there is one (or, for a
+    /// command that creates an aggregate, against an empty stream), so the common case
     /// costs the store one append and no read. A stale guess cannot do harm: the
     /// append carries the version the decision was made at, a store that has moved
-    /// on refuses it as a version conflict, and the order is read again. A refusal
+    /// on refuses it as a version conflict, and the aggregate is read again. A refusal
     /// decided on a guess is checked again against the store's state before it is
     /// recorded, so a rule is never broken by, or blamed on, a stale cache.
     pub async fn dispatch(&self, command: CommandEnvelope) -> Result<Dispatched, ServiceError> {
-        let order_id = command.command.order_id();
+        struct Visit<'a>(&'a Service, CommandEnvelope);
+        impl<'a> DomainVisitor for Visit<'a> {
+            type Output = BoxFuture<'a, Result<Dispatched, ServiceError>>;
+            fn visit<D: Registered>(self) -> Self::Output {
+                Box::pin(self.0.dispatch_in::<D>(self.1))
+            }
+        }
+        let domain = command.command.domain();
+        domain.visit(Visit(self, command)).await
+    }
+
+    async fn dispatch_in<D: Registered>(
+        &self,
+        command: CommandEnvelope,
+    ) -> Result<Dispatched, ServiceError> {
+        let aggregate = command.command.aggregate();
+        let Some(own) = D::command_of(&command.command) else {
+            // `dispatch` routes by the command's own domain, so this cannot be.
+            return Err(ServiceError::Store(StoreError::Corrupt(format!(
+                "{} routed to the {} domain",
+                command.command.type_name(),
+                D::ID
+            ))));
+        };
         let tenant = command.tenant;
+        let cache = D::cache(&self.caches);
         let mut guess_allowed = true;
         for _ in 0..self.config.max_attempts {
             let guess = if guess_allowed {
-                self.cache
-                    .get(tenant, order_id)
-                    .or_else(|| command.command.creates_order().then(order::initial))
+                cache
+                    .get(tenant, aggregate.id)
+                    .or_else(|| D::creates(own).then(D::State::default))
             } else {
                 None
             };
             let (state, guessed) = match guess {
                 Some(state) => (state, true),
-                None => (self.load(tenant, order_id).await?, false),
+                None => (self.load::<D>(tenant, aggregate.id).await?, false),
             };
             let now = self.clock.now();
             let ctx = Context {
                 actor: command.metadata.actor.clone(),
                 now,
             };
-            let decision = match order::decide(&state, &command.command, &ctx) {
+            let version = D::version(&state);
+            let decision = match D::decide(&state, own, &ctx) {
                 Ok(events) => Decision::Events {
-                    aggregate_id: order_id,
-                    expected_version: state.version,
-                    events: self.new_events(&command, &state, events, now),
+                    aggregate,
+                    expected_version: version,
+                    events: self.new_events::<D>(&command, aggregate, version, events, now),
                 },
                 Err(_) if guessed => {
                     // Refused on a guess: decide again on what the store holds.
@@ -190,16 +256,17 @@ impl OrderService {
                     continue;
                 }
                 Err(rule) => {
+                    let refused = Refused::from_rule(&rule);
                     let append = Append {
                         decision: Decision::Rejected {
-                            code: rule.code().to_owned(),
-                            message: rule.to_string(),
+                            code: refused.code.to_owned(),
+                            message: refused.message.clone(),
                         },
                         command,
                     };
                     return match self.store.append(append).await {
                         Ok(Appended::Duplicate(outcome)) => Ok(Dispatched::Duplicate(outcome)),
-                        Ok(Appended::Committed { .. }) => Ok(Dispatched::Rejected(rule)),
+                        Ok(Appended::Committed { .. }) => Ok(Dispatched::Rejected(refused)),
                         Err(e) => Err(ServiceError::Store(e)),
                     };
                 }
@@ -214,15 +281,19 @@ impl OrderService {
                         CommandOutcome::Accepted { seq, .. } => seq,
                         CommandOutcome::Rejected { .. } => 0,
                     };
-                    let from = state.version;
-                    let after = events.iter().fold(state, |s, e| order::evolve(s, &e.event));
-                    self.maybe_snapshot(tenant, order_id, from, &after).await;
-                    self.cache.put(tenant, order_id, after);
+                    let after = events.iter().fold(state, |s, e| match D::event_of(&e.event) {
+                        Some(event) => D::evolve(s, event),
+                        None => s,
+                    });
+                    let after_version = D::version(&after);
+                    self.maybe_snapshot::<D>(tenant, aggregate, version, &after)
+                        .await;
+                    cache.put(tenant, aggregate.id, after_version, after);
                     return Ok(Dispatched::Accepted { events, seq });
                 }
                 Ok(Appended::Duplicate(outcome)) => return Ok(Dispatched::Duplicate(outcome)),
                 Err(StoreError::VersionConflict { .. }) => {
-                    self.cache.forget(tenant, order_id);
+                    cache.forget(tenant, aggregate.id);
                     guess_allowed = false;
                     continue;
                 }
@@ -230,7 +301,7 @@ impl OrderService {
             }
         }
         Err(ServiceError::Contention {
-            order: order_id,
+            aggregate,
             attempts: self.config.max_attempts,
         })
     }
@@ -240,7 +311,7 @@ impl OrderService {
     /// the external event's id: feeding the same event twice changes nothing.
     pub async fn on(&self, external: ExternalEvent) -> Result<Option<Dispatched>, ServiceError> {
         let order_id = external.kind.order_id();
-        let state = self.load(external.tenant, order_id).await?;
+        let state = self.load::<Orders>(external.tenant, order_id).await?;
         let id = CommandId(derive(external.id, &format!("reaction/{order_id}")));
         let Some(command) = order::react(&state, &external) else {
             // No reaction now; but if this event was already reacted to, say so.
@@ -257,7 +328,7 @@ impl OrderService {
         let envelope = CommandEnvelope {
             id,
             tenant: external.tenant,
-            command,
+            command: command.into(),
             metadata: CommandMetadata {
                 actor: Actor::System,
                 correlation_id: Some(external.id),
@@ -267,24 +338,24 @@ impl OrderService {
         self.dispatch(envelope).await.map(Some)
     }
 
-    fn new_events(
+    fn new_events<D: Registered>(
         &self,
         command: &CommandEnvelope,
-        state: &OrderState,
-        events: Vec<order::Event>,
+        aggregate: AggregateId,
+        version: u32,
+        events: Vec<D::Event>,
         now: crate::Timestamp,
     ) -> Vec<NewEvent> {
-        let order_id = command.command.order_id();
         events
             .into_iter()
             .enumerate()
             .map(|(i, event)| NewEvent {
                 id: event_id(command.tenant, command.id, i),
-                aggregate_id: order_id,
-                version: state.version + 1 + u32::try_from(i).unwrap_or(u32::MAX - 1),
-                requires_job: event.requires_job(),
-                event,
-                schema_version: EVENT_SCHEMA_VERSION,
+                aggregate_id: aggregate.id,
+                version: version + 1 + u32::try_from(i).unwrap_or(u32::MAX - 1),
+                requires_job: D::job(&event).is_some(),
+                event: D::wrap_event(event),
+                schema_version: D::EVENT_SCHEMA_VERSION,
                 metadata: EventMetadata {
                     command_id: command.id,
                     causation_id: command.causation_id(),
@@ -297,17 +368,17 @@ impl OrderService {
     }
 
     /// Writes a snapshot when the stream crossed a multiple of `snapshot_every`.
-    /// Off the commit path: the events are already committed, and a failed snapshot
-    /// only means the next load folds a few more events.
-    async fn maybe_snapshot(
+    /// A failed snapshot only means the next load folds a few more events.
+    async fn maybe_snapshot<D: Registered>(
         &self,
         tenant: HouseholdId,
-        order_id: OrderId,
+        aggregate: AggregateId,
         from: u32,
-        state: &OrderState,
+        state: &D::State,
     ) {
         let every = self.config.snapshot_every.max(1);
-        if state.version / every == from / every {
+        let version = D::version(state);
+        if version / every == from / every {
             return;
         }
         let Ok(json) = serde_json::to_value(state) else {
@@ -317,9 +388,9 @@ impl OrderService {
             .store
             .save_snapshot(Snapshot {
                 tenant,
-                aggregate_id: order_id,
-                version: state.version,
-                schema_version: SNAPSHOT_SCHEMA_VERSION,
+                aggregate,
+                version,
+                schema_version: D::SNAPSHOT_SCHEMA_VERSION,
                 state: json,
             })
             .await;

@@ -12,7 +12,7 @@ use hearth_core::order::{
 use hearth_core::ports::{Clock, EventStore};
 use hearth_core::process::Step;
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,
+    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, Service,
 };
 use hearth_memory::{ManualClock, MemoryEventStore, MemoryInventory, MemoryPayments};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ fn world() -> World {
     let clock = Arc::new(ManualClock::starting_now());
     let payments = Arc::new(MemoryPayments::new());
     let inventory = Arc::new(MemoryInventory::default());
-    let service = OrderService::new(store.clone(), clock.clone());
+    let service = Service::new(store.clone(), clock.clone());
     World {
         fulfilment: Fulfilment::new(service, payments.clone(), inventory.clone()),
         store,

@@ -94,7 +94,7 @@ impl Household {
     }
 
     /// Decides `command` sent by `actor` on its order's current state and commits what
-    /// it decides, as `OrderService::dispatch` does.
+    /// it decides, as `Service::dispatch` does.
     fn run(&mut self, actor: Actor, command: Command) -> &mut Self {
         let order_id = command.order_id();
         let state = self.orders.get(&order_id).cloned().unwrap_or_default();

@@ -12,7 +12,7 @@ use hearth_core::order::{
 use hearth_core::ports::EventStore;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, HouseholdView, MemberId, OrderId,
-    OrderService,
+    Service,
 };
 use hearth_memory::{ManualClock, MemoryEventStore};
 use proptest::prelude::*;
@@ -80,7 +80,7 @@ proptest! {
 
 async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let store = Arc::new(MemoryEventStore::new());
-    let service = OrderService::new(store.clone(), Arc::new(ManualClock::starting_now()));
+    let service = Service::new(store.clone(), Arc::new(ManualClock::starting_now()));
     let household = HouseholdId(Uuid::now_v7());
     let member = Actor::Member {
         id: MemberId(Uuid::now_v7()),

@@ -12,7 +12,7 @@ use hearth_core::ports::{CaptureEntry, CaptureRequest, Clock, Payments, Reservat
 use hearth_core::process::{capture_key, reserve_key};
 use hearth_core::reconcile::{Difference, Found, OrderLedger, Reconciler, compare, settled};
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,
+    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, Service,
 };
 use hearth_memory::{ManualClock, MemoryEventStore, MemoryInventory, MemoryPayments};
 use std::sync::Arc;
@@ -396,7 +396,7 @@ fn world() -> World {
     let clock = Arc::new(ManualClock::starting_now());
     let payments = Arc::new(MemoryPayments::new());
     let inventory = Arc::new(MemoryInventory::default());
-    let service = OrderService::new(store, clock.clone());
+    let service = Service::new(store, clock.clone());
     World {
         fulfilment: Fulfilment::new(service, payments.clone(), inventory.clone()),
         clock,

@@ -14,7 +14,7 @@ use hearth_core::ports::{EventStore, Snapshot};
 use hearth_core::service::ServiceConfig;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, CommandOutcome, Dispatched, DomainError, ExternalEvent,
-    HouseholdId, HouseholdView, MemberId, OrderId, OrderService,
+    HouseholdId, HouseholdView, MemberId, OrderId, Service,
 };
 use hearth_memory::{ManualClock, MemoryEventStore};
 use std::collections::HashSet;
@@ -24,7 +24,7 @@ use uuid::Uuid;
 struct World {
     store: Arc<MemoryEventStore>,
     clock: Arc<ManualClock>,
-    service: OrderService,
+    service: Service,
     household: HouseholdId,
     member: MemberId,
 }
@@ -37,7 +37,7 @@ fn world_with(config: ServiceConfig) -> World {
     let store = Arc::new(MemoryEventStore::new());
     let clock = Arc::new(ManualClock::starting_now());
     World {
-        service: OrderService::with_config(store.clone(), clock.clone(), config),
+        service: Service::with_config(store.clone(), clock.clone(), config),
         store,
         clock,
         household: HouseholdId(Uuid::now_v7()),
@@ -444,7 +444,7 @@ async fn concurrent_orders_of_one_household_keep_seq_gap_free() {
 async fn contention_beyond_the_bound_is_an_error_not_a_lost_update() {
     // A store that always reports a version conflict.
     let store = Arc::new(Probe::conflicting());
-    let service = OrderService::with_config(
+    let service = Service::with_config(
         store,
         Arc::new(ManualClock::starting_now()),
         ServiceConfig {
@@ -541,8 +541,8 @@ impl EventStore for Probe {
 /// cache of order states.
 struct TwoNodes {
     store: Arc<Probe>,
-    a: OrderService,
-    b: OrderService,
+    a: Service,
+    b: Service,
     household: HouseholdId,
     member: MemberId,
 }
@@ -551,8 +551,8 @@ fn two_nodes() -> TwoNodes {
     let store = Arc::new(Probe::default());
     let clock = Arc::new(ManualClock::starting_now());
     TwoNodes {
-        a: OrderService::new(store.clone(), clock.clone()),
-        b: OrderService::new(store.clone(), clock),
+        a: Service::new(store.clone(), clock.clone()),
+        b: Service::new(store.clone(), clock),
         store,
         household: HouseholdId(Uuid::now_v7()),
         member: MemberId(Uuid::now_v7()),

@@ -1,5 +1,5 @@
-//! The embedded executor: the fulfilment process run in-process, from the jobs outbox,
-//! for a server without Temporal.
+//! The embedded executor: every domain's process (order fulfilment, chore reminders)
+//! run in-process, from the jobs outbox, for a server without Temporal.
 //!
 //! **The outbox is the durable state.** A job stays pending while its order's process
 //! runs; it is marked (`mark_job_started`, read here as "taken care of") only when
@@ -20,9 +20,9 @@
 //! See docs/durable.md for the restart semantics in full.
 
 use async_trait::async_trait;
-use hearth_core::fulfilment::{Advanced, Fulfilment};
+use hearth_core::durable::{Advance, Processes};
 use hearth_core::ports::{EventFeed, Handoff, Job, JobScheduler, Outbox, SchedulerError};
-use hearth_core::{EventId, HouseholdId, OrderId};
+use hearth_core::{AggregateId, EventId, HouseholdId};
 use hearth_relay::{Relay, RelayConfig};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -86,7 +86,7 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
     half + Duration::from_nanos(jitter)
 }
 
-type OrderKey = (HouseholdId, OrderId);
+type OrderKey = (HouseholdId, AggregateId);
 
 /// Forget finished job ids past this many (the store no longer lists them anyway).
 const DONE_MEMORY: usize = 100_000;
@@ -112,7 +112,7 @@ struct Orders {
 
 #[derive(Debug)]
 struct Shared {
-    fulfilment: Fulfilment,
+    processes: Processes,
     /// Where the jobs are marked when their order's process ends.
     outbox: Arc<dyn Outbox>,
     config: ExecutorConfig,
@@ -142,7 +142,7 @@ impl EmbeddedExecutor {
     /// this executor as its scheduler, which resumes every pending job. Must be called
     /// within a tokio runtime.
     pub fn start(
-        fulfilment: Fulfilment,
+        processes: Processes,
         outbox: Arc<dyn Outbox>,
         feed: Option<Arc<dyn EventFeed>>,
         config: ExecutorConfig,
@@ -153,7 +153,7 @@ impl EmbeddedExecutor {
             batch: config.scan_limit,
         };
         let shared = Arc::new(Shared {
-            fulfilment,
+            processes,
             outbox: outbox.clone(),
             permits: Semaphore::new(config.concurrency.max(1)),
             config,
@@ -225,7 +225,7 @@ fn submit(shared: &Arc<Shared>, job: Job) -> Result<(), SchedulerError> {
             "the embedded executor is stopped".into(),
         ));
     }
-    let key = (job.tenant, job.order_id);
+    let key = (job.tenant, job.aggregate);
     let mut orders = shared.orders();
     if orders.done.contains(&job.id) {
         return Ok(());
@@ -235,13 +235,13 @@ fn submit(shared: &Arc<Shared>, job: Job) -> Result<(), SchedulerError> {
         if running.jobs.iter().any(|j| j.id == id) {
             return Ok(());
         }
-        tracing::debug!(job = %id, kind = job.kind.as_str(), order = %job.order_id, "job joins its order's task");
+        tracing::debug!(job = %id, kind = job.kind.as_str(), aggregate = %job.aggregate, "job joins its aggregate's task");
         running.jobs.push(job);
         running.joined += 1;
         // A cancel must not wait for ready-at or a backoff.
         running.wake.notify_one();
     } else {
-        tracing::debug!(job = %id, kind = job.kind.as_str(), order = %job.order_id, "job starts its order's task");
+        tracing::debug!(job = %id, kind = job.kind.as_str(), aggregate = %job.aggregate, "job starts its aggregate's task");
         let wake = Arc::new(Notify::new());
         let handle = shared
             .tasks
@@ -280,33 +280,33 @@ async fn order_task(shared: Arc<Shared>, (tenant, order): OrderKey, wake: Arc<No
                 },
                 () = shared.stop.cancelled() => return,
             };
-            shared.fulfilment.run(tenant, order).await
+            shared.processes.run(tenant, order).await
         };
         let pause = match outcome {
-            Ok(Advanced::Done) => {
+            Ok(Advance::Done) => {
                 if finish(&shared, (tenant, order), seen).await {
-                    tracing::info!(%tenant, %order, "fulfilment done");
+                    tracing::info!(%tenant, aggregate = %order, "process done");
                     return;
                 }
                 Duration::ZERO
             }
-            Ok(Advanced::Stuck { step, error }) => {
+            Ok(Advance::Stuck { step, error }) => {
                 if finish(&shared, (tenant, order), seen).await {
-                    tracing::error!(%tenant, %order, step = step.name(), %error,
-                        "fulfilment stuck: left to an operator");
+                    tracing::error!(%tenant, aggregate = %order, step, %error,
+                        "process stuck: left to an operator");
                     return;
                 }
                 Duration::ZERO
             }
-            Ok(Advanced::Waiting { until }) => {
+            Ok(Advance::Waiting { until }) => {
                 attempts = 0;
-                let now = shared.fulfilment.service().clock().now();
+                let now = shared.processes.service().clock().now();
                 let left = (until - now).to_std().unwrap_or(Duration::ZERO);
-                tracing::debug!(%tenant, %order, %until, "waiting for ready-at");
+                tracing::debug!(%tenant, aggregate = %order, %until, "waiting");
                 left.min(shared.config.max_sleep)
             }
             // `run` goes on while it progresses; be safe if that ever changes.
-            Ok(Advanced::Progressed(_)) => {
+            Ok(Advance::Progressed { .. }) => {
                 attempts = 0;
                 Duration::ZERO
             }
@@ -318,11 +318,11 @@ async fn order_task(shared: Arc<Shared>, (tenant, order): OrderKey, wake: Arc<No
                     shared.config.backoff_max,
                 );
                 if error.is_retryable() {
-                    tracing::warn!(%tenant, %order, attempts, ?delay, %error, "step failed; retrying");
+                    tracing::warn!(%tenant, aggregate = %order, attempts, ?delay, %error, "step failed; retrying");
                 } else {
                     // Not meant to be retried (a corrupt store, say), but giving up would
                     // strand the job: keep trying at the bounded backoff, loudly.
-                    tracing::error!(%tenant, %order, attempts, ?delay, %error, "step failed for good; retrying anyway");
+                    tracing::error!(%tenant, aggregate = %order, attempts, ?delay, %error, "step failed for good; retrying anyway");
                 }
                 delay
             }

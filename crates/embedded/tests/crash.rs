@@ -11,7 +11,7 @@ use hearth_core::order::{Command, OrderLine, OrderState, OrderStatus, PlaceOrder
 use hearth_core::ports::Outbox;
 use hearth_core::ports::{Clock, EventStore};
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,
+    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, Service,
     Timestamp,
 };
 use hearth_memory::SystemClock;
@@ -93,7 +93,7 @@ struct World {
     _dir: tempfile::TempDir,
     db: std::path::PathBuf,
     store: Arc<SqliteEventStore>,
-    service: OrderService,
+    service: Service,
     household: HouseholdId,
     sandbox: RunningSandbox,
 }
@@ -108,7 +108,7 @@ async fn world(faults: Faults) -> World {
     World {
         _dir: dir,
         db,
-        service: OrderService::new(store.clone(), Arc::new(SystemClock)),
+        service: Service::new(store.clone(), Arc::new(SystemClock)),
         store,
         household: HouseholdId(Uuid::now_v7()),
         sandbox,

@@ -13,7 +13,7 @@ use hearth_core::ports::Outbox;
 use hearth_core::ports::{Clock, EventFeed, EventStore, Job, StoreError};
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, EventId, HouseholdId, MemberId, OrderId,
-    OrderService, Timestamp,
+    Service, Timestamp,
 };
 use hearth_embedded::{EmbeddedExecutor, ExecutorConfig, backoff};
 use hearth_memory::{MemoryEventStore, MemoryInventory, MemoryPayments, SystemClock};
@@ -53,7 +53,7 @@ struct World {
     outbox: Arc<Watched>,
     payments: Arc<MemoryPayments>,
     inventory: Arc<MemoryInventory>,
-    service: OrderService,
+    service: Service,
     household: HouseholdId,
 }
 
@@ -69,7 +69,7 @@ fn config() -> ExecutorConfig {
 fn world() -> World {
     let store = Arc::new(MemoryEventStore::new());
     World {
-        service: OrderService::new(store.clone(), Arc::new(SystemClock)),
+        service: Service::new(store.clone(), Arc::new(SystemClock)),
         outbox: Arc::new(Watched {
             store: store.clone(),
             scans: watch::channel(0).0,

@@ -10,7 +10,7 @@ use hearth_core::ports::{Clock, EventStore};
 use hearth_core::process::{self, Step};
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, HouseholdView, MemberId, OrderId,
-    OrderService,
+    Service,
 };
 use hearth_memory::{ManualClock, MemoryEventStore, MemoryInventory, MemoryPayments};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let store = Arc::new(MemoryEventStore::new());
     let clock = Arc::new(ManualClock::starting_now());
     let payments = Arc::new(MemoryPayments::new());
-    let service = OrderService::new(store.clone(), clock.clone());
+    let service = Service::new(store.clone(), clock.clone());
     let demo = Demo {
         fulfilment: Fulfilment::new(
             service,
@@ -165,7 +165,7 @@ impl Demo {
         stop: impl Fn(&Step) -> bool,
     ) -> anyhow::Result<()> {
         loop {
-            let state = self.service().load(self.household, order).await?;
+            let state = self.service().load::<hearth_core::Orders>(self.household, order).await?;
             if stop(&process::next_step(&state, self.clock.now())) {
                 return Ok(());
             }
@@ -176,7 +176,7 @@ impl Demo {
         }
     }
 
-    fn service(&self) -> &OrderService {
+    fn service(&self) -> &Service {
         self.fulfilment.service()
     }
 }

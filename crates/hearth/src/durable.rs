@@ -3,7 +3,8 @@
 
 use crate::stores::Stores;
 use anyhow::Context as _;
-use hearth_core::OrderService;
+use hearth_core::Service;
+use hearth_core::durable::Processes;
 use hearth_core::fulfilment::Fulfilment;
 use hearth_core::ports::{Inventory, JobScheduler, Payments};
 use hearth_embedded::{EmbeddedExecutor, ExecutorConfig};
@@ -68,7 +69,7 @@ impl Durable {
     pub async fn start(
         args: &DurableArgs,
         stores: &Stores,
-        service: &OrderService,
+        service: &Service,
     ) -> anyhow::Result<Self> {
         if args.no_durable {
             tracing::info!("no durable work in this process (--no-durable)");
@@ -115,7 +116,7 @@ impl Durable {
         let inventory: Arc<dyn Inventory> = Arc::new(HttpInventory::new(&url, timeout)?);
         let fulfilment = Fulfilment::new(service.clone(), payments, inventory.clone());
         let executor = EmbeddedExecutor::start(
-            fulfilment.clone(),
+            Processes::for_fulfilment(fulfilment.clone()),
             stores.outbox.clone(),
             Some(stores.feed.clone()),
             ExecutorConfig::default(),

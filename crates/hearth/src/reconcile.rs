@@ -4,7 +4,7 @@
 use crate::stores::StoreArgs;
 use anyhow::Context as _;
 use hearth_axum::Metrics;
-use hearth_core::OrderService;
+use hearth_core::Service;
 use hearth_core::fulfilment::Fulfilment;
 use hearth_core::ports::{Inventory, Payments};
 use hearth_core::reconcile::{Reconciler, Report};
@@ -68,7 +68,7 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     let payments: Arc<dyn Payments> = Arc::new(hearth_sandbox::HttpPayments::new(url, timeout)?);
     let inventory: Arc<dyn Inventory> = Arc::new(hearth_sandbox::HttpInventory::new(url, timeout)?);
     let fulfilment = Fulfilment::new(
-        OrderService::new(stores.store, Arc::new(SystemClock)),
+        Service::new(stores.store, Arc::new(SystemClock)),
         payments,
         inventory,
     );

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use hearth_axum::{Application, LimitSettings, Origin, Ports, Rate, Settings, TokenSecret, Tokens};
 use hearth_core::ports::Clock;
 use hearth_core::ports::Role;
-use hearth_core::{HouseholdId, MemberId, OrderService};
+use hearth_core::{HouseholdId, MemberId, Service};
 use hearth_memory::SystemClock;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -172,7 +172,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(store = %stores.kind, "store opened");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // One service (one cache of states) for the rooms and the durable work.
-    let service = OrderService::new(stores.store.clone(), clock);
+    let service = Service::new(stores.store.clone(), clock);
     let mut durable = Durable::start(&args.durable, &stores, &service).await?;
     let ports = Ports {
         service,

@@ -3,7 +3,8 @@
 
 use crate::stores::StoreArgs;
 use anyhow::Context;
-use hearth_core::OrderService;
+use hearth_core::Service;
+use hearth_core::durable::Processes;
 use hearth_core::fulfilment::Fulfilment;
 use hearth_core::ports::{EventStore, Inventory, JobScheduler, Payments};
 use hearth_memory::{MemoryInventory, MemoryPayments, SystemClock};
@@ -67,7 +68,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         ),
     };
     let fulfilment = Fulfilment::new(
-        OrderService::new(store.clone(), Arc::new(SystemClock)),
+        Service::new(store.clone(), Arc::new(SystemClock)),
         payments,
         inventory,
     );
@@ -96,7 +97,8 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     };
 
     let (handle_tx, handle_rx) = tokio::sync::oneshot::channel();
-    let worker = hearth_temporal::run_worker(&config, fulfilment, move |handle| {
+    let processes = Processes::for_fulfilment(fulfilment);
+    let worker = hearth_temporal::run_worker(&config, processes, move |handle| {
         let _ = handle_tx.send(handle);
     });
     let stop = async {

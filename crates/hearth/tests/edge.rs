@@ -11,7 +11,7 @@ mod pg;
 use futures::{SinkExt, StreamExt};
 use hearth_axum::{Application, Ports, Settings, TokenSecret};
 use hearth_core::HouseholdId;
-use hearth_core::OrderService;
+use hearth_core::Service;
 use hearth_core::ports::EventStore;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -75,7 +75,7 @@ async fn serve(kind: Kind, tune: impl FnOnce(&mut Settings)) -> Server {
             let db = pg::db().await;
             let store = db.store();
             let ports = Ports {
-                service: OrderService::new(store.clone(), Arc::new(hearth_memory::SystemClock)),
+                service: Service::new(store.clone(), Arc::new(hearth_memory::SystemClock)),
                 feed: Arc::new(db.feed(hearth_postgres::FeedOptions::default())),
                 directory: db.directory(),
                 inventory: None,
@@ -87,7 +87,7 @@ async fn serve(kind: Kind, tune: impl FnOnce(&mut Settings)) -> Server {
             let (store, feed) =
                 hearth_sqlite::SqliteEventStore::open(dir.path().join("hearth.sqlite")).unwrap();
             let ports = Ports {
-                service: OrderService::new(store.clone(), Arc::new(hearth_memory::SystemClock)),
+                service: Service::new(store.clone(), Arc::new(hearth_memory::SystemClock)),
                 feed: Arc::new(feed),
                 directory: Arc::new(store.directory()),
                 inventory: None,

@@ -8,7 +8,7 @@
 mod pg;
 
 use hearth_axum::{Application, Ports, Settings, TokenSecret};
-use hearth_core::OrderService;
+use hearth_core::Service;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ async fn readyz_follows_the_database_down_and_back() {
     let server = pg::PrivateServer::start();
     let db = pg::setup(server.config(), "hearth_readyz").await;
     let ports = Ports {
-        service: OrderService::new(db.store(), Arc::new(hearth_memory::SystemClock)),
+        service: Service::new(db.store(), Arc::new(hearth_memory::SystemClock)),
         feed: Arc::new(db.feed(hearth_postgres::FeedOptions::default())),
         directory: db.directory(),
         inventory: None,

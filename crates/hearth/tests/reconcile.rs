@@ -13,7 +13,7 @@ use hearth_core::ports::Outbox;
 use hearth_core::ports::{CaptureRequest, Clock, Payments};
 use hearth_core::process::capture_key;
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,
+    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, Service,
 };
 use hearth_memory::SystemClock;
 use hearth_sandbox::{HttpProvider, RunningSandbox, Sandbox};
@@ -34,7 +34,7 @@ async fn plant(path: &Path, sandbox: &RunningSandbox) -> (HouseholdId, OrderId) 
     let provider = HttpProvider::new(&sandbox.url(), Duration::from_secs(5)).unwrap();
     let payments: Arc<dyn Payments> = Arc::new(provider.payments());
     let fulfilment = Fulfilment::new(
-        OrderService::new(store.clone(), Arc::new(SystemClock)),
+        Service::new(store.clone(), Arc::new(SystemClock)),
         payments.clone(),
         Arc::new(provider.inventory()),
     );

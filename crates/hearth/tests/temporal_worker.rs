@@ -8,7 +8,7 @@ use chrono::TimeDelta;
 use hearth_core::order::{Command, OrderLine, PlaceOrder};
 use hearth_core::ports::{Clock, EventStore};
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,
+    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, Service,
     OrderStatus,
 };
 use hearth_memory::SystemClock;
@@ -51,7 +51,7 @@ fn spawn_worker_with(
         .unwrap()
 }
 
-async fn status(service: &OrderService, household: HouseholdId, order: OrderId) -> OrderStatus {
+async fn status(service: &Service, household: HouseholdId, order: OrderId) -> OrderStatus {
     service
         .load(household, order)
         .await
@@ -62,7 +62,7 @@ async fn status(service: &OrderService, household: HouseholdId, order: OrderId) 
 }
 
 async fn wait_status(
-    service: &OrderService,
+    service: &Service,
     household: HouseholdId,
     order: OrderId,
     want: OrderStatus,
@@ -143,7 +143,7 @@ async fn a_worker_killed_mid_timer_and_restarted_makes_the_order_ready_without_r
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hearth.db");
     let (store, _feed) = hearth_sqlite::SqliteEventStore::open(&db).unwrap();
-    let service = OrderService::new(store.clone(), Arc::new(SystemClock));
+    let service = Service::new(store.clone(), Arc::new(SystemClock));
     let task_queue = format!("hearth-test-{}", Uuid::now_v7());
     let (household, order) = (HouseholdId(Uuid::now_v7()), OrderId(Uuid::now_v7()));
 
@@ -267,7 +267,7 @@ async fn a_worker_killed_mid_step_has_the_step_retried_after_the_heartbeat_timeo
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hearth.db");
     let (store, _feed) = hearth_sqlite::SqliteEventStore::open(&db).unwrap();
-    let service = OrderService::new(store.clone(), Arc::new(SystemClock));
+    let service = Service::new(store.clone(), Arc::new(SystemClock));
     let task_queue = format!("hearth-test-{}", Uuid::now_v7());
     let (household, order) = (HouseholdId(Uuid::now_v7()), OrderId(Uuid::now_v7()));
     let place = Command::PlaceOrder(PlaceOrder {

@@ -3,7 +3,7 @@ use hearth_core::ports::{
     Append, Appended, Decision, EventFeed, EventStore, FeedSignal, FeedStream, Job, Loaded, Outbox,
     Snapshot, StoreError,
 };
-use hearth_core::{CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, OrderId};
+use hearth_core::{AggregateId, CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -28,10 +28,10 @@ struct Inner {
 struct Household {
     /// `events[i].seq == i + 1`.
     events: Vec<EventEnvelope>,
-    /// Indexes into `events`, per order, in version order.
-    streams: HashMap<OrderId, Vec<usize>>,
+    /// Indexes into `events`, per aggregate, in version order.
+    streams: HashMap<AggregateId, Vec<usize>>,
     commands: HashMap<CommandId, CommandOutcome>,
-    snapshots: HashMap<OrderId, Snapshot>,
+    snapshots: HashMap<AggregateId, Snapshot>,
 }
 
 impl Default for MemoryEventStore {
@@ -71,7 +71,7 @@ impl EventStore for MemoryEventStore {
         if let Some(outcome) = household.commands.get(&command_id) {
             return Ok(Appended::Duplicate(outcome.clone()));
         }
-        let (aggregate_id, expected_version, new_events) = match append.decision {
+        let (aggregate, expected_version, new_events) = match append.decision {
             Decision::Rejected { code, message } => {
                 let outcome = CommandOutcome::Rejected { code, message };
                 household.commands.insert(command_id, outcome.clone());
@@ -81,27 +81,29 @@ impl EventStore for MemoryEventStore {
                 });
             }
             Decision::Events {
-                aggregate_id,
+                aggregate,
                 expected_version,
                 events,
-            } => (aggregate_id, expected_version, events),
+            } => (aggregate, expected_version, events),
         };
         let current = household
             .streams
-            .get(&aggregate_id)
+            .get(&aggregate)
             .map_or(0, |s| u32::try_from(s.len()).unwrap_or(u32::MAX));
         if !new_events.is_empty() && current != expected_version {
             return Err(StoreError::VersionConflict {
-                aggregate_id,
+                aggregate,
                 expected: expected_version,
             });
         }
         for (i, event) in new_events.iter().enumerate() {
             let want = expected_version as usize + 1 + i;
-            if event.version as usize != want || event.aggregate_id != aggregate_id {
+            if event.version as usize != want || event.aggregate() != aggregate {
                 return Err(StoreError::Corrupt(format!(
-                    "event {} has version {} for order {}, expected {want} for {aggregate_id}",
-                    event.id, event.version, event.aggregate_id
+                    "event {} has version {} for {}, expected {want} for {aggregate}",
+                    event.id,
+                    event.version,
+                    event.aggregate()
                 )));
             }
         }
@@ -110,7 +112,7 @@ impl EventStore for MemoryEventStore {
             let seq = household.events.len() as u64 + 1;
             household
                 .streams
-                .entry(aggregate_id)
+                .entry(aggregate)
                 .or_default()
                 .push(household.events.len());
             let envelope = EventEnvelope::committed(tenant, seq, event);
@@ -142,7 +144,7 @@ impl EventStore for MemoryEventStore {
     async fn load(
         &self,
         tenant: HouseholdId,
-        aggregate_id: OrderId,
+        aggregate: AggregateId,
         snapshot_schema: u32,
     ) -> Result<Loaded, StoreError> {
         let inner = self.lock();
@@ -151,13 +153,13 @@ impl EventStore for MemoryEventStore {
         };
         let snapshot = household
             .snapshots
-            .get(&aggregate_id)
+            .get(&aggregate)
             .filter(|s| s.schema_version == snapshot_schema)
             .cloned();
         let from = snapshot.as_ref().map_or(0, |s| s.version as usize);
         let events = household
             .streams
-            .get(&aggregate_id)
+            .get(&aggregate)
             .map(|idx| {
                 idx.iter()
                     .skip(from)
@@ -213,20 +215,20 @@ impl EventStore for MemoryEventStore {
         let household = inner.households.entry(snapshot.tenant).or_default();
         let stream_len = household
             .streams
-            .get(&snapshot.aggregate_id)
+            .get(&snapshot.aggregate)
             .map_or(0, Vec::len);
         if snapshot.version as usize > stream_len {
             return Err(StoreError::Corrupt(format!(
-                "snapshot of order {} at version {} is ahead of its stream ({stream_len})",
-                snapshot.aggregate_id, snapshot.version
+                "snapshot of {} at version {} is ahead of its stream ({stream_len})",
+                snapshot.aggregate, snapshot.version
             )));
         }
-        match household.snapshots.get(&snapshot.aggregate_id) {
+        match household.snapshots.get(&snapshot.aggregate) {
             Some(existing)
                 if existing.schema_version == snapshot.schema_version
                     && existing.version >= snapshot.version => {}
             _ => {
-                household.snapshots.insert(snapshot.aggregate_id, snapshot);
+                household.snapshots.insert(snapshot.aggregate, snapshot);
             }
         }
         Ok(())

@@ -42,9 +42,9 @@ use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-/// The one statement of a batch (see migration 0002 for what it answers).
+/// The one statement of a batch (see migrations 0002 and 0003 for what it answers).
 const APPEND_BATCH: &str = "SELECT hearth_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                            $11, $12, $13, $14, $15, $16, $17)";
+                            $11, $12, $13, $14, $15, $16, $17, $18)";
 
 /// One append, in the shape `hearth_append` takes it.
 #[derive(Debug)]
@@ -64,6 +64,7 @@ pub(crate) enum Write {
     Rejected(Value),
     /// The command was accepted: these events, at `expected + 1`, `+ 2`, ...
     Events {
+        domain: &'static str,
         aggregate: Uuid,
         expected: i32,
         events: Vec<EventRow>,
@@ -261,7 +262,7 @@ async fn run_batcher(
     }
 }
 
-/// The batch as `hearth_append`'s seventeen parallel arrays, borrowed from it.
+/// The batch as `hearth_append`'s eighteen parallel arrays, borrowed from it.
 struct Columns<'a> {
     tenants: Vec<Uuid>,
     command_ids: Vec<Uuid>,
@@ -269,6 +270,7 @@ struct Columns<'a> {
     command_payloads: Vec<&'a Value>,
     command_metadata: Vec<&'a Value>,
     outcomes: Vec<Option<&'a Value>>,
+    domains: Vec<Option<&'static str>>,
     aggregates: Vec<Option<Uuid>>,
     expected: Vec<i32>,
     counts: Vec<i32>,
@@ -293,6 +295,7 @@ impl<'a> Columns<'a> {
             command_payloads: Vec::with_capacity(n),
             command_metadata: Vec::with_capacity(n),
             outcomes: Vec::with_capacity(n),
+            domains: Vec::with_capacity(n),
             aggregates: Vec::with_capacity(n),
             expected: Vec::with_capacity(n),
             counts: Vec::with_capacity(n),
@@ -311,15 +314,17 @@ impl<'a> Columns<'a> {
             c.command_types.push(&append.command_type);
             c.command_payloads.push(&append.command_payload);
             c.command_metadata.push(&append.command_metadata);
-            let (outcome, aggregate, expected) = match &append.write {
-                Write::Rejected(outcome) => (Some(outcome), None, 0),
+            let (outcome, domain, aggregate, expected) = match &append.write {
+                Write::Rejected(outcome) => (Some(outcome), None, None, 0),
                 Write::Events {
+                    domain,
                     aggregate,
                     expected,
                     ..
-                } => (None, Some(*aggregate), *expected),
+                } => (None, Some(*domain), Some(*aggregate), *expected),
             };
             c.outcomes.push(outcome);
+            c.domains.push(domain);
             c.aggregates.push(aggregate);
             c.expected.push(expected);
             let events = append.events();
@@ -339,7 +344,7 @@ impl<'a> Columns<'a> {
         Ok(c)
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 17] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 18] {
         [
             &self.tenants,
             &self.command_ids,
@@ -347,6 +352,7 @@ impl<'a> Columns<'a> {
             &self.command_payloads,
             &self.command_metadata,
             &self.outcomes,
+            &self.domains,
             &self.aggregates,
             &self.expected,
             &self.counts,
@@ -486,7 +492,7 @@ async fn run_on(
 fn call<'a>(
     client: &'a tokio_postgres::Client,
     statement: &'a Statement,
-    params: &'a [&'a (dyn ToSql + Sync); 17],
+    params: &'a [&'a (dyn ToSql + Sync); 18],
 ) -> Call<'a> {
     Box::pin(client.query_one(statement, params))
 }

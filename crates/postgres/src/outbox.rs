@@ -8,11 +8,11 @@ use crate::sql::{BEGIN, client, describe, in_tenant, unavailable};
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use hearth_core::ports::{Job, JobKind, Outbox, StoreError};
-use hearth_core::{CommandId, EventId, HouseholdId, OrderId};
+use hearth_core::{AggregateId, CommandId, DomainId, EventId, HouseholdId};
 use tokio_postgres::Row;
 
 const PENDING_JOBS: &str = "
-SELECT tenant_id, id, order_id, kind, command_id, created_at FROM jobs
+SELECT tenant_id, id, domain, aggregate_id, kind, command_id, created_at FROM jobs
 WHERE status = 'pending'
 ORDER BY created_at, tenant_id, id
 LIMIT $1";
@@ -76,15 +76,18 @@ impl Outbox for PgOutbox {
 
 fn job_from_row(row: &Row) -> Result<Job, StoreError> {
     let get = |e: tokio_postgres::Error| StoreError::Corrupt(describe(&e));
-    let kind: String = row.try_get(3).map_err(get)?;
+    let domain: String = row.try_get(2).map_err(get)?;
+    let domain = DomainId::from_name(&domain)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown domain {domain}")))?;
+    let kind: String = row.try_get(4).map_err(get)?;
     let kind = JobKind::parse(&kind)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown job kind {kind}")))?;
     Ok(Job {
         tenant: HouseholdId(row.try_get(0).map_err(get)?),
         id: EventId(row.try_get(1).map_err(get)?),
-        order_id: OrderId(row.try_get(2).map_err(get)?),
+        aggregate: AggregateId::new(domain, row.try_get::<_, uuid::Uuid>(3).map_err(get)?),
         kind,
-        command_id: CommandId(row.try_get(4).map_err(get)?),
-        created_at: row.try_get(5).map_err(get)?,
+        command_id: CommandId(row.try_get(5).map_err(get)?),
+        created_at: row.try_get(6).map_err(get)?,
     })
 }

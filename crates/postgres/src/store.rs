@@ -14,8 +14,8 @@ use hearth_core::ports::{
     Append, Appended, Decision, EventStore, JobKind, Loaded, Snapshot, StoreError,
 };
 use hearth_core::{
-    CommandEnvelope, CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, NewEvent,
-    OrderId, Timestamp,
+    AggregateId, CommandEnvelope, CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId,
+    NewEvent, Timestamp,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -29,12 +29,12 @@ const EVENT_COLUMNS: &str = "tenant_id, seq, id, aggregate_id, version, type, sc
 
 const SELECT_SNAPSHOT: &str = "
 SELECT version, state FROM snapshots
-WHERE tenant_id = $1 AND aggregate_id = $2 AND schema_version = $3";
+WHERE tenant_id = $1 AND domain = $2 AND aggregate_id = $3 AND schema_version = $4";
 
 const SAVE_SNAPSHOT: &str = "
-INSERT INTO snapshots AS s (tenant_id, aggregate_id, schema_version, version, state)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (tenant_id, aggregate_id, schema_version) DO UPDATE
+INSERT INTO snapshots AS s (tenant_id, domain, aggregate_id, schema_version, version, state)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (tenant_id, domain, aggregate_id, schema_version) DO UPDATE
 SET version = EXCLUDED.version, state = EXCLUDED.state, updated_at = now()
 WHERE s.version < EXCLUDED.version";
 
@@ -122,7 +122,7 @@ impl PgEventStore {
     async fn append_events(
         &self,
         command: &CommandEnvelope,
-        aggregate_id: OrderId,
+        aggregate: AggregateId,
         expected_version: u32,
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
@@ -131,10 +131,12 @@ impl PgEventStore {
         let mut rows = Vec::with_capacity(n);
         for (i, event) in events.iter().enumerate() {
             let want = u64::from(expected_version) + 1 + i as u64;
-            if event.aggregate_id != aggregate_id || u64::from(event.version) != want {
+            if event.aggregate() != aggregate || u64::from(event.version) != want {
                 return Err(StoreError::Corrupt(format!(
-                    "event {} has version {} of order {}, expected {want} of {aggregate_id}",
-                    event.id, event.version, event.aggregate_id
+                    "event {} has version {} of {}, expected {want} of {aggregate}",
+                    event.id,
+                    event.version,
+                    event.aggregate()
                 )));
             }
             let (kind, payload) = split_tagged(json(&event.event)?).map_err(StoreError::Corrupt)?;
@@ -148,12 +150,13 @@ impl PgEventStore {
                 requires_job: event.requires_job,
                 job: event
                     .requires_job
-                    .then(|| JobKind::for_event(&event.event).map(JobKind::as_str))
+                    .then(|| event.event.job().map(JobKind::as_str))
                     .flatten(),
             });
         }
         let write = Write::Events {
-            aggregate: aggregate_id.0,
+            domain: aggregate.domain.name(),
+            aggregate: aggregate.id,
             expected: to_i32(expected_version, "expected version")?,
             events: rows,
         };
@@ -162,7 +165,7 @@ impl PgEventStore {
             Answer::Duplicate => return self.duplicate(tenant, command.id).await,
             Answer::VersionConflict => {
                 return Err(StoreError::VersionConflict {
-                    aggregate_id,
+                    aggregate,
                     expected: expected_version,
                 });
             }
@@ -170,7 +173,7 @@ impl PgEventStore {
                 return match refusal(&e) {
                     Some(Refusal::Duplicate) => self.duplicate(tenant, command.id).await,
                     Some(Refusal::VersionConflict) => Err(StoreError::VersionConflict {
-                        aggregate_id,
+                        aggregate,
                         expected: expected_version,
                     }),
                     None => Err(StoreError::Unavailable(describe(&e))),
@@ -239,7 +242,7 @@ fn event_from_row(row: &Row) -> Result<EventEnvelope, StoreError> {
         tenant: HouseholdId(row.try_get(0).map_err(get)?),
         seq: to_u64(row.try_get(1).map_err(get)?, "seq")?,
         id: EventId(row.try_get(2).map_err(get)?),
-        aggregate_id: OrderId(row.try_get(3).map_err(get)?),
+        aggregate_id: row.try_get(3).map_err(get)?,
         version: to_u32(row.try_get(4).map_err(get)?, "version")?,
         event,
         schema_version: to_u32(row.try_get(6).map_err(get)?, "schema version")?,
@@ -255,11 +258,11 @@ impl EventStore for PgEventStore {
         let Append { command, decision } = append;
         match decision {
             Decision::Events {
-                aggregate_id,
+                aggregate,
                 expected_version,
                 events,
             } => {
-                self.append_events(&command, aggregate_id, expected_version, events)
+                self.append_events(&command, aggregate, expected_version, events)
                     .await
             }
             Decision::Rejected { code, message } => {
@@ -290,7 +293,7 @@ impl EventStore for PgEventStore {
     async fn load(
         &self,
         tenant: HouseholdId,
-        aggregate_id: OrderId,
+        aggregate: AggregateId,
         snapshot_schema: u32,
     ) -> Result<Loaded, StoreError> {
         let schema = to_i32(snapshot_schema, "snapshot schema")?;
@@ -302,15 +305,17 @@ impl EventStore for PgEventStore {
         let events = client
             .prepare_cached(&format!(
                 "SELECT {EVENT_COLUMNS} FROM events
-                 WHERE tenant_id = $1 AND aggregate_id = $2
+                 WHERE tenant_id = $1 AND domain = $2 AND aggregate_id = $3
                    AND version > coalesce((SELECT version FROM snapshots
-                        WHERE tenant_id = $1 AND aggregate_id = $2 AND schema_version = $3), 0)
+                        WHERE tenant_id = $1 AND domain = $2 AND aggregate_id = $3
+                          AND schema_version = $4), 0)
                  ORDER BY version"
             ))
             .await
             .map_err(unavailable)?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-            [&tenant.0, &aggregate_id.0, &schema];
+        let domain = aggregate.domain.name();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&tenant.0, &domain, &aggregate.id, &schema];
         // REPEATABLE READ: the snapshot and the events after it come from one view.
         let (snap_rows, event_rows) = in_tenant(&client, BEGIN_READ, tenant, async {
             futures::try_join!(client.query(&snap, &params), client.query(&events, &params))
@@ -320,7 +325,7 @@ impl EventStore for PgEventStore {
         let snapshot = match snap_rows.first() {
             Some(row) => Some(Snapshot {
                 tenant,
-                aggregate_id,
+                aggregate,
                 version: to_u32(row.try_get(0).map_err(unavailable)?, "snapshot version")?,
                 schema_version: snapshot_schema,
                 state: row.try_get(1).map_err(unavailable)?,
@@ -430,7 +435,8 @@ impl EventStore for PgEventStore {
                 &stmt,
                 &[
                     &snapshot.tenant.0,
-                    &snapshot.aggregate_id.0,
+                    &snapshot.aggregate.domain.name(),
+                    &snapshot.aggregate.id,
                     &schema,
                     &version,
                     &snapshot.state,

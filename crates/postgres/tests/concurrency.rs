@@ -12,7 +12,7 @@ use hearth_core::ports::{EventStore, Outbox};
 use hearth_core::service::ServiceConfig;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, EventEnvelope, HouseholdId, OrderId,
-    OrderService,
+    Service,
 };
 use hearth_memory::SystemClock;
 use std::collections::{HashMap, HashSet};
@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
-fn service(store: Arc<dyn EventStore>) -> OrderService {
-    OrderService::with_config(
+fn service(store: Arc<dyn EventStore>) -> Service {
+    Service::with_config(
         store,
         Arc::new(SystemClock),
         ServiceConfig {

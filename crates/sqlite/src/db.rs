@@ -15,7 +15,10 @@ use tokio::sync::{broadcast, oneshot};
 
 /// Schema migrations, applied in order on open. `PRAGMA user_version` records how
 /// many have been applied; each runs in its own transaction with the bump.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_domains.sql"),
+];
 
 /// How long a connection waits for another connection's lock before giving up
 /// with `SQLITE_BUSY` (reported as [`StoreError::Unavailable`]).
@@ -457,7 +460,17 @@ pub(crate) fn connect(path: &Path, writer: bool, sharing: Sharing) -> Result<Con
     Ok(conn)
 }
 
+/// Applies the migrations this file lacks. Foreign keys are off while they run (a
+/// migration may rebuild a table others refer to, which SQLite can only do by
+/// swapping it) and checked before each commits.
 fn migrate(conn: &mut Connection) -> Result<(), Fail> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = apply_migrations(conn);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
+}
+
+fn apply_migrations(conn: &mut Connection) -> Result<(), Fail> {
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let applied: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -471,6 +484,17 @@ fn migrate(conn: &mut Connection) -> Result<(), Fail> {
             return Ok(());
         };
         tx.execute_batch(sql)?;
+        let broken: i64 = tx.query_row(
+            "SELECT count(*) FROM pragma_foreign_key_check",
+            [],
+            |r| r.get(0),
+        )?;
+        if broken > 0 {
+            return Err(Fail::corrupt(format!(
+                "migration {} left {broken} rows whose foreign keys point nowhere",
+                applied + 1
+            )));
+        }
         tx.pragma_update(None, "user_version", applied + 1)?;
         tx.commit()?;
     }

@@ -9,7 +9,8 @@ use hearth_core::ports::{
     Loaded, Outbox, Snapshot, StoreError,
 };
 use hearth_core::{
-    CommandEnvelope, CommandId, CommandOutcome, EventEnvelope, EventId, HouseholdId, OrderId,
+    AggregateId, CommandEnvelope, CommandId, CommandOutcome, DomainId, EventEnvelope, EventId,
+    HouseholdId,
 };
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::Value;
@@ -89,7 +90,7 @@ impl EventStore for SqliteEventStore {
     async fn load(
         &self,
         tenant: HouseholdId,
-        aggregate_id: OrderId,
+        aggregate: AggregateId,
         snapshot_schema: u32,
     ) -> Result<Loaded, StoreError> {
         let loaded = self
@@ -99,15 +100,16 @@ impl EventStore for SqliteEventStore {
                 let snapshot = tx
                     .query_row(
                         "SELECT version, state FROM snapshots
-                         WHERE tenant_id = ?1 AND aggregate_id = ?2 AND schema_version = ?3",
-                        params![tenant.0, aggregate_id.0, snapshot_schema],
+                         WHERE tenant_id = ?1 AND domain = ?2 AND aggregate_id = ?3
+                           AND schema_version = ?4",
+                        params![tenant.0, aggregate.domain.name(), aggregate.id, snapshot_schema],
                         |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)),
                     )
                     .optional()?
                     .map(|(version, state)| {
                         Ok::<_, Fail>(Snapshot {
                             tenant,
-                            aggregate_id,
+                            aggregate,
                             version,
                             schema_version: snapshot_schema,
                             state: json(&state, "snapshot state")?,
@@ -117,11 +119,14 @@ impl EventStore for SqliteEventStore {
                 let after = snapshot.as_ref().map_or(0, |s| s.version);
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT {EVENT_COLUMNS} FROM events
-                     WHERE tenant_id = ?1 AND aggregate_id = ?2 AND version > ?3
+                     WHERE tenant_id = ?1 AND domain = ?2 AND aggregate_id = ?3 AND version > ?4
                      ORDER BY version"
                 ))?;
                 let raw = stmt
-                    .query_map(params![tenant.0, aggregate_id.0, after], RawEvent::from_row)?
+                    .query_map(
+                        params![tenant.0, aggregate.domain.name(), aggregate.id, after],
+                        RawEvent::from_row,
+                    )?
                     .collect::<Result<Vec<_>, _>>()?;
                 let events = raw
                     .into_iter()
@@ -188,11 +193,11 @@ impl EventStore for SqliteEventStore {
             .write(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let tenant = snapshot.tenant;
-                let stream = stream_version(&tx, tenant, snapshot.aggregate_id)?;
+                let stream = stream_version(&tx, tenant, snapshot.aggregate)?;
                 if snapshot.version > stream {
                     return Err(Fail::corrupt(format!(
-                        "snapshot of order {} at version {} is ahead of its stream ({stream})",
-                        snapshot.aggregate_id, snapshot.version
+                        "snapshot of {} at version {} is ahead of its stream ({stream})",
+                        snapshot.aggregate, snapshot.version
                     )));
                 }
                 ensure_household(&tx, tenant)?;
@@ -200,14 +205,16 @@ impl EventStore for SqliteEventStore {
                     .map_err(|e| Fail::corrupt(format!("snapshot state: {e}")))?;
                 // Never regress: an older (or equal) version leaves the row as it is.
                 tx.execute(
-                    "INSERT INTO snapshots (tenant_id, aggregate_id, schema_version, version, state)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (tenant_id, aggregate_id, schema_version) DO UPDATE
+                    "INSERT INTO snapshots
+                     (tenant_id, domain, aggregate_id, schema_version, version, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (tenant_id, domain, aggregate_id, schema_version) DO UPDATE
                      SET version = excluded.version, state = excluded.state
                      WHERE excluded.version > snapshots.version",
                     params![
                         tenant.0,
-                        snapshot.aggregate_id.0,
+                        snapshot.aggregate.domain.name(),
+                        snapshot.aggregate.id,
                         snapshot.schema_version,
                         snapshot.version,
                         state
@@ -231,7 +238,7 @@ impl Outbox for SqliteEventStore {
             .db
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT tenant_id, job_id, order_id, kind, command_id, created_at
+                    "SELECT tenant_id, job_id, domain, aggregate_id, kind, command_id, created_at
                      FROM jobs WHERE started_at IS NULL ORDER BY job_no LIMIT ?1",
                 )?;
                 let raw = stmt
@@ -239,19 +246,20 @@ impl Outbox for SqliteEventStore {
                         Ok((
                             r.get::<_, Uuid>(0)?,
                             r.get::<_, Uuid>(1)?,
-                            r.get::<_, Uuid>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, Uuid>(4)?,
-                            r.get::<_, i64>(5)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Uuid>(3)?,
+                            r.get::<_, String>(4)?,
+                            r.get::<_, Uuid>(5)?,
+                            r.get::<_, i64>(6)?,
                         ))
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 raw.into_iter()
-                    .map(|(tenant, id, order, kind, command, created)| {
+                    .map(|(tenant, id, domain, aggregate, kind, command, created)| {
                         Ok(Job {
                             id: EventId(id),
                             tenant: HouseholdId(tenant),
-                            order_id: OrderId(order),
+                            aggregate: AggregateId::new(domain_named(&domain)?, aggregate),
                             kind: job_kind(&kind)?,
                             command_id: CommandId(command),
                             created_at: from_micros(created)?,
@@ -290,7 +298,7 @@ pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fa
     }
     ensure_household(tx, tenant)?;
     let head = last_seq(tx, tenant)?.unwrap_or(0);
-    let (aggregate_id, expected_version, new_events) = match decision {
+    let (aggregate, expected_version, new_events) = match decision {
         Decision::Rejected { code, message } => {
             let outcome = CommandOutcome::Rejected { code, message };
             insert_command(tx, &command, "rejected", &outcome)?;
@@ -300,16 +308,16 @@ pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fa
             });
         }
         Decision::Events {
-            aggregate_id,
+            aggregate,
             expected_version,
             events,
-        } => (aggregate_id, expected_version, events),
+        } => (aggregate, expected_version, events),
     };
     if !new_events.is_empty() {
-        let current = stream_version(tx, tenant, aggregate_id)?;
+        let current = stream_version(tx, tenant, aggregate)?;
         if current != expected_version {
             return Err(StoreError::VersionConflict {
-                aggregate_id,
+                aggregate,
                 expected: expected_version,
             }
             .into());
@@ -317,10 +325,12 @@ pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fa
     }
     for (i, event) in new_events.iter().enumerate() {
         let want = u64::from(expected_version) + 1 + i as u64;
-        if u64::from(event.version) != want || event.aggregate_id != aggregate_id {
+        if u64::from(event.version) != want || event.aggregate() != aggregate {
             return Err(Fail::corrupt(format!(
-                "event {} has version {} for order {}, expected {want} for {aggregate_id}",
-                event.id, event.version, event.aggregate_id
+                "event {} has version {} for {}, expected {want} for {aggregate}",
+                event.id,
+                event.version,
+                event.aggregate()
             )));
         }
     }
@@ -368,12 +378,24 @@ fn last_seq(conn: &Connection, tenant: HouseholdId) -> Result<Option<u64>, Fail>
         .optional()?)
 }
 
-fn stream_version(conn: &Connection, tenant: HouseholdId, order: OrderId) -> Result<u32, Fail> {
+fn stream_version(
+    conn: &Connection,
+    tenant: HouseholdId,
+    aggregate: AggregateId,
+) -> Result<u32, Fail> {
     Ok(conn
         .prepare_cached(
-            "SELECT COALESCE(MAX(version), 0) FROM events WHERE tenant_id = ?1 AND aggregate_id = ?2",
+            "SELECT COALESCE(MAX(version), 0) FROM events
+             WHERE tenant_id = ?1 AND domain = ?2 AND aggregate_id = ?3",
         )?
-        .query_row(params![tenant.0, order.0], |r| r.get::<_, u32>(0))?)
+        .query_row(
+            params![tenant.0, aggregate.domain.name(), aggregate.id],
+            |r| r.get::<_, u32>(0),
+        )?)
+}
+
+fn domain_named(name: &str) -> Result<DomainId, Fail> {
+    DomainId::from_name(name).ok_or_else(|| Fail::corrupt(format!("unknown domain {name:?}")))
 }
 
 fn stored_outcome(
@@ -433,15 +455,16 @@ fn insert_event(
     let inserted = tx
         .prepare_cached(
             "INSERT INTO events
-         (tenant_id, seq, event_id, aggregate_id, version, type, schema_version, payload,
-          metadata, command_id, created_at, requires_job)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         (tenant_id, seq, event_id, domain, aggregate_id, version, type, schema_version,
+          payload, metadata, command_id, created_at, requires_job)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?
         .execute(params![
             e.tenant.0,
             e.seq,
             e.id.0,
-            e.aggregate_id.0,
+            e.event.domain().name(),
+            e.aggregate_id,
             e.version,
             kind,
             e.schema_version,
@@ -453,14 +476,14 @@ fn insert_event(
         ]);
     match inserted {
         Ok(_) => Ok(()),
-        // The unique (tenant_id, aggregate_id, version) key is the last word on
+        // The unique (tenant_id, domain, aggregate_id, version) key is the last word on
         // optimistic concurrency, should the explicit check above ever miss.
         Err(rusqlite::Error::SqliteFailure(f, Some(message)))
             if f.code == rusqlite::ErrorCode::ConstraintViolation
                 && message.contains("events.version") =>
         {
             Err(StoreError::VersionConflict {
-                aggregate_id: e.aggregate_id,
+                aggregate: e.aggregate(),
                 expected,
             }
             .into())
@@ -480,13 +503,14 @@ fn insert_event(
 
 fn insert_job(tx: &Connection, job: &Job) -> Result<(), Fail> {
     tx.prepare_cached(
-        "INSERT INTO jobs (tenant_id, job_id, order_id, kind, command_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO jobs (tenant_id, job_id, domain, aggregate_id, kind, command_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         job.tenant.0,
         job.id.0,
-        job.order_id.0,
+        job.aggregate.domain.name(),
+        job.aggregate.id,
         job.kind.as_str(),
         job.command_id.0,
         micros(job.created_at)
@@ -537,7 +561,7 @@ impl RawEvent {
             id: EventId(self.id),
             tenant,
             seq: self.seq,
-            aggregate_id: OrderId(self.aggregate_id),
+            aggregate_id: self.aggregate_id,
             version: self.version,
             event,
             schema_version: self.schema_version,

@@ -1,7 +1,7 @@
-//! The `advance` activity: one step of the core's fulfilment process.
+//! The `advance` activity: one step of a domain's process (the core's [`Processes`]).
 
-use crate::workflow::OrderRef;
-use hearth_core::fulfilment::{Advanced, Fulfilment};
+use crate::workflow::AggregateRef;
+use hearth_core::durable::{Advance, Processes};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use temporalio_macros::activities;
@@ -30,51 +30,52 @@ pub enum AdvanceOutcome {
     Stuck { step: String, error: String },
 }
 
-impl From<Advanced> for AdvanceOutcome {
-    fn from(advanced: Advanced) -> Self {
+impl From<Advance> for AdvanceOutcome {
+    fn from(advanced: Advance) -> Self {
         match advanced {
-            Advanced::Progressed(step) => AdvanceOutcome::Progressed {
-                step: step.name().to_owned(),
+            Advance::Progressed { step } => AdvanceOutcome::Progressed {
+                step: step.to_owned(),
             },
-            Advanced::Waiting { until } => AdvanceOutcome::Waiting {
+            Advance::Waiting { until } => AdvanceOutcome::Waiting {
                 until_ms: until.timestamp_millis(),
             },
-            Advanced::Done => AdvanceOutcome::Done,
-            Advanced::Stuck { step, error } => AdvanceOutcome::Stuck {
-                step: step.name().to_owned(),
-                error: error.to_string(),
+            Advance::Done => AdvanceOutcome::Done,
+            Advance::Stuck { step, error } => AdvanceOutcome::Stuck {
+                step: step.to_owned(),
+                error,
             },
         }
     }
 }
 
-/// The activities of the fulfilment workflow, over the core's [`Fulfilment`] (an
-/// `OrderService` plus the Payments and Inventory ports).
+/// The activities of the process workflow, over the core's [`Processes`] (the
+/// service plus what each domain's process needs, e.g. the Payments and Inventory
+/// ports for order fulfilment).
 #[derive(Debug, Clone)]
-pub struct FulfilmentActivities {
-    fulfilment: Fulfilment,
+pub struct ProcessActivities {
+    processes: Processes,
 }
 
-impl FulfilmentActivities {
-    pub fn new(fulfilment: Fulfilment) -> Self {
-        Self { fulfilment }
+impl ProcessActivities {
+    pub fn new(processes: Processes) -> Self {
+        Self { processes }
     }
 }
 
 #[activities]
-impl FulfilmentActivities {
-    /// One step: load the order, carry out what the pure process says, record it.
+impl ProcessActivities {
+    /// One step: load the aggregate, carry out what its pure process says, record it.
     /// Declines are not errors (the core records a rejection; the next step compensates).
     #[activity(name = "advance")]
     pub async fn advance(
         self: Arc<Self>,
         ctx: ActivityContext,
-        order: OrderRef,
+        target: AggregateRef,
     ) -> Result<AdvanceOutcome, ActivityError> {
         // Heartbeat while the step runs: a worker that dies mid-step stops beating, and
         // the server retries the step elsewhere after the heartbeat timeout rather than
         // after the whole start-to-close timeout. (The SDK throttles the beats.)
-        let step = self.fulfilment.advance(order.household, order.order);
+        let step = self.processes.advance(target.household, target.aggregate);
         tokio::pin!(step);
         let mut beat = tokio::time::interval(crate::workflow::HEARTBEAT_EVERY);
         let result = loop {
@@ -82,23 +83,23 @@ impl FulfilmentActivities {
                 result = &mut step => break result,
                 _ = beat.tick() => {
                     if let Err(e) = ctx.record_heartbeat(()).await {
-                        tracing::warn!(order = %order.order, "heartbeat not recorded: {e}");
+                        tracing::warn!(aggregate = %target.aggregate, "heartbeat not recorded: {e}");
                     }
                 }
             }
         };
         match result {
             Ok(advanced) => {
-                if let Advanced::Progressed(step) = &advanced {
+                if let Advance::Progressed { step } = &advanced {
                     // One line per step carried out: operators (and the restart test)
                     // read provider side effects from it.
-                    tracing::info!(household = %order.household, order = %order.order, step = %step.name(), "fulfilment step done");
+                    tracing::info!(household = %target.household, aggregate = %target.aggregate, step, "process step done");
                 }
                 Ok(advanced.into())
             }
             Err(e) => {
                 let retryable = e.is_retryable();
-                tracing::warn!(household = %order.household, order = %order.order, retryable, "advance failed: {e}");
+                tracing::warn!(household = %target.household, aggregate = %target.aggregate, retryable, "advance failed: {e}");
                 let type_name = if retryable { RETRYABLE } else { NON_RETRYABLE };
                 Err(ActivityError::application(
                     ApplicationFailure::builder(e.to_string())

@@ -1,13 +1,13 @@
 //! Temporal adapter of Hearth's [`JobScheduler`](hearth_core::ports::JobScheduler) port.
 //!
-//! - [`TemporalScheduler`]: starts one fulfilment workflow per order (`<household>-<order>`,
-//!   `RejectDuplicate`, conflict policy `Fail`, a repeat start is a no-op) and signals it
-//!   when the order is cancelled.
-//! - [`FulfilmentWorkflow`]: the durable loop around the core's pure process: run the
-//!   `advance` activity, sleep on a durable timer until ready-at (woken early by the
-//!   cancel signal), stop when the process is done.
-//! - [`FulfilmentActivities`]: the `advance` activity, one call to
-//!   [`Fulfilment::advance`](hearth_core::fulfilment::Fulfilment::advance).
+//! - [`TemporalScheduler`]: starts one process workflow per aggregate of any domain
+//!   (`<household>-<domain>-<id>`, `RejectDuplicate`, conflict policy `Fail`, a repeat
+//!   start is a no-op) for a `start` job, and signals it (`wake`) for a `wake` job.
+//! - [`ProcessWorkflow`]: the durable loop around the core's pure process: run the
+//!   `advance` activity, sleep on a durable timer until the time the process names
+//!   (woken early by the wake signal), stop when the process is done.
+//! - [`ProcessActivities`]: the `advance` activity, one call to
+//!   [`Processes::advance`](hearth_core::durable::Processes::advance).
 //! - [`run_worker`]: a worker for the shared task queue.
 //! - [`dev_server`]: a local `temporal server start-dev` for tests and local runs.
 //!
@@ -24,11 +24,11 @@ mod worker;
 #[allow(missing_debug_implementations)]
 mod workflow;
 
-pub use activities::{AdvanceOutcome, FulfilmentActivities, NON_RETRYABLE, RETRYABLE, STUCK};
+pub use activities::{AdvanceOutcome, NON_RETRYABLE, ProcessActivities, RETRYABLE, STUCK};
 pub use error::TemporalError;
 pub use scheduler::{TemporalScheduler, workflow_id};
 pub use worker::{TemporalConfig, WorkerHandle, connect, run_worker};
-pub use workflow::{FulfilmentWorkflow, OrderRef};
+pub use workflow::{AggregateRef, ProcessWorkflow};
 
 /// The task queue every household shares (fairness key = household id).
 pub const DEFAULT_TASK_QUEUE: &str = "hearth-fulfilment";

@@ -1,9 +1,9 @@
 //! [`TemporalScheduler`]: the JobScheduler port on Temporal.
 
-use crate::workflow::{FulfilmentWorkflow, OrderRef};
+use crate::workflow::{AggregateRef, ProcessWorkflow};
 use async_trait::async_trait;
 use hearth_core::ports::{Handoff, Job, JobKind, JobScheduler, SchedulerError};
-use hearth_core::{HouseholdId, OrderId};
+use hearth_core::{AggregateId, HouseholdId};
 use temporalio_client::errors::{WorkflowInteractionError, WorkflowStartError};
 use temporalio_client::{
     Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowSignalOptions,
@@ -11,13 +11,13 @@ use temporalio_client::{
 };
 use temporalio_common::Priority;
 
-/// The id of the one fulfilment workflow of an order: `<household>-<order>`.
+/// The id of the one process workflow of an aggregate: `<household>-<domain>-<id>`.
 ///
-/// The design's `<tenant>-<commandId>` names the command that started the work; an order
-/// is created by exactly one `PlaceOrder`, so the two are one to one, but a Cancel job
-/// (and an operator) knows the order, not the command that placed it.
-pub fn workflow_id(household: HouseholdId, order: OrderId) -> String {
-    format!("{household}-{order}")
+/// The design's `<tenant>-<commandId>` names the command that started the work; an
+/// aggregate is created by exactly one command, so the two are one to one, but a wake
+/// job (and an operator) knows the aggregate, not the command that created it.
+pub fn workflow_id(household: HouseholdId, aggregate: AggregateId) -> String {
+    format!("{household}-{}-{}", aggregate.domain, aggregate.id)
 }
 
 /// Starts and signals fulfilment workflows on one shared task queue.
@@ -51,14 +51,14 @@ impl TemporalScheduler {
         &self.task_queue
     }
 
-    async fn start_fulfilment(&self, job: &Job) -> Result<(), SchedulerError> {
-        let input = OrderRef {
+    async fn start_process(&self, job: &Job) -> Result<(), SchedulerError> {
+        let input = AggregateRef {
             household: job.tenant,
-            order: job.order_id,
+            aggregate: job.aggregate,
         };
         let options = WorkflowStartOptions::new(
             self.task_queue.clone(),
-            workflow_id(job.tenant, job.order_id),
+            workflow_id(job.tenant, job.aggregate),
         )
         .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
         .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
@@ -70,7 +70,7 @@ impl TemporalScheduler {
         .build();
         match self
             .client
-            .start_workflow(FulfilmentWorkflow::run, input, options)
+            .start_workflow(ProcessWorkflow::run, input, options)
             .await
         {
             Ok(_) => Ok(()),
@@ -83,21 +83,17 @@ impl TemporalScheduler {
         }
     }
 
-    async fn signal_cancel(&self, job: &Job) -> Result<(), SchedulerError> {
+    async fn signal_wake(&self, job: &Job) -> Result<(), SchedulerError> {
         let handle = self
             .client
-            .get_workflow_handle::<FulfilmentWorkflow>(workflow_id(job.tenant, job.order_id));
+            .get_workflow_handle::<ProcessWorkflow>(workflow_id(job.tenant, job.aggregate));
         match handle
-            .signal(
-                FulfilmentWorkflow::cancel,
-                (),
-                WorkflowSignalOptions::default(),
-            )
+            .signal(ProcessWorkflow::wake, (), WorkflowSignalOptions::default())
             .await
         {
             Ok(()) => Ok(()),
-            // Not started yet (its first step will see the cancellation) or already over
-            // (nothing left to compensate that the process has not done).
+            // Not started yet (its first step will see the change) or already over
+            // (nothing left to do that the process has not done).
             Err(WorkflowInteractionError::NotFound(_)) => Ok(()),
             Err(WorkflowInteractionError::PayloadConversion(e)) => {
                 Err(SchedulerError::Rejected(e.to_string()))
@@ -113,8 +109,8 @@ impl JobScheduler for TemporalScheduler {
     /// marks the job at once.
     async fn start(&self, job: Job) -> Result<Handoff, SchedulerError> {
         match job.kind {
-            JobKind::Fulfil => self.start_fulfilment(&job).await?,
-            JobKind::Cancel => self.signal_cancel(&job).await?,
+            JobKind::Start => self.start_process(&job).await?,
+            JobKind::Wake => self.signal_wake(&job).await?,
         }
         Ok(Handoff::Durable)
     }

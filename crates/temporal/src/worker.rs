@@ -1,9 +1,9 @@
-//! Connecting to Temporal and running a worker for the fulfilment workflow.
+//! Connecting to Temporal and running a worker for the process workflow.
 
-use crate::activities::FulfilmentActivities;
+use crate::activities::ProcessActivities;
 use crate::error::TemporalError;
-use crate::workflow::FulfilmentWorkflow;
-use hearth_core::fulfilment::Fulfilment;
+use crate::workflow::ProcessWorkflow;
+use hearth_core::durable::Processes;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
 use temporalio_sdk::runtime::RuntimeOptions;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -75,7 +75,7 @@ impl WorkerHandle {
     }
 }
 
-/// Runs a worker for the fulfilment workflow and its activities on the configured task
+/// Runs a worker for the process workflow and its activities on the configured task
 /// queue until it is shut down through the handle given to `started`.
 ///
 /// Needs a current tokio runtime; the future is not `Send` (the SDK's worker is not), so
@@ -83,16 +83,16 @@ impl WorkerHandle {
 /// `tokio::spawn`.
 pub async fn run_worker(
     config: &TemporalConfig,
-    fulfilment: Fulfilment,
+    processes: Processes,
     started: impl FnOnce(WorkerHandle),
 ) -> Result<(), TemporalError> {
     let runtime = Runtime::from_current_tokio(RuntimeOptions::default())
         .map_err(|e| TemporalError::Worker(e.to_string()))?;
     let client = connect(config).await?;
     let options = WorkerOptions::new(config.task_queue.clone())
-        .register_workflow::<FulfilmentWorkflow>()
+        .register_workflow::<ProcessWorkflow>()
         .map_err(|e| TemporalError::Worker(e.to_string()))?
-        .register_activities(FulfilmentActivities::new(fulfilment))
+        .register_activities(ProcessActivities::new(processes))
         .build();
     let mut worker =
         Worker::new(&runtime, client, options).map_err(|e| TemporalError::Worker(e.to_string()))?;

@@ -1,7 +1,8 @@
-//! The fulfilment workflow: deterministic, only `ctx.*` calls and pure data.
+//! The process workflow (one per aggregate of any domain that has a process):
+//! deterministic, only `ctx.*` calls and pure data.
 
-use crate::activities::{AdvanceOutcome, FulfilmentActivities, NON_RETRYABLE};
-use hearth_core::{HouseholdId, OrderId};
+use crate::activities::{AdvanceOutcome, NON_RETRYABLE, ProcessActivities};
+use hearth_core::{AggregateId, HouseholdId};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 use temporalio_common::RetryPolicy;
@@ -11,12 +12,12 @@ use temporalio_sdk::{
     WorkflowResult,
 };
 
-/// Which order a workflow (and each of its activities) works on.
+/// Which aggregate a workflow (and each of its activities) works on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrderRef {
+pub struct AggregateRef {
     pub household: HouseholdId,
-    pub order: OrderId,
+    pub aggregate: AggregateId,
 }
 
 /// A bound on loop turns: the process settles in a handful of steps; a workflow that
@@ -53,36 +54,37 @@ pub fn advance_options() -> ActivityOptions {
 
 #[workflow]
 #[derive(Debug)]
-pub struct FulfilmentWorkflow {
-    order: OrderRef,
-    /// How many cancel signals arrived: the wait compares it with the value it started
+pub struct ProcessWorkflow {
+    target: AggregateRef,
+    /// How many wake signals arrived: the wait compares it with the value it started
     /// with, so one signal wakes exactly one wait.
-    cancels: u32,
+    wakes: u32,
 }
 
 #[workflow_methods]
-impl FulfilmentWorkflow {
+impl ProcessWorkflow {
     #[init]
-    pub fn new(_ctx: &WorkflowContextView, order: OrderRef) -> Self {
-        Self { order, cancels: 0 }
+    pub fn new(_ctx: &WorkflowContextView, target: AggregateRef) -> Self {
+        Self { target, wakes: 0 }
     }
 
-    /// Advance until the process is over; between steps, wait durably for ready-at or
-    /// a cancellation, whichever comes first.
-    #[run(name = "fulfilment")]
+    /// Advance until the process is over; between steps, wait durably for the time the
+    /// process named (a ready-at, a chore's due time) or a wake signal (an order
+    /// cancelled, a chore done), whichever comes first.
+    #[run(name = "process")]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<String> {
-        let order = ctx.state(|s| s.order);
+        let target = ctx.state(|s| s.target);
         for _ in 0..MAX_TURNS {
             let outcome = ctx
-                .execute_activity(FulfilmentActivities::advance, order, advance_options())
+                .execute_activity(ProcessActivities::advance, target, advance_options())
                 .await?;
             match outcome {
                 AdvanceOutcome::Progressed { .. } => continue,
                 AdvanceOutcome::Done => return Ok("done".to_owned()),
                 AdvanceOutcome::Stuck { step, error } => {
                     return Err(ApplicationFailure::builder(format!(
-                        "order {} is stuck at {step}: {error}",
-                        order.order
+                        "{} is stuck at {step}: {error}",
+                        target.aggregate
                     ))
                     .type_name(crate::STUCK.to_owned())
                     .non_retryable(true)
@@ -97,17 +99,17 @@ impl FulfilmentWorkflow {
                     let wait = u64::try_from(until_ms.saturating_sub(now_ms))
                         .map_or(MIN_WAIT, Duration::from_millis)
                         .max(MIN_WAIT);
-                    let seen = ctx.state(|s| s.cancels);
+                    let seen = ctx.state(|s| s.wakes);
                     temporalio_sdk::workflows::select! {
                         _ = ctx.timer(wait) => {}
-                        _ = ctx.wait_condition(move |s: &Self| s.cancels != seen) => {}
+                        _ = ctx.wait_condition(move |s: &Self| s.wakes != seen) => {}
                     }
                 }
             }
         }
         Err(ApplicationFailure::builder(format!(
-            "order {} did not settle in {MAX_TURNS} turns",
-            order.order
+            "{} did not settle in {MAX_TURNS} turns",
+            target.aggregate
         ))
         .type_name(crate::STUCK.to_owned())
         .non_retryable(true)
@@ -115,9 +117,10 @@ impl FulfilmentWorkflow {
         .into())
     }
 
-    /// The order was cancelled: wake up now and let the process compensate.
-    #[signal(name = "cancel")]
-    pub fn cancel(&mut self, _ctx: &mut SyncWorkflowContext<Self>) {
-        self.cancels = self.cancels.saturating_add(1);
+    /// The aggregate changed in a way its process must see now (an order cancelled:
+    /// compensate; a chore done: stop reminding): wake up and advance.
+    #[signal(name = "wake")]
+    pub fn wake(&mut self, _ctx: &mut SyncWorkflowContext<Self>) {
+        self.wakes = self.wakes.saturating_add(1);
     }
 }

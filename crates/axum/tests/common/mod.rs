@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
-use hearth_core::OrderService;
+use hearth_core::Service;
 use hearth_core::ports::{
     Append, Appended, Directory, DirectoryError, EventStore, Household, Invite, Loaded, Member,
     Snapshot, StoreError,
@@ -111,7 +111,7 @@ pub async fn spawn_wrapped(
     let directory = Arc::new(Watched::default());
     let ports = Ports {
         feed: Arc::new(store.feed()),
-        service: OrderService::new(wrap(store.clone()), Arc::new(SystemClock)),
+        service: Service::new(wrap(store.clone()), Arc::new(SystemClock)),
         directory: directory.clone(),
         inventory: None,
     };

@@ -2,16 +2,10 @@
 //! external event is answered (`react`), and the refusals, named after the rules.
 
 use super::*;
-use crate::Timestamp;
 use crate::contracts::{Actor, ExternalEvent, ExternalKind};
 use crate::ids::{MemberId, OrderId};
 
-/// What a decision may read besides the state: who asks, and when.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Context {
-    pub actor: Actor,
-    pub now: Timestamp,
-}
+pub use crate::domain::Context;
 
 /// A broken business rule. Closed, and named after the rule: the variant's name, in
 /// snake case, is the rule's stable code ([`Refusal`]), so a code is written once.
@@ -87,6 +81,16 @@ impl DomainError {
     }
 }
 
+impl crate::domain::Rule for DomainError {
+    fn code(&self) -> &'static str {
+        Refusal::from(self).code()
+    }
+
+    fn is_conflict(&self) -> bool {
+        Refusal::from(self).is_conflict()
+    }
+}
+
 impl Refusal {
     /// The rule's stable code (the wire's `rejected.code`).
     pub fn code(self) -> &'static str {
@@ -96,6 +100,35 @@ impl Refusal {
     /// The refusal a stored or received code stands for, if it is one.
     pub fn from_code(code: &str) -> Option<Self> {
         code.parse().ok()
+    }
+
+    /// The rule in a sentence a member can read (what the web client shows; the
+    /// message says the particulars).
+    pub fn sentence(self) -> &'static str {
+        match self {
+            Refusal::OrderAlreadyExists => "This order was already placed.",
+            Refusal::OrderNotFound => "This order does not exist.",
+            Refusal::NoLines => "Add at least one item to the order.",
+            Refusal::TooManyLines => "An order can have at most 50 different items.",
+            Refusal::QuantityOutOfRange => "Each item's quantity must be between 1 and 99.",
+            Refusal::InvalidSku => "An item of this order is not a valid catalog item.",
+            Refusal::InvalidName => "An item of this order has no usable name.",
+            Refusal::UnitPriceTooHigh => "An item's price is above the limit.",
+            Refusal::DuplicateSku => "The same item appears twice; change its quantity instead.",
+            Refusal::TotalNotPositive => "The order's total must be more than zero.",
+            Refusal::ReadyAtNotInFuture => "The ready time has already passed; pick a later one.",
+            Refusal::ReadyAtTooFar => "The ready time can be at most 7 days ahead.",
+            Refusal::NoteTooLong => "The note is too long (at most 500 characters).",
+            Refusal::ReasonTooLong => "The reason is too long (at most 200 characters).",
+            Refusal::ControlCharacters => "The text contains characters that cannot be stored.",
+            Refusal::CannotCancel => "This order can no longer be cancelled.",
+            Refusal::NotReady => "This order is not ready to be collected yet.",
+            Refusal::InternalCommand => "Only the fulfilment process can do this.",
+            Refusal::InvalidTransition => "This step does not apply to the order as it is now.",
+            Refusal::AmountMismatch => "The amount does not match the order's total.",
+            Refusal::RefundNotDue => "There is nothing to refund on this order.",
+            Refusal::ReleaseNotDue => "There is no reserved stock to release on this order.",
+        }
     }
 
     /// Whether the refusal depends on the order's state at the time (a conflict: the

@@ -120,14 +120,10 @@ impl Event {
     /// Every event type (the variants, in order).
     pub const TYPES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 
-    /// The seed's `requiresJob`: events that start (or redirect) durable work.
-    /// A placed order starts fulfilment; a cancellation must reach the running
-    /// process so it compensates.
+    /// The seed's `requiresJob`: events that start (or redirect) durable work
+    /// ([`super::Orders`]'s `job`).
     pub fn requires_job(&self) -> bool {
-        matches!(
-            self,
-            Event::OrderPlaced { .. } | Event::OrderCancelled { .. }
-        )
+        <super::Orders as crate::domain::Domain>::job(self).is_some()
     }
 
     /// Rebuilds an event from its stored `type` and `payload`.

@@ -16,7 +16,77 @@ pub use decide::*;
 pub use event::*;
 pub use state::*;
 
+use crate::domain::{Domain, JobKind, RefusalInfo};
+use crate::registry::DomainId;
 use serde::{Deserialize, Serialize};
+use strum::IntoEnumIterator;
+
+/// The order domain: a household's orders from placing to collection, and the
+/// fulfilment process that reserves, charges and compensates (see [`crate::process`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Orders;
+
+impl Domain for Orders {
+    const ID: DomainId = DomainId::Order;
+    const EVENT_SCHEMA_VERSION: u32 = EVENT_SCHEMA_VERSION;
+    const SNAPSHOT_SCHEMA_VERSION: u32 = SNAPSHOT_SCHEMA_VERSION;
+    type Command = Command;
+    type Event = Event;
+    type State = OrderState;
+    type Rule = DomainError;
+    const COMMAND_TYPES: &'static [&'static str] = Command::TYPES;
+    const EVENT_TYPES: &'static [&'static str] = Event::TYPES;
+
+    fn command_aggregate(command: &Command) -> uuid::Uuid {
+        command.order_id().0
+    }
+    fn event_aggregate(event: &Event) -> uuid::Uuid {
+        event.order_id().0
+    }
+    fn command_type(command: &Command) -> &'static str {
+        command.type_name()
+    }
+    fn event_type(event: &Event) -> &'static str {
+        event.type_name()
+    }
+    fn is_internal(command: &Command) -> bool {
+        command.is_internal()
+    }
+    fn creates(command: &Command) -> bool {
+        command.creates_order()
+    }
+    fn version(state: &OrderState) -> u32 {
+        state.version
+    }
+    fn decide(
+        state: &OrderState,
+        command: &Command,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, DomainError> {
+        decide(state, command, ctx)
+    }
+    fn evolve(state: OrderState, event: &Event) -> OrderState {
+        evolve(state, event)
+    }
+    /// A placed order starts fulfilment; a cancellation must reach the running process
+    /// so it compensates.
+    fn job(event: &Event) -> Option<JobKind> {
+        match event {
+            Event::OrderPlaced { .. } => Some(JobKind::Start),
+            Event::OrderCancelled { .. } => Some(JobKind::Wake),
+            _ => None,
+        }
+    }
+    fn refusals() -> Vec<RefusalInfo> {
+        Refusal::iter()
+            .map(|r| RefusalInfo {
+                code: r.code(),
+                conflict: r.is_conflict(),
+                sentence: r.sentence(),
+            })
+            .collect()
+    }
+}
 
 /// Limits of the order rules, named so errors and clients can quote them.
 pub mod limits {
@@ -57,4 +127,11 @@ impl OrderLine {
 pub enum RejectionReason {
     OutOfStock { sku: String },
     PaymentDeclined { message: String },
+}
+
+impl From<crate::ids::OrderId> for crate::domain::AggregateId {
+    /// An order id names an aggregate of the order domain.
+    fn from(order: crate::ids::OrderId) -> Self {
+        crate::domain::AggregateId::new(DomainId::Order, order)
+    }
 }

@@ -9,8 +9,8 @@
 //! SIGKILL, which is the point).
 
 use anyhow::{Context, bail};
-use hearth_core::OrderService;
-use hearth_core::fulfilment::Fulfilment;
+use hearth_core::Service;
+use hearth_core::durable::Processes;
 use hearth_core::ports::EventFeed;
 use hearth_embedded::{EmbeddedExecutor, ExecutorConfig};
 use hearth_memory::SystemClock;
@@ -48,14 +48,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let (store, feed) = SqliteEventStore::open(&db).with_context(|| format!("opening {db}"))?;
     let provider = HttpProvider::new(&url, Duration::from_secs(5))?;
-    let service = OrderService::new(store.clone(), Arc::new(SystemClock));
-    let fulfilment = Fulfilment::new(
+    let service = Service::new(store.clone(), Arc::new(SystemClock));
+    let processes = Processes::new(
         service,
         Arc::new(provider.payments()),
         Arc::new(provider.inventory()),
     );
     let feed: Arc<dyn EventFeed> = Arc::new(feed);
-    let executor = EmbeddedExecutor::start(fulfilment, store, Some(feed), config);
+    let executor = EmbeddedExecutor::start(processes, store, Some(feed), config);
     println!("started");
     std::io::stdout().flush()?;
     tokio::signal::ctrl_c().await?;

@@ -17,7 +17,7 @@ use hearth_core::order::{Command, OrderLine, PlaceOrder};
 use hearth_core::ports::Clock;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, CommandOutcome, Dispatched, HouseholdId, MemberId, OrderId,
-    OrderService, Timestamp,
+    Service, Timestamp,
 };
 use hearth_sqlite::SqliteEventStore;
 use std::io::Write;
@@ -108,7 +108,7 @@ fn say(word: &str, tenant: HouseholdId, command: CommandId, seq: u64) -> anyhow:
 }
 
 async fn writer(
-    service: OrderService,
+    service: Service,
     tenant: HouseholdId,
     deadline: Instant,
 ) -> anyhow::Result<()> {
@@ -147,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let (store, _feed) =
         SqliteEventStore::open(&args.path).with_context(|| format!("opening {}", args.path))?;
-    let service = OrderService::new(store, Arc::new(WallClock));
+    let service = Service::new(store, Arc::new(WallClock));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
     for &tenant in &args.households {

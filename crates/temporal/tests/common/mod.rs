@@ -8,7 +8,7 @@ use hearth_core::fulfilment::Fulfilment;
 use hearth_core::order::{CancelOrder, Command, OrderLine, PlaceOrder};
 use hearth_core::ports::EventStore;
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderService,
+    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, Service,
     OrderStatus, Timestamp,
 };
 use hearth_memory::{MemoryEventStore, MemoryInventory, MemoryPayments, SystemClock};
@@ -99,7 +99,7 @@ pub struct World {
     pub store: Arc<MemoryEventStore>,
     pub payments: Arc<MemoryPayments>,
     pub inventory: Arc<MemoryInventory>,
-    pub service: OrderService,
+    pub service: Service,
     pub household: HouseholdId,
     pub config: TemporalConfig,
     pub scheduler: Arc<TemporalScheduler>,
@@ -108,7 +108,7 @@ pub struct World {
 impl World {
     pub async fn new() -> Self {
         let store = Arc::new(MemoryEventStore::new());
-        let service = OrderService::new(store.clone(), Arc::new(SystemClock));
+        let service = Service::new(store.clone(), Arc::new(SystemClock));
         let config = config();
         let client = hearth_temporal::connect(&config).await.unwrap();
         World {
