@@ -568,6 +568,9 @@ pub struct RoomState {
     /// How many orders were placed before the first one in `state.orders`.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub older_orders: u64,
+    /// How many chores were scheduled before the first one in `state.chores`.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub older_chores: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -632,14 +635,12 @@ async fn state(app: &AppState, room: HouseholdId) -> Result<Response, ApiError> 
     let state = app
         .rooms
         .read_view(room, |view| {
-            let recent = wire::recent_orders(&view.orders, view.orders.len(), bound);
+            let parts = wire::Bounded::of(view, bound);
             RoomState {
                 seq: view.seq,
-                older_orders: recent.start as u64,
-                state: HouseholdView {
-                    seq: view.seq,
-                    orders: view.orders.get(recent).unwrap_or_default().to_vec(),
-                },
+                older_orders: parts.orders.start as u64,
+                older_chores: parts.chores.start as u64,
+                state: parts.view(view),
             }
         })
         .await

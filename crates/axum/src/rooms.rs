@@ -92,6 +92,8 @@ pub(crate) struct Joined {
     pub state_json: Arc<str>,
     /// The orders placed before those in `state_json`.
     pub older_orders: u64,
+    /// The chores scheduled before those in `state_json`.
+    pub older_chores: u64,
 }
 
 #[derive(Debug)]
@@ -327,7 +329,7 @@ struct Room {
     view: HouseholdView,
     /// The welcome's state at a seq (the most recent orders, serialized) and the number
     /// of orders before them, for the joins at that seq.
-    welcome: Option<(u64, Arc<str>, u64)>,
+    welcome: Option<(u64, Arc<str>, (u64, u64))>,
     members: Vec<Member>,
     /// Offered events beyond the cursor, waiting for the gap before them to close.
     held: BTreeMap<u64, EventEnvelope>,
@@ -456,13 +458,12 @@ impl Room {
                 }
             });
         }
-        let (state_json, older_orders) = match &self.welcome {
+        let (state_json, (older_orders, older_chores)) = match &self.welcome {
             Some((seq, json, older)) if *seq == self.view.seq => (json.clone(), *older),
             _ => {
-                let orders = &self.view.orders;
-                let recent = wire::recent_orders(orders, orders.len(), self.rooms.bound);
-                let older = recent.start as u64;
-                let json: Arc<str> = wire::view_json(&self.view, recent).into();
+                let parts = wire::Bounded::of(&self.view, self.rooms.bound);
+                let older = (parts.orders.start as u64, parts.chores.start as u64);
+                let json: Arc<str> = wire::view_json(&self.view, &parts).into();
                 self.welcome = Some((self.view.seq, json.clone(), older));
                 (json, older)
             }
@@ -471,6 +472,7 @@ impl Room {
             seq: self.view.seq,
             state_json,
             older_orders,
+            older_chores,
         };
         if reply.send(joined).is_ok() {
             self.members.push(member);

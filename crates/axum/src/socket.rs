@@ -351,6 +351,7 @@ impl Connection {
             joined.seq,
             &joined.state_json,
             joined.older_orders,
+            joined.older_chores,
         );
         live.send(Message::Text(frame.into())).await?;
         drop(permit);

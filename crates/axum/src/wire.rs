@@ -6,7 +6,7 @@
 //! a message naming what is wrong: [`parse_client_message`] for WebSocket frames,
 //! [`parse_command`] for a command body (also used by the HTTP API).
 
-use hearth_core::projection::OrderView;
+use hearth_core::projection::{ChoreView, OrderView};
 use hearth_core::registry::CommandOf;
 use hearth_core::{AnyCommand, CommandId, DomainId, EventEnvelope, HouseholdId, HouseholdView};
 use serde::de::DeserializeSeed;
@@ -92,6 +92,11 @@ pub struct Welcome {
     /// holds every order). `GET /households/{id}/orders?before=<olderOrders>` pages them.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub older_orders: u64,
+    /// How many chores were scheduled before the first one in `state.chores` (chores are
+    /// bounded like orders).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub older_chores: u64,
 }
 
 /// How much of a household's orders one read carries: the welcome, `GET` of a room's
@@ -129,11 +134,38 @@ impl std::io::Write for Counter {
     }
 }
 
-/// The orders a bounded read carries: the most recently placed of `orders[..before]`,
-/// newest first while they fit `bound`. Returns their range in `orders` (its start is
-/// the number of orders placed before them).
-pub fn recent_orders(
-    orders: &[OrderView],
+/// The parts of a view a bounded read carries: the most recent orders and chores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bounded {
+    pub orders: std::ops::Range<usize>,
+    pub chores: std::ops::Range<usize>,
+}
+
+impl Bounded {
+    /// The most recent orders and chores of `view`, each within `bound`.
+    pub fn of(view: &HouseholdView, bound: OrdersBound) -> Self {
+        Self {
+            orders: recent_orders(&view.orders, view.orders.len(), bound),
+            chores: recent_orders(&view.chores, view.chores.len(), bound),
+        }
+    }
+
+    /// The view of these parts only.
+    pub fn view(&self, view: &HouseholdView) -> HouseholdView {
+        HouseholdView {
+            seq: view.seq,
+            orders: view.orders.get(self.orders.clone()).unwrap_or_default().to_vec(),
+            chores: view.chores.get(self.chores.clone()).unwrap_or_default().to_vec(),
+        }
+    }
+}
+
+/// The items a bounded read carries: the most recent of `items[..before]` (orders in
+/// the order they were placed, chores in the order they were scheduled), newest first
+/// while they fit `bound`. Returns their range in `items` (its start is the number of
+/// items before them).
+pub fn recent_orders<T: Serialize>(
+    orders: &[T],
     before: usize,
     bound: OrdersBound,
 ) -> std::ops::Range<usize> {
@@ -155,20 +187,23 @@ pub fn recent_orders(
     start..end
 }
 
-/// The projection at `view.seq` of the orders in `range` only, serialized as a
-/// `HouseholdView` (the welcome's `state`).
-pub fn view_json(view: &HouseholdView, range: std::ops::Range<usize>) -> String {
+/// The projection at `view.seq` of the orders and chores in `parts` only, serialized
+/// as a `HouseholdView` (the welcome's `state`).
+pub fn view_json(view: &HouseholdView, parts: &Bounded) -> String {
     #[derive(Serialize)]
     struct Partial<'a> {
         seq: u64,
         orders: &'a [OrderView],
+        chores: &'a [ChoreView],
     }
-    let orders = view.orders.get(range).unwrap_or_default();
+    let orders = view.orders.get(parts.orders.clone()).unwrap_or_default();
+    let chores = view.chores.get(parts.chores.clone()).unwrap_or_default();
     serde_json::to_string(&Partial {
         seq: view.seq,
         orders,
+        chores,
     })
-    .unwrap_or_else(|_| format!(r#"{{"seq":{},"orders":[]}}"#, view.seq))
+    .unwrap_or_else(|_| format!(r#"{{"seq":{},"orders":[],"chores":[]}}"#, view.seq))
 }
 
 /// A page of a household's orders, oldest first: `GET /households/{id}/orders`.
@@ -243,6 +278,7 @@ pub fn welcome_frame(
     seq: u64,
     state_json: &str,
     older_orders: u64,
+    older_chores: u64,
 ) -> String {
     let text = |v: String| serde_json::to_string(&v).unwrap_or_else(|_| "\"\"".into());
     let mut frame = String::with_capacity(state_json.len() + 128);
@@ -256,6 +292,8 @@ pub fn welcome_frame(
     frame.push_str(state_json);
     frame.push_str(r#","olderOrders":"#);
     frame.push_str(&older_orders.to_string());
+    frame.push_str(r#","olderChores":"#);
+    frame.push_str(&older_chores.to_string());
     frame.push_str("}}");
     frame
 }
@@ -574,10 +612,11 @@ mod tests {
             seq: 7,
             state: view.clone(),
             older_orders: 3,
+            older_chores: 2,
         }));
         let state = serde_json::to_string(&view).unwrap();
         assert_eq!(
-            welcome_frame(room, "ab\"c-1", 7, &state, 3),
+            welcome_frame(room, "ab\"c-1", 7, &state, 3, 2),
             message.to_json()
         );
     }
@@ -634,12 +673,16 @@ mod tests {
         assert_eq!(recent_orders(&view.orders, 10, by_bytes(three - 1)), 8..10);
         assert_eq!(recent_orders(&view.orders, 10, by_bytes(1)), 9..10);
         // The partial view is a HouseholdView of those orders at the view's seq.
-        let json = view_json(&view, 7..10);
+        let parts = |orders| Bounded {
+            orders,
+            chores: 0..0,
+        };
+        let json = view_json(&view, &parts(7..10));
         let partial: HouseholdView = serde_json::from_str(&json).unwrap();
         assert_eq!(partial.seq, 10);
         assert_eq!(partial.orders, view.orders[7..10].to_vec());
-        let json = view_json(&view, 0..0);
-        assert_eq!(json, r#"{"seq":10,"orders":[]}"#);
+        let json = view_json(&view, &parts(0..0));
+        assert_eq!(json, r#"{"seq":10,"orders":[],"chores":[]}"#);
     }
 
     #[test]

@@ -1452,7 +1452,7 @@ impl EventStore for Broken {
     async fn append(&self, _: Append) -> Result<Appended, StoreError> {
         Err(broken())
     }
-    async fn load(&self, _: HouseholdId, _: OrderId, _: u32) -> Result<Loaded, StoreError> {
+    async fn load(&self, _: HouseholdId, _: hearth_core::AggregateId, _: u32) -> Result<Loaded, StoreError> {
         Err(broken())
     }
     async fn read_feed(
@@ -1682,8 +1682,8 @@ impl EventStore for Gated {
         }
         self.inner.append(append).await
     }
-    async fn load(&self, t: HouseholdId, o: OrderId, s: u32) -> Result<Loaded, StoreError> {
-        self.inner.load(t, o, s).await
+    async fn load(&self, t: HouseholdId, o: hearth_core::AggregateId, s: u32) -> Result<Loaded, StoreError> {
+        self.inner.load(t, o.into(), s).await
     }
     async fn read_feed(
         &self,

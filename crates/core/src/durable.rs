@@ -8,6 +8,7 @@
 //! names its aggregate, and so its domain.
 
 use crate::Timestamp;
+use crate::chore::ChoreProcess;
 use crate::domain::AggregateId;
 use crate::fulfilment::{Advanced, Fulfilment, FulfilmentError};
 use crate::ids::HouseholdId;
@@ -104,7 +105,8 @@ pub struct Processes {
 
 impl Processes {
     /// The processes of every registered domain: fulfilment for orders (through the
-    /// Payments and Inventory ports), reminders for chores.
+    /// Payments and Inventory ports), reminders for chores. A new domain's process is
+    /// registered here.
     pub fn new(service: Service, payments: Arc<dyn Payments>, inventory: Arc<dyn Inventory>) -> Self {
         Self::for_fulfilment(Fulfilment::new(service, payments, inventory))
     }
@@ -113,7 +115,9 @@ impl Processes {
     /// providers).
     pub fn for_fulfilment(fulfilment: Fulfilment) -> Self {
         let service = fulfilment.service().clone();
-        Self::empty(service).with(DomainId::Order, Arc::new(fulfilment))
+        Self::empty(service.clone())
+            .with(DomainId::Order, Arc::new(fulfilment))
+            .with(DomainId::Chore, Arc::new(ChoreProcess::new(service)))
     }
 
     /// No process yet: add them with [`Processes::with`].

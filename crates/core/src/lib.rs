@@ -6,6 +6,7 @@
 //! [`service::Service`], which serves every domain in the [`registry`].
 
 mod cache;
+pub mod chore;
 pub mod contracts;
 pub mod domain;
 pub mod durable;

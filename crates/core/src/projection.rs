@@ -4,7 +4,9 @@
 use crate::Timestamp;
 use crate::contracts::{Actor, EventEnvelope};
 use crate::ids::{MemberId, OrderId};
-use crate::order::{Event, OrderLine, OrderStatus, Orders, RejectionReason};
+use crate::chore::{ChoreEvent, ChoreId, ChoreStatus};
+use crate::order::{Event, OrderLine, OrderStatus, RejectionReason};
+use crate::registry::AnyEvent;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +18,44 @@ pub struct HouseholdView {
     pub seq: u64,
     /// Orders in the order they were placed.
     pub orders: Vec<OrderView>,
+    /// Chores in the order they were scheduled.
+    #[serde(default)]
+    pub chores: Vec<ChoreView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct ChoreView {
+    pub id: ChoreId,
+    pub title: String,
+    pub assignee: MemberId,
+    pub due_at: Timestamp,
+    pub every_days: Option<u16>,
+    pub status: ChoreStatus,
+    pub created_by: MemberId,
+    pub scheduled_at: Timestamp,
+    /// The occurrence this one follows (a recurring chore).
+    pub previous: Option<ChoreId>,
+    /// A swap waiting for this member's answer.
+    pub pending_swap: Option<MemberId>,
+    /// Who completed or skipped it.
+    pub closed_by: Option<MemberId>,
+    pub skip_reason: Option<String>,
+    pub timeline: Vec<ChoreTimelineEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct ChoreTimelineEntry {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: u64,
+    pub at: Timestamp,
+    /// The event type, e.g. `ChoreReminderSent`.
+    pub event: String,
+    /// The chore's status after the event.
+    pub status: ChoreStatus,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +117,10 @@ impl HouseholdView {
         self.orders.iter().find(|o| o.id == id)
     }
 
+    pub fn chore(&self, id: ChoreId) -> Option<&ChoreView> {
+        self.chores.iter().find(|c| c.id == id)
+    }
+
     /// Folds one event. An event at or before `seq` was already folded: `Ok(false)`,
     /// nothing changes. An event after `seq + 1` means a gap: refused.
     pub fn apply(&mut self, envelope: &EventEnvelope) -> Result<bool, SeqGap> {
@@ -91,8 +135,12 @@ impl HouseholdView {
         }
         self.seq = envelope.seq;
         let at = envelope.created_at;
-        let Some(event) = envelope.event.of::<Orders>() else {
-            return Ok(true);
+        let event = match &envelope.event {
+            AnyEvent::Order(event) => event,
+            AnyEvent::Chore(event) => {
+                self.apply_chore(envelope.seq, at, event);
+                return Ok(true);
+            }
         };
         if let Event::OrderPlaced {
             order_id,
@@ -163,5 +211,72 @@ impl HouseholdView {
             status: order.status,
         });
         Ok(true)
+    }
+
+    /// Folds one chore event (its `seq` already checked) into `chores`.
+    fn apply_chore(&mut self, seq: u64, at: Timestamp, event: &ChoreEvent) {
+        if let ChoreEvent::ChoreScheduled {
+            chore_id,
+            title,
+            assignee,
+            due_at,
+            every_days,
+            created_by,
+            previous,
+            ..
+        } = event
+            && self.chore(*chore_id).is_none()
+        {
+            self.chores.push(ChoreView {
+                id: *chore_id,
+                title: title.clone(),
+                assignee: *assignee,
+                due_at: *due_at,
+                every_days: *every_days,
+                status: ChoreStatus::Scheduled,
+                created_by: *created_by,
+                scheduled_at: at,
+                previous: *previous,
+                pending_swap: None,
+                closed_by: None,
+                skip_reason: None,
+                timeline: Vec::new(),
+            });
+        }
+        let id = event.chore_id();
+        let Some(chore) = self.chores.iter_mut().find(|c| c.id == id) else {
+            return;
+        };
+        // Already at or past this event (merged from a newer read): it stays.
+        if chore.timeline.last().is_some_and(|t| t.seq >= seq) {
+            return;
+        }
+        chore.status = chore.status.after(event);
+        match event {
+            ChoreEvent::SwapProposed { to, .. } => chore.pending_swap = Some(*to),
+            ChoreEvent::SwapAccepted { to, .. } => {
+                chore.assignee = *to;
+                chore.pending_swap = None;
+            }
+            ChoreEvent::SwapDeclined { .. } => chore.pending_swap = None,
+            ChoreEvent::ChoreCompleted { by, .. } => {
+                chore.closed_by = Some(*by);
+                chore.pending_swap = None;
+            }
+            ChoreEvent::ChoreSkipped { by, reason, .. } => {
+                chore.closed_by = Some(*by);
+                chore.skip_reason = reason.clone();
+                chore.pending_swap = None;
+            }
+            ChoreEvent::ChoreScheduled { .. }
+            | ChoreEvent::ChoreReminderSent { .. }
+            | ChoreEvent::ChoreEscalated { .. } => {}
+        }
+        chore.timeline.push(ChoreTimelineEntry {
+            seq,
+            at,
+            event: event.type_name().to_owned(),
+            status: chore.status,
+        });
     }
 }

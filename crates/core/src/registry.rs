@@ -294,6 +294,7 @@ macro_rules! registry {
 
 registry! {
     Order: "order" => crate::order::Orders,
+    Chore: "chore" => crate::chore::Chores,
 
 }
 

@@ -46,11 +46,12 @@ fn event_envelope_shape() {
         id: EventId(Uuid::from_u128(1)),
         tenant: HouseholdId(Uuid::from_u128(2)),
         seq: 7,
-        aggregate_id: OrderId(Uuid::from_u128(4)),
+        aggregate_id: Uuid::from_u128(4),
         version: 3,
         event: Event::OrderReady {
             order_id: OrderId(Uuid::from_u128(4)),
-        },
+        }
+        .into(),
         schema_version: 1,
         metadata: EventMetadata {
             command_id: CommandId(Uuid::from_u128(5)),

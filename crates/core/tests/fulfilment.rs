@@ -78,7 +78,7 @@ impl World {
     async fn status(&self, order: OrderId) -> OrderStatus {
         self.fulfilment
             .service()
-            .load(self.household, order)
+            .load::<hearth_core::Orders>(self.household, order)
             .await
             .unwrap()
             .order
@@ -166,7 +166,7 @@ async fn declined_payment_rejects_and_releases_stock() {
     let state = w
         .fulfilment
         .service()
-        .load(w.household, order)
+        .load::<hearth_core::Orders>(w.household, order)
         .await
         .unwrap()
         .order
@@ -192,7 +192,7 @@ async fn out_of_stock_rejects_without_holding_anything() {
     let state = w
         .fulfilment
         .service()
-        .load(w.household, order)
+        .load::<hearth_core::Orders>(w.household, order)
         .await
         .unwrap()
         .order

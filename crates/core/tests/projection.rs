@@ -15,10 +15,10 @@ fn envelope(seq: u64, event: Event) -> EventEnvelope {
         id: EventId(Uuid::from_u128(u128::from(seq))),
         tenant: HouseholdId(Uuid::from_u128(1)),
         seq,
-        aggregate_id: event.order_id(),
+        aggregate_id: event.order_id().0,
         version: 1,
         requires_job: event.requires_job(),
-        event,
+        event: event.into(),
         schema_version: 1,
         metadata: EventMetadata {
             command_id: CommandId(Uuid::nil()),

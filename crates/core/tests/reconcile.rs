@@ -504,7 +504,7 @@ async fn the_reconciler_finds_a_planted_capture_and_repairs_it_through_the_proce
     let state = w
         .fulfilment
         .service()
-        .load(w.household, order)
+        .load::<hearth_core::Orders>(w.household, order)
         .await
         .unwrap();
     let o = state.order.unwrap();

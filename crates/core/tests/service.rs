@@ -12,6 +12,7 @@ use hearth_core::order::{
 };
 use hearth_core::ports::{EventStore, Snapshot};
 use hearth_core::service::ServiceConfig;
+use hearth_core::Refused;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, CommandOutcome, Dispatched, DomainError, ExternalEvent,
     HouseholdId, HouseholdView, MemberId, OrderId, Service,
@@ -91,7 +92,7 @@ async fn accepted_command_appends_its_events_with_envelope_metadata() {
     let e = &events[0];
     assert_eq!(
         (e.tenant, e.seq, e.aggregate_id, e.version),
-        (w.household, 1, order, 1)
+        (w.household, 1, order.0, 1)
     );
     assert_eq!(e.metadata.command_id, command.id);
     assert_eq!(e.metadata.correlation_id, Uuid::from_u128(99));
@@ -104,7 +105,7 @@ async fn accepted_command_appends_its_events_with_envelope_metadata() {
     );
     assert_eq!(
         w.service
-            .load(w.household, order)
+            .load::<hearth_core::Orders>(w.household, order)
             .await
             .unwrap()
             .order
@@ -136,7 +137,7 @@ async fn rejected_command_is_recorded_and_repeats_its_rejection() {
     let first = w.service.dispatch(complete.clone()).await.unwrap();
     assert_eq!(
         first,
-        Dispatched::Rejected(DomainError::OrderNotFound(order))
+        Dispatched::Rejected(Refused::from_rule(&DomainError::OrderNotFound(order)))
     );
     // Even once the order exists, the same id gets the same answer.
     w.service.dispatch(w.by_member(place(order))).await.unwrap();
@@ -162,9 +163,9 @@ async fn a_member_cannot_send_internal_commands() {
     }));
     assert_eq!(
         w.service.dispatch(forged).await.unwrap(),
-        Dispatched::Rejected(DomainError::InternalCommand {
+        Dispatched::Rejected(Refused::from_rule(&DomainError::InternalCommand {
             command: "RecordStockReserved"
-        })
+        }))
     );
     let by_process = w.by_process(Command::RecordStockReserved(RecordStockReserved {
         order_id: order,
@@ -207,7 +208,7 @@ async fn ready_at_is_judged_by_the_clock_port() {
             .dispatch(w.by_member(command(OrderId(Uuid::now_v7()))))
             .await
             .unwrap(),
-        Dispatched::Rejected(DomainError::ReadyAtNotInFuture)
+        Dispatched::Rejected(Refused::from_rule(&DomainError::ReadyAtNotInFuture))
     );
 }
 
@@ -309,7 +310,7 @@ async fn snapshots_are_written_and_used() {
         .store
         .load(
             w.household,
-            order,
+            order.into(),
             hearth_core::order::SNAPSHOT_SCHEMA_VERSION,
         )
         .await
@@ -339,13 +340,13 @@ async fn load_starts_from_the_snapshot() {
     // the load must start from it and fold only event 2 on top.
     let mut state = hearth_core::order::fold(
         w.store
-            .load(w.household, order, 1)
+            .load(w.household, order.into(), 1)
             .await
             .unwrap()
             .events
             .iter()
             .take(1)
-            .map(|e| &e.event),
+            .filter_map(|e| e.event.of::<hearth_core::Orders>()),
     );
     if let Some(o) = state.order.as_mut() {
         o.note = Some("from the snapshot".into());
@@ -353,14 +354,14 @@ async fn load_starts_from_the_snapshot() {
     w.store
         .save_snapshot(Snapshot {
             tenant: w.household,
-            aggregate_id: order,
+            aggregate: order.into(),
             version: 1,
             schema_version: hearth_core::order::SNAPSHOT_SCHEMA_VERSION,
             state: serde_json::to_value(&state).unwrap(),
         })
         .await
         .unwrap();
-    let loaded = w.service.load(w.household, order).await.unwrap();
+    let loaded = w.service.load::<hearth_core::Orders>(w.household, order).await.unwrap();
     let o = loaded.order.unwrap();
     assert_eq!(o.note.as_deref(), Some("from the snapshot"));
     assert_eq!(
@@ -396,16 +397,17 @@ async fn concurrent_cancels_of_one_order_apply_once() {
         .filter(|r| matches!(r, Dispatched::Accepted { .. }))
         .count();
     assert_eq!(accepted, 1, "no lost update: exactly one cancel wins");
-    assert!(results.iter().all(|r| matches!(
-        r,
-        Dispatched::Accepted { .. }
-            | Dispatched::Rejected(DomainError::CannotCancel {
-                status: OrderStatus::Cancelled
-            })
-    )));
+    let lost = Refused::from_rule(&DomainError::CannotCancel {
+        status: OrderStatus::Cancelled,
+    });
+    assert!(results.iter().all(|r| match r {
+        Dispatched::Accepted { .. } => true,
+        Dispatched::Rejected(refused) => *refused == lost,
+        Dispatched::Duplicate(_) => false,
+    }));
     let versions: Vec<u32> = w
         .store
-        .load(w.household, order, 1)
+        .load(w.household, order.into(), 1)
         .await
         .unwrap()
         .events
@@ -499,7 +501,7 @@ impl EventStore for Probe {
     ) -> Result<hearth_core::ports::Appended, hearth_core::ports::StoreError> {
         if self.conflicting {
             return Err(hearth_core::ports::StoreError::VersionConflict {
-                aggregate_id: a.command.command.order_id(),
+                aggregate: a.command.command.aggregate(),
                 expected: 0,
             });
         }
@@ -508,7 +510,7 @@ impl EventStore for Probe {
     async fn load(
         &self,
         t: HouseholdId,
-        a: OrderId,
+        a: hearth_core::AggregateId,
         s: u32,
     ) -> Result<hearth_core::ports::Loaded, hearth_core::ports::StoreError> {
         self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -573,7 +575,7 @@ impl TwoNodes {
             .await
             .unwrap()
             .into_iter()
-            .filter(|e| e.aggregate_id == order)
+            .filter(|e| e.aggregate_id == order.0)
             .collect()
     }
 }
@@ -619,7 +621,7 @@ async fn a_stale_cached_state_never_gets_a_command_accepted_twice() {
     let second = n.a.dispatch(n.by_member(cancel())).await.unwrap();
     // Then: judged on the store's state, not the cached one.
     assert!(
-        matches!(&second, Dispatched::Rejected(rule) if rule.code() == "cannot_cancel"),
+        matches!(&second, Dispatched::Rejected(rule) if rule.code == "cannot_cancel"),
         "{second:?}"
     );
     let cancelled = n

@@ -302,7 +302,7 @@ async fn order_task(shared: Arc<Shared>, (tenant, order): OrderKey, wake: Arc<No
                 attempts = 0;
                 let now = shared.processes.service().clock().now();
                 let left = (until - now).to_std().unwrap_or(Duration::ZERO);
-                tracing::debug!(%tenant, aggregate = %order, %until, "waiting");
+                tracing::debug!(%tenant, aggregate = %order, %until, "process waiting");
                 left.min(shared.config.max_sleep)
             }
             // `run` goes on while it progresses; be safe if that ever changes.

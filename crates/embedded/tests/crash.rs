@@ -150,7 +150,7 @@ impl World {
     }
 
     async fn state(&self, order: OrderId) -> OrderState {
-        self.service.load(self.household, order).await.unwrap()
+        self.service.load::<hearth_core::Orders>(self.household, order).await.unwrap()
     }
 
     async fn reach(&self, order: OrderId, status: OrderStatus, within: Duration) {
@@ -216,7 +216,7 @@ async fn sigkill_mid_timer_then_restart_still_makes_the_order_ready_without_repe
     w.reach(order, OrderStatus::Confirmed, Duration::from_secs(3))
         .await;
     // The node is on the timer once it says it waits for ready-at: kill it there.
-    node.logged("waiting for ready-at", Duration::from_secs(3));
+    node.logged("process waiting", Duration::from_secs(3));
     node.kill();
     assert_eq!(
         w.state(order).await.order.unwrap().status,

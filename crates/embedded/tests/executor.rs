@@ -7,6 +7,7 @@ use chrono::TimeDelta;
 use futures::StreamExt;
 use hearth_contract::interleave::{CancelDuring, During, Reply};
 use hearth_contract::scheduler::{SchedulerFixture, SchedulerProbe};
+use hearth_core::durable::Processes;
 use hearth_core::fulfilment::Fulfilment;
 use hearth_core::order::{CancelOrder, Command, OrderLine, OrderState, OrderStatus, PlaceOrder};
 use hearth_core::ports::Outbox;
@@ -93,7 +94,7 @@ impl World {
 
     fn executor(&self, config: ExecutorConfig) -> EmbeddedExecutor {
         let feed: Arc<dyn EventFeed> = Arc::new(self.store.feed());
-        EmbeddedExecutor::start(self.fulfilment(), self.outbox.clone(), Some(feed), config)
+        EmbeddedExecutor::start(Processes::for_fulfilment(self.fulfilment()), self.outbox.clone(), Some(feed), config)
     }
 
     fn now(&self) -> Timestamp {
@@ -143,7 +144,7 @@ impl World {
     }
 
     async fn state(&self, order: OrderId) -> OrderState {
-        self.service.load(self.household, order).await.unwrap()
+        self.service.load::<hearth_core::Orders>(self.household, order).await.unwrap()
     }
 
     async fn status(&self, order: OrderId) -> OrderStatus {
@@ -380,7 +381,7 @@ async fn jobs_committed_while_no_executor_ran_are_picked_up_at_start() {
 async fn without_a_feed_the_poll_picks_up_new_jobs() {
     let w = world();
     let mut scans = w.outbox.scans.subscribe();
-    let executor = EmbeddedExecutor::start(w.fulfilment(), w.outbox.clone(), None, config());
+    let executor = EmbeddedExecutor::start(Processes::for_fulfilment(w.fulfilment()), w.outbox.clone(), None, config());
     // The first scan (at start) has answered: only a later one can find the new job.
     tokio::time::timeout(SOON, scans.wait_for(|n| *n >= 1))
         .await
@@ -494,7 +495,7 @@ async fn a_cancel_during_a_provider_call_leaves_nothing_charged_or_held() {
             let feed: Arc<dyn EventFeed> = Arc::new(w.store.feed());
             let fulfilment = Fulfilment::new(w.service.clone(), cancel.clone(), cancel.clone());
             let executor =
-                EmbeddedExecutor::start(fulfilment, w.outbox.clone(), Some(feed), config());
+                EmbeddedExecutor::start(Processes::for_fulfilment(fulfilment), w.outbox.clone(), Some(feed), config());
             let order = w.place("coffee", 2, None).await;
             let case = format!("{during:?} {reply:?}");
             w.until(order, SOON, &format!("compensated ({case})"), |s| {

@@ -53,7 +53,7 @@ fn spawn_worker_with(
 
 async fn status(service: &Service, household: HouseholdId, order: OrderId) -> OrderStatus {
     service
-        .load(household, order)
+        .load::<hearth_core::Orders>(household, order)
         .await
         .unwrap()
         .order
@@ -89,8 +89,8 @@ async fn timer_started(server: &DevServer, household: HouseholdId, order: OrderI
     use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
     let config = hearth_temporal::TemporalConfig::new(server.url(), "default");
     let client = hearth_temporal::connect(&config).await.unwrap();
-    let handle = client.get_workflow_handle::<hearth_temporal::FulfilmentWorkflow>(
-        hearth_temporal::workflow_id(household, order),
+    let handle = client.get_workflow_handle::<hearth_temporal::ProcessWorkflow>(
+        hearth_temporal::workflow_id(household, order.into()),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -329,8 +329,8 @@ async fn a_worker_killed_mid_step_has_the_step_retried_after_the_heartbeat_timeo
     let config = hearth_temporal::TemporalConfig::new(server.url(), "default");
     let client = hearth_temporal::connect(&config).await.unwrap();
     let events = client
-        .get_workflow_handle::<hearth_temporal::FulfilmentWorkflow>(hearth_temporal::workflow_id(
-            household, order,
+        .get_workflow_handle::<hearth_temporal::ProcessWorkflow>(hearth_temporal::workflow_id(
+            household, order.into(),
         ))
         .fetch_history(Default::default())
         .into_events()

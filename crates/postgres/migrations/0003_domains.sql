@@ -28,6 +28,8 @@ ALTER TABLE jobs NO FORCE ROW LEVEL SECURITY;
 UPDATE jobs SET kind = CASE kind WHEN 'fulfil' THEN 'start' ELSE 'wake' END;
 ALTER TABLE jobs FORCE ROW LEVEL SECURITY;
 ALTER TABLE jobs ADD CONSTRAINT jobs_kind_check CHECK (kind IN ('start', 'wake'));
+-- The relay reads the new column too (its column grant followed the rename).
+GRANT SELECT (domain) ON jobs TO hearth_relay;
 
 DROP FUNCTION hearth_append(uuid[], uuid[], text[], jsonb[], jsonb[], jsonb[], uuid[], int4[],
                             int4[], uuid[], text[], int4[], jsonb[], jsonb[], timestamptz[],

@@ -117,7 +117,7 @@ async fn refused_appends_leave_nothing_and_do_not_fail_their_batch() {
 fn refused_by_the_database(mut append: Append) -> Append {
     if let Decision::Events { events, .. } = &mut append.decision
         && let Some(event) = events.first_mut()
-        && let Event::OrderPlaced { lines, .. } = &mut event.event
+        && let hearth_core::AnyEvent::Order(Event::OrderPlaced { lines, .. }) = &mut event.event
         && let Some(line) = lines.first_mut()
     {
         line.name = "nul \u{0} byte".into();

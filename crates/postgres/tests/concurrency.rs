@@ -141,7 +141,7 @@ async fn many_tasks_on_one_order_use_every_version_once() {
     done.store(true, Ordering::SeqCst);
     let feed = watcher.await.unwrap();
 
-    let stream = store.load(tenant, order, 999).await.unwrap().events;
+    let stream = store.load(tenant, order.into(), 999).await.unwrap().events;
     let versions: Vec<u32> = stream.iter().map(|e| e.version).collect();
     assert_eq!(
         versions,
@@ -172,7 +172,7 @@ async fn many_tasks_on_one_order_use_every_version_once() {
         feed.iter().map(|e| e.seq).collect::<Vec<_>>(),
         (1..=6).collect::<Vec<u64>>()
     );
-    let state = svc.load(tenant, order).await.unwrap();
+    let state = svc.load::<hearth_core::Orders>(tenant, order).await.unwrap();
     assert_eq!(state.version, 6);
 }
 
@@ -222,7 +222,7 @@ async fn many_orders_of_one_household_keep_seq_gap_free_and_commit_ordered() {
     );
     assert_eq!(feed, store.read_feed(tenant, 0, 10_000).await.unwrap());
     for (order, events) in &written {
-        let stream = store.load(tenant, *order, 999).await.unwrap().events;
+        let stream = store.load(tenant, (*order).into(), 999).await.unwrap().events;
         assert_eq!(&stream, events, "the stream is what was reported committed");
         assert_eq!(
             stream.iter().map(|e| e.version).collect::<Vec<_>>(),
@@ -268,7 +268,7 @@ async fn the_same_command_twice_or_concurrently_yields_one_set_of_events() {
     }
     assert_eq!(accepted, 1, "one copy applied");
     assert_eq!(outcomes.len(), 1, "every copy answers the one outcome");
-    let stream = store.load(tenant, order, 999).await.unwrap().events;
+    let stream = store.load(tenant, order.into(), 999).await.unwrap().events;
     assert_eq!(stream.len(), 1, "one set of events");
     assert_eq!(store.head(tenant).await.unwrap(), 2);
     let jobs = db

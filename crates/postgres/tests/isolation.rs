@@ -63,7 +63,7 @@ async fn household_a() -> (HouseholdId, OrderId) {
     store
         .save_snapshot(Snapshot {
             tenant: a,
-            aggregate_id: order,
+            aggregate: order.into(),
             version: 1,
             schema_version: 1,
             state: serde_json::json!({}),
@@ -162,7 +162,7 @@ async fn household_b_cannot_read_update_delete_or_insert_a_rows() {
          VALUES ($1, 1000, gen_random_uuid(), gen_random_uuid(), 1, 'OrderConfirmed', 1, '{}', '{}', now(), false)",
         "INSERT INTO snapshots (tenant_id, aggregate_id, schema_version, version, state) VALUES ($1, gen_random_uuid(), 1, 1, '{}')",
         "INSERT INTO commands (tenant_id, id, type, payload, metadata, status) VALUES ($1, gen_random_uuid(), 'X', '{}', '{}', 'accepted')",
-        "INSERT INTO jobs (tenant_id, id, order_id, kind, command_id, created_at) VALUES ($1, gen_random_uuid(), gen_random_uuid(), 'fulfil', gen_random_uuid(), now())",
+        "INSERT INTO jobs (tenant_id, id, domain, aggregate_id, kind, command_id, created_at) VALUES ($1, gen_random_uuid(), 'order', gen_random_uuid(), 'start', gen_random_uuid(), now())",
         "INSERT INTO members (tenant_id, id, name, role, joined_at) VALUES ($1, gen_random_uuid(), 'intruder', 'member', now())",
         "INSERT INTO invites (tenant_id, code, created_by, created_at, expires_at) VALUES ($1, 'intruder', gen_random_uuid(), now(), now())",
     ];

@@ -26,7 +26,7 @@ impl hearth_contract::scheduler::SchedulerProbe for ServerProbe {
     async fn runs(&self, job: &hearth_core::ports::Job) -> usize {
         runs(
             &self.client,
-            &hearth_temporal::workflow_id(job.tenant, job.order_id),
+            &hearth_temporal::workflow_id(job.tenant, job.aggregate),
         )
         .await
     }
@@ -50,7 +50,7 @@ async fn an_order_becomes_ready_at_its_ready_at_and_every_step_reaches_the_feed(
     let order = w.place("bread", 2, Some(TimeDelta::seconds(4))).await;
     let ready_at = w
         .service
-        .load(w.household, order)
+        .load::<hearth_core::Orders>(w.household, order)
         .await
         .unwrap()
         .order
@@ -123,7 +123,7 @@ async fn a_declined_payment_rejects_the_order_and_releases_the_stock() {
     .await;
     let state = w
         .service
-        .load(w.household, order)
+        .load::<hearth_core::Orders>(w.household, order)
         .await
         .unwrap()
         .order
@@ -152,7 +152,7 @@ async fn a_cancel_after_capture_wakes_the_sleeping_workflow_which_refunds_once()
     w.cancel(order).await;
     let jobs = w.store.pending_jobs(10).await.unwrap();
     assert_eq!(jobs.len(), 1);
-    assert_eq!(jobs[0].kind, JobKind::Cancel);
+    assert_eq!(jobs[0].kind, JobKind::Wake);
     assert_eq!(w.relay().await, 1);
 
     // Promptly: long before the ready-at an hour away.
@@ -180,9 +180,9 @@ async fn a_cancel_after_capture_wakes_the_sleeping_workflow_which_refunds_once()
     let cancelled = job
         .iter()
         .find_map(hearth_core::ports::Job::for_event)
-        .filter(|j| j.kind == JobKind::Fulfil)
+        .filter(|j| j.kind == JobKind::Start)
         .map(|mut j| {
-            j.kind = JobKind::Cancel;
+            j.kind = JobKind::Wake;
             j
         })
         .unwrap();
@@ -217,7 +217,7 @@ async fn a_job_interrupted_after_commit_is_started_by_the_relay_and_started_once
     let described = w
         .scheduler
         .client()
-        .get_workflow_handle::<hearth_temporal::FulfilmentWorkflow>(w.workflow_id(order))
+        .get_workflow_handle::<hearth_temporal::ProcessWorkflow>(w.workflow_id(order))
         .describe(Default::default())
         .await
         .unwrap();

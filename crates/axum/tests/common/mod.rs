@@ -10,7 +10,7 @@ use hearth_core::ports::{
     Snapshot, StoreError,
 };
 use hearth_core::{
-    CommandId, CommandOutcome, EventEnvelope, HouseholdId, MemberId, OrderId, Timestamp,
+    CommandId, CommandOutcome, EventEnvelope, HouseholdId, MemberId, Timestamp,
 };
 use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
 use serde_json::{Value, json};
@@ -277,8 +277,8 @@ impl EventStore for Gated {
         let _pass = self.appends.acquire().await.unwrap();
         self.inner().append(append).await
     }
-    async fn load(&self, t: HouseholdId, a: OrderId, s: u32) -> Result<Loaded, StoreError> {
-        self.inner().load(t, a, s).await
+    async fn load(&self, t: HouseholdId, a: hearth_core::AggregateId, s: u32) -> Result<Loaded, StoreError> {
+        self.inner().load(t, a.into(), s).await
     }
     async fn read_feed(
         &self,

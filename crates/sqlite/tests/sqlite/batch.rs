@@ -220,7 +220,7 @@ async fn a_refused_append_does_not_fail_or_undo_the_rest_of_its_batch() {
 
     assert_eq!(events_of(&answers[0]).len(), 1);
     assert!(
-        matches!(answers[1], Err(StoreError::VersionConflict { expected: 0, aggregate_id }) if aggregate_id == placed),
+        matches!(answers[1], Err(StoreError::VersionConflict { expected: 0, aggregate }) if aggregate == placed.into()),
         "{:?}",
         answers[1]
     );
@@ -238,12 +238,12 @@ async fn a_refused_append_does_not_fail_or_undo_the_rest_of_its_batch() {
     assert_eq!(answers[5], Ok(Appended::Duplicate(outcome_of(&answers[0]))));
 
     // Nothing of the refused appends, everything of the others, seq gap-free.
-    let Decision::Events { aggregate_id, .. } = half_written.decision else {
+    let Decision::Events { aggregate, .. } = half_written.decision else {
         unreachable!()
     };
     assert!(
         store
-            .load(tenant, aggregate_id, 1)
+            .load(tenant, aggregate, 1)
             .await
             .unwrap()
             .events
@@ -353,7 +353,7 @@ async fn other_writes_run_between_batches_in_queue_order() {
     assert!(futures::poll!(&mut first).is_pending());
     let snapshot = Snapshot {
         tenant,
-        aggregate_id: order,
+        aggregate: order.into(),
         version: 2,
         schema_version: 1,
         state: serde_json::json!({ "at": 2 }),
@@ -368,7 +368,7 @@ async fn other_writes_run_between_batches_in_queue_order() {
     assert_eq!(events_of(&first.await).len(), 2);
     saved.await.unwrap();
     assert_eq!(events_of(&second.await)[0].seq, 3);
-    let loaded = store.load(tenant, order, 1).await.unwrap();
+    let loaded = store.load(tenant, order.into(), 1).await.unwrap();
     assert_eq!(loaded.snapshot, Some(snapshot));
     assert_eq!(loaded.events.len(), 1);
     assert_eq!(store.batch_stats().batches, before.batches + 3);

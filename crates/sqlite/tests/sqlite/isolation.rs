@@ -35,8 +35,8 @@ async fn identical_ids_in_two_households_are_two_histories() {
     assert!(in_b.iter().all(|e| e.tenant == b));
     assert_eq!(store.read_feed(a, 0, 100).await.unwrap(), in_a);
     assert_eq!(store.read_feed(b, 0, 100).await.unwrap(), in_b);
-    assert_eq!(store.load(a, order, 1).await.unwrap().events, in_a);
-    assert_eq!(store.load(b, order, 1).await.unwrap().events, in_b);
+    assert_eq!(store.load(a, order.into(), 1).await.unwrap().events, in_a);
+    assert_eq!(store.load(b, order.into(), 1).await.unwrap().events, in_b);
 
     // Each household's jobs are its own: starting B's leaves A's pending.
     let job = in_a[0].id;
@@ -61,7 +61,7 @@ async fn version_checks_and_snapshots_are_per_household() {
     // Nor may B snapshot past its own (empty) stream on the strength of A's.
     let snapshot = |tenant: HouseholdId, version| Snapshot {
         tenant,
-        aggregate_id: order,
+        aggregate: order.into(),
         version,
         schema_version: 1,
         state: serde_json::json!({ "of": tenant.to_string() }),
@@ -69,9 +69,9 @@ async fn version_checks_and_snapshots_are_per_household() {
     let err = store.save_snapshot(snapshot(b, 2)).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     store.save_snapshot(snapshot(a, 2)).await.unwrap();
-    assert!(store.load(b, order, 1).await.unwrap().snapshot.is_none());
+    assert!(store.load(b, order.into(), 1).await.unwrap().snapshot.is_none());
     assert_eq!(
-        store.load(a, order, 1).await.unwrap().snapshot,
+        store.load(a, order.into(), 1).await.unwrap().snapshot,
         Some(snapshot(a, 2))
     );
     assert_eq!(store.head(b).await.unwrap(), 0);

@@ -51,7 +51,7 @@ impl TestWorker {
                 .unwrap();
             let result = runtime.block_on(hearth_temporal::run_worker(
                 &config,
-                fulfilment,
+                hearth_core::durable::Processes::for_fulfilment(fulfilment),
                 move |handle| {
                     let _ = tx.send(handle);
                 },
@@ -183,7 +183,7 @@ impl World {
 
     pub async fn status(&self, order: OrderId) -> OrderStatus {
         self.service
-            .load(self.household, order)
+            .load::<hearth_core::Orders>(self.household, order)
             .await
             .unwrap()
             .order
@@ -212,7 +212,7 @@ impl World {
     }
 
     pub fn workflow_id(&self, order: OrderId) -> String {
-        hearth_temporal::workflow_id(self.household, order)
+        hearth_temporal::workflow_id(self.household, order.into())
     }
 }
 
@@ -225,7 +225,7 @@ impl World {
 pub async fn runs(client: &temporalio_client::Client, workflow_id: &str) -> usize {
     use futures::TryStreamExt;
     let Ok(described) = client
-        .get_workflow_handle::<hearth_temporal::FulfilmentWorkflow>(workflow_id)
+        .get_workflow_handle::<hearth_temporal::ProcessWorkflow>(workflow_id)
         .describe(Default::default())
         .await
     else {
@@ -269,7 +269,7 @@ pub async fn timer_started(client: &temporalio_client::Client, workflow_id: &str
         "the workflow to start its ready-at timer",
         || async {
             client
-                .get_workflow_handle::<hearth_temporal::FulfilmentWorkflow>(workflow_id)
+                .get_workflow_handle::<hearth_temporal::ProcessWorkflow>(workflow_id)
                 .fetch_history(Default::default())
                 .into_events()
                 .await
@@ -292,7 +292,7 @@ pub async fn workflow_status(
     workflow_id: &str,
 ) -> temporalio_client::WorkflowExecutionStatus {
     client
-        .get_workflow_handle::<hearth_temporal::FulfilmentWorkflow>(workflow_id)
+        .get_workflow_handle::<hearth_temporal::ProcessWorkflow>(workflow_id)
         .describe(Default::default())
         .await
         .unwrap()
