@@ -2,7 +2,8 @@
 
 use crate::fixtures::{append, household, member_command, new_event, order_id};
 use futures::StreamExt;
-use hearth_core::CommandOutcome;
+use hearth_core::{CommandOutcome, OrderId};
+use uuid::Uuid;
 use hearth_core::order::{Command, OrderRef};
 use hearth_core::ports::{
     Append, Appended, Decision, EventFeed, EventStore, FeedSignal, Outbox, Snapshot, StoreError,
@@ -43,6 +44,7 @@ macro_rules! event_store_contract {
             concurrent_appends_across_streams_keep_seq_gap_free,
             concurrent_repeats_of_one_command_append_once,
             feed_rings_after_commit,
+            streams_of_two_domains_with_one_id_never_meet,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -569,4 +571,84 @@ pub async fn feed_rings_after_commit(fx: StoreFixture) {
         Some(3),
         "the signal carries the household and its new head"
     );
+}
+
+/// Every domain's streams in one store: a chore and an order with the same uuid are two
+/// streams (versions, conflicts, snapshots and jobs of their own), read back exactly.
+pub async fn streams_of_two_domains_with_one_id_never_meet(fx: StoreFixture) {
+    use crate::fixtures::chore_append;
+    use hearth_core::chore::ChoreId;
+    use hearth_core::{AggregateId, DomainId};
+    let tenant = household();
+    let id = Uuid::now_v7();
+    let (order, chore) = (OrderId(id), ChoreId(id));
+    fx.store.append(append(tenant, order, 0, 2)).await.unwrap();
+    // The chore's stream starts at version 0 whatever the order's holds.
+    let Appended::Committed { events, .. } = fx
+        .store
+        .append(chore_append(tenant, chore, 0, 2))
+        .await
+        .unwrap()
+    else {
+        panic!("expected a commit");
+    };
+    assert_eq!(
+        events.iter().map(|e| (e.seq, e.version)).collect::<Vec<_>>(),
+        vec![(3, 1), (4, 2)]
+    );
+    // A stale version of the chore conflicts on the chore, naming it.
+    let err = fx
+        .store
+        .append(chore_append(tenant, chore, 1, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::VersionConflict { aggregate, expected: 1 }
+            if aggregate == AggregateId::new(DomainId::Chore, id)),
+        "{err:?}"
+    );
+    let orders = fx.store.load(tenant, order.into(), 1).await.unwrap().events;
+    let chores = fx.store.load(tenant, chore.into(), 1).await.unwrap().events;
+    assert_eq!(orders.len(), 2);
+    assert!(orders.iter().all(|e| e.event.domain() == DomainId::Order));
+    assert_eq!(chores, events, "a chore's events read back unchanged");
+    assert_eq!(
+        fx.store.read_feed(tenant, 2, 10).await.unwrap(),
+        events,
+        "and through the feed"
+    );
+    // Snapshots of one domain are not the other's.
+    fx.store
+        .save_snapshot(Snapshot {
+            tenant,
+            aggregate: chore.into(),
+            version: 2,
+            schema_version: 1,
+            state: serde_json::json!({"chore": true}),
+        })
+        .await
+        .unwrap();
+    assert!(
+        fx.store
+            .load(tenant, order.into(), 1)
+            .await
+            .unwrap()
+            .snapshot
+            .is_none()
+    );
+    let loaded = fx.store.load(tenant, chore.into(), 1).await.unwrap();
+    assert_eq!(loaded.snapshot.map(|s| s.version), Some(2));
+    assert!(loaded.events.is_empty());
+    // The chore's job names its domain.
+    let jobs: Vec<_> = fx
+        .outbox
+        .pending_jobs(10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.tenant == tenant)
+        .collect();
+    let aggregates: Vec<_> = jobs.iter().map(|j| j.aggregate).collect();
+    assert!(aggregates.contains(&AggregateId::new(DomainId::Order, id)));
+    assert!(aggregates.contains(&AggregateId::new(DomainId::Chore, id)));
 }

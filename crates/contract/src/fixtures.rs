@@ -1,6 +1,7 @@
 //! Building blocks for tests: households, commands, events.
 
 use chrono::{DurationRound, TimeDelta, Utc};
+use hearth_core::chore::{ChoreCommand, ChoreEvent, ChoreId, ChoreRef};
 use hearth_core::order::{Command, Event, OrderLine, OrderRef, PlaceOrder};
 use hearth_core::ports::{Append, Decision};
 use hearth_core::{
@@ -101,6 +102,63 @@ pub fn append(tenant: HouseholdId, order: OrderId, expected: u32, count: u32) ->
         command,
         decision: Decision::Events {
             aggregate: order.into(),
+            expected_version: expected,
+            events,
+        },
+    }
+}
+
+/// A committed-looking chore event: `ChoreScheduled` at version 1, then
+/// `ChoreReminderSent` for later versions.
+pub fn new_chore_event(command: &CommandEnvelope, chore: ChoreId, version: u32) -> NewEvent {
+    let event = if version == 1 {
+        ChoreEvent::ChoreScheduled {
+            chore_id: chore,
+            title: "Water the plants".into(),
+            assignee: MemberId(Uuid::nil()),
+            due_at: now(),
+            every_days: Some(7),
+            escalate_after_minutes: 60,
+            created_by: MemberId(Uuid::nil()),
+            previous: None,
+        }
+    } else {
+        ChoreEvent::ChoreReminderSent {
+            chore_id: chore,
+            assignee: MemberId(Uuid::nil()),
+        }
+    };
+    let any: hearth_core::AnyEvent = event.into();
+    NewEvent {
+        id: EventId(Uuid::now_v7()),
+        aggregate_id: chore.0,
+        version,
+        requires_job: any.job().is_some(),
+        event: any,
+        schema_version: 1,
+        metadata: EventMetadata {
+            command_id: command.id,
+            causation_id: command.id.0,
+            correlation_id: command.id.0,
+            actor: command.metadata.actor.clone(),
+        },
+        created_at: now(),
+    }
+}
+
+/// An append of `count` chore events to `chore`, which must be at `expected`.
+pub fn chore_append(tenant: HouseholdId, chore: ChoreId, expected: u32, count: u32) -> Append {
+    let command = member_command(
+        tenant,
+        ChoreCommand::CompleteChore(ChoreRef { chore_id: chore }),
+    );
+    let events = (1..=count)
+        .map(|i| new_chore_event(&command, chore, expected + i))
+        .collect();
+    Append {
+        command,
+        decision: Decision::Events {
+            aggregate: chore.into(),
             expected_version: expected,
             events,
         },
