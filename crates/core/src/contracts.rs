@@ -46,7 +46,6 @@ pub struct CommandEnvelope {
     pub id: CommandId,
     pub tenant: HouseholdId,
     #[serde(flatten)]
-    #[cfg_attr(feature = "ts", ts(type = "MemberCommand"))]
     pub command: AnyCommand,
     pub metadata: CommandMetadata,
 }
@@ -99,7 +98,6 @@ pub struct NewEvent {
     pub aggregate_id: Uuid,
     pub version: u32,
     #[serde(flatten)]
-    #[cfg_attr(feature = "ts", ts(type = "Event"))]
     pub event: AnyEvent,
     pub schema_version: u32,
     pub metadata: EventMetadata,
@@ -121,7 +119,6 @@ pub struct EventEnvelope {
     pub aggregate_id: Uuid,
     pub version: u32,
     #[serde(flatten)]
-    #[cfg_attr(feature = "ts", ts(type = "Event"))]
     pub event: AnyEvent,
     pub schema_version: u32,
     pub metadata: EventMetadata,

@@ -118,6 +118,8 @@ pub trait Domain: Send + Sync + 'static {
 
     /// Every command type name, member commands first.
     const COMMAND_TYPES: &'static [&'static str];
+    /// The command types a member may send (the others are its process's).
+    const MEMBER_COMMAND_TYPES: &'static [&'static str];
     /// Every event type name.
     const EVENT_TYPES: &'static [&'static str];
 

@@ -91,6 +91,13 @@ macro_rules! registry {
                 }
             }
 
+            /// The command types a member may send.
+            pub fn member_command_types(self) -> &'static [&'static str] {
+                match self {
+                    $(DomainId::$variant => <$domain as Domain>::MEMBER_COMMAND_TYPES,)+
+                }
+            }
+
             /// The domain's event types.
             pub fn event_types(self) -> &'static [&'static str] {
                 match self {
@@ -245,6 +252,65 @@ macro_rules! registry {
                             .map(AnyEvent::$variant)
                     })+
                 }
+            }
+        }
+
+        /// TypeScript: a command of any domain is the union of the domains' commands
+        /// (the same `{type, payload}` shape each has).
+        #[cfg(feature = "ts")]
+        impl ts_rs::TS for AnyCommand {
+            type WithoutGenerics = Self;
+            type OptionInnerType = Self;
+            fn name() -> String {
+                "AnyCommand".to_owned()
+            }
+            fn decl() -> String {
+                format!("type AnyCommand = {};", Self::inline())
+            }
+            fn decl_concrete() -> String {
+                Self::decl()
+            }
+            fn inline() -> String {
+                [$(<<$domain as Domain>::Command as ts_rs::TS>::inline()),+].join(" | ")
+            }
+            fn inline_flattened() -> String {
+                format!(
+                    "({})",
+                    [$(<<$domain as Domain>::Command as ts_rs::TS>::inline_flattened()),+]
+                        .join(" | ")
+                )
+            }
+            fn visit_dependencies(v: &mut impl ts_rs::TypeVisitor) {
+                $(<<$domain as Domain>::Command as ts_rs::TS>::visit_dependencies(v);)+
+            }
+        }
+
+        /// TypeScript: an event of any domain is the union of the domains' events.
+        #[cfg(feature = "ts")]
+        impl ts_rs::TS for AnyEvent {
+            type WithoutGenerics = Self;
+            type OptionInnerType = Self;
+            fn name() -> String {
+                "AnyEvent".to_owned()
+            }
+            fn decl() -> String {
+                format!("type AnyEvent = {};", Self::inline())
+            }
+            fn decl_concrete() -> String {
+                Self::decl()
+            }
+            fn inline() -> String {
+                [$(<<$domain as Domain>::Event as ts_rs::TS>::inline()),+].join(" | ")
+            }
+            fn inline_flattened() -> String {
+                format!(
+                    "({})",
+                    [$(<<$domain as Domain>::Event as ts_rs::TS>::inline_flattened()),+]
+                        .join(" | ")
+                )
+            }
+            fn visit_dependencies(v: &mut impl ts_rs::TypeVisitor) {
+                $(<<$domain as Domain>::Event as ts_rs::TS>::visit_dependencies(v);)+
             }
         }
 

@@ -612,3 +612,19 @@ async fn the_chore_process_is_a_process_of_its_own() {
         Advance::Progressed { step: "remind" }
     );
 }
+
+#[test]
+fn member_command_types_are_exactly_the_commands_that_are_not_internal() {
+    use hearth_core::order::CommandType;
+    use strum::IntoEnumIterator;
+    let order: Vec<_> = CommandType::iter()
+        .filter(|t| !t.is_internal())
+        .map(CommandType::name)
+        .collect();
+    assert_eq!(DomainId::Order.member_command_types(), order.as_slice());
+    let chore: Vec<&str> = hearth_core::chore::ChoreCommandType::iter()
+        .filter(|t| !t.is_internal())
+        .map(<&str>::from)
+        .collect();
+    assert_eq!(DomainId::Chore.member_command_types(), chore.as_slice());
+}

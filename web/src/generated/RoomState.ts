@@ -12,4 +12,8 @@ state: HouseholdView,
 /**
  * How many orders were placed before the first one in `state.orders`.
  */
-olderOrders: number, };
+olderOrders: number, 
+/**
+ * How many chores were scheduled before the first one in `state.chores`.
+ */
+olderChores: number, };

@@ -25,4 +25,9 @@ state: HouseholdView,
  * How many orders were placed before the first one in `state.orders` (0: `state`
  * holds every order). `GET /households/{id}/orders?before=<olderOrders>` pages them.
  */
-olderOrders: number, };
+olderOrders: number, 
+/**
+ * How many chores were scheduled before the first one in `state.chores` (chores are
+ * bounded like orders).
+ */
+olderChores: number, };

@@ -82,6 +82,14 @@ impl Domain for Chores {
     type State = ChoreState;
     type Rule = ChoreRule;
     const COMMAND_TYPES: &'static [&'static str] = ChoreCommand::TYPES;
+    const MEMBER_COMMAND_TYPES: &'static [&'static str] = &[
+        "ScheduleChore",
+        "CompleteChore",
+        "SkipChore",
+        "ProposeSwap",
+        "AcceptSwap",
+        "DeclineSwap",
+    ];
     const EVENT_TYPES: &'static [&'static str] = ChoreEvent::TYPES;
 
     fn command_aggregate(command: &ChoreCommand) -> Uuid {

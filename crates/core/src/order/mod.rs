@@ -35,6 +35,8 @@ impl Domain for Orders {
     type State = OrderState;
     type Rule = DomainError;
     const COMMAND_TYPES: &'static [&'static str] = Command::TYPES;
+    const MEMBER_COMMAND_TYPES: &'static [&'static str] =
+        &["PlaceOrder", "CancelOrder", "CompleteOrder"];
     const EVENT_TYPES: &'static [&'static str] = Event::TYPES;
 
     fn command_aggregate(command: &Command) -> uuid::Uuid {
