@@ -458,7 +458,7 @@ function Invite({ householdId, token }: { householdId: string; token: string }) 
       </div>
       {link && (
         <div className="row">
-          <input readOnly value={link} data-testid="invite-link" onFocus={(e) => e.target.select()} />
+          <input readOnly value={link} aria-label="Invite link" data-testid="invite-link" onFocus={(e) => e.target.select()} />
           <button className="secondary" onClick={copy}>
             {copied ? "Copied" : "Copy"}
           </button>
