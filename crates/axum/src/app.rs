@@ -353,7 +353,13 @@ impl Application {
 /// The web client's routes (those of `parseRoute` in web/src/App.tsx, and its service
 /// worker's `navigateFallbackAllowlist` in web/vite.config.ts): each is answered with the
 /// app's `index.html`. Other paths are the app's files or a JSON 404.
-pub(crate) const APP_ROUTES: [&str; 5] = ["/", "/h/{household}", "/h/{household}/", "/join/{household}/{code}", "/join/{household}/{code}/"];
+pub(crate) const APP_ROUTES: [&str; 5] = [
+    "/",
+    "/h/{household}",
+    "/h/{household}/",
+    "/join/{household}/{code}",
+    "/join/{household}/{code}/",
+];
 
 pub(crate) const WEB_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 /// The API's (JSON and text are never rendered as a document): nothing, never framed.
