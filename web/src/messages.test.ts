@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "./api";
 import { REFUSAL_CODES } from "./generated/names";
-import { ERRORS, REFUSALS, errorSentence, refusedSentence, sentence } from "./messages";
+import { ERRORS, JOIN_ERRORS, REFUSALS, errorSentence, refusedSentence, sentence } from "./messages";
 import type { IdentifiedCommand } from "./protocol";
 
 const isSentence = (s: string) => /^[A-Z].*[.]$/.test(s) && !/[a-z]+_[a-z_]+/.test(s);
@@ -36,5 +36,13 @@ describe("the messages module", () => {
     expect(errorSentence(new ApiError(502, "http_502", "Bad Gateway"))).toBe(ERRORS.internal);
     expect(sentence("rate_limited")).toBe(ERRORS.rate_limited);
     expect(errorSentence("weird")).toBe("Something went wrong. Try again in a moment.");
+  });
+});
+
+describe("errors where they happen", () => {
+  it("words a code for its context, and falls back to the general sentence", () => {
+    expect(errorSentence(new ApiError(404, "not_found", "nothing at …"), JOIN_ERRORS)).toBe("This invite link is not valid (wrong household or code).");
+    expect(errorSentence(new ApiError(410, "invite_used", "used"), JOIN_ERRORS)).toBe(ERRORS.invite_used);
+    expect(errorSentence(new ApiError(404, "not_found", "nothing at …"))).toBe(ERRORS.not_found);
   });
 });

@@ -59,7 +59,7 @@ export const ERRORS = {
   unauthorized: "This device is not allowed into the household any more. Ask a member for a new invite link.",
   not_found: "That could not be found. It may have been removed.",
   invite_expired: "This invite link has expired. Ask for a new one.",
-  invite_used: "This invite link was already used. Ask for a new one.",
+  invite_used: "This invite link was already used: each link admits one person. Ask for a new one.",
   conflict: "That clashes with something that just changed. Reload and try again.",
   method_not_allowed: "The app asked the server something it does not offer. Reload the page.",
   body_too_large: "That is too much at once; make it smaller.",
@@ -103,10 +103,19 @@ export function refusedSentence(command: IdentifiedCommand, code: string, descri
   return `${commandSubject(command, describeOrder)}. ${text}`;
 }
 
-/** A thrown error (an ApiError from api.ts, a fetch failure, anything) as a sentence. */
-export function errorSentence(error: unknown): string {
+/** What some codes mean when joining by an invite link. */
+export const JOIN_ERRORS: Partial<Record<ErrorCode, string>> = {
+  not_found: "This invite link is not valid (wrong household or code).",
+};
+
+/**
+ * A thrown error (an ApiError from api.ts, a fetch failure, anything) as a sentence;
+ * `context` words some codes for where it happened (e.g. JOIN_ERRORS).
+ */
+export function errorSentence(error: unknown, context: Partial<Record<ErrorCode, string>> = {}): string {
   if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") {
     const status = "status" in error && typeof error.status === "number" ? error.status : null;
+    if (isError(error.code) && context[error.code]) return context[error.code] ?? sentence(error.code);
     if (isRefusal(error.code) || isError(error.code)) return sentence(error.code);
     if (status !== null && status >= 500) return ERRORS.internal;
   }
