@@ -3,9 +3,12 @@
 // offline and back, and a reload that shows the cached board before the socket opens.
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import axe from "axe-core";
 import { chromium } from "playwright-core";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toLocalInput } from "../src/format";
+import { sentence } from "../src/messages";
 import { startServer } from "./server";
 import type { Server } from "./server";
 
@@ -35,14 +38,52 @@ async function expectStatus(page: Page, note: string, status: string, timeout = 
   await order(page, note).and(page.locator(`[data-status="${status}"]`)).waitFor({ timeout });
 }
 
-async function placeOrder(page: Page, items: Record<string, number>, note: string, readyIn?: string) {
+/** Puts an order together and places it; `readyInMinutes` picks a ready-at time that far ahead. */
+async function placeOrder(page: Page, items: Record<string, number>, note: string, readyInMinutes?: number) {
   for (const [sku, n] of Object.entries(items)) {
     const row = page.locator(`[data-testid="catalog-item"][data-sku="${sku}"]`);
     for (let i = 0; i < n; i++) await row.getByRole("button", { name: /^more / }).click();
   }
-  if (readyIn) await page.getByLabel("Ready").selectOption({ label: readyIn });
+  if (readyInMinutes !== undefined) {
+    await page.getByRole("radio", { name: "At a set time" }).check();
+    // The browser runs in this process's time zone: the picker's local time is ours.
+    await page.getByLabel(/^Ready at/).fill(toLocalInput(new Date(Date.now() + readyInMinutes * 60_000)));
+  }
   await page.getByLabel("Note (optional)").fill(note);
   await page.getByRole("button", { name: /^Place order/ }).click();
+}
+
+/** Cancels an order the way a member does: the button, then the confirmation. */
+async function cancelOrder(page: Page, note: string) {
+  await order(page, note).getByRole("button", { name: /^Cancel order/ }).click();
+  await order(page, note).getByRole("button", { name: "Yes, cancel it" }).click();
+}
+
+const live = (page: Page) => page.locator('[data-testid="connection"][data-live="true"]').waitFor();
+const connection = (page: Page, status: string) => page.locator(`[data-testid="connection"][data-status="${status}"]`).waitFor();
+
+/** What axe-core (pinned, from npm) finds serious or critical on the page as it is now. */
+const axeFindings: Record<string, string[]> = {};
+async function checkA11y(page: Page, state: string) {
+  // Evaluated over the DevTools protocol: not a script the page's CSP governs.
+  if (!(await page.evaluate("typeof window.axe !== 'undefined'"))) await page.evaluate(axe.source);
+  const found = (await page.evaluate(
+    "window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })" +
+      ".then(r => r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical').map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', ')))",
+  )) as string[];
+  axeFindings[state] = found;
+  expect(found, state).toEqual([]);
+}
+
+/** The server's board (GET of the room), read with the member's token in the page. */
+async function serverOrders(page: Page, hh: string): Promise<{ note: string | null; status: string }[]> {
+  return page.evaluate(async (id) => {
+    const memberships = JSON.parse(localStorage.getItem("hearth:memberships") ?? "[]") as { household: { id: string }; token: string }[];
+    const token = memberships.find((m) => m.household.id === id)?.token ?? "";
+    const res = await fetch(`/parties/household/${id}`, { headers: { authorization: `Bearer ${token}` } });
+    const body = (await res.json()) as { state: { orders: { note: string | null; status: string }[] } };
+    return body.state.orders;
+  }, hh);
 }
 
 async function shot(page: Page, name: string) {
@@ -85,12 +126,16 @@ describe("the household board", () => {
     const served = await ann.page.goto("/");
     // The app is served with its CSP (so the check at the end means something).
     expect(served?.headers()["content-security-policy"]).toContain("script-src 'self'");
+    await checkA11y(ann.page, "home");
     await ann.page.getByLabel("Household name").fill("Test Home");
     await ann.page.getByLabel("Your name").fill("Ann");
     await ann.page.getByRole("button", { name: "Create household" }).click();
     await ann.page.getByTestId("household-name").filter({ hasText: "Test Home" }).waitFor();
-    await ann.page.locator('[data-testid="connection"][data-status="open"]').waitFor();
+    await live(ann.page);
+    await expect(ann.page.getByTestId("connection").textContent()).resolves.toBe("Live");
     household = ann.page.url().split("/h/")[1] ?? "";
+    await shot(ann.page, "phone-live");
+    await checkA11y(ann.page, "board, live");
     expect(household).toMatch(/^[0-9a-f-]{36}$/);
 
     await ann.page.getByRole("button", { name: "New invite link" }).click();
@@ -99,6 +144,7 @@ describe("the household board", () => {
 
     bob = await newMember();
     await bob.page.goto(link);
+    await checkA11y(bob.page, "join");
     await bob.page.getByLabel("Your name").fill("Bob");
     await bob.page.getByRole("button", { name: "Join" }).click();
     await bob.page.getByTestId("household-name").filter({ hasText: "Test Home" }).waitFor();
@@ -147,7 +193,7 @@ describe("the household board", () => {
   });
 
   it("brings a member back from offline with what happened meanwhile, and sends what they did offline", async () => {
-    await placeOrder(ann.page, { coffee: 1 }, "second order", "In 1 hour");
+    await placeOrder(ann.page, { coffee: 1 }, "second order", 60);
     await expectStatus(bob.page, "second order", "confirmed");
 
     await bob.context.setOffline(true);
@@ -157,7 +203,7 @@ describe("the household board", () => {
     await bob.page.getByTestId("pending").waitFor();
 
     // Ann cancels the second order meanwhile.
-    await order(ann.page, "second order").getByRole("button", { name: "Cancel order" }).click();
+    await cancelOrder(ann.page, "second order");
     await expectStatus(ann.page, "second order", "cancelled");
     // Bob, offline, does not see it.
     await bob.page.waitForTimeout(1_000);
@@ -170,6 +216,135 @@ describe("the household board", () => {
     await expectStatus(bob.page, "first order", "completed");
     await bob.page.getByTestId("pending").waitFor({ state: "detached" });
     await shot(bob.page, "board-bob-back-online");
+  });
+
+  it("shows an order placed offline at once, unconfirmed, keeps it over a reload offline, and confirms it once back", async () => {
+    // The service worker controls the page; a reload online lets it cache the catalog too.
+    await bob.page.waitForFunction(() => navigator.serviceWorker?.controller != null);
+    await bob.page.reload();
+    await live(bob.page);
+
+    await bob.context.setOffline(true);
+    await connection(bob.page, "offline");
+    await expect(bob.page.getByTestId("connection").textContent()).resolves.toContain("Offline");
+    await placeOrder(bob.page, { bread: 2 }, "placed offline");
+    const mine = order(bob.page, "placed offline");
+    await mine.and(bob.page.locator('[data-pending="placing"]')).waitFor();
+    await expect(mine.getByTestId("unconfirmed").textContent()).resolves.toBe("Not yet confirmed");
+    await expect(mine.textContent()).resolves.toContain("2 × Sourdough loaf");
+    await shot(bob.page, "phone-offline-unconfirmed");
+    await checkA11y(bob.page, "offline, an unconfirmed order");
+
+    // Reloaded offline: the service worker opens the app; the board and the queued
+    // command come from this device's cache.
+    await bob.page.reload();
+    await order(bob.page, "first order").waitFor();
+    await mine.and(bob.page.locator('[data-pending="placing"]')).waitFor();
+    await connection(bob.page, "offline");
+    await shot(bob.page, "phone-offline-reloaded");
+    await checkA11y(bob.page, "offline, reloaded");
+
+    await bob.context.setOffline(false);
+    await live(bob.page);
+    await mine.and(bob.page.locator('[data-testid="order"]:not([data-pending])')).waitFor();
+    await expectStatus(bob.page, "placed offline", "ready");
+    await expectStatus(ann.page, "placed offline", "ready");
+    expect(await mine.count()).toBe(1);
+    const onServer = (await serverOrders(ann.page, household)).filter((o) => o.note === "placed offline");
+    expect(onServer).toHaveLength(1);
+    await shot(bob.page, "phone-offline-confirmed");
+  });
+
+  it("rolls a refused command back and says why in a sentence", async () => {
+    await bob.context.setOffline(true);
+    await connection(bob.page, "offline");
+    // A bell character in the note: the client lets it through, the server refuses it.
+    await placeOrder(bob.page, { eggs: 1 }, "ring twice\u0007");
+    const refused = order(bob.page, "ring twice");
+    await refused.and(bob.page.locator('[data-pending="placing"]')).waitFor();
+    await bob.context.setOffline(false);
+    const banner = bob.page.getByTestId("rejected");
+    await banner.waitFor();
+    const code = (await banner.getAttribute("data-code")) ?? "";
+    await expect(banner.textContent()).resolves.toBe(`Your order of 1 × Eggs, dozen was not placed. ${sentence(code)} Dismiss`);
+    expect(code).not.toBe("");
+    await refused.waitFor({ state: "detached" });
+    await shot(bob.page, "phone-refused");
+    await checkA11y(bob.page, "a refusal");
+    await banner.getByRole("button", { name: "Dismiss" }).click();
+    await banner.waitFor({ state: "detached" });
+    expect((await serverOrders(ann.page, household)).filter((o) => o.note?.startsWith("ring twice"))).toHaveLength(0);
+  });
+
+  it("is usable by keyboard alone, and asks before cancelling", async () => {
+    const page = ann.page;
+    await page.getByRole("button", { name: "more Coffee beans 250 g" }).focus();
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("Space");
+    await expect(page.getByLabel("Coffee beans 250 g quantity").textContent()).resolves.toBe("2");
+    await page.getByRole("radio", { name: "As soon as possible" }).focus();
+    await page.keyboard.press("ArrowDown");
+    await expect(page.getByRole("radio", { name: "At a set time" }).isChecked()).resolves.toBe(true);
+    await expect(page.getByTestId("ready-at-said").textContent()).resolves.toMatch(/^Ready (today|tomorrow) \d\d:\d\d$/);
+    await page.getByLabel("Note (optional)").focus();
+    await page.keyboard.type("by keyboard");
+    await page.keyboard.press("Enter");
+    await expectStatus(page, "by keyboard", "confirmed");
+    // The next order starts afresh: the ready time does not carry over.
+    await expect(page.getByRole("radio", { name: "As soon as possible" }).isChecked()).resolves.toBe(true);
+    await expect(order(page, "by keyboard").textContent()).resolves.toMatch(/ready (today|tomorrow) \d\d:\d\d/);
+
+    const cancel = order(page, "by keyboard").getByRole("button", { name: "Cancel order of 2 × Coffee beans 250 g" });
+    await cancel.focus();
+    await page.keyboard.press("Enter");
+    // Asked first; the confirmation has the focus; "Keep it" keeps it.
+    const confirm = order(page, "by keyboard").getByRole("button", { name: "Yes, cancel it" });
+    await expect(confirm.evaluate((el) => el === document.activeElement)).resolves.toBe(true);
+    await shot(page, "phone-confirm-cancel");
+    await checkA11y(page, "confirm cancel");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter"); // Keep it
+    await cancel.waitFor();
+    expect(await order(page, "by keyboard").getAttribute("data-status")).toBe("confirmed");
+    await cancel.focus();
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("Enter"); // Yes, cancel it
+    await expectStatus(page, "by keyboard", "cancelled");
+    // A cancelled order shows what happened and how it ended, no "Ready" step to come.
+    const steps = await order(page, "by keyboard").locator(".steps li").allTextContents();
+    expect(steps.join(" | ")).not.toContain("Ready");
+    expect(steps[steps.length - 1]).toContain("Cancelled");
+    // Bob's screen reader heard it.
+    await bob.page.getByTestId("announcer").filter({ hasText: "order of 2 × Coffee beans 250 g was cancelled." }).waitFor();
+  });
+
+  it("says whether it is live, reconnecting (and when it tries next) or cannot reach the server", async () => {
+    let blocked = false;
+    let current: { close: (o?: { code?: number; reason?: string }) => Promise<void> } | null = null;
+    await ann.page.routeWebSocket(/\/parties\//, (ws) => {
+      if (blocked) {
+        void ws.close({ code: 1011, reason: "blocked by the test" });
+        return;
+      }
+      current = ws;
+      ws.connectToServer();
+    });
+    await ann.page.reload();
+    await live(ann.page);
+    blocked = true;
+    await current!.close({ code: 1012, reason: "restarting" });
+    await connection(ann.page, "reconnecting");
+    await ann.page.getByTestId("connection").filter({ hasText: /^Reconnecting · (next try in \d+ s|trying now…)/ }).waitFor();
+    await shot(ann.page, "phone-reconnecting");
+    await checkA11y(ann.page, "reconnecting");
+    await connection(ann.page, "unreachable");
+    await ann.page.getByTestId("connection").filter({ hasText: /^Server unreachable · next try in \d+ s/ }).waitFor();
+    await shot(ann.page, "phone-unreachable");
+    await checkA11y(ann.page, "unreachable");
+    blocked = false;
+    await ann.page.getByRole("button", { name: "Try now" }).click();
+    await live(ann.page);
+    await ann.page.unrouteAll();
   });
 
   it("shows the cached board at once on reload, before the socket opens, then catches up", async () => {
@@ -190,8 +365,10 @@ describe("the household board", () => {
     expect(await order(ann.page, "third order").count()).toBe(0);
 
     blocked = false;
+    await ann.page.getByRole("button", { name: "Try now" }).or(ann.page.locator('[data-live="true"]')).first().waitFor();
+    if (await ann.page.getByRole("button", { name: "Try now" }).count()) await ann.page.getByRole("button", { name: "Try now" }).click();
     await order(ann.page, "third order").waitFor({ timeout: 30_000 });
-    await ann.page.locator('[data-testid="connection"][data-status="open"]').waitFor();
+    await live(ann.page);
     await shot(ann.page, "board-ann-caught-up");
   });
 
@@ -242,6 +419,23 @@ describe("the household board", () => {
     expect(await dan.page.getByTestId("order").count()).toBe(103);
     await older.waitFor({ state: "detached" });
     await shot(dan.page, "board-dan-older-orders");
+  });
+
+  it("found no serious or critical accessibility violation in any state", () => {
+    expect(Object.keys(axeFindings).sort()).toEqual(
+      [
+        "home",
+        "board, live",
+        "join",
+        "offline, an unconfirmed order",
+        "offline, reloaded",
+        "a refusal",
+        "confirm cancel",
+        "reconnecting",
+        "unreachable",
+      ].sort(),
+    );
+    expect(Object.values(axeFindings).flat()).toEqual([]);
   });
 
   it("runs under the server's Content-Security-Policy without a violation", () => {

@@ -1,19 +1,16 @@
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import type { FormEvent } from "react";
 import { navigate } from "./App";
+import { announcements } from "./announce";
 import { createInvite, fetchCatalog, fetchMembers, inviteLink } from "./api";
-import { STATUS_LABEL, STEPS, money, time } from "./format";
-import type { CatalogItem, Member, Membership, OrderLine, OrderView } from "./generated";
+import { STATUS_LABEL, clock, fromLocalInput, localTimeZone, money, timelineSteps, toLocalInput, when } from "./format";
+import type { CatalogItem, Member, Membership, OrderLine } from "./generated";
+import { READY_AT_MAX_DAYS, REFUSALS, errorSentence, linesText, refusedSentence, sentence } from "./messages";
+import { boardOrders } from "./optimistic";
+import type { BoardOrder, Pending } from "./optimistic";
 import type { CommandEntry } from "./state";
 import { useHousehold } from "./useHousehold";
-
-const STATUS_TEXT = {
-  open: "Live",
-  connecting: "Connecting…",
-  closed: "Disconnected",
-  offline: "Offline: changes will be sent when you are back online",
-  unauthorized: "Not allowed into this household (token refused)",
-} as const;
+import type { Household } from "./useHousehold";
 
 export function Board({ membership }: { membership: Membership }) {
   const { household, member, token } = membership;
@@ -30,60 +27,126 @@ export function Board({ membership }: { membership: Membership }) {
   }, [household.id, token, unknownPlacer, hh.status]);
 
   const who = (id: string) => (id === member.id ? "you" : (names.get(id) ?? "a member"));
-  const orders = [...hh.view.orders].reverse();
+  const whoName = (id: string) => names.get(id) ?? "A member";
+  const orders = boardOrders(hh, member.id).reverse();
   const problems = hh.commands.filter((c) => c.state.kind === "rejected" || c.state.kind === "failed");
   const pending = hh.commands.filter((c) => c.state.kind === "pending");
+  const describeOrder = (id: string) => {
+    const o = hh.view.orders.find((x) => x.id === id);
+    return o ? linesText(o.lines) : null;
+  };
+
+  // Remote changes, said to screen readers (the server's view only: own effects are
+  // already on screen where the member acted).
+  const [announcement, setAnnouncement] = useState("");
+  const seen = useRef(hh.view.orders);
+  useEffect(() => {
+    const said = announcements(seen.current, hh.view.orders, member.id, whoName);
+    seen.current = hh.view.orders;
+    if (said.length > 0) setAnnouncement(said.slice(-3).join(" "));
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [hh.view.orders, member.id]);
 
   return (
-    <main className="page">
-      <header className="top">
-        <div>
-          <a href="/" className="muted" onClick={(e) => (e.preventDefault(), navigate("/"))}>
-            ← Households
-          </a>
-          <h1 data-testid="household-name">{household.name}</h1>
-          <p className="muted">You are {member.name}</p>
+    <>
+      <ConnectionBar hh={hh} />
+      <main className="page">
+        <header className="top">
+          <div>
+            <a href="/" onClick={(e) => (e.preventDefault(), navigate("/"))}>
+              ← Households
+            </a>
+            <h1 data-testid="household-name">{household.name}</h1>
+            <p className="muted">You are {member.name}</p>
+          </div>
+        </header>
+        <div className="visually-hidden" aria-live="polite" data-testid="announcer">
+          {announcement}
         </div>
-        <span className={`conn conn-${hh.status}`} data-testid="connection" data-status={hh.status}>
-          {STATUS_TEXT[hh.status]}
-        </span>
-      </header>
 
-      {hh.lastError && (
-        <div className="error banner" role="alert" data-testid="error">
-          {hh.lastError.code}: {hh.lastError.message} <button onClick={hh.dismissError}>Dismiss</button>
-        </div>
+        {hh.lastError && (
+          <div className="error banner" role="alert" data-testid="error" data-code={hh.lastError.code}>
+            {sentence(hh.lastError.code)} <button onClick={hh.dismissError}>Dismiss</button>
+          </div>
+        )}
+        {problems.map((c) => (
+          <Problem key={c.command.id} entry={c} describeOrder={describeOrder} onDismiss={() => hh.forget(c.command.id)} />
+        ))}
+        {pending.length > 0 && (
+          <p className="muted" data-testid="pending">
+            {pending.length} change{pending.length > 1 ? "s" : ""} not yet confirmed by the server
+            {hh.status === "open" ? "…" : ": kept on this device and sent when the connection is back."}
+          </p>
+        )}
+
+        <Invite householdId={household.id} token={token} />
+        <NewOrder onPlace={hh.placeOrder} disabled={hh.status === "unauthorized"} />
+
+        <section aria-labelledby="orders-heading">
+          <h2 id="orders-heading">Orders</h2>
+          <ul className="plain orders" data-testid="board">
+            {orders.length === 0 && <li className="muted">No orders yet.</li>}
+            {orders.map((o) => (
+              <Order
+                key={o.id}
+                order={o}
+                placedBy={who(o.placedBy)}
+                onCancel={() => hh.cancelOrder(o.id)}
+                onCollect={() => hh.completeOrder(o.id)}
+              />
+            ))}
+          </ul>
+          {hh.olderOrders > 0 && <OlderOrders count={hh.olderOrders} load={hh.loadOlder} />}
+        </section>
+      </main>
+    </>
+  );
+}
+
+/** Re-renders every `everyMs` while `active` (a countdown), and gives the time. */
+function useNow(active: boolean, everyMs = 1_000): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!active) return;
+    setNow(Date.now());
+    const timer = setInterval(() => setNow(Date.now()), everyMs);
+    return () => clearInterval(timer);
+  }, [active, everyMs]);
+  return now;
+}
+
+/** The connection, always in view (sticky), one line on a phone. */
+function ConnectionBar({ hh }: { hh: Household }) {
+  const waiting = hh.nextTryAt !== null && (hh.status === "reconnecting" || hh.status === "unreachable" || hh.status === "connecting");
+  const now = useNow(waiting);
+  const seconds = hh.nextTryAt === null ? 0 : Math.max(0, Math.ceil((hh.nextTryAt - now) / 1_000));
+  const next = seconds > 0 ? `next try in ${seconds} s` : "trying now…";
+  const live = hh.status === "open" && hh.welcomed;
+  const text = live
+    ? "Live"
+    : {
+        open: "Connecting…",
+        connecting: hh.nextTryAt !== null && seconds > 0 ? `Connecting · ${next}` : "Connecting…",
+        reconnecting: `Reconnecting · ${next}`,
+        unreachable: `Server unreachable · ${next}`,
+        offline: "Offline · changes are kept and sent later",
+        closed: "Disconnected · open in another tab",
+        unauthorized: "Not allowed into this household",
+      }[hh.status];
+  const canRetry = hh.status === "reconnecting" || hh.status === "unreachable" || hh.status === "closed";
+  const kind = live ? "live" : hh.status;
+  return (
+    <div className={`connbar conn-${kind}`} data-testid="connection" data-status={hh.status} data-live={live}>
+      <span role="status" className="conn-text">
+        <span className="dot" aria-hidden="true" />
+        {text}
+      </span>
+      {canRetry && (
+        <button className="secondary small-button" onClick={hh.retryNow} data-testid="retry-now">
+          Try now
+        </button>
       )}
-      {problems.map((c) => (
-        <Problem key={c.command.id} entry={c} />
-      ))}
-      {pending.length > 0 && (
-        <p className="muted" data-testid="pending">
-          {pending.length} change{pending.length > 1 ? "s" : ""} waiting for the server…
-        </p>
-      )}
-
-      <Invite householdId={household.id} token={token} />
-      <NewOrder onPlace={hh.placeOrder} disabled={hh.status === "unauthorized"} />
-
-      <section>
-        <h2>Orders</h2>
-        <ul className="plain orders" data-testid="board">
-          {orders.length === 0 && <li className="muted">No orders yet.</li>}
-          {orders.map((o) => (
-            <Order
-              key={o.id}
-              order={o}
-              placedBy={who(o.placedBy)}
-              onCancel={() => hh.cancelOrder(o.id)}
-              onCollect={() => hh.completeOrder(o.id)}
-              pending={pending.some((c) => c.command.payload.orderId === o.id)}
-            />
-          ))}
-        </ul>
-        {hh.olderOrders > 0 && <OlderOrders count={hh.olderOrders} load={hh.loadOlder} />}
-      </section>
-    </main>
+    </div>
   );
 }
 
@@ -108,27 +171,57 @@ function OlderOrders({ count, load }: { count: number; load: () => Promise<void>
   );
 }
 
-function Problem({ entry }: { entry: CommandEntry }) {
+function Problem({ entry, describeOrder, onDismiss }: { entry: CommandEntry; describeOrder: (id: string) => string | null; onDismiss: () => void }) {
   if (entry.state.kind !== "rejected" && entry.state.kind !== "failed") return null;
   return (
-    <div className="error banner" role="alert" data-testid="rejected">
-      {entry.command.type} refused ({entry.state.code}): {entry.state.message}
+    <div className="error banner" role="alert" data-testid="rejected" data-code={entry.state.code}>
+      {refusedSentence(entry.command, entry.state.code, describeOrder)}{" "}
+      <button onClick={onDismiss}>Dismiss</button>
     </div>
   );
 }
 
-function Order(props: { order: OrderView; placedBy: string; pending: boolean; onCancel: () => void; onCollect: () => void }) {
+const PENDING_TEXT: Record<Pending, string> = {
+  placing: "Not yet confirmed",
+  cancelling: "Cancelling…",
+  collecting: "Marking collected…",
+};
+
+function Order(props: { order: BoardOrder; placedBy: string; onCancel: () => void; onCollect: () => void }) {
   const { order } = props;
+  const [confirming, setConfirming] = useState(false);
+  const confirmRef = useRef<HTMLButtonElement>(null);
+  const cancelRef = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    if (confirming) confirmRef.current?.focus();
+  }, [confirming]);
   const reached = new Set(order.timeline.map((t) => t.status));
   reached.add("placed");
   const at = new Map(order.timeline.map((t) => [t.status, t.at]));
   at.set("placed", order.placedAt);
-  const ended = order.status === "rejected" || order.status === "cancelled";
-  const cancellable = !["ready", "completed", "rejected", "cancelled"].includes(order.status);
+  const busy = order.pending !== null;
+  const cancellable = !busy && !["ready", "completed", "rejected", "cancelled"].includes(order.status);
+  const what = linesText(order.lines);
+  const headingId = `order-${order.id}`;
   return (
-    <li className={`card order status-${order.status}`} data-testid="order" data-status={order.status} data-order-id={order.id}>
+    <li
+      className={`card order status-${order.status}${busy ? " pending" : ""}`}
+      data-testid="order"
+      data-status={order.status}
+      data-pending={order.pending ?? undefined}
+      data-order-id={order.id}
+      aria-labelledby={headingId}
+    >
       <div className="row">
-        <strong data-testid="order-status">{STATUS_LABEL[order.status]}</strong>
+        <strong id={headingId} data-testid="order-status">
+          {STATUS_LABEL[order.status]}
+          <span className="visually-hidden"> order of {what}</span>
+        </strong>
+        {order.pending && (
+          <span className="badge" data-testid={order.pending === "placing" ? "unconfirmed" : "order-pending"}>
+            {PENDING_TEXT[order.pending]}
+          </span>
+        )}
         <span>{money(order.totalCents)}</span>
       </div>
       <ul className="plain lines">
@@ -140,90 +233,107 @@ function Order(props: { order: OrderView; placedBy: string; pending: boolean; on
       </ul>
       {order.note && <p className="note" data-testid="order-note">“{order.note}”</p>}
       <p className="muted small">
-        Placed by {props.placedBy} at {time(order.placedAt)}
-        {order.readyAt && <> · ready at {time(order.readyAt)}</>}
+        Placed by {props.placedBy} {when(order.placedAt)}
+        {order.readyAt ? <> · ready {when(order.readyAt)}</> : <> · ready as soon as possible</>}
       </p>
-      <ol className="steps">
-        {STEPS.filter((s) => s !== "completed" || reached.has("completed")).map((s) => (
-          <li key={s} className={reached.has(s) ? "done" : ""}>
-            {STATUS_LABEL[s]}
-            {at.get(s) && <span className="muted small"> {time(at.get(s) ?? null)}</span>}
-          </li>
-        ))}
-        {ended && (
-          <li className="done end">
-            {STATUS_LABEL[order.status]}
-            {order.rejection && ` (${order.rejection.code === "outOfStock" ? `out of stock: ${order.rejection.sku}` : order.rejection.message})`}
-            <span className="muted small"> {time(at.get(order.status) ?? null)}</span>
-          </li>
-        )}
-      </ol>
+      {order.pending !== "placing" && (
+        <ol className="steps" aria-label="Progress">
+          {timelineSteps(order.status, reached).map((s) => (
+            <li key={s.status} className={s.end ? "done end" : s.done ? "done" : "todo"}>
+              <span className="visually-hidden">{s.done ? "done: " : "to come: "}</span>
+              {STATUS_LABEL[s.status]}
+              {s.end && order.rejection && ` (${order.rejection.code === "outOfStock" ? `out of stock: ${order.rejection.sku}` : order.rejection.message})`}
+              {at.get(s.status) && <span className="small"> {clock(at.get(s.status) ?? null)}</span>}
+            </li>
+          ))}
+        </ol>
+      )}
       {order.refunded && <p className="muted small">Refunded</p>}
-      <div className="row">
-        {cancellable && (
-          <button className="secondary" onClick={props.onCancel} disabled={props.pending}>
-            Cancel order
+      {confirming ? (
+        <div className="row confirm" role="group" aria-label={`Cancel the order of ${what}?`}>
+          <span>Cancel this order?</span>
+          <button
+            ref={confirmRef}
+            className="danger"
+            onClick={() => {
+              setConfirming(false);
+              props.onCancel();
+            }}
+          >
+            Yes, cancel it
           </button>
-        )}
-        {order.status === "ready" && (
-          <button onClick={props.onCollect} disabled={props.pending}>
-            Mark collected
+          <button
+            className="secondary"
+            onClick={() => {
+              setConfirming(false);
+              cancelRef.current?.focus();
+            }}
+          >
+            Keep it
           </button>
-        )}
-        {props.pending && <span className="muted small">sending…</span>}
-      </div>
+        </div>
+      ) : (
+        <div className="row">
+          {cancellable && (
+            <button ref={cancelRef} className="secondary" onClick={() => setConfirming(true)}>
+              Cancel order<span className="visually-hidden"> of {what}</span>
+            </button>
+          )}
+          {order.status === "ready" && !busy && (
+            <button onClick={props.onCollect}>
+              Mark collected<span className="visually-hidden"> the order of {what}</span>
+            </button>
+          )}
+        </div>
+      )}
     </li>
   );
 }
-
-const READY_IN: { label: string; minutes: number | null }[] = [
-  { label: "As soon as possible", minutes: null },
-  { label: "In 15 minutes", minutes: 15 },
-  { label: "In 30 minutes", minutes: 30 },
-  { label: "In 1 hour", minutes: 60 },
-  { label: "In 2 hours", minutes: 120 },
-  { label: "Tomorrow, same time", minutes: 24 * 60 },
-];
 
 function NewOrder({ onPlace, disabled }: { onPlace: (o: { lines: OrderLine[]; readyAt?: string; note?: string }) => string; disabled: boolean }) {
   const [catalog, setCatalog] = useState<CatalogItem[] | null>(null);
   const [catalogError, setCatalogError] = useState<string | null>(null);
   const [qty, setQty] = useState<Record<string, number>>({});
-  const [readyIn, setReadyIn] = useState(0);
+  const [readyAt, setReadyAt] = useState<string | null>(null);
   const [note, setNote] = useState("");
+  const [placed, setPlaced] = useState<string | null>(null);
 
   useEffect(() => {
-    fetchCatalog().then(setCatalog, (e: unknown) => setCatalogError(e instanceof Error ? e.message : String(e)));
+    fetchCatalog().then(setCatalog, (e: unknown) => setCatalogError(errorSentence(e)));
   }, []);
 
   const lines: OrderLine[] = (catalog ?? [])
     .filter((i) => (qty[i.sku] ?? 0) > 0)
     .map((i) => ({ sku: i.sku, name: i.name, quantity: qty[i.sku] ?? 0, unitPriceCents: i.unitPriceCents }));
   const total = lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
+  const timeProblem = readyAt === null ? null : readyAtProblem(readyAt);
 
   function submit(e: FormEvent) {
     e.preventDefault();
-    if (lines.length === 0) return;
-    const minutes = READY_IN[readyIn]?.minutes ?? null;
+    if (lines.length === 0 || timeProblem) return;
+    const at = readyAt === null ? null : fromLocalInput(readyAt);
     const trimmed = note.trim();
     onPlace({
       lines,
-      ...(minutes !== null ? { readyAt: new Date(Date.now() + minutes * 60_000).toISOString() } : {}),
+      ...(at ? { readyAt: at.toISOString() } : {}),
       ...(trimmed ? { note: trimmed } : {}),
     });
+    setPlaced(`Order of ${linesText(lines)} placed${at ? `, ready ${when(at.toISOString())}` : ""}.`);
+    // A new order starts afresh: nothing carries over, the ready time included.
     setQty({});
     setNote("");
+    setReadyAt(null);
   }
 
-  const step = (sku: string, by: number) =>
+  const step = (sku: string, by: number) => {
+    setPlaced(null);
     setQty((q) => ({ ...q, [sku]: Math.max(0, Math.min(99, (q[sku] ?? 0) + by)) }));
+  };
 
   return (
-    <details className="card" open>
-      <summary>
-        <h2>New order</h2>
-      </summary>
-      {catalogError && <p className="error">Catalog unavailable: {catalogError}</p>}
+    <section className="card" aria-labelledby="new-order-heading">
+      <h2 id="new-order-heading">New order</h2>
+      {catalogError && <p className="error">The catalog could not be loaded. {catalogError}</p>}
       {!catalog && !catalogError && <p className="muted">Loading the catalog…</p>}
       <form onSubmit={submit} className="stack" data-testid="new-order">
         <ul className="plain catalog">
@@ -236,7 +346,9 @@ function NewOrder({ onPlace, disabled }: { onPlace: (o: { lines: OrderLine[]; re
                 <button type="button" aria-label={`fewer ${i.name}`} onClick={() => step(i.sku, -1)}>
                   −
                 </button>
-                <output aria-label={`${i.name} quantity`}>{qty[i.sku] ?? 0}</output>
+                <output aria-label={`${i.name} quantity`} aria-live="polite">
+                  {qty[i.sku] ?? 0}
+                </output>
                 <button type="button" aria-label={`more ${i.name}`} onClick={() => step(i.sku, 1)}>
                   +
                 </button>
@@ -244,25 +356,73 @@ function NewOrder({ onPlace, disabled }: { onPlace: (o: { lines: OrderLine[]; re
             </li>
           ))}
         </ul>
-        <label>
-          Ready
-          <select name="readyIn" value={readyIn} onChange={(e) => setReadyIn(Number(e.target.value))}>
-            {READY_IN.map((r, i) => (
-              <option key={r.label} value={i}>
-                {r.label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <ReadyAtPicker value={readyAt} onChange={setReadyAt} problem={timeProblem} />
         <label>
           Note (optional)
           <input name="note" value={note} onChange={(e) => setNote(e.target.value)} maxLength={500} placeholder="e.g. ripe ones please" />
         </label>
-        <button type="submit" disabled={disabled || lines.length === 0}>
+        {lines.length === 0 && (
+          <p className="muted small" id="new-order-hint">
+            Choose at least one item with + to place an order.
+          </p>
+        )}
+        <button type="submit" disabled={disabled || lines.length === 0 || timeProblem !== null} aria-describedby={lines.length === 0 ? "new-order-hint" : undefined}>
           Place order{total > 0 ? ` (${money(total)})` : ""}
         </button>
+        <p className="visually-hidden" aria-live="polite">
+          {placed}
+        </p>
       </form>
-    </details>
+    </section>
+  );
+}
+
+/** Why a picked ready-at time would be refused (null: fine); the server checks it again. */
+function readyAtProblem(value: string, now = new Date()): string | null {
+  const at = fromLocalInput(value);
+  if (at === null) return "Pick a date and a time.";
+  if (at.getTime() <= now.getTime()) return REFUSALS.ready_at_not_in_future;
+  if (at.getTime() > now.getTime() + READY_AT_MAX_DAYS * 86_400_000) return REFUSALS.ready_at_too_far;
+  return null;
+}
+
+/** "As soon as possible" or a date and time (the device's time zone), never carried over. */
+function ReadyAtPicker({ value, onChange, problem }: { value: string | null; onChange: (v: string | null) => void; problem: string | null }) {
+  const now = new Date();
+  const soon = new Date(Math.ceil((now.getTime() + 60 * 60_000) / (15 * 60_000)) * 15 * 60_000);
+  const latest = new Date(now.getTime() + READY_AT_MAX_DAYS * 86_400_000);
+  const at = value === null ? null : fromLocalInput(value);
+  return (
+    <fieldset className="ready">
+      <legend>Ready</legend>
+      <label className="inline">
+        <input type="radio" name="when" checked={value === null} onChange={() => onChange(null)} />
+        As soon as possible
+      </label>
+      <label className="inline">
+        <input type="radio" name="when" checked={value !== null} onChange={() => onChange(toLocalInput(soon))} />
+        At a set time
+      </label>
+      {value !== null && (
+        <label>
+          Ready at ({localTimeZone()})
+          <input
+            type="datetime-local"
+            name="readyAt"
+            value={value}
+            min={toLocalInput(now)}
+            max={toLocalInput(latest)}
+            step={60}
+            onChange={(e) => onChange(e.target.value)}
+            aria-describedby="ready-at-said"
+            aria-invalid={problem !== null}
+          />
+          <span id="ready-at-said" className={problem ? "error small" : "muted small"} data-testid="ready-at-said">
+            {problem ?? (at ? `Ready ${when(at.toISOString())}` : "")}
+          </span>
+        </label>
+      )}
+    </fieldset>
   );
 }
 
@@ -276,7 +436,7 @@ function Invite({ householdId, token }: { householdId: string; token: string }) 
     try {
       setLink(inviteLink(await createInvite(householdId, token)));
     } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
+      setError(errorSentence(e));
     }
   }
   async function copy() {
@@ -298,13 +458,17 @@ function Invite({ householdId, token }: { householdId: string; token: string }) 
       </div>
       {link && (
         <div className="row">
-          <input readOnly value={link} data-testid="invite-link" onFocus={(e) => e.target.select()} />
+          <input readOnly value={link} aria-label="Invite link" data-testid="invite-link" onFocus={(e) => e.target.select()} />
           <button className="secondary" onClick={copy}>
             {copied ? "Copied" : "Copy"}
           </button>
         </div>
       )}
-      {error && <p className="error">{error}</p>}
+      {error && (
+        <p className="error" role="alert">
+          The invite link could not be made. {error}
+        </p>
+      )}
     </section>
   );
 }

@@ -3,6 +3,7 @@ import type { FormEvent } from "react";
 import { navigate } from "./App";
 import { createHousehold } from "./api";
 import { loadMemberships, saveMembership } from "./memberships";
+import { errorSentence } from "./messages";
 
 export function Home() {
   const memberships = loadMemberships();
@@ -20,7 +21,7 @@ export function Home() {
       saveMembership(m);
       navigate(`/h/${m.household.id}`);
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(errorSentence(err));
     } finally {
       setBusy(false);
     }

@@ -1,14 +1,9 @@
 import { useState } from "react";
 import type { FormEvent } from "react";
 import { navigate } from "./App";
-import { ApiError, joinHousehold } from "./api";
+import { joinHousehold } from "./api";
 import { findMembership, saveMembership } from "./memberships";
-
-const WHY: Record<string, string> = {
-  not_found: "This invite link is not valid (wrong household or code).",
-  invite_expired: "This invite link has expired: ask for a new one.",
-  invite_used: "This invite link was already used: each link admits one person. Ask for a new one.",
-};
+import { JOIN_ERRORS, errorSentence } from "./messages";
 
 export function Join({ household, code }: { household: string; code: string }) {
   const existing = findMembership(household);
@@ -25,7 +20,7 @@ export function Join({ household, code }: { household: string; code: string }) {
       saveMembership(m);
       navigate(`/h/${m.household.id}`);
     } catch (err) {
-      setError(err instanceof ApiError ? (WHY[err.code] ?? err.message) : String(err));
+      setError(errorSentence(err, JOIN_ERRORS));
     } finally {
       setBusy(false);
     }

@@ -21,7 +21,9 @@ export function envelope(seq: number, event: Event, aggregateId: string = event.
   } as EventEnvelope;
 }
 
-export const placed = (seq: number, orderId = O1) =>
+type Placed = Extract<Event, { type: "OrderPlaced" }>["payload"];
+
+export const placed = (seq: number, orderId = O1, payload: Partial<Placed> = {}) =>
   envelope(seq, {
     type: "OrderPlaced",
     payload: {
@@ -29,8 +31,12 @@ export const placed = (seq: number, orderId = O1) =>
       lines: [{ sku: "milk", name: "Milk", quantity: 2, unitPriceCents: 129 }],
       totalCents: 258,
       placedBy: ANN,
+      ...payload,
     },
   });
+
+export const cancelled = (seq: number, orderId = O1) =>
+  envelope(seq, { type: "OrderCancelled", payload: { orderId, by: { kind: "member", id: ANN } } } as Event);
 
 export const step = (seq: number, type: "StockReserved" | "PaymentCaptured" | "OrderConfirmed" | "OrderReady", orderId = O1) => {
   switch (type) {

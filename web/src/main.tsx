@@ -1,5 +1,6 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
+import { registerSW } from "virtual:pwa-register";
 import { App } from "./App";
 import "./styles.css";
 
@@ -11,3 +12,6 @@ if (root) {
     </StrictMode>,
   );
 }
+
+// The service worker (vite.config.ts): the app opens offline from its cache.
+if ("serviceWorker" in navigator) registerSW({ immediate: true });

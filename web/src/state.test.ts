@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { HH, O1, O2, placed, step, welcome } from "./fixtures";
 import { emptyView, foldEvents } from "./projection";
 import type { IdentifiedCommand } from "./protocol";
-import { SETTLED_KEPT, initialState, pendingCommands, reducer } from "./state";
+import { SETTLED_KEPT, UNREACHABLE_AFTER, initialState, pendingCommands, reducer } from "./state";
 import type { HouseholdState } from "./state";
 
 const cmd = (id: string): IdentifiedCommand => ({ id, type: "CompleteOrder", payload: { orderId: O1 } });
@@ -92,5 +92,28 @@ describe("the hook's reducer", () => {
     expect(s.commands).toHaveLength(SETTLED_KEPT + 1);
     expect(s.commands[0]?.command.id).toBe("c5");
     expect(HH).toBeTruthy();
+  });
+});
+
+describe("the connection's state", () => {
+  const closed = (s: HouseholdState, nextTryAt: number | null = 1_000, offline = false) => reducer(s, { type: "disconnected", offline, nextTryAt });
+
+  it("tells first connect, reconnecting, unreachable, offline and closed apart", () => {
+    let s = closed(initialState());
+    expect(s).toMatchObject({ status: "connecting", failures: 1, nextTryAt: 1_000 });
+    s = reducer(s, { type: "message", message: welcome({ seq: 0, orders: [] }) });
+    expect(s).toMatchObject({ status: "open", failures: 0, nextTryAt: null, everWelcomed: true });
+    s = closed(s, 2_000);
+    expect(s).toMatchObject({ status: "reconnecting", welcomed: false, nextTryAt: 2_000 });
+    for (let i = 1; i < UNREACHABLE_AFTER; i++) s = closed(s, 3_000 + i);
+    expect(s).toMatchObject({ status: "unreachable", failures: UNREACHABLE_AFTER });
+    // The browser went offline: offline, however many failures.
+    expect(closed(s, null, true)).toMatchObject({ status: "offline", nextTryAt: null });
+    // No retry scheduled (replaced by a newer socket): closed.
+    expect(closed(s, null)).toMatchObject({ status: "closed" });
+    // Back online after having been live: a reconnect.
+    expect(reducer(closed(s, null, true), { type: "status", status: "connecting" }).status).toBe("reconnecting");
+    // An open socket resets the count.
+    expect(reducer(s, { type: "status", status: "open" })).toMatchObject({ failures: 0, status: "open" });
   });
 });

@@ -5,7 +5,18 @@ import type { HouseholdView, OrdersPage, ServerMessage, WireError } from "./gene
 import { applyEvent, emptyView } from "./projection";
 import type { IdentifiedCommand } from "./protocol";
 
-export type ConnectionStatus = "connecting" | "open" | "closed" | "offline";
+/**
+ * - `connecting`: the first connect of this page, not yet open.
+ * - `open`: a socket is open (live once welcomed).
+ * - `reconnecting`: was live, lost the connection, trying again (at `nextTryAt`).
+ * - `unreachable`: UNREACHABLE_AFTER connects in a row failed while the browser is online.
+ * - `offline`: the browser says it has no network; tries again when it has.
+ * - `closed`: not trying again (replaced by a newer socket).
+ */
+export type ConnectionStatus = "connecting" | "open" | "reconnecting" | "unreachable" | "closed" | "offline";
+
+/** Failed connects in a row (browser online) after which the server counts as unreachable. */
+export const UNREACHABLE_AFTER = 3;
 
 export type CommandState =
   /** Not yet acknowledged: (re)sent on every (re)connect until settled. */
@@ -36,11 +47,19 @@ export type HouseholdState = {
   lastError: WireError | null;
   /** Whether a welcome arrived on the current connection. */
   welcomed: boolean;
+  /** Whether any connection of this page was welcomed (a drop after it is a reconnect). */
+  everWelcomed: boolean;
+  /** Connects that failed in a row since the last open socket. */
+  failures: number;
+  /** When the socket tries next (epoch ms), while not connected; null: not scheduled. */
+  nextTryAt: number | null;
 };
 
 export type Action =
   | { type: "message"; message: ServerMessage }
   | { type: "status"; status: ConnectionStatus }
+  /** The socket closed or failed to open; `nextTryAt`: when it tries again (null: never). */
+  | { type: "disconnected"; offline: boolean; nextTryAt: number | null }
   | { type: "queue"; command: IdentifiedCommand; at: string }
   | { type: "syncSent"; since: number }
   | { type: "dismissError" }
@@ -55,7 +74,18 @@ export const SETTLED_KEPT = 20;
 const TRANSIENT = new Set(["unavailable", "contention", "rate_limited"]);
 
 export function initialState(view: HouseholdView = emptyView(), commands: CommandEntry[] = [], olderOrders = 0): HouseholdState {
-  return { view, olderOrders, commands, status: "connecting", resyncFrom: null, lastError: null, welcomed: false };
+  return {
+    view,
+    olderOrders,
+    commands,
+    status: "connecting",
+    resyncFrom: null,
+    lastError: null,
+    welcomed: false,
+    everWelcomed: false,
+    failures: 0,
+    nextTryAt: null,
+  };
 }
 
 /**
@@ -93,14 +123,26 @@ export function reducer(state: HouseholdState, action: Action): HouseholdState {
   switch (action.type) {
     case "status": {
       const open = action.status === "open";
+      // Trying again after having been live is a reconnect.
+      const status = action.status === "connecting" && state.everWelcomed ? "reconnecting" : action.status;
       return {
         ...state,
-        status: action.status,
+        status,
+        failures: open ? 0 : state.failures,
+        nextTryAt: null,
         // A new connection starts unwelcomed; a pending resync is moot after a reconnect
         // (the query carries `since`).
         welcomed: open ? state.welcomed : false,
         resyncFrom: open ? state.resyncFrom : null,
       };
+    }
+    case "disconnected": {
+      const base = { ...state, welcomed: false, resyncFrom: null, nextTryAt: action.nextTryAt };
+      if (action.offline) return { ...base, status: "offline" };
+      if (action.nextTryAt === null) return { ...base, status: "closed" };
+      const failures = state.failures + 1;
+      const status = failures >= UNREACHABLE_AFTER ? "unreachable" : state.everWelcomed ? "reconnecting" : "connecting";
+      return { ...base, failures, status };
     }
     case "queue":
       if (state.commands.some((c) => c.command.id === action.command.id)) return state;
@@ -127,7 +169,17 @@ function onMessage(state: HouseholdState, message: ServerMessage): HouseholdStat
     // the server's truth (older pages loaded before are dropped). Events replayed after it
     // (at or below its seq) fold to nothing.
     const w = message.welcome;
-    return { ...state, view: w.state, olderOrders: w.olderOrders, welcomed: true, status: "open", resyncFrom: null };
+    return {
+      ...state,
+      view: w.state,
+      olderOrders: w.olderOrders,
+      welcomed: true,
+      everWelcomed: true,
+      status: "open",
+      failures: 0,
+      nextTryAt: null,
+      resyncFrom: null,
+    };
   }
   if ("event" in message) {
     const result = applyEvent(state.view, message.event);

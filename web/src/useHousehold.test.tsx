@@ -42,7 +42,7 @@ vi.mock("partysocket/react", () => {
   };
 });
 
-const { useHousehold } = await import("./useHousehold");
+const { reconnectDelay, useHousehold } = await import("./useHousehold");
 
 let ids = 0;
 const newId = () => `id-${++ids}`;
@@ -179,5 +179,11 @@ describe("useHousehold", () => {
     close();
     await vi.waitFor(() => expect(result.current.status).toBe("unauthorized"));
     expect(fake.closed).toBe(1);
+  });
+});
+
+describe("the reconnect schedule", () => {
+  it("follows partysocket's back-off with the options the hook sets: 0, then 1 s growing x1.5 up to 10 s", () => {
+    expect([0, 1, 2, 3, 7, 20].map(reconnectDelay)).toEqual([0, 1_000, 1_500, 2_250, 10_000, 10_000]);
   });
 });

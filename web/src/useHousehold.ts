@@ -32,6 +32,12 @@ export type Household = {
   /** Reads the page of orders placed before ours (GET /households/{id}/orders). */
   loadOlder: () => Promise<void>;
   status: ConnectionStatus | "unauthorized";
+  /** Whether the current connection was welcomed (the board is live). */
+  welcomed: boolean;
+  /** When the socket tries to connect next (epoch ms), while it is not connected. */
+  nextTryAt: number | null;
+  /** Connect now instead of waiting for the next try. */
+  retryNow: () => void;
   commands: CommandEntry[];
   lastError: WireError | null;
   send: (command: MemberCommand) => CommandId;
@@ -39,9 +45,21 @@ export type Household = {
   cancelOrder: (orderId: OrderId, reason?: string) => CommandId;
   completeOrder: (orderId: OrderId) => CommandId;
   dismissError: () => void;
+  /** Drops a settled command from the list (a refusal the member has read). */
+  forget: (id: CommandId) => void;
 };
 
 const OPEN = 1;
+
+/** partysocket's back-off, set here so the board can say when the next try is. */
+export const RECONNECT = { minReconnectionDelay: 1_000, maxReconnectionDelay: 10_000, reconnectionDelayGrowFactor: 1.5 } as const;
+
+/** The delay partysocket waits before connect number `retryCount` (its `_getNextDelay`). */
+export function reconnectDelay(retryCount: number): number {
+  if (retryCount <= 0) return 0;
+  const delay = RECONNECT.minReconnectionDelay * RECONNECT.reconnectionDelayGrowFactor ** (retryCount - 1);
+  return Math.min(delay, RECONNECT.maxReconnectionDelay);
+}
 
 export function useHousehold(householdId: string, token: string, options: HouseholdOptions = {}): Household {
   const newId = options.newId ?? (() => crypto.randomUUID());
@@ -61,6 +79,9 @@ export function useHousehold(householdId: string, token: string, options: Househ
   welcomedRef.current = state.welcomed;
   const stateRef = useRef(state);
   stateRef.current = state;
+  const socketRef = useRef<{ retryCount: number } | null>(null);
+  /** The hook closed the socket itself (offline, refused token): no retry is coming. */
+  const closedByUsRef = useRef(false);
 
   const query = useCallback(async () => {
     const since = seqRef.current;
@@ -72,6 +93,7 @@ export function useHousehold(householdId: string, token: string, options: Househ
     party: "household",
     room: householdId,
     query,
+    ...RECONNECT,
     // 4009: a newer socket with our _pk took over; do not steal it back.
     shouldReconnectOnClose: (event: CloseEvent) => event.code !== 4009,
     onOpen: () => dispatch({ type: "status", status: "open" }),
@@ -79,12 +101,17 @@ export function useHousehold(householdId: string, token: string, options: Househ
       const message = parseServerMessage(event.data);
       if (message) dispatch({ type: "message", message });
     },
-    onClose: () => {
+    onClose: (event: CloseEvent) => {
       const offline = typeof navigator !== "undefined" && navigator.onLine === false;
-      dispatch({ type: "status", status: offline ? "offline" : "connecting" });
+      // partysocket has scheduled its next connect (unless it gave up) before this runs.
+      const retrying = event.code !== 4009 && !offline && !closedByUsRef.current;
+      const nextTryAt = retrying ? Date.now() + reconnectDelay(socketRef.current?.retryCount ?? 1) : null;
+      dispatch({ type: "disconnected", offline, nextTryAt });
       if (!welcomedRef.current && !offline) void checkAuth();
     },
   });
+
+  socketRef.current = socket;
 
   // A socket refused before the upgrade looks like any failed connect to the browser;
   // ask the room's HTTP side whether the token is refused (401), and stop retrying if so.
@@ -96,6 +123,7 @@ export function useHousehold(householdId: string, token: string, options: Househ
       });
       if (res.status === 401) {
         setUnauthorized(true);
+        closedByUsRef.current = true;
         socket.close();
       }
     } catch {
@@ -108,10 +136,12 @@ export function useHousehold(householdId: string, token: string, options: Househ
   useEffect(() => {
     const offline = () => {
       dispatch({ type: "status", status: "offline" });
+      closedByUsRef.current = true;
       socket.close();
     };
     const online = () => {
       dispatch({ type: "status", status: "connecting" });
+      closedByUsRef.current = false;
       socket.reconnect();
     };
     window.addEventListener("offline", offline);
@@ -185,6 +215,13 @@ export function useHousehold(householdId: string, token: string, options: Househ
   );
   const completeOrder = useCallback((orderId: OrderId) => send({ type: "CompleteOrder", payload: { orderId } }), [send]);
   const dismissError = useCallback(() => dispatch({ type: "dismissError" }), []);
+  const forget = useCallback((id: CommandId) => dispatch({ type: "forget", id }), []);
+  const retryNow = useCallback(() => {
+    if (unauthorized) return;
+    closedByUsRef.current = false;
+    dispatch({ type: "status", status: "connecting" });
+    socket.reconnect();
+  }, [socket, unauthorized]);
 
   return useMemo(
     () => ({
@@ -193,6 +230,10 @@ export function useHousehold(householdId: string, token: string, options: Househ
       olderOrders: state.olderOrders,
       loadOlder,
       status: unauthorized ? "unauthorized" : state.status,
+      welcomed: state.welcomed,
+      nextTryAt: state.nextTryAt,
+      retryNow,
+      forget,
       commands: state.commands,
       lastError: state.lastError,
       send,
@@ -201,6 +242,6 @@ export function useHousehold(householdId: string, token: string, options: Househ
       completeOrder,
       dismissError,
     }),
-    [state, unauthorized, send, placeOrder, cancelOrder, completeOrder, dismissError, loadOlder],
+    [state, unauthorized, send, placeOrder, cancelOrder, completeOrder, dismissError, loadOlder, retryNow, forget],
   );
 }

@@ -350,6 +350,17 @@ impl Application {
 /// The web app's Content-Security-Policy: everything from this origin only (`'self'`
 /// also covers `ws:`/`wss:` to this host in CSP Level 3), no inline script or style, no
 /// plugins, never framed.
+/// The web client's routes (those of `parseRoute` in web/src/App.tsx, and its service
+/// worker's `navigateFallbackAllowlist` in web/vite.config.ts): each is answered with the
+/// app's `index.html`. Other paths are the app's files or a JSON 404.
+pub(crate) const APP_ROUTES: [&str; 5] = [
+    "/",
+    "/h/{household}",
+    "/h/{household}/",
+    "/join/{household}/{code}",
+    "/join/{household}/{code}/",
+];
+
 pub(crate) const WEB_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 /// The API's (JSON and text are never rendered as a document): nothing, never framed.
 pub(crate) const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
@@ -447,19 +458,19 @@ fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state.clone());
     let routed = match web_dir {
-        // Routes above win; anything else is a file of the web client, or its
-        // index.html (client-side routes such as `/join/<household>/<code>`).
+        // Routes above win. The app's own routes (APP_ROUTES, the client routes of
+        // web/src/App.tsx) get its index.html; anything else is a file of the built app
+        // or, if there is none, a JSON 404 (never the app's HTML with 200).
         Some(dir) => {
-            let index = dir.join("index.html");
-            let files = tower_http::services::ServeDir::new(dir)
-                .fallback(tower_http::services::ServeFile::new(index));
-            api.fallback_service(
-                SetResponseHeaderLayer::overriding(
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(WEB_CSP),
-                )
-                .layer(files),
-            )
+            let csp = SetResponseHeaderLayer::overriding(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(WEB_CSP),
+            );
+            let index = tower_http::services::ServeFile::new(dir.join("index.html"));
+            let api = APP_ROUTES.iter().fold(api, |api, route| {
+                api.route_service(route, csp.clone().layer(index.clone()))
+            });
+            api.fallback_service(csp.layer(tower_http::services::ServeDir::new(dir)))
         }
         None => api,
     };

@@ -145,6 +145,33 @@ async fn serves_the_web_app_with_an_index_fallback_behind_the_api() {
     let join = get("/join/some-household/some-code").await.unwrap();
     assert_eq!(join.status(), 200);
     assert_eq!(join.text().await.unwrap(), "<html>app</html>");
+    let board = get("/h/some-household").await.unwrap();
+    assert_eq!(board.status(), 200);
+    assert!(
+        board
+            .headers()
+            .get("content-security-policy")
+            .is_some_and(|v| v.to_str().unwrap().contains("script-src 'self'"))
+    );
+    assert_eq!(board.text().await.unwrap(), "<html>app</html>");
+    // Anything else that is not a file is a JSON 404, never the app with 200.
+    for path in [
+        "/api/nope",
+        "/nope",
+        "/assets/missing.js",
+        "/h/a/b",
+        "/households/x/nope",
+    ] {
+        let res = get(path).await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
+        assert_eq!(
+            body["error"]["message"],
+            format!("nothing at {path}"),
+            "{path}"
+        );
+    }
     // API routes keep priority.
     assert_eq!(get("/healthz").await.unwrap().text().await.unwrap(), "ok\n");
     let room = get(&format!("/parties/household/{}", uuid::Uuid::nil()))

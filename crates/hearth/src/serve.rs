@@ -209,15 +209,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The web client's directory, if it holds a built app (an `index.html`).
+/// The web client's directory, if it holds a built app (an `index.html`). A relative
+/// path is resolved from the working directory; the log names the absolute path either
+/// way, so a server started elsewhere says where it looked.
 fn web_dir(dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    if dir.join("index.html").is_file() {
-        tracing::info!(dir = %dir.display(), "serving the web client");
-        Some(dir.to_path_buf())
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if absolute.join("index.html").is_file() {
+        tracing::info!(dir = %absolute.display(), "serving the web client");
+        Some(absolute)
     } else {
         tracing::warn!(
-            dir = %dir.display(),
-            "no web client there (run `npm ci && npm run build` in web/): serving the API only"
+            dir = %absolute.display(),
+            "no web client at {} (no index.html there): serving the API only; build it with \
+             `npm ci && npm run build` in web/, or point --web-dir (HEARTH_WEB_DIR) at a built \
+             web/dist",
+            absolute.display()
         );
         None
     }

@@ -800,6 +800,13 @@ async fn logs_are_json_on_request_and_plain_text_in_a_pipe() {
         let (child, _) = serve_logging(format, &[]).await;
         let stderr = terminate_and_read_log(child).await;
         assert!(stderr.contains("store opened"), "{format}: {stderr}");
+        // No web/dist under the working directory (the crate's): the warning names the
+        // absolute path it tried and what to do.
+        let tried = format!("no web client at {}/web/dist", env!("CARGO_MANIFEST_DIR"));
+        assert!(
+            stderr.contains(&tried) && stderr.contains("--web-dir"),
+            "{format}: {stderr}"
+        );
         assert!(
             !stderr.contains('\u{1b}'),
             "{format}: no ANSI codes: {stderr:?}"

@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { ApiError } from "./api";
+import { REFUSAL_CODES } from "./generated/names";
+import { ERRORS, JOIN_ERRORS, REFUSALS, errorSentence, refusedSentence, sentence } from "./messages";
+import type { IdentifiedCommand } from "./protocol";
+
+const isSentence = (s: string) => /^[A-Z].*[.]$/.test(s) && !/[a-z]+_[a-z_]+/.test(s);
+
+describe("the messages module", () => {
+  it("has a sentence for every refusal code the core has, and for every wire error", () => {
+    for (const code of REFUSAL_CODES) expect(isSentence(REFUSALS[code]), code).toBe(true);
+    for (const [code, text] of Object.entries(ERRORS)) expect(isSentence(text), code).toBe(true);
+    expect(Object.keys(REFUSALS).sort()).toEqual([...REFUSAL_CODES].sort());
+  });
+
+  it("says what a refused command was about, never its code", () => {
+    const place: IdentifiedCommand = {
+      id: "c",
+      type: "PlaceOrder",
+      payload: { orderId: "o", lines: [{ sku: "milk", name: "Milk", quantity: 2, unitPriceCents: 129 }] },
+    };
+    expect(refusedSentence(place, "ready_at_not_in_future")).toBe(
+      "Your order of 2 × Milk was not placed. The ready time has already passed; pick a later time.",
+    );
+    const cancel: IdentifiedCommand = { id: "c", type: "CancelOrder", payload: { orderId: "o" } };
+    expect(refusedSentence(cancel, "cannot_cancel", () => "1 × Bread")).toBe(
+      "The order of 1 × Bread was not cancelled. It can no longer be cancelled: it is already ready, collected or closed.",
+    );
+    expect(refusedSentence(cancel, "no_such_code_yet")).toBe("The order was not cancelled. Something went wrong. Try again in a moment.");
+  });
+
+  it("turns thrown errors into sentences: the API's codes, a failed fetch, a server fault", () => {
+    expect(errorSentence(new ApiError(0, "network", "cannot reach the server: TypeError: Failed to fetch"))).toBe(ERRORS.network);
+    expect(errorSentence(new TypeError("Failed to fetch"))).toBe(ERRORS.network);
+    expect(errorSentence(new ApiError(410, "invite_expired", "the invite expired at …"))).toBe(ERRORS.invite_expired);
+    expect(errorSentence(new ApiError(502, "http_502", "Bad Gateway"))).toBe(ERRORS.internal);
+    expect(sentence("rate_limited")).toBe(ERRORS.rate_limited);
+    expect(errorSentence("weird")).toBe("Something went wrong. Try again in a moment.");
+  });
+});
+
+describe("errors where they happen", () => {
+  it("words a code for its context, and falls back to the general sentence", () => {
+    expect(errorSentence(new ApiError(404, "not_found", "nothing at …"), JOIN_ERRORS)).toBe("This invite link is not valid (wrong household or code).");
+    expect(errorSentence(new ApiError(410, "invite_used", "used"), JOIN_ERRORS)).toBe(ERRORS.invite_used);
+    expect(errorSentence(new ApiError(404, "not_found", "nothing at …"))).toBe(ERRORS.not_found);
+  });
+});

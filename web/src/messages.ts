@@ -1,0 +1,129 @@
+// Every refusal and error the app shows, as a sentence a household member can act on.
+// The one place for these words: components never show a raw code or a server message.
+//
+// REFUSALS is typed over the generated list of refusal codes (generated/names.ts, from
+// the core's `Refusal`): a new code fails type-checking until it has a sentence here.
+// ERRORS covers the wire's error codes (`{"error"}` frames and HTTP error bodies,
+// `codes` in crates/axum/src/wire.rs) and the client's own (`network`).
+import type { RefusalCode } from "./generated/names";
+import { REFUSAL_CODES } from "./generated/names";
+import type { IdentifiedCommand } from "./protocol";
+
+/** What a refused command was about, in words ("your order of 2 × Milk"). */
+export type Subject = { what: string };
+
+/** How far ahead a ready-at time may be: the core's `limits::MAX_READY_AT_DAYS`. */
+export const READY_AT_MAX_DAYS = 7;
+
+export const REFUSALS: Record<RefusalCode, string> = {
+  order_already_exists: "That order was already placed.",
+  order_not_found: "That order is no longer on the board.",
+  no_lines: "Add at least one item to the order.",
+  too_many_lines: "The order has too many different items; split it into two orders.",
+  quantity_out_of_range: "One of the quantities is too large or below one.",
+  invalid_sku: "One of the items is not in the catalog any more.",
+  invalid_name: "One of the items has a name the shop does not accept.",
+  unit_price_too_high: "One of the items costs more than the shop accepts.",
+  duplicate_sku: "The same item is in the order twice.",
+  total_not_positive: "The order's total must be more than zero.",
+  ready_at_not_in_future: "The ready time has already passed; pick a later time.",
+  ready_at_too_far: `The ready time is too far ahead; pick a time within the next ${READY_AT_MAX_DAYS} days.`,
+  note_too_long: "The note is too long; shorten it.",
+  reason_too_long: "The reason is too long; shorten it.",
+  control_characters: "The text contains characters that cannot be stored; retype it.",
+  cannot_cancel: "It can no longer be cancelled: it is already ready, collected or closed.",
+  not_ready: "It is not ready yet, so it cannot be marked collected.",
+  internal_command: "Only the shop can do that.",
+  invalid_transition: "That step does not fit where the order is now.",
+  amount_mismatch: "The amount does not match the order's total.",
+  refund_not_due: "No refund is due for that order.",
+  release_not_due: "No stock is held for that order.",
+};
+
+/** The wire's error codes (crates/axum/src/wire.rs, `codes`) and the client's own. */
+export const ERRORS = {
+  network: "The server cannot be reached. Check your connection; nothing was changed.",
+  invalid_json: "The app sent something the server could not read. Reload the page and try again.",
+  unknown_message_type: "The app sent something the server does not understand. Reload the page to update the app.",
+  invalid_message: "Some of what you entered is not accepted. Check the fields and try again.",
+  unknown_command_type: "The server does not know that action. Reload the page to update the app.",
+  invalid_payload: "Some of what you entered is not accepted. Check the fields and try again.",
+  tenant_mismatch: "That belongs to another household.",
+  frame_too_large: "That is too much at once; make it smaller.",
+  rate_limited: "Too many changes at once. They will be sent again in a moment.",
+  too_many_connections: "Too many connections from this network. Close some tabs and try again.",
+  too_many_sockets: "This household is open in too many tabs or devices. Close some and try again.",
+  binary_not_supported: "The app sent something the server does not understand. Reload the page.",
+  unavailable: "The server is busy right now. Your change is kept and will be sent again.",
+  contention: "Someone changed the household at the same moment. Your change will be sent again.",
+  unauthorized: "This device is not allowed into the household any more. Ask a member for a new invite link.",
+  not_found: "That could not be found. It may have been removed.",
+  invite_expired: "This invite link has expired. Ask for a new one.",
+  invite_used: "This invite link was already used: each link admits one person. Ask for a new one.",
+  conflict: "That clashes with something that just changed. Reload and try again.",
+  method_not_allowed: "The app asked the server something it does not offer. Reload the page.",
+  body_too_large: "That is too much at once; make it smaller.",
+  uri_too_long: "That link is too long.",
+  bad_request: "The server did not accept that request. Reload the page and try again.",
+  internal: "Something went wrong on the server. Try again in a moment.",
+  unstorable_text: "The text contains characters that cannot be stored; retype it.",
+  origin_not_allowed: "This page is not allowed to talk to the server. Open the app from its own address.",
+} as const;
+export type ErrorCode = keyof typeof ERRORS;
+
+const isRefusal = (code: string): code is RefusalCode => (REFUSAL_CODES as readonly string[]).includes(code);
+const isError = (code: string): code is ErrorCode => Object.hasOwn(ERRORS, code);
+
+/** The sentence for any code: a refusal's, an error's, or a general one. */
+export function sentence(code: string): string {
+  if (isRefusal(code)) return REFUSALS[code];
+  if (isError(code)) return ERRORS[code];
+  return "Something went wrong. Try again in a moment.";
+}
+
+/** What a command was about, in words. */
+export function commandSubject(command: IdentifiedCommand, describeOrder: (orderId: string) => string | null): string {
+  switch (command.type) {
+    case "PlaceOrder":
+      return `Your order of ${linesText(command.payload.lines)} was not placed`;
+    case "CancelOrder": {
+      const order = describeOrder(command.payload.orderId);
+      return `The order${order ? ` of ${order}` : ""} was not cancelled`;
+    }
+    case "CompleteOrder": {
+      const order = describeOrder(command.payload.orderId);
+      return `The order${order ? ` of ${order}` : ""} was not marked collected`;
+    }
+  }
+}
+
+/** "Your order of 2 × Milk was not placed: add at least one item…" */
+export function refusedSentence(command: IdentifiedCommand, code: string, describeOrder: (orderId: string) => string | null = () => null): string {
+  const text = sentence(code);
+  return `${commandSubject(command, describeOrder)}. ${text}`;
+}
+
+/** What some codes mean when joining by an invite link. */
+export const JOIN_ERRORS: Partial<Record<ErrorCode, string>> = {
+  not_found: "This invite link is not valid (wrong household or code).",
+};
+
+/**
+ * A thrown error (an ApiError from api.ts, a fetch failure, anything) as a sentence;
+ * `context` words some codes for where it happened (e.g. JOIN_ERRORS).
+ */
+export function errorSentence(error: unknown, context: Partial<Record<ErrorCode, string>> = {}): string {
+  if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") {
+    const status = "status" in error && typeof error.status === "number" ? error.status : null;
+    if (isError(error.code) && context[error.code]) return context[error.code] ?? sentence(error.code);
+    if (isRefusal(error.code) || isError(error.code)) return sentence(error.code);
+    if (status !== null && status >= 500) return ERRORS.internal;
+  }
+  if (error instanceof TypeError) return ERRORS.network;
+  return sentence("");
+}
+
+/** "2 × Milk, 1 × Bread" */
+export function linesText(lines: readonly { quantity: number; name: string }[]): string {
+  return lines.map((l) => `${l.quantity} × ${l.name}`).join(", ");
+}
