@@ -1,12 +1,12 @@
 // Every refusal and error the app shows, as a sentence a household member can act on.
 // The one place for these words: components never show a raw code or a server message.
 //
-// REFUSALS is typed over the generated list of refusal codes (generated/names.ts, from
-// the core's `Refusal`): a new code fails type-checking until it has a sentence here.
+// REFUSALS are generated (generated/names.ts) from the sentence each domain's refusal has
+// in Rust, so a new rule comes with its sentence.
 // ERRORS covers the wire's error codes (`{"error"}` frames and HTTP error bodies,
 // `codes` in crates/axum/src/wire.rs) and the client's own (`network`).
 import type { RefusalCode } from "./generated/names";
-import { REFUSAL_CODES } from "./generated/names";
+import { REFUSAL_CODES, REFUSAL_SENTENCES } from "./generated/names";
 import type { IdentifiedCommand } from "./protocol";
 
 /** What a refused command was about, in words ("your order of 2 × Milk"). */
@@ -15,30 +15,9 @@ export type Subject = { what: string };
 /** How far ahead a ready-at time may be: the core's `limits::MAX_READY_AT_DAYS`. */
 export const READY_AT_MAX_DAYS = 7;
 
-export const REFUSALS: Record<RefusalCode, string> = {
-  order_already_exists: "That order was already placed.",
-  order_not_found: "That order is no longer on the board.",
-  no_lines: "Add at least one item to the order.",
-  too_many_lines: "The order has too many different items; split it into two orders.",
-  quantity_out_of_range: "One of the quantities is too large or below one.",
-  invalid_sku: "One of the items is not in the catalog any more.",
-  invalid_name: "One of the items has a name the shop does not accept.",
-  unit_price_too_high: "One of the items costs more than the shop accepts.",
-  duplicate_sku: "The same item is in the order twice.",
-  total_not_positive: "The order's total must be more than zero.",
-  ready_at_not_in_future: "The ready time has already passed; pick a later time.",
-  ready_at_too_far: `The ready time is too far ahead; pick a time within the next ${READY_AT_MAX_DAYS} days.`,
-  note_too_long: "The note is too long; shorten it.",
-  reason_too_long: "The reason is too long; shorten it.",
-  control_characters: "The text contains characters that cannot be stored; retype it.",
-  cannot_cancel: "It can no longer be cancelled: it is already ready, collected or closed.",
-  not_ready: "It is not ready yet, so it cannot be marked collected.",
-  internal_command: "Only the shop can do that.",
-  invalid_transition: "That step does not fit where the order is now.",
-  amount_mismatch: "The amount does not match the order's total.",
-  refund_not_due: "No refund is due for that order.",
-  release_not_due: "No stock is held for that order.",
-};
+/** Each refusal's sentence: written once, in Rust, beside the rule (the core's
+ * `Refusal::sentence` of each domain), and generated into names.ts. */
+export const REFUSALS: Readonly<Record<RefusalCode, string>> = REFUSAL_SENTENCES;
 
 /** The wire's error codes (crates/axum/src/wire.rs, `codes`) and the client's own. */
 export const ERRORS = {
@@ -94,6 +73,18 @@ export function commandSubject(command: IdentifiedCommand, describeOrder: (order
       const order = describeOrder(command.payload.orderId);
       return `The order${order ? ` of ${order}` : ""} was not marked collected`;
     }
+    case "ScheduleChore":
+      return `The chore “${command.payload.title}” was not scheduled`;
+    case "CompleteChore":
+      return "The chore was not marked done";
+    case "SkipChore":
+      return "The chore was not skipped";
+    case "ProposeSwap":
+      return "The swap was not proposed";
+    case "AcceptSwap":
+      return "The swap was not accepted";
+    case "DeclineSwap":
+      return "The swap was not declined";
   }
 }
 

@@ -3,13 +3,101 @@
 // projection.golden.test.ts holds it to the Rust fold on vectors that Rust writes
 // (crates/core/tests/golden.rs); change the Rust fold first, then this one.
 import type {
+  ChoreStatus,
+  ChoreView,
   EventEnvelope,
   HouseholdView,
   OrderStatus,
   OrderView,
 } from "./generated";
 
-export const emptyView = (): HouseholdView => ({ seq: 0, orders: [] });
+export const emptyView = (): HouseholdView => ({ seq: 0, orders: [], chores: [] });
+
+/** An event of the chore domain (the envelope narrowed by its `type`). */
+type ChoreEnvelope = Extract<EventEnvelope, { payload: { choreId: string } }>;
+
+const isChoreEvent = (event: EventEnvelope): event is ChoreEnvelope => "choreId" in event.payload;
+
+const isOpen = (status: ChoreStatus) => status === "scheduled" || status === "due" || status === "overdue";
+
+/** The status a chore event moves a chore to, as `ChoreStatus::after` in Rust. */
+function choreStatusAfter(status: ChoreStatus, event: ChoreEnvelope): ChoreStatus {
+  switch (event.type) {
+    case "ChoreScheduled":
+      return "scheduled";
+    case "ChoreReminderSent":
+      return isOpen(status) ? "due" : status;
+    case "ChoreEscalated":
+      return isOpen(status) ? "overdue" : status;
+    case "ChoreCompleted":
+      return "done";
+    case "ChoreSkipped":
+      return "skipped";
+    case "SwapProposed":
+    case "SwapAccepted":
+    case "SwapDeclined":
+      return status;
+  }
+}
+
+/** Folds one chore event (its seq already checked), as `HouseholdView::apply_chore`. */
+function applyChore(chores: ChoreView[], event: ChoreEnvelope): ChoreView[] {
+  const at = event.createdAt;
+  let list = chores;
+  if (event.type === "ChoreScheduled" && !list.some((c) => c.id === event.payload.choreId)) {
+    const p = event.payload;
+    list = [
+      ...list,
+      {
+        id: p.choreId,
+        title: p.title,
+        assignee: p.assignee,
+        dueAt: p.dueAt,
+        everyDays: p.everyDays ?? null,
+        status: "scheduled",
+        createdBy: p.createdBy,
+        scheduledAt: at,
+        previous: p.previous ?? null,
+        pendingSwap: null,
+        closedBy: null,
+        skipReason: null,
+        timeline: [],
+      },
+    ];
+  }
+  const index = list.findIndex((c) => c.id === event.payload.choreId);
+  const current = list[index];
+  const last = current?.timeline[current.timeline.length - 1];
+  if (current === undefined || (last !== undefined && last.seq >= event.seq)) return list;
+  const chore: ChoreView = { ...current, status: choreStatusAfter(current.status, event) };
+  switch (event.type) {
+    case "SwapProposed":
+      chore.pendingSwap = event.payload.to;
+      break;
+    case "SwapAccepted":
+      chore.assignee = event.payload.to;
+      chore.pendingSwap = null;
+      break;
+    case "SwapDeclined":
+      chore.pendingSwap = null;
+      break;
+    case "ChoreCompleted":
+      chore.closedBy = event.payload.by;
+      chore.pendingSwap = null;
+      break;
+    case "ChoreSkipped":
+      chore.closedBy = event.payload.by;
+      chore.skipReason = event.payload.reason ?? null;
+      chore.pendingSwap = null;
+      break;
+    default:
+      break;
+  }
+  chore.timeline = [...current.timeline, { seq: event.seq, at, event: event.type, status: chore.status }];
+  const next = list.slice();
+  next[index] = chore;
+  return next;
+}
 
 export type Applied =
   /** Folded in: the view moved to the event's seq. */
@@ -19,8 +107,11 @@ export type Applied =
   /** After seq + 1: events were missed; the view is unchanged (resync from `view.seq`). */
   | { kind: "gap"; view: HouseholdView; at: number; got: number };
 
+/** An event of the order domain. */
+type OrderEnvelope = Exclude<EventEnvelope, ChoreEnvelope>;
+
 /** The status an event moves an order to (`null`: the status does not change). */
-function statusAfter(event: EventEnvelope): OrderStatus | null {
+function statusAfter(event: OrderEnvelope): OrderStatus | null {
   switch (event.type) {
     case "OrderPlaced":
       return null;
@@ -54,6 +145,10 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
   if (event.seq !== view.seq + 1) {
     return { kind: "gap", view, at: view.seq, got: event.seq };
   }
+  const chores = view.chores ?? [];
+  if (isChoreEvent(event)) {
+    return { kind: "applied", view: { seq: event.seq, orders: view.orders, chores: applyChore(chores, event) } };
+  }
   const at = event.createdAt;
   let orders = view.orders;
   if (event.type === "OrderPlaced" && !orders.some((o) => o.id === event.payload.orderId)) {
@@ -82,7 +177,7 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
   // from a newer page of older orders): the view moves on, the order stays.
   const last = current?.timeline[current.timeline.length - 1];
   if (current === undefined || (last !== undefined && last.seq >= event.seq)) {
-    return { kind: "applied", view: { seq: event.seq, orders } };
+    return { kind: "applied", view: { seq: event.seq, orders, chores } };
   }
   const order: OrderView = { ...current };
   const status = statusAfter(event);
@@ -97,7 +192,7 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
   ];
   const next = orders.slice();
   next[index] = order;
-  return { kind: "applied", view: { seq: event.seq, orders: next } };
+  return { kind: "applied", view: { seq: event.seq, orders: next, chores } };
 }
 
 /** Folds events in seq order from `view`; stops at a gap. */

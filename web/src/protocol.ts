@@ -1,14 +1,14 @@
 // The protocol's types come from the Rust types (./generated, by ts-rs); this module
 // only names a few shapes the client builds from them.
-import type { ClientMessage, Command, CommandId, ServerMessage } from "./generated";
+import type { ChoreCommand, ClientMessage, Command, CommandId, ServerMessage } from "./generated";
 import type { MemberCommandType } from "./generated/names";
 
 export type * from "./generated";
 export * from "./generated/names";
 
 /** The commands a member may send (the core refuses the internal ones): the core's
- * `Command` narrowed to the member types the core lists (generated/names.ts). */
-export type MemberCommand = Extract<Command, { type: MemberCommandType }>;
+ * domains' commands narrowed to the member types the core lists (generated/names.ts). */
+export type MemberCommand = Extract<Command | ChoreCommand, { type: MemberCommandType }>;
 
 /** A member command with its client-chosen id (the idempotency key). */
 export type IdentifiedCommand = MemberCommand & { id: CommandId };

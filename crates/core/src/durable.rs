@@ -107,7 +107,11 @@ impl Processes {
     /// The processes of every registered domain: fulfilment for orders (through the
     /// Payments and Inventory ports), reminders for chores. A new domain's process is
     /// registered here.
-    pub fn new(service: Service, payments: Arc<dyn Payments>, inventory: Arc<dyn Inventory>) -> Self {
+    pub fn new(
+        service: Service,
+        payments: Arc<dyn Payments>,
+        inventory: Arc<dyn Inventory>,
+    ) -> Self {
         Self::for_fulfilment(Fulfilment::new(service, payments, inventory))
     }
 

@@ -90,7 +90,10 @@ impl Fulfilment {
         tenant: HouseholdId,
         order: OrderId,
     ) -> Result<Advanced, FulfilmentError> {
-        let state = self.service.load::<crate::order::Orders>(tenant, order).await?;
+        let state = self
+            .service
+            .load::<crate::order::Orders>(tenant, order)
+            .await?;
         let now = self.service.clock().now();
         let step = process::next_step(&state, now);
         let key = step.key(tenant, order);
@@ -228,7 +231,10 @@ impl Fulfilment {
                 if let CommandOutcome::Rejected { code, message } = outcome {
                     // Refused now or by an earlier run: fine if the order moved on meanwhile
                     // (say, cancelled between load and record); stuck if it did not.
-                    let after = self.service.load::<crate::order::Orders>(tenant, order).await?;
+                    let after = self
+                        .service
+                        .load::<crate::order::Orders>(tenant, order)
+                        .await?;
                     if after.version == state.version {
                         return Ok(Advanced::Stuck {
                             step,

@@ -26,9 +26,7 @@ pub use contracts::{
 };
 pub use domain::{AggregateId, Context, Domain, JobKind, Rule};
 pub use ids::{CommandId, EventId, HouseholdId, MemberId, OrderId};
-pub use order::{
-    Command, DomainError, Event, OrderLine, OrderState, OrderStatus, Orders, Refusal,
-};
+pub use order::{Command, DomainError, Event, OrderLine, OrderState, OrderStatus, Orders, Refusal};
 pub use projection::HouseholdView;
 pub use registry::{AnyCommand, AnyEvent, DomainId, Registered};
 pub use service::{Dispatched, Refused, Service, ServiceError};

@@ -3,8 +3,8 @@
 
 use crate::Timestamp;
 use crate::contracts::{CommandEnvelope, CommandOutcome, EventEnvelope, NewEvent};
-pub use crate::domain::JobKind;
 use crate::domain::AggregateId;
+pub use crate::domain::JobKind;
 use crate::ids::{CommandId, EventId, HouseholdId, OrderId};
 use crate::order::OrderLine;
 use async_trait::async_trait;

@@ -2,9 +2,9 @@
 //! events in `seq` order; the same fold runs in rooms and in the web client.
 
 use crate::Timestamp;
+use crate::chore::{ChoreEvent, ChoreId, ChoreStatus};
 use crate::contracts::{Actor, EventEnvelope};
 use crate::ids::{MemberId, OrderId};
-use crate::chore::{ChoreEvent, ChoreId, ChoreStatus};
 use crate::order::{Event, OrderLine, OrderStatus, RejectionReason};
 use crate::registry::AnyEvent;
 use serde::{Deserialize, Serialize};

@@ -464,7 +464,9 @@ impl<'de> Deserialize<'de> for AnyCommand {
                 name: name.to_owned(),
             })
         })?;
-        CommandOf(domain).deserialize(value).map_err(De::Error::custom)
+        CommandOf(domain)
+            .deserialize(value)
+            .map_err(De::Error::custom)
     }
 }
 
@@ -478,7 +480,9 @@ impl<'de> Deserialize<'de> for AnyEvent {
                 name: name.to_owned(),
             })
         })?;
-        EventOf(domain).deserialize(value).map_err(De::Error::custom)
+        EventOf(domain)
+            .deserialize(value)
+            .map_err(De::Error::custom)
     }
 }
 

@@ -281,10 +281,12 @@ impl Service {
                         CommandOutcome::Accepted { seq, .. } => seq,
                         CommandOutcome::Rejected { .. } => 0,
                     };
-                    let after = events.iter().fold(state, |s, e| match D::event_of(&e.event) {
-                        Some(event) => D::evolve(s, event),
-                        None => s,
-                    });
+                    let after = events
+                        .iter()
+                        .fold(state, |s, e| match D::event_of(&e.event) {
+                            Some(event) => D::evolve(s, event),
+                            None => s,
+                        });
                     let after_version = D::version(&after);
                     self.maybe_snapshot::<D>(tenant, aggregate, version, &after)
                         .await;

@@ -113,9 +113,15 @@ fn a_member_schedules_a_chore_for_another() {
 #[test]
 fn scheduling_checks_title_due_time_recurrence_and_escalation() {
     let g = || given([]).by(ANA);
-    assert_eq!(g().when(schedule("  ", due())), Err(ChoreRule::InvalidTitle));
+    assert_eq!(
+        g().when(schedule("  ", due())),
+        Err(ChoreRule::InvalidTitle)
+    );
     let long = "x".repeat(limits::MAX_TITLE_CHARS + 1);
-    assert_eq!(g().when(schedule(&long, due())), Err(ChoreRule::InvalidTitle));
+    assert_eq!(
+        g().when(schedule(&long, due())),
+        Err(ChoreRule::InvalidTitle)
+    );
     assert_eq!(
         g().when(schedule("bins\u{1b}", due())),
         Err(ChoreRule::ChoreControlCharacters { field: "title" })
@@ -167,9 +173,7 @@ fn scheduling_checks_title_due_time_recurrence_and_escalation() {
             if escalate_after_minutes == limits::DEFAULT_ESCALATE_AFTER_MINUTES
     ));
     assert_eq!(
-        given([scheduled()])
-            .by(ANA)
-            .when(schedule("bins", due())),
+        given([scheduled()]).by(ANA).when(schedule("bins", due())),
         Err(ChoreRule::ChoreAlreadyExists(CHORE))
     );
 }
@@ -223,11 +227,10 @@ fn only_the_assignee_or_whoever_scheduled_it_completes_or_skips() {
     );
     let long = "x".repeat(limits::MAX_REASON_CHARS + 1);
     assert_eq!(
-        given([scheduled()])
-            .when(ChoreCommand::SkipChore(SkipChore {
-                chore_id: CHORE,
-                reason: Some(long)
-            })),
+        given([scheduled()]).when(ChoreCommand::SkipChore(SkipChore {
+            chore_id: CHORE,
+            reason: Some(long)
+        })),
         Err(ChoreRule::ChoreReasonTooLong { got: 201 })
     );
 }
@@ -267,11 +270,10 @@ fn a_swap_needs_the_other_members_acceptance() {
         Err(ChoreRule::NotAssignee)
     );
     assert_eq!(
-        given([scheduled()])
-            .when(ChoreCommand::ProposeSwap(ProposeSwap {
-                chore_id: CHORE,
-                with: BEN
-            })),
+        given([scheduled()]).when(ChoreCommand::ProposeSwap(ProposeSwap {
+            chore_id: CHORE,
+            with: BEN
+        })),
         Err(ChoreRule::SwapWithSelf)
     );
     assert_eq!(
@@ -389,7 +391,10 @@ fn the_process_waits_reminds_escalates_and_schedules_the_next_one() {
     };
     let s = at(&[scheduled(), reminded.clone()]);
     let escalate_at = due() + TimeDelta::minutes(60);
-    assert_eq!(next_step(&s, due()), ChoreStep::WaitUntil { at: escalate_at });
+    assert_eq!(
+        next_step(&s, due()),
+        ChoreStep::WaitUntil { at: escalate_at }
+    );
     assert_eq!(next_step(&s, escalate_at), ChoreStep::Escalate);
     let done = ChoreEvent::ChoreCompleted {
         chore_id: CHORE,
@@ -397,8 +402,7 @@ fn the_process_waits_reminds_escalates_and_schedules_the_next_one() {
     };
     // Done two weeks late: the next one is the first weekly due time still ahead.
     let late = due() + TimeDelta::days(14);
-    let ChoreStep::ScheduleNext(next) = next_step(&at(&[scheduled(), reminded, done]), late)
-    else {
+    let ChoreStep::ScheduleNext(next) = next_step(&at(&[scheduled(), reminded, done]), late) else {
         panic!("the next occurrence is due");
     };
     assert_eq!(next.chore_id, next_id(CHORE));
@@ -491,7 +495,11 @@ impl World {
     }
 
     async fn status(&self, chore: ChoreId) -> Option<ChoreStatus> {
-        let state = self.service.load::<Chores>(self.household, chore).await.unwrap();
+        let state = self
+            .service
+            .load::<Chores>(self.household, chore)
+            .await
+            .unwrap();
         state.chore.map(|c| c.status)
     }
 
@@ -517,7 +525,10 @@ async fn through_the_platform_a_chore_is_reminded_escalated_and_recurs() {
     let due = w.clock.now() + TimeDelta::hours(1);
     assert_eq!(w.advance(chore).await, Advance::Waiting { until: due });
     w.clock.advance(TimeDelta::hours(1));
-    assert_eq!(w.advance(chore).await, Advance::Progressed { step: "remind" });
+    assert_eq!(
+        w.advance(chore).await,
+        Advance::Progressed { step: "remind" }
+    );
     assert_eq!(w.status(chore).await, Some(ChoreStatus::Due));
     // A repeated step is one command (its id derives from the chore and the step).
     assert_eq!(
@@ -527,14 +538,20 @@ async fn through_the_platform_a_chore_is_reminded_escalated_and_recurs() {
         }
     );
     w.clock.advance(TimeDelta::minutes(30));
-    assert_eq!(w.advance(chore).await, Advance::Progressed { step: "escalate" });
+    assert_eq!(
+        w.advance(chore).await,
+        Advance::Progressed { step: "escalate" }
+    );
     assert_eq!(w.status(chore).await, Some(ChoreStatus::Overdue));
     assert!(matches!(w.advance(chore).await, Advance::Waiting { .. }));
 
     // Done: a wake job, and the process schedules tomorrow's occurrence, once.
     let done = w
         .service
-        .dispatch(w.by(BEN, ChoreCommand::CompleteChore(ChoreRef { chore_id: chore })))
+        .dispatch(w.by(
+            BEN,
+            ChoreCommand::CompleteChore(ChoreRef { chore_id: chore }),
+        ))
         .await
         .unwrap();
     assert!(matches!(done, Dispatched::Accepted { .. }), "{done:?}");
@@ -585,9 +602,17 @@ async fn a_chore_and_an_order_with_the_same_id_never_meet() {
     });
     let placed = w.service.dispatch(w.by(ANA, place)).await.unwrap();
     assert!(matches!(placed, Dispatched::Accepted { .. }), "{placed:?}");
-    let order = w.service.load::<Orders>(w.household, OrderId(id)).await.unwrap();
+    let order = w
+        .service
+        .load::<Orders>(w.household, OrderId(id))
+        .await
+        .unwrap();
     assert_eq!(order.version, 1);
-    let chore = w.service.load::<Chores>(w.household, ChoreId(id)).await.unwrap();
+    let chore = w
+        .service
+        .load::<Chores>(w.household, ChoreId(id))
+        .await
+        .unwrap();
     assert_eq!(chore.version, 1);
     let order_events = w
         .store

@@ -25,9 +25,13 @@ use hearth_core::order::{
     self, CancelOrder, Context, OrderRef, PlaceOrder, RecordPaymentCaptured, RecordRefundIssued,
     RecordStockReserved, RejectOrder, RejectionReason,
 };
+use hearth_core::chore::{
+    self, ChoreCommand, ChoreEvent, ChoreId, ChoreRef, ChoreState, ChoreStatus, ProposeSwap,
+    ScheduleChore, SkipChore,
+};
 use hearth_core::{
-    Actor, Command, CommandId, Event, EventEnvelope, EventId, EventMetadata, HouseholdId,
-    HouseholdView, MemberId, OrderId, OrderLine, OrderState, OrderStatus,
+    Actor, AnyEvent, Command, CommandId, Event, EventEnvelope, EventId, EventMetadata,
+    HouseholdId, HouseholdView, MemberId, OrderId, OrderLine, OrderState, OrderStatus,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,6 +77,7 @@ struct Household {
     /// The seq the next committed event gets.
     next_seq: u64,
     orders: BTreeMap<OrderId, OrderState>,
+    chores: BTreeMap<ChoreId, ChoreState>,
     events: Vec<EventEnvelope>,
 }
 
@@ -85,6 +90,7 @@ impl Household {
             start: DateTime::parse_from_rfc3339(start).unwrap().to_utc(),
             next_seq: 1,
             orders: BTreeMap::new(),
+            chores: BTreeMap::new(),
             events: Vec::new(),
         }
     }
@@ -108,9 +114,29 @@ impl Household {
         let mut state = state;
         for event in events {
             state = order::evolve(state, &event);
-            self.commit(order_id, state.version, event, command_id, actor.clone());
+            self.commit(order_id.0, state.version, event.into(), command_id, actor.clone());
         }
         self.orders.insert(order_id, state);
+        self
+    }
+
+    /// Decides a chore command and commits what it decides, as `run` does for orders.
+    fn chore(&mut self, actor: Actor, command: ChoreCommand) -> &mut Self {
+        let chore_id = command.chore_id();
+        let state = self.chores.get(&chore_id).cloned().unwrap_or_default();
+        let ctx = Context {
+            actor: actor.clone(),
+            now: self.now(),
+        };
+        let events = chore::decide(&state, &command, &ctx)
+            .unwrap_or_else(|e| panic!("{} refused: {e}", command.type_name()));
+        let command_id = CommandId(derive(self.tenant.0, &format!("command {}", self.next_seq)));
+        let mut state = state;
+        for event in events {
+            state = chore::evolve(state, &event);
+            self.commit(chore_id.0, state.version, event.into(), command_id, actor.clone());
+        }
+        self.chores.insert(chore_id, state);
         self
     }
 
@@ -137,7 +163,7 @@ impl Household {
         state.version += 1;
         let version = state.version;
         let command_id = CommandId(derive(self.tenant.0, &format!("command {}", self.next_seq)));
-        self.commit(order_id, version, event, command_id, Actor::System);
+        self.commit(order_id.0, version, event.into(), command_id, Actor::System);
         self
     }
 
@@ -156,9 +182,9 @@ impl Household {
 
     fn commit(
         &mut self,
-        order_id: OrderId,
+        aggregate_id: Uuid,
         version: u32,
-        event: Event,
+        event: AnyEvent,
         command_id: CommandId,
         actor: Actor,
     ) {
@@ -168,11 +194,11 @@ impl Household {
             id: EventId(derive(self.tenant.0, &format!("event {seq}"))),
             tenant: self.tenant,
             seq,
-            aggregate_id: order_id.0,
+            aggregate_id,
             version,
-            requires_job: event.requires_job(),
-            event: event.into(),
-            schema_version: order::EVENT_SCHEMA_VERSION,
+            requires_job: event.job().is_some(),
+            schema_version: event.schema_version(),
+            event,
             metadata: EventMetadata {
                 command_id,
                 causation_id: command_id.0,
@@ -289,6 +315,107 @@ const TOTAL: u64 = 2 * 129 + 349;
 const P: Actor = Actor::Process;
 
 /// Every case, in a fixed order.
+fn chore_id(n: u8) -> ChoreId {
+    ChoreId(Uuid::from_u128(
+        0x0191_a000_0000_7000_8000_0000_0000_00c0 | u128::from(n),
+    ))
+}
+
+fn at(time: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(time).unwrap().to_utc()
+}
+
+fn schedule(chore: ChoreId, title: &str, assignee: u8, every_days: Option<u16>) -> ChoreCommand {
+    ChoreCommand::ScheduleChore(ScheduleChore {
+        chore_id: chore,
+        title: title.into(),
+        assignee: member(assignee),
+        due_at: at("2026-11-28T08:00:00Z"),
+        every_days,
+        escalate_after_minutes: None,
+    })
+}
+
+fn on(chore: ChoreId) -> ChoreRef {
+    ChoreRef { chore_id: chore }
+}
+
+/// The chore cases: every chore event type and every status as some chore's last.
+fn chore_cases() -> Vec<Case> {
+    let c1 = chore_id(1);
+    let c2 = chore_id(2);
+    let c3 = chore_id(3);
+    let c4 = chore_id(4);
+    let next = chore::next_id(c1);
+    let next_step = |h: &Household, c: ChoreId| {
+        let state = h.chores.get(&c).cloned().unwrap_or_default();
+        match chore::next_step(&state, at("2026-11-28T09:00:00Z")) {
+            chore::ChoreStep::ScheduleNext(n) => ChoreCommand::ScheduleNextChore(n),
+            other => panic!("the next occurrence is due, not {other:?}"),
+        }
+    };
+    let mut weekly = Household::new(20, "2026-11-27T10:00:00Z");
+    weekly
+        .chore(as_member(1), schedule(c1, "Take the bins out", 2, Some(7)))
+        .chore(P, ChoreCommand::SendChoreReminder(on(c1)))
+        .chore(as_member(2), ChoreCommand::CompleteChore(on(c1)));
+    let schedule_next = next_step(&weekly, c1);
+    weekly.chore(P, schedule_next);
+    assert!(weekly.chores.contains_key(&next));
+    vec![
+        weekly.case(
+            "a weekly chore done, and its next occurrence",
+            "Scheduled by one member for another, reminded at its due time, done by the \
+             assignee; its process schedules the next one a week later (with `previous`).",
+        ),
+        Household::new(21, "2026-11-27T10:00:00Z")
+            .chore(as_member(1), schedule(c2, "Water the plants", 2, None))
+            .chore(
+                as_member(2),
+                ChoreCommand::ProposeSwap(ProposeSwap {
+                    chore_id: c2,
+                    with: member(3),
+                }),
+            )
+            .chore(as_member(3), ChoreCommand::AcceptSwap(on(c2)))
+            .chore(P, ChoreCommand::SendChoreReminder(on(c2)))
+            .chore(P, ChoreCommand::EscalateChore(on(c2)))
+            .chore(
+                as_member(3),
+                ChoreCommand::SkipChore(SkipChore {
+                    chore_id: c2,
+                    reason: Some("Rained all day \u{2614}".into()),
+                }),
+            )
+            .case(
+                "a chore swapped, reminded, escalated and skipped",
+                "The assignee asks another member to take it; they accept, so the reminder \
+                 and the escalation are theirs, and they skip it with a reason.",
+            ),
+        Household::new(22, "2026-11-27T10:00:00Z")
+            .chore(as_member(1), schedule(c3, "Hoover the stairs", 1, None))
+            .chore(as_member(1), schedule(c4, "Clean the fridge", 2, Some(30)))
+            .run(as_member(1), place(order_id(9)))
+            .chore(P, ChoreCommand::SendChoreReminder(on(c3)))
+            .chore(
+                as_member(2),
+                ChoreCommand::ProposeSwap(ProposeSwap {
+                    chore_id: c4,
+                    with: member(1),
+                }),
+            )
+            .chore(as_member(1), ChoreCommand::DeclineSwap(on(c4)))
+            .chore(P, ChoreCommand::SendChoreReminder(on(c4)))
+            .chore(P, ChoreCommand::EscalateChore(on(c4)))
+            .chore(as_member(1), schedule(chore_id(5), "Defrost the freezer", 3, None))
+            .case(
+                "open chores beside an order",
+                "Chores and an order in one household: one chore due, one declined swap then \
+                 overdue, one still scheduled; the order is folded beside them.",
+            ),
+    ]
+}
+
 fn cases() -> Vec<Case> {
     let o1 = order_id(1);
     let o2 = order_id(2);
@@ -559,12 +686,68 @@ fn status(s: OrderStatus) -> &'static str {
     s.as_str()
 }
 
+/// Every chore event type, listed like the order's.
+const CHORE_EVENT_TYPES: [&str; 8] = [
+    "ChoreScheduled",
+    "ChoreReminderSent",
+    "ChoreEscalated",
+    "SwapProposed",
+    "SwapAccepted",
+    "SwapDeclined",
+    "ChoreCompleted",
+    "ChoreSkipped",
+];
+
+fn chore_event_type(e: &ChoreEvent) -> &'static str {
+    let listed = CHORE_EVENT_TYPES[match e {
+        ChoreEvent::ChoreScheduled { .. } => 0,
+        ChoreEvent::ChoreReminderSent { .. } => 1,
+        ChoreEvent::ChoreEscalated { .. } => 2,
+        ChoreEvent::SwapProposed { .. } => 3,
+        ChoreEvent::SwapAccepted { .. } => 4,
+        ChoreEvent::SwapDeclined { .. } => 5,
+        ChoreEvent::ChoreCompleted { .. } => 6,
+        ChoreEvent::ChoreSkipped { .. } => 7,
+    }];
+    assert_eq!(listed, e.type_name());
+    listed
+}
+
+const CHORE_STATUSES: [ChoreStatus; 5] = [
+    ChoreStatus::Scheduled,
+    ChoreStatus::Due,
+    ChoreStatus::Overdue,
+    ChoreStatus::Done,
+    ChoreStatus::Skipped,
+];
+
+#[test]
+fn the_chore_cases_cover_every_chore_event_type_and_status() {
+    let cases = chore_cases();
+    let seen: BTreeSet<_> = cases
+        .iter()
+        .flat_map(|c| &c.events)
+        .filter_map(|e| e.event.of::<chore::Chores>())
+        .map(chore_event_type)
+        .collect();
+    assert_eq!(seen, BTreeSet::from(CHORE_EVENT_TYPES));
+    let finals: BTreeSet<_> = cases
+        .iter()
+        .flat_map(|c| &c.view.chores)
+        .map(|c| c.status.as_str())
+        .collect();
+    assert_eq!(
+        finals,
+        CHORE_STATUSES.map(ChoreStatus::as_str).into_iter().collect()
+    );
+}
+
 fn render() -> String {
     let golden = Golden {
         generated_by: "crates/core/tests/golden.rs from HouseholdView::apply. Do not edit; \
                        regenerate: HEARTH_UPDATE_BINDINGS=1 cargo test -p hearth-core \
                        --test golden",
-        cases: cases(),
+        cases: cases().into_iter().chain(chore_cases()).collect(),
     };
     let mut text = serde_json::to_string_pretty(&golden).unwrap();
     text.push('\n');

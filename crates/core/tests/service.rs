@@ -5,6 +5,7 @@
 
 use chrono::TimeDelta;
 use futures::future::join_all;
+use hearth_core::Refused;
 use hearth_core::contracts::ExternalKind;
 use hearth_core::order::{
     CancelOrder, Command, OrderLine, OrderRef, OrderStatus, PlaceOrder, RecordPaymentCaptured,
@@ -12,7 +13,6 @@ use hearth_core::order::{
 };
 use hearth_core::ports::{EventStore, Snapshot};
 use hearth_core::service::ServiceConfig;
-use hearth_core::Refused;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, CommandOutcome, Dispatched, DomainError, ExternalEvent,
     HouseholdId, HouseholdView, MemberId, OrderId, Service,
@@ -361,7 +361,11 @@ async fn load_starts_from_the_snapshot() {
         })
         .await
         .unwrap();
-    let loaded = w.service.load::<hearth_core::Orders>(w.household, order).await.unwrap();
+    let loaded = w
+        .service
+        .load::<hearth_core::Orders>(w.household, order)
+        .await
+        .unwrap();
     let o = loaded.order.unwrap();
     assert_eq!(o.note.as_deref(), Some("from the snapshot"));
     assert_eq!(

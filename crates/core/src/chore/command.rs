@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
     strum::VariantNames,
     strum::EnumDiscriminants,
 )]
-#[strum_discriminants(name(ChoreCommandType), derive(Hash, strum::IntoStaticStr, strum::EnumIter))]
+#[strum_discriminants(
+    name(ChoreCommandType),
+    derive(Hash, strum::IntoStaticStr, strum::EnumIter)
+)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", content = "payload")]
 pub enum ChoreCommand {

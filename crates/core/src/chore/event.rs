@@ -30,10 +30,16 @@ pub enum ChoreEvent {
     },
     /// The due time came: the assignee was reminded.
     #[serde(rename_all = "camelCase")]
-    ChoreReminderSent { chore_id: ChoreId, assignee: MemberId },
+    ChoreReminderSent {
+        chore_id: ChoreId,
+        assignee: MemberId,
+    },
     /// Still open long after its reminder: the household is told.
     #[serde(rename_all = "camelCase")]
-    ChoreEscalated { chore_id: ChoreId, assignee: MemberId },
+    ChoreEscalated {
+        chore_id: ChoreId,
+        assignee: MemberId,
+    },
     #[serde(rename_all = "camelCase")]
     SwapProposed {
         chore_id: ChoreId,

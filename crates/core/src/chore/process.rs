@@ -51,7 +51,8 @@ pub fn next_step(state: &ChoreState, now: Timestamp) -> ChoreStep {
         // Not scheduled (yet): a start job came before its event could be read.
         return ChoreStep::Done;
     };
-    let escalate_at = chore.due_at + chrono::Duration::minutes(i64::from(chore.escalate_after_minutes));
+    let escalate_at =
+        chore.due_at + chrono::Duration::minutes(i64::from(chore.escalate_after_minutes));
     match chore.status {
         ChoreStatus::Scheduled if now < chore.due_at => ChoreStep::WaitUntil { at: chore.due_at },
         ChoreStatus::Scheduled => ChoreStep::Remind,

@@ -106,28 +106,36 @@ impl Refusal {
     /// message says the particulars).
     pub fn sentence(self) -> &'static str {
         match self {
-            Refusal::OrderAlreadyExists => "This order was already placed.",
-            Refusal::OrderNotFound => "This order does not exist.",
+            Refusal::OrderAlreadyExists => "That order was already placed.",
+            Refusal::OrderNotFound => "That order is no longer on the board.",
             Refusal::NoLines => "Add at least one item to the order.",
-            Refusal::TooManyLines => "An order can have at most 50 different items.",
-            Refusal::QuantityOutOfRange => "Each item's quantity must be between 1 and 99.",
-            Refusal::InvalidSku => "An item of this order is not a valid catalog item.",
-            Refusal::InvalidName => "An item of this order has no usable name.",
-            Refusal::UnitPriceTooHigh => "An item's price is above the limit.",
-            Refusal::DuplicateSku => "The same item appears twice; change its quantity instead.",
+            Refusal::TooManyLines => {
+                "The order has too many different items; split it into two orders."
+            }
+            Refusal::QuantityOutOfRange => "One of the quantities is too large or below one.",
+            Refusal::InvalidSku => "One of the items is not in the catalog any more.",
+            Refusal::InvalidName => "One of the items has a name the shop does not accept.",
+            Refusal::UnitPriceTooHigh => "One of the items costs more than the shop accepts.",
+            Refusal::DuplicateSku => "The same item is in the order twice.",
             Refusal::TotalNotPositive => "The order's total must be more than zero.",
-            Refusal::ReadyAtNotInFuture => "The ready time has already passed; pick a later one.",
-            Refusal::ReadyAtTooFar => "The ready time can be at most 7 days ahead.",
-            Refusal::NoteTooLong => "The note is too long (at most 500 characters).",
-            Refusal::ReasonTooLong => "The reason is too long (at most 200 characters).",
-            Refusal::ControlCharacters => "The text contains characters that cannot be stored.",
-            Refusal::CannotCancel => "This order can no longer be cancelled.",
-            Refusal::NotReady => "This order is not ready to be collected yet.",
-            Refusal::InternalCommand => "Only the fulfilment process can do this.",
-            Refusal::InvalidTransition => "This step does not apply to the order as it is now.",
+            Refusal::ReadyAtNotInFuture => "The ready time has already passed; pick a later time.",
+            Refusal::ReadyAtTooFar => {
+                "The ready time is too far ahead; pick a time within the next 7 days."
+            }
+            Refusal::NoteTooLong => "The note is too long; shorten it.",
+            Refusal::ReasonTooLong => "The reason is too long; shorten it.",
+            Refusal::ControlCharacters => {
+                "The text contains characters that cannot be stored; retype it."
+            }
+            Refusal::CannotCancel => {
+                "It can no longer be cancelled: it is already ready, collected or closed."
+            }
+            Refusal::NotReady => "It is not ready yet, so it cannot be marked collected.",
+            Refusal::InternalCommand => "Only the shop can do that.",
+            Refusal::InvalidTransition => "That step does not fit where the order is now.",
             Refusal::AmountMismatch => "The amount does not match the order's total.",
-            Refusal::RefundNotDue => "There is nothing to refund on this order.",
-            Refusal::ReleaseNotDue => "There is no reserved stock to release on this order.",
+            Refusal::RefundNotDue => "No refund is due for that order.",
+            Refusal::ReleaseNotDue => "No stock is held for that order.",
         }
     }
 
