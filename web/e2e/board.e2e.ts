@@ -164,6 +164,34 @@ describe("the household board", () => {
     await shot(bob.page, "board-bob-ready");
   });
 
+  it("shows a chore scheduled for another member live; they take a swap, the other marks it done", async () => {
+    const chore = (page: Page) => page.getByTestId("chore").filter({ hasText: "Take the bins out" });
+    await ann.page.getByLabel("Chore", { exact: true }).fill("Take the bins out");
+    // Bob joined after Ann's board read the members: opening the list reads them again.
+    await ann.page.getByLabel("For", { exact: true }).focus();
+    await ann.page.getByLabel("For", { exact: true }).locator("option", { hasText: "Bob" }).waitFor({ state: "attached" });
+    await ann.page.getByLabel("For", { exact: true }).selectOption({ label: "Bob" });
+    await ann.page.getByLabel("Repeats", { exact: true }).selectOption({ label: "every week" });
+    await ann.page.getByRole("button", { name: "Schedule chore" }).click();
+    // Bob never reloads: the chore arrives over his socket, his.
+    await chore(bob.page).waitFor();
+    await expect(chore(bob.page).textContent()).resolves.toContain("For you");
+    await expect(chore(bob.page).getAttribute("data-status")).resolves.toBe("scheduled");
+    // Bob asks Ann to take it; Ann sees the question live and accepts.
+    await bob.page.getByLabel("Swap “Take the bins out” with").focus();
+    await bob.page.getByLabel("Swap “Take the bins out” with").locator("option", { hasText: "Ann" }).waitFor({ state: "attached" });
+    await bob.page.getByLabel("Swap “Take the bins out” with").selectOption({ label: "Ann" });
+    await chore(bob.page).getByRole("button", { name: "Ask" }).click();
+    await ann.page.getByRole("button", { name: "Take “Take the bins out” over" }).click();
+    await chore(bob.page).filter({ hasText: "For Ann" }).waitFor();
+    await chore(ann.page).filter({ hasText: "For you" }).waitFor();
+    await checkA11y(ann.page, "board with a chore");
+    await ann.page.getByRole("button", { name: "Mark “Take the bins out” done" }).click();
+    await bob.page.locator('[data-testid="chore"][data-status="done"]').filter({ hasText: "done by Ann" }).waitFor();
+    // Weekly: its process schedules the next one, which both see.
+    await bob.page.locator('[data-testid="chore"][data-status="scheduled"]').filter({ hasText: "Take the bins out" }).waitFor();
+  });
+
   it("keeps another household out: none of it is shown and its room refuses the token (401)", async () => {
     const carol = await newMember();
     await carol.page.goto("/");

@@ -9,6 +9,7 @@ import { READY_AT_MAX_DAYS, REFUSALS, errorSentence, linesText, refusedSentence,
 import { boardOrders } from "./optimistic";
 import type { BoardOrder, Pending } from "./optimistic";
 import type { CommandEntry } from "./state";
+import { Chores } from "./Chores";
 import { useHousehold } from "./useHousehold";
 import type { Household } from "./useHousehold";
 
@@ -17,7 +18,8 @@ export function Board({ membership }: { membership: Membership }) {
   const hh = useHousehold(household.id, token);
   const [members, setMembers] = useState<Member[]>([]);
   const names = useMemo(() => new Map(members.map((m) => [m.id, m.name])), [members]);
-  const unknownPlacer = hh.view.orders.some((o) => !names.has(o.placedBy));
+  const unknownPlacer =
+    hh.view.orders.some((o) => !names.has(o.placedBy)) || (hh.view.chores ?? []).some((c) => !names.has(c.assignee));
 
   useEffect(() => {
     if (!unknownPlacer && members.length > 0) return;
@@ -98,6 +100,15 @@ export function Board({ membership }: { membership: Membership }) {
           </ul>
           {hh.olderOrders > 0 && <OlderOrders count={hh.olderOrders} load={hh.loadOlder} />}
         </section>
+
+        <Chores
+          chores={hh.view.chores ?? []}
+          me={member.id}
+          members={members}
+          refreshMembers={() => fetchMembers(household.id, token).then(setMembers, () => undefined)}
+          send={hh.send}
+          disabled={hh.status === "unauthorized"}
+        />
       </main>
     </>
   );
