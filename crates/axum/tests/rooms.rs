@@ -2054,3 +2054,147 @@ async fn the_welcome_keeps_its_byte_bound_and_paging_back_yields_every_order_onc
     assert!(others.is_empty(), "{others:?}");
     quiet(&mut ws).await;
 }
+
+fn schedule_chore(command_id: Uuid, chore: Uuid, assignee: MemberId, due_in: i64) -> Value {
+    json!({
+        "id": command_id,
+        "type": "ScheduleChore",
+        "payload": {
+            "choreId": chore,
+            "title": "Take the bins out",
+            "assignee": assignee,
+            "dueAt": chrono::Utc::now() + chrono::Duration::hours(due_in),
+            "everyDays": 7
+        }
+    })
+}
+
+/// Issue 15: the room protocol holds for the second domain with no change to the rooms:
+/// welcome (chores and `olderChores`), ack, ordered fan-out, idempotent resends, `since`
+/// replay, the domain's refusals with their codes, bad input, and 401s.
+#[tokio::test]
+async fn the_chore_domain_gets_the_whole_room_protocol() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let bob = app.member(&hh).await;
+    let ann_id = app.tokens.verify(&hh.owner, hh.id).unwrap().sub;
+    let bob_id = app.tokens.verify(&bob, hh.id).unwrap().sub;
+    let (mut ann_ws, welcome) = app.connect(hh.id, &hh.owner, "").await;
+    assert_eq!(welcome["welcome"]["state"]["chores"], json!([]));
+    assert_eq!(welcome["welcome"]["olderChores"], 0);
+    let (mut bob_ws, _) = app.connect(hh.id, &bob, "").await;
+
+    // Ack to the sender, the event to every member, in order.
+    let (id, chore) = (Uuid::now_v7(), Uuid::now_v7());
+    send(
+        &mut ann_ws,
+        json!({"command": schedule_chore(id, chore, bob_id, 2)}),
+    )
+    .await;
+    let mut acked = false;
+    while !acked {
+        let msg = recv(&mut ann_ws).await;
+        acked = msg["ack"]["id"] == json!(id);
+    }
+    let event = recv(&mut bob_ws).await;
+    assert_eq!(seq_of(&event), 1);
+    assert_eq!(event["event"]["type"], "ChoreScheduled");
+    assert_eq!(event["event"]["aggregateId"], json!(chore));
+    assert_eq!(event["event"]["payload"]["createdBy"], json!(ann_id));
+    assert_eq!(
+        event["event"]["metadata"]["actor"],
+        json!({"kind": "member", "id": ann_id})
+    );
+
+    // A resend of the id is a duplicate and writes nothing.
+    send(
+        &mut bob_ws,
+        json!({"command": schedule_chore(id, chore, bob_id, 2)}),
+    )
+    .await;
+    assert_eq!(recv(&mut bob_ws).await["ack"]["status"], "duplicate");
+    assert_eq!(app.head(hh.id).await, 1);
+
+    // The domain's rules answer with their codes: over the socket, and over HTTP with
+    // 409 for a conflict with the state and 422 for a command that is never valid.
+    let done_by_nobody = json!({"command": {"id": Uuid::now_v7(), "type": "AcceptSwap",
+        "payload": {"choreId": chore}}});
+    send(&mut ann_ws, done_by_nobody).await;
+    assert_eq!(
+        recv(&mut ann_ws).await["rejected"]["code"],
+        "no_swap_pending"
+    );
+    let internal = json!({"id": Uuid::now_v7(), "type": "SendChoreReminder",
+        "payload": {"choreId": chore}});
+    let (status, body) = app.post(&hh, &internal).await;
+    assert_eq!(
+        (status, body["rejected"]["code"].as_str()),
+        (422, Some("chore_internal_command")),
+        "{body}"
+    );
+    let (status, body) = app.post(&hh, &schedule_chore(Uuid::now_v7(), chore, bob_id, 2)).await;
+    assert_eq!(
+        (status, body["rejected"]["code"].as_str()),
+        (409, Some("chore_already_exists")),
+        "{body}"
+    );
+    // Bad input: the field at fault is named, nothing is written.
+    let bad = json!({"command": {"id": Uuid::now_v7(), "type": "ScheduleChore",
+        "payload": {"choreId": Uuid::now_v7(), "title": "x", "assignee": bob_id,
+                    "dueAt": "tomorrow"}}});
+    send(&mut ann_ws, bad).await;
+    let error = recv(&mut ann_ws).await;
+    assert_eq!(error["error"]["code"], "invalid_payload", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("payload.dueAt"),
+        "{error}"
+    );
+    assert_eq!(app.head(hh.id).await, 1);
+
+    // Bob completes it (his): both see it, in order, after the first event.
+    let complete = json!({"command": {"id": Uuid::now_v7(), "type": "CompleteChore",
+        "payload": {"choreId": chore}}});
+    send(&mut bob_ws, complete).await;
+    let mut bob_saw = Vec::new();
+    while bob_saw.is_empty() {
+        let msg = recv(&mut bob_ws).await;
+        if msg.get("event").is_some() {
+            bob_saw.push(msg);
+        }
+    }
+    assert_eq!(seq_of(&bob_saw[0]), 2);
+    assert_eq!(bob_saw[0]["event"]["type"], "ChoreCompleted");
+
+    // `since` replays the chore's events; the welcome and the HTTP state carry it.
+    let (mut late, welcome) = app.connect(hh.id, &bob, "&since=0").await;
+    assert_eq!(welcome["welcome"]["state"]["chores"][0]["status"], "done");
+    assert_eq!(welcome["welcome"]["state"]["chores"][0]["closedBy"], json!(bob_id));
+    assert_eq!(seq_of(&recv(&mut late).await), 1);
+    assert_eq!(seq_of(&recv(&mut late).await), 2);
+    let state: Value = app
+        .http
+        .get(app.http_url(&format!("/parties/household/{}", hh.id)))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["state"]["chores"][0]["title"], "Take the bins out");
+    assert_eq!(state["olderChores"], 0);
+
+    // 401 before anything is parsed, whatever the domain.
+    let res = app
+        .http
+        .post(app.http_url(&format!("/parties/household/{}", hh.id)))
+        .json(&schedule_chore(Uuid::now_v7(), Uuid::now_v7(), bob_id, 2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(app.head(hh.id).await, 2);
+}

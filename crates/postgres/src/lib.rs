@@ -30,7 +30,7 @@ mod tls;
 pub use batch::{BatchStats, Batching};
 pub use directory::PgDirectory;
 pub use feed::{FEED_CHANNEL, FeedOptions, FeedStats, PgEventFeed};
-pub use migrate::{MIGRATIONS, Migration, check_schema, migrate};
+pub use migrate::{MIGRATIONS, Migration, check_schema, migrate, migrate_up_to};
 pub use outbox::PgOutbox;
 pub use roles::{HEARTH_TABLES, UnsafeRole, check_role};
 pub use store::PgEventStore;

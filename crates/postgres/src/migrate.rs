@@ -53,11 +53,17 @@ fn db(e: tokio_postgres::Error) -> PgError {
 /// Applies the migrations the database lacks; returns the versions applied now.
 /// Connect as the owner role (the one that owns the schema).
 pub async fn migrate(client: &Client) -> Result<Vec<i32>, PgError> {
+    migrate_up_to(client, i32::MAX).await
+}
+
+/// [`migrate`], but only the migrations up to `version`: a database as an older
+/// binary left it (how a test checks that a migration carries data over).
+pub async fn migrate_up_to(client: &Client, version: i32) -> Result<Vec<i32>, PgError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
         .await
         .map_err(db)?;
-    let result = apply(client).await;
+    let result = apply(client, version).await;
     let unlock = client
         .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
         .await
@@ -97,7 +103,7 @@ pub async fn check_schema(client: &Client) -> Result<(), PgError> {
     }
 }
 
-async fn apply(client: &Client) -> Result<Vec<i32>, PgError> {
+async fn apply(client: &Client, up_to: i32) -> Result<Vec<i32>, PgError> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS hearth_migrations (
@@ -130,7 +136,10 @@ async fn apply(client: &Client) -> Result<Vec<i32>, PgError> {
         done.push(version);
     }
     let mut applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| !done.contains(&m.version) && m.version <= up_to)
+    {
         let fail = |e: tokio_postgres::Error| PgError::Migration {
             version: m.version,
             name: m.name,

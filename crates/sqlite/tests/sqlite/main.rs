@@ -7,6 +7,7 @@ mod checkpoint;
 mod contract;
 mod crash;
 mod isolation;
+mod migrations;
 mod permissions;
 mod readonly;
 mod sharing;

@@ -1,0 +1,146 @@
+//! Migration 3 (issue 15: streams of any domain) carries a version-2 database's data
+//! over: its orders load as order streams and continue, and pending outbox jobs keep
+//! their meaning (`fulfil` becomes `start`, `cancel` becomes `wake`) and stay readable
+//! by the relay role.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use hearth_contract::fixtures::append;
+use hearth_core::ports::{EventStore, JobKind, Outbox};
+use hearth_core::{AggregateId, DomainId, HouseholdId, OrderId};
+use hearth_postgres::{PgEventStore, PgOutbox, connect, migrate, migrate_up_to, parse_url};
+use serde_json::json;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn a_version_2_database_is_migrated_with_its_orders_and_jobs_carried_over() {
+    // A database of its own, owned by the owner role the shared set-up created.
+    let shared = common::db().await;
+    let server = parse_url(&common::server_url()).unwrap();
+    let admin = connect(&server).await.unwrap();
+    let name = format!("hearth_migr_{}", &shared.name["hearth_pg_".len()..]);
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name} OWNER hearth_owner"))
+        .await
+        .unwrap();
+    let as_role = |role: &str| {
+        let mut config = server.clone();
+        config.user(role).password(role).dbname(&name);
+        config
+    };
+    let owner = connect(&as_role("hearth_owner")).await.unwrap();
+    assert_eq!(migrate_up_to(&owner, 2).await.unwrap(), [1, 2]);
+
+    // What version 2 held: one order placed, then cancelled, both jobs still pending
+    // (written as the owner, in the household's scope: row-level security is forced).
+    let (tenant, order, member) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (place, cancel) = (Uuid::now_v7(), Uuid::now_v7());
+    let (placed, cancelled) = (Uuid::now_v7(), Uuid::now_v7());
+    let actor = json!({"kind": "member", "id": member});
+    let meta = |cmd: Uuid| {
+        json!({"commandId": cmd, "causationId": cmd, "correlationId": cmd, "actor": actor})
+    };
+    owner.batch_execute("BEGIN").await.unwrap();
+    owner
+        .execute("SELECT set_config('app.tenant_id', $1, true)", &[&tenant.to_string()])
+        .await
+        .unwrap();
+    owner
+        .execute(
+            "INSERT INTO households (tenant_id, last_seq) VALUES ($1, 2)",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    for (cmd, kind, seq) in [(place, "PlaceOrder", 1), (cancel, "CancelOrder", 2)] {
+        owner
+            .execute(
+                "INSERT INTO commands (tenant_id, id, type, payload, metadata, status, outcome)
+                 VALUES ($1, $2, $3, '{}', $4, 'accepted', $5)",
+                &[
+                    &tenant,
+                    &cmd,
+                    &kind,
+                    &json!({"actor": actor}),
+                    &json!({"status": "accepted", "seq": seq, "events": 1}),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    let placed_payload = json!({"orderId": order, "lines": [{"sku": "milk", "name": "Milk",
+        "quantity": 1, "unitPriceCents": 120}], "totalCents": 120, "placedBy": member});
+    for (seq, id, cmd, kind, payload) in [
+        (1_i64, placed, place, "OrderPlaced", placed_payload),
+        (2, cancelled, cancel, "OrderCancelled", json!({"orderId": order, "by": actor})),
+    ] {
+        owner
+            .execute(
+                "INSERT INTO events (tenant_id, seq, id, aggregate_id, version, type,
+                 schema_version, payload, metadata, created_at, requires_job)
+                 VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, now(), true)",
+                &[&tenant, &seq, &id, &order, &(seq as i32), &kind, &payload, &meta(cmd)],
+            )
+            .await
+            .unwrap();
+    }
+    for (id, kind, cmd) in [(placed, "fulfil", place), (cancelled, "cancel", cancel)] {
+        owner
+            .execute(
+                "INSERT INTO jobs (tenant_id, id, order_id, kind, command_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, now())",
+                &[&tenant, &id, &order, &kind, &cmd],
+            )
+            .await
+            .unwrap();
+    }
+    owner.batch_execute("COMMIT").await.unwrap();
+
+    assert_eq!(migrate(&owner).await.unwrap(), [3]);
+
+    let app = hearth_postgres::pool(as_role("hearth_app"), 2).unwrap();
+    let relay = hearth_postgres::pool(as_role("hearth_relay"), 1).unwrap();
+    let store = PgEventStore::new(app.clone());
+    let outbox = PgOutbox::new(relay, app);
+    let household = HouseholdId(tenant);
+    let loaded = store
+        .load(household, OrderId(order).into(), 1)
+        .await
+        .unwrap();
+    let types: Vec<_> = loaded.events.iter().map(|e| e.event.type_name()).collect();
+    assert_eq!(types, ["OrderPlaced", "OrderCancelled"]);
+    let mut jobs: Vec<_> = outbox
+        .pending_jobs(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| (j.id.0, j.aggregate, j.kind))
+        .collect();
+    jobs.sort_by_key(|j| j.2 == JobKind::Wake);
+    let aggregate = AggregateId::new(DomainId::Order, order);
+    assert_eq!(
+        jobs,
+        [
+            (placed, aggregate, JobKind::Start),
+            (cancelled, aggregate, JobKind::Wake)
+        ]
+    );
+    // The stream goes on at version 3, the household at seq 3.
+    store
+        .append(append(household, OrderId(order), 2, 1))
+        .await
+        .unwrap();
+    assert_eq!(store.head(household).await.unwrap(), 3);
+
+    drop((store, outbox, owner));
+    admin
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+}

@@ -1,0 +1,126 @@
+//! Migration 2 (issue 15: streams of any domain) carries a version-1 file's data over:
+//! its orders' events load as order streams and continue, and pending outbox jobs keep
+//! their meaning (`fulfil` becomes `start`, `cancel` becomes `wake`).
+
+use hearth_contract::fixtures::append;
+use hearth_core::ports::{EventStore, JobKind, Outbox};
+use hearth_core::{AggregateId, DomainId, HouseholdId, OrderId};
+use hearth_sqlite::SqliteEventStore;
+use rusqlite::params;
+use serde_json::json;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn a_version_1_file_is_migrated_with_its_orders_and_jobs_carried_over() {
+    let path = crate::fresh_file();
+    let tenant = Uuid::now_v7();
+    let order = Uuid::now_v7();
+    let member = Uuid::now_v7();
+    let (place, cancel) = (Uuid::now_v7(), Uuid::now_v7());
+    let (placed, cancelled) = (Uuid::now_v7(), Uuid::now_v7());
+    {
+        // A file as version 1 wrote it: one order placed, then cancelled, both jobs
+        // still pending.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../../src/migrations/0001_initial.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let now = 1_764_000_000_000_000_i64;
+        let actor = json!({"kind": "member", "id": member});
+        let meta = |cmd: Uuid| {
+            json!({"commandId": cmd, "causationId": cmd, "correlationId": cmd, "actor": actor})
+                .to_string()
+        };
+        conn.execute(
+            "INSERT INTO households (tenant_id, last_seq) VALUES (?1, 2)",
+            params![tenant],
+        )
+        .unwrap();
+        for (cmd, kind, seq) in [(place, "PlaceOrder", 1), (cancel, "CancelOrder", 2)] {
+            conn.execute(
+                "INSERT INTO commands (tenant_id, command_id, type, payload, metadata, status,
+                 outcome, recorded_at) VALUES (?1, ?2, ?3, '{}', ?4, 'accepted', ?5, ?6)",
+                params![
+                    tenant,
+                    cmd,
+                    kind,
+                    json!({"actor": actor}).to_string(),
+                    json!({"status": "accepted", "seq": seq, "events": 1}).to_string(),
+                    now
+                ],
+            )
+            .unwrap();
+        }
+        let placed_payload = json!({"orderId": order, "lines": [{"sku": "milk", "name": "Milk",
+            "quantity": 1, "unitPriceCents": 120}], "totalCents": 120, "placedBy": member});
+        let cancelled_payload = json!({"orderId": order, "by": actor});
+        for (seq, id, cmd, kind, payload) in [
+            (1, placed, place, "OrderPlaced", placed_payload),
+            (2, cancelled, cancel, "OrderCancelled", cancelled_payload),
+        ] {
+            conn.execute(
+                "INSERT INTO events (tenant_id, seq, event_id, aggregate_id, version, type,
+                 schema_version, payload, metadata, command_id, created_at, requires_job)
+                 VALUES (?1, ?2, ?3, ?4, ?2, ?5, 1, ?6, ?7, ?8, ?9, 1)",
+                params![
+                    tenant,
+                    seq,
+                    id,
+                    order,
+                    kind,
+                    payload.to_string(),
+                    meta(cmd),
+                    cmd,
+                    now
+                ],
+            )
+            .unwrap();
+        }
+        for (id, kind, cmd) in [(placed, "fulfil", place), (cancelled, "cancel", cancel)] {
+            conn.execute(
+                "INSERT INTO jobs (tenant_id, job_id, order_id, kind, command_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![tenant, id, order, kind, cmd, now],
+            )
+            .unwrap();
+        }
+    }
+
+    // Opening it migrates it.
+    let (store, _feed) = SqliteEventStore::open(&path).unwrap();
+    let household = HouseholdId(tenant);
+    let loaded = store
+        .load(household, OrderId(order).into(), 1)
+        .await
+        .unwrap();
+    let types: Vec<_> = loaded.events.iter().map(|e| e.event.type_name()).collect();
+    assert_eq!(types, ["OrderPlaced", "OrderCancelled"]);
+    let jobs = store.pending_jobs(10).await.unwrap();
+    let jobs: Vec<_> = jobs.iter().map(|j| (j.id.0, j.aggregate, j.kind)).collect();
+    let aggregate = AggregateId::new(DomainId::Order, order);
+    assert_eq!(
+        jobs,
+        [
+            (placed, aggregate, JobKind::Start),
+            (cancelled, aggregate, JobKind::Wake)
+        ]
+    );
+    // The stream goes on at version 3, the household at seq 3.
+    store
+        .append(append(household, OrderId(order), 2, 1))
+        .await
+        .unwrap();
+    assert_eq!(store.head(household).await.unwrap(), 3);
+    // Opening it again migrates nothing more.
+    drop(store);
+    let (again, _) = SqliteEventStore::open(&path).unwrap();
+    assert_eq!(
+        again
+            .load(household, OrderId(order).into(), 1)
+            .await
+            .unwrap()
+            .events
+            .len(),
+        3
+    );
+}
