@@ -566,9 +566,7 @@ mod tests {
 
     use super::*;
     use hearth_core::order::{Command, OrderLine, PlaceOrder};
-    use hearth_core::{
-        Actor, CommandEnvelope, CommandId, Dispatched, MemberId, OrderId, Service,
-    };
+    use hearth_core::{Actor, CommandEnvelope, CommandId, Dispatched, MemberId, OrderId, Service};
     use hearth_memory::{MemoryEventStore, SystemClock};
     use uuid::Uuid;
 

@@ -9,8 +9,8 @@
 use hearth_core::projection::{ChoreView, OrderView};
 use hearth_core::registry::CommandOf;
 use hearth_core::{AnyCommand, CommandId, DomainId, EventEnvelope, HouseholdId, HouseholdView};
-use serde::de::DeserializeSeed;
 use serde::de::DeserializeOwned;
+use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -154,8 +154,16 @@ impl Bounded {
     pub fn view(&self, view: &HouseholdView) -> HouseholdView {
         HouseholdView {
             seq: view.seq,
-            orders: view.orders.get(self.orders.clone()).unwrap_or_default().to_vec(),
-            chores: view.chores.get(self.chores.clone()).unwrap_or_default().to_vec(),
+            orders: view
+                .orders
+                .get(self.orders.clone())
+                .unwrap_or_default()
+                .to_vec(),
+            chores: view
+                .chores
+                .get(self.chores.clone())
+                .unwrap_or_default()
+                .to_vec(),
         }
     }
 }

@@ -1452,7 +1452,12 @@ impl EventStore for Broken {
     async fn append(&self, _: Append) -> Result<Appended, StoreError> {
         Err(broken())
     }
-    async fn load(&self, _: HouseholdId, _: hearth_core::AggregateId, _: u32) -> Result<Loaded, StoreError> {
+    async fn load(
+        &self,
+        _: HouseholdId,
+        _: hearth_core::AggregateId,
+        _: u32,
+    ) -> Result<Loaded, StoreError> {
         Err(broken())
     }
     async fn read_feed(
@@ -1682,7 +1687,12 @@ impl EventStore for Gated {
         }
         self.inner.append(append).await
     }
-    async fn load(&self, t: HouseholdId, o: hearth_core::AggregateId, s: u32) -> Result<Loaded, StoreError> {
+    async fn load(
+        &self,
+        t: HouseholdId,
+        o: hearth_core::AggregateId,
+        s: u32,
+    ) -> Result<Loaded, StoreError> {
         self.inner.load(t, o.into(), s).await
     }
     async fn read_feed(
@@ -2132,7 +2142,9 @@ async fn the_chore_domain_gets_the_whole_room_protocol() {
         (422, Some("chore_internal_command")),
         "{body}"
     );
-    let (status, body) = app.post(&hh, &schedule_chore(Uuid::now_v7(), chore, bob_id, 2)).await;
+    let (status, body) = app
+        .post(&hh, &schedule_chore(Uuid::now_v7(), chore, bob_id, 2))
+        .await;
     assert_eq!(
         (status, body["rejected"]["code"].as_str()),
         (409, Some("chore_already_exists")),
@@ -2171,7 +2183,10 @@ async fn the_chore_domain_gets_the_whole_room_protocol() {
     // `since` replays the chore's events; the welcome and the HTTP state carry it.
     let (mut late, welcome) = app.connect(hh.id, &bob, "&since=0").await;
     assert_eq!(welcome["welcome"]["state"]["chores"][0]["status"], "done");
-    assert_eq!(welcome["welcome"]["state"]["chores"][0]["closedBy"], json!(bob_id));
+    assert_eq!(
+        welcome["welcome"]["state"]["chores"][0]["closedBy"],
+        json!(bob_id)
+    );
     assert_eq!(seq_of(&recv(&mut late).await), 1);
     assert_eq!(seq_of(&recv(&mut late).await), 2);
     let state: Value = app

@@ -2,15 +2,15 @@
 
 use crate::fixtures::{append, household, member_command, new_event, order_id};
 use futures::StreamExt;
-use hearth_core::{CommandOutcome, OrderId};
-use uuid::Uuid;
 use hearth_core::order::{Command, OrderRef};
 use hearth_core::ports::{
     Append, Appended, Decision, EventFeed, EventStore, FeedSignal, Outbox, Snapshot, StoreError,
 };
+use hearth_core::{CommandOutcome, OrderId};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// What a suite needs: a store and the feed of its commits.
 #[derive(Clone, Debug)]
@@ -297,7 +297,14 @@ pub async fn households_never_see_each_other(fx: StoreFixture) {
     let command = write.command.id;
     fx.store.append(write).await.unwrap();
     assert!(fx.store.read_feed(b, 0, 100).await.unwrap().is_empty());
-    assert!(fx.store.load(b, order.into(), 1).await.unwrap().events.is_empty());
+    assert!(
+        fx.store
+            .load(b, order.into(), 1)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
     assert_eq!(fx.store.head(b).await.unwrap(), 0);
     assert_eq!(fx.store.outcome(b, command).await.unwrap(), None);
     // The same order id in household B is a different stream: version 0 there.
@@ -322,7 +329,14 @@ pub async fn households_never_see_each_other(fx: StoreFixture) {
         })
         .await
         .unwrap();
-    assert!(fx.store.load(a, order.into(), 1).await.unwrap().snapshot.is_none());
+    assert!(
+        fx.store
+            .load(a, order.into(), 1)
+            .await
+            .unwrap()
+            .snapshot
+            .is_none()
+    );
 }
 
 pub async fn snapshot_then_later_events(fx: StoreFixture) {
@@ -432,7 +446,12 @@ pub async fn concurrent_appends_to_one_stream_use_each_version_once(fx: StoreFix
             let mut tries = 0;
             while won < rounds && tries < 400 {
                 tries += 1;
-                let version = store.load(tenant, order.into(), 1).await.unwrap().events.len() as u32;
+                let version = store
+                    .load(tenant, order.into(), 1)
+                    .await
+                    .unwrap()
+                    .events
+                    .len() as u32;
                 match store.append(append(tenant, order, version, 1)).await {
                     Ok(Appended::Committed { .. }) => won += 1,
                     Err(StoreError::VersionConflict { .. }) => {}
@@ -593,7 +612,10 @@ pub async fn streams_of_two_domains_with_one_id_never_meet(fx: StoreFixture) {
         panic!("expected a commit");
     };
     assert_eq!(
-        events.iter().map(|e| (e.seq, e.version)).collect::<Vec<_>>(),
+        events
+            .iter()
+            .map(|e| (e.seq, e.version))
+            .collect::<Vec<_>>(),
         vec![(3, 1), (4, 2)]
     );
     // A stale version of the chore conflicts on the chore, naming it.

@@ -9,9 +9,7 @@ use hearth_core::ports::{
     Capture, CaptureEntry, CaptureRequest, CatalogItem, Inventory, Payments, ProviderError,
     RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
 };
-use hearth_core::{
-    Actor, CommandEnvelope, CommandId, HouseholdId, MemberId, OrderId, Service,
-};
+use hearth_core::{Actor, CommandEnvelope, CommandId, HouseholdId, MemberId, OrderId, Service};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;

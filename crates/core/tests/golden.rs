@@ -19,19 +19,19 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use chrono::{DateTime, Duration, Utc};
+use hearth_core::chore::{
+    self, ChoreCommand, ChoreEvent, ChoreId, ChoreRef, ChoreState, ChoreStatus, ProposeSwap,
+    ScheduleChore, SkipChore,
+};
 use hearth_core::contracts::{ExternalEvent, ExternalKind};
 use hearth_core::ids::derive;
 use hearth_core::order::{
     self, CancelOrder, Context, OrderRef, PlaceOrder, RecordPaymentCaptured, RecordRefundIssued,
     RecordStockReserved, RejectOrder, RejectionReason,
 };
-use hearth_core::chore::{
-    self, ChoreCommand, ChoreEvent, ChoreId, ChoreRef, ChoreState, ChoreStatus, ProposeSwap,
-    ScheduleChore, SkipChore,
-};
 use hearth_core::{
-    Actor, AnyEvent, Command, CommandId, Event, EventEnvelope, EventId, EventMetadata,
-    HouseholdId, HouseholdView, MemberId, OrderId, OrderLine, OrderState, OrderStatus,
+    Actor, AnyEvent, Command, CommandId, Event, EventEnvelope, EventId, EventMetadata, HouseholdId,
+    HouseholdView, MemberId, OrderId, OrderLine, OrderState, OrderStatus,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,7 +114,13 @@ impl Household {
         let mut state = state;
         for event in events {
             state = order::evolve(state, &event);
-            self.commit(order_id.0, state.version, event.into(), command_id, actor.clone());
+            self.commit(
+                order_id.0,
+                state.version,
+                event.into(),
+                command_id,
+                actor.clone(),
+            );
         }
         self.orders.insert(order_id, state);
         self
@@ -134,7 +140,13 @@ impl Household {
         let mut state = state;
         for event in events {
             state = chore::evolve(state, &event);
-            self.commit(chore_id.0, state.version, event.into(), command_id, actor.clone());
+            self.commit(
+                chore_id.0,
+                state.version,
+                event.into(),
+                command_id,
+                actor.clone(),
+            );
         }
         self.chores.insert(chore_id, state);
         self
@@ -407,7 +419,10 @@ fn chore_cases() -> Vec<Case> {
             .chore(as_member(1), ChoreCommand::DeclineSwap(on(c4)))
             .chore(P, ChoreCommand::SendChoreReminder(on(c4)))
             .chore(P, ChoreCommand::EscalateChore(on(c4)))
-            .chore(as_member(1), schedule(chore_id(5), "Defrost the freezer", 3, None))
+            .chore(
+                as_member(1),
+                schedule(chore_id(5), "Defrost the freezer", 3, None),
+            )
             .case(
                 "open chores beside an order",
                 "Chores and an order in one household: one chore due, one declined swap then \
@@ -738,7 +753,10 @@ fn the_chore_cases_cover_every_chore_event_type_and_status() {
         .collect();
     assert_eq!(
         finals,
-        CHORE_STATUSES.map(ChoreStatus::as_str).into_iter().collect()
+        CHORE_STATUSES
+            .map(ChoreStatus::as_str)
+            .into_iter()
+            .collect()
     );
 }
 

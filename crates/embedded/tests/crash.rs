@@ -150,7 +150,10 @@ impl World {
     }
 
     async fn state(&self, order: OrderId) -> OrderState {
-        self.service.load::<hearth_core::Orders>(self.household, order).await.unwrap()
+        self.service
+            .load::<hearth_core::Orders>(self.household, order)
+            .await
+            .unwrap()
     }
 
     async fn reach(&self, order: OrderId, status: OrderStatus, within: Duration) {

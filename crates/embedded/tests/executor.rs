@@ -94,7 +94,12 @@ impl World {
 
     fn executor(&self, config: ExecutorConfig) -> EmbeddedExecutor {
         let feed: Arc<dyn EventFeed> = Arc::new(self.store.feed());
-        EmbeddedExecutor::start(Processes::for_fulfilment(self.fulfilment()), self.outbox.clone(), Some(feed), config)
+        EmbeddedExecutor::start(
+            Processes::for_fulfilment(self.fulfilment()),
+            self.outbox.clone(),
+            Some(feed),
+            config,
+        )
     }
 
     fn now(&self) -> Timestamp {
@@ -144,7 +149,10 @@ impl World {
     }
 
     async fn state(&self, order: OrderId) -> OrderState {
-        self.service.load::<hearth_core::Orders>(self.household, order).await.unwrap()
+        self.service
+            .load::<hearth_core::Orders>(self.household, order)
+            .await
+            .unwrap()
     }
 
     async fn status(&self, order: OrderId) -> OrderStatus {
@@ -381,7 +389,12 @@ async fn jobs_committed_while_no_executor_ran_are_picked_up_at_start() {
 async fn without_a_feed_the_poll_picks_up_new_jobs() {
     let w = world();
     let mut scans = w.outbox.scans.subscribe();
-    let executor = EmbeddedExecutor::start(Processes::for_fulfilment(w.fulfilment()), w.outbox.clone(), None, config());
+    let executor = EmbeddedExecutor::start(
+        Processes::for_fulfilment(w.fulfilment()),
+        w.outbox.clone(),
+        None,
+        config(),
+    );
     // The first scan (at start) has answered: only a later one can find the new job.
     tokio::time::timeout(SOON, scans.wait_for(|n| *n >= 1))
         .await
@@ -494,8 +507,12 @@ async fn a_cancel_during_a_provider_call_leaves_nothing_charged_or_held() {
             cancel.arm(during, reply);
             let feed: Arc<dyn EventFeed> = Arc::new(w.store.feed());
             let fulfilment = Fulfilment::new(w.service.clone(), cancel.clone(), cancel.clone());
-            let executor =
-                EmbeddedExecutor::start(Processes::for_fulfilment(fulfilment), w.outbox.clone(), Some(feed), config());
+            let executor = EmbeddedExecutor::start(
+                Processes::for_fulfilment(fulfilment),
+                w.outbox.clone(),
+                Some(feed),
+                config(),
+            );
             let order = w.place("coffee", 2, None).await;
             let case = format!("{during:?} {reply:?}");
             w.until(order, SOON, &format!("compensated ({case})"), |s| {

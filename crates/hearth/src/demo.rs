@@ -165,7 +165,10 @@ impl Demo {
         stop: impl Fn(&Step) -> bool,
     ) -> anyhow::Result<()> {
         loop {
-            let state = self.service().load::<hearth_core::Orders>(self.household, order).await?;
+            let state = self
+                .service()
+                .load::<hearth_core::Orders>(self.household, order)
+                .await?;
             if stop(&process::next_step(&state, self.clock.now())) {
                 return Ok(());
             }

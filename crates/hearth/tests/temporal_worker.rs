@@ -8,8 +8,8 @@ use chrono::TimeDelta;
 use hearth_core::order::{Command, OrderLine, PlaceOrder};
 use hearth_core::ports::{Clock, EventStore};
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, Service,
-    OrderStatus,
+    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderStatus,
+    Service,
 };
 use hearth_memory::SystemClock;
 use hearth_temporal::dev_server::DevServer;
@@ -330,7 +330,8 @@ async fn a_worker_killed_mid_step_has_the_step_retried_after_the_heartbeat_timeo
     let client = hearth_temporal::connect(&config).await.unwrap();
     let events = client
         .get_workflow_handle::<hearth_temporal::ProcessWorkflow>(hearth_temporal::workflow_id(
-            household, order.into(),
+            household,
+            order.into(),
         ))
         .fetch_history(Default::default())
         .into_events()

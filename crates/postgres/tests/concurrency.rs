@@ -11,8 +11,7 @@ use hearth_core::order::{Command, OrderRef, RecordPaymentCaptured, RecordStockRe
 use hearth_core::ports::{EventStore, Outbox};
 use hearth_core::service::ServiceConfig;
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, Dispatched, EventEnvelope, HouseholdId, OrderId,
-    Service,
+    Actor, CommandEnvelope, CommandId, Dispatched, EventEnvelope, HouseholdId, OrderId, Service,
 };
 use hearth_memory::SystemClock;
 use std::collections::{HashMap, HashSet};
@@ -172,7 +171,10 @@ async fn many_tasks_on_one_order_use_every_version_once() {
         feed.iter().map(|e| e.seq).collect::<Vec<_>>(),
         (1..=6).collect::<Vec<u64>>()
     );
-    let state = svc.load::<hearth_core::Orders>(tenant, order).await.unwrap();
+    let state = svc
+        .load::<hearth_core::Orders>(tenant, order)
+        .await
+        .unwrap();
     assert_eq!(state.version, 6);
 }
 
@@ -222,7 +224,11 @@ async fn many_orders_of_one_household_keep_seq_gap_free_and_commit_ordered() {
     );
     assert_eq!(feed, store.read_feed(tenant, 0, 10_000).await.unwrap());
     for (order, events) in &written {
-        let stream = store.load(tenant, (*order).into(), 999).await.unwrap().events;
+        let stream = store
+            .load(tenant, (*order).into(), 999)
+            .await
+            .unwrap()
+            .events;
         assert_eq!(&stream, events, "the stream is what was reported committed");
         assert_eq!(
             stream.iter().map(|e| e.version).collect::<Vec<_>>(),

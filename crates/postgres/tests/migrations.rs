@@ -43,12 +43,13 @@ async fn a_version_2_database_is_migrated_with_its_orders_and_jobs_carried_over(
     let (place, cancel) = (Uuid::now_v7(), Uuid::now_v7());
     let (placed, cancelled) = (Uuid::now_v7(), Uuid::now_v7());
     let actor = json!({"kind": "member", "id": member});
-    let meta = |cmd: Uuid| {
-        json!({"commandId": cmd, "causationId": cmd, "correlationId": cmd, "actor": actor})
-    };
+    let meta = |cmd: Uuid| json!({"commandId": cmd, "causationId": cmd, "correlationId": cmd, "actor": actor});
     owner.batch_execute("BEGIN").await.unwrap();
     owner
-        .execute("SELECT set_config('app.tenant_id', $1, true)", &[&tenant.to_string()])
+        .execute(
+            "SELECT set_config('app.tenant_id', $1, true)",
+            &[&tenant.to_string()],
+        )
         .await
         .unwrap();
     owner
@@ -78,14 +79,29 @@ async fn a_version_2_database_is_migrated_with_its_orders_and_jobs_carried_over(
         "quantity": 1, "unitPriceCents": 120}], "totalCents": 120, "placedBy": member});
     for (seq, id, cmd, kind, payload) in [
         (1_i64, placed, place, "OrderPlaced", placed_payload),
-        (2, cancelled, cancel, "OrderCancelled", json!({"orderId": order, "by": actor})),
+        (
+            2,
+            cancelled,
+            cancel,
+            "OrderCancelled",
+            json!({"orderId": order, "by": actor}),
+        ),
     ] {
         owner
             .execute(
                 "INSERT INTO events (tenant_id, seq, id, aggregate_id, version, type,
                  schema_version, payload, metadata, created_at, requires_job)
                  VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, now(), true)",
-                &[&tenant, &seq, &id, &order, &(seq as i32), &kind, &payload, &meta(cmd)],
+                &[
+                    &tenant,
+                    &seq,
+                    &id,
+                    &order,
+                    &(seq as i32),
+                    &kind,
+                    &payload,
+                    &meta(cmd),
+                ],
             )
             .await
             .unwrap();

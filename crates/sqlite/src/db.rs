@@ -484,11 +484,10 @@ fn apply_migrations(conn: &mut Connection) -> Result<(), Fail> {
             return Ok(());
         };
         tx.execute_batch(sql)?;
-        let broken: i64 = tx.query_row(
-            "SELECT count(*) FROM pragma_foreign_key_check",
-            [],
-            |r| r.get(0),
-        )?;
+        let broken: i64 =
+            tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
         if broken > 0 {
             return Err(Fail::corrupt(format!(
                 "migration {} left {broken} rows whose foreign keys point nowhere",

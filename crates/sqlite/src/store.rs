@@ -102,7 +102,12 @@ impl EventStore for SqliteEventStore {
                         "SELECT version, state FROM snapshots
                          WHERE tenant_id = ?1 AND domain = ?2 AND aggregate_id = ?3
                            AND schema_version = ?4",
-                        params![tenant.0, aggregate.domain.name(), aggregate.id, snapshot_schema],
+                        params![
+                            tenant.0,
+                            aggregate.domain.name(),
+                            aggregate.id,
+                            snapshot_schema
+                        ],
                         |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)),
                     )
                     .optional()?

@@ -9,9 +9,7 @@ use hearth_core::ports::{
     Append, Appended, Directory, DirectoryError, EventStore, Household, Invite, Loaded, Member,
     Snapshot, StoreError,
 };
-use hearth_core::{
-    CommandId, CommandOutcome, EventEnvelope, HouseholdId, MemberId, Timestamp,
-};
+use hearth_core::{CommandId, CommandOutcome, EventEnvelope, HouseholdId, MemberId, Timestamp};
 use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -277,7 +275,12 @@ impl EventStore for Gated {
         let _pass = self.appends.acquire().await.unwrap();
         self.inner().append(append).await
     }
-    async fn load(&self, t: HouseholdId, a: hearth_core::AggregateId, s: u32) -> Result<Loaded, StoreError> {
+    async fn load(
+        &self,
+        t: HouseholdId,
+        a: hearth_core::AggregateId,
+        s: u32,
+    ) -> Result<Loaded, StoreError> {
         self.inner().load(t, a.into(), s).await
     }
     async fn read_feed(

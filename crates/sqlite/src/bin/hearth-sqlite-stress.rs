@@ -107,11 +107,7 @@ fn say(word: &str, tenant: HouseholdId, command: CommandId, seq: u64) -> anyhow:
     Ok(())
 }
 
-async fn writer(
-    service: Service,
-    tenant: HouseholdId,
-    deadline: Instant,
-) -> anyhow::Result<()> {
+async fn writer(service: Service, tenant: HouseholdId, deadline: Instant) -> anyhow::Result<()> {
     let member = MemberId(Uuid::now_v7());
     let mut acknowledged: Vec<CommandEnvelope> = Vec::new();
     let mut round = 0u64;

@@ -69,7 +69,14 @@ async fn version_checks_and_snapshots_are_per_household() {
     let err = store.save_snapshot(snapshot(b, 2)).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     store.save_snapshot(snapshot(a, 2)).await.unwrap();
-    assert!(store.load(b, order.into(), 1).await.unwrap().snapshot.is_none());
+    assert!(
+        store
+            .load(b, order.into(), 1)
+            .await
+            .unwrap()
+            .snapshot
+            .is_none()
+    );
     assert_eq!(
         store.load(a, order.into(), 1).await.unwrap().snapshot,
         Some(snapshot(a, 2))

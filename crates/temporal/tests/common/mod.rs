@@ -8,8 +8,8 @@ use hearth_core::fulfilment::Fulfilment;
 use hearth_core::order::{CancelOrder, Command, OrderLine, PlaceOrder};
 use hearth_core::ports::EventStore;
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, Service,
-    OrderStatus, Timestamp,
+    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderStatus,
+    Service, Timestamp,
 };
 use hearth_memory::{MemoryEventStore, MemoryInventory, MemoryPayments, SystemClock};
 use hearth_temporal::{TemporalConfig, TemporalScheduler, WorkerHandle};
