@@ -1693,7 +1693,7 @@ impl EventStore for Gated {
         o: hearth_core::AggregateId,
         s: u32,
     ) -> Result<Loaded, StoreError> {
-        self.inner.load(t, o.into(), s).await
+        self.inner.load(t, o, s).await
     }
     async fn read_feed(
         &self,

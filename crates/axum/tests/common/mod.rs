@@ -281,7 +281,7 @@ impl EventStore for Gated {
         a: hearth_core::AggregateId,
         s: u32,
     ) -> Result<Loaded, StoreError> {
-        self.inner().load(t, a.into(), s).await
+        self.inner().load(t, a, s).await
     }
     async fn read_feed(
         &self,
