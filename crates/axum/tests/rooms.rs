@@ -1011,7 +1011,8 @@ async fn the_room_http_api() {
         .unwrap();
     assert_eq!(
         state,
-        json!({"seq": 0, "state": {"seq": 0, "orders": []}, "olderOrders": 0})
+        json!({"seq": 0, "state": {"seq": 0, "orders": [], "chores": []}, "olderOrders": 0,
+               "olderChores": 0})
     );
 
     let cmd = place_order(Uuid::now_v7());

@@ -183,26 +183,15 @@ impl HouseholdView {
         if order.timeline.last().is_some_and(|t| t.seq >= envelope.seq) {
             return Ok(true);
         }
+        order.status = order.status.after(event);
         match event {
-            Event::OrderPlaced { .. } => {}
-            Event::StockReserved { .. } => order.status = OrderStatus::StockReserved,
-            Event::PaymentCaptured { .. } => order.status = OrderStatus::PaymentCaptured,
-            Event::OrderConfirmed { .. } => order.status = OrderStatus::Confirmed,
-            Event::OrderRejected { reason, .. } => {
-                order.status = OrderStatus::Rejected;
-                order.rejection = Some(reason.clone());
-            }
-            Event::OrderReady { .. } => order.status = OrderStatus::Ready,
-            Event::OrderCancelled { by, .. } => {
-                order.status = OrderStatus::Cancelled;
-                order.cancelled_by = Some(by.clone());
-            }
-            Event::OrderCompleted { .. } => order.status = OrderStatus::Completed,
+            Event::OrderRejected { reason, .. } => order.rejection = Some(reason.clone()),
+            Event::OrderCancelled { by, .. } => order.cancelled_by = Some(by.clone()),
             Event::RefundIssued { .. } => order.refunded = true,
             Event::StockReleased { .. } => order.stock_released = true,
             // Found after the close: the status stays; the compensation that follows
             // shows as `RefundIssued` / `StockReleased`.
-            Event::StockReservedAfterClose { .. } | Event::PaymentCapturedAfterClose { .. } => {}
+            _ => {}
         }
         order.timeline.push(TimelineEntry {
             seq: envelope.seq,

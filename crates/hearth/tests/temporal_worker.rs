@@ -120,7 +120,7 @@ fn steps_done(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap()
         .lines()
-        .filter(|l| l.contains("fulfilment step done"))
+        .filter(|l| l.contains("process step done"))
         .filter_map(|l| {
             [
                 "reserve-stock",

@@ -93,7 +93,7 @@ impl ProcessActivities {
                 if let Advance::Progressed { step } = &advanced {
                     // One line per step carried out: operators (and the restart test)
                     // read provider side effects from it.
-                    tracing::info!(household = %target.household, aggregate = %target.aggregate, step, "process step done");
+                    tracing::info!(household = %target.household, aggregate = %target.aggregate, step = %step, "process step done");
                 }
                 Ok(advanced.into())
             }
