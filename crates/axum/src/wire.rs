@@ -58,6 +58,17 @@ pub struct Sync {
     pub since: u64,
 }
 
+/// `{"renew": {"token": "<access token>"}}`: carry on with a fresh access token (of
+/// the same member), so the socket outlives the token it opened with. Answered with
+/// `{"renewed": {...}}`, or an `unauthorized` error (the socket then keeps its old
+/// expiry and closes with 4001 when it comes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct Renew {
+    pub token: String,
+}
+
 /// Every message a client may send: an object with exactly one key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -65,6 +76,7 @@ pub struct Sync {
 pub enum ClientMessage {
     Command(WireCommand),
     Sync(Sync),
+    Renew(Renew),
 }
 
 // ---------------------------------------------------------------------------
@@ -268,6 +280,18 @@ pub enum ServerMessage {
     Ack(Ack),
     Rejected(Rejected),
     Error(WireError),
+    Renewed(Renewed),
+}
+
+/// The socket took a renewed token: it now closes (4001) at `expiresAt`, unless
+/// renewed again before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct Renewed {
+    /// Seconds since the epoch.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub expires_at: i64,
 }
 
 impl ServerMessage {
@@ -314,6 +338,18 @@ pub mod codes {
     /// A browser request (WebSocket upgrade, POST, preflight) from an origin the server
     /// does not allow (403).
     pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
+    /// Membership: only an owner may do this (invite, remove, change a role) (403).
+    pub const NOT_AN_OWNER: &str = "not_an_owner";
+    /// Membership: the household would be left without an owner (409).
+    pub const LAST_OWNER: &str = "last_owner";
+    /// Membership: no such (current) member in this household (404).
+    pub const NO_SUCH_MEMBER: &str = "no_such_member";
+    /// Sessions: no session has this refresh credential, or no such session of yours.
+    pub const SESSION_NOT_FOUND: &str = "session_not_found";
+    /// Sessions: the session was ended; the device must join again (401).
+    pub const SESSION_ENDED: &str = "session_ended";
+    /// Sessions: a refresh credential was used twice; its session is now ended (401).
+    pub const CREDENTIAL_REUSED: &str = "credential_reused";
 }
 
 /// Code points that some store refuses, so the wire refuses them from every client on
@@ -464,14 +500,14 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, BadInput> {
     let serde_json::Value::Object(map) = value else {
         return Err(BadInput::new(
             codes::INVALID_MESSAGE,
-            r#"a message is a JSON object with one key: "command" or "sync""#,
+            r#"a message is a JSON object with one key: "command", "sync" or "renew""#,
         ));
     };
     let mut entries = map.into_iter();
     let (Some((kind, body)), None) = (entries.next(), entries.next()) else {
         return Err(BadInput::new(
             codes::INVALID_MESSAGE,
-            r#"a message is a JSON object with exactly one key: "command" or "sync""#,
+            r#"a message is a JSON object with exactly one key: "command", "sync" or "renew""#,
         ));
     };
     match kind.as_str() {
@@ -485,9 +521,14 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, BadInput> {
             "sync",
             codes::INVALID_MESSAGE,
         )?)),
+        "renew" => Ok(ClientMessage::Renew(typed::<Renew>(
+            body,
+            "renew",
+            codes::INVALID_MESSAGE,
+        )?)),
         other => Err(BadInput::new(
             codes::UNKNOWN_MESSAGE_TYPE,
-            format!(r#"unknown message type "{other}": expected "command" or "sync""#),
+            format!(r#"unknown message type "{other}": expected "command", "sync" or "renew""#),
         )),
     }
 }

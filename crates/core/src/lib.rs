@@ -20,7 +20,7 @@ pub use contracts::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, EventEnvelope, EventMetadata,
     ExternalEvent, NewEvent,
 };
-pub use ids::{CommandId, EventId, HouseholdId, MemberId, OrderId};
+pub use ids::{CommandId, EventId, HouseholdId, MemberId, OrderId, SessionId};
 pub use order::{Command, DomainError, Event, OrderLine, OrderState, OrderStatus, Refusal};
 pub use projection::HouseholdView;
 pub use service::{Dispatched, OrderService, ServiceError};

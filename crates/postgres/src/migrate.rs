@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "append_function",
         sql: include_str!("../migrations/0002_append_function.sql"),
     },
+    Migration {
+        version: 3,
+        name: "sessions",
+        sql: include_str!("../migrations/0003_sessions.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating ("hearth" in ASCII).

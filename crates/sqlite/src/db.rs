@@ -15,7 +15,10 @@ use tokio::sync::{broadcast, oneshot};
 
 /// Schema migrations, applied in order on open. `PRAGMA user_version` records how
 /// many have been applied; each runs in its own transaction with the bump.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_sessions.sql"),
+];
 
 /// How long a connection waits for another connection's lock before giving up
 /// with `SQLITE_BUSY` (reported as [`StoreError::Unavailable`]).
