@@ -19,7 +19,7 @@ fn generated_dir() -> PathBuf {
 fn export_all(dir: &Path) {
     use hearth_axum::wire::*;
     use hearth_core::order::{CancelOrder, OrderRef, PlaceOrder};
-    use hearth_core::ports::{CatalogItem, Household, Invite, Member, Role};
+    use hearth_core::ports::{CatalogItem, Household, Invite, Member, Role, Session};
     use hearth_core::projection::{OrderView, TimelineEntry};
     macro_rules! export {
         ($($t:ty),* $(,)?) => { $( <$t as TS>::export_all_to(dir).unwrap(); )* };
@@ -52,6 +52,15 @@ fn export_all(dir: &Path) {
         hearth_axum::AcceptInvite,
         hearth_axum::RoomState,
         hearth_axum::RoomEvents,
+        hearth_axum::Issued,
+        hearth_axum::Refresh,
+        hearth_axum::Refreshed,
+        hearth_axum::SessionView,
+        hearth_axum::SetRole,
+        hearth_axum::InvitePreview,
+        Renew,
+        Renewed,
+        Session,
         CatalogItem,
         Household,
         Invite,
