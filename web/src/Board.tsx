@@ -4,6 +4,8 @@ import { navigate } from "./App";
 import { createInvite, fetchCatalog, fetchMembers, inviteLink } from "./api";
 import { STATUS_LABEL, STEPS, money, time } from "./format";
 import type { CatalogItem, Member, Membership, OrderLine, OrderView } from "./generated";
+import { Members } from "./Members";
+import { depart, useSession } from "./session";
 import type { CommandEntry } from "./state";
 import { useHousehold } from "./useHousehold";
 
@@ -16,8 +18,17 @@ const STATUS_TEXT = {
 } as const;
 
 export function Board({ membership }: { membership: Membership }) {
-  const { household, member, token } = membership;
-  const hh = useHousehold(household.id, token);
+  const { household, member } = membership;
+  const session = useSession(membership);
+  const token = session.token;
+  const hh = useHousehold(household.id, token, { freshToken: session.fresh });
+  // Removed, left, or signed out: say why, back to the households.
+  const departed = hh.departed ?? session.ended;
+  useEffect(() => {
+    if (!departed) return;
+    depart(membership, departed);
+    navigate("/");
+  }, [departed, membership]);
   const [members, setMembers] = useState<Member[]>([]);
   const names = useMemo(() => new Map(members.map((m) => [m.id, m.name])), [members]);
   const unknownPlacer = hh.view.orders.some((o) => !names.has(o.placedBy));
@@ -63,7 +74,8 @@ export function Board({ membership }: { membership: Membership }) {
         </p>
       )}
 
-      <Invite householdId={household.id} token={token} />
+      {member.role === "owner" && <Invite householdId={household.id} token={token} />}
+      <Members householdId={household.id} me={member.id} token={token} onLeft={() => depart(membership, "left")} onMembers={setMembers} />
       <NewOrder onPlace={hh.placeOrder} disabled={hh.status === "unauthorized"} />
 
       <section>

@@ -1,7 +1,8 @@
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import type { FormEvent } from "react";
 import { navigate } from "./App";
-import { ApiError, joinHousehold } from "./api";
+import { ApiError, fetchInvitePreview, joinHousehold } from "./api";
+import type { InvitePreview } from "./generated";
 import { findMembership, saveMembership } from "./memberships";
 
 const WHY: Record<string, string> = {
@@ -15,6 +16,13 @@ export function Join({ household, code }: { household: string; code: string }) {
   const [name, setName] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [preview, setPreview] = useState<InvitePreview | null>(null);
+
+  useEffect(() => {
+    fetchInvitePreview(household, code).then(setPreview, (err: unknown) =>
+      setError(err instanceof ApiError ? (WHY[err.code] ?? err.message) : String(err)),
+    );
+  }, [household, code]);
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -35,7 +43,8 @@ export function Join({ household, code }: { household: string; code: string }) {
     <main className="page">
       <h1>Hearth</h1>
       <section className="card">
-        <h2>Join a household</h2>
+        <h2 data-testid="join-title">{preview ? `Join ${preview.household.name}` : "Join a household"}</h2>
+        {preview?.invitedBy && <p data-testid="invited-by">{preview.invitedBy} invited you.</p>}
         {existing && (
           <p>
             You already belong to {existing.household.name}.{" "}
