@@ -338,11 +338,16 @@ mod tests {
         let me = MemberId(uuid::Uuid::new_v4());
         let now = chrono::Utc::now();
         let hour = chrono::Duration::hours(1);
-        let by_old = Tokens::new(&old).issue(hh, me, Role::Member, now, hour).unwrap();
+        let by_old = Tokens::new(&old)
+            .issue(hh, me, Role::Member, now, hour)
+            .unwrap();
         let rotating = Tokens::new(&new).with_previous(Some(&old));
         assert_eq!(rotating.verify(&by_old, hh).unwrap().sub, me);
         let by_new = rotating.issue(hh, me, Role::Member, now, hour).unwrap();
-        assert!(Tokens::new(&new).verify(&by_new, hh).is_ok(), "signed with the new one");
+        assert!(
+            Tokens::new(&new).verify(&by_new, hh).is_ok(),
+            "signed with the new one"
+        );
         assert!(matches!(
             Tokens::new(&old).verify(&by_new, hh),
             Err(TokenError::Invalid(_))

@@ -41,7 +41,11 @@ fn felt(app: &AppState, household: HouseholdId, member: MemberId, kick: Option<K
 }
 
 /// A new household with `owner` as its first owner.
-pub(crate) async fn create(app: &AppState, household: Household, owner: Member) -> Result<(), ApiError> {
+pub(crate) async fn create(
+    app: &AppState,
+    household: Household,
+    owner: Member,
+) -> Result<(), ApiError> {
     app.directory
         .create_household(household, owner)
         .await

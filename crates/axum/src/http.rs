@@ -3,18 +3,18 @@
 
 use crate::app::AppState;
 use crate::auth::TokenError;
+use crate::changes;
 use crate::commands;
 use crate::limits::Refusal;
 use crate::members::MembershipError;
 use crate::rooms::PAGE;
+use crate::sessions::{self, Issued};
 use crate::wire::{self, ServerMessage, codes};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use crate::changes;
-use crate::sessions::{self, Issued};
 use hearth_core::ports::{DirectoryError, Household, Invite, Member, Role, Session};
 use hearth_core::{EventEnvelope, HouseholdId, HouseholdView, MemberId, SessionId};
 use serde::{Deserialize, Serialize};
@@ -569,9 +569,11 @@ pub(crate) fn directory_error(e: DirectoryError) -> ApiError {
             codes::SESSION_NOT_FOUND,
             e.to_string(),
         ),
-        DirectoryError::SessionEnded => {
-            ApiError::new(StatusCode::UNAUTHORIZED, codes::SESSION_ENDED, e.to_string())
-        }
+        DirectoryError::SessionEnded => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::SESSION_ENDED,
+            e.to_string(),
+        ),
         DirectoryError::CredentialReused(_) => ApiError::new(
             StatusCode::UNAUTHORIZED,
             codes::CREDENTIAL_REUSED,
@@ -620,7 +622,11 @@ pub(crate) fn membership_refused(app: &AppState, e: MembershipError) -> ApiError
         }
         MembershipError::SessionEnded => {
             app.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
-            ApiError::new(StatusCode::UNAUTHORIZED, codes::SESSION_ENDED, e.to_string())
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                codes::SESSION_ENDED,
+                e.to_string(),
+            )
         }
         MembershipError::Unavailable => ApiError::unavailable("the directory", &e),
     }

@@ -27,7 +27,7 @@ pub use http::{
     AcceptInvite, CreateHousehold, CreateInvite, InvitePreview, Membership, Refresh, Refreshed,
     RoomEvents, RoomState, SessionView, SetRole,
 };
-pub use sessions::Issued;
 pub use limits::{LimitSettings, Rate};
 pub use metrics::Metrics;
 pub use origins::{LoopbackOrigins, Origin, OriginError};
+pub use sessions::Issued;

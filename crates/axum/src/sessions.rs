@@ -127,8 +127,12 @@ pub(crate) async fn refresh(
                 // Ended in the directory: felt at once on this node too.
                 tracing::warn!(%household, %session, "a rotated refresh credential was reused: session ended");
                 app.membership.forget_session(household, session);
-                app.rooms
-                    .kick(household, None, Some(session), crate::rooms::Kick::SessionEnded);
+                app.rooms.kick(
+                    household,
+                    None,
+                    Some(session),
+                    crate::rooms::Kick::SessionEnded,
+                );
             }
             return Err(crate::http::directory_error(e));
         }

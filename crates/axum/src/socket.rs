@@ -502,7 +502,10 @@ impl Connection {
     /// changes nothing.
     async fn renew(&self, token: &str) -> ServerMessage {
         let refused = |message: String| {
-            self.app.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
+            self.app
+                .metrics
+                .unauthorized
+                .fetch_add(1, Ordering::Relaxed);
             BadInput::new(codes::UNAUTHORIZED, message).to_message()
         };
         let claims = match self

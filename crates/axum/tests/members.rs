@@ -251,7 +251,9 @@ async fn closed(ws: &mut Ws) -> u16 {
 async fn command(ws: &mut Ws) -> Result<Value, u16> {
     let id = Uuid::now_v7();
     let frame = json!({"command": {"id": id, "type": "CancelOrder", "payload": {"orderId": Uuid::now_v7()}}});
-    ws.send(Message::Text(frame.to_string().into())).await.unwrap();
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
     loop {
         let message = next(ws).await?;
         let answer = message
@@ -279,7 +281,11 @@ async fn a_removed_member_is_shut_out_at_once_here_and_within_a_second_elsewhere
     let (status, body) = c.remove(&ann, bob.member).await;
     assert_eq!(status, 200, "{body}");
     let removed_at = Instant::now();
-    assert_eq!(closed(&mut here).await, 4003, "the node that removed: at once");
+    assert_eq!(
+        closed(&mut here).await,
+        4003,
+        "the node that removed: at once"
+    );
     assert_eq!(closed(&mut there).await, 4003, "another node");
     let took = removed_at.elapsed();
     assert!(took < Duration::from_secs(1), "closed after {took:?}");
@@ -356,7 +362,9 @@ async fn an_access_token_expires_on_an_open_socket_unless_renewed_over_it(b: Bac
     let bob = c.join(&ann, "Bob").await;
     for token in [bob.token.as_str(), "garbage", fresh] {
         renewed
-            .send(Message::Text(json!({"renew": {"token": token}}).to_string().into()))
+            .send(Message::Text(
+                json!({"renew": {"token": token}}).to_string().into(),
+            ))
             .await
             .unwrap();
         let answer = next(&mut renewed).await.unwrap();
@@ -370,7 +378,13 @@ async fn an_access_token_expires_on_an_open_socket_unless_renewed_over_it(b: Bac
     // Past the first token's expiry: the plain socket closes; the renewed one goes on.
     c.clock.advance(chrono::TimeDelta::seconds(31));
     assert_eq!(closed(&mut plain).await, 4001);
-    assert!(command(&mut renewed).await.unwrap().get("rejected").is_some());
+    assert!(
+        command(&mut renewed)
+            .await
+            .unwrap()
+            .get("rejected")
+            .is_some()
+    );
     // Past the renewed token's expiry, it closes too.
     c.clock.advance(chrono::TimeDelta::seconds(30));
     assert_eq!(closed(&mut renewed).await, 4001);
@@ -401,13 +415,21 @@ async fn role_rules_and_the_last_owner(b: Backend) {
     assert_eq!((status, code(&body)), (409, "last_owner"), "{body}");
     // An owner makes another member an owner, who may then invite.
     let (status, body) = c.set_role(&ann, bob.member, "owner").await;
-    assert_eq!((status, body["role"].as_str()), (200, Some("owner")), "{body}");
+    assert_eq!(
+        (status, body["role"].as_str()),
+        (200, Some("owner")),
+        "{body}"
+    );
     assert_eq!(c.invite(&bob).await.status(), 201);
     // Ann may now step down; Bob is the last owner.
     let (status, _) = c.set_role(&ann, ann.member, "member").await;
     assert_eq!(status, 200);
     let (status, body) = c.remove(&ann, cy.member).await;
-    assert_eq!((status, code(&body)), (403, "not_an_owner"), "no longer an owner");
+    assert_eq!(
+        (status, code(&body)),
+        (403, "not_an_owner"),
+        "no longer an owner"
+    );
     let (status, body) = c.remove(&bob, bob.member).await;
     assert_eq!((status, code(&body)), (409, "last_owner"), "{body}");
     // Unknown members.
@@ -486,9 +508,7 @@ async fn unknown_members_and_households_get_401_before_the_upgrade(b: Backend) {
         .issue(ann.hh, MemberId(Uuid::now_v7()), role, now, hour)
         .unwrap();
     let nowhere = HouseholdId(Uuid::now_v7());
-    let ghost = tokens
-        .issue(nowhere, ann.member, role, now, hour)
-        .unwrap();
+    let ghost = tokens.issue(nowhere, ann.member, role, now, hour).unwrap();
     assert_eq!(c.refused_upgrade(0, ann.hh, &stranger).await, 401);
     assert_eq!(c.refused_upgrade(0, nowhere, &ghost).await, 401);
 }

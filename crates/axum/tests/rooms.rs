@@ -1504,7 +1504,12 @@ impl Directory for Broken {
     ) -> Result<Member, DirectoryError> {
         Err(broken().into())
     }
-    async fn invite(&self, _: HouseholdId, _: &str, _: Timestamp) -> Result<Invite, DirectoryError> {
+    async fn invite(
+        &self,
+        _: HouseholdId,
+        _: &str,
+        _: Timestamp,
+    ) -> Result<Invite, DirectoryError> {
         Err(broken().into())
     }
     async fn remove_member(

@@ -111,7 +111,10 @@ pub async fn invite_admits_one_member_once(d: Arc<dyn Directory>) {
         .unwrap();
     let joiner = person(id, member(), Role::Member);
     let shown = d.invite(id, "code-one", now()).await.unwrap();
-    assert_eq!((shown.created_by, shown.code.as_str()), (owner.id, "code-one"));
+    assert_eq!(
+        (shown.created_by, shown.code.as_str()),
+        (owner.id, "code-one")
+    );
     let joined = d
         .accept_invite(id, "code-one", joiner.clone(), now())
         .await
@@ -241,7 +244,10 @@ pub async fn removed_member_is_gone_with_their_sessions(d: Arc<dyn Directory>) {
     let (id, owner) = new_household(&d).await;
     let bob = joined(&d, id, &owner, Role::Member).await;
     let (session, credential) = new_session(&d, &bob).await;
-    assert_eq!(d.session(id, session.id).await.unwrap(), Some(session.clone()));
+    assert_eq!(
+        d.session(id, session.id).await.unwrap(),
+        Some(session.clone())
+    );
     assert_eq!(d.remove_member(id, bob.id, now()).await.unwrap(), bob);
     assert_eq!(d.member(id, bob.id).await.unwrap(), None);
     assert_eq!(d.members(id).await.unwrap(), vec![owner.clone()]);
@@ -299,7 +305,13 @@ pub async fn the_last_owner_cannot_go(d: Arc<dyn Directory>) {
         DirectoryError::LastOwner,
         "bob is now the last owner"
     );
-    let left: Vec<_> = d.members(id).await.unwrap().into_iter().map(|m| (m.id, m.role)).collect();
+    let left: Vec<_> = d
+        .members(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.id, m.role))
+        .collect();
     assert_eq!(left, vec![(bob.id, Role::Owner)]);
 }
 
@@ -444,7 +456,9 @@ pub async fn sessions_belong_to_their_member(d: Arc<dyn Directory>) {
     let (his, _) = new_session(&d, &bob).await;
     assert_eq!(d.sessions(id, owner.id).await.unwrap(), vec![mine.clone()]);
     assert_eq!(
-        d.end_session(id, owner.id, his.id, now()).await.unwrap_err(),
+        d.end_session(id, owner.id, his.id, now())
+            .await
+            .unwrap_err(),
         DirectoryError::SessionNotFound,
         "not hers to end"
     );
@@ -453,7 +467,9 @@ pub async fn sessions_belong_to_their_member(d: Arc<dyn Directory>) {
     assert_eq!(d.session(id, mine.id).await.unwrap(), None);
     assert_eq!(d.sessions(id, owner.id).await.unwrap(), vec![]);
     assert_eq!(
-        d.end_session(id, owner.id, mine.id, now()).await.unwrap_err(),
+        d.end_session(id, owner.id, mine.id, now())
+            .await
+            .unwrap_err(),
         DirectoryError::SessionNotFound,
         "already ended"
     );

@@ -236,8 +236,7 @@ impl Directory for MemoryDirectory {
         now: Timestamp,
     ) -> Result<Session, DirectoryError> {
         let mut inner = self.lock();
-        let Some(&(id, current)) = inner.credentials.get(&(household, presented.0.clone()))
-        else {
+        let Some(&(id, current)) = inner.credentials.get(&(household, presented.0.clone())) else {
             return Err(DirectoryError::SessionNotFound);
         };
         let record = inner
@@ -287,9 +286,7 @@ impl Directory for MemoryDirectory {
         let mut sessions: Vec<Session> = inner
             .sessions
             .values()
-            .filter(|r| {
-                !r.ended && r.session.household == household && r.session.member == member
-            })
+            .filter(|r| !r.ended && r.session.household == household && r.session.member == member)
             .map(|r| r.session.clone())
             .collect();
         sessions.sort_by_key(|s| (s.created_at, s.id));

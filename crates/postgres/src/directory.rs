@@ -4,8 +4,7 @@ use crate::sql::{BEGIN, BEGIN_READ, SET_TENANT, client, describe, in_tenant, una
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use hearth_core::ports::{
-    CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session,
-    StoreError,
+    CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session, StoreError,
 };
 use hearth_core::{HouseholdId, MemberId, SessionId, Timestamp};
 use tokio_postgres::Row;
@@ -49,8 +48,7 @@ const SET_ROLE: &str = "UPDATE members SET role = $3 WHERE tenant_id = $1 AND id
 
 const INSERT_SESSION: &str = "INSERT INTO sessions
      (tenant_id, id, member_id, device, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6)";
-const INSERT_CREDENTIAL: &str =
-    "INSERT INTO session_credentials (tenant_id, hash, session_id, issued_at) VALUES ($1, $2, $3, $4)";
+const INSERT_CREDENTIAL: &str = "INSERT INTO session_credentials (tenant_id, hash, session_id, issued_at) VALUES ($1, $2, $3, $4)";
 /// The credential and its session, both locked: concurrent refreshes of one session
 /// queue, and each sees what the one before it did.
 const LOCK_CREDENTIAL: &str = "SELECT c.session_id, c.rotated_at IS NOT NULL,
@@ -501,7 +499,12 @@ impl Directory for PgDirectory {
         .map_err(store)?;
         tx.execute(
             INSERT_CREDENTIAL,
-            &[&household.0, &credential.0, &session.id.0, &session.created_at],
+            &[
+                &household.0,
+                &credential.0,
+                &session.id.0,
+                &session.created_at,
+            ],
         )
         .await
         .map_err(store)?;
@@ -578,7 +581,10 @@ impl Directory for PgDirectory {
         member: MemberId,
     ) -> Result<Vec<Session>, DirectoryError> {
         let client = client(&self.app).await?;
-        let stmt = client.prepare_cached(SELECT_SESSIONS).await.map_err(store)?;
+        let stmt = client
+            .prepare_cached(SELECT_SESSIONS)
+            .await
+            .map_err(store)?;
         let rows = in_tenant(
             &client,
             BEGIN_READ,
@@ -600,7 +606,10 @@ impl Directory for PgDirectory {
         now: Timestamp,
     ) -> Result<(), DirectoryError> {
         let client = client(&self.app).await?;
-        let stmt = client.prepare_cached(END_OWN_SESSION).await.map_err(store)?;
+        let stmt = client
+            .prepare_cached(END_OWN_SESSION)
+            .await
+            .map_err(store)?;
         let n = in_tenant(
             &client,
             BEGIN,

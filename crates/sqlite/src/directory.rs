@@ -5,8 +5,7 @@ use crate::db::Sharing;
 use crate::db::{Db, Fail, from_micros, micros};
 use async_trait::async_trait;
 use hearth_core::ports::{
-    CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session,
-    StoreError,
+    CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session, StoreError,
 };
 use hearth_core::{HouseholdId, MemberId, SessionId, Timestamp};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
@@ -328,8 +327,7 @@ impl Directory for SqliteDirectory {
         now: Timestamp,
     ) -> Result<Invite, DirectoryError> {
         let code = code.to_owned();
-        let found = self
-            .db
+        self.db
             .read(move |conn| {
                 let row: Option<(Uuid, i64, i64, Option<Uuid>)> = conn
                     .query_row(
@@ -356,8 +354,7 @@ impl Directory for SqliteDirectory {
                     expires_at: from_micros(expires)?,
                 }))
             })
-            .await?;
-        found
+            .await?
     }
 
     async fn remove_member(
@@ -473,8 +470,7 @@ impl Directory for SqliteDirectory {
         now: Timestamp,
     ) -> Result<Session, DirectoryError> {
         let (presented, next) = (presented.0.clone(), next.0.clone());
-        let outcome = self
-            .db
+        self.db
             .write(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let found: Option<(Uuid, Option<i64>, Option<i64>, bool)> = tx
@@ -533,8 +529,7 @@ impl Directory for SqliteDirectory {
                 tx.commit()?;
                 Ok(Ok(session))
             })
-            .await?;
-        outcome
+            .await?
     }
 
     async fn session(
