@@ -373,8 +373,9 @@ pub(crate) async fn refresh_session(
 ) -> Result<Response, ApiError> {
     let household = household_id(&household)?;
     let request: Refresh = body(&bytes)?;
+    // No member rate here: a refusal after the rotation would lose the client its new
+    // credential (the old one is spent). The per-address rate applies, as everywhere.
     let (member, issued) = sessions::refresh(&app, household, &request.refresh).await?;
-    app.limits.member(household, member.id, None)?;
     Ok(Json(Refreshed { member, issued }).into_response())
 }
 
