@@ -21,21 +21,22 @@ const bin =
 let server;
 let host; // "127.0.0.1:PORT"
 
-before(async () => {
+/** Starts `hearth serve` with `env` added; resolves with the process and its host:port. */
+async function start(env = {}) {
   // --no-durable: these tests pin exact seqs, and the embedded executor would move each
   // placed order on by itself (its fulfilment appends events of its own: seen as seqs
   // 3..10 where the test expects 1..2). Durable work is tested in crates/embedded,
   // crates/temporal and the browser end-to-end tests.
-  server = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--memory", "--no-durable"], {
-    env: { ...process.env, HEARTH_TOKEN_SECRET: "partysocket-test-secret-0123456789abcdef", RUST_LOG: "warn" },
+  const proc = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--memory", "--no-durable"], {
+    env: { ...process.env, HEARTH_TOKEN_SECRET: "partysocket-test-secret-0123456789abcdef", RUST_LOG: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  host = await new Promise((resolve, reject) => {
+  const at = await new Promise((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error(`${bin} did not start: ${out}`)), 15000);
-    server.on("error", reject);
-    server.on("exit", (code) => reject(new Error(`${bin} exited with ${code}: ${out}`)));
-    server.stdout.on("data", (chunk) => {
+    proc.on("error", reject);
+    proc.on("exit", (code) => reject(new Error(`${bin} exited with ${code}: ${out}`)));
+    proc.stdout.on("data", (chunk) => {
       out += chunk;
       const m = out.match(/listening on http:\/\/(\S+)/);
       if (m) {
@@ -44,14 +45,19 @@ before(async () => {
       }
     });
   });
+  return { proc, host: at };
+}
+
+before(async () => {
+  ({ proc: server, host } = await start());
 });
 
 after(() => {
   server?.kill("SIGTERM");
 });
 
-async function http(method, url, body, token) {
-  const res = await fetch(`http://${host}${url}`, {
+async function http(method, url, body, token, at = host) {
+  const res = await fetch(`http://${at}${url}`, {
     method,
     headers: {
       "content-type": "application/json",
@@ -79,7 +85,7 @@ async function member(hh) {
 /** A PartySocket that records every message; `next(pred)` waits for one. */
 function socket(room, options) {
   const ws = new PartySocket({
-    host,
+    host: options.host ?? host,
     party: "household",
     room,
     WebSocket: WS,
@@ -259,4 +265,47 @@ test("a member of another household is refused", async () => {
   );
   assert.equal(ok.status, 200);
   assert.deepEqual(await ok.json(), { seq: 0, state: { seq: 0, orders: [] }, olderOrders: 0 });
+});
+
+test("a reconnect takes a fresh token: partysocket's query is a function", async () => {
+  // Access tokens of 2 s: the first one expires while the socket is open.
+  const short = await start({ HEARTH_ACCESS_TOKEN_TTL_SECS: "2" });
+  try {
+    const created = await http("POST", "/households", { name: "Home", ownerName: "Ann" }, undefined, short.host);
+    assert.equal(created.status, 201);
+    const hh = created.body.household.id;
+    let current = { token: created.body.token, refresh: created.body.refresh };
+    const renewToken = async () => {
+      const res = await http("POST", `/households/${hh}/sessions/refresh`, { refresh: current.refresh }, undefined, short.host);
+      assert.equal(res.status, 200);
+      current = { token: res.body.token, refresh: res.body.refresh };
+    };
+    // The query function runs before every (re)connect: it renews the token then, so a
+    // reconnect never presents an expired one.
+    let connects = 0;
+    const query = async () => {
+      if (connects++ > 0) await renewToken();
+      return { token: current.token };
+    };
+    const ws = socket(hh, { host: short.host, query });
+    const closes = [];
+    ws.addEventListener("close", (e) => closes.push(e.code));
+    await ws.next(isWelcome);
+    // Not renewed over the socket: it closes at its token's expiry (4001), and
+    // partysocket reconnects with the token the query function gives then.
+    await ws.next(isWelcome, 10000);
+    assert.deepEqual(closes, [4001]);
+    assert.equal(connects, 2);
+    // Renewed over the socket: no close at that token's expiry.
+    await renewToken();
+    ws.send(JSON.stringify({ renew: { token: current.token } }));
+    const renewed = await ws.next((m) => m.renewed !== undefined);
+    assert.ok(renewed.renewed.expiresAt > Date.now() / 1000);
+    const cmd = placeOrder();
+    ws.send(JSON.stringify({ command: cmd }));
+    assert.equal((await ws.next(ackOf(cmd.id))).ack.seq, 1);
+    ws.close();
+  } finally {
+    short.proc.kill("SIGTERM");
+  }
 });

@@ -15,14 +15,15 @@ export function hearthBin(): string {
   return process.env.HEARTH_BIN ?? join(target, "debug", "hearth");
 }
 
-export async function startServer(): Promise<Server> {
+/** `env`: more environment for `hearth serve` (e.g. HEARTH_ACCESS_TOKEN_TTL_SECS). */
+export async function startServer(env: Record<string, string> = {}): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), "hearth-e2e-"));
   const webDir = fileURLToPath(new URL("../dist", import.meta.url));
   const child: ChildProcess = spawn(
     hearthBin(),
     ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--web-dir", webDir],
     {
-      env: { ...process.env, HEARTH_TOKEN_SECRET: randomUUID(), RUST_LOG: process.env.RUST_LOG ?? "warn" },
+      env: { ...process.env, HEARTH_TOKEN_SECRET: randomUUID(), RUST_LOG: process.env.RUST_LOG ?? "warn", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );

@@ -8,14 +8,25 @@ import type { CatalogItem, Member, Membership, OrderLine } from "./generated";
 import { READY_AT_MAX_DAYS, REFUSALS, errorSentence, linesText, refusedSentence, sentence } from "./messages";
 import { boardOrders } from "./optimistic";
 import type { BoardOrder, Pending } from "./optimistic";
+import { Members } from "./Members";
+import { depart, useSession } from "./session";
 import type { CommandEntry } from "./state";
 import { Chores } from "./Chores";
 import { useHousehold } from "./useHousehold";
 import type { Household } from "./useHousehold";
 
 export function Board({ membership }: { membership: Membership }) {
-  const { household, member, token } = membership;
-  const hh = useHousehold(household.id, token);
+  const { household, member } = membership;
+  const session = useSession(membership);
+  const token = session.token;
+  const hh = useHousehold(household.id, token, { freshToken: session.fresh });
+  // Removed, left, or signed out: say why, back to the households.
+  const departed = hh.departed ?? session.ended;
+  useEffect(() => {
+    if (!departed) return;
+    depart(membership, departed);
+    navigate("/");
+  }, [departed, membership]);
   const [members, setMembers] = useState<Member[]>([]);
   const names = useMemo(() => new Map(members.map((m) => [m.id, m.name])), [members]);
   const unknownPlacer =
@@ -81,7 +92,8 @@ export function Board({ membership }: { membership: Membership }) {
           </p>
         )}
 
-        <Invite householdId={household.id} token={token} />
+        {member.role === "owner" && <Invite householdId={household.id} token={token} />}
+        <Members householdId={household.id} me={member.id} token={token} onLeft={() => depart(membership, "left")} onMembers={setMembers} />
         <NewOrder onPlace={hh.placeOrder} disabled={hh.status === "unauthorized"} />
 
         <section aria-labelledby="orders-heading">

@@ -4,9 +4,11 @@ import { navigate } from "./App";
 import { createHousehold } from "./api";
 import { loadMemberships, saveMembership } from "./memberships";
 import { errorSentence } from "./messages";
+import { takeDepartureNotice } from "./session";
 
 export function Home() {
   const memberships = loadMemberships();
+  const [notice] = useState(takeDepartureNotice);
   const [name, setName] = useState("");
   const [ownerName, setOwnerName] = useState("");
   const [error, setError] = useState<string | null>(null);
@@ -31,6 +33,11 @@ export function Home() {
     <main className="page">
       <h1>Hearth</h1>
       <p className="muted">Order for your household together, live.</p>
+      {notice && (
+        <p className="banner" role="status" data-testid="departure-notice">
+          {notice}
+        </p>
+      )}
       {memberships.length > 0 && (
         <section className="card">
           <h2>Your households</h2>

@@ -1,7 +1,8 @@
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import type { FormEvent } from "react";
 import { navigate } from "./App";
-import { joinHousehold } from "./api";
+import { fetchInvitePreview, joinHousehold } from "./api";
+import type { InvitePreview } from "./generated";
 import { findMembership, saveMembership } from "./memberships";
 import { JOIN_ERRORS, errorSentence } from "./messages";
 
@@ -10,6 +11,13 @@ export function Join({ household, code }: { household: string; code: string }) {
   const [name, setName] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [preview, setPreview] = useState<InvitePreview | null>(null);
+
+  useEffect(() => {
+    fetchInvitePreview(household, code).then(setPreview, (err: unknown) =>
+      setError(errorSentence(err, JOIN_ERRORS)),
+    );
+  }, [household, code]);
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -30,7 +38,8 @@ export function Join({ household, code }: { household: string; code: string }) {
     <main className="page">
       <h1>Hearth</h1>
       <section className="card">
-        <h2>Join a household</h2>
+        <h2 data-testid="join-title">{preview ? `Join ${preview.household.name}` : "Join a household"}</h2>
+        {preview?.invitedBy && <p data-testid="invited-by">{preview.invitedBy} invited you.</p>}
         {existing && (
           <p>
             You already belong to {existing.household.name}.{" "}

@@ -1,13 +1,18 @@
-// The HTTP API of `hearth serve` (docs/rooms.md): households, invites, join, catalog.
+// The HTTP API of `hearth serve` (docs/rooms.md): households, invites, join, members,
+// sessions, catalog.
 import type {
   AcceptInvite,
   CatalogItem,
   CreateHousehold,
   CreateInvite,
   Invite,
+  InvitePreview,
   Member,
   Membership,
   OrdersPage,
+  Refreshed,
+  Role,
+  SessionView,
   WireError,
 } from "./generated";
 
@@ -52,6 +57,21 @@ export const createInvite = (household: string, token: string, req: CreateInvite
   call<Invite>("POST", `/households/${encodeURIComponent(household)}/invites`, req, token);
 export const fetchMembers = (household: string, token: string) =>
   call<Member[]>("GET", `/households/${encodeURIComponent(household)}/members`, undefined, token);
+/** An owner removes a member; a member removing themselves leaves. */
+export const removeMember = (household: string, token: string, member: string) =>
+  call<Member>("DELETE", `/households/${encodeURIComponent(household)}/members/${encodeURIComponent(member)}`, undefined, token);
+export const setRole = (household: string, token: string, member: string, role: Role) =>
+  call<Member>("PUT", `/households/${encodeURIComponent(household)}/members/${encodeURIComponent(member)}/role`, { role }, token);
+/** Exchanges the session's refresh credential (single use) for the next token and credential. */
+export const refreshSession = (household: string, refresh: string, base = "") =>
+  call<Refreshed>("POST", `${base}/households/${encodeURIComponent(household)}/sessions/refresh`, { refresh });
+export const fetchSessions = (household: string, token: string) =>
+  call<SessionView[]>("GET", `/households/${encodeURIComponent(household)}/sessions`, undefined, token);
+export const endSession = (household: string, token: string, session: string) =>
+  call<null>("DELETE", `/households/${encodeURIComponent(household)}/sessions/${encodeURIComponent(session)}`, undefined, token);
+/** The household an invite is for and who made it (no token: the code is the secret). */
+export const fetchInvitePreview = (household: string, code: string) =>
+  call<InvitePreview>("GET", `/households/${encodeURIComponent(household)}/invites/${encodeURIComponent(code)}`);
 export const fetchCatalog = () => call<CatalogItem[]>("GET", "/catalog");
 /** The orders placed before the `before`-th, the most recent first up to the server's bound. */
 export const fetchOlderOrders = (household: string, token: string, before: number, base = "") =>

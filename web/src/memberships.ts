@@ -21,3 +21,7 @@ export function saveMembership(m: Membership): void {
 export function findMembership(householdId: string): Membership | undefined {
   return loadMemberships().find((m) => m.household.id === householdId);
 }
+
+export function removeMembership(householdId: string): void {
+  localStorage.setItem(KEY, JSON.stringify(loadMemberships().filter((m) => m.household.id !== householdId)));
+}

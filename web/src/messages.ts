@@ -7,6 +7,7 @@
 // `codes` in crates/axum/src/wire.rs) and the client's own (`network`).
 import type { RefusalCode } from "./generated/names";
 import { REFUSAL_CODES, REFUSAL_SENTENCES } from "./generated/names";
+import type { WireErrorCode } from "./generated/names";
 import type { IdentifiedCommand } from "./protocol";
 
 /** What a refused command was about, in words ("your order of 2 × Milk"). */
@@ -19,8 +20,10 @@ export const READY_AT_MAX_DAYS = 7;
  * `Refusal::sentence` of each domain), and generated into names.ts. */
 export const REFUSALS: Readonly<Record<RefusalCode, string>> = REFUSAL_SENTENCES;
 
-/** The wire's error codes (crates/axum/src/wire.rs, `codes`) and the client's own. */
-export const ERRORS = {
+/** The wire's error codes (crates/axum/src/wire.rs, `codes`, generated into names.ts as
+ * `WIRE_ERROR_CODES`: a new code fails type-checking until it has a sentence here) and the
+ * client's own (`network`). */
+export const ERRORS: Readonly<Record<WireErrorCode | "network", string>> = {
   network: "The server cannot be reached. Check your connection; nothing was changed.",
   invalid_json: "The app sent something the server could not read. Reload the page and try again.",
   unknown_message_type: "The app sent something the server does not understand. Reload the page to update the app.",
@@ -47,7 +50,13 @@ export const ERRORS = {
   internal: "Something went wrong on the server. Try again in a moment.",
   unstorable_text: "The text contains characters that cannot be stored; retype it.",
   origin_not_allowed: "This page is not allowed to talk to the server. Open the app from its own address.",
-} as const;
+  not_an_owner: "Only an owner of the household can do that.",
+  last_owner: "The household needs at least one owner: make someone else an owner first.",
+  no_such_member: "That person is no longer a member of the household.",
+  session_not_found: "This device is signed out of the household. Ask a member for a new invite link.",
+  session_ended: "This device was signed out of the household. Ask a member for a new invite link.",
+  credential_reused: "This device's sign-in was used twice, so it was ended for safety. Ask a member for a new invite link.",
+};
 export type ErrorCode = keyof typeof ERRORS;
 
 const isRefusal = (code: string): code is RefusalCode => (REFUSAL_CODES as readonly string[]).includes(code);

@@ -21,6 +21,11 @@ export function syncMessage(since: number): ClientMessage {
   return { sync: { since } };
 }
 
+/** Hands an open socket a renewed access token (it would close with 4001 at the old one's expiry). */
+export function renewMessage(token: string): ClientMessage {
+  return { renew: { token } };
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -50,6 +55,7 @@ export function parseServerMessage(data: unknown): ServerMessage | null {
     case "ack":
     case "rejected":
     case "error":
+    case "renewed":
       return value as ServerMessage;
     default:
       return null;

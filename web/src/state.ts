@@ -198,6 +198,7 @@ function onMessage(state: HouseholdState, message: ServerMessage): HouseholdStat
     const { id, code, message: text } = message.rejected;
     return settle(state, id, (e) => ({ ...e, state: { kind: "rejected", code, message: text } }));
   }
+  if ("renewed" in message) return state;
   const error = message.error;
   const id = error.id;
   if (id !== undefined && state.commands.some((c) => c.command.id === id)) {

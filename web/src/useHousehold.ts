@@ -7,12 +7,19 @@
 //   the id makes a resend idempotent (the server answers `duplicate`).
 // - The board, its seq and the commands are cached in localStorage: a reload shows them
 //   at once, and the socket resumes with `since=<cached seq>` in its query.
+// - Sessions (session.ts): partysocket's `query` is a function, read at every
+//   (re)connect, so a reconnect takes a fresh token (`freshToken`); a token renewed while
+//   the socket is open is handed to it (`{"renew": {"token"}}`), so it does not close at
+//   the old token's expiry. A close that ends the membership here (4003 removed, 4004
+//   session ended, 4005 left) stops reconnecting and sets `departed`.
 import { usePartySocket } from "partysocket/react";
 import { useCallback, useEffect, useMemo, useReducer, useRef } from "react";
 import { fetchOlderOrders } from "./api";
 import { loadCache, saveCache } from "./cache";
 import type { CancelOrder, CommandId, HouseholdView, OrderId, PlaceOrder, WireError } from "./generated";
-import { commandMessage, parseServerMessage, syncMessage } from "./protocol";
+import { commandMessage, parseServerMessage, renewMessage, syncMessage } from "./protocol";
+import { DEPARTURE_CLOSE_CODES } from "./session";
+import type { Departure } from "./session";
 import type { IdentifiedCommand, MemberCommand } from "./protocol";
 import { initialState, pendingCommands, reducer } from "./state";
 import type { CommandEntry, ConnectionStatus } from "./state";
@@ -22,6 +29,8 @@ export type HouseholdOptions = {
   host?: string;
   /** Makes ids (tests); default crypto.randomUUID. */
   newId?: () => string;
+  /** A token valid now, for each (re)connect; default: the `token` argument. */
+  freshToken?: () => Promise<string>;
 };
 
 export type Household = {
@@ -38,6 +47,8 @@ export type Household = {
   nextTryAt: number | null;
   /** Connect now instead of waiting for the next try. */
   retryNow: () => void;
+  /** Set when the server closed the socket because the membership ended here. */
+  departed: Departure | null;
   commands: CommandEntry[];
   lastError: WireError | null;
   send: (command: MemberCommand) => CommandId;
@@ -68,6 +79,9 @@ export function useHousehold(householdId: string, token: string, options: Househ
     return initialState(cached?.view, cached?.commands, cached?.olderOrders);
   });
   const [unauthorized, setUnauthorized] = useReducer((_: boolean, v: boolean) => v, false);
+  const [departed, setDeparted] = useReducer((_: Departure | null, v: Departure | null) => v, null);
+  const freshRef = useRef(options.freshToken);
+  freshRef.current = options.freshToken;
 
   // The query function is read at every (re)connect; it must stay the same function
   // (partysocket/react would otherwise make a new socket), so it reads refs.
@@ -85,7 +99,8 @@ export function useHousehold(householdId: string, token: string, options: Househ
 
   const query = useCallback(async () => {
     const since = seqRef.current;
-    return { token: tokenRef.current, since: since > 0 ? String(since) : null };
+    const token = freshRef.current ? await freshRef.current() : tokenRef.current;
+    return { token, since: since > 0 ? String(since) : null };
   }, []);
 
   const socket = usePartySocket({
@@ -94,14 +109,21 @@ export function useHousehold(householdId: string, token: string, options: Househ
     room: householdId,
     query,
     ...RECONNECT,
-    // 4009: a newer socket with our _pk took over; do not steal it back.
-    shouldReconnectOnClose: (event: CloseEvent) => event.code !== 4009,
+    // 4009: a newer socket with our _pk took over; do not steal it back. A departure
+    // (4003, 4004, 4005) is final on this device.
+    shouldReconnectOnClose: (event: CloseEvent) => event.code !== 4009 && !(event.code in DEPARTURE_CLOSE_CODES),
     onOpen: () => dispatch({ type: "status", status: "open" }),
     onMessage: (event: MessageEvent) => {
       const message = parseServerMessage(event.data);
-      if (message) dispatch({ type: "message", message });
+      // A renewal's answer changes nothing on the board.
+      if (message && !("renewed" in message)) dispatch({ type: "message", message });
     },
     onClose: (event: CloseEvent) => {
+      const departure = DEPARTURE_CLOSE_CODES[event.code];
+      if (departure) {
+        setDeparted(departure);
+        return;
+      }
       const offline = typeof navigator !== "undefined" && navigator.onLine === false;
       // partysocket has scheduled its next connect (unless it gave up) before this runs.
       const retrying = event.code !== 4009 && !offline && !closedByUsRef.current;
@@ -151,6 +173,12 @@ export function useHousehold(householdId: string, token: string, options: Househ
       window.removeEventListener("online", online);
     };
   }, [socket]);
+
+  // A renewed token goes to the open socket, which would otherwise close at the old
+  // one's expiry (4001, and a reconnect).
+  useEffect(() => {
+    if (socket.readyState === OPEN) socket.send(JSON.stringify(renewMessage(token)));
+  }, [token, socket]);
 
   // After each welcome: (re)send everything not settled. Ids make this idempotent.
   useEffect(() => {
@@ -234,6 +262,7 @@ export function useHousehold(householdId: string, token: string, options: Househ
       nextTryAt: state.nextTryAt,
       retryNow,
       forget,
+      departed,
       commands: state.commands,
       lastError: state.lastError,
       send,
@@ -242,6 +271,6 @@ export function useHousehold(householdId: string, token: string, options: Househ
       completeOrder,
       dismissError,
     }),
-    [state, unauthorized, send, placeOrder, cancelOrder, completeOrder, dismissError, loadOlder, retryNow, forget],
+    [state, unauthorized, departed, send, placeOrder, cancelOrder, completeOrder, dismissError, loadOlder, retryNow, forget],
   );
 }

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse as _;
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post, put};
 use hearth_core::Service;
 use hearth_core::ports::{Clock, Directory, EventFeed, EventStore, Inventory};
 use std::future::Future;
@@ -27,8 +27,13 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub struct Settings {
     pub listen: SocketAddr,
     pub token_secret: TokenSecret,
-    /// Lifetime of tokens issued by the HTTP API.
-    pub token_ttl: Duration,
+    /// During a secret rotation, the previous secret: tokens it signed are still
+    /// accepted (nothing is signed with it). Drop it once one `access_token_ttl` has
+    /// passed since the switch.
+    pub previous_token_secret: Option<TokenSecret>,
+    /// Lifetime of the access tokens a session gets (renewed with its refresh
+    /// credential; sockets take the renewed token over the socket).
+    pub access_token_ttl: Duration,
     /// Default lifetime of an invite code.
     pub invite_ttl: Duration,
     /// How often the server pings each socket.
@@ -54,8 +59,10 @@ pub struct Settings {
     pub rate_per_second: f64,
     /// The edge's limits: connections, sockets, rates.
     pub limits: LimitSettings,
-    /// How long the directory's word that someone is a member is trusted; open sockets
-    /// ask again this often, and close when the answer is no or their token expired.
+    /// How long the directory's word that someone is a member (or that a session goes
+    /// on) is trusted; open sockets ask again every half of it, and close when the
+    /// answer is no or their token expired. A change made on another node is felt
+    /// within 1.5 times this (on this node, at once).
     pub membership_ttl: Duration,
     /// The rooms' fallback poll of the store, in case a doorbell is lost.
     pub feed_poll: Duration,
@@ -81,7 +88,8 @@ impl Default for Settings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             token_secret: TokenSecret::random(),
-            token_ttl: Duration::from_secs(30 * 24 * 3600),
+            previous_token_secret: None,
+            access_token_ttl: Duration::from_secs(10 * 60),
             invite_ttl: Duration::from_secs(24 * 3600),
             ping_interval: Duration::from_secs(20),
             ping_timeout: Duration::from_secs(45),
@@ -93,7 +101,7 @@ impl Default for Settings {
             rate_burst: 50,
             rate_per_second: 20.0,
             limits: LimitSettings::default(),
-            membership_ttl: Duration::from_secs(1),
+            membership_ttl: Duration::from_millis(500),
             feed_poll: Duration::from_secs(5),
             web_dir: None,
             allowed_origins: Vec::new(),
@@ -236,7 +244,8 @@ impl Application {
             origins,
             going_away: tokio::sync::watch::Sender::new(false),
             sockets: tokio_util::task::TaskTracker::new(),
-            tokens: Tokens::new(&settings.token_secret),
+            tokens: Tokens::new(&settings.token_secret)
+                .with_previous(settings.previous_token_secret.as_ref()),
             store: ports.service.store().clone(),
             clock: ports.service.clock().clone(),
             service: ports.service,
@@ -448,6 +457,27 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/catalog", get(http::catalog))
         .route("/households", post(http::create_household))
         .route("/households/{household}/members", get(http::members))
+        .route(
+            "/households/{household}/members/{member}",
+            delete(http::remove_member),
+        )
+        .route(
+            "/households/{household}/members/{member}/role",
+            put(http::set_role),
+        )
+        .route("/households/{household}/sessions", get(http::list_sessions))
+        .route(
+            "/households/{household}/sessions/refresh",
+            post(http::refresh_session),
+        )
+        .route(
+            "/households/{household}/sessions/{session}",
+            delete(http::end_session),
+        )
+        .route(
+            "/households/{household}/invites/{code}",
+            get(http::invite_preview),
+        )
         .route("/households/{household}/orders", get(http::orders))
         .route("/households/{household}/invites", post(http::create_invite))
         .route("/households/{household}/join", post(http::accept_invite))

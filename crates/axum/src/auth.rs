@@ -1,7 +1,15 @@
-//! Member tokens: JWT HS256 carrying the member, the household and an expiry.
+//! Access tokens: JWT HS256 carrying the member, the household, the session and an
+//! expiry. Short-lived (minutes): a client renews its token with its session's refresh
+//! credential ([`crate::sessions`]).
+//!
+//! Time claims: `exp` is checked exactly; `nbf` and `iat` with [`CLOCK_LEEWAY_SECS`]
+//! of leeway (a token "issued" or "valid from" further in the future than that is
+//! refused: a clock that far ahead, or a forgery). Secret rotation: a server may also
+//! accept tokens signed with the previous secret ([`Tokens::with_previous`]), while
+//! signing only with the current one.
 
 use hearth_core::ports::Role;
-use hearth_core::{HouseholdId, MemberId};
+use hearth_core::{HouseholdId, MemberId, SessionId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -40,6 +48,9 @@ impl fmt::Debug for TokenSecret {
     }
 }
 
+/// How far ahead of the server's clock a token's `nbf` or `iat` may be.
+pub const CLOCK_LEEWAY_SECS: i64 = 30;
+
 /// What a token says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -55,6 +66,10 @@ pub struct Claims {
     /// Not before, seconds since the epoch (checked when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// The session the token was issued for (absent on development tokens of
+    /// `hearth token`, which then stand only on their member's membership).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<SessionId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +90,8 @@ pub enum TokenError {
     WeakSecret { len: usize },
     #[error("the token is not valid yet (nbf)")]
     NotYetValid,
+    #[error("the token was issued in the future (iat)")]
+    IssuedInFuture,
     #[error("the token's member is not (or no longer) a member of this household")]
     NotAMember,
 }
@@ -92,11 +109,13 @@ pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Signs and checks tokens with one secret.
+/// Signs tokens with one secret, and checks them against it (and, during a rotation,
+/// against the previous one too).
 #[derive(Clone)]
 pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    previous: Option<DecodingKey>,
 }
 
 impl fmt::Debug for Tokens {
@@ -110,7 +129,15 @@ impl Tokens {
         Self {
             encoding: EncodingKey::from_secret(&secret.0),
             decoding: DecodingKey::from_secret(&secret.0),
+            previous: None,
         }
+    }
+
+    /// Also accepts tokens signed with `previous` (the rotation window: until the
+    /// tokens it signed have expired, i.e. one access-token lifetime after the switch).
+    pub fn with_previous(mut self, previous: Option<&TokenSecret>) -> Self {
+        self.previous = previous.map(|p| DecodingKey::from_secret(&p.0));
+        self
     }
 
     /// A token for `member` of `household`, valid for `ttl` from `now`.
@@ -122,35 +149,82 @@ impl Tokens {
         now: chrono::DateTime<chrono::Utc>,
         ttl: chrono::Duration,
     ) -> Result<String, TokenError> {
-        let claims = Claims {
+        self.sign(&Claims {
             sub: member,
             hh: household,
             role,
             iat: now.timestamp(),
             exp: (now + ttl).timestamp(),
             nbf: None,
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            sid: None,
+        })
+    }
+
+    /// An access token of `session`, valid for `ttl` from `now`.
+    pub fn issue_for_session(
+        &self,
+        member: &hearth_core::ports::Member,
+        session: SessionId,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<String, TokenError> {
+        self.sign(&Claims {
+            sub: member.id,
+            hh: member.household,
+            role: member.role,
+            iat: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+            nbf: None,
+            sid: Some(session),
+        })
+    }
+
+    fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .map_err(|e| TokenError::Signing(e.to_string()))
     }
 
-    /// Checks signature and expiry, and that the token is for `household`.
+    /// [`Self::verify_at`] the system clock's now.
     pub fn verify(&self, token: &str, household: HouseholdId) -> Result<Claims, TokenError> {
+        self.verify_at(token, household, chrono::Utc::now())
+    }
+
+    /// Checks the signature (the current secret's, or the previous one's during a
+    /// rotation), the time claims at `now` and that the token is for `household`.
+    pub fn verify_at(
+        &self,
+        token: &str,
+        household: HouseholdId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.validate_nbf = true;
+        // Time is checked below, against the server's clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
-            |e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                jsonwebtoken::errors::ErrorKind::ImmatureSignature => TokenError::NotYetValid,
-                _ => TokenError::Invalid(e.to_string()),
-            },
-        )?;
-        if data.claims.hh != household {
+        let decode = |key: &DecodingKey| {
+            jsonwebtoken::decode::<Claims>(token, key, &validation)
+                .map_err(|e| TokenError::Invalid(e.to_string()))
+        };
+        let claims = match (decode(&self.decoding), &self.previous) {
+            (Ok(data), _) => data.claims,
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(previous)) => decode(previous).map_err(|_| e)?.claims,
+        };
+        let now = now.timestamp();
+        if now >= claims.exp {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now + CLOCK_LEEWAY_SECS) {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.iat > now + CLOCK_LEEWAY_SECS {
+            return Err(TokenError::IssuedInFuture);
+        }
+        if claims.hh != household {
             return Err(TokenError::WrongHousehold);
         }
-        Ok(data.claims)
+        Ok(claims)
     }
 }
 
@@ -216,10 +290,73 @@ mod tests {
             iat: now.timestamp(),
             exp: (now + chrono::Duration::hours(2)).timestamp(),
             nbf: Some((now + chrono::Duration::hours(1)).timestamp()),
+            sid: None,
         };
-        let early =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &later, &tokens.encoding).unwrap();
+        let early = tokens.sign(&later).unwrap();
         assert_eq!(tokens.verify(&early, hh), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn nbf_and_iat_have_a_small_leeway_and_exp_none() {
+        let tokens = Tokens::new(&TokenSecret::new("s3cret-s3cret-s3cret-s3cret-s3cret").unwrap());
+        let hh = HouseholdId(uuid::Uuid::new_v4());
+        let now = chrono::Utc::now();
+        let at = |secs: i64| (now + chrono::Duration::seconds(secs)).timestamp();
+        let claims = |iat: i64, nbf: Option<i64>, exp: i64| Claims {
+            sub: MemberId(uuid::Uuid::new_v4()),
+            hh,
+            role: Role::Member,
+            iat,
+            exp,
+            nbf,
+            sid: None,
+        };
+        let verify = |c: &Claims| tokens.verify_at(&tokens.sign(c).unwrap(), hh, now);
+        let edge = CLOCK_LEEWAY_SECS;
+        assert!(verify(&claims(at(edge), Some(at(edge)), at(600))).is_ok());
+        assert_eq!(
+            verify(&claims(at(0), Some(at(edge + 1)), at(600))),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(
+            verify(&claims(at(edge + 1), None, at(600))),
+            Err(TokenError::IssuedInFuture)
+        );
+        assert!(verify(&claims(at(-60), None, at(1))).is_ok());
+        assert_eq!(
+            verify(&claims(at(-60), None, at(0))),
+            Err(TokenError::Expired),
+            "no leeway on expiry"
+        );
+    }
+
+    #[test]
+    fn the_previous_secret_is_accepted_during_a_rotation_and_not_used_to_sign() {
+        let old = TokenSecret::new("old-old-old-old-old-old-old-old-old").unwrap();
+        let new = TokenSecret::new("new-new-new-new-new-new-new-new-new").unwrap();
+        let hh = HouseholdId(uuid::Uuid::new_v4());
+        let me = MemberId(uuid::Uuid::new_v4());
+        let now = chrono::Utc::now();
+        let hour = chrono::Duration::hours(1);
+        let by_old = Tokens::new(&old)
+            .issue(hh, me, Role::Member, now, hour)
+            .unwrap();
+        let rotating = Tokens::new(&new).with_previous(Some(&old));
+        assert_eq!(rotating.verify(&by_old, hh).unwrap().sub, me);
+        let by_new = rotating.issue(hh, me, Role::Member, now, hour).unwrap();
+        assert!(
+            Tokens::new(&new).verify(&by_new, hh).is_ok(),
+            "signed with the new one"
+        );
+        assert!(matches!(
+            Tokens::new(&old).verify(&by_new, hh),
+            Err(TokenError::Invalid(_))
+        ));
+        // After the window (no previous secret), the old token is refused.
+        assert!(matches!(
+            Tokens::new(&new).verify(&by_old, hh),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -3,18 +3,20 @@
 
 use crate::app::AppState;
 use crate::auth::TokenError;
+use crate::changes;
 use crate::commands;
 use crate::limits::Refusal;
 use crate::members::MembershipError;
 use crate::rooms::PAGE;
+use crate::sessions::{self, Issued};
 use crate::wire::{self, ServerMessage, codes};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hearth_core::ports::{DirectoryError, Household, Invite, Member, Role};
-use hearth_core::{EventEnvelope, HouseholdId, HouseholdView, MemberId};
+use hearth_core::ports::{DirectoryError, Household, Invite, Member, Role, Session};
+use hearth_core::{EventEnvelope, HouseholdId, HouseholdView, MemberId, SessionId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
@@ -59,7 +61,7 @@ impl ApiError {
 
     /// A store, the directory or a provider failed. What it said stays in the server's
     /// log: a client never sees a database's (or provider's) error text.
-    fn unavailable(what: &'static str, error: &dyn std::fmt::Display) -> Self {
+    pub(crate) fn unavailable(what: &'static str, error: &dyn std::fmt::Display) -> Self {
         tracing::warn!(%error, "{what} failed");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -295,6 +297,198 @@ pub(crate) async fn members(
     Ok(Json(members).into_response())
 }
 
+fn member_id(raw: &str) -> Result<MemberId, ApiError> {
+    raw.parse::<uuid::Uuid>().map(MemberId).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            codes::NO_SUCH_MEMBER,
+            format!("no member {raw:?}: a member id is a uuid"),
+        )
+    })
+}
+
+/// `DELETE /households/{household}/members/{member}` (member token): an owner removes
+/// a member; a member (owner or not) deleting themselves leaves. 200 with the member
+/// as they were.
+pub(crate) async fn remove_member(
+    State(app): State<Arc<AppState>>,
+    Path((household, member)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let household = household_id(&household)?;
+    let caller = bearer(&app, household, &headers).await?;
+    let target = member_id(&member)?;
+    let removed = changes::remove(&app, &caller.member, target).await?;
+    Ok(Json(removed).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetRole {
+    pub role: Role,
+}
+
+/// `PUT /households/{household}/members/{member}/role` (owner token), `{"role"}`.
+pub(crate) async fn set_role(
+    State(app): State<Arc<AppState>>,
+    Path((household, member)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let household = household_id(&household)?;
+    let caller = bearer(&app, household, &headers).await?;
+    let target = member_id(&member)?;
+    let request: SetRole = body(&bytes)?;
+    let changed = changes::set_role(&app, &caller.member, target, request.role).await?;
+    Ok(Json(changed).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Refresh {
+    /// The session's current refresh credential.
+    pub refresh: String,
+}
+
+/// What a refresh gives: the member as they are now, and the session's next pair.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct Refreshed {
+    pub member: Member,
+    #[serde(flatten)]
+    #[cfg_attr(feature = "ts", ts(flatten))]
+    pub issued: Issued,
+}
+
+/// `POST /households/{household}/sessions/refresh` (no token: the credential is the
+/// secret), `{"refresh"}`: the next access token and credential. 401
+/// `session_not_found`, `session_ended` or `credential_reused` (which ends the session).
+pub(crate) async fn refresh_session(
+    State(app): State<Arc<AppState>>,
+    Path(household): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let household = household_id(&household)?;
+    let request: Refresh = body(&bytes)?;
+    // No member rate here: a refusal after the rotation would lose the client its new
+    // credential (the old one is spent). The per-address rate applies, as everywhere.
+    let (member, issued) = sessions::refresh(&app, household, &request.refresh).await?;
+    Ok(Json(Refreshed { member, issued }).into_response())
+}
+
+/// One of the caller's sessions, as they list them.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    #[serde(flatten)]
+    #[cfg_attr(feature = "ts", ts(flatten))]
+    pub session: Session,
+    /// The session of the token that asked.
+    pub current: bool,
+}
+
+/// `GET /households/{household}/sessions` (member token): the caller's own sessions.
+pub(crate) async fn list_sessions(
+    State(app): State<Arc<AppState>>,
+    Path(household): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let household = household_id(&household)?;
+    let caller = bearer(&app, household, &headers).await?;
+    let list: Vec<SessionView> = app
+        .directory
+        .sessions(household, caller.member.id)
+        .await
+        .map_err(directory_error)?
+        .into_iter()
+        .map(|session| SessionView {
+            current: Some(session.id) == caller.session,
+            session,
+        })
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+/// `DELETE /households/{household}/sessions/{session}` (member token): ends one of the
+/// caller's own sessions (this one too); its sockets close with 4004. 204.
+pub(crate) async fn end_session(
+    State(app): State<Arc<AppState>>,
+    Path((household, session)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let household = household_id(&household)?;
+    let caller = bearer(&app, household, &headers).await?;
+    let Ok(session) = session.parse::<uuid::Uuid>().map(SessionId) else {
+        return Err(directory_error(DirectoryError::SessionNotFound));
+    };
+    app.directory
+        .end_session(household, caller.member.id, session, app.clock.now())
+        .await
+        .map_err(directory_error)?;
+    app.membership.forget_session(household, session);
+    app.rooms.kick(
+        household,
+        Some(caller.member.id),
+        Some(session),
+        crate::rooms::Kick::SessionEnded,
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// What the join page shows before joining.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct InvitePreview {
+    pub household: Household,
+    /// The name of the member who made the invite (if still a member).
+    #[cfg_attr(feature = "ts", ts(optional))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<String>,
+    pub expires_at: hearth_core::Timestamp,
+}
+
+/// `GET /households/{household}/invites/{code}` (no token: the code is the secret,
+/// held to the address's signup rate): the household's name and who invited, for the
+/// join page. 404 for an unknown code, 410 `invite_expired`, 409 `invite_used`.
+pub(crate) async fn invite_preview(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((household, code)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    app.limits.signup(peer.ip())?;
+    let household = household_id(&household)?;
+    let Some(found) = app
+        .directory
+        .household(household)
+        .await
+        .map_err(directory_error)?
+    else {
+        return Err(directory_error(DirectoryError::InviteNotFound));
+    };
+    let invite = app
+        .directory
+        .invite(household, &code, app.clock.now())
+        .await
+        .map_err(directory_error)?;
+    let invited_by = app
+        .directory
+        .member(household, invite.created_by)
+        .await
+        .map_err(directory_error)?
+        .map(|m| m.name);
+    Ok(Json(InvitePreview {
+        household: found,
+        invited_by,
+        expires_at: invite.expires_at,
+    })
+    .into_response())
+}
+
 pub(crate) async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -316,19 +510,23 @@ pub struct CreateHousehold {
     pub owner_name: String,
 }
 
-/// A member and a token for it.
+/// A member and the session that just began for them: `token` (the access token),
+/// `expiresAt`, `refresh` and `session`.
 #[derive(Debug, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
     pub household: Household,
     pub member: Member,
-    pub token: String,
+    #[serde(flatten)]
+    #[cfg_attr(feature = "ts", ts(flatten))]
+    pub issued: Issued,
 }
 
 pub(crate) async fn create_household(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     app.limits.signup(peer.ip())?;
@@ -348,35 +546,40 @@ pub(crate) async fn create_household(
         role: Role::Owner,
         joined_at: now,
     };
-    app.directory
-        .create_household(household.clone(), owner.clone())
-        .await
-        .map_err(directory_error)?;
-    let token = issue(&app, &owner)?;
+    changes::create(&app, household.clone(), owner.clone()).await?;
+    let issued = sessions::start(&app, &owner, sessions::device(&headers)).await?;
     let out = Membership {
         household,
         member: owner,
-        token,
+        issued,
     };
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-fn issue(app: &AppState, member: &Member) -> Result<String, ApiError> {
-    let ttl = chrono::Duration::from_std(app.settings.token_ttl)
-        .unwrap_or_else(|_| chrono::Duration::days(30));
-    app.tokens
-        .issue(
-            member.household,
-            member.id,
-            member.role,
-            app.clock.now(),
-            ttl,
-        )
-        .map_err(|e| ApiError::unavailable("the token signer", &e))
-}
-
-fn directory_error(e: DirectoryError) -> ApiError {
+/// The HTTP answer to a directory refusal: every code defined once, here.
+pub(crate) fn directory_error(e: DirectoryError) -> ApiError {
     match e {
+        DirectoryError::NoSuchMember(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, codes::NO_SUCH_MEMBER, e.to_string())
+        }
+        DirectoryError::LastOwner => {
+            ApiError::new(StatusCode::CONFLICT, codes::LAST_OWNER, e.to_string())
+        }
+        DirectoryError::SessionNotFound => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::SESSION_NOT_FOUND,
+            e.to_string(),
+        ),
+        DirectoryError::SessionEnded => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::SESSION_ENDED,
+            e.to_string(),
+        ),
+        DirectoryError::CredentialReused(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::CREDENTIAL_REUSED,
+            e.to_string(),
+        ),
         DirectoryError::NoSuchHousehold(_) => {
             ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, e.to_string())
         }
@@ -406,7 +609,8 @@ fn household_id(raw: &str) -> Result<HouseholdId, ApiError> {
     })
 }
 
-/// The refusal of a token whose member the directory does not (or no longer) count in.
+/// The refusal of a token whose member the directory does not (or no longer) count in,
+/// or whose session was ended.
 pub(crate) fn membership_refused(app: &AppState, e: MembershipError) -> ApiError {
     match e {
         MembershipError::NotAMember => {
@@ -417,15 +621,30 @@ pub(crate) fn membership_refused(app: &AppState, e: MembershipError) -> ApiError
                 TokenError::NotAMember.to_string(),
             )
         }
+        MembershipError::SessionEnded => {
+            app.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                codes::SESSION_ENDED,
+                e.to_string(),
+            )
+        }
         MembershipError::Unavailable => ApiError::unavailable("the directory", &e),
     }
+}
+
+/// Who is calling: the member as the directory has them now, and the session of their
+/// token (if it names one).
+pub(crate) struct Caller {
+    pub member: Member,
+    pub session: Option<SessionId>,
 }
 
 async fn bearer(
     app: &AppState,
     household: HouseholdId,
     headers: &HeaderMap,
-) -> Result<MemberId, ApiError> {
+) -> Result<Caller, ApiError> {
     let token = crate::auth::bearer_token(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -433,22 +652,25 @@ async fn bearer(
             "no token: send Authorization: Bearer <token>",
         )
     })?;
-    let member = app
+    let claims = app
         .tokens
-        .verify(token, household)
-        .map(|claims| claims.sub)
+        .verify_at(token, household, app.clock.now())
         .map_err(|e| {
             app.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
             ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, e.to_string())
         })?;
     // A signed token is not enough: the directory must still count its member in.
-    app.membership
-        .check(household, member)
+    let member = app
+        .membership
+        .check(household, claims.sub, claims.sid)
         .await
         .map_err(|e| membership_refused(app, e))?;
     // Every authenticated call counts against the member's rate.
-    app.limits.member(household, member, None)?;
-    Ok(member)
+    app.limits.member(household, member.id, None)?;
+    Ok(Caller {
+        member,
+        session: claims.sid,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -468,7 +690,9 @@ pub(crate) async fn create_invite(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let household = household_id(&household)?;
-    let member = bearer(&app, household, &headers).await?;
+    let caller = bearer(&app, household, &headers).await?;
+    changes::owner_only(&caller.member, "invite")?;
+    let member = caller.member.id;
     let request: CreateInvite = if bytes.is_empty() {
         CreateInvite::default()
     } else {
@@ -515,6 +739,7 @@ pub(crate) async fn accept_invite(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(household): Path<String>,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     // No token here: guessing codes is held to the address's signup rate.
@@ -530,24 +755,19 @@ pub(crate) async fn accept_invite(
     else {
         return Err(directory_error(DirectoryError::NoSuchHousehold(household)));
     };
-    let now = app.clock.now();
     let member = Member {
         household,
         id: MemberId(uuid::Uuid::now_v7()),
         name,
         role: Role::Member,
-        joined_at: now,
+        joined_at: app.clock.now(),
     };
-    let member = app
-        .directory
-        .accept_invite(household, &request.code, member, now)
-        .await
-        .map_err(directory_error)?;
-    let token = issue(&app, &member)?;
+    let member = changes::join(&app, household, &request.code, member).await?;
+    let issued = sessions::start(&app, &member, sessions::device(&headers)).await?;
     let out = Membership {
         household: found,
         member,
-        token,
+        issued,
     };
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
@@ -717,6 +937,10 @@ pub(crate) async fn room_post(
             Ok(wire::ClientMessage::Sync(_)) => Err(wire::BadInput::new(
                 codes::UNKNOWN_MESSAGE_TYPE,
                 "sync is for sockets; use GET with since=N",
+            )),
+            Ok(wire::ClientMessage::Renew(_)) => Err(wire::BadInput::new(
+                codes::UNKNOWN_MESSAGE_TYPE,
+                "renew is for sockets; over HTTP each request carries its token",
             )),
             Err(bad) => Err(bad),
         }

@@ -7,6 +7,7 @@
 
 mod app;
 pub mod auth;
+mod changes;
 mod commands;
 mod http;
 mod limits;
@@ -16,12 +17,17 @@ mod metrics;
 mod origins;
 mod room;
 mod rooms;
+mod sessions;
 mod socket;
 pub mod wire;
 
 pub use app::{Application, Ports, ServeError, Settings};
 pub use auth::{Claims, TokenError, TokenSecret, Tokens};
-pub use http::{AcceptInvite, CreateHousehold, CreateInvite, Membership, RoomEvents, RoomState};
+pub use http::{
+    AcceptInvite, CreateHousehold, CreateInvite, InvitePreview, Membership, Refresh, Refreshed,
+    RoomEvents, RoomState, SessionView, SetRole,
+};
 pub use limits::{LimitSettings, Rate};
 pub use metrics::Metrics;
 pub use origins::{LoopbackOrigins, Origin, OriginError};
+pub use sessions::Issued;

@@ -87,7 +87,7 @@ async fn serve_room(
         }
     };
     // A signed token is not enough: the directory must still count its member in.
-    if let Err(e) = app.membership.check(room, claims.sub).await {
+    if let Err(e) = app.membership.check(room, claims.sub, claims.sid).await {
         return http::membership_refused(&app, e).into_response();
     }
     let since = match query.get("since").map(|s| s.parse::<u64>()) {
@@ -137,5 +137,5 @@ fn authenticate(
         .map(String::as_str)
         .or_else(|| bearer_token(headers))
         .ok_or(TokenError::Missing)?;
-    app.tokens.verify(token, room)
+    app.tokens.verify_at(token, room, app.clock.now())
 }

@@ -53,13 +53,32 @@ pub(crate) enum Kick {
     SlowConsumer,
     /// A new socket with the same `_pk` joined the room.
     Replaced,
+    /// Its member was removed from the household (by an owner).
+    Removed,
+    /// Its member left the household (from this or another device).
+    Left,
+    /// Its session was ended (by its member, or after a reused credential).
+    SessionEnded,
 }
+
+/// Close code: the socket's token expired (and was not renewed over the socket).
+pub(crate) const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// Close code: the member was removed from the household, or is found to be no longer
+/// a member; do not reconnect.
+pub(crate) const CLOSE_REMOVED: u16 = 4003;
+/// Close code: the token's session was ended; do not reconnect with it.
+pub(crate) const CLOSE_SESSION_ENDED: u16 = 4004;
+/// Close code: the member left the household; do not reconnect.
+pub(crate) const CLOSE_LEFT: u16 = 4005;
 
 impl Kick {
     pub fn close_code(self) -> u16 {
         match self {
             Kick::SlowConsumer => 4008,
             Kick::Replaced => 4009,
+            Kick::Removed => CLOSE_REMOVED,
+            Kick::Left => CLOSE_LEFT,
+            Kick::SessionEnded => CLOSE_SESSION_ENDED,
         }
     }
 
@@ -67,6 +86,9 @@ impl Kick {
         match self {
             Kick::SlowConsumer => "slow consumer: outgoing queue overflowed; reconnect with since",
             Kick::Replaced => "replaced by a new connection with the same _pk",
+            Kick::Removed => "removed from the household",
+            Kick::Left => "left the household",
+            Kick::SessionEnded => "the session was ended",
         }
     }
 }
@@ -77,6 +99,8 @@ pub(crate) struct Member {
     pub handle: u64,
     /// Who: a `_pk` takes over only a socket of the same member.
     pub member: hearth_core::MemberId,
+    /// The session of its token, if any.
+    pub session: Option<hearth_core::SessionId>,
     pub pk: Option<String>,
     pub queue: mpsc::Sender<Batch>,
     pub kick: watch::Sender<Option<Kick>>,
@@ -104,6 +128,13 @@ enum RoomMsg {
     },
     Leave {
         handle: u64,
+    },
+    /// Close the sockets of `member` (any member's, if `None`), only those of
+    /// `session` if given.
+    Kick {
+        member: Option<hearth_core::MemberId>,
+        session: Option<hearth_core::SessionId>,
+        kick: Kick,
     },
     /// Events this node just committed (one command's, in seq order).
     Offer {
@@ -241,6 +272,24 @@ impl Rooms {
         joined
             .await
             .map_err(|_| JoinError::Unavailable("the room could not read the store".into()))
+    }
+
+    /// Closes, at once, this node's sockets of `member` (of anyone, if `None`) in
+    /// `tenant`'s room, only those of `session` if given, with `kick`'s close code.
+    pub fn kick(
+        &self,
+        tenant: HouseholdId,
+        member: Option<hearth_core::MemberId>,
+        session: Option<hearth_core::SessionId>,
+        kick: Kick,
+    ) {
+        if let Some(room) = self.lock().get(&tenant) {
+            let _ = room.mailbox.send(RoomMsg::Kick {
+                member,
+                session,
+                kick,
+            });
+        }
     }
 
     pub fn leave(&self, tenant: HouseholdId, handle: u64) {
@@ -391,6 +440,19 @@ impl Room {
                 self.members.retain(|m| m.handle != handle);
                 if self.members.is_empty() && self.retire(inbox) {
                     return false;
+                }
+            }
+            Some(RoomMsg::Kick {
+                member,
+                session,
+                kick,
+            }) => {
+                for m in &self.members {
+                    if member.is_none_or(|who| m.member == who)
+                        && session.is_none_or(|s| m.session == Some(s))
+                    {
+                        let _ = m.kick.send(Some(kick));
+                    }
                 }
             }
             Some(RoomMsg::Offer { events }) => self.offer(events),
@@ -622,6 +684,7 @@ mod tests {
         let member = Member {
             handle: 1,
             member: hearth_core::MemberId(Uuid::now_v7()),
+            session: None,
             pk: None,
             queue: queue_tx,
             kick,

@@ -17,14 +17,11 @@ use axum::response::Response;
 use futures::SinkExt as _;
 use hearth_core::{HouseholdId, MemberId};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
-/// Close code: the socket's token expired.
-pub(crate) const CLOSE_TOKEN_EXPIRED: u16 = 4001;
-/// Close code: the socket's member no longer belongs to the household.
-pub(crate) const CLOSE_NOT_A_MEMBER: u16 = 4003;
+use crate::rooms::{CLOSE_REMOVED, CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED};
 /// Close code: the server is shutting down (RFC 6455 "going away"); reconnect.
 pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
 /// How long a socket closing for a shutdown waits for its queued commands' answers.
@@ -74,7 +71,8 @@ pub(crate) fn upgrade(
                 app,
                 room,
                 member: claims.sub,
-                expires: claims.exp,
+                session: claims.sid,
+                expires: AtomicI64::new(claims.exp),
                 pk,
                 since,
             };
@@ -90,8 +88,11 @@ struct Connection {
     app: Arc<AppState>,
     room: HouseholdId,
     member: MemberId,
-    /// The token's expiry (seconds since the epoch): the socket closes then.
-    expires: i64,
+    /// The session of the token it opened with (renewals keep to it).
+    session: Option<hearth_core::SessionId>,
+    /// The token's expiry (seconds since the epoch): the socket closes then, unless a
+    /// `renew` moved it.
+    expires: AtomicI64,
     pk: Option<String>,
     since: Option<u64>,
 }
@@ -269,6 +270,7 @@ impl Connection {
         let member = Member {
             handle,
             member: self.member,
+            session: self.session,
             pk: self.pk.clone(),
             queue,
             kick: kick_tx,
@@ -388,8 +390,10 @@ impl Connection {
             queued,
             answer,
         ));
+        // Every half of the cache's lifetime: a change another node made is seen within
+        // 1.5 lifetimes (750 ms by default).
         let mut recheck =
-            tokio::time::interval(settings.membership_ttl.max(Duration::from_millis(100)));
+            tokio::time::interval((settings.membership_ttl / 2).max(Duration::from_millis(50)));
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         recheck.tick().await;
         let mut ping = tokio::time::interval(settings.ping_interval);
@@ -467,22 +471,69 @@ impl Connection {
     }
 
     /// An open socket follows its token and the directory: it closes when the token
-    /// expires (4001) or the member no longer belongs to the household (4003).
+    /// expires unrenewed (4001), the member no longer belongs to the household (4003)
+    /// or the token's session was ended (4004). Time is the server's clock.
     async fn still_allowed(&self) -> Result<(), Stop> {
-        if chrono::Utc::now().timestamp() >= self.expires {
+        if self.app.clock.now().timestamp() >= self.expires.load(Ordering::Relaxed) {
             return Err(Stop::Close(
                 CLOSE_TOKEN_EXPIRED,
                 "the token expired; reconnect with a fresh token",
             ));
         }
-        match self.app.membership.check(self.room, self.member).await {
+        match self
+            .app
+            .membership
+            .check(self.room, self.member, self.session)
+            .await
+        {
             Err(MembershipError::NotAMember) => Err(Stop::Close(
-                CLOSE_NOT_A_MEMBER,
+                CLOSE_REMOVED,
                 "no longer a member of this household",
             )),
+            Err(MembershipError::SessionEnded) => {
+                Err(Stop::Close(CLOSE_SESSION_ENDED, "the session was ended"))
+            }
             // The directory is down: what was true a moment ago stays true until it answers.
-            Ok(()) | Err(MembershipError::Unavailable) => Ok(()),
+            Ok(_) | Err(MembershipError::Unavailable) => Ok(()),
         }
+    }
+
+    /// `{"renew": {"token"}}`: a fresh access token of the same member and session
+    /// moves the socket's expiry. Anything else is refused (`unauthorized`) and
+    /// changes nothing.
+    async fn renew(&self, token: &str) -> ServerMessage {
+        let refused = |message: String| {
+            self.app
+                .metrics
+                .unauthorized
+                .fetch_add(1, Ordering::Relaxed);
+            BadInput::new(codes::UNAUTHORIZED, message).to_message()
+        };
+        let claims = match self
+            .app
+            .tokens
+            .verify_at(token, self.room, self.app.clock.now())
+        {
+            Ok(claims) => claims,
+            Err(e) => return refused(e.to_string()),
+        };
+        if claims.sub != self.member || claims.sid != self.session {
+            return refused(
+                "renew: the token is for another member or session; open a new socket".into(),
+            );
+        }
+        if let Err(e) = self
+            .app
+            .membership
+            .check(self.room, claims.sub, claims.sid)
+            .await
+        {
+            return refused(e.to_string());
+        }
+        self.expires.fetch_max(claims.exp, Ordering::Relaxed);
+        ServerMessage::Renewed(wire::Renewed {
+            expires_at: self.expires.load(Ordering::Relaxed),
+        })
     }
 
     async fn incoming(
@@ -538,6 +589,11 @@ impl Connection {
                     Ok(()) => queue(jobs, Job::Execute(command)),
                     Err(refusal) => self.bad(jobs, refusal.to_bad_input()),
                 }
+            }
+            // Answered in turn with the commands before it.
+            Ok(ClientMessage::Renew(renew)) => {
+                let answer = self.renew(&renew.token).await;
+                queue(jobs, Job::Answer(answer))
             }
             Ok(ClientMessage::Sync(sync)) => {
                 if sync.since < live.cursor {

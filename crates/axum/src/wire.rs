@@ -60,6 +60,17 @@ pub struct Sync {
     pub since: u64,
 }
 
+/// `{"renew": {"token": "<access token>"}}`: carry on with a fresh access token (of
+/// the same member), so the socket outlives the token it opened with. Answered with
+/// `{"renewed": {...}}`, or an `unauthorized` error (the socket then keeps its old
+/// expiry and closes with 4001 when it comes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct Renew {
+    pub token: String,
+}
+
 /// Every message a client may send: an object with exactly one key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -67,6 +78,7 @@ pub struct Sync {
 pub enum ClientMessage {
     Command(WireCommand),
     Sync(Sync),
+    Renew(Renew),
 }
 
 // ---------------------------------------------------------------------------
@@ -316,6 +328,18 @@ pub enum ServerMessage {
     Ack(Ack),
     Rejected(Rejected),
     Error(WireError),
+    Renewed(Renewed),
+}
+
+/// The socket took a renewed token: it now closes (4001) at `expiresAt`, unless
+/// renewed again before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct Renewed {
+    /// Seconds since the epoch.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub expires_at: i64,
 }
 
 impl ServerMessage {
@@ -327,41 +351,64 @@ impl ServerMessage {
     }
 }
 
-/// Error codes of `{"error": ...}` (and of HTTP 4xx bodies).
+/// Error codes of `{"error": ...}` (and of HTTP 4xx bodies), each defined once: the
+/// constant, and its place in [`codes::ALL`] (which `names.ts` lists for the client).
 pub mod codes {
-    pub const INVALID_JSON: &str = "invalid_json";
-    pub const UNKNOWN_MESSAGE_TYPE: &str = "unknown_message_type";
-    pub const INVALID_MESSAGE: &str = "invalid_message";
-    pub const UNKNOWN_COMMAND_TYPE: &str = "unknown_command_type";
-    pub const INVALID_PAYLOAD: &str = "invalid_payload";
-    pub const TENANT_MISMATCH: &str = "tenant_mismatch";
-    pub const FRAME_TOO_LARGE: &str = "frame_too_large";
-    pub const RATE_LIMITED: &str = "rate_limited";
-    pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
-    pub const TOO_MANY_SOCKETS: &str = "too_many_sockets";
-    pub const BINARY_NOT_SUPPORTED: &str = "binary_not_supported";
-    pub const UNAVAILABLE: &str = "unavailable";
-    pub const CONTENTION: &str = "contention";
-    pub const UNAUTHORIZED: &str = "unauthorized";
-    pub const NOT_FOUND: &str = "not_found";
-    pub const INVITE_EXPIRED: &str = "invite_expired";
-    pub const INVITE_USED: &str = "invite_used";
-    pub const CONFLICT: &str = "conflict";
-    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
-    /// An HTTP body above the limit (413).
-    pub const BODY_TOO_LARGE: &str = "body_too_large";
-    /// A request URI above the limit (414).
-    pub const URI_TOO_LONG: &str = "uri_too_long";
-    /// Any other refusal by the HTTP layer itself (4xx).
-    pub const BAD_REQUEST: &str = "bad_request";
-    /// A server fault (5xx) with nothing more to say.
-    pub const INTERNAL: &str = "internal";
-    /// Text that a store cannot hold (see [`super::UNSTORABLE`]), anywhere in what a
-    /// client sends.
-    pub const UNSTORABLE_TEXT: &str = "unstorable_text";
-    /// A browser request (WebSocket upgrade, POST, preflight) from an origin the server
-    /// does not allow (403).
-    pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
+    macro_rules! codes {
+        ($($(#[$doc:meta])* $name:ident = $code:literal,)*) => {
+            $($(#[$doc])* pub const $name: &str = $code;)*
+            /// Every code, in the order defined.
+            pub const ALL: &[&str] = &[$($code),*];
+        };
+    }
+
+    codes! {
+        INVALID_JSON = "invalid_json",
+        UNKNOWN_MESSAGE_TYPE = "unknown_message_type",
+        INVALID_MESSAGE = "invalid_message",
+        UNKNOWN_COMMAND_TYPE = "unknown_command_type",
+        INVALID_PAYLOAD = "invalid_payload",
+        TENANT_MISMATCH = "tenant_mismatch",
+        FRAME_TOO_LARGE = "frame_too_large",
+        RATE_LIMITED = "rate_limited",
+        TOO_MANY_CONNECTIONS = "too_many_connections",
+        TOO_MANY_SOCKETS = "too_many_sockets",
+        BINARY_NOT_SUPPORTED = "binary_not_supported",
+        UNAVAILABLE = "unavailable",
+        CONTENTION = "contention",
+        UNAUTHORIZED = "unauthorized",
+        NOT_FOUND = "not_found",
+        INVITE_EXPIRED = "invite_expired",
+        INVITE_USED = "invite_used",
+        CONFLICT = "conflict",
+        METHOD_NOT_ALLOWED = "method_not_allowed",
+        /// An HTTP body above the limit (413).
+        BODY_TOO_LARGE = "body_too_large",
+        /// A request URI above the limit (414).
+        URI_TOO_LONG = "uri_too_long",
+        /// Any other refusal by the HTTP layer itself (4xx).
+        BAD_REQUEST = "bad_request",
+        /// A server fault (5xx) with nothing more to say.
+        INTERNAL = "internal",
+        /// Text that a store cannot hold (see [`super::UNSTORABLE`]), anywhere in what a
+        /// client sends.
+        UNSTORABLE_TEXT = "unstorable_text",
+        /// A browser request (WebSocket upgrade, POST, preflight) from an origin the server
+        /// does not allow (403).
+        ORIGIN_NOT_ALLOWED = "origin_not_allowed",
+        /// Membership: only an owner may do this (invite, remove, change a role) (403).
+        NOT_AN_OWNER = "not_an_owner",
+        /// Membership: the household would be left without an owner (409).
+        LAST_OWNER = "last_owner",
+        /// Membership: no such (current) member in this household (404).
+        NO_SUCH_MEMBER = "no_such_member",
+        /// Sessions: no session has this refresh credential, or no such session of yours.
+        SESSION_NOT_FOUND = "session_not_found",
+        /// Sessions: the session was ended; the device must join again (401).
+        SESSION_ENDED = "session_ended",
+        /// Sessions: a refresh credential was used twice; its session is now ended (401).
+        CREDENTIAL_REUSED = "credential_reused",
+    }
 }
 
 /// Code points that some store refuses, so the wire refuses them from every client on
@@ -512,14 +559,14 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, BadInput> {
     let serde_json::Value::Object(map) = value else {
         return Err(BadInput::new(
             codes::INVALID_MESSAGE,
-            r#"a message is a JSON object with one key: "command" or "sync""#,
+            r#"a message is a JSON object with one key: "command", "sync" or "renew""#,
         ));
     };
     let mut entries = map.into_iter();
     let (Some((kind, body)), None) = (entries.next(), entries.next()) else {
         return Err(BadInput::new(
             codes::INVALID_MESSAGE,
-            r#"a message is a JSON object with exactly one key: "command" or "sync""#,
+            r#"a message is a JSON object with exactly one key: "command", "sync" or "renew""#,
         ));
     };
     match kind.as_str() {
@@ -533,9 +580,14 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, BadInput> {
             "sync",
             codes::INVALID_MESSAGE,
         )?)),
+        "renew" => Ok(ClientMessage::Renew(typed::<Renew>(
+            body,
+            "renew",
+            codes::INVALID_MESSAGE,
+        )?)),
         other => Err(BadInput::new(
             codes::UNKNOWN_MESSAGE_TYPE,
-            format!(r#"unknown message type "{other}": expected "command" or "sync""#),
+            format!(r#"unknown message type "{other}": expected "command", "sync" or "renew""#),
         )),
     }
 }

@@ -1510,6 +1510,69 @@ impl Directory for Broken {
     ) -> Result<Member, DirectoryError> {
         Err(broken().into())
     }
+    async fn invite(
+        &self,
+        _: HouseholdId,
+        _: &str,
+        _: Timestamp,
+    ) -> Result<Invite, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn remove_member(
+        &self,
+        _: HouseholdId,
+        _: MemberId,
+        _: Timestamp,
+    ) -> Result<Member, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn set_role(
+        &self,
+        _: HouseholdId,
+        _: MemberId,
+        _: hearth_core::ports::Role,
+    ) -> Result<Member, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn create_session(
+        &self,
+        _: hearth_core::ports::Session,
+        _: &hearth_core::ports::CredentialHash,
+    ) -> Result<(), DirectoryError> {
+        Err(broken().into())
+    }
+    async fn refresh_session(
+        &self,
+        _: HouseholdId,
+        _: &hearth_core::ports::CredentialHash,
+        _: &hearth_core::ports::CredentialHash,
+        _: Timestamp,
+    ) -> Result<hearth_core::ports::Session, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn session(
+        &self,
+        _: HouseholdId,
+        _: hearth_core::SessionId,
+    ) -> Result<Option<hearth_core::ports::Session>, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn sessions(
+        &self,
+        _: HouseholdId,
+        _: MemberId,
+    ) -> Result<Vec<hearth_core::ports::Session>, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn end_session(
+        &self,
+        _: HouseholdId,
+        _: MemberId,
+        _: hearth_core::SessionId,
+        _: Timestamp,
+    ) -> Result<(), DirectoryError> {
+        Err(broken().into())
+    }
 }
 
 #[tokio::test]

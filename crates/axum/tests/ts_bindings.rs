@@ -20,7 +20,7 @@ fn export_all(dir: &Path) {
     use hearth_axum::wire::*;
     use hearth_core::chore::{ChoreRef, ProposeSwap, ScheduleChore, SkipChore};
     use hearth_core::order::{CancelOrder, OrderRef, PlaceOrder};
-    use hearth_core::ports::{CatalogItem, Household, Invite, Member, Role};
+    use hearth_core::ports::{CatalogItem, Household, Invite, Member, Role, Session};
     use hearth_core::projection::{ChoreTimelineEntry, ChoreView, OrderView, TimelineEntry};
     macro_rules! export {
         ($($t:ty),* $(,)?) => { $( <$t as TS>::export_all_to(dir).unwrap(); )* };
@@ -62,6 +62,15 @@ fn export_all(dir: &Path) {
         hearth_axum::AcceptInvite,
         hearth_axum::RoomState,
         hearth_axum::RoomEvents,
+        hearth_axum::Issued,
+        hearth_axum::Refresh,
+        hearth_axum::Refreshed,
+        hearth_axum::SessionView,
+        hearth_axum::SetRole,
+        hearth_axum::InvitePreview,
+        Renew,
+        Renewed,
+        Session,
         CatalogItem,
         Household,
         Invite,
@@ -130,11 +139,15 @@ fn name_constants() -> String {
          /** The refusals that depend on the state at the time (HTTP 409). */\n\
          export const CONFLICT_REFUSALS: readonly RefusalCode[] = [{}\n];\n\n\
          /** Each refusal in a sentence a member can read (the message says the particulars). */\n\
-         export const REFUSAL_SENTENCES: Readonly<Record<RefusalCode, string>> = {{{}\n}};\n",
+         export const REFUSAL_SENTENCES: Readonly<Record<RefusalCode, string>> = {{{}\n}};\n\n\
+         /** Every error code of `{{\"error\": ...}}` frames and HTTP error bodies (`wire::codes`). */\n\
+         export const WIRE_ERROR_CODES = [{}\n] as const;\n\
+         export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];\n",
         list(member),
         list(codes),
         list(conflicts),
-        sentences
+        sentences,
+        list(hearth_axum::wire::codes::ALL.to_vec())
     )
 }
 

@@ -2,8 +2,10 @@
 
 use crate::fixtures::{household, member, now};
 use chrono::TimeDelta;
-use hearth_core::ports::{Directory, DirectoryError, Household, Invite, Member, Role};
-use hearth_core::{HouseholdId, MemberId};
+use hearth_core::ports::{
+    CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session,
+};
+use hearth_core::{HouseholdId, MemberId, SessionId};
 use std::sync::Arc;
 
 #[macro_export]
@@ -17,6 +19,14 @@ macro_rules! directory_contract {
             invite_of_another_household_is_not_found,
             concurrent_accepts_admit_one,
             members_of_one_household_only,
+            removed_member_is_gone_with_their_sessions,
+            the_last_owner_cannot_go,
+            role_changes,
+            concurrent_demotions_keep_an_owner,
+            refresh_rotates_the_credential,
+            a_rotated_credential_ends_the_session,
+            concurrent_refreshes_rotate_once,
+            sessions_belong_to_their_member,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -100,10 +110,23 @@ pub async fn invite_admits_one_member_once(d: Arc<dyn Directory>) {
         .await
         .unwrap();
     let joiner = person(id, member(), Role::Member);
+    let shown = d.invite(id, "code-one", now()).await.unwrap();
+    assert_eq!(
+        (shown.created_by, shown.code.as_str()),
+        (owner.id, "code-one")
+    );
     let joined = d
         .accept_invite(id, "code-one", joiner.clone(), now())
         .await
         .unwrap();
+    assert_eq!(
+        d.invite(id, "code-one", now()).await.unwrap_err(),
+        DirectoryError::InviteUsed
+    );
+    assert_eq!(
+        d.invite(id, "nope", now()).await.unwrap_err(),
+        DirectoryError::InviteNotFound
+    );
     assert_eq!(joined, joiner);
     assert_eq!(d.member(id, joiner.id).await.unwrap(), Some(joiner));
     let second = d
@@ -125,6 +148,10 @@ pub async fn expired_invite_is_refused(d: Arc<dyn Directory>) {
         .await
         .unwrap();
     let later = now() + TimeDelta::minutes(6);
+    assert_eq!(
+        d.invite(id, "old", later).await.unwrap_err(),
+        DirectoryError::InviteExpired
+    );
     let err = d
         .accept_invite(id, "old", person(id, member(), Role::Member), later)
         .await
@@ -176,4 +203,284 @@ pub async fn members_of_one_household_only(d: Arc<dyn Directory>) {
     assert_eq!(d.members(a).await.unwrap(), vec![owner_a.clone()]);
     assert_eq!(d.members(b).await.unwrap(), vec![owner_b]);
     assert_eq!(d.member(b, owner_a.id).await.unwrap(), None);
+}
+
+/// A second member joined by invite.
+async fn joined(d: &Arc<dyn Directory>, id: HouseholdId, owner: &Member, role: Role) -> Member {
+    let code = format!("code-{}", uuid::Uuid::new_v4());
+    d.create_invite(invite(id, owner.id, &code, TimeDelta::hours(1)))
+        .await
+        .unwrap();
+    let m = d
+        .accept_invite(id, &code, person(id, member(), Role::Member), now())
+        .await
+        .unwrap();
+    if role == Role::Owner {
+        d.set_role(id, m.id, Role::Owner).await.unwrap()
+    } else {
+        m
+    }
+}
+
+fn hash(label: &str) -> CredentialHash {
+    CredentialHash(format!("{label}-{}", uuid::Uuid::new_v4().simple()))
+}
+
+async fn new_session(d: &Arc<dyn Directory>, m: &Member) -> (Session, CredentialHash) {
+    let session = Session {
+        household: m.household,
+        id: SessionId(uuid::Uuid::now_v7()),
+        member: m.id,
+        device: "test device".into(),
+        created_at: now(),
+        last_used_at: now(),
+    };
+    let first = hash("first");
+    d.create_session(session.clone(), &first).await.unwrap();
+    (session, first)
+}
+
+pub async fn removed_member_is_gone_with_their_sessions(d: Arc<dyn Directory>) {
+    let (id, owner) = new_household(&d).await;
+    let bob = joined(&d, id, &owner, Role::Member).await;
+    let (session, credential) = new_session(&d, &bob).await;
+    assert_eq!(
+        d.session(id, session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(d.remove_member(id, bob.id, now()).await.unwrap(), bob);
+    assert_eq!(d.member(id, bob.id).await.unwrap(), None);
+    assert_eq!(d.members(id).await.unwrap(), vec![owner.clone()]);
+    assert_eq!(d.session(id, session.id).await.unwrap(), None);
+    assert_eq!(d.sessions(id, bob.id).await.unwrap(), vec![]);
+    assert_eq!(
+        d.refresh_session(id, &credential, &hash("next"), now())
+            .await
+            .unwrap_err(),
+        DirectoryError::SessionEnded
+    );
+    assert_eq!(
+        d.remove_member(id, bob.id, now()).await.unwrap_err(),
+        DirectoryError::NoSuchMember(bob.id)
+    );
+    assert_eq!(
+        d.set_role(id, bob.id, Role::Owner).await.unwrap_err(),
+        DirectoryError::NoSuchMember(bob.id)
+    );
+    assert_eq!(
+        d.create_session(session.clone(), &hash("again"))
+            .await
+            .unwrap_err(),
+        DirectoryError::NoSuchMember(bob.id)
+    );
+    // A removed member's id does not come back through an invite.
+    d.create_invite(invite(id, owner.id, "back", TimeDelta::hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.accept_invite(id, "back", bob.clone(), now())
+            .await
+            .unwrap_err(),
+        DirectoryError::MemberExists(bob.id)
+    );
+}
+
+pub async fn the_last_owner_cannot_go(d: Arc<dyn Directory>) {
+    let (id, owner) = new_household(&d).await;
+    let bob = joined(&d, id, &owner, Role::Member).await;
+    assert_eq!(
+        d.remove_member(id, owner.id, now()).await.unwrap_err(),
+        DirectoryError::LastOwner
+    );
+    assert_eq!(
+        d.set_role(id, owner.id, Role::Member).await.unwrap_err(),
+        DirectoryError::LastOwner
+    );
+    assert_eq!(d.member(id, owner.id).await.unwrap(), Some(owner.clone()));
+    // With a second owner, the first may go.
+    d.set_role(id, bob.id, Role::Owner).await.unwrap();
+    d.remove_member(id, owner.id, now()).await.unwrap();
+    assert_eq!(
+        d.remove_member(id, bob.id, now()).await.unwrap_err(),
+        DirectoryError::LastOwner,
+        "bob is now the last owner"
+    );
+    let left: Vec<_> = d
+        .members(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.id, m.role))
+        .collect();
+    assert_eq!(left, vec![(bob.id, Role::Owner)]);
+}
+
+pub async fn role_changes(d: Arc<dyn Directory>) {
+    let (id, owner) = new_household(&d).await;
+    let bob = joined(&d, id, &owner, Role::Member).await;
+    let promoted = d.set_role(id, bob.id, Role::Owner).await.unwrap();
+    assert_eq!(promoted.role, Role::Owner);
+    assert_eq!(d.member(id, bob.id).await.unwrap(), Some(promoted));
+    // Setting the role it has is no change and no refusal.
+    d.set_role(id, bob.id, Role::Owner).await.unwrap();
+    let demoted = d.set_role(id, owner.id, Role::Member).await.unwrap();
+    assert_eq!(demoted.role, Role::Member);
+    let stranger = member();
+    assert_eq!(
+        d.set_role(id, stranger, Role::Owner).await.unwrap_err(),
+        DirectoryError::NoSuchMember(stranger)
+    );
+    // Another household's member is not this one's.
+    let (other, _) = new_household(&d).await;
+    assert_eq!(
+        d.set_role(other, bob.id, Role::Member).await.unwrap_err(),
+        DirectoryError::NoSuchMember(bob.id)
+    );
+}
+
+pub async fn concurrent_demotions_keep_an_owner(d: Arc<dyn Directory>) {
+    for _ in 0..4 {
+        let (id, owner) = new_household(&d).await;
+        let bob = joined(&d, id, &owner, Role::Owner).await;
+        let (a, b) = (d.clone(), d.clone());
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(async move { a.set_role(id, owner.id, Role::Member).await }),
+            tokio::spawn(async move { b.remove_member(id, bob.id, now()).await }),
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert!(ra.is_ok() != rb.is_ok(), "one of {ra:?} and {rb:?}");
+        let owners = d
+            .members(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.role == Role::Owner)
+            .count();
+        assert_eq!(owners, 1);
+    }
+}
+
+pub async fn refresh_rotates_the_credential(d: Arc<dyn Directory>) {
+    let (id, owner) = new_household(&d).await;
+    let (session, first) = new_session(&d, &owner).await;
+    let second = hash("second");
+    let later = now() + TimeDelta::minutes(5);
+    let refreshed = d.refresh_session(id, &first, &second, later).await.unwrap();
+    assert_eq!(refreshed.id, session.id);
+    assert_eq!(refreshed.last_used_at, later);
+    let third = hash("third");
+    d.refresh_session(id, &second, &third, later).await.unwrap();
+    assert_eq!(
+        d.refresh_session(id, &hash("never"), &hash("x"), later)
+            .await
+            .unwrap_err(),
+        DirectoryError::SessionNotFound
+    );
+    let (other, _) = new_household(&d).await;
+    assert_eq!(
+        d.refresh_session(other, &third, &hash("x"), later)
+            .await
+            .unwrap_err(),
+        DirectoryError::SessionNotFound,
+        "a credential is looked up within its household"
+    );
+    assert_eq!(
+        d.sessions(id, owner.id).await.unwrap(),
+        vec![Session {
+            last_used_at: later,
+            ..session
+        }]
+    );
+}
+
+pub async fn a_rotated_credential_ends_the_session(d: Arc<dyn Directory>) {
+    let (id, owner) = new_household(&d).await;
+    let (session, first) = new_session(&d, &owner).await;
+    let (other, other_credential) = new_session(&d, &owner).await;
+    let second = hash("second");
+    d.refresh_session(id, &first, &second, now()).await.unwrap();
+    assert_eq!(
+        d.refresh_session(id, &first, &hash("thief"), now())
+            .await
+            .unwrap_err(),
+        DirectoryError::CredentialReused(session.id)
+    );
+    assert_eq!(d.session(id, session.id).await.unwrap(), None);
+    assert_eq!(
+        d.refresh_session(id, &second, &hash("x"), now())
+            .await
+            .unwrap_err(),
+        DirectoryError::SessionEnded,
+        "the current credential died with its session"
+    );
+    // Only that session: the member's other device goes on.
+    d.refresh_session(id, &other_credential, &hash("y"), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        d.sessions(id, owner.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        vec![other.id]
+    );
+}
+
+pub async fn concurrent_refreshes_rotate_once(d: Arc<dyn Directory>) {
+    let (id, owner) = new_household(&d).await;
+    let (_, first) = new_session(&d, &owner).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (d, first) = (d.clone(), first.clone());
+        tasks.push(tokio::spawn(async move {
+            d.refresh_session(id, &first, &hash("next"), now()).await
+        }));
+    }
+    let mut rotated = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => rotated += 1,
+            Err(DirectoryError::CredentialReused(_) | DirectoryError::SessionEnded) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert!(rotated <= 1, "{rotated} refreshes used one credential");
+}
+
+pub async fn sessions_belong_to_their_member(d: Arc<dyn Directory>) {
+    let (id, owner) = new_household(&d).await;
+    let bob = joined(&d, id, &owner, Role::Member).await;
+    let (mine, _) = new_session(&d, &owner).await;
+    let (his, _) = new_session(&d, &bob).await;
+    assert_eq!(d.sessions(id, owner.id).await.unwrap(), vec![mine.clone()]);
+    assert_eq!(
+        d.end_session(id, owner.id, his.id, now())
+            .await
+            .unwrap_err(),
+        DirectoryError::SessionNotFound,
+        "not hers to end"
+    );
+    assert!(d.session(id, his.id).await.unwrap().is_some());
+    d.end_session(id, owner.id, mine.id, now()).await.unwrap();
+    assert_eq!(d.session(id, mine.id).await.unwrap(), None);
+    assert_eq!(d.sessions(id, owner.id).await.unwrap(), vec![]);
+    assert_eq!(
+        d.end_session(id, owner.id, mine.id, now())
+            .await
+            .unwrap_err(),
+        DirectoryError::SessionNotFound,
+        "already ended"
+    );
+    let stranger = person(id, member(), Role::Member);
+    let none = Session {
+        id: SessionId(uuid::Uuid::now_v7()),
+        member: stranger.id,
+        ..mine.clone()
+    };
+    assert_eq!(
+        d.create_session(none, &hash("s")).await.unwrap_err(),
+        DirectoryError::NoSuchMember(stranger.id)
+    );
 }

@@ -58,6 +58,10 @@ id_type!(
     /// An event id.
     EventId
 );
+id_type!(
+    /// A member's session on one device: what its refresh credential is bound to.
+    SessionId
+);
 
 /// Namespace for ids Hearth derives deterministically (uuid v5).
 pub const HEARTH_NAMESPACE: Uuid = Uuid::from_u128(0x6b1c_2f0e_8d4a_4c55_9e1f_3a7b_5d2c_9e80);

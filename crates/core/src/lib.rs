@@ -25,7 +25,7 @@ pub use contracts::{
     ExternalEvent, NewEvent,
 };
 pub use domain::{AggregateId, Context, Domain, JobKind, Rule};
-pub use ids::{CommandId, EventId, HouseholdId, MemberId, OrderId};
+pub use ids::{CommandId, EventId, HouseholdId, MemberId, OrderId, SessionId};
 pub use order::{Command, DomainError, Event, OrderLine, OrderState, OrderStatus, Orders, Refusal};
 pub use projection::HouseholdView;
 pub use registry::{AnyCommand, AnyEvent, DomainId, Registered};

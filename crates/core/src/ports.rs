@@ -410,9 +410,10 @@ pub struct Household {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub enum Role {
-    /// Created the household; may invite.
+    /// Created the household, or was made an owner by one: invites, removes members,
+    /// makes others owners. A household always keeps at least one.
     Owner,
-    /// Joined by invite; may invite too (households are small and trusting).
+    /// Joined by invite: uses the household and may leave it.
     Member,
 }
 
@@ -454,9 +455,47 @@ pub enum DirectoryError {
     InviteExpired,
     #[error("the invite was already used")]
     InviteUsed,
+    #[error("member {0} is not a member of this household")]
+    NoSuchMember(crate::ids::MemberId),
+    /// Removing, or demoting, this member would leave the household without an owner.
+    #[error("the household must keep at least one owner: make another member an owner first")]
+    LastOwner,
+    /// No session has this credential (or this id, for this member) in the household.
+    #[error("no such session")]
+    SessionNotFound,
+    /// The session was ended (by its member, by a removal, or after a reuse).
+    #[error("the session was ended")]
+    SessionEnded,
+    /// A refresh credential already rotated was presented again: someone else may hold
+    /// a copy, so the session is ended (reuse detection).
+    #[error("this refresh credential was already used; the session is ended")]
+    CredentialReused(crate::ids::SessionId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// A member's session on one device. Its refresh credential is kept only as a hash
+/// ([`CredentialHash`]); each refresh replaces it, and the old one stays known as
+/// rotated, so presenting it again is detected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub household: HouseholdId,
+    pub id: crate::ids::SessionId,
+    pub member: crate::ids::MemberId,
+    /// What the device called itself when the session began (shortened), for the
+    /// member's list of their sessions.
+    pub device: String,
+    pub created_at: Timestamp,
+    /// The last refresh (or the start).
+    pub last_used_at: Timestamp,
+}
+
+/// The hash of a refresh credential (lowercase hex of its SHA-256): what the
+/// directory stores and looks up; the credential itself is never stored.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CredentialHash(pub String);
 
 /// Who belongs to which household. Every call is scoped to one household.
 #[async_trait]
@@ -485,4 +524,71 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
         member: Member,
         now: Timestamp,
     ) -> Result<Member, DirectoryError>;
+    /// The invite `code` of `household` as it stands at `now`: refused as
+    /// `accept_invite` would refuse it (unknown, used, expired). Reads only.
+    async fn invite(
+        &self,
+        household: HouseholdId,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Invite, DirectoryError>;
+    /// Removes `member` (removal and leaving alike) and ends all of their sessions, in
+    /// one step. Refused with `NoSuchMember` when they are not (or no longer) a member
+    /// and with `LastOwner` when they are the household's only owner. A removed member
+    /// is gone from `member` and `members`; their id is never reused.
+    async fn remove_member(
+        &self,
+        household: HouseholdId,
+        member: crate::ids::MemberId,
+        now: Timestamp,
+    ) -> Result<Member, DirectoryError>;
+    /// Sets `member`'s role. Refused with `NoSuchMember`, and with `LastOwner` when it
+    /// would demote the household's only owner. Atomic with respect to other role
+    /// changes and removals: two owners demoting each other leave one.
+    async fn set_role(
+        &self,
+        household: HouseholdId,
+        member: crate::ids::MemberId,
+        role: Role,
+    ) -> Result<Member, DirectoryError>;
+    /// Records a new session of a current member with its first credential's hash.
+    /// Refused with `NoSuchMember` when the member is not (or no longer) a member.
+    async fn create_session(
+        &self,
+        session: Session,
+        credential: &CredentialHash,
+    ) -> Result<(), DirectoryError>;
+    /// Rotates a session's credential: `presented` must be its current one, which is
+    /// replaced by `next`, and `last_used_at` becomes `now`. Refused with
+    /// `SessionNotFound` (no session ever had `presented`), `SessionEnded`, or
+    /// `CredentialReused` (`presented` was already rotated: the session is ended by
+    /// this call, durably, before it answers).
+    async fn refresh_session(
+        &self,
+        household: HouseholdId,
+        presented: &CredentialHash,
+        next: &CredentialHash,
+        now: Timestamp,
+    ) -> Result<Session, DirectoryError>;
+    /// The session `id` if it is still going (not ended, its member not removed).
+    async fn session(
+        &self,
+        household: HouseholdId,
+        id: crate::ids::SessionId,
+    ) -> Result<Option<Session>, DirectoryError>;
+    /// `member`'s sessions still going, oldest first.
+    async fn sessions(
+        &self,
+        household: HouseholdId,
+        member: crate::ids::MemberId,
+    ) -> Result<Vec<Session>, DirectoryError>;
+    /// Ends `member`'s session `id`: `SessionNotFound` when it is not theirs or
+    /// already ended.
+    async fn end_session(
+        &self,
+        household: HouseholdId,
+        member: crate::ids::MemberId,
+        id: crate::ids::SessionId,
+        now: Timestamp,
+    ) -> Result<(), DirectoryError>;
 }

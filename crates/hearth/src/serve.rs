@@ -23,6 +23,15 @@ pub struct ServeArgs {
     /// restart); with --memory or a database URL a random one is used.
     #[arg(long, env = "HEARTH_TOKEN_SECRET", hide_env_values = true)]
     token_secret: Option<String>,
+    /// During a rotation of the token secret: the previous secret, whose tokens are
+    /// still accepted (nothing is signed with it). Keep it for one access-token lifetime
+    /// after switching, then drop it (docs/rooms.md, "Rotating the token secret").
+    #[arg(long, env = "HEARTH_PREVIOUS_TOKEN_SECRET", hide_env_values = true)]
+    previous_token_secret: Option<String>,
+    /// Lifetime of an access token, in seconds (a client renews it with its session's
+    /// refresh credential before it expires).
+    #[arg(long, env = "HEARTH_ACCESS_TOKEN_TTL_SECS", default_value_t = 600)]
+    access_token_ttl_secs: u64,
     /// Seconds between server pings on each socket.
     #[arg(long, env = "HEARTH_PING_INTERVAL_SECS", default_value_t = 20)]
     ping_interval_secs: u64,
@@ -141,10 +150,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         },
     };
+    let previous = match args.previous_token_secret.filter(|s| !s.is_empty()) {
+        Some(previous) => Some(
+            TokenSecret::new(previous)
+                .context("--previous-token-secret (HEARTH_PREVIOUS_TOKEN_SECRET)")?,
+        ),
+        None => None,
+    };
     let interval = Duration::from_secs(args.ping_interval_secs.max(1));
     let settings = Settings {
         listen: args.listen,
         token_secret: secret,
+        previous_token_secret: previous,
+        access_token_ttl: Duration::from_secs(args.access_token_ttl_secs.max(1)),
         ping_interval: interval,
         ping_timeout: interval * 2 + Duration::from_secs(5),
         outgoing_queue: args.outgoing_queue.max(1),

@@ -674,6 +674,23 @@ async fn token_signs_with_the_secret_serve_keeps_and_refuses_a_short_one() {
     .await;
     assert!(!ok);
     assert!(stderr.contains("at least 32"), "{stderr}");
+    // So is a short previous secret (the rotation window's).
+    let (ok, _, stderr) = run_output(&[
+        "serve",
+        "--memory",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-secret",
+        "a-secret-of-at-least-32-bytes-long!",
+        "--previous-token-secret",
+        "change-me",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("--previous-token-secret") && stderr.contains("at least 32"),
+        "{stderr}"
+    );
 }
 
 /// An expected failure names what failed and why, once, with no backtrace even when

@@ -1,10 +1,12 @@
 //! [`PgDirectory`]: the Directory port on PostgreSQL (households, members, invites).
 
-use crate::sql::{BEGIN, BEGIN_READ, client, describe, in_tenant, unavailable};
+use crate::sql::{BEGIN, BEGIN_READ, SET_TENANT, client, describe, in_tenant, unavailable};
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use hearth_core::ports::{Directory, DirectoryError, Household, Invite, Member, Role, StoreError};
-use hearth_core::{HouseholdId, MemberId, Timestamp};
+use hearth_core::ports::{
+    CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session, StoreError,
+};
+use hearth_core::{HouseholdId, MemberId, SessionId, Timestamp};
 use tokio_postgres::Row;
 
 /// Registers the household (its counter row may already exist, created by a first
@@ -27,10 +29,50 @@ SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM h)
 
 const SELECT_HOUSEHOLD: &str =
     "SELECT name, created_at FROM households WHERE tenant_id = $1 AND name IS NOT NULL";
-const SELECT_MEMBER: &str =
-    "SELECT id, name, role, joined_at FROM members WHERE tenant_id = $1 AND id = $2";
-const SELECT_MEMBERS: &str =
-    "SELECT id, name, role, joined_at FROM members WHERE tenant_id = $1 ORDER BY joined_at, id";
+const SELECT_MEMBER: &str = "SELECT id, name, role, joined_at FROM members
+     WHERE tenant_id = $1 AND id = $2 AND removed_at IS NULL";
+const SELECT_MEMBERS: &str = "SELECT id, name, role, joined_at FROM members
+     WHERE tenant_id = $1 AND removed_at IS NULL ORDER BY joined_at, id";
+
+/// Locks the household's owners (in one order, so two changes cannot deadlock): a
+/// removal or demotion then counts owners no concurrent change can take away.
+const LOCK_OWNERS: &str = "SELECT id FROM members
+     WHERE tenant_id = $1 AND role = 'owner' AND removed_at IS NULL ORDER BY id FOR UPDATE";
+const LOCK_MEMBER: &str = "SELECT id, name, role, joined_at FROM members
+     WHERE tenant_id = $1 AND id = $2 AND removed_at IS NULL FOR UPDATE";
+const REMOVE_MEMBER: &str =
+    "UPDATE members SET removed_at = $3 WHERE tenant_id = $1 AND id = $2 AND removed_at IS NULL";
+const END_SESSIONS_OF: &str = "UPDATE sessions SET ended_at = $3
+     WHERE tenant_id = $1 AND member_id = $2 AND ended_at IS NULL";
+const SET_ROLE: &str = "UPDATE members SET role = $3 WHERE tenant_id = $1 AND id = $2";
+
+const INSERT_SESSION: &str = "INSERT INTO sessions
+     (tenant_id, id, member_id, device, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_CREDENTIAL: &str = "INSERT INTO session_credentials (tenant_id, hash, session_id, issued_at) VALUES ($1, $2, $3, $4)";
+/// The credential and its session, both locked: concurrent refreshes of one session
+/// queue, and each sees what the one before it did.
+const LOCK_CREDENTIAL: &str = "SELECT c.session_id, c.rotated_at IS NOT NULL,
+        s.ended_at IS NOT NULL OR m.removed_at IS NOT NULL
+     FROM session_credentials c
+     JOIN sessions s ON s.tenant_id = c.tenant_id AND s.id = c.session_id
+     JOIN members m ON m.tenant_id = s.tenant_id AND m.id = s.member_id
+     WHERE c.tenant_id = $1 AND c.hash = $2
+     FOR UPDATE OF c, s";
+const ROTATE_CREDENTIAL: &str =
+    "UPDATE session_credentials SET rotated_at = $3 WHERE tenant_id = $1 AND hash = $2";
+const END_SESSION: &str = "UPDATE sessions SET ended_at = $3 WHERE tenant_id = $1 AND id = $2";
+const TOUCH_SESSION: &str = "UPDATE sessions SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2
+     RETURNING id, member_id, device, created_at, last_used_at";
+const SELECT_SESSION: &str = "SELECT s.id, s.member_id, s.device, s.created_at, s.last_used_at
+     FROM sessions s JOIN members m ON m.tenant_id = s.tenant_id AND m.id = s.member_id
+     WHERE s.tenant_id = $1 AND s.id = $2 AND s.ended_at IS NULL AND m.removed_at IS NULL";
+const SELECT_SESSIONS: &str = "SELECT s.id, s.member_id, s.device, s.created_at, s.last_used_at
+     FROM sessions s JOIN members m ON m.tenant_id = s.tenant_id AND m.id = s.member_id
+     WHERE s.tenant_id = $1 AND s.member_id = $2 AND s.ended_at IS NULL
+       AND m.removed_at IS NULL
+     ORDER BY s.created_at, s.id";
+const END_OWN_SESSION: &str = "UPDATE sessions SET ended_at = $4
+     WHERE tenant_id = $1 AND id = $2 AND member_id = $3 AND ended_at IS NULL";
 
 /// Same semantics as the in-memory directory: a code written again replaces the invite.
 const CREATE_INVITE: &str = "
@@ -55,6 +97,9 @@ WITH inv AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM inv) AS used, (SELECT count(*) FROM m) AS added";
+
+const READ_INVITE: &str = "SELECT created_by, created_at, expires_at, used_at IS NOT NULL
+     FROM invites WHERE tenant_id = $1 AND code = $2";
 
 const SELECT_INVITE: &str =
     "SELECT used_at IS NOT NULL, expires_at FROM invites WHERE tenant_id = $1 AND code = $2";
@@ -109,6 +154,32 @@ fn member_from_row(household: HouseholdId, row: &Row) -> Result<Member, Director
         role,
         joined_at: row.try_get(3).map_err(corrupt)?,
     })
+}
+
+fn session_from_row(household: HouseholdId, row: &Row) -> Result<Session, DirectoryError> {
+    let corrupt =
+        |e: tokio_postgres::Error| DirectoryError::Store(StoreError::Corrupt(describe(&e)));
+    Ok(Session {
+        household,
+        id: SessionId(row.try_get(0).map_err(corrupt)?),
+        member: MemberId(row.try_get(1).map_err(corrupt)?),
+        device: row.try_get(2).map_err(corrupt)?,
+        created_at: row.try_get(3).map_err(corrupt)?,
+        last_used_at: row.try_get(4).map_err(corrupt)?,
+    })
+}
+
+/// A transaction of `household` (READ COMMITTED; the setting is local to it), for the
+/// changes that read, decide and write.
+async fn begin(
+    client: &mut deadpool_postgres::Object,
+    household: HouseholdId,
+) -> Result<deadpool_postgres::Transaction<'_>, DirectoryError> {
+    let tx = client.transaction().await.map_err(store)?;
+    tx.execute(SET_TENANT, &[&household.to_string()])
+        .await
+        .map_err(store)?;
+    Ok(tx)
 }
 
 fn member_exists(e: &tokio_postgres::Error) -> bool {
@@ -297,5 +368,259 @@ impl Directory for PgDirectory {
                 }
             }
         }
+    }
+
+    async fn invite(
+        &self,
+        household: HouseholdId,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Invite, DirectoryError> {
+        let client = client(&self.app).await?;
+        let stmt = client.prepare_cached(READ_INVITE).await.map_err(store)?;
+        let row = in_tenant(
+            &client,
+            BEGIN_READ,
+            household,
+            client.query_opt(&stmt, &[&household.0, &code]),
+        )
+        .await
+        .map_err(store)?
+        .ok_or(DirectoryError::InviteNotFound)?;
+        let used: bool = row.try_get(3).map_err(store)?;
+        let expires_at: Timestamp = row.try_get(2).map_err(store)?;
+        if used {
+            return Err(DirectoryError::InviteUsed);
+        }
+        if expires_at <= now {
+            return Err(DirectoryError::InviteExpired);
+        }
+        Ok(Invite {
+            household,
+            code: code.to_owned(),
+            created_by: MemberId(row.try_get(0).map_err(store)?),
+            created_at: row.try_get(1).map_err(store)?,
+            expires_at,
+        })
+    }
+
+    async fn remove_member(
+        &self,
+        household: HouseholdId,
+        member: MemberId,
+        now: Timestamp,
+    ) -> Result<Member, DirectoryError> {
+        let mut client = client(&self.app).await?;
+        let tx = begin(&mut client, household).await?;
+        let owners = tx
+            .query(LOCK_OWNERS, &[&household.0])
+            .await
+            .map_err(store)?;
+        let Some(row) = tx
+            .query_opt(LOCK_MEMBER, &[&household.0, &member.0])
+            .await
+            .map_err(store)?
+        else {
+            return Err(DirectoryError::NoSuchMember(member));
+        };
+        let found = member_from_row(household, &row)?;
+        if found.role == Role::Owner && owners.len() <= 1 {
+            return Err(DirectoryError::LastOwner);
+        }
+        tx.execute(REMOVE_MEMBER, &[&household.0, &member.0, &now])
+            .await
+            .map_err(store)?;
+        tx.execute(END_SESSIONS_OF, &[&household.0, &member.0, &now])
+            .await
+            .map_err(store)?;
+        tx.commit().await.map_err(store)?;
+        Ok(found)
+    }
+
+    async fn set_role(
+        &self,
+        household: HouseholdId,
+        member: MemberId,
+        role: Role,
+    ) -> Result<Member, DirectoryError> {
+        let mut client = client(&self.app).await?;
+        let tx = begin(&mut client, household).await?;
+        let owners = tx
+            .query(LOCK_OWNERS, &[&household.0])
+            .await
+            .map_err(store)?;
+        let Some(row) = tx
+            .query_opt(LOCK_MEMBER, &[&household.0, &member.0])
+            .await
+            .map_err(store)?
+        else {
+            return Err(DirectoryError::NoSuchMember(member));
+        };
+        let found = member_from_row(household, &row)?;
+        if found.role == Role::Owner && role != Role::Owner && owners.len() <= 1 {
+            return Err(DirectoryError::LastOwner);
+        }
+        tx.execute(SET_ROLE, &[&household.0, &member.0, &role_name(role)])
+            .await
+            .map_err(store)?;
+        tx.commit().await.map_err(store)?;
+        Ok(Member { role, ..found })
+    }
+
+    async fn create_session(
+        &self,
+        session: Session,
+        credential: &CredentialHash,
+    ) -> Result<(), DirectoryError> {
+        let household = session.household;
+        let mut client = client(&self.app).await?;
+        let tx = begin(&mut client, household).await?;
+        // Locked, so a removal cannot slip in between the check and the insert.
+        if tx
+            .query_opt(LOCK_MEMBER, &[&household.0, &session.member.0])
+            .await
+            .map_err(store)?
+            .is_none()
+        {
+            return Err(DirectoryError::NoSuchMember(session.member));
+        }
+        tx.execute(
+            INSERT_SESSION,
+            &[
+                &household.0,
+                &session.id.0,
+                &session.member.0,
+                &session.device,
+                &session.created_at,
+                &session.last_used_at,
+            ],
+        )
+        .await
+        .map_err(store)?;
+        tx.execute(
+            INSERT_CREDENTIAL,
+            &[
+                &household.0,
+                &credential.0,
+                &session.id.0,
+                &session.created_at,
+            ],
+        )
+        .await
+        .map_err(store)?;
+        tx.commit().await.map_err(store)?;
+        Ok(())
+    }
+
+    async fn refresh_session(
+        &self,
+        household: HouseholdId,
+        presented: &CredentialHash,
+        next: &CredentialHash,
+        now: Timestamp,
+    ) -> Result<Session, DirectoryError> {
+        let mut client = client(&self.app).await?;
+        let tx = begin(&mut client, household).await?;
+        let Some(row) = tx
+            .query_opt(LOCK_CREDENTIAL, &[&household.0, &presented.0])
+            .await
+            .map_err(store)?
+        else {
+            return Err(DirectoryError::SessionNotFound);
+        };
+        let id: uuid::Uuid = row.try_get(0).map_err(store)?;
+        let rotated: bool = row.try_get(1).map_err(store)?;
+        let ended: bool = row.try_get(2).map_err(store)?;
+        if ended {
+            return Err(DirectoryError::SessionEnded);
+        }
+        if rotated {
+            // A reuse: the session ends, committed before the answer.
+            tx.execute(END_SESSION, &[&household.0, &id, &now])
+                .await
+                .map_err(store)?;
+            tx.commit().await.map_err(store)?;
+            return Err(DirectoryError::CredentialReused(SessionId(id)));
+        }
+        tx.execute(ROTATE_CREDENTIAL, &[&household.0, &presented.0, &now])
+            .await
+            .map_err(store)?;
+        tx.execute(INSERT_CREDENTIAL, &[&household.0, &next.0, &id, &now])
+            .await
+            .map_err(store)?;
+        let row = tx
+            .query_one(TOUCH_SESSION, &[&household.0, &id, &now])
+            .await
+            .map_err(store)?;
+        let session = session_from_row(household, &row)?;
+        tx.commit().await.map_err(store)?;
+        Ok(session)
+    }
+
+    async fn session(
+        &self,
+        household: HouseholdId,
+        id: SessionId,
+    ) -> Result<Option<Session>, DirectoryError> {
+        let client = client(&self.app).await?;
+        let stmt = client.prepare_cached(SELECT_SESSION).await.map_err(store)?;
+        let row = in_tenant(
+            &client,
+            BEGIN_READ,
+            household,
+            client.query_opt(&stmt, &[&household.0, &id.0]),
+        )
+        .await
+        .map_err(store)?;
+        row.map(|row| session_from_row(household, &row)).transpose()
+    }
+
+    async fn sessions(
+        &self,
+        household: HouseholdId,
+        member: MemberId,
+    ) -> Result<Vec<Session>, DirectoryError> {
+        let client = client(&self.app).await?;
+        let stmt = client
+            .prepare_cached(SELECT_SESSIONS)
+            .await
+            .map_err(store)?;
+        let rows = in_tenant(
+            &client,
+            BEGIN_READ,
+            household,
+            client.query(&stmt, &[&household.0, &member.0]),
+        )
+        .await
+        .map_err(store)?;
+        rows.iter()
+            .map(|row| session_from_row(household, row))
+            .collect()
+    }
+
+    async fn end_session(
+        &self,
+        household: HouseholdId,
+        member: MemberId,
+        id: SessionId,
+        now: Timestamp,
+    ) -> Result<(), DirectoryError> {
+        let client = client(&self.app).await?;
+        let stmt = client
+            .prepare_cached(END_OWN_SESSION)
+            .await
+            .map_err(store)?;
+        let n = in_tenant(
+            &client,
+            BEGIN,
+            household,
+            client.execute(&stmt, &[&household.0, &id.0, &member.0, &now]),
+        )
+        .await
+        .map_err(store)?;
+        if n == 0 {
+            return Err(DirectoryError::SessionNotFound);
+        }
+        Ok(())
     }
 }

@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "domains",
         sql: include_str!("../migrations/0003_domains.sql"),
     },
+    Migration {
+        version: 4,
+        name: "sessions",
+        sql: include_str!("../migrations/0004_sessions.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating ("hearth" in ASCII).

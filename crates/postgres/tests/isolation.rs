@@ -14,7 +14,7 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 9] = [
     "households",
     "events",
     "snapshots",
@@ -22,6 +22,8 @@ const TABLES: [&str; 7] = [
     "jobs",
     "members",
     "invites",
+    "sessions",
+    "session_credentials",
 ];
 
 /// Household A with a row in every table, written through the adapters.
@@ -55,6 +57,20 @@ async fn household_a() -> (HouseholdId, OrderId) {
             created_at: now(),
             expires_at: now() + chrono::TimeDelta::hours(1),
         })
+        .await
+        .unwrap();
+    directory
+        .create_session(
+            hearth_core::ports::Session {
+                household: a,
+                id: hearth_core::SessionId(Uuid::now_v7()),
+                member: owner.id,
+                device: "A's phone".into(),
+                created_at: now(),
+                last_used_at: now(),
+            },
+            &hearth_core::ports::CredentialHash(format!("hash-{}", Uuid::now_v7())),
+        )
         .await
         .unwrap();
     let store = db.store();
@@ -165,6 +181,8 @@ async fn household_b_cannot_read_update_delete_or_insert_a_rows() {
         "INSERT INTO jobs (tenant_id, id, domain, aggregate_id, kind, command_id, created_at) VALUES ($1, gen_random_uuid(), 'order', gen_random_uuid(), 'start', gen_random_uuid(), now())",
         "INSERT INTO members (tenant_id, id, name, role, joined_at) VALUES ($1, gen_random_uuid(), 'intruder', 'member', now())",
         "INSERT INTO invites (tenant_id, code, created_by, created_at, expires_at) VALUES ($1, 'intruder', gen_random_uuid(), now(), now())",
+        "INSERT INTO sessions (tenant_id, id, member_id, device, created_at, last_used_at) VALUES ($1, gen_random_uuid(), gen_random_uuid(), 'x', now(), now())",
+        "INSERT INTO session_credentials (tenant_id, hash, session_id, issued_at) VALUES ($1, 'x', gen_random_uuid(), now())",
     ];
     for sql in inserts {
         let tx = app.transaction().await.unwrap();

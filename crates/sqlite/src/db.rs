@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, oneshot};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_domains.sql"),
+    include_str!("migrations/0003_sessions.sql"),
 ];
 
 /// How long a connection waits for another connection's lock before giving up

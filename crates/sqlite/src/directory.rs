@@ -4,8 +4,10 @@
 use crate::db::Sharing;
 use crate::db::{Db, Fail, from_micros, micros};
 use async_trait::async_trait;
-use hearth_core::ports::{Directory, DirectoryError, Household, Invite, Member, Role, StoreError};
-use hearth_core::{HouseholdId, MemberId, Timestamp};
+use hearth_core::ports::{
+    CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session, StoreError,
+};
+use hearth_core::{HouseholdId, MemberId, SessionId, Timestamp};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::Arc;
@@ -71,6 +73,54 @@ fn insert_member(tx: &Transaction<'_>, household: HouseholdId, m: &Member) -> Re
 }
 
 type MemberRow = (Uuid, String, String, i64);
+
+/// A current member, read in a write transaction.
+fn current_member(
+    tx: &Transaction<'_>,
+    household: HouseholdId,
+    member: MemberId,
+) -> Result<Option<Member>, Fail> {
+    let row: Option<MemberRow> = tx
+        .query_row(
+            "SELECT member_id, name, role, joined_at FROM members
+             WHERE tenant_id = ?1 AND member_id = ?2 AND removed_at IS NULL",
+            params![household.0, member.0],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    row.map(|row| member_from(household, row)).transpose()
+}
+
+fn owners(tx: &Transaction<'_>, household: HouseholdId) -> Result<i64, Fail> {
+    Ok(tx.query_row(
+        "SELECT count(*) FROM members
+         WHERE tenant_id = ?1 AND role = 'owner' AND removed_at IS NULL",
+        params![household.0],
+        |r| r.get(0),
+    )?)
+}
+
+type SessionRow = (Uuid, Uuid, String, i64, i64);
+
+const SESSION_COLUMNS: &str = "s.session_id, s.member_id, s.device, s.created_at, s.last_used_at";
+
+fn session_from(
+    household: HouseholdId,
+    (id, member, device, created, used): SessionRow,
+) -> Result<Session, Fail> {
+    Ok(Session {
+        household,
+        id: SessionId(id),
+        member: MemberId(member),
+        device,
+        created_at: from_micros(created)?,
+        last_used_at: from_micros(used)?,
+    })
+}
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
 
 fn member_from(household: HouseholdId, (id, name, r, joined): MemberRow) -> Result<Member, Fail> {
     Ok(Member {
@@ -151,7 +201,7 @@ impl Directory for SqliteDirectory {
                 let row: Option<MemberRow> = conn
                     .query_row(
                         "SELECT member_id, name, role, joined_at FROM members
-                         WHERE tenant_id = ?1 AND member_id = ?2",
+                         WHERE tenant_id = ?1 AND member_id = ?2 AND removed_at IS NULL",
                         params![household.0, member.0],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                     )
@@ -168,7 +218,7 @@ impl Directory for SqliteDirectory {
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(
                     "SELECT member_id, name, role, joined_at FROM members
-                     WHERE tenant_id = ?1 ORDER BY joined_at, member_id",
+                     WHERE tenant_id = ?1 AND removed_at IS NULL ORDER BY joined_at, member_id",
                 )?;
                 let rows = stmt
                     .query_map(params![household.0], |r| {
@@ -268,5 +318,298 @@ impl Directory for SqliteDirectory {
             })
             .await?;
         Ok(joined)
+    }
+
+    async fn invite(
+        &self,
+        household: HouseholdId,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Invite, DirectoryError> {
+        let code = code.to_owned();
+        self.db
+            .read(move |conn| {
+                let row: Option<(Uuid, i64, i64, Option<Uuid>)> = conn
+                    .query_row(
+                        "SELECT created_by, created_at, expires_at, used_by FROM invites
+                         WHERE tenant_id = ?1 AND code = ?2",
+                        params![household.0, code],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()?;
+                let Some((by, created, expires, used_by)) = row else {
+                    return Ok(Err(DirectoryError::InviteNotFound));
+                };
+                if used_by.is_some() {
+                    return Ok(Err(DirectoryError::InviteUsed));
+                }
+                if expires <= micros(now) {
+                    return Ok(Err(DirectoryError::InviteExpired));
+                }
+                Ok(Ok(Invite {
+                    household,
+                    code,
+                    created_by: MemberId(by),
+                    created_at: from_micros(created)?,
+                    expires_at: from_micros(expires)?,
+                }))
+            })
+            .await?
+    }
+
+    async fn remove_member(
+        &self,
+        household: HouseholdId,
+        member: MemberId,
+        now: Timestamp,
+    ) -> Result<Member, DirectoryError> {
+        let removed = self
+            .db
+            .write(move |conn| {
+                // Immediate: the owner count and the removal cannot interleave with
+                // another role change or removal.
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let Some(found) = current_member(&tx, household, member)? else {
+                    return Err(DirectoryError::NoSuchMember(member).into());
+                };
+                if found.role == Role::Owner && owners(&tx, household)? <= 1 {
+                    return Err(DirectoryError::LastOwner.into());
+                }
+                tx.execute(
+                    "UPDATE members SET removed_at = ?3 WHERE tenant_id = ?1 AND member_id = ?2",
+                    params![household.0, member.0, micros(now)],
+                )?;
+                tx.execute(
+                    "UPDATE sessions SET ended_at = ?3
+                     WHERE tenant_id = ?1 AND member_id = ?2 AND ended_at IS NULL",
+                    params![household.0, member.0, micros(now)],
+                )?;
+                tx.commit()?;
+                Ok(found)
+            })
+            .await?;
+        Ok(removed)
+    }
+
+    async fn set_role(
+        &self,
+        household: HouseholdId,
+        member: MemberId,
+        role: Role,
+    ) -> Result<Member, DirectoryError> {
+        let changed = self
+            .db
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let Some(found) = current_member(&tx, household, member)? else {
+                    return Err(DirectoryError::NoSuchMember(member).into());
+                };
+                if found.role == Role::Owner && role != Role::Owner && owners(&tx, household)? <= 1
+                {
+                    return Err(DirectoryError::LastOwner.into());
+                }
+                tx.execute(
+                    "UPDATE members SET role = ?3 WHERE tenant_id = ?1 AND member_id = ?2",
+                    params![household.0, member.0, role_str(role)],
+                )?;
+                tx.commit()?;
+                Ok(Member { role, ..found })
+            })
+            .await?;
+        Ok(changed)
+    }
+
+    async fn create_session(
+        &self,
+        session: Session,
+        credential: &CredentialHash,
+    ) -> Result<(), DirectoryError> {
+        let credential = credential.0.clone();
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let household = session.household;
+                if current_member(&tx, household, session.member)?.is_none() {
+                    return Err(DirectoryError::NoSuchMember(session.member).into());
+                }
+                tx.execute(
+                    "INSERT INTO sessions
+                     (tenant_id, session_id, member_id, device, created_at, last_used_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        household.0,
+                        session.id.0,
+                        session.member.0,
+                        session.device,
+                        micros(session.created_at),
+                        micros(session.last_used_at)
+                    ],
+                )?;
+                tx.execute(
+                    "INSERT INTO session_credentials (tenant_id, hash, session_id, issued_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        household.0,
+                        credential,
+                        session.id.0,
+                        micros(session.created_at)
+                    ],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn refresh_session(
+        &self,
+        household: HouseholdId,
+        presented: &CredentialHash,
+        next: &CredentialHash,
+        now: Timestamp,
+    ) -> Result<Session, DirectoryError> {
+        let (presented, next) = (presented.0.clone(), next.0.clone());
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let found: Option<(Uuid, Option<i64>, Option<i64>, bool)> = tx
+                    .query_row(
+                        "SELECT c.session_id, c.rotated_at, s.ended_at,
+                                m.removed_at IS NULL
+                         FROM session_credentials c
+                         JOIN sessions s
+                           ON s.tenant_id = c.tenant_id AND s.session_id = c.session_id
+                         JOIN members m
+                           ON m.tenant_id = s.tenant_id AND m.member_id = s.member_id
+                         WHERE c.tenant_id = ?1 AND c.hash = ?2",
+                        params![household.0, presented],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()?;
+                let Some((id, rotated, ended, member_current)) = found else {
+                    return Ok(Err(DirectoryError::SessionNotFound));
+                };
+                if ended.is_some() || !member_current {
+                    return Ok(Err(DirectoryError::SessionEnded));
+                }
+                if rotated.is_some() {
+                    // A reuse: the session ends, and that is committed before answering.
+                    tx.execute(
+                        "UPDATE sessions SET ended_at = ?3
+                         WHERE tenant_id = ?1 AND session_id = ?2",
+                        params![household.0, id, micros(now)],
+                    )?;
+                    tx.commit()?;
+                    return Ok(Err(DirectoryError::CredentialReused(SessionId(id))));
+                }
+                tx.execute(
+                    "UPDATE session_credentials SET rotated_at = ?3
+                     WHERE tenant_id = ?1 AND hash = ?2",
+                    params![household.0, presented, micros(now)],
+                )?;
+                tx.execute(
+                    "INSERT INTO session_credentials (tenant_id, hash, session_id, issued_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![household.0, next, id, micros(now)],
+                )?;
+                tx.execute(
+                    "UPDATE sessions SET last_used_at = ?3 WHERE tenant_id = ?1 AND session_id = ?2",
+                    params![household.0, id, micros(now)],
+                )?;
+                let row = tx.query_row(
+                    &format!(
+                        "SELECT {SESSION_COLUMNS} FROM sessions s
+                         WHERE s.tenant_id = ?1 AND s.session_id = ?2"
+                    ),
+                    params![household.0, id],
+                    session_row,
+                )?;
+                let session = session_from(household, row)?;
+                tx.commit()?;
+                Ok(Ok(session))
+            })
+            .await?
+    }
+
+    async fn session(
+        &self,
+        household: HouseholdId,
+        id: SessionId,
+    ) -> Result<Option<Session>, DirectoryError> {
+        let found = self
+            .db
+            .read(move |conn| {
+                let row = conn
+                    .query_row(
+                        &format!(
+                            "SELECT {SESSION_COLUMNS} FROM sessions s
+                             JOIN members m
+                               ON m.tenant_id = s.tenant_id AND m.member_id = s.member_id
+                             WHERE s.tenant_id = ?1 AND s.session_id = ?2
+                               AND s.ended_at IS NULL AND m.removed_at IS NULL"
+                        ),
+                        params![household.0, id.0],
+                        session_row,
+                    )
+                    .optional()?;
+                row.map(|row| session_from(household, row)).transpose()
+            })
+            .await?;
+        Ok(found)
+    }
+
+    async fn sessions(
+        &self,
+        household: HouseholdId,
+        member: MemberId,
+    ) -> Result<Vec<Session>, DirectoryError> {
+        let found = self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions s
+                     JOIN members m
+                       ON m.tenant_id = s.tenant_id AND m.member_id = s.member_id
+                     WHERE s.tenant_id = ?1 AND s.member_id = ?2
+                       AND s.ended_at IS NULL AND m.removed_at IS NULL
+                     ORDER BY s.created_at, s.session_id"
+                ))?;
+                let rows = stmt
+                    .query_map(params![household.0, member.0], session_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows.into_iter()
+                    .map(|row| session_from(household, row))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(found)
+    }
+
+    async fn end_session(
+        &self,
+        household: HouseholdId,
+        member: MemberId,
+        id: SessionId,
+        now: Timestamp,
+    ) -> Result<(), DirectoryError> {
+        let ended = self
+            .db
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = tx.execute(
+                    "UPDATE sessions SET ended_at = ?4
+                     WHERE tenant_id = ?1 AND session_id = ?2 AND member_id = ?3
+                       AND ended_at IS NULL",
+                    params![household.0, id.0, member.0, micros(now)],
+                )?;
+                tx.commit()?;
+                Ok(n)
+            })
+            .await?;
+        if ended == 0 {
+            return Err(DirectoryError::SessionNotFound);
+        }
+        Ok(())
     }
 }

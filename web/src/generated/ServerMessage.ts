@@ -2,10 +2,11 @@
 import type { Ack } from "./Ack";
 import type { EventEnvelope } from "./EventEnvelope";
 import type { Rejected } from "./Rejected";
+import type { Renewed } from "./Renewed";
 import type { Welcome } from "./Welcome";
 import type { WireError } from "./WireError";
 
 /**
  * Every message the server sends.
  */
-export type ServerMessage = { "welcome": Welcome } | { "event": EventEnvelope } | { "ack": Ack } | { "rejected": Rejected } | { "error": WireError };
+export type ServerMessage = { "welcome": Welcome } | { "event": EventEnvelope } | { "ack": Ack } | { "rejected": Rejected } | { "error": WireError } | { "renewed": Renewed };

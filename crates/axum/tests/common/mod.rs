@@ -5,9 +5,10 @@
 use async_trait::async_trait;
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
 use hearth_core::Service;
+use hearth_core::SessionId;
 use hearth_core::ports::{
-    Append, Appended, Directory, DirectoryError, EventStore, Household, Invite, Loaded, Member,
-    Snapshot, StoreError,
+    Append, Appended, CredentialHash, Directory, DirectoryError, EventStore, Household, Invite,
+    Loaded, Member, Role, Session, Snapshot, StoreError,
 };
 use hearth_core::{CommandId, CommandOutcome, EventEnvelope, HouseholdId, MemberId, Timestamp};
 use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
@@ -72,6 +73,61 @@ impl Directory for Watched {
         now: Timestamp,
     ) -> Result<Member, DirectoryError> {
         self.inner.accept_invite(household, code, member, now).await
+    }
+    async fn invite(
+        &self,
+        h: HouseholdId,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Invite, DirectoryError> {
+        self.inner.invite(h, code, now).await
+    }
+    async fn remove_member(
+        &self,
+        h: HouseholdId,
+        m: MemberId,
+        now: Timestamp,
+    ) -> Result<Member, DirectoryError> {
+        self.inner.remove_member(h, m, now).await
+    }
+    async fn set_role(
+        &self,
+        h: HouseholdId,
+        m: MemberId,
+        role: Role,
+    ) -> Result<Member, DirectoryError> {
+        self.inner.set_role(h, m, role).await
+    }
+    async fn create_session(&self, s: Session, c: &CredentialHash) -> Result<(), DirectoryError> {
+        self.inner.create_session(s, c).await
+    }
+    async fn refresh_session(
+        &self,
+        h: HouseholdId,
+        presented: &CredentialHash,
+        next: &CredentialHash,
+        now: Timestamp,
+    ) -> Result<Session, DirectoryError> {
+        self.inner.refresh_session(h, presented, next, now).await
+    }
+    async fn session(
+        &self,
+        h: HouseholdId,
+        id: SessionId,
+    ) -> Result<Option<Session>, DirectoryError> {
+        self.inner.session(h, id).await
+    }
+    async fn sessions(&self, h: HouseholdId, m: MemberId) -> Result<Vec<Session>, DirectoryError> {
+        self.inner.sessions(h, m).await
+    }
+    async fn end_session(
+        &self,
+        h: HouseholdId,
+        m: MemberId,
+        id: SessionId,
+        now: Timestamp,
+    ) -> Result<(), DirectoryError> {
+        self.inner.end_session(h, m, id, now).await
     }
 }
 

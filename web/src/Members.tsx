@@ -1,0 +1,124 @@
+// The members view: who is in the household and their roles; owners remove members and
+// make others owners; anyone leaves; a member sees and ends their own sessions. Every
+// refusal is shown in words (the server's codes: docs/rooms.md, "Members and roles").
+import { useCallback, useEffect, useState } from "react";
+import { ApiError, endSession, fetchMembers, fetchSessions, removeMember, setRole } from "./api";
+import type { Member, SessionView } from "./generated";
+
+const WHY: Record<string, string> = {
+  last_owner: "A household needs an owner: make someone else an owner first.",
+  not_an_owner: "Only an owner can do that.",
+  no_such_member: "They are no longer a member.",
+};
+
+function say(e: unknown): string {
+  return e instanceof ApiError ? (WHY[e.code] ?? e.message) : String(e);
+}
+
+export function Members({
+  householdId,
+  me,
+  token,
+  onLeft,
+  onMembers,
+}: {
+  householdId: string;
+  me: string;
+  token: string;
+  /** Called after this member left the household. */
+  onLeft: () => void;
+  /** The list as last read (the board names who placed each order from it). */
+  onMembers?: (members: Member[]) => void;
+}) {
+  const [members, setMembers] = useState<Member[]>([]);
+  const [sessions, setSessions] = useState<SessionView[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const reload = useCallback(async () => {
+    try {
+      const [list, mine] = await Promise.all([fetchMembers(householdId, token), fetchSessions(householdId, token)]);
+      setMembers(list);
+      setSessions(mine);
+      onMembers?.(list);
+    } catch {
+      // Refused or unreachable: the board says so; the list stays as it was.
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [householdId, token]);
+
+  useEffect(() => {
+    void reload();
+  }, [reload]);
+
+  const self = members.find((m) => m.id === me);
+  const owner = self?.role === "owner";
+
+  async function act(action: () => Promise<unknown>, after?: () => void) {
+    setBusy(true);
+    setError(null);
+    try {
+      await action();
+      if (after) after();
+      else await reload();
+    } catch (e) {
+      setError(say(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section className="card" data-testid="members">
+      <h2>Members</h2>
+      <ul className="plain">
+        {members.map((m) => (
+          <li key={m.id} data-testid="member" data-member={m.id} data-role={m.role}>
+            {m.name} {m.id === me && <span className="muted">(you)</span>} <span className="muted">{m.role}</span>{" "}
+            {owner && m.id !== me && (
+              <>
+                {m.role === "member" && (
+                  <button disabled={busy} onClick={() => void act(() => setRole(householdId, token, m.id, "owner"))}>
+                    Make {m.name} an owner
+                  </button>
+                )}{" "}
+                <button disabled={busy} onClick={() => void act(() => removeMember(householdId, token, m.id))}>
+                  Remove {m.name}
+                </button>
+              </>
+            )}
+          </li>
+        ))}
+      </ul>
+      {self && (
+        <button disabled={busy} onClick={() => void act(() => removeMember(householdId, token, me), onLeft)}>
+          Leave household
+        </button>
+      )}
+      {error && (
+        <p className="error" role="alert" data-testid="members-error">
+          {error}
+        </p>
+      )}
+      {sessions.length > 0 && (
+        <details>
+          <summary>Your devices ({sessions.length})</summary>
+          <ul className="plain">
+            {sessions.map((s) => (
+              <li key={s.id} data-testid="session">
+                {s.device} <span className="muted">since {new Date(s.createdAt).toLocaleString()}</span>{" "}
+                {s.current ? (
+                  <span className="muted">(this device)</span>
+                ) : (
+                  <button disabled={busy} onClick={() => void act(() => endSession(householdId, token, s.id))}>
+                    Sign out
+                  </button>
+                )}
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
+    </section>
+  );
+}
