@@ -4,8 +4,8 @@
 #
 #   bench/before-after.sh BASE_REV [ROUNDS]     e.g. bench/before-after.sh 8742e0c 2
 #
-# Builds `hearth serve` (release) at BASE_REV (a worktree of its own, target dir
-# /var/tmp/hearth-target-base) and at the working tree, then runs workload b of
+# Builds `hearth serve` (release) at BASE_REV (a worktree of its own) and at the working
+# tree, then runs workload b of
 # bench/run.sh (100 households x 10 members, rising rates until p99 command-to-event
 # passes 50 ms, 3 s steps) against each store (SQLite, PostgreSQL, memory) with the two
 # binaries alternately: round 1 base then new, round 2 new then base, and so on, each on
@@ -17,7 +17,6 @@ ROOT="$PWD"
 BASE_REV="${1:?usage: bench/before-after.sh BASE_REV [ROUNDS]}"
 ROUNDS="${2:-2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hearth-target}"
-BASE_TARGET=/var/tmp/hearth-target-base
 B_RATES="${B_RATES:-200,500,800,1200,1800,2700,4000,6000,9000}"
 STEP=3
 SECRET="bench-secret-$(date +%s)-0123456789abcdef0123"
@@ -30,14 +29,18 @@ log "base $BASE_REV ($(git rev-parse --short "$BASE_REV")) vs new $(git rev-pars
 log "machine: $(nproc) cores, $(free -m | awk '/Mem:/ {print $2 " MiB RAM"}'), load: $(uptime)"
 
 # ---------------------------------------------------------------- binaries
-cargo build --release -q -p hearth
-cargo build --release -q -p hearth-bench
-NEW_BIN="$CARGO_TARGET_DIR/release/hearth"
-GEN="$CARGO_TARGET_DIR/release/hearth-bench"
+# Both in one target dir (the dependencies are built once), each binary copied out as
+# soon as it is built.
 BASE_TREE="/tmp/hearth-base-$(git rev-parse --short "$BASE_REV")"
 [ -d "$BASE_TREE" ] || git worktree add -q --detach "$BASE_TREE" "$BASE_REV"
-(cd "$BASE_TREE" && CARGO_TARGET_DIR="$BASE_TARGET" cargo build --release -q -p hearth)
-BASE_BIN="$BASE_TARGET/release/hearth"
+(cd "$BASE_TREE" && cargo build --release -q -p hearth)
+cp "$CARGO_TARGET_DIR/release/hearth" "$OUT/hearth-base"
+cargo build --release -q -p hearth
+cp "$CARGO_TARGET_DIR/release/hearth" "$OUT/hearth-new"
+cargo build --release -q -p hearth-bench
+BASE_BIN="$OUT/hearth-base"
+NEW_BIN="$OUT/hearth-new"
+GEN="$CARGO_TARGET_DIR/release/hearth-bench"
 bin_of() { [ "$1" = base ] && echo "$BASE_BIN" || echo "$NEW_BIN"; }
 
 # ---------------------------------------------------------------- PostgreSQL

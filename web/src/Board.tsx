@@ -105,6 +105,7 @@ export function Board({ membership }: { membership: Membership }) {
                 key={o.id}
                 order={o}
                 placedBy={who(o.placedBy)}
+                mayAct={o.placedBy === member.id || member.role === "owner"}
                 onCancel={() => hh.cancelOrder(o.id)}
                 onCollect={() => hh.completeOrder(o.id)}
               />
@@ -210,8 +211,8 @@ const PENDING_TEXT: Record<Pending, string> = {
   collecting: "Marking collected…",
 };
 
-function Order(props: { order: BoardOrder; placedBy: string; onCancel: () => void; onCollect: () => void }) {
-  const { order } = props;
+function Order(props: { order: BoardOrder; placedBy: string; mayAct: boolean; onCancel: () => void; onCollect: () => void }) {
+  const { order, mayAct } = props;
   const [confirming, setConfirming] = useState(false);
   const confirmRef = useRef<HTMLButtonElement>(null);
   const cancelRef = useRef<HTMLButtonElement>(null);
@@ -223,7 +224,8 @@ function Order(props: { order: BoardOrder; placedBy: string; onCancel: () => voi
   const at = new Map(order.timeline.map((t) => [t.status, t.at]));
   at.set("placed", order.placedAt);
   const busy = order.pending !== null;
-  const cancellable = !busy && !["ready", "completed", "rejected", "cancelled"].includes(order.status);
+  // Members cancel and collect their own orders, owners any (the core's rule).
+  const cancellable = mayAct && !busy && !["ready", "completed", "rejected", "cancelled"].includes(order.status);
   const what = linesText(order.lines);
   const headingId = `order-${order.id}`;
   return (
@@ -302,7 +304,7 @@ function Order(props: { order: BoardOrder; placedBy: string; onCancel: () => voi
               Cancel order<span className="visually-hidden"> of {what}</span>
             </button>
           )}
-          {order.status === "ready" && !busy && (
+          {mayAct && order.status === "ready" && !busy && (
             <button onClick={props.onCollect}>
               Mark collected<span className="visually-hidden"> the order of {what}</span>
             </button>

@@ -33,6 +33,15 @@ pub(crate) async fn execute(
         }
     };
     let metadata = command.metadata.unwrap_or_default();
+    // The member's role now, from the directory (cached like every membership check):
+    // owners may act on what other members own. Unknown (the directory unreachable) is
+    // treated as no role, the least a member may do.
+    let role = app
+        .membership
+        .check(room, member, None)
+        .await
+        .ok()
+        .map(|m| m.role);
     let envelope = CommandEnvelope {
         id: command.id,
         tenant: room,
@@ -41,6 +50,7 @@ pub(crate) async fn execute(
             actor: Actor::Member { id: member },
             correlation_id: metadata.correlation_id,
             causation_id: metadata.causation_id,
+            role,
         },
     };
     let id = command.id;

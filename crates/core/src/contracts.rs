@@ -4,6 +4,7 @@
 use crate::Timestamp;
 use crate::domain::AggregateId;
 use crate::ids::{CommandId, EventId, HouseholdId, MemberId, OrderId};
+use crate::ports::Role;
 use crate::registry::{AnyCommand, AnyEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -35,6 +36,12 @@ pub struct CommandMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub causation_id: Option<Uuid>,
+    /// The member's role in the household when the command was sent, as the adapter
+    /// read it from the directory (never from the client): owners may act on what
+    /// other members own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub role: Option<Role>,
 }
 
 /// A command addressed to one household.
@@ -65,6 +72,7 @@ impl CommandEnvelope {
                 actor,
                 correlation_id: None,
                 causation_id: None,
+                role: None,
             },
         }
     }

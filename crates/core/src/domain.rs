@@ -10,17 +10,28 @@
 
 use crate::Timestamp;
 use crate::contracts::Actor;
+use crate::ports::Role;
 use crate::registry::DomainId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
 
-/// What a decision may read besides the state: who asks, and when.
+/// What a decision may read besides the state: who asks, with which role in the
+/// household (a member's, from the directory; `None` for a process or the system), and
+/// when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Context {
     pub actor: Actor,
+    pub role: Option<Role>,
     pub now: Timestamp,
+}
+
+impl Context {
+    /// Whether the actor is an owner of the household.
+    pub fn is_owner(&self) -> bool {
+        self.role == Some(Role::Owner)
+    }
 }
 
 /// An aggregate (a stream of events) of one domain: the domain and the id its

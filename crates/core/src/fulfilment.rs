@@ -225,6 +225,7 @@ impl Fulfilment {
                         actor: Actor::Process,
                         correlation_id: None,
                         causation_id: None,
+                        role: None,
                     },
                 };
                 let outcome = self.service.dispatch(envelope).await?.outcome();

@@ -241,6 +241,7 @@ impl Service {
             let now = self.clock.now();
             let ctx = Context {
                 actor: command.metadata.actor.clone(),
+                role: command.metadata.role,
                 now,
             };
             let version = D::version(&state);
@@ -335,6 +336,7 @@ impl Service {
                 actor: Actor::System,
                 correlation_id: Some(external.id),
                 causation_id: Some(external.id),
+                role: None,
             },
         };
         self.dispatch(envelope).await.map(Some)

@@ -12,7 +12,7 @@ use hearth_core::chore::{
 };
 use hearth_core::durable::{Advance, Process, Processes};
 use hearth_core::order::{Command, OrderLine, PlaceOrder};
-use hearth_core::ports::{Clock, EventStore, Outbox};
+use hearth_core::ports::{Clock, EventStore, Outbox, Role};
 use hearth_core::{
     Actor, AggregateId, CommandEnvelope, CommandId, Context, Dispatched, DomainId, HouseholdId,
     HouseholdView, JobKind, MemberId, OrderId, Orders, Service, Timestamp,
@@ -53,12 +53,14 @@ fn scheduled() -> ChoreEvent {
 struct Given {
     history: Vec<ChoreEvent>,
     actor: Actor,
+    role: Option<Role>,
 }
 
 fn given(history: impl IntoIterator<Item = ChoreEvent>) -> Given {
     Given {
         history: history.into_iter().collect(),
         actor: Actor::Member { id: BEN },
+        role: Some(Role::Member),
     }
 }
 
@@ -69,6 +71,11 @@ impl Given {
     }
     fn process(mut self) -> Self {
         self.actor = Actor::Process;
+        self.role = None;
+        self
+    }
+    fn owner(mut self) -> Self {
+        self.role = Some(Role::Owner);
         self
     }
     fn when(self, command: ChoreCommand) -> Result<Vec<ChoreEvent>, ChoreRule> {
@@ -78,6 +85,7 @@ impl Given {
             &command,
             &Context {
                 actor: self.actor,
+                role: self.role,
                 now: now(),
             },
         )
@@ -201,6 +209,17 @@ fn only_the_assignee_or_whoever_scheduled_it_completes_or_skips() {
             .by(CAL)
             .when(ChoreCommand::CompleteChore(r())),
         Err(ChoreRule::NotAssignee)
+    );
+    // An owner may, whoever it is for.
+    assert_eq!(
+        given([scheduled()])
+            .by(CAL)
+            .owner()
+            .when(ChoreCommand::CompleteChore(r())),
+        Ok(vec![ChoreEvent::ChoreCompleted {
+            chore_id: CHORE,
+            by: CAL
+        }])
     );
     assert_eq!(
         given([scheduled()])

@@ -8,11 +8,13 @@ use hearth_core::order::{
     PlaceOrder, RecordPaymentCaptured, RecordRefundIssued, RecordStockReserved, RejectOrder,
     RejectionReason, decide, fold,
 };
+use hearth_core::ports::Role;
 use hearth_core::{Actor, MemberId, OrderId, Timestamp};
 use uuid::Uuid;
 
 const ORDER: OrderId = OrderId(Uuid::from_u128(1));
 const ANA: MemberId = MemberId(Uuid::from_u128(0xa));
+const BEN: MemberId = MemberId(Uuid::from_u128(0xb));
 
 fn now() -> Timestamp {
     Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
@@ -32,6 +34,7 @@ fn line(sku: &str, quantity: u32, cents: u64) -> OrderLine {
 struct Given {
     history: Vec<Event>,
     actor: Actor,
+    role: Option<Role>,
     now: Timestamp,
 }
 
@@ -39,6 +42,7 @@ fn given(history: impl IntoIterator<Item = Event>) -> Given {
     Given {
         history: history.into_iter().collect(),
         actor: Actor::Member { id: ANA },
+        role: Some(Role::Member),
         now: now(),
     }
 }
@@ -51,6 +55,12 @@ impl Given {
     fn process(self) -> Self {
         self.by(Actor::Process)
     }
+    /// Another member of the household, with `role`.
+    fn other(mut self, role: Role) -> Self {
+        self.actor = Actor::Member { id: BEN };
+        self.role = Some(role);
+        self
+    }
     fn when(self, command: Command) -> Result<Vec<Event>, DomainError> {
         let state = fold(&self.history);
         decide(
@@ -58,6 +68,7 @@ impl Given {
             &command,
             &Context {
                 actor: self.actor,
+                role: self.role,
                 now: self.now,
             },
         )
@@ -430,6 +441,43 @@ fn complete_only_when_ready() {
     given([])
         .when(Command::CompleteOrder(order_ref()))
         .then_refused(DomainError::OrderNotFound(ORDER));
+}
+
+#[test]
+fn members_cancel_and_collect_their_own_orders_owners_any() {
+    let ready_order = || vec![placed(), reserved(), captured(), confirmed(), ready()];
+    // Ana placed it; Ben, a member, may neither cancel nor collect it.
+    given([placed()])
+        .other(Role::Member)
+        .when(cancel(None))
+        .then_refused(DomainError::NotYourOrder(ORDER));
+    given(ready_order())
+        .other(Role::Member)
+        .when(Command::CompleteOrder(order_ref()))
+        .then_refused(DomainError::NotYourOrder(ORDER));
+    // An owner may, and the events say who did it.
+    given([placed()])
+        .other(Role::Owner)
+        .when(cancel(None))
+        .then(vec![Event::OrderCancelled {
+            order_id: ORDER,
+            by: Actor::Member { id: BEN },
+            reason: None,
+        }]);
+    given(ready_order())
+        .other(Role::Owner)
+        .when(Command::CompleteOrder(order_ref()))
+        .then(vec![Event::OrderCompleted {
+            order_id: ORDER,
+            by: BEN,
+        }]);
+    // The system acts for the household.
+    assert!(
+        given([placed()])
+            .by(Actor::System)
+            .when(cancel(None))
+            .is_ok()
+    );
 }
 
 // --- Internal commands ----------------------------------------------------------

@@ -106,6 +106,7 @@ impl Household {
         let state = self.orders.get(&order_id).cloned().unwrap_or_default();
         let ctx = Context {
             actor: actor.clone(),
+            role: Some(hearth_core::ports::Role::Owner),
             now: self.now(),
         };
         let events = order::decide(&state, &command, &ctx)
@@ -132,6 +133,7 @@ impl Household {
         let state = self.chores.get(&chore_id).cloned().unwrap_or_default();
         let ctx = Context {
             actor: actor.clone(),
+            role: Some(hearth_core::ports::Role::Owner),
             now: self.now(),
         };
         let events = chore::decide(&state, &command, &ctx)

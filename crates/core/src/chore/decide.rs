@@ -45,7 +45,7 @@ pub enum ChoreRule {
     ChoreReasonTooLong { got: usize },
     #[error("the chore is {status}: it can no longer change")]
     ChoreClosed { status: ChoreStatus },
-    #[error("only the chore's assignee or the member who scheduled it can do this")]
+    #[error("only the chore's assignee, the member who scheduled it, or an owner can do this")]
     NotAssignee,
     #[error("a chore cannot be swapped with its own assignee")]
     SwapWithSelf,
@@ -100,7 +100,7 @@ impl ChoreRefusal {
             ChoreRefusal::ChoreReasonTooLong => "The reason is too long (at most 200 characters).",
             ChoreRefusal::ChoreClosed => "This chore is already done or skipped.",
             ChoreRefusal::NotAssignee => {
-                "Only the member it is assigned to, or who scheduled it, can do this."
+                "Only the member it is assigned to, who scheduled it, or an owner can do this."
             }
             ChoreRefusal::SwapWithSelf => "Pick another member to swap with.",
             ChoreRefusal::SwapPending => "A swap of this chore is already waiting for an answer.",
@@ -167,8 +167,10 @@ pub fn decide(
         return Err(ChoreRule::ChoreClosed { status });
     }
     let actor = member(ctx);
-    // The assignee or whoever scheduled it (a process or the system acts for them).
-    let may_close = actor.is_none_or(|m| m == chore.assignee || m == chore.created_by);
+    // The assignee, whoever scheduled it, or an owner (a process or the system acts for
+    // them).
+    let may_close =
+        ctx.is_owner() || actor.is_none_or(|m| m == chore.assignee || m == chore.created_by);
     let invalid = || ChoreRule::ChoreInvalidTransition {
         command: command.type_name(),
         status,

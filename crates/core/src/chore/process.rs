@@ -126,6 +126,7 @@ impl Process for ChoreProcess {
                 actor: Actor::Process,
                 correlation_id: None,
                 causation_id: Some(id),
+                role: None,
             },
         };
         let outcome = self.service.dispatch(envelope).await?.outcome();

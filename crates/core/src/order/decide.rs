@@ -57,6 +57,9 @@ pub enum DomainError {
     ControlCharacters { field: String },
     #[error("an order that is {status} can no longer be cancelled")]
     CannotCancel { status: OrderStatus },
+    /// Members cancel and collect their own orders; owners any.
+    #[error("only the member who placed order {0}, or an owner, can do this")]
+    NotYourOrder(OrderId),
     #[error("an order can only be collected when ready; it is {status}")]
     NotReady { status: OrderStatus },
     #[error("{command} is internal to the fulfilment process; members cannot send it")]
@@ -127,6 +130,9 @@ impl Refusal {
             Refusal::ControlCharacters => {
                 "The text contains characters that cannot be stored; retype it."
             }
+            Refusal::NotYourOrder => {
+                "Only the member who placed this order, or an owner of the household, can do that."
+            }
             Refusal::CannotCancel => {
                 "It can no longer be cancelled: it is already ready, collected or closed."
             }
@@ -148,6 +154,7 @@ impl Refusal {
             Refusal::OrderAlreadyExists
                 | Refusal::OrderNotFound
                 | Refusal::CannotCancel
+                | Refusal::NotYourOrder
                 | Refusal::NotReady
                 | Refusal::InvalidTransition
                 | Refusal::RefundNotDue
@@ -179,6 +186,15 @@ pub fn decide(
         command: command.type_name(),
         status,
     };
+    // Members cancel and collect their own orders; owners any (the process and the
+    // system act for the household).
+    if let (Command::CancelOrder(_) | Command::CompleteOrder(_), Actor::Member { id: by }) =
+        (command, &ctx.actor)
+        && *by != order.placed_by
+        && !ctx.is_owner()
+    {
+        return Err(DomainError::NotYourOrder(id));
+    }
     use OrderStatus as S;
     let event = match command {
         Command::PlaceOrder(place) => return Err(DomainError::OrderAlreadyExists(place.order_id)),
