@@ -2,6 +2,7 @@
 
 use crate::app::AppState;
 use crate::listener::LogEvery;
+use crate::members::MembershipError;
 use crate::wire::{self, Ack, AckStatus, BadInput, Rejected, ServerMessage, WireCommand, codes};
 use hearth_core::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, Dispatched, HouseholdId, MemberId,
@@ -34,14 +35,23 @@ pub(crate) async fn execute(
     };
     let metadata = command.metadata.unwrap_or_default();
     // The member's role now, from the directory (cached like every membership check):
-    // owners may act on what other members own. Unknown (the directory unreachable) is
-    // treated as no role, the least a member may do.
-    let role = app
-        .membership
-        .check(room, member, None)
-        .await
-        .ok()
-        .map(|m| m.role);
+    // owners may act on what other members own. Without it the command is not decided.
+    let role = match app.membership.check(room, member, None).await {
+        Ok(found) => Some(found.role),
+        Err(MembershipError::Unavailable) => {
+            return BadInput::new(
+                codes::UNAVAILABLE,
+                "the directory is unavailable; retry with the same id",
+            )
+            .with_id(Some(command.id))
+            .to_message();
+        }
+        Err(_) => {
+            return BadInput::new(codes::UNAUTHORIZED, "not a member of this household")
+                .with_id(Some(command.id))
+                .to_message();
+        }
+    };
     let envelope = CommandEnvelope {
         id: command.id,
         tenant: room,

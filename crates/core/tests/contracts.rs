@@ -180,6 +180,7 @@ fn type_names_and_refusal_codes_come_from_the_variants() {
             "reason_too_long",
             "control_characters",
             "cannot_cancel",
+            "not_your_order",
             "not_ready",
             "internal_command",
             "invalid_transition",

@@ -471,6 +471,10 @@ fn members_cancel_and_collect_their_own_orders_owners_any() {
             order_id: ORDER,
             by: BEN,
         }]);
+    // A caller that states no role (a tool, the core's own tests) is not held to it.
+    let mut unstated = given([placed()]).other(Role::Member);
+    unstated.role = None;
+    assert!(unstated.when(cancel(None)).is_ok());
     // The system acts for the household.
     assert!(
         given([placed()])

@@ -32,6 +32,7 @@ export const REFUSAL_CODES = [
   "reason_too_long",
   "control_characters",
   "cannot_cancel",
+  "not_your_order",
   "not_ready",
   "internal_command",
   "invalid_transition",
@@ -54,6 +55,9 @@ export const REFUSAL_CODES = [
   "no_swap_pending",
   "chore_internal_command",
   "chore_invalid_transition",
+  "membership_internal_command",
+  "member_already_recorded",
+  "member_not_recorded",
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
@@ -62,6 +66,7 @@ export const CONFLICT_REFUSALS: readonly RefusalCode[] = [
   "order_already_exists",
   "order_not_found",
   "cannot_cancel",
+  "not_your_order",
   "not_ready",
   "invalid_transition",
   "refund_not_due",
@@ -73,6 +78,8 @@ export const CONFLICT_REFUSALS: readonly RefusalCode[] = [
   "swap_pending",
   "no_swap_pending",
   "chore_invalid_transition",
+  "member_already_recorded",
+  "member_not_recorded",
 ];
 
 /** Each refusal in a sentence a member can read (the message says the particulars). */
@@ -93,6 +100,7 @@ export const REFUSAL_SENTENCES: Readonly<Record<RefusalCode, string>> = {
   reason_too_long: "The reason is too long; shorten it.",
   control_characters: "The text contains characters that cannot be stored; retype it.",
   cannot_cancel: "It can no longer be cancelled: it is already ready, collected or closed.",
+  not_your_order: "Only the member who placed this order, or an owner of the household, can do that.",
   not_ready: "It is not ready yet, so it cannot be marked collected.",
   internal_command: "Only the shop can do that.",
   invalid_transition: "That step does not fit where the order is now.",
@@ -109,12 +117,15 @@ export const REFUSAL_SENTENCES: Readonly<Record<RefusalCode, string>> = {
   escalation_out_of_range: "Escalation can come 5 minutes to 7 days after the reminder.",
   chore_reason_too_long: "The reason is too long (at most 200 characters).",
   chore_closed: "This chore is already done or skipped.",
-  not_assignee: "Only the member it is assigned to, or who scheduled it, can do this.",
+  not_assignee: "Only the member it is assigned to, who scheduled it, or an owner can do this.",
   swap_with_self: "Pick another member to swap with.",
   swap_pending: "A swap of this chore is already waiting for an answer.",
   no_swap_pending: "No swap of this chore is waiting for your answer.",
   chore_internal_command: "Only the chore's reminders can do this.",
   chore_invalid_transition: "This step does not apply to the chore as it is now.",
+  membership_internal_command: "Membership changes are made from the members view.",
+  member_already_recorded: "That member is already in the household.",
+  member_not_recorded: "That person is no longer a member of the household.",
 };
 
 /** Every error code of `{"error": ...}` frames and HTTP error bodies (`wire::codes`). */
