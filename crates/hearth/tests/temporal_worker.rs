@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use chrono::TimeDelta;
+use chrono::{DurationRound as _, TimeDelta};
 use hearth_core::chore::{ChoreCommand, ChoreId, ChoreStatus, Chores, ScheduleChore, limits};
 use hearth_core::order::{Command, OrderLine, PlaceOrder};
 use hearth_core::ports::{Clock, EventStore};
@@ -18,6 +18,8 @@ use hearth_temporal::dev_server::DevServer;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 use tokio::process::{Child, Command as Process};
 use uuid::Uuid;
 
@@ -85,23 +87,30 @@ async fn wait_status(
     }
 }
 
-/// Waits until the workflow's history holds a started timer. A bounded poll: the
-/// history lives in the Temporal server, another process, with nothing to subscribe to.
-async fn timer_started(server: &DevServer, household: HouseholdId, aggregate: AggregateId) {
-    use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+/// The history of the workflow of `aggregate` (empty while there is no workflow).
+async fn history(
+    server: &DevServer,
+    household: HouseholdId,
+    aggregate: AggregateId,
+) -> Vec<HistoryEvent> {
     let config = hearth_temporal::TemporalConfig::new(server.url(), "default");
     let client = hearth_temporal::connect(&config).await.unwrap();
     let handle = client.get_workflow_handle::<hearth_temporal::ProcessWorkflow>(
         hearth_temporal::workflow_id(household, aggregate),
     );
+    match handle.fetch_history(Default::default()).into_events().await {
+        Err(temporalio_client::errors::WorkflowInteractionError::NotFound(_)) => Vec::new(),
+        other => other.unwrap(),
+    }
+}
+
+/// Waits until the workflow's history holds a started timer. A bounded poll: the
+/// history lives in the Temporal server, another process, with nothing to subscribe to.
+/// (A chore's first step is its wait: its workflow may not even exist yet.)
+async fn timer_started(server: &DevServer, household: HouseholdId, aggregate: AggregateId) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        // Not found yet: the relay has not started the workflow (a chore's first
-        // step is its wait, so nothing else says the workflow is running).
-        let events = match handle.fetch_history(Default::default()).into_events().await {
-            Err(temporalio_client::errors::WorkflowInteractionError::NotFound(_)) => Vec::new(),
-            other => other.unwrap(),
-        };
+        let events = history(server, household, aggregate).await;
         if events.iter().any(|e| {
             matches!(
                 e.attributes,
@@ -271,7 +280,11 @@ async fn a_worker_killed_while_a_chore_waits_and_restarted_reminds_once_at_the_d
     let member = MemberId(Uuid::now_v7());
 
     // Committed with its Start job; the worker's relay starts its workflow.
-    let due_at = SystemClock.now() + TimeDelta::seconds(10);
+    // Whole milliseconds, as the workflow's timer counts (so "fired at or after the
+    // due time" compares like with like).
+    let due_at = (SystemClock.now() + TimeDelta::seconds(10))
+        .duration_trunc(TimeDelta::milliseconds(1))
+        .unwrap();
     let schedule = ChoreCommand::ScheduleChore(ScheduleChore {
         chore_id: chore,
         title: "Take the bins out".into(),
@@ -335,6 +348,23 @@ async fn a_worker_killed_while_a_chore_waits_and_restarted_reminds_once_at_the_d
     let late = events[1].created_at - due_at;
     eprintln!("reminded {late} after the due time");
     assert!(late < TimeDelta::seconds(20), "reminded {late} late");
+    // The durable timer fired at the due time, not before (the reminder itself may come
+    // later: the dead worker's sticky queue).
+    let fired: Vec<_> = history(&server, household, chore.into())
+        .await
+        .into_iter()
+        .filter(|e| matches!(e.attributes, Some(Attributes::TimerFiredEventAttributes(_))))
+        .map(|e| {
+            let t = e.event_time.unwrap();
+            chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(fired.len(), 1, "one timer fired: {fired:?}");
+    assert!(
+        fired[0] >= due_at,
+        "the timer fired at the due time, not before: {} < {due_at}",
+        fired[0]
+    );
     // The first worker only set the timer; the second reminded, once.
     let logs = || {
         format!(
@@ -366,7 +396,6 @@ async fn a_worker_killed_mid_step_has_the_step_retried_after_the_heartbeat_timeo
     use hearth_sandbox::{Faults, RunningSandbox, Sandbox};
     use temporalio_common::protos::temporal::api::enums::v1::TimeoutType;
     use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
-    use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 
     let server = DevServer::start(Duration::from_secs(60)).unwrap();
     let slow = Faults {
