@@ -1,21 +1,25 @@
 //! `hearth worker` as its own process against a real Temporal dev server, sharing a
 //! SQLite store with the test: SIGKILLed while its workflow sleeps on the ready-at
-//! timer, then restarted, the order still becomes ready and no provider call repeats.
+//! timer, then restarted, the order still becomes ready and no provider call repeats;
+//! killed while a chore waits for its due time, the reminder still comes once, on time.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use chrono::TimeDelta;
+use chrono::{DurationRound as _, TimeDelta};
+use hearth_core::chore::{ChoreCommand, ChoreId, ChoreStatus, Chores, ScheduleChore, limits};
 use hearth_core::order::{Command, OrderLine, PlaceOrder};
 use hearth_core::ports::{Clock, EventStore};
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderStatus,
-    Service,
+    Actor, AggregateId, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId,
+    OrderStatus, Service,
 };
 use hearth_memory::SystemClock;
 use hearth_temporal::dev_server::DevServer;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 use tokio::process::{Child, Command as Process};
 use uuid::Uuid;
 
@@ -83,22 +87,30 @@ async fn wait_status(
     }
 }
 
-/// Waits until the workflow's history holds a started timer. A bounded poll: the
-/// history lives in the Temporal server, another process, with nothing to subscribe to.
-async fn timer_started(server: &DevServer, household: HouseholdId, order: OrderId) {
-    use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+/// The history of the workflow of `aggregate` (empty while there is no workflow).
+async fn history(
+    server: &DevServer,
+    household: HouseholdId,
+    aggregate: AggregateId,
+) -> Vec<HistoryEvent> {
     let config = hearth_temporal::TemporalConfig::new(server.url(), "default");
     let client = hearth_temporal::connect(&config).await.unwrap();
     let handle = client.get_workflow_handle::<hearth_temporal::ProcessWorkflow>(
-        hearth_temporal::workflow_id(household, order.into()),
+        hearth_temporal::workflow_id(household, aggregate),
     );
+    match handle.fetch_history(Default::default()).into_events().await {
+        Err(temporalio_client::errors::WorkflowInteractionError::NotFound(_)) => Vec::new(),
+        other => other.unwrap(),
+    }
+}
+
+/// Waits until the workflow's history holds a started timer. A bounded poll: the
+/// history lives in the Temporal server, another process, with nothing to subscribe to.
+/// (A chore's first step is its wait: its workflow may not even exist yet.)
+async fn timer_started(server: &DevServer, household: HouseholdId, aggregate: AggregateId) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let events = handle
-            .fetch_history(Default::default())
-            .into_events()
-            .await
-            .unwrap();
+        let events = history(server, household, aggregate).await;
         if events.iter().any(|e| {
             matches!(
                 e.attributes,
@@ -115,24 +127,17 @@ async fn timer_started(server: &DevServer, household: HouseholdId, order: OrderI
     }
 }
 
-/// The steps a worker's log says it carried out (one line per step done).
-fn steps_done(log: &Path) -> Vec<String> {
+/// The steps a worker's log says it carried out for `aggregate` (one line per step
+/// done: `process step done ... aggregate=order/<id> step=confirm`).
+fn steps_done(log: &Path, aggregate: AggregateId) -> Vec<String> {
+    let aggregate = format!("aggregate={aggregate} ");
     std::fs::read_to_string(log)
         .unwrap()
         .lines()
-        .filter(|l| l.contains("process step done"))
+        .filter(|l| l.contains("process step done") && l.contains(&aggregate))
         .filter_map(|l| {
-            [
-                "reserve-stock",
-                "capture-payment",
-                "confirm",
-                "mark-ready",
-                "release-stock",
-                "refund",
-            ]
-            .into_iter()
-            .find(|s| l.contains(&format!("step={s}")))
-            .map(str::to_owned)
+            let (_, rest) = l.split_once(" step=")?;
+            rest.split_whitespace().next().map(str::to_owned)
         })
         .collect()
 }
@@ -189,7 +194,7 @@ async fn a_worker_killed_mid_timer_and_restarted_makes_the_order_ready_without_r
     .await;
     // The workflow task that starts the ready-at timer has completed (the server's
     // history shows the timer): kill hard.
-    timer_started(&server, household, order).await;
+    timer_started(&server, household, order.into()).await;
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
     assert!(SystemClock.now() < ready_at, "killed before ready-at");
@@ -237,12 +242,149 @@ async fn a_worker_killed_mid_timer_and_restarted_makes_the_order_ready_without_r
         )
     };
     assert_eq!(
-        steps_done(&log1),
+        steps_done(&log1, order.into()),
         vec!["reserve-stock", "capture-payment", "confirm"],
         "{}",
         logs()
     );
-    assert_eq!(steps_done(&log2), vec!["mark-ready"], "{}", logs());
+    assert_eq!(
+        steps_done(&log2, order.into()),
+        vec!["mark-ready"],
+        "{}",
+        logs()
+    );
+}
+
+async fn chore_status(service: &Service, household: HouseholdId, chore: ChoreId) -> ChoreStatus {
+    service
+        .load::<Chores>(household, chore)
+        .await
+        .unwrap()
+        .chore
+        .unwrap()
+        .status
+}
+
+/// Issue 15: a chore's workflow sleeping on its due-time timer when its worker is
+/// SIGKILLed; another worker takes over, and the reminder is recorded once, at the due
+/// time, not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_while_a_chore_waits_and_restarted_reminds_once_at_the_due_time() {
+    let server = DevServer::start(Duration::from_secs(60)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hearth.db");
+    let (store, _feed) = hearth_sqlite::SqliteEventStore::open(&db).unwrap();
+    let service = Service::new(store.clone(), Arc::new(SystemClock));
+    let task_queue = format!("hearth-test-{}", Uuid::now_v7());
+    let (household, chore) = (HouseholdId(Uuid::now_v7()), ChoreId(Uuid::now_v7()));
+    let member = MemberId(Uuid::now_v7());
+
+    // Committed with its Start job; the worker's relay starts its workflow.
+    // Whole milliseconds, as the workflow's timer counts (so "fired at or after the
+    // due time" compares like with like).
+    let due_at = (SystemClock.now() + TimeDelta::seconds(10))
+        .duration_trunc(TimeDelta::milliseconds(1))
+        .unwrap();
+    let schedule = ChoreCommand::ScheduleChore(ScheduleChore {
+        chore_id: chore,
+        title: "Take the bins out".into(),
+        assignee: member,
+        due_at,
+        every_days: None,
+        escalate_after_minutes: Some(limits::MIN_ESCALATE_AFTER_MINUTES),
+    });
+    let scheduled = service
+        .dispatch(CommandEnvelope::new(
+            CommandId(Uuid::now_v7()),
+            household,
+            Actor::Member { id: member },
+            schedule,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(scheduled, Dispatched::Accepted { .. }));
+
+    let (log1, log2) = (
+        dir.path().join("worker1.log"),
+        dir.path().join("worker2.log"),
+    );
+    let mut first = spawn_worker(&server, &db, &task_queue, &log1);
+    // The workflow task that starts the due-time timer has completed (the server's
+    // history shows the timer): kill hard.
+    timer_started(&server, household, chore.into()).await;
+    first.start_kill().unwrap(); // SIGKILL
+    first.wait().await.unwrap();
+    assert!(SystemClock.now() < due_at, "killed before the due time");
+    assert_eq!(
+        chore_status(&service, household, chore).await,
+        ChoreStatus::Scheduled
+    );
+
+    let mut second = spawn_worker(&server, &db, &task_queue, &log2);
+    // The timer fires at the due time; after a hard kill the task may first wait out
+    // the dead worker's sticky queue (10 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = chore_status(&service, household, chore).await;
+        if now == ChoreStatus::Due {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chore still {now:?}, not due");
+        // A bounded poll: the worker is another process; its commits ring no feed here.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
+
+    let events = store.read_feed(household, 0, 100).await.unwrap();
+    let types: Vec<_> = events.iter().map(|e| e.event.type_name()).collect();
+    assert_eq!(types, vec!["ChoreScheduled", "ChoreReminderSent"]);
+    assert!(
+        events[1].created_at >= due_at,
+        "reminded at its due time, not before: {} < {due_at}",
+        events[1].created_at
+    );
+    // On time, give or take the dead worker's sticky queue (10 s) and a slow machine.
+    let late = events[1].created_at - due_at;
+    eprintln!("reminded {late} after the due time");
+    assert!(late < TimeDelta::seconds(20), "reminded {late} late");
+    // The durable timer fired at the due time, not before (the reminder itself may come
+    // later: the dead worker's sticky queue).
+    let fired: Vec<_> = history(&server, household, chore.into())
+        .await
+        .into_iter()
+        .filter(|e| matches!(e.attributes, Some(Attributes::TimerFiredEventAttributes(_))))
+        .map(|e| {
+            let t = e.event_time.unwrap();
+            chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(fired.len(), 1, "one timer fired: {fired:?}");
+    assert!(
+        fired[0] >= due_at,
+        "the timer fired at the due time, not before: {} < {due_at}",
+        fired[0]
+    );
+    // The first worker only set the timer; the second reminded, once.
+    let logs = || {
+        format!(
+            "first worker:\n{}\nsecond worker:\n{}",
+            std::fs::read_to_string(&log1).unwrap(),
+            std::fs::read_to_string(&log2).unwrap()
+        )
+    };
+    assert_eq!(
+        steps_done(&log1, chore.into()),
+        Vec::<String>::new(),
+        "{}",
+        logs()
+    );
+    assert_eq!(
+        steps_done(&log2, chore.into()),
+        vec!["remind"],
+        "{}",
+        logs()
+    );
 }
 
 /// Issue 19, item 4: a worker killed while a step is in flight (here: the reserve call,
@@ -254,7 +396,6 @@ async fn a_worker_killed_mid_step_has_the_step_retried_after_the_heartbeat_timeo
     use hearth_sandbox::{Faults, RunningSandbox, Sandbox};
     use temporalio_common::protos::temporal::api::enums::v1::TimeoutType;
     use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
-    use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 
     let server = DevServer::start(Duration::from_secs(60)).unwrap();
     let slow = Faults {
