@@ -93,14 +93,7 @@ export function Board({ membership }: { membership: Membership }) {
         )}
 
         {member.role === "owner" && <Invite householdId={household.id} token={token} />}
-        <Members
-          householdId={household.id}
-          me={member.id}
-          token={token}
-          onLeft={() => depart(membership, "left")}
-          onMembers={setMembers}
-          roster={(hh.view.members ?? []).map((m) => `${m.id}:${m.role}:${m.present}`).join(",")}
-        />
+        <Members householdId={household.id} me={member.id} token={token} onLeft={() => depart(membership, "left")} onMembers={setMembers} />
         <NewOrder onPlace={hh.placeOrder} disabled={hh.status === "unauthorized"} />
 
         <section aria-labelledby="orders-heading">

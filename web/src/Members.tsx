@@ -21,14 +21,10 @@ export function Members({
   token,
   onLeft,
   onMembers,
-  roster = "",
 }: {
   householdId: string;
   me: string;
   token: string;
-  /** The roster as the household's log shows it (who is in, with which role): the list
-   * is read again when it changes (someone joined, left, was removed, changed role). */
-  roster?: string;
   /** Called after this member left the household. */
   onLeft: () => void;
   /** The list as last read (the board names who placed each order from it). */
@@ -53,7 +49,7 @@ export function Members({
 
   useEffect(() => {
     void reload();
-  }, [reload, roster]);
+  }, [reload]);
 
   const self = members.find((m) => m.id === me);
   const owner = self?.role === "owner";

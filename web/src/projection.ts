@@ -7,47 +7,11 @@ import type {
   ChoreView,
   EventEnvelope,
   HouseholdView,
-  MemberView,
   OrderStatus,
   OrderView,
 } from "./generated";
 
-export const emptyView = (): HouseholdView => ({ seq: 0, orders: [], chores: [], members: [] });
-
-/** An event of the membership domain. */
-type MembershipEnvelope = Extract<EventEnvelope, { type: "MemberJoined" | "MemberRemoved" | "MemberLeft" | "MemberRoleChanged" }>;
-
-const isMembershipEvent = (event: EventEnvelope): event is MembershipEnvelope =>
-  event.type === "MemberJoined" || event.type === "MemberRemoved" || event.type === "MemberLeft" || event.type === "MemberRoleChanged";
-
-/** Folds one membership event, as `HouseholdView::apply_membership`. */
-function applyMembership(members: MemberView[], event: MembershipEnvelope): MemberView[] {
-  const p = event.payload;
-  if (event.type === "MemberJoined") {
-    if (members.some((m) => m.id === p.member)) return members;
-    const j = event.payload;
-    return [
-      ...members,
-      { id: j.member, name: j.name, role: j.role, joinedAt: event.createdAt, invitedBy: j.invitedBy ?? null, present: true, changedBy: null },
-    ];
-  }
-  const index = members.findIndex((m) => m.id === p.member);
-  const current = members[index];
-  if (current === undefined) return members;
-  const next = members.slice();
-  switch (event.type) {
-    case "MemberRemoved":
-      next[index] = { ...current, present: false, changedBy: event.payload.by };
-      break;
-    case "MemberLeft":
-      next[index] = { ...current, present: false, changedBy: current.id };
-      break;
-    case "MemberRoleChanged":
-      next[index] = { ...current, role: event.payload.role, changedBy: event.payload.by };
-      break;
-  }
-  return next;
-}
+export const emptyView = (): HouseholdView => ({ seq: 0, orders: [], chores: [] });
 
 /** An event of the chore domain (the envelope narrowed by its `type`). */
 type ChoreEnvelope = Extract<EventEnvelope, { payload: { choreId: string } }>;
@@ -144,7 +108,7 @@ export type Applied =
   | { kind: "gap"; view: HouseholdView; at: number; got: number };
 
 /** An event of the order domain. */
-type OrderEnvelope = Exclude<EventEnvelope, ChoreEnvelope | MembershipEnvelope>;
+type OrderEnvelope = Exclude<EventEnvelope, ChoreEnvelope>;
 
 /** The status an event moves an order to (`null`: the status does not change). */
 function statusAfter(event: OrderEnvelope): OrderStatus | null {
@@ -182,12 +146,8 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
     return { kind: "gap", view, at: view.seq, got: event.seq };
   }
   const chores = view.chores ?? [];
-  const members = view.members ?? [];
-  if (isMembershipEvent(event)) {
-    return { kind: "applied", view: { seq: event.seq, orders: view.orders, chores, members: applyMembership(members, event) } };
-  }
   if (isChoreEvent(event)) {
-    return { kind: "applied", view: { seq: event.seq, orders: view.orders, chores: applyChore(chores, event), members } };
+    return { kind: "applied", view: { seq: event.seq, orders: view.orders, chores: applyChore(chores, event) } };
   }
   const at = event.createdAt;
   let orders = view.orders;
@@ -217,7 +177,7 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
   // from a newer page of older orders): the view moves on, the order stays.
   const last = current?.timeline[current.timeline.length - 1];
   if (current === undefined || (last !== undefined && last.seq >= event.seq)) {
-    return { kind: "applied", view: { seq: event.seq, orders, chores, members } };
+    return { kind: "applied", view: { seq: event.seq, orders, chores } };
   }
   const order: OrderView = { ...current };
   const status = statusAfter(event);
@@ -232,7 +192,7 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
   ];
   const next = orders.slice();
   next[index] = order;
-  return { kind: "applied", view: { seq: event.seq, orders: next, chores, members } };
+  return { kind: "applied", view: { seq: event.seq, orders: next, chores } };
 }
 
 /** Folds events in seq order from `view`; stops at a gap. */

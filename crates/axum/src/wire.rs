@@ -6,7 +6,7 @@
 //! a message naming what is wrong: [`parse_client_message`] for WebSocket frames,
 //! [`parse_command`] for a command body (also used by the HTTP API).
 
-use hearth_core::projection::{ChoreView, MemberView, OrderView};
+use hearth_core::projection::{ChoreView, OrderView};
 use hearth_core::registry::CommandOf;
 use hearth_core::{AnyCommand, CommandId, DomainId, EventEnvelope, HouseholdId, HouseholdView};
 use serde::de::DeserializeOwned;
@@ -176,8 +176,6 @@ impl Bounded {
                 .get(self.chores.clone())
                 .unwrap_or_default()
                 .to_vec(),
-            // Every member: a household's roster is small (bounded by the directory).
-            members: view.members.clone(),
         }
     }
 }
@@ -217,7 +215,6 @@ pub fn view_json(view: &HouseholdView, parts: &Bounded) -> String {
         seq: u64,
         orders: &'a [OrderView],
         chores: &'a [ChoreView],
-        members: &'a [MemberView],
     }
     let orders = view.orders.get(parts.orders.clone()).unwrap_or_default();
     let chores = view.chores.get(parts.chores.clone()).unwrap_or_default();
@@ -225,14 +222,8 @@ pub fn view_json(view: &HouseholdView, parts: &Bounded) -> String {
         seq: view.seq,
         orders,
         chores,
-        members: &view.members,
     })
-    .unwrap_or_else(|_| {
-        format!(
-            r#"{{"seq":{},"orders":[],"chores":[],"members":[]}}"#,
-            view.seq
-        )
-    })
+    .unwrap_or_else(|_| format!(r#"{{"seq":{},"orders":[],"chores":[]}}"#, view.seq))
 }
 
 /// A page of a household's orders, oldest first: `GET /households/{id}/orders`.
@@ -751,7 +742,7 @@ mod tests {
         assert_eq!(partial.seq, 10);
         assert_eq!(partial.orders, view.orders[7..10].to_vec());
         let json = view_json(&view, &parts(0..0));
-        assert_eq!(json, r#"{"seq":10,"orders":[],"chores":[],"members":[]}"#);
+        assert_eq!(json, r#"{"seq":10,"orders":[],"chores":[]}"#);
     }
 
     #[test]

@@ -56,7 +56,6 @@ fn export_all(dir: &Path) {
         ChoreRef,
         ChoreView,
         ChoreTimelineEntry,
-        hearth_core::projection::MemberView,
         hearth_axum::Membership,
         hearth_axum::CreateHousehold,
         hearth_axum::CreateInvite,

@@ -12,7 +12,6 @@ pub mod domain;
 pub mod durable;
 pub mod fulfilment;
 pub mod ids;
-pub mod membership;
 pub mod order;
 pub mod ports;
 pub mod process;

@@ -5,9 +5,7 @@ use crate::Timestamp;
 use crate::chore::{ChoreEvent, ChoreId, ChoreStatus};
 use crate::contracts::{Actor, EventEnvelope};
 use crate::ids::{MemberId, OrderId};
-use crate::membership::MembershipEvent;
 use crate::order::{Event, OrderLine, OrderStatus, RejectionReason};
-use crate::ports::Role;
 use crate::registry::AnyEvent;
 use serde::{Deserialize, Serialize};
 
@@ -23,26 +21,6 @@ pub struct HouseholdView {
     /// Chores in the order they were scheduled.
     #[serde(default)]
     pub chores: Vec<ChoreView>,
-    /// Members in the order they joined, with those who left or were removed.
-    #[serde(default)]
-    pub members: Vec<MemberView>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(rename_all = "camelCase")]
-pub struct MemberView {
-    pub id: MemberId,
-    pub name: String,
-    pub role: Role,
-    pub joined_at: Timestamp,
-    /// Who invited them (`None`: the household's creator).
-    pub invited_by: Option<MemberId>,
-    /// Still in the household.
-    pub present: bool,
-    /// Who made the last change to them (removed them, changed their role; themselves
-    /// when they left).
-    pub changed_by: Option<MemberId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,10 +141,6 @@ impl HouseholdView {
                 self.apply_chore(envelope.seq, at, event);
                 return Ok(true);
             }
-            AnyEvent::Membership(event) => {
-                self.apply_membership(at, event);
-                return Ok(true);
-            }
         };
         if let Event::OrderPlaced {
             order_id,
@@ -226,42 +200,6 @@ impl HouseholdView {
             status: order.status,
         });
         Ok(true)
-    }
-
-    /// Folds one membership event (its `seq` already checked) into `members`.
-    fn apply_membership(&mut self, at: Timestamp, event: &MembershipEvent) {
-        if let MembershipEvent::MemberJoined(joined) = event {
-            if self.members.iter().all(|m| m.id != joined.member) {
-                self.members.push(MemberView {
-                    id: joined.member,
-                    name: joined.name.clone(),
-                    role: joined.role,
-                    joined_at: at,
-                    invited_by: joined.invited_by,
-                    present: true,
-                    changed_by: None,
-                });
-            }
-            return;
-        }
-        let Some(member) = self.members.iter_mut().find(|m| m.id == event.member()) else {
-            return;
-        };
-        match event {
-            MembershipEvent::MemberJoined(_) => {}
-            MembershipEvent::MemberRemoved(change) => {
-                member.present = false;
-                member.changed_by = Some(change.by);
-            }
-            MembershipEvent::MemberLeft(_) => {
-                member.present = false;
-                member.changed_by = Some(member.id);
-            }
-            MembershipEvent::MemberRoleChanged(change) => {
-                member.role = change.role;
-                member.changed_by = Some(change.by);
-            }
-        }
     }
 
     /// Folds one chore event (its `seq` already checked) into `chores`.

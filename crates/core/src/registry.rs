@@ -361,7 +361,6 @@ macro_rules! registry {
 registry! {
     Order: "order" => crate::order::Orders,
     Chore: "chore" => crate::chore::Chores,
-    Membership: "membership" => crate::membership::Membership,
 
 }
 

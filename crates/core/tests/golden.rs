@@ -25,14 +25,10 @@ use hearth_core::chore::{
 };
 use hearth_core::contracts::{ExternalEvent, ExternalKind};
 use hearth_core::ids::derive;
-use hearth_core::membership::{
-    self, MemberChange, MemberJoined, MemberRef, MembershipCommand, RoleChange,
-};
 use hearth_core::order::{
     self, CancelOrder, Context, OrderRef, PlaceOrder, RecordPaymentCaptured, RecordRefundIssued,
     RecordStockReserved, RejectOrder, RejectionReason,
 };
-use hearth_core::ports::Role;
 use hearth_core::{
     Actor, AnyEvent, Command, CommandId, Event, EventEnvelope, EventId, EventMetadata, HouseholdId,
     HouseholdView, MemberId, OrderId, OrderLine, OrderState, OrderStatus,
@@ -82,7 +78,6 @@ struct Household {
     next_seq: u64,
     orders: BTreeMap<OrderId, OrderState>,
     chores: BTreeMap<ChoreId, ChoreState>,
-    roster: membership::Roster,
     events: Vec<EventEnvelope>,
 }
 
@@ -96,7 +91,6 @@ impl Household {
             next_seq: 1,
             orders: BTreeMap::new(),
             chores: BTreeMap::new(),
-            roster: membership::Roster::default(),
             events: Vec::new(),
         }
     }
@@ -130,31 +124,6 @@ impl Household {
             );
         }
         self.orders.insert(order_id, state);
-        self
-    }
-
-    /// Records a membership change as the HTTP layer does (the system, after the
-    /// directory made it).
-    fn membership(&mut self, command: MembershipCommand) -> &mut Self {
-        let ctx = Context {
-            actor: Actor::System,
-            role: None,
-            now: self.now(),
-        };
-        let events = membership::decide(&self.roster, &command, &ctx)
-            .unwrap_or_else(|e| panic!("{} refused: {e}", command.type_name()));
-        let command_id = CommandId(derive(self.tenant.0, &format!("command {}", self.next_seq)));
-        for event in events {
-            self.roster = membership::evolve(self.roster.clone(), &event);
-            let version = self.roster.version;
-            self.commit(
-                self.tenant.0,
-                version,
-                event.into(),
-                command_id,
-                Actor::System,
-            );
-        }
         self
     }
 
@@ -734,59 +703,6 @@ fn status(s: OrderStatus) -> &'static str {
     s.as_str()
 }
 
-fn membership_cases() -> Vec<Case> {
-    let mut h = Household::new(30, "2026-11-27T10:00:00Z");
-    let tenant = h.tenant;
-    let joined = |n: u8, name: &str, role: Role, invited_by: Option<u8>| {
-        MembershipCommand::RecordMemberJoined(MemberJoined {
-            household: tenant,
-            member: member(n),
-            name: name.into(),
-            role,
-            invited_by: invited_by.map(member),
-        })
-    };
-    h.membership(joined(1, "Ann", Role::Owner, None))
-        .membership(joined(2, "Ben", Role::Member, Some(1)))
-        .membership(joined(3, "Cal", Role::Member, Some(2)))
-        .membership(MembershipCommand::RecordRoleChanged(RoleChange {
-            household: tenant,
-            member: member(2),
-            role: Role::Owner,
-            by: member(1),
-        }))
-        .run(as_member(3), place(order_id(7)))
-        .membership(MembershipCommand::RecordMemberRemoved(MemberChange {
-            household: tenant,
-            member: member(3),
-            by: member(2),
-        }))
-        .membership(MembershipCommand::RecordMemberLeft(MemberRef {
-            household: tenant,
-            member: member(1),
-        }));
-    vec![h.case(
-        "members join, change role, are removed and leave",
-        "The owner creates the household, invites a member who invites another; the owner \
-         makes the first an owner; the newest places an order and is removed; the first \
-         owner leaves. Everyone stays in the view, marked, with who made the last change.",
-    )]
-}
-
-#[test]
-fn the_membership_case_covers_every_membership_event_type() {
-    let seen: BTreeSet<_> = membership_cases()
-        .iter()
-        .flat_map(|c| &c.events)
-        .filter_map(|e| e.event.of::<membership::Membership>())
-        .map(|e| e.type_name())
-        .collect();
-    assert_eq!(
-        seen,
-        membership::MembershipEvent::TYPES.iter().copied().collect()
-    );
-}
-
 /// Every chore event type, listed like the order's.
 const CHORE_EVENT_TYPES: [&str; 8] = [
     "ChoreScheduled",
@@ -851,11 +767,7 @@ fn render() -> String {
         generated_by: "crates/core/tests/golden.rs from HouseholdView::apply. Do not edit; \
                        regenerate: HEARTH_UPDATE_BINDINGS=1 cargo test -p hearth-core \
                        --test golden",
-        cases: cases()
-            .into_iter()
-            .chain(chore_cases())
-            .chain(membership_cases())
-            .collect(),
+        cases: cases().into_iter().chain(chore_cases()).collect(),
     };
     let mut text = serde_json::to_string_pretty(&golden).unwrap();
     text.push('\n');

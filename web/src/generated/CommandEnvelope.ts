@@ -4,9 +4,6 @@ import type { ChoreRef } from "./ChoreRef";
 import type { CommandId } from "./CommandId";
 import type { CommandMetadata } from "./CommandMetadata";
 import type { HouseholdId } from "./HouseholdId";
-import type { MemberChange } from "./MemberChange";
-import type { MemberJoined } from "./MemberJoined";
-import type { MemberRef } from "./MemberRef";
 import type { OrderRef } from "./OrderRef";
 import type { PlaceOrder } from "./PlaceOrder";
 import type { ProposeSwap } from "./ProposeSwap";
@@ -14,7 +11,6 @@ import type { RecordPaymentCaptured } from "./RecordPaymentCaptured";
 import type { RecordRefundIssued } from "./RecordRefundIssued";
 import type { RecordStockReserved } from "./RecordStockReserved";
 import type { RejectOrder } from "./RejectOrder";
-import type { RoleChange } from "./RoleChange";
 import type { ScheduleChore } from "./ScheduleChore";
 import type { ScheduleNextChore } from "./ScheduleNextChore";
 import type { SkipChore } from "./SkipChore";
@@ -26,4 +22,4 @@ export type CommandEnvelope = {
 /**
  * Chosen by the sender: the idempotency key.
  */
-id: CommandId, tenant: HouseholdId, metadata: CommandMetadata, } & (({ "type": "PlaceOrder", "payload": PlaceOrder } | { "type": "CancelOrder", "payload": CancelOrder } | { "type": "CompleteOrder", "payload": OrderRef } | { "type": "RecordStockReserved", "payload": RecordStockReserved } | { "type": "RecordPaymentCaptured", "payload": RecordPaymentCaptured } | { "type": "ConfirmOrder", "payload": OrderRef } | { "type": "RejectOrder", "payload": RejectOrder } | { "type": "MarkReady", "payload": OrderRef } | { "type": "RecordRefundIssued", "payload": RecordRefundIssued } | { "type": "RecordStockReleased", "payload": OrderRef }) | ({ "type": "ScheduleChore", "payload": ScheduleChore } | { "type": "CompleteChore", "payload": ChoreRef } | { "type": "SkipChore", "payload": SkipChore } | { "type": "ProposeSwap", "payload": ProposeSwap } | { "type": "AcceptSwap", "payload": ChoreRef } | { "type": "DeclineSwap", "payload": ChoreRef } | { "type": "SendChoreReminder", "payload": ChoreRef } | { "type": "EscalateChore", "payload": ChoreRef } | { "type": "ScheduleNextChore", "payload": ScheduleNextChore }) | ({ "type": "RecordMemberJoined", "payload": MemberJoined } | { "type": "RecordMemberRemoved", "payload": MemberChange } | { "type": "RecordMemberLeft", "payload": MemberRef } | { "type": "RecordRoleChanged", "payload": RoleChange }));
+id: CommandId, tenant: HouseholdId, metadata: CommandMetadata, } & (({ "type": "PlaceOrder", "payload": PlaceOrder } | { "type": "CancelOrder", "payload": CancelOrder } | { "type": "CompleteOrder", "payload": OrderRef } | { "type": "RecordStockReserved", "payload": RecordStockReserved } | { "type": "RecordPaymentCaptured", "payload": RecordPaymentCaptured } | { "type": "ConfirmOrder", "payload": OrderRef } | { "type": "RejectOrder", "payload": RejectOrder } | { "type": "MarkReady", "payload": OrderRef } | { "type": "RecordRefundIssued", "payload": RecordRefundIssued } | { "type": "RecordStockReleased", "payload": OrderRef }) | ({ "type": "ScheduleChore", "payload": ScheduleChore } | { "type": "CompleteChore", "payload": ChoreRef } | { "type": "SkipChore", "payload": SkipChore } | { "type": "ProposeSwap", "payload": ProposeSwap } | { "type": "AcceptSwap", "payload": ChoreRef } | { "type": "DeclineSwap", "payload": ChoreRef } | { "type": "SendChoreReminder", "payload": ChoreRef } | { "type": "EscalateChore", "payload": ChoreRef } | { "type": "ScheduleNextChore", "payload": ScheduleNextChore }));

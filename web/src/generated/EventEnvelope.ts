@@ -4,14 +4,10 @@ import type { ChoreId } from "./ChoreId";
 import type { EventId } from "./EventId";
 import type { EventMetadata } from "./EventMetadata";
 import type { HouseholdId } from "./HouseholdId";
-import type { MemberChange } from "./MemberChange";
 import type { MemberId } from "./MemberId";
-import type { MemberJoined } from "./MemberJoined";
-import type { MemberRef } from "./MemberRef";
 import type { OrderId } from "./OrderId";
 import type { OrderLine } from "./OrderLine";
 import type { RejectionReason } from "./RejectionReason";
-import type { RoleChange } from "./RoleChange";
 
 /**
  * A committed event: a [`NewEvent`] with its position in the household (`seq`,
@@ -25,4 +21,4 @@ aggregateId: string, version: number, schemaVersion: number, metadata: EventMeta
 /**
  * The occurrence this one follows (a recurring chore).
  */
-previous?: ChoreId, } } | { "type": "ChoreReminderSent", "payload": { choreId: ChoreId, assignee: MemberId, } } | { "type": "ChoreEscalated", "payload": { choreId: ChoreId, assignee: MemberId, } } | { "type": "SwapProposed", "payload": { choreId: ChoreId, from: MemberId, to: MemberId, } } | { "type": "SwapAccepted", "payload": { choreId: ChoreId, from: MemberId, to: MemberId, } } | { "type": "SwapDeclined", "payload": { choreId: ChoreId, by: MemberId, } } | { "type": "ChoreCompleted", "payload": { choreId: ChoreId, by: MemberId, } } | { "type": "ChoreSkipped", "payload": { choreId: ChoreId, by: MemberId, reason?: string, } }) | ({ "type": "MemberJoined", "payload": MemberJoined } | { "type": "MemberRemoved", "payload": MemberChange } | { "type": "MemberLeft", "payload": MemberRef } | { "type": "MemberRoleChanged", "payload": RoleChange }));
+previous?: ChoreId, } } | { "type": "ChoreReminderSent", "payload": { choreId: ChoreId, assignee: MemberId, } } | { "type": "ChoreEscalated", "payload": { choreId: ChoreId, assignee: MemberId, } } | { "type": "SwapProposed", "payload": { choreId: ChoreId, from: MemberId, to: MemberId, } } | { "type": "SwapAccepted", "payload": { choreId: ChoreId, from: MemberId, to: MemberId, } } | { "type": "SwapDeclined", "payload": { choreId: ChoreId, by: MemberId, } } | { "type": "ChoreCompleted", "payload": { choreId: ChoreId, by: MemberId, } } | { "type": "ChoreSkipped", "payload": { choreId: ChoreId, by: MemberId, reason?: string, } }));

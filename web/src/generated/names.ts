@@ -55,9 +55,6 @@ export const REFUSAL_CODES = [
   "no_swap_pending",
   "chore_internal_command",
   "chore_invalid_transition",
-  "membership_internal_command",
-  "member_already_recorded",
-  "member_not_recorded",
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
@@ -78,8 +75,6 @@ export const CONFLICT_REFUSALS: readonly RefusalCode[] = [
   "swap_pending",
   "no_swap_pending",
   "chore_invalid_transition",
-  "member_already_recorded",
-  "member_not_recorded",
 ];
 
 /** Each refusal in a sentence a member can read (the message says the particulars). */
@@ -123,9 +118,6 @@ export const REFUSAL_SENTENCES: Readonly<Record<RefusalCode, string>> = {
   no_swap_pending: "No swap of this chore is waiting for your answer.",
   chore_internal_command: "Only the chore's reminders can do this.",
   chore_invalid_transition: "This step does not apply to the chore as it is now.",
-  membership_internal_command: "Membership changes are made from the members view.",
-  member_already_recorded: "That member is already in the household.",
-  member_not_recorded: "That person is no longer a member of the household.",
 };
 
 /** Every error code of `{"error": ...}` frames and HTTP error bodies (`wire::codes`). */
