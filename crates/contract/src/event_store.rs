@@ -1,6 +1,6 @@
 //! The EventStore and EventFeed contract.
 
-use crate::fixtures::{append, household, member_command, new_event, order_id};
+use crate::fixtures::{append, household, member_command};
 use futures::StreamExt;
 use hearth_core::order::{Command, OrderRef};
 use hearth_core::ports::{
@@ -48,22 +48,91 @@ macro_rules! event_store_contract {
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
+        /// Every case on order streams...
+        mod orders {
+            use super::*;
+            $crate::event_store_contract!(@domain $make; Order; $($case),*);
+        }
+        /// ...and on chore streams: the store does not judge the domain.
+        mod chores {
+            use super::*;
+            $crate::event_store_contract!(@domain $make; Chore; $($case),*);
+        }
+    };
+    (@domain $make:expr; $domain:ident; $($case:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 let fixture: $crate::StoreFixture = ($make)().await;
-                $crate::event_store::$case(fixture).await;
+                let streams = $crate::event_store::Streams(hearth_core::DomainId::$domain);
+                $crate::event_store::$case(fixture, streams).await;
             }
         )*
     };
 }
 
-pub async fn append_assigns_gap_free_seq_and_versions(fx: StoreFixture) {
+/// The streams a case appends to: every case runs once on order streams and once on
+/// chore streams (the store keys streams by domain and id and judges neither).
+#[derive(Clone, Copy, Debug)]
+pub struct Streams(pub hearth_core::DomainId);
+
+impl Streams {
+    /// A new aggregate id.
+    pub fn id(self) -> Uuid {
+        Uuid::now_v7()
+    }
+
+    /// The aggregate `id` of this domain.
+    pub fn aggregate(self, id: Uuid) -> hearth_core::AggregateId {
+        hearth_core::AggregateId::new(self.0, id)
+    }
+
+    /// An append of `count` events to aggregate `id`, which must be at `expected`: the
+    /// first event (version 1) asks for a job, later ones do not.
+    pub fn append(
+        self,
+        tenant: hearth_core::HouseholdId,
+        id: Uuid,
+        expected: u32,
+        count: u32,
+    ) -> Append {
+        match self.0 {
+            hearth_core::DomainId::Order => {
+                crate::fixtures::append(tenant, OrderId(id), expected, count)
+            }
+            hearth_core::DomainId::Chore => crate::fixtures::chore_append(
+                tenant,
+                hearth_core::chore::ChoreId(id),
+                expected,
+                count,
+            ),
+        }
+    }
+
+    /// One event of aggregate `id` at `version`, as `append` makes them.
+    pub fn event(
+        self,
+        command: &hearth_core::CommandEnvelope,
+        id: Uuid,
+        version: u32,
+    ) -> hearth_core::NewEvent {
+        match self.0 {
+            hearth_core::DomainId::Order => {
+                crate::fixtures::new_event(command, OrderId(id), version)
+            }
+            hearth_core::DomainId::Chore => {
+                crate::fixtures::new_chore_event(command, hearth_core::chore::ChoreId(id), version)
+            }
+        }
+    }
+}
+
+pub async fn append_assigns_gap_free_seq_and_versions(fx: StoreFixture, s: Streams) {
     let tenant = household();
-    let (a, b) = (order_id(), order_id());
-    let first = fx.store.append(append(tenant, a, 0, 2)).await.unwrap();
-    let second = fx.store.append(append(tenant, b, 0, 1)).await.unwrap();
-    let third = fx.store.append(append(tenant, a, 2, 1)).await.unwrap();
+    let (a, b) = (s.id(), s.id());
+    let first = fx.store.append(s.append(tenant, a, 0, 2)).await.unwrap();
+    let second = fx.store.append(s.append(tenant, b, 0, 1)).await.unwrap();
+    let third = fx.store.append(s.append(tenant, a, 2, 1)).await.unwrap();
     let seqs = |r: &Appended| match r {
         Appended::Committed { events, .. } => events
             .iter()
@@ -83,11 +152,14 @@ pub async fn append_assigns_gap_free_seq_and_versions(fx: StoreFixture) {
     assert_eq!(fx.store.head(tenant).await.unwrap(), 4);
 }
 
-pub async fn committed_events_read_back_exactly(fx: StoreFixture) {
+pub async fn committed_events_read_back_exactly(fx: StoreFixture, s: Streams) {
     let tenant = household();
-    let order = order_id();
-    let Appended::Committed { events, .. } =
-        fx.store.append(append(tenant, order, 0, 2)).await.unwrap()
+    let order = s.id();
+    let Appended::Committed { events, .. } = fx
+        .store
+        .append(s.append(tenant, order, 0, 2))
+        .await
+        .unwrap()
     else {
         panic!("expected a commit");
     };
@@ -96,7 +168,7 @@ pub async fn committed_events_read_back_exactly(fx: StoreFixture) {
         feed, events,
         "read_feed returns the committed envelopes unchanged"
     );
-    let loaded = fx.store.load(tenant, order.into(), 1).await.unwrap();
+    let loaded = fx.store.load(tenant, s.aggregate(order), 1).await.unwrap();
     assert_eq!(
         loaded.events, events,
         "load returns the committed envelopes unchanged"
@@ -105,35 +177,38 @@ pub async fn committed_events_read_back_exactly(fx: StoreFixture) {
     assert!(!events[1].requires_job);
 }
 
-pub async fn load_returns_one_stream_in_version_order(fx: StoreFixture) {
+pub async fn load_returns_one_stream_in_version_order(fx: StoreFixture, s: Streams) {
     let tenant = household();
-    let (a, b) = (order_id(), order_id());
-    fx.store.append(append(tenant, a, 0, 1)).await.unwrap();
-    fx.store.append(append(tenant, b, 0, 2)).await.unwrap();
-    fx.store.append(append(tenant, a, 1, 2)).await.unwrap();
-    let loaded = fx.store.load(tenant, a.into(), 1).await.unwrap();
+    let (a, b) = (s.id(), s.id());
+    fx.store.append(s.append(tenant, a, 0, 1)).await.unwrap();
+    fx.store.append(s.append(tenant, b, 0, 2)).await.unwrap();
+    fx.store.append(s.append(tenant, a, 1, 2)).await.unwrap();
+    let loaded = fx.store.load(tenant, s.aggregate(a), 1).await.unwrap();
     assert!(loaded.snapshot.is_none());
     let versions: Vec<_> = loaded.events.iter().map(|e| e.version).collect();
     assert_eq!(versions, vec![1, 2, 3]);
-    assert!(loaded.events.iter().all(|e| e.aggregate_id == a.0));
-    let empty = fx.store.load(tenant, order_id().into(), 1).await.unwrap();
+    assert!(loaded.events.iter().all(|e| e.aggregate_id == a));
+    let empty = fx.store.load(tenant, s.aggregate(s.id()), 1).await.unwrap();
     assert!(empty.events.is_empty() && empty.snapshot.is_none());
 }
 
-pub async fn stale_expected_version_conflicts_and_writes_nothing(fx: StoreFixture) {
+pub async fn stale_expected_version_conflicts_and_writes_nothing(fx: StoreFixture, s: Streams) {
     let tenant = household();
-    let order = order_id();
-    fx.store.append(append(tenant, order, 0, 1)).await.unwrap();
-    let stale = append(tenant, order, 0, 1);
+    let order = s.id();
+    fx.store
+        .append(s.append(tenant, order, 0, 1))
+        .await
+        .unwrap();
+    let stale = s.append(tenant, order, 0, 1);
     let stale_id = stale.command.id;
     let err = fx.store.append(stale).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::VersionConflict { aggregate, expected: 0 } if aggregate == order.into()),
+        matches!(err, StoreError::VersionConflict { aggregate, expected: 0 } if aggregate == s.aggregate(order)),
         "got {err:?}"
     );
     let ahead = fx
         .store
-        .append(append(tenant, order, 5, 1))
+        .append(s.append(tenant, order, 5, 1))
         .await
         .unwrap_err();
     assert!(
@@ -159,14 +234,17 @@ pub async fn stale_expected_version_conflicts_and_writes_nothing(fx: StoreFixtur
     );
 }
 
-pub async fn repeated_command_id_returns_first_outcome_and_writes_nothing(fx: StoreFixture) {
+pub async fn repeated_command_id_returns_first_outcome_and_writes_nothing(
+    fx: StoreFixture,
+    s: Streams,
+) {
     let tenant = household();
-    let order = order_id();
-    let first = append(tenant, order, 0, 1);
+    let order = s.id();
+    let first = s.append(tenant, order, 0, 1);
     let mut again = first.clone();
     // Same id, different content (and even a stale version): still the first outcome.
     if let Decision::Events { events, .. } = &mut again.decision {
-        events.push(new_event(&first.command, order, 2));
+        events.push(s.event(&first.command, order, 2));
     }
     let Appended::Committed { outcome, .. } = fx.store.append(first.clone()).await.unwrap() else {
         panic!("expected a commit");
@@ -186,12 +264,12 @@ pub async fn repeated_command_id_returns_first_outcome_and_writes_nothing(fx: St
     );
 }
 
-pub async fn rejection_is_recorded_and_repeats(fx: StoreFixture) {
+pub async fn rejection_is_recorded_and_repeats(fx: StoreFixture, _: Streams) {
     let tenant = household();
     let command = member_command(
         tenant,
         Command::ConfirmOrder(OrderRef {
-            order_id: order_id(),
+            order_id: OrderId(Uuid::now_v7()),
         }),
     );
     let rejected = Append {
@@ -223,11 +301,14 @@ pub async fn rejection_is_recorded_and_repeats(fx: StoreFixture) {
     assert_eq!(fx.store.head(tenant).await.unwrap(), 0);
 }
 
-pub async fn empty_decision_records_the_command_at_head(fx: StoreFixture) {
+pub async fn empty_decision_records_the_command_at_head(fx: StoreFixture, s: Streams) {
     let tenant = household();
-    let order = order_id();
-    fx.store.append(append(tenant, order, 0, 2)).await.unwrap();
-    let nothing = append(tenant, order, 2, 0);
+    let order = s.id();
+    fx.store
+        .append(s.append(tenant, order, 0, 2))
+        .await
+        .unwrap();
+    let nothing = s.append(tenant, order, 2, 0);
     let id = nothing.command.id;
     let result = fx.store.append(nothing).await.unwrap();
     let expected = CommandOutcome::Accepted { seq: 2, events: 0 };
@@ -244,7 +325,7 @@ pub async fn empty_decision_records_the_command_at_head(fx: StoreFixture) {
     );
     assert_eq!(fx.store.head(tenant).await.unwrap(), 2);
     // Nothing is appended, so no version is checked: a stale one records it too.
-    let stale = append(tenant, order, 0, 0);
+    let stale = s.append(tenant, order, 0, 0);
     assert_eq!(
         fx.store.append(stale).await.unwrap(),
         Appended::Committed {
@@ -255,11 +336,11 @@ pub async fn empty_decision_records_the_command_at_head(fx: StoreFixture) {
     assert_eq!(fx.store.head(tenant).await.unwrap(), 2);
 }
 
-pub async fn read_feed_pages_from_a_cursor(fx: StoreFixture) {
+pub async fn read_feed_pages_from_a_cursor(fx: StoreFixture, s: Streams) {
     let tenant = household();
     for _ in 0..5 {
         fx.store
-            .append(append(tenant, order_id(), 0, 2))
+            .append(s.append(tenant, s.id(), 0, 2))
             .await
             .unwrap();
     }
@@ -290,16 +371,16 @@ pub async fn read_feed_pages_from_a_cursor(fx: StoreFixture) {
     assert!(fx.store.read_feed(tenant, 0, 0).await.unwrap().is_empty());
 }
 
-pub async fn households_never_see_each_other(fx: StoreFixture) {
+pub async fn households_never_see_each_other(fx: StoreFixture, s: Streams) {
     let (a, b) = (household(), household());
-    let order = order_id();
-    let write = append(a, order, 0, 1);
+    let order = s.id();
+    let write = s.append(a, order, 0, 1);
     let command = write.command.id;
     fx.store.append(write).await.unwrap();
     assert!(fx.store.read_feed(b, 0, 100).await.unwrap().is_empty());
     assert!(
         fx.store
-            .load(b, order.into(), 1)
+            .load(b, s.aggregate(order), 1)
             .await
             .unwrap()
             .events
@@ -308,11 +389,11 @@ pub async fn households_never_see_each_other(fx: StoreFixture) {
     assert_eq!(fx.store.head(b).await.unwrap(), 0);
     assert_eq!(fx.store.outcome(b, command).await.unwrap(), None);
     // The same order id in household B is a different stream: version 0 there.
-    fx.store.append(append(b, order, 0, 1)).await.unwrap();
+    fx.store.append(s.append(b, order, 0, 1)).await.unwrap();
     assert_eq!(fx.store.head(a).await.unwrap(), 1);
     assert_eq!(fx.store.head(b).await.unwrap(), 1);
     // The same command id in B is a different command.
-    let mut reuse = append(b, order, 1, 1);
+    let mut reuse = s.append(b, order, 1, 1);
     reuse.command.id = command;
     assert!(matches!(
         fx.store.append(reuse).await.unwrap(),
@@ -322,7 +403,7 @@ pub async fn households_never_see_each_other(fx: StoreFixture) {
     fx.store
         .save_snapshot(Snapshot {
             tenant: b,
-            aggregate: order.into(),
+            aggregate: s.aggregate(order),
             version: 1,
             schema_version: 1,
             state: serde_json::json!({"b": true}),
@@ -331,7 +412,7 @@ pub async fn households_never_see_each_other(fx: StoreFixture) {
         .unwrap();
     assert!(
         fx.store
-            .load(a, order.into(), 1)
+            .load(a, s.aggregate(order), 1)
             .await
             .unwrap()
             .snapshot
@@ -339,20 +420,26 @@ pub async fn households_never_see_each_other(fx: StoreFixture) {
     );
 }
 
-pub async fn snapshot_then_later_events(fx: StoreFixture) {
+pub async fn snapshot_then_later_events(fx: StoreFixture, s: Streams) {
     let tenant = household();
-    let order = order_id();
-    fx.store.append(append(tenant, order, 0, 3)).await.unwrap();
+    let order = s.id();
+    fx.store
+        .append(s.append(tenant, order, 0, 3))
+        .await
+        .unwrap();
     let snapshot = Snapshot {
         tenant,
-        aggregate: order.into(),
+        aggregate: s.aggregate(order),
         version: 2,
         schema_version: 1,
         state: serde_json::json!({"version": 2}),
     };
     fx.store.save_snapshot(snapshot.clone()).await.unwrap();
-    fx.store.append(append(tenant, order, 3, 1)).await.unwrap();
-    let loaded = fx.store.load(tenant, order.into(), 1).await.unwrap();
+    fx.store
+        .append(s.append(tenant, order, 3, 1))
+        .await
+        .unwrap();
+    let loaded = fx.store.load(tenant, s.aggregate(order), 1).await.unwrap();
     assert_eq!(loaded.snapshot, Some(snapshot));
     assert_eq!(
         loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(),
@@ -360,21 +447,24 @@ pub async fn snapshot_then_later_events(fx: StoreFixture) {
     );
 }
 
-pub async fn snapshot_of_other_schema_is_ignored(fx: StoreFixture) {
+pub async fn snapshot_of_other_schema_is_ignored(fx: StoreFixture, s: Streams) {
     let tenant = household();
-    let order = order_id();
-    fx.store.append(append(tenant, order, 0, 2)).await.unwrap();
+    let order = s.id();
+    fx.store
+        .append(s.append(tenant, order, 0, 2))
+        .await
+        .unwrap();
     fx.store
         .save_snapshot(Snapshot {
             tenant,
-            aggregate: order.into(),
+            aggregate: s.aggregate(order),
             version: 2,
             schema_version: 7,
             state: serde_json::json!({}),
         })
         .await
         .unwrap();
-    let loaded = fx.store.load(tenant, order.into(), 1).await.unwrap();
+    let loaded = fx.store.load(tenant, s.aggregate(order), 1).await.unwrap();
     assert!(loaded.snapshot.is_none());
     assert_eq!(
         loaded.events.len(),
@@ -383,20 +473,23 @@ pub async fn snapshot_of_other_schema_is_ignored(fx: StoreFixture) {
     );
 }
 
-pub async fn older_snapshot_does_not_replace_newer(fx: StoreFixture) {
+pub async fn older_snapshot_does_not_replace_newer(fx: StoreFixture, s: Streams) {
     let tenant = household();
-    let order = order_id();
-    fx.store.append(append(tenant, order, 0, 4)).await.unwrap();
+    let order = s.id();
+    fx.store
+        .append(s.append(tenant, order, 0, 4))
+        .await
+        .unwrap();
     let snap = |version| Snapshot {
         tenant,
-        aggregate: order.into(),
+        aggregate: s.aggregate(order),
         version,
         schema_version: 1,
         state: serde_json::json!({"v": version}),
     };
     fx.store.save_snapshot(snap(3)).await.unwrap();
     fx.store.save_snapshot(snap(2)).await.unwrap();
-    let loaded = fx.store.load(tenant, order.into(), 1).await.unwrap();
+    let loaded = fx.store.load(tenant, s.aggregate(order), 1).await.unwrap();
     assert_eq!(loaded.snapshot.map(|s| s.version), Some(3));
     assert_eq!(
         loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(),
@@ -404,11 +497,14 @@ pub async fn older_snapshot_does_not_replace_newer(fx: StoreFixture) {
     );
 }
 
-pub async fn jobs_are_recorded_with_their_events(fx: StoreFixture) {
+pub async fn jobs_are_recorded_with_their_events(fx: StoreFixture, s: Streams) {
     let tenant = household();
-    let order = order_id();
-    let Appended::Committed { events, .. } =
-        fx.store.append(append(tenant, order, 0, 2)).await.unwrap()
+    let order = s.id();
+    let Appended::Committed { events, .. } = fx
+        .store
+        .append(s.append(tenant, order, 0, 2))
+        .await
+        .unwrap()
     else {
         panic!("expected a commit");
     };
@@ -420,7 +516,7 @@ pub async fn jobs_are_recorded_with_their_events(fx: StoreFixture) {
     let jobs = mine(fx.outbox.pending_jobs(10_000).await.unwrap());
     assert_eq!(jobs.len(), 1, "one job for the one event that requires it");
     assert_eq!(jobs[0].id, events[0].id);
-    assert_eq!(jobs[0].aggregate, order.into());
+    assert_eq!(jobs[0].aggregate, s.aggregate(order));
     assert_eq!(jobs[0].kind, hearth_core::ports::JobKind::Start);
     fx.outbox
         .mark_job_started(tenant, jobs[0].id)
@@ -433,9 +529,9 @@ pub async fn jobs_are_recorded_with_their_events(fx: StoreFixture) {
     assert!(mine(fx.outbox.pending_jobs(10_000).await.unwrap()).is_empty());
 }
 
-pub async fn concurrent_appends_to_one_stream_use_each_version_once(fx: StoreFixture) {
+pub async fn concurrent_appends_to_one_stream_use_each_version_once(fx: StoreFixture, s: Streams) {
     let tenant = household();
-    let order = order_id();
+    let order = s.id();
     let writers = 16;
     let rounds = 5u32;
     let mut tasks = Vec::new();
@@ -447,12 +543,12 @@ pub async fn concurrent_appends_to_one_stream_use_each_version_once(fx: StoreFix
             while won < rounds && tries < 400 {
                 tries += 1;
                 let version = store
-                    .load(tenant, order.into(), 1)
+                    .load(tenant, s.aggregate(order), 1)
                     .await
                     .unwrap()
                     .events
                     .len() as u32;
-                match store.append(append(tenant, order, version, 1)).await {
+                match store.append(s.append(tenant, order, version, 1)).await {
                     Ok(Appended::Committed { .. }) => won += 1,
                     Err(StoreError::VersionConflict { .. }) => {}
                     other => panic!("unexpected {other:?}"),
@@ -465,7 +561,12 @@ pub async fn concurrent_appends_to_one_stream_use_each_version_once(fx: StoreFix
     for t in tasks {
         total += t.await.unwrap();
     }
-    let events = fx.store.load(tenant, order.into(), 1).await.unwrap().events;
+    let events = fx
+        .store
+        .load(tenant, s.aggregate(order), 1)
+        .await
+        .unwrap()
+        .events;
     assert_eq!(
         events.len() as u32,
         total,
@@ -488,7 +589,7 @@ pub async fn concurrent_appends_to_one_stream_use_each_version_once(fx: StoreFix
     assert_eq!(seqs, (1..=u64::from(total)).collect::<Vec<_>>());
 }
 
-pub async fn concurrent_appends_across_streams_keep_seq_gap_free(fx: StoreFixture) {
+pub async fn concurrent_appends_across_streams_keep_seq_gap_free(fx: StoreFixture, s: Streams) {
     let tenant = household();
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -496,7 +597,7 @@ pub async fn concurrent_appends_across_streams_keep_seq_gap_free(fx: StoreFixtur
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for _ in 0..10 {
-                let write = append(tenant, order_id(), 0, 2);
+                let write = s.append(tenant, s.id(), 0, 2);
                 if let Decision::Events { events, .. } = &write.decision {
                     ids.extend(events.iter().map(|e| e.id));
                 }
@@ -525,9 +626,9 @@ pub async fn concurrent_appends_across_streams_keep_seq_gap_free(fx: StoreFixtur
     }
 }
 
-pub async fn concurrent_repeats_of_one_command_append_once(fx: StoreFixture) {
+pub async fn concurrent_repeats_of_one_command_append_once(fx: StoreFixture, s: Streams) {
     let tenant = household();
-    let write = append(tenant, order_id(), 0, 1);
+    let write = s.append(tenant, s.id(), 0, 1);
     let mut tasks = Vec::new();
     for _ in 0..12 {
         let store = fx.store.clone();
@@ -559,13 +660,13 @@ pub async fn concurrent_repeats_of_one_command_append_once(fx: StoreFixture) {
     assert_eq!(fx.store.head(tenant).await.unwrap(), 1);
 }
 
-pub async fn feed_rings_after_commit(fx: StoreFixture) {
+pub async fn feed_rings_after_commit(fx: StoreFixture, s: Streams) {
     let tenant = household();
     // The contract promises signals for commits after subscribe() returned (a fixture
     // whose feed listens on a connection hands it over listening).
     let mut signals = fx.feed.subscribe();
     fx.store
-        .append(append(tenant, order_id(), 0, 3))
+        .append(s.append(tenant, s.id(), 0, 3))
         .await
         .unwrap();
     let seen = tokio::time::timeout(Duration::from_secs(10), async {
@@ -594,7 +695,7 @@ pub async fn feed_rings_after_commit(fx: StoreFixture) {
 
 /// Every domain's streams in one store: a chore and an order with the same uuid are two
 /// streams (versions, conflicts, snapshots and jobs of their own), read back exactly.
-pub async fn streams_of_two_domains_with_one_id_never_meet(fx: StoreFixture) {
+pub async fn streams_of_two_domains_with_one_id_never_meet(fx: StoreFixture, _: Streams) {
     use crate::fixtures::chore_append;
     use hearth_core::chore::ChoreId;
     use hearth_core::{AggregateId, DomainId};
