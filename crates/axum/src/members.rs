@@ -1,9 +1,10 @@
 //! A token proves who someone is only while the directory agrees they belong to the
 //! household (and, for a token of a session, that the session still goes on): every
 //! request and socket open asks, and open sockets ask again periodically. Answers are
-//! kept for a short time so a busy member costs the directory one lookup per that
-//! time, not one per message; a membership change made through this node forgets the
-//! answers about that member at once ([`Membership::forget`]).
+//! kept for a short time, a household's whole roster at a time, so a busy household
+//! costs the directory one lookup per that time, not one per message nor one per member
+//! or socket; a membership change made through this node forgets the answers about that
+//! household at once ([`Membership::forget`]).
 
 use hearth_core::ports::{Directory, Member};
 use hearth_core::{HouseholdId, MemberId, SessionId};
@@ -33,7 +34,8 @@ pub(crate) struct Membership {
     directory: Arc<dyn Directory>,
     /// How long an answer is trusted.
     ttl: Duration,
-    members: Cached<(HouseholdId, MemberId)>,
+    /// Each household's current members, as one directory read.
+    rosters: Mutex<HashMap<HouseholdId, (Instant, Arc<[Member]>)>>,
     /// A session's answer: the member it belongs to while it goes on.
     sessions: Cached<(HouseholdId, SessionId)>,
 }
@@ -63,7 +65,7 @@ impl Membership {
         Self {
             directory,
             ttl,
-            members: Mutex::new(HashMap::new()),
+            rosters: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -81,20 +83,12 @@ impl Membership {
             tracing::warn!(%household, error = %e, "membership check failed");
             MembershipError::Unavailable
         };
-        let key = (household, member);
-        let found = match cached(&self.members, &key, self.ttl) {
-            Some(found) => found,
-            None => {
-                let found = self
-                    .directory
-                    .member(household, member)
-                    .await
-                    .map_err(unavailable)?;
-                keep(&self.members, key, found.clone());
-                found
-            }
-        };
-        let found = found.ok_or(MembershipError::NotAMember)?;
+        let roster = self.roster(household).await.map_err(unavailable)?;
+        let found = roster
+            .iter()
+            .find(|m| m.id == member)
+            .cloned()
+            .ok_or(MembershipError::NotAMember)?;
         if let Some(session) = session {
             let key = (household, session);
             let of = match cached(&self.sessions, &key, self.ttl) {
@@ -116,13 +110,39 @@ impl Membership {
         Ok(found)
     }
 
-    /// Forgets what was cached about `member` (and their sessions): the next check asks
-    /// the directory. Called by every membership change made through this node.
-    pub fn forget(&self, household: HouseholdId, member: MemberId) {
-        self.members
+    /// The household's current members: the cached roster while it is fresh, or one
+    /// directory read.
+    async fn roster(
+        &self,
+        household: HouseholdId,
+    ) -> Result<Arc<[Member]>, hearth_core::ports::DirectoryError> {
+        let fresh = self
+            .rosters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&(household, member));
+            .get(&household)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, roster)| roster.clone());
+        if let Some(roster) = fresh {
+            return Ok(roster);
+        }
+        let roster: Arc<[Member]> = self.directory.members(household).await?.into();
+        let mut rosters = self.rosters.lock().unwrap_or_else(|p| p.into_inner());
+        if rosters.len() >= MAX_CACHED {
+            rosters.clear();
+        }
+        rosters.insert(household, (Instant::now(), roster.clone()));
+        Ok(roster)
+    }
+
+    /// Forgets what was cached about `member`'s household (and `member`'s sessions): the
+    /// next check asks the directory. Called by every membership change made through
+    /// this node.
+    pub fn forget(&self, household: HouseholdId, member: MemberId) {
+        self.rosters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&household);
         self.sessions
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -60,7 +60,10 @@ impl Directory for Watched {
         self.inner.member(household, member).await
     }
     async fn members(&self, household: HouseholdId) -> Result<Vec<Member>, DirectoryError> {
-        self.inner.members(household).await
+        let removed = self.removed.lock().unwrap().clone();
+        let mut members = self.inner.members(household).await?;
+        members.retain(|m| !removed.contains(&m.id));
+        Ok(members)
     }
     async fn create_invite(&self, invite: Invite) -> Result<(), DirectoryError> {
         self.inner.create_invite(invite).await
