@@ -29,12 +29,18 @@ log "base $BASE_REV ($(git rev-parse --short "$BASE_REV")) vs new $(git rev-pars
 log "machine: $(nproc) cores, $(free -m | awk '/Mem:/ {print $2 " MiB RAM"}'), load: $(uptime)"
 
 # ---------------------------------------------------------------- binaries
-# Both in one target dir (the dependencies are built once), each binary copied out as
-# soon as it is built.
-BASE_TREE="/tmp/hearth-base-$(git rev-parse --short "$BASE_REV")"
-[ -d "$BASE_TREE" ] || git worktree add -q --detach "$BASE_TREE" "$BASE_REV"
-(cd "$BASE_TREE" && cargo build --release -q -p hearth)
-cp "$CARGO_TARGET_DIR/release/hearth" "$OUT/hearth-base"
+# The base in a target dir of its own: cargo names a workspace's crates by their path
+# within the workspace, so two checkouts sharing a target dir can each take the other's
+# build as fresh (by mtime) and link the wrong sources. BASE_BIN reuses a base binary
+# built before.
+if [ -n "${BASE_BIN:-}" ]; then
+  cp "$BASE_BIN" "$OUT/hearth-base"
+else
+  BASE_TREE="/tmp/hearth-base-$(git rev-parse --short "$BASE_REV")"
+  [ -d "$BASE_TREE" ] || git worktree add -q --detach "$BASE_TREE" "$BASE_REV"
+  (cd "$BASE_TREE" && CARGO_TARGET_DIR="${BASE_TARGET:-/var/tmp/hearth-target-base}" cargo build --release -q -p hearth)
+  cp "${BASE_TARGET:-/var/tmp/hearth-target-base}/release/hearth" "$OUT/hearth-base"
+fi
 cargo build --release -q -p hearth
 cp "$CARGO_TARGET_DIR/release/hearth" "$OUT/hearth-new"
 cargo build --release -q -p hearth-bench
@@ -82,7 +88,7 @@ start() { # who store
   done
   return 1
 }
-stop() { [ -n "$PID" ] && { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; sleep 0.5; }; }
+stop() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; sleep 0.5; fi; }
 trap stop EXIT
 
 for round in $(seq 1 "$ROUNDS"); do
