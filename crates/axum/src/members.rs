@@ -29,13 +29,16 @@ pub(crate) enum MembershipError {
 
 type Cached<T> = Mutex<HashMap<T, (Instant, Option<Member>)>>;
 
+/// A household's current members, and when they were read.
+type Roster = (Instant, Arc<[Member]>);
+
 #[derive(Debug)]
 pub(crate) struct Membership {
     directory: Arc<dyn Directory>,
     /// How long an answer is trusted.
     ttl: Duration,
     /// Each household's current members, as one directory read.
-    rosters: Mutex<HashMap<HouseholdId, (Instant, Arc<[Member]>)>>,
+    rosters: Mutex<HashMap<HouseholdId, Roster>>,
     /// A session's answer: the member it belongs to while it goes on.
     sessions: Cached<(HouseholdId, SessionId)>,
 }
