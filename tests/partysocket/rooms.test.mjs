@@ -264,7 +264,12 @@ test("a member of another household is refused", async () => {
     { method: "GET" },
   );
   assert.equal(ok.status, 200);
-  assert.deepEqual(await ok.json(), { seq: 0, state: { seq: 0, orders: [] }, olderOrders: 0 });
+  assert.deepEqual(await ok.json(), {
+    seq: 0,
+    state: { seq: 0, orders: [], chores: [] },
+    olderOrders: 0,
+    olderChores: 0,
+  });
 });
 
 test("a reconnect takes a fresh token: partysocket's query is a function", async () => {

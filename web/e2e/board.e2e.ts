@@ -221,13 +221,16 @@ describe("the household board", () => {
   });
 
   it("brings a member back from offline with what happened meanwhile, and sends what they did offline", async () => {
+    // Bob's own order, ready (members collect their own orders; owners any).
+    await placeOrder(bob.page, { bread: 1 }, "bob's order");
+    await expectStatus(bob.page, "bob's order", "ready");
     await placeOrder(ann.page, { coffee: 1 }, "second order", 60);
     await expectStatus(bob.page, "second order", "confirmed");
 
     await bob.context.setOffline(true);
     await bob.page.locator('[data-testid="connection"][data-status="offline"]').waitFor();
-    // Bob collects the ready order while offline: it waits, pending, in his cache.
-    await order(bob.page, "first order").getByRole("button", { name: "Mark collected" }).click();
+    // Bob collects his ready order while offline: it waits, pending, in his cache.
+    await order(bob.page, "bob's order").getByRole("button", { name: "Mark collected" }).click();
     await bob.page.getByTestId("pending").waitFor();
 
     // Ann cancels the second order meanwhile.
@@ -240,8 +243,8 @@ describe("the household board", () => {
     await bob.context.setOffline(false);
     await expectStatus(bob.page, "second order", "cancelled");
     // Bob's offline command was sent on reconnect and reached Ann.
-    await expectStatus(ann.page, "first order", "completed");
-    await expectStatus(bob.page, "first order", "completed");
+    await expectStatus(ann.page, "bob's order", "completed");
+    await expectStatus(bob.page, "bob's order", "completed");
     await bob.page.getByTestId("pending").waitFor({ state: "detached" });
     await shot(bob.page, "board-bob-back-online");
   });
@@ -454,6 +457,7 @@ describe("the household board", () => {
       [
         "home",
         "board, live",
+        "board with a chore",
         "join",
         "offline, an unconfirmed order",
         "offline, reloaded",
