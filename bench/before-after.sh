@@ -10,7 +10,8 @@
 # passes 50 ms, 3 s steps) against each store (SQLite, PostgreSQL, memory) with the two
 # binaries alternately: round 1 base then new, round 2 new then base, and so on, each on
 # a fresh server (and, for PostgreSQL, a database of each binary's own schema). Writes
-# bench/results/<stamp>-before-after/ with one JSON per sweep and summary.md.
+# bench/results/<stamp>-before-after/ with one JSON per sweep and summary.md. STORES="pg"
+# limits the stores; BASE_BIN reuses a base binary built before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -93,7 +94,7 @@ trap stop EXIT
 
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then ORDER="base new"; else ORDER="new base"; fi
-  for store in sqlite pg memory; do
+  for store in ${STORES:-sqlite pg memory}; do
     for who in $ORDER; do
       log "round $round: b on $store, $who"
       start "$who" "$store" || continue

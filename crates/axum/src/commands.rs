@@ -2,8 +2,8 @@
 
 use crate::app::AppState;
 use crate::listener::LogEvery;
-use crate::members::MembershipError;
 use crate::wire::{self, Ack, AckStatus, BadInput, Rejected, ServerMessage, WireCommand, codes};
+use hearth_core::ports::Role;
 use hearth_core::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, Dispatched, HouseholdId, MemberId,
     ServiceError,
@@ -17,6 +17,7 @@ pub(crate) async fn execute(
     app: &AppState,
     room: HouseholdId,
     member: MemberId,
+    role: Role,
     command: WireCommand,
 ) -> ServerMessage {
     match check(room, &command) {
@@ -34,24 +35,10 @@ pub(crate) async fn execute(
         }
     };
     let metadata = command.metadata.unwrap_or_default();
-    // The member's role now, from the directory (cached like every membership check):
-    // owners may act on what other members own. Without it the command is not decided.
-    let role = match app.membership.check(room, member, None).await {
-        Ok(found) => Some(found.role),
-        Err(MembershipError::Unavailable) => {
-            return BadInput::new(
-                codes::UNAVAILABLE,
-                "the directory is unavailable; retry with the same id",
-            )
-            .with_id(Some(command.id))
-            .to_message();
-        }
-        Err(_) => {
-            return BadInput::new(codes::UNAUTHORIZED, "not a member of this household")
-                .with_id(Some(command.id))
-                .to_message();
-        }
-    };
+    // `role` is the member's role as the directory said it when the request or socket
+    // was let in (a socket's is refreshed at each recheck): owners may act on what other
+    // members own.
+    let role = Some(role);
     let envelope = CommandEnvelope {
         id: command.id,
         tenant: room,

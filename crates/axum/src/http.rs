@@ -925,6 +925,7 @@ pub(crate) async fn room_post(
     app: &AppState,
     room: HouseholdId,
     member: MemberId,
+    role: Role,
     bytes: &[u8],
 ) -> Response {
     let wrapped = matches!(
@@ -957,7 +958,7 @@ pub(crate) async fn room_post(
     if let Err(refusal) = app.limits.member(room, member, Some(command.id)) {
         return refusal.into_response();
     }
-    let reply = commands::execute(app, room, member, command).await;
+    let reply = commands::execute(app, room, member, role, command).await;
     let status = match &reply {
         ServerMessage::Ack(_) => StatusCode::OK,
         ServerMessage::Rejected(r) if commands::is_conflict(&r.code) => StatusCode::CONFLICT,

@@ -87,9 +87,10 @@ async fn serve_room(
         }
     };
     // A signed token is not enough: the directory must still count its member in.
-    if let Err(e) = app.membership.check(room, claims.sub, claims.sid).await {
-        return http::membership_refused(&app, e).into_response();
-    }
+    let role = match app.membership.check(room, claims.sub, claims.sid).await {
+        Ok(member) => member.role,
+        Err(e) => return http::membership_refused(&app, e).into_response(),
+    };
     let since = match query.get("since").map(|s| s.parse::<u64>()) {
         None => None,
         Some(Ok(n)) => Some(n),
@@ -111,11 +112,19 @@ async fn serve_room(
     }
     match ws {
         Ok(ws) => match app.limits.open_socket(room, claims.sub) {
-            Ok(permit) => socket::upgrade(app, ws, room, claims, query.get("_pk").cloned(), since, permit),
+            Ok(permit) => socket::upgrade(
+                app,
+                ws,
+                room,
+                socket::Admitted { claims, role },
+                query.get("_pk").cloned(),
+                since,
+                permit,
+            ),
             Err(refusal) => refusal.into_response(),
         },
         Err(_) if method == Method::GET => http::room_get(&app, room, since, &query).await,
-        Err(_) if method == Method::POST => http::room_post(&app, room, claims.sub, &body).await,
+        Err(_) if method == Method::POST => http::room_post(&app, room, claims.sub, role, &body).await,
         Err(_) => ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             codes::METHOD_NOT_ALLOWED,

@@ -15,9 +15,10 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::HeaderValue;
 use axum::response::Response;
 use futures::SinkExt as _;
+use hearth_core::ports::Role;
 use hearth_core::{HouseholdId, MemberId};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
@@ -35,11 +36,18 @@ const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Upgrades to the room's WebSocket: what [`crate::room`] does with an upgrade request
 /// that passed auth, membership and the socket limits.
+/// Who a socket was let in for: the token's claims and the member's role as the
+/// directory said it then.
+pub(crate) struct Admitted {
+    pub claims: Claims,
+    pub role: Role,
+}
+
 pub(crate) fn upgrade(
     app: Arc<AppState>,
     ws: WebSocketUpgrade,
     room: HouseholdId,
-    claims: Claims,
+    Admitted { claims, role }: Admitted,
     pk: Option<String>,
     since: Option<u64>,
     permit: SocketPermit,
@@ -71,6 +79,7 @@ pub(crate) fn upgrade(
                 app,
                 room,
                 member: claims.sub,
+                owner: Arc::new(AtomicBool::new(role == Role::Owner)),
                 session: claims.sid,
                 expires: AtomicI64::new(claims.exp),
                 pk,
@@ -88,6 +97,10 @@ struct Connection {
     app: Arc<AppState>,
     room: HouseholdId,
     member: MemberId,
+    /// Whether the member is an owner, as the directory said at the open and at each
+    /// recheck since: the role every command of this socket carries (so a command costs
+    /// no directory lookup).
+    owner: Arc<AtomicBool>,
     /// The session of the token it opened with (renewals keep to it).
     session: Option<hearth_core::SessionId>,
     /// The token's expiry (seconds since the epoch): the socket closes then, unless a
@@ -387,6 +400,7 @@ impl Connection {
             self.app.clone(),
             self.room,
             self.member,
+            self.owner.clone(),
             queued,
             answer,
         ));
@@ -493,8 +507,13 @@ impl Connection {
             Err(MembershipError::SessionEnded) => {
                 Err(Stop::Close(CLOSE_SESSION_ENDED, "the session was ended"))
             }
+            Ok(member) => {
+                self.owner
+                    .store(member.role == Role::Owner, Ordering::Relaxed);
+                Ok(())
+            }
             // The directory is down: what was true a moment ago stays true until it answers.
-            Ok(_) | Err(MembershipError::Unavailable) => Ok(()),
+            Err(MembershipError::Unavailable) => Ok(()),
         }
     }
 
@@ -636,6 +655,7 @@ async fn run_commands(
     app: Arc<AppState>,
     room: HouseholdId,
     member: MemberId,
+    owner: Arc<AtomicBool>,
     mut jobs: mpsc::Receiver<Job>,
     answers: mpsc::Sender<ServerMessage>,
 ) {
@@ -644,7 +664,14 @@ async fn run_commands(
             break;
         }
         let answer = match job {
-            Job::Execute(command) => commands::execute(&app, room, member, command).await,
+            Job::Execute(command) => {
+                let role = if owner.load(Ordering::Relaxed) {
+                    Role::Owner
+                } else {
+                    Role::Member
+                };
+                commands::execute(&app, room, member, role, command).await
+            }
             Job::Answer(message) => message,
         };
         if answers.send(answer).await.is_err() {
