@@ -10,30 +10,15 @@ mod common;
 use hearth_contract::fixtures::append;
 use hearth_core::ports::{EventStore, JobKind, Outbox};
 use hearth_core::{AggregateId, DomainId, HouseholdId, OrderId};
-use hearth_postgres::{PgEventStore, PgOutbox, connect, migrate, migrate_up_to, parse_url};
+use hearth_postgres::{PgEventStore, PgOutbox, connect, migrate, migrate_up_to};
 use serde_json::json;
 use uuid::Uuid;
 
 #[tokio::test]
 async fn a_version_2_database_is_migrated_with_its_orders_and_jobs_carried_over() {
     // A database of its own, owned by the owner role the shared set-up created.
-    let shared = common::db().await;
-    let server = parse_url(&common::server_url()).unwrap();
-    let admin = connect(&server).await.unwrap();
-    let name = format!("hearth_migr_{}", &shared.name["hearth_pg_".len()..]);
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name} OWNER hearth_owner"))
-        .await
-        .unwrap();
-    let as_role = |role: &str| {
-        let mut config = server.clone();
-        config.user(role).password(role).dbname(&name);
-        config
-    };
+    let own = common::OwnDb::create("hearth_migr").await;
+    let as_role = |role: &str| own.as_role(role);
     let owner = connect(&as_role("hearth_owner")).await.unwrap();
     assert_eq!(migrate_up_to(&owner, 2).await.unwrap(), [1, 2]);
 
@@ -156,8 +141,5 @@ async fn a_version_2_database_is_migrated_with_its_orders_and_jobs_carried_over(
     assert_eq!(store.head(household).await.unwrap(), 3);
 
     drop((store, outbox, owner));
-    admin
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    own.drop_now().await;
 }

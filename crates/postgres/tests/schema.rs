@@ -5,7 +5,7 @@
 
 mod common;
 
-use hearth_postgres::{MIGRATIONS, check_schema, connect, migrate, parse_url};
+use hearth_postgres::{MIGRATIONS, check_schema, connect, migrate};
 
 #[tokio::test]
 async fn a_database_behind_the_binary_is_refused_with_what_to_do() {
@@ -17,22 +17,8 @@ async fn a_database_behind_the_binary_is_refused_with_what_to_do() {
 
     // A database of its own (not named like the shared ones, which other test
     // processes clean up), owned by the owner role the shared set-up created.
-    let server = parse_url(&common::server_url()).unwrap();
-    let admin = connect(&server).await.unwrap();
-    let name = format!("hearth_schema_{}", &shared.name["hearth_pg_".len()..]);
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name} OWNER hearth_owner"))
-        .await
-        .unwrap();
-    let as_role = |role: &str| {
-        let mut config = server.clone();
-        config.user(role).password(role).dbname(&name);
-        config
-    };
+    let own = common::OwnDb::create("hearth_schema").await;
+    let as_role = |role: &str| own.as_role(role);
     let owner = connect(&as_role("hearth_owner")).await.unwrap();
     let app = connect(&as_role("hearth_app")).await.unwrap();
     let refusal = |result: Result<(), hearth_postgres::PgError>| {
@@ -73,8 +59,5 @@ async fn a_database_behind_the_binary_is_refused_with_what_to_do() {
     assert!(message.contains("older than migration 2"), "{message}");
 
     drop((owner, app));
-    admin
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    own.drop_now().await;
 }

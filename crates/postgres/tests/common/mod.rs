@@ -345,3 +345,48 @@ impl Drop for PrivateServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A fresh, empty database of a test's own on the test server, owned by the owner role
+/// the shared set-up created (named after the shared one, which other test processes
+/// clean up, with `prefix`). Dropped by [`OwnDb::drop_now`].
+pub struct OwnDb {
+    pub admin: tokio_postgres::Client,
+    pub name: String,
+    server: Config,
+}
+
+impl OwnDb {
+    pub async fn create(prefix: &str) -> Self {
+        let shared = db().await;
+        let server = hearth_postgres::parse_url(&server_url()).unwrap();
+        let admin = hearth_postgres::connect(&server).await.unwrap();
+        let name = format!("{prefix}_{}", &shared.name["hearth_pg_".len()..]);
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name} OWNER hearth_owner"))
+            .await
+            .unwrap();
+        Self {
+            admin,
+            name,
+            server,
+        }
+    }
+
+    /// How `role` (its password is its name) connects to this database.
+    pub fn as_role(&self, role: &str) -> Config {
+        let mut config = self.server.clone();
+        config.user(role).password(role).dbname(&self.name);
+        config
+    }
+
+    pub async fn drop_now(self) {
+        self.admin
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await
+            .unwrap();
+    }
+}
