@@ -8,12 +8,14 @@ use crate::rooms::Rooms;
 use crate::wire::codes;
 use crate::{http, room};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse as _;
 use axum::routing::{any, delete, get, post, put};
 use hearth_core::Service;
 use hearth_core::ports::{Clock, Directory, EventFeed, EventStore, Inventory};
+use hearth_core::window::List;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -77,10 +79,10 @@ pub struct Settings {
     pub loopback_origins: LoopbackOrigins,
     /// Serve `/metrics` on this address only (404 on `listen`); `None`: on `listen`.
     pub metrics_listen: Option<SocketAddr>,
-    /// How many of a household's orders the welcome, `GET` of a room's state and each
-    /// page of `GET /households/{id}/orders` carry (the most recent first): so that
-    /// their size does not grow with the household's history.
-    pub orders_bound: crate::wire::OrdersBound,
+    /// How many items of each of a household's lists (orders, chores) the welcome, `GET`
+    /// of a room's state and each page of `GET /households/{id}/{list}` carry (the most
+    /// recent first): so that their size does not grow with the household's history.
+    pub view_bound: hearth_core::window::Bound,
 }
 
 impl Default for Settings {
@@ -107,7 +109,7 @@ impl Default for Settings {
             allowed_origins: Vec::new(),
             loopback_origins: LoopbackOrigins::default(),
             metrics_listen: None,
-            orders_bound: crate::wire::OrdersBound::default(),
+            view_bound: hearth_core::window::Bound::default(),
         }
     }
 }
@@ -210,7 +212,7 @@ impl Application {
             metrics.clone(),
             settings.feed_poll,
             settings.limits.kept_views,
-            settings.orders_bound,
+            settings.view_bound,
         );
         let router_task = rooms.spawn_router(ports.feed.clone());
         let limits = Limits::new(settings.limits.clone(), metrics.clone());
@@ -453,6 +455,21 @@ fn router(state: Arc<AppState>) -> Router {
     } else {
         api.route("/metrics", get(http::metrics))
     };
+    // One paging route per list of the household view (`orders`, `chores`): the core
+    // names the lists (hearth_core::window::List).
+    let api = List::ALL.into_iter().fold(api, |api, list| {
+        api.route(
+            &format!("/households/{{household}}/{}", list.name()),
+            get(
+                move |State(app): State<Arc<AppState>>,
+                      Path(household): Path<String>,
+                      Query(query): Query<HashMap<String, String>>,
+                      headers: HeaderMap| {
+                    http::list_page(app, list, household, query, headers)
+                },
+            ),
+        )
+    });
     let api = api
         .route("/catalog", get(http::catalog))
         .route("/households", post(http::create_household))
@@ -478,7 +495,6 @@ fn router(state: Arc<AppState>) -> Router {
             "/households/{household}/invites/{code}",
             get(http::invite_preview),
         )
-        .route("/households/{household}/orders", get(http::orders))
         .route("/households/{household}/invites", post(http::create_invite))
         .route("/households/{household}/join", post(http::accept_invite))
         .route("/parties/{party}/{room}", any(room::room))

@@ -16,6 +16,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_core::ports::{DirectoryError, Household, Invite, Member, Role, Session};
+use hearth_core::window::{self, Bound, List, Older, Window};
 use hearth_core::{EventEnvelope, HouseholdId, HouseholdView, MemberId, SessionId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -783,14 +784,12 @@ pub(crate) async fn accept_invite(
 pub struct RoomState {
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
-    /// The projection at `seq` of the household's most recently placed orders.
+    /// The projection at `seq` of each list's most recent items (orders, chores).
     pub state: HouseholdView,
-    /// How many orders were placed before the first one in `state.orders`.
-    #[cfg_attr(feature = "ts", ts(type = "number"))]
-    pub older_orders: u64,
-    /// How many chores were scheduled before the first one in `state.chores`.
-    #[cfg_attr(feature = "ts", ts(type = "number"))]
-    pub older_chores: u64,
+    /// How many items of each list came before those in `state`.
+    #[serde(flatten)]
+    #[cfg_attr(feature = "ts", ts(flatten))]
+    pub older: Older,
 }
 
 #[derive(Debug, Serialize)]
@@ -851,16 +850,15 @@ async fn state(app: &AppState, room: HouseholdId) -> Result<Response, ApiError> 
     // The node's kept view, brought up to date: the cost is the events since it was last
     // read, not the household's history; and only its most recent orders are copied and
     // sent, as in the welcome.
-    let bound = app.settings.orders_bound;
+    let bound = app.settings.view_bound;
     let state = app
         .rooms
         .read_view(room, |view| {
-            let parts = wire::Bounded::of(view, bound);
+            let window = Window::of(view, bound);
             RoomState {
                 seq: view.seq,
-                older_orders: parts.orders.start as u64,
-                older_chores: parts.chores.start as u64,
-                state: parts.view(view),
+                older: window.older(),
+                state: window.view(view),
             }
         })
         .await
@@ -868,23 +866,26 @@ async fn state(app: &AppState, room: HouseholdId) -> Result<Response, ApiError> 
     Ok(Json(state).into_response())
 }
 
-/// `GET /households/{household}/orders?before=K&limit=L` (member token): the orders placed
-/// before the `K`-th (default: all of them), the most recent first up to `L` (default and
-/// maximum: the server's orders bound, 100) and the bound's bytes, returned oldest first
-/// at the node's kept view of the household. A client pages back with
-/// `before=<olderOrders>` from the welcome's `olderOrders` until it is 0.
-pub(crate) async fn orders(
-    State(app): State<Arc<AppState>>,
-    Path(household): Path<String>,
-    query: axum::extract::Query<HashMap<String, String>>,
+/// `GET /households/{household}/{list}?before=K&limit=L` (member token), for each of the
+/// view's lists (`orders`, `chores`): the items before the `K`-th (default: all of them),
+/// the most recent first up to `L` (default and maximum: the server's view bound, 100)
+/// and the bound's bytes, returned oldest first at the node's kept view of the household.
+/// A client pages back with `before=<olderOrders>` (`olderChores`) from the welcome until
+/// it is 0.
+pub(crate) async fn list_page(
+    app: Arc<AppState>,
+    list: List,
+    household: String,
+    query: HashMap<String, String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    wire::check_storable_query(&query.0)?;
+    wire::check_storable_query(&query)?;
     let household = household_id(&household)?;
     bearer(&app, household, &headers).await?;
-    let bound = app.settings.orders_bound;
+    let bound = app.settings.view_bound;
+    let items = list.name();
     let number = |name: &str, max: usize| -> Result<Option<usize>, ApiError> {
-        match query.0.get(name).map(|v| v.parse::<usize>()) {
+        match query.get(name).map(|v| v.parse::<usize>()) {
             None => Ok(None),
             Some(Ok(n)) if (1..=max).contains(&n) || (name == "before" && n == 0) => Ok(Some(n)),
             Some(_) => Err(ApiError::new(
@@ -893,27 +894,20 @@ pub(crate) async fn orders(
                 if name == "limit" {
                     format!("limit: expected an integer from 1 to {max}")
                 } else {
-                    format!("{name}: expected a non-negative integer (a count of orders)")
+                    format!("{name}: expected a non-negative integer (a count of {items})")
                 },
             )),
         }
     };
     let before = number("before", usize::MAX)?.unwrap_or(usize::MAX);
-    let limit = number("limit", bound.orders.max(1))?.unwrap_or(bound.orders.max(1));
-    let bound = wire::OrdersBound {
-        orders: limit,
+    let limit = number("limit", bound.items.max(1))?.unwrap_or(bound.items.max(1));
+    let bound = Bound {
+        items: limit,
         bytes: bound.bytes,
     };
     let page = app
         .rooms
-        .read_view(household, |view| {
-            let range = wire::recent_orders(&view.orders, before, bound);
-            wire::OrdersPage {
-                seq: view.seq,
-                older_orders: range.start as u64,
-                orders: view.orders.get(range).unwrap_or_default().to_vec(),
-            }
-        })
+        .read_view(household, |view| window::page(view, list, before, bound))
         .await
         .map_err(|e| ApiError::unavailable(STORE, &e))?;
     Ok(Json(page).into_response())

@@ -18,10 +18,11 @@
 //! and on its fallback poll.
 
 use crate::metrics::Metrics;
-use crate::wire::{self, OrdersBound, ServerMessage};
+use crate::wire::ServerMessage;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use hearth_core::ports::{EventFeed, EventStore, FeedSignal, StoreError};
+use hearth_core::window::{Bound, Older, Window};
 use hearth_core::{EventEnvelope, HouseholdId, HouseholdView};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -111,13 +112,11 @@ pub(crate) struct Member {
 #[derive(Debug)]
 pub(crate) struct Joined {
     pub seq: u64,
-    /// The projection at `seq` of the most recent orders (within the rooms' bound),
-    /// serialized once for every join at that seq (shared).
+    /// The projection at `seq` of each list's most recent items (within the rooms'
+    /// bound), serialized once for every join at that seq (shared).
     pub state_json: Arc<str>,
-    /// The orders placed before those in `state_json`.
-    pub older_orders: u64,
-    /// The chores scheduled before those in `state_json`.
-    pub older_chores: u64,
+    /// How many items of each list came before those in `state_json`.
+    pub older: Older,
 }
 
 #[derive(Debug)]
@@ -185,7 +184,7 @@ pub(crate) struct Rooms {
     metrics: Arc<Metrics>,
     poll: Duration,
     /// How many of a household's orders a welcome carries.
-    bound: OrdersBound,
+    bound: Bound,
 }
 
 impl Rooms {
@@ -194,7 +193,7 @@ impl Rooms {
         metrics: Arc<Metrics>,
         poll: Duration,
         kept_views: usize,
-        bound: OrdersBound,
+        bound: Bound,
     ) -> Arc<Self> {
         let kept =
             std::num::NonZeroUsize::new(kept_views.max(1)).unwrap_or(std::num::NonZeroUsize::MIN);
@@ -378,7 +377,7 @@ struct Room {
     view: HouseholdView,
     /// The welcome's state at a seq (the most recent orders, serialized) and the number
     /// of orders before them, for the joins at that seq.
-    welcome: Option<(u64, Arc<str>, (u64, u64))>,
+    welcome: Option<(u64, Arc<str>, Older)>,
     members: Vec<Member>,
     /// Offered events beyond the cursor, waiting for the gap before them to close.
     held: BTreeMap<u64, EventEnvelope>,
@@ -520,12 +519,12 @@ impl Room {
                 }
             });
         }
-        let (state_json, (older_orders, older_chores)) = match &self.welcome {
+        let (state_json, older) = match &self.welcome {
             Some((seq, json, older)) if *seq == self.view.seq => (json.clone(), *older),
             _ => {
-                let parts = wire::Bounded::of(&self.view, self.rooms.bound);
-                let older = (parts.orders.start as u64, parts.chores.start as u64);
-                let json: Arc<str> = wire::view_json(&self.view, &parts).into();
+                let window = Window::of(&self.view, self.rooms.bound);
+                let older = window.older();
+                let json: Arc<str> = window.view_json(&self.view).into();
                 self.welcome = Some((self.view.seq, json.clone(), older));
                 (json, older)
             }
@@ -533,8 +532,7 @@ impl Room {
         let joined = Joined {
             seq: self.view.seq,
             state_json,
-            older_orders,
-            older_chores,
+            older,
         };
         if reply.send(joined).is_ok() {
             self.members.push(member);
@@ -676,7 +674,7 @@ mod tests {
             Arc::new(Metrics::default()),
             Duration::from_secs(3600),
             16,
-            OrdersBound::default(),
+            Bound::default(),
         );
         let tenant = HouseholdId(Uuid::now_v7());
         let (queue_tx, queue) = mpsc::channel(16);

@@ -356,7 +356,7 @@ impl Connection {
     /// Welcome, then the replay asked for with `since`.
     async fn open(&self, live: &mut Live, connection: &str, joined: &Joined) -> Result<(), Stop> {
         // The welcome carries the household's most recent orders (bounded: see
-        // `wire::OrdersBound`); the node's welcomes in flight also share one budget of bytes.
+        // `hearth_core::window::Bound`); the node's welcomes in flight also share one budget of bytes.
         let kib = u32::try_from(joined.state_json.len() / 1024 + 1).unwrap_or(u32::MAX);
         let permits = kib.min(self.app.welcome_budget_kib);
         let permit = self.app.welcomes.acquire_many(permits).await;
@@ -365,8 +365,7 @@ impl Connection {
             connection,
             joined.seq,
             &joined.state_json,
-            joined.older_orders,
-            joined.older_chores,
+            &joined.older,
         );
         live.send(Message::Text(frame.into())).await?;
         drop(permit);

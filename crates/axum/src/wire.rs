@@ -6,8 +6,8 @@
 //! a message naming what is wrong: [`parse_client_message`] for WebSocket frames,
 //! [`parse_command`] for a command body (also used by the HTTP API).
 
-use hearth_core::projection::{ChoreView, OrderView};
 use hearth_core::registry::CommandOf;
+use hearth_core::window::Older;
 use hearth_core::{AnyCommand, CommandId, DomainId, EventEnvelope, HouseholdId, HouseholdView};
 use serde::de::DeserializeOwned;
 use serde::de::DeserializeSeed;
@@ -100,147 +100,12 @@ pub struct Welcome {
     /// the server's bound: 100 orders and 128 KiB of JSON by default): `state.orders` is
     /// the tail of the household's orders, in the order they were placed.
     pub state: HouseholdView,
-    /// How many orders were placed before the first one in `state.orders` (0: `state`
-    /// holds every order). `GET /households/{id}/orders?before=<olderOrders>` pages them.
-    #[cfg_attr(feature = "ts", ts(type = "number"))]
-    pub older_orders: u64,
-    /// How many chores were scheduled before the first one in `state.chores` (chores are
-    /// bounded like orders).
-    #[serde(default)]
-    #[cfg_attr(feature = "ts", ts(type = "number"))]
-    pub older_chores: u64,
-}
-
-/// How much of a household's orders one read carries: the welcome, `GET` of a room's
-/// state and each page of `GET /households/{id}/orders`. At most `orders` orders and
-/// `bytes` bytes of their JSON, but always at least one order if there is one (an order
-/// is bounded by the core's limits: 50 lines, a 500-character note).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OrdersBound {
-    pub orders: usize,
-    pub bytes: usize,
-}
-
-impl Default for OrdersBound {
-    /// 100 orders, 128 KiB: a household's recent weeks (an order with one line and its
-    /// whole fulfilment is about 1 KB of JSON), whatever the length of its history.
-    fn default() -> Self {
-        Self {
-            orders: 100,
-            bytes: 128 * 1024,
-        }
-    }
-}
-
-/// Counts the bytes written to it.
-struct Counter(usize);
-
-impl std::io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The parts of a view a bounded read carries: the most recent orders and chores.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Bounded {
-    pub orders: std::ops::Range<usize>,
-    pub chores: std::ops::Range<usize>,
-}
-
-impl Bounded {
-    /// The most recent orders and chores of `view`, each within `bound`.
-    pub fn of(view: &HouseholdView, bound: OrdersBound) -> Self {
-        Self {
-            orders: recent_orders(&view.orders, view.orders.len(), bound),
-            chores: recent_orders(&view.chores, view.chores.len(), bound),
-        }
-    }
-
-    /// The view of these parts only.
-    pub fn view(&self, view: &HouseholdView) -> HouseholdView {
-        HouseholdView {
-            seq: view.seq,
-            orders: view
-                .orders
-                .get(self.orders.clone())
-                .unwrap_or_default()
-                .to_vec(),
-            chores: view
-                .chores
-                .get(self.chores.clone())
-                .unwrap_or_default()
-                .to_vec(),
-        }
-    }
-}
-
-/// The items a bounded read carries: the most recent of `items[..before]` (orders in
-/// the order they were placed, chores in the order they were scheduled), newest first
-/// while they fit `bound`. Returns their range in `items` (its start is the number of
-/// items before them).
-pub fn recent_orders<T: Serialize>(
-    orders: &[T],
-    before: usize,
-    bound: OrdersBound,
-) -> std::ops::Range<usize> {
-    let end = before.min(orders.len());
-    let mut start = end;
-    // The array's JSON: `[`, each order and a `,` or the closing `]`.
-    let mut bytes = 1usize;
-    while start > 0 && end - start < bound.orders.max(1) {
-        let mut counter = Counter(0);
-        // Serializing an order cannot fail (no map keys that are not strings).
-        let _ = serde_json::to_writer(&mut counter, &orders[start - 1]);
-        let size = counter.0 + 1;
-        if start < end && bytes + size > bound.bytes {
-            break;
-        }
-        bytes += size;
-        start -= 1;
-    }
-    start..end
-}
-
-/// The projection at `view.seq` of the orders and chores in `parts` only, serialized
-/// as a `HouseholdView` (the welcome's `state`).
-pub fn view_json(view: &HouseholdView, parts: &Bounded) -> String {
-    #[derive(Serialize)]
-    struct Partial<'a> {
-        seq: u64,
-        orders: &'a [OrderView],
-        chores: &'a [ChoreView],
-    }
-    let orders = view.orders.get(parts.orders.clone()).unwrap_or_default();
-    let chores = view.chores.get(parts.chores.clone()).unwrap_or_default();
-    serde_json::to_string(&Partial {
-        seq: view.seq,
-        orders,
-        chores,
-    })
-    .unwrap_or_else(|_| format!(r#"{{"seq":{},"orders":[],"chores":[]}}"#, view.seq))
-}
-
-/// A page of a household's orders, oldest first: `GET /households/{id}/orders`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(rename_all = "camelCase")]
-pub struct OrdersPage {
-    /// The household position the orders are at: every event up to it is in them.
-    #[cfg_attr(feature = "ts", ts(type = "number"))]
-    pub seq: u64,
-    /// Orders in the order they were placed, each at `seq`; the last one is the one
-    /// placed right before `before`.
-    pub orders: Vec<OrderView>,
-    /// How many orders were placed before the first one here: the next page is
-    /// `before=<olderOrders>` (0: none).
-    #[cfg_attr(feature = "ts", ts(type = "number"))]
-    pub older_orders: u64,
+    /// How many orders and chores came before those in `state` (0: `state` holds the
+    /// whole list): `olderOrders`, `olderChores`. `GET /households/{id}/orders?before=<olderOrders>`
+    /// pages them (likewise `chores`).
+    #[serde(flatten)]
+    #[cfg_attr(feature = "ts", ts(flatten))]
+    pub older: Older,
 }
 
 /// Status of an acknowledged command.
@@ -297,8 +162,7 @@ pub fn welcome_frame(
     connection: &str,
     seq: u64,
     state_json: &str,
-    older_orders: u64,
-    older_chores: u64,
+    older: &Older,
 ) -> String {
     let text = |v: String| serde_json::to_string(&v).unwrap_or_else(|_| "\"\"".into());
     let mut frame = String::with_capacity(state_json.len() + 128);
@@ -310,10 +174,14 @@ pub fn welcome_frame(
     frame.push_str(&seq.to_string());
     frame.push_str(r#","state":"#);
     frame.push_str(state_json);
-    frame.push_str(r#","olderOrders":"#);
-    frame.push_str(&older_orders.to_string());
-    frame.push_str(r#","olderChores":"#);
-    frame.push_str(&older_chores.to_string());
+    // `Older`'s fields, spliced in (it is an object of numbers: `{"olderOrders":1,...}`).
+    let older = serde_json::to_string(older).unwrap_or_default();
+    if let Some(fields) = older.strip_prefix('{').and_then(|o| o.strip_suffix('}'))
+        && !fields.is_empty()
+    {
+        frame.push(',');
+        frame.push_str(fields);
+    }
     frame.push_str("}}");
     frame
 }
@@ -671,78 +539,20 @@ mod tests {
             connection: "ab\"c-1".into(),
             seq: 7,
             state: view.clone(),
-            older_orders: 3,
-            older_chores: 2,
+            older: Older {
+                older_orders: 3,
+                ..Older::default()
+            },
         }));
         let state = serde_json::to_string(&view).unwrap();
+        let older = Older {
+            older_orders: 3,
+            ..Older::default()
+        };
         assert_eq!(
-            welcome_frame(room, "ab\"c-1", 7, &state, 3, 2),
+            welcome_frame(room, "ab\"c-1", 7, &state, &older),
             message.to_json()
         );
-    }
-
-    fn view_of(orders: usize, note: usize) -> HouseholdView {
-        use hearth_core::order::{OrderLine, OrderStatus};
-        let mut view = HouseholdView::new();
-        view.seq = orders as u64;
-        for i in 0..orders {
-            view.orders.push(OrderView {
-                id: hearth_core::OrderId(Uuid::now_v7()),
-                status: OrderStatus::Placed,
-                lines: vec![OrderLine {
-                    sku: "milk".into(),
-                    name: "Milk".into(),
-                    quantity: 1,
-                    unit_price_cents: 120,
-                }],
-                total_cents: 120,
-                ready_at: None,
-                note: Some("n".repeat(note)),
-                placed_by: hearth_core::MemberId(Uuid::nil()),
-                placed_at: chrono::Utc::now(),
-                rejection: None,
-                cancelled_by: None,
-                refunded: false,
-                stock_released: false,
-                timeline: vec![hearth_core::projection::TimelineEntry {
-                    seq: i as u64 + 1,
-                    at: chrono::Utc::now(),
-                    event: "OrderPlaced".into(),
-                    status: OrderStatus::Placed,
-                }],
-            });
-        }
-        view
-    }
-
-    #[test]
-    fn a_bounded_read_takes_the_most_recent_orders_within_its_bound() {
-        let view = view_of(10, 10);
-        let by_count = OrdersBound {
-            orders: 4,
-            bytes: usize::MAX,
-        };
-        assert_eq!(recent_orders(&view.orders, usize::MAX, by_count), 6..10);
-        assert_eq!(recent_orders(&view.orders, 6, by_count), 2..6);
-        assert_eq!(recent_orders(&view.orders, 2, by_count), 0..2);
-        assert_eq!(recent_orders(&view.orders, 0, by_count), 0..0);
-        // By bytes: the array's JSON counts; at least one order.
-        let three = json!(view.orders[7..10]).to_string().len();
-        let by_bytes = |bytes| OrdersBound { orders: 100, bytes };
-        assert_eq!(recent_orders(&view.orders, 10, by_bytes(three)), 7..10);
-        assert_eq!(recent_orders(&view.orders, 10, by_bytes(three - 1)), 8..10);
-        assert_eq!(recent_orders(&view.orders, 10, by_bytes(1)), 9..10);
-        // The partial view is a HouseholdView of those orders at the view's seq.
-        let parts = |orders| Bounded {
-            orders,
-            chores: 0..0,
-        };
-        let json = view_json(&view, &parts(7..10));
-        let partial: HouseholdView = serde_json::from_str(&json).unwrap();
-        assert_eq!(partial.seq, 10);
-        assert_eq!(partial.orders, view.orders[7..10].to_vec());
-        let json = view_json(&view, &parts(0..0));
-        assert_eq!(json, r#"{"seq":10,"orders":[],"chores":[]}"#);
     }
 
     #[test]

@@ -2083,11 +2083,11 @@ async fn the_welcome_carries_the_most_recent_orders_and_older_ones_are_paged_ove
 #[tokio::test]
 async fn the_welcome_keeps_its_byte_bound_and_paging_back_yields_every_order_once() {
     // Given a bound of 3,000 bytes of orders and 12 orders of about 600 bytes each.
-    let bound = hearth_axum::wire::OrdersBound {
-        orders: 100,
+    let bound = hearth_core::window::Bound {
+        items: 100,
         bytes: 3_000,
     };
-    let app = spawn_app_with(|s| s.orders_bound = bound).await;
+    let app = spawn_app_with(|s| s.view_bound = bound).await;
     let hh = app.household().await;
     seed_orders(&app, hh.id, 12, &"n".repeat(200)).await;
     let full = full_view(&app, hh.id).await;
@@ -2127,6 +2127,78 @@ async fn the_welcome_keeps_its_byte_bound_and_paging_back_yields_every_order_onc
     let others = events_up_to(&mut ws, 0, head).await;
     assert!(others.is_empty(), "{others:?}");
     quiet(&mut ws).await;
+}
+
+/// Issue 15: chores are bounded and paged like orders, by the same generic read (the
+/// core's `window`): the welcome and `GET` of the room say how many are older, and
+/// `GET /households/{id}/chores?before=N` pages them back, with the same checks.
+#[tokio::test]
+async fn older_chores_are_counted_in_the_welcome_and_paged_over_http() {
+    // Given a bound of 3 items per list and 5 chores scheduled over HTTP.
+    let bound = hearth_core::window::Bound {
+        items: 3,
+        bytes: 128 * 1024,
+    };
+    let app = spawn_app_with(|s| s.view_bound = bound).await;
+    let hh = app.household().await;
+    let owner = app.tokens.verify(&hh.owner, hh.id).unwrap().sub;
+    let mut chores = Vec::new();
+    for due in 1..=5 {
+        let chore = Uuid::now_v7();
+        let (status, body) = app
+            .post(&hh, &schedule_chore(Uuid::now_v7(), chore, owner, due))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        chores.push(chore);
+    }
+    let full = full_view(&app, hh.id).await;
+    assert_eq!(full.chores.len(), 5);
+
+    // The welcome holds the 3 most recent and says 2 are older; so does GET of the room.
+    let (_, welcome) = app.connect(hh.id, &hh.owner, "").await;
+    let welcome = &welcome["welcome"];
+    assert_eq!(welcome["olderChores"], 2);
+    assert_eq!(welcome["olderOrders"], 0);
+    assert_eq!(welcome["state"]["chores"], json!(full.chores[2..]));
+    let room = format!("/parties/household/{}", hh.id);
+    let (status, state) = app.get_json(&room, &hh.owner).await;
+    assert_eq!(status, 200);
+    assert_eq!(state["olderChores"], 2);
+    assert_eq!(state["state"]["chores"], json!(full.chores[2..]));
+
+    // Paging back yields the older ones, oldest first, and the count before them.
+    let path = format!("/households/{}/chores", hh.id);
+    let (status, page) = app.get_json(&format!("{path}?before=2"), &hh.owner).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["seq"], json!(full.seq));
+    assert_eq!(page["olderChores"], 0);
+    assert_eq!(page["chores"], json!(full.chores[..2]));
+    assert_eq!(page["chores"][0]["id"], json!(chores[0]));
+    assert!(page.get("orders").is_none(), "{page}");
+    let (_, page) = app
+        .get_json(&format!("{path}?before=4&limit=1"), &hh.owner)
+        .await;
+    assert_eq!(
+        (&page["olderChores"], &page["chores"]),
+        (&json!(3), &json!(full.chores[3..4]))
+    );
+
+    // Bad input is refused naming the parameter (and what it counts); a token is needed,
+    // and it must be this household's.
+    for (query, start) in [("limit=4", "limit"), ("before=x", "before")] {
+        let (status, body) = app.get_json(&format!("{path}?{query}"), &hh.owner).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(start), "{body}");
+        if start == "before" {
+            assert!(message.contains("chores"), "{body}");
+        }
+    }
+    let res = app.http.get(app.http_url(&path)).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let other = app.household().await;
+    let (status, _) = app.get_json(&path, &other.owner).await;
+    assert_eq!(status, 401);
 }
 
 fn schedule_chore(command_id: Uuid, chore: Uuid, assignee: MemberId, due_in: i64) -> Value {

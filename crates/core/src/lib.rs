@@ -19,6 +19,7 @@ pub mod projection;
 pub mod reconcile;
 pub mod registry;
 pub mod service;
+pub mod window;
 
 pub use contracts::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, EventEnvelope, EventMetadata,

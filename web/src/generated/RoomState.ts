@@ -6,14 +6,16 @@ import type { HouseholdView } from "./HouseholdView";
  */
 export type RoomState = { seq: number, 
 /**
- * The projection at `seq` of the household's most recently placed orders.
+ * The projection at `seq` of each list's most recent items (orders, chores).
  */
 state: HouseholdView, 
 /**
- * How many orders were placed before the first one in `state.orders`.
+ * How many orders were placed before the first one read (0: it holds them all).
+ * `GET /households/{id}/orders?before=<olderOrders>` pages them.
  */
 olderOrders: number, 
 /**
- * How many chores were scheduled before the first one in `state.chores`.
+ * How many chores were scheduled before the first one read (0: it holds them all).
+ * `GET /households/{id}/chores?before=<olderChores>` pages them.
  */
 olderChores: number, };

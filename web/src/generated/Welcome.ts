@@ -22,12 +22,12 @@ seq: number,
  */
 state: HouseholdView, 
 /**
- * How many orders were placed before the first one in `state.orders` (0: `state`
- * holds every order). `GET /households/{id}/orders?before=<olderOrders>` pages them.
+ * How many orders were placed before the first one read (0: it holds them all).
+ * `GET /households/{id}/orders?before=<olderOrders>` pages them.
  */
 olderOrders: number, 
 /**
- * How many chores were scheduled before the first one in `state.chores` (chores are
- * bounded like orders).
+ * How many chores were scheduled before the first one read (0: it holds them all).
+ * `GET /households/{id}/chores?before=<olderChores>` pages them.
  */
 olderChores: number, };
