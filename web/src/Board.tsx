@@ -4,7 +4,7 @@ import { navigate } from "./App";
 import { announcements } from "./announce";
 import { createInvite, fetchCatalog, fetchMembers, inviteLink } from "./api";
 import { STATUS_LABEL, clock, fromLocalInput, localTimeZone, money, timelineSteps, toLocalInput, when } from "./format";
-import type { CatalogItem, Member, Membership, OrderLine } from "./generated";
+import type { CatalogItem, List, Member, Membership, OrderLine } from "./generated";
 import { READY_AT_MAX_DAYS, REFUSALS, errorSentence, linesText, refusedSentence, sentence } from "./messages";
 import { boardOrders } from "./optimistic";
 import type { BoardOrder, Pending } from "./optimistic";
@@ -111,7 +111,7 @@ export function Board({ membership }: { membership: Membership }) {
               />
             ))}
           </ul>
-          {hh.olderOrders > 0 && <OlderOrders count={hh.olderOrders} load={hh.loadOlder} />}
+          {hh.older.olderOrders > 0 && <Older what="orders" count={hh.older.olderOrders} load={() => hh.loadOlder("orders")} />}
         </section>
 
         <Chores
@@ -121,6 +121,7 @@ export function Board({ membership }: { membership: Membership }) {
           refreshMembers={() => fetchMembers(household.id, token).then(setMembers, () => undefined)}
           send={hh.send}
           disabled={hh.status === "unauthorized"}
+          older={hh.older.olderChores > 0 && <Older what="chores" count={hh.older.olderChores} load={() => hh.loadOlder("chores")} />}
         />
       </main>
     </>
@@ -174,9 +175,9 @@ function ConnectionBar({ hh }: { hh: Household }) {
   );
 }
 
-// The board starts with the household's most recent orders (the welcome's); older ones
-// are read a page at a time on demand.
-function OlderOrders({ count, load }: { count: number; load: () => Promise<void> }) {
+// The board starts with each list's most recent items (the welcome's); older ones are
+// read a page at a time on demand.
+function Older({ what, count, load }: { what: List; count: number; load: () => Promise<void> }) {
   const [loading, setLoading] = useState(false);
   async function click() {
     setLoading(true);
@@ -188,8 +189,8 @@ function OlderOrders({ count, load }: { count: number; load: () => Promise<void>
   }
   return (
     <p className="row">
-      <button className="secondary" onClick={click} disabled={loading} data-testid="older-orders">
-        {loading ? "Loading…" : `Show older orders (${count} more)`}
+      <button className="secondary" onClick={click} disabled={loading} data-testid={`older-${what}`}>
+        {loading ? "Loading…" : `Show older ${what} (${count} more)`}
       </button>
     </p>
   );

@@ -2,7 +2,7 @@
 // projection.ts like the server's HouseholdView) and its member commands, sent through
 // the same socket and queue as orders (useHousehold's `send`).
 import { useState } from "react";
-import type { FormEvent } from "react";
+import type { FormEvent, ReactNode } from "react";
 import type { ChoreView, Member, MemberCommand } from "./protocol";
 import { fromLocalInput, toLocalInput, when } from "./format";
 
@@ -24,8 +24,10 @@ export function Chores(props: {
   refreshMembers: () => void;
   send: (command: MemberCommand) => string;
   disabled: boolean;
+  /** The control that loads older chores, when some are not loaded. */
+  older?: ReactNode;
 }) {
-  const { chores, me, members, refreshMembers, send, disabled } = props;
+  const { chores, me, members, refreshMembers, send, disabled, older } = props;
   const name = (id: string) => (id === me ? "you" : (members.find((m) => m.id === id)?.name ?? "a member"));
   const open = chores.filter((c) => c.status === "scheduled" || c.status === "due" || c.status === "overdue");
   const closed = chores.filter((c) => !open.includes(c)).slice(-5).reverse();
@@ -48,6 +50,7 @@ export function Chores(props: {
           />
         ))}
       </ul>
+      {older}
     </section>
   );
 }

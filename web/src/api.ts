@@ -9,7 +9,8 @@ import type {
   InvitePreview,
   Member,
   Membership,
-  OrdersPage,
+  List,
+  Page,
   Refreshed,
   Role,
   SessionView,
@@ -73,9 +74,9 @@ export const endSession = (household: string, token: string, session: string) =>
 export const fetchInvitePreview = (household: string, code: string) =>
   call<InvitePreview>("GET", `/households/${encodeURIComponent(household)}/invites/${encodeURIComponent(code)}`);
 export const fetchCatalog = () => call<CatalogItem[]>("GET", "/catalog");
-/** The orders placed before the `before`-th, the most recent first up to the server's bound. */
-export const fetchOlderOrders = (household: string, token: string, before: number, base = "") =>
-  call<OrdersPage>("GET", `${base}/households/${encodeURIComponent(household)}/orders?before=${before}`, undefined, token);
+/** A list's items before its `before`-th, the most recent first up to the server's bound. */
+export const fetchOlder = (list: List, household: string, token: string, before: number, base = "") =>
+  call<Page>("GET", `${base}/households/${encodeURIComponent(household)}/${list}?before=${before}`, undefined, token);
 
 export const inviteLink = (invite: Invite, origin: string = location.origin) =>
   `${origin}/join/${invite.household}/${invite.code}`;

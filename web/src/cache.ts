@@ -1,10 +1,25 @@
 // The local cache: the board, its seq and the commands (pending ones included) survive
 // a reload. One localStorage entry per household.
-import type { HouseholdView } from "./generated";
+import type { HouseholdView, Older } from "./generated";
+import { NONE_OLDER } from "./state";
 import type { CommandEntry } from "./state";
 
-/** `olderOrders`: orders placed before the first in `view` (absent in older caches: 0). */
-export type Cached = { version: 1; view: HouseholdView; commands: CommandEntry[]; olderOrders?: number };
+/**
+ * `older`: how many items of each list came before the first in `view` (absent in older
+ * caches, which kept only `olderOrders`).
+ */
+export type Cached = { version: 1; view: HouseholdView; commands: CommandEntry[]; older?: Older; olderOrders?: number };
+
+/** Each count of `Older` from a cached value: a number, or 0. */
+function olderOf(parsed: Partial<Cached>): Older {
+  const from = (parsed.older ?? { olderOrders: parsed.olderOrders }) as Record<string, unknown>;
+  const older: Record<string, number> = { ...NONE_OLDER };
+  for (const key of Object.keys(NONE_OLDER)) {
+    const value = from[key];
+    if (typeof value === "number" && Number.isInteger(value) && value >= 0) older[key] = value;
+  }
+  return older as Older;
+}
 
 const key = (householdId: string) => `hearth:household:${householdId}`;
 
@@ -15,8 +30,7 @@ export function loadCache(householdId: string, storage: Storage | undefined = gl
     const parsed = JSON.parse(raw) as Partial<Cached> | null;
     if (!parsed || parsed.version !== 1 || !parsed.view || !Array.isArray(parsed.commands)) return null;
     if (typeof parsed.view.seq !== "number" || !Array.isArray(parsed.view.orders)) return null;
-    const olderOrders = typeof parsed.olderOrders === "number" ? parsed.olderOrders : 0;
-    return { version: 1, view: parsed.view, commands: parsed.commands, olderOrders };
+    return { version: 1, view: parsed.view, commands: parsed.commands, older: olderOf(parsed) };
   } catch {
     return null;
   }
@@ -27,10 +41,10 @@ export function saveCache(
   view: HouseholdView,
   commands: CommandEntry[],
   storage: Storage | undefined = globalThis.localStorage,
-  olderOrders = 0,
+  older: Older = NONE_OLDER,
 ): void {
   try {
-    const value: Cached = { version: 1, view, commands, olderOrders };
+    const value: Cached = { version: 1, view, commands, older };
     storage?.setItem(key(householdId), JSON.stringify(value));
   } catch {
     // Full or unavailable storage: the cache is an optimisation, the server has the truth.

@@ -49,6 +49,6 @@ export const step = (seq: number, type: "StockReserved" | "PaymentCaptured" | "O
   }
 };
 
-export const welcome = (state: HouseholdView, olderOrders = 0) => ({
-  welcome: { room: HH, connection: "c-1", seq: state.seq, state, olderOrders, olderChores: 0 },
+export const welcome = (state: HouseholdView, olderOrders = 0, olderChores = 0) => ({
+  welcome: { room: HH, connection: "c-1", seq: state.seq, state, olderOrders, olderChores },
 });

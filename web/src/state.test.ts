@@ -26,21 +26,47 @@ describe("the hook's reducer", () => {
     if (!o1 || !o2) throw new Error("fixture");
     // Welcomed at 2 with O2 only (its state at 2); O1 is older.
     let s = reducer(initialState(), { type: "message", message: welcome({ seq: 2, orders: [{ ...o2, status: "placed", timeline: o2.timeline.slice(0, 1) }], chores: [] }, 1) });
-    expect(s.olderOrders).toBe(1);
+    expect(s.older).toEqual({ olderOrders: 1, olderChores: 0 });
     s = reducer(s, { type: "message", message: { event: step(3, "StockReserved") } }); // O1's: not held
     expect(s.view.orders.map((o) => o.id)).toEqual([O2]);
-    // A page that does not continue ours, or is behind our view, is dropped.
-    expect(reducer(s, { type: "olderOrders", before: 2, page: { seq: 4, orders: [o1], olderOrders: 0 } })).toBe(s);
-    expect(reducer(s, { type: "olderOrders", before: 1, page: { seq: 2, orders: [o1], olderOrders: 0 } })).toBe(s);
+    // A page that does not continue ours, is behind our view, or is another list's, is dropped.
+    const page = { seq: 4, orders: [o1], olderOrders: 0 };
+    expect(reducer(s, { type: "older", list: "orders", before: 2, page })).toBe(s);
+    expect(reducer(s, { type: "older", list: "orders", before: 1, page: { ...page, seq: 2 } })).toBe(s);
+    expect(reducer(s, { type: "older", list: "chores", before: 1, page })).toBe(s);
     // The page at 4 (newer than our 3): O1 goes first; event 4 then moves O2 only.
-    s = reducer(s, { type: "olderOrders", before: 1, page: { seq: 4, orders: [o1], olderOrders: 0 } });
-    expect(s.olderOrders).toBe(0);
+    s = reducer(s, { type: "older", list: "orders", before: 1, page });
+    expect(s.older.olderOrders).toBe(0);
     expect(s.view.orders.map((o) => o.id)).toEqual([O1, O2]);
     s = reducer(s, { type: "message", message: { event: step(4, "StockReserved", O2) } });
     expect(s.view).toEqual(full);
     // A welcome starts over from the server's recent orders.
     s = reducer(s, { type: "message", message: welcome({ seq: 4, orders: [o2], chores: [] }, 1) });
-    expect(s).toMatchObject({ olderOrders: 1, view: { seq: 4, orders: [o2] } });
+    expect(s).toMatchObject({ older: { olderOrders: 1, olderChores: 0 }, view: { seq: 4, orders: [o2] } });
+  });
+
+  it("pages older chores the same way, each list by its own count", () => {
+    const [c1, c2] = ["c-1", "c-2"].map((id, i) => ({
+      id,
+      title: `Chore ${i}`,
+      assignee: "m-1",
+      dueAt: "2026-12-02T08:00:00Z",
+      everyDays: null,
+      status: "scheduled" as const,
+      pendingSwap: null,
+      createdBy: "m-1",
+      closedBy: null,
+      scheduledAt: "2026-12-01T08:00:00Z",
+      previous: null,
+      skipReason: null,
+      timeline: [],
+    }));
+    if (!c1 || !c2) throw new Error("fixture");
+    let s = reducer(initialState(), { type: "message", message: welcome({ seq: 2, orders: [], chores: [c2] }, 0, 1) });
+    expect(s.older).toEqual({ olderOrders: 0, olderChores: 1 });
+    s = reducer(s, { type: "older", list: "chores", before: 1, page: { seq: 2, chores: [c1], olderChores: 0 } });
+    expect(s.older).toEqual({ olderOrders: 0, olderChores: 0 });
+    expect(s.view.chores.map((c) => c.id)).toEqual(["c-1", "c-2"]);
   });
 
   it("asks for a resync from its seq on a gap, once, and keeps the view", () => {

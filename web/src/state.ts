@@ -1,7 +1,7 @@
 // The hook's state and its one reducer: the projection (folded with applyEvent, the
 // mirror of the core's fold), the commands this client sent and what became of them,
 // and the connection. Pure, so it is unit-tested without a socket.
-import type { HouseholdView, OrdersPage, ServerMessage, WireError } from "./generated";
+import type { HouseholdView, List, Older, Page, ServerMessage, WireError } from "./generated";
 import { applyEvent, emptyView } from "./projection";
 import type { IdentifiedCommand } from "./protocol";
 
@@ -35,10 +35,10 @@ export type CommandEntry = {
 };
 
 export type HouseholdState = {
-  /** The household's most recent orders (the welcome's), and older pages loaded since. */
+  /** Each list's most recent items (the welcome's), and older pages loaded since. */
   view: HouseholdView;
-  /** How many orders were placed before the first one in `view.orders` (not loaded). */
-  olderOrders: number;
+  /** How many items of each list came before the first one in `view` (not loaded). */
+  older: Older;
   commands: CommandEntry[];
   status: ConnectionStatus;
   /** A gap was seen: a `sync` from this seq is due (null: none needed). */
@@ -63,8 +63,8 @@ export type Action =
   | { type: "queue"; command: IdentifiedCommand; at: string }
   | { type: "syncSent"; since: number }
   | { type: "dismissError" }
-  /** A page of older orders read with `before`: the orders placed right before ours. */
-  | { type: "olderOrders"; before: number; page: OrdersPage }
+  /** A page of a list's older items read with `before`: the items right before ours. */
+  | { type: "older"; list: List; before: number; page: Page }
   | { type: "forget"; id: string };
 
 /** Settled commands kept for display; pending ones are always kept. */
@@ -73,10 +73,16 @@ export const SETTLED_KEPT = 20;
 /** Error codes after which the same command id may be resent later. */
 const TRANSIENT = new Set(["unavailable", "contention", "rate_limited"]);
 
-export function initialState(view: HouseholdView = emptyView(), commands: CommandEntry[] = [], olderOrders = 0): HouseholdState {
+/** Nothing older than the view: every list whole. */
+export const NONE_OLDER: Older = { olderOrders: 0, olderChores: 0 };
+
+/** The count in `Older` of `list`'s items before the view's: `olderOrders`, `olderChores`. */
+export const olderKey = (list: List) => `older${list.charAt(0).toUpperCase()}${list.slice(1)}` as keyof Older;
+
+export function initialState(view: HouseholdView = emptyView(), commands: CommandEntry[] = [], older: Older = NONE_OLDER): HouseholdState {
   return {
     view,
-    olderOrders,
+    older,
     commands,
     status: "connecting",
     resyncFrom: null,
@@ -89,18 +95,24 @@ export function initialState(view: HouseholdView = emptyView(), commands: Comman
 }
 
 /**
- * Puts a page of older orders before ours. The page is at `page.seq`, at or after our
- * view's (the server reads it after the events we have); the fold skips the events
- * (view.seq, page.seq] of its orders when they arrive, since they are already in them.
- * A page that does not continue our orders (a welcome came meanwhile) or is behind our
- * view is dropped: loading it again reads a fresh one.
+ * Puts a page of a list's older items before ours. The page is at `page.seq`, at or
+ * after our view's (the server reads it after the events we have); the fold skips the
+ * events (view.seq, page.seq] of its items when they arrive, since they are already in
+ * them. A page that does not continue our items (a welcome came meanwhile), is behind our
+ * view or is not of that list is dropped: loading it again reads a fresh one.
  */
-function withOlder(state: HouseholdState, before: number, page: OrdersPage): HouseholdState {
-  const continues = before === state.olderOrders && page.olderOrders + page.orders.length === before;
+function withOlder(state: HouseholdState, list: List, before: number, page: Page): HouseholdState {
+  const key = olderKey(list);
+  const fields = page as unknown as Record<string, unknown>;
+  const items = fields[list];
+  const count = fields[key];
+  if (!Array.isArray(items) || typeof count !== "number") return state;
+  const continues = before === state.older[key] && count + items.length === before;
   if (!continues || page.seq < state.view.seq) return state;
-  const ours = new Set(state.view.orders.map((o) => o.id));
-  const older = page.orders.filter((o) => !ours.has(o.id));
-  return { ...state, olderOrders: page.olderOrders, view: { ...state.view, orders: [...older, ...state.view.orders] } };
+  const current = state.view[list] as { id: string }[];
+  const ours = new Set(current.map((item) => item.id));
+  const older = (items as { id: string }[]).filter((item) => !ours.has(item.id));
+  return { ...state, older: { ...state.older, [key]: count }, view: { ...state.view, [list]: [...older, ...current] } };
 }
 
 function settle(state: HouseholdState, id: string, next: (entry: CommandEntry) => CommandEntry): HouseholdState {
@@ -154,8 +166,8 @@ export function reducer(state: HouseholdState, action: Action): HouseholdState {
       return state.resyncFrom === action.since ? { ...state, resyncFrom: null } : state;
     case "dismissError":
       return { ...state, lastError: null };
-    case "olderOrders":
-      return withOlder(state, action.before, action.page);
+    case "older":
+      return withOlder(state, action.list, action.before, action.page);
     case "forget":
       return { ...state, commands: state.commands.filter((c) => c.command.id !== action.id || c.state.kind === "pending") };
     case "message":
@@ -165,14 +177,14 @@ export function reducer(state: HouseholdState, action: Action): HouseholdState {
 
 function onMessage(state: HouseholdState, message: ServerMessage): HouseholdState {
   if ("welcome" in message) {
-    // The welcome's state is the projection at welcome.seq of the most recent orders:
-    // the server's truth (older pages loaded before are dropped). Events replayed after it
-    // (at or below its seq) fold to nothing.
-    const w = message.welcome;
+    // The welcome's state is the projection at welcome.seq of each list's most recent
+    // items: the server's truth (older pages loaded before are dropped). Events replayed
+    // after it (at or below its seq) fold to nothing.
+    const { room: _room, connection: _connection, seq: _seq, state: view, ...older } = message.welcome;
     return {
       ...state,
-      view: w.state,
-      olderOrders: w.olderOrders,
+      view,
+      older: { ...NONE_OLDER, ...older },
       welcomed: true,
       everWelcomed: true,
       status: "open",

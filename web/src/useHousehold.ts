@@ -14,14 +14,14 @@
 //   session ended, 4005 left) stops reconnecting and sets `departed`.
 import { usePartySocket } from "partysocket/react";
 import { useCallback, useEffect, useMemo, useReducer, useRef } from "react";
-import { fetchOlderOrders } from "./api";
+import { fetchOlder } from "./api";
 import { loadCache, saveCache } from "./cache";
-import type { CancelOrder, CommandId, HouseholdView, OrderId, PlaceOrder, WireError } from "./generated";
+import type { CancelOrder, CommandId, HouseholdView, List, Older, OrderId, PlaceOrder, WireError } from "./generated";
 import { commandMessage, parseServerMessage, renewMessage, syncMessage } from "./protocol";
 import { DEPARTURE_CLOSE_CODES } from "./session";
 import type { Departure } from "./session";
 import type { IdentifiedCommand, MemberCommand } from "./protocol";
-import { initialState, pendingCommands, reducer } from "./state";
+import { initialState, olderKey, pendingCommands, reducer } from "./state";
 import type { CommandEntry, ConnectionStatus } from "./state";
 
 export type HouseholdOptions = {
@@ -36,10 +36,10 @@ export type HouseholdOptions = {
 export type Household = {
   view: HouseholdView;
   seq: number;
-  /** Orders placed before the first one in `view` and not loaded (see `loadOlder`). */
-  olderOrders: number;
+  /** How many items of each list came before the first one in `view`, not loaded (see `loadOlder`). */
+  older: Older;
   /** Reads the page of orders placed before ours (GET /households/{id}/orders). */
-  loadOlder: () => Promise<void>;
+  loadOlder: (list: List) => Promise<void>;
   status: ConnectionStatus | "unauthorized";
   /** Whether the current connection was welcomed (the board is live). */
   welcomed: boolean;
@@ -76,7 +76,7 @@ export function useHousehold(householdId: string, token: string, options: Househ
   const newId = options.newId ?? (() => crypto.randomUUID());
   const [state, dispatch] = useReducer(reducer, householdId, (id) => {
     const cached = loadCache(id);
-    return initialState(cached?.view, cached?.commands, cached?.olderOrders);
+    return initialState(cached?.view, cached?.commands, cached?.older);
   });
   const [unauthorized, setUnauthorized] = useReducer((_: boolean, v: boolean) => v, false);
   const [departed, setDeparted] = useReducer((_: Departure | null, v: Departure | null) => v, null);
@@ -198,16 +198,16 @@ export function useHousehold(householdId: string, token: string, options: Househ
 
   // The cache follows the state.
   useEffect(() => {
-    saveCache(householdId, state.view, state.commands, undefined, state.olderOrders);
-  }, [householdId, state.view, state.commands, state.olderOrders]);
+    saveCache(householdId, state.view, state.commands, undefined, state.older);
+  }, [householdId, state.view, state.commands, state.older]);
 
-  const loadOlder = useCallback(async () => {
-    const before = stateRef.current.olderOrders;
+  const loadOlder = useCallback(async (list: List) => {
+    const before = stateRef.current.older[olderKey(list)];
     if (before <= 0) return;
     const base = options.host ? `${location.protocol}//${options.host}` : "";
     try {
-      const page = await fetchOlderOrders(householdId, tokenRef.current, before, base);
-      dispatch({ type: "olderOrders", before, page });
+      const page = await fetchOlder(list, householdId, tokenRef.current, before, base);
+      dispatch({ type: "older", list, before, page });
     } catch {
       // Unreachable or refused: the control stays, a later try reads again.
     }
@@ -255,7 +255,7 @@ export function useHousehold(householdId: string, token: string, options: Househ
     () => ({
       view: state.view,
       seq: state.view.seq,
-      olderOrders: state.olderOrders,
+      older: state.older,
       loadOlder,
       status: unauthorized ? "unauthorized" : state.status,
       welcomed: state.welcomed,

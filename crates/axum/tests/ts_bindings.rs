@@ -34,6 +34,7 @@ fn export_all(dir: &Path) {
         hearth_core::window::ChoresPage,
         hearth_core::window::Page,
         hearth_core::window::Older,
+        hearth_core::window::List,
         Ack,
         AckStatus,
         Rejected,

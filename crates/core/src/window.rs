@@ -47,7 +47,20 @@ pub struct Older {
 
 /// The household view's lists, by the name they have in its JSON and in the URL that
 /// pages them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum List {
     Orders,
@@ -263,6 +276,7 @@ mod tests {
             .unwrap();
             assert!(page.get(name).is_some() && page.get(&counter).is_some());
             assert_eq!(name.parse::<List>().unwrap(), list);
+            assert_eq!(serde_json::to_value(list).unwrap(), name);
         }
         let window = Window::of(&HouseholdView::default(), Bound::default());
         let view: serde_json::Value =

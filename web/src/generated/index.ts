@@ -31,6 +31,7 @@ export type { HouseholdView } from "./HouseholdView";
 export type { Invite } from "./Invite";
 export type { InvitePreview } from "./InvitePreview";
 export type { Issued } from "./Issued";
+export type { List } from "./List";
 export type { Member } from "./Member";
 export type { MemberId } from "./MemberId";
 export type { Membership } from "./Membership";
