@@ -1,51 +1,26 @@
 // The real partysocket client (pinned in package.json) against `hearth serve`.
 // Node 20 has no global WebSocket: the `ws` package is passed as PartySocket's WebSocket.
-//
-// HEARTH_BIN names the binary; by default $CARGO_TARGET_DIR/debug/hearth
-// (or target/debug/hearth at the repository root). Build it first: cargo build -p hearth.
+// serve.mjs says which binary runs (HEARTH_BIN; build it first: cargo build -p hearth).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import PartySocket from "partysocket";
 import WS from "ws";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "..", "..");
-const bin =
-  process.env.HEARTH_BIN ??
-  path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, "target"), "debug", "hearth");
+import { serve } from "./serve.mjs";
 
 let server;
 let host; // "127.0.0.1:PORT"
 
 /** Starts `hearth serve` with `env` added; resolves with the process and its host:port. */
-async function start(env = {}) {
+function start(env = {}) {
   // --no-durable: these tests pin exact seqs, and the embedded executor would move each
   // placed order on by itself (its fulfilment appends events of its own: seen as seqs
   // 3..10 where the test expects 1..2). Durable work is tested in crates/embedded,
   // crates/temporal and the browser end-to-end tests.
-  const proc = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--memory", "--no-durable"], {
-    env: { ...process.env, HEARTH_TOKEN_SECRET: "partysocket-test-secret-0123456789abcdef", RUST_LOG: "warn", ...env },
-    stdio: ["ignore", "pipe", "inherit"],
+  return serve(["--memory", "--no-durable"], {
+    HEARTH_TOKEN_SECRET: "partysocket-test-secret-0123456789abcdef",
+    ...env,
   });
-  const at = await new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`${bin} did not start: ${out}`)), 15000);
-    proc.on("error", reject);
-    proc.on("exit", (code) => reject(new Error(`${bin} exited with ${code}: ${out}`)));
-    proc.stdout.on("data", (chunk) => {
-      out += chunk;
-      const m = out.match(/listening on http:\/\/(\S+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-  });
-  return { proc, host: at };
 }
 
 before(async () => {

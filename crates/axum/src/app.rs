@@ -68,6 +68,9 @@ pub struct Settings {
     pub membership_ttl: Duration,
     /// The rooms' fallback poll of the store, in case a doorbell is lost.
     pub feed_poll: Duration,
+    /// What `/readyz` checks besides the store and the feed (the schema is current,
+    /// Temporal answers), given by the composition root. Default: none.
+    pub ready_checks: Vec<crate::ready::ReadyCheck>,
     /// A built web client (e.g. `web/dist`) served at `/` with an `index.html` fallback
     /// for client routes; the API routes keep priority. `None`: no web client.
     pub web_dir: Option<PathBuf>,
@@ -105,6 +108,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             membership_ttl: Duration::from_millis(500),
             feed_poll: Duration::from_secs(5),
+            ready_checks: Vec::new(),
             web_dir: None,
             allowed_origins: Vec::new(),
             loopback_origins: LoopbackOrigins::default(),

@@ -229,41 +229,66 @@ pub(crate) async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// How long a readiness check waits for the store.
+/// How long a readiness check waits (the store, and each check of
+/// [`crate::Settings::ready_checks`]).
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /readyz`: whether this node can serve households now: the store answers a read
-/// (through the port, within 2 s) and the feed is connected to what rings it (when it
-/// can be disconnected: PostgreSQL's listener). 200 with `"ready": true`, else 503 with
-/// the checks that failed; the cause goes to the log, never to the client.
+/// (through the port), the feed is connected to what rings it (when it can be
+/// disconnected: PostgreSQL's listener), and each check the composition root added
+/// passes (the schema is current, Temporal answers), each within 2 s, all at once.
+/// 200 with `"ready": true`, else 503; `checks` has each check by name, `{"ok": true}`
+/// or `{"ok": false, "error": ...}`; the cause goes to the log, never to the client.
 pub(crate) async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let probe = HouseholdId(uuid::Uuid::nil());
-    let store = match tokio::time::timeout(READY_TIMEOUT, app.store.head(probe)).await {
-        Ok(Ok(_)) => json!({"ok": true}),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "readiness: the store does not answer");
-            json!({"ok": false, "error": "unavailable"})
+    let store = ready_check("store", async {
+        match app.store.head(probe).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(crate::NotReady::new("unavailable", error)),
         }
-        Err(_) => {
-            tracing::warn!("readiness: the store did not answer within 2 s");
-            json!({"ok": false, "error": "timed out"})
-        }
-    };
+    });
+    let added = futures::future::join_all(
+        app.settings
+            .ready_checks
+            .iter()
+            .map(|check| ready_check(check.name(), check.run())),
+    );
+    let (store, added) = tokio::join!(store, added);
     let feed = match app.feed.listening() {
         Some(true) | None => json!({"ok": true}),
         Some(false) => json!({"ok": false, "error": "not listening"}),
     };
-    let ready = store["ok"] == true && feed["ok"] == true;
+    let mut checks = serde_json::Map::new();
+    checks.insert(store.0.into(), store.1);
+    checks.insert("feed".into(), feed);
+    for (name, result) in added {
+        checks.insert(name.into(), result);
+    }
+    let ready = checks.values().all(|check| check["ok"] == true);
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({"ready": ready, "checks": {"store": store, "feed": feed}})),
-    )
-        .into_response()
+    (status, Json(json!({"ready": ready, "checks": checks}))).into_response()
+}
+
+/// Runs one readiness check within [`READY_TIMEOUT`]: its name and its JSON.
+async fn ready_check(
+    name: &'static str,
+    check: impl std::future::Future<Output = Result<(), crate::NotReady>>,
+) -> (&'static str, serde_json::Value) {
+    match tokio::time::timeout(READY_TIMEOUT, check).await {
+        Ok(Ok(())) => (name, json!({"ok": true})),
+        Ok(Err(not)) => {
+            tracing::warn!(check = name, cause = %not.cause, "readiness: {name}: {}", not.error);
+            (name, json!({"ok": false, "error": not.error}))
+        }
+        Err(_) => {
+            tracing::warn!(check = name, "readiness: {name} did not answer within 2 s");
+            (name, json!({"ok": false, "error": "timed out"}))
+        }
+    }
 }
 
 /// `GET /catalog`: what can be ordered, from the inventory provider (404 without one).

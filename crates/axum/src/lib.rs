@@ -15,6 +15,7 @@ mod listener;
 mod members;
 mod metrics;
 mod origins;
+mod ready;
 mod room;
 mod rooms;
 mod sessions;
@@ -30,4 +31,5 @@ pub use http::{
 pub use limits::{LimitSettings, Rate};
 pub use metrics::Metrics;
 pub use origins::{LoopbackOrigins, Origin, OriginError};
+pub use ready::{NotReady, ReadyCheck};
 pub use sessions::Issued;

@@ -60,6 +60,8 @@ pub enum Durable {
     },
     Temporal {
         relay: Relay,
+        /// Whether the frontend answers, for `/readyz`.
+        reachable: Arc<hearth_temporal::Reachability>,
     },
     None,
 }
@@ -84,6 +86,10 @@ impl Durable {
             let client = hearth_temporal::connect(&config)
                 .await
                 .with_context(|| format!("connecting to Temporal at {address}"))?;
+            let reachable = Arc::new(hearth_temporal::Reachability::new(
+                config.clone(),
+                Some(client.clone()),
+            ));
             let scheduler: Arc<dyn JobScheduler> = Arc::new(
                 hearth_temporal::TemporalScheduler::new(client, config.task_queue.clone()),
             );
@@ -97,7 +103,7 @@ impl Durable {
                 },
             );
             tracing::info!(%address, task_queue = %config.task_queue, "durable work on Temporal (run `hearth worker`)");
-            return Ok(Durable::Temporal { relay });
+            return Ok(Durable::Temporal { relay, reachable });
         }
         let timeout = Duration::from_millis(args.providers_timeout_ms.max(1));
         let (url, sandbox) = match &args.providers_url {
@@ -154,6 +160,27 @@ impl Durable {
         }
     }
 
+    /// What `/readyz` checks of durable work: on Temporal, that its frontend answers
+    /// (`temporal`; the relay keeps jobs in the outbox meanwhile, so nothing is lost,
+    /// but nothing durable moves on).
+    pub fn ready_checks(&self) -> Vec<hearth_axum::ReadyCheck> {
+        match self {
+            Durable::Temporal { reachable, .. } => {
+                let reachable = reachable.clone();
+                vec![hearth_axum::ReadyCheck::new("temporal", move || {
+                    let reachable = reachable.clone();
+                    async move {
+                        reachable
+                            .check()
+                            .await
+                            .map_err(|e| hearth_axum::NotReady::new("unreachable", e))
+                    }
+                })]
+            }
+            Durable::Embedded { .. } | Durable::None => Vec::new(),
+        }
+    }
+
     pub async fn stop(self) {
         match self {
             Durable::Embedded {
@@ -170,7 +197,7 @@ impl Durable {
                     let _ = sandbox.stop().await;
                 }
             }
-            Durable::Temporal { mut relay } => relay.stop().await,
+            Durable::Temporal { mut relay, .. } => relay.stop().await,
             Durable::None => {}
         }
     }

@@ -158,7 +158,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let interval = Duration::from_secs(args.ping_interval_secs.max(1));
-    let settings = Settings {
+    let mut settings = Settings {
         listen: args.listen,
         token_secret: secret,
         previous_token_secret: previous,
@@ -192,6 +192,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // One service (one cache of states) for the rooms and the durable work.
     let service = Service::new(stores.store.clone(), clock);
     let mut durable = Durable::start(&args.durable, &stores, &service).await?;
+    settings.ready_checks = stores.ready_checks.clone();
+    settings.ready_checks.extend(durable.ready_checks());
     let ports = Ports {
         service,
         feed: stores.feed,

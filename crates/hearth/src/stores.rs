@@ -2,6 +2,7 @@
 //! is given, otherwise the embedded SQLite file in the data directory, or memory.
 
 use anyhow::Context as _;
+use hearth_axum::{NotReady, ReadyCheck};
 use hearth_core::ports::{Directory, EventFeed, EventStore, Outbox};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub struct Stores {
     pub directory: Arc<dyn Directory>,
     /// What it is, for the log.
     pub kind: String,
+    /// What `/readyz` checks of the store besides a read: on PostgreSQL, that the
+    /// schema is current (SQLite's file is migrated by the process that opens it).
+    pub ready_checks: Vec<ReadyCheck>,
 }
 
 impl StoreArgs {
@@ -60,6 +64,7 @@ impl StoreArgs {
                 store,
                 directory: Arc::new(hearth_memory::MemoryDirectory::new()),
                 kind: "memory".into(),
+                ready_checks: Vec::new(),
             });
         }
         if let Some(url) = &self.database_url {
@@ -97,8 +102,9 @@ impl StoreArgs {
                 store,
                 outbox,
                 feed,
-                directory: Arc::new(hearth_postgres::PgDirectory::new(app)),
+                directory: Arc::new(hearth_postgres::PgDirectory::new(app.clone())),
                 kind: "postgres".into(),
+                ready_checks: vec![schema_check(app)],
             });
         }
         let path = match &self.sqlite {
@@ -122,6 +128,7 @@ impl StoreArgs {
             outbox: store.clone(),
             store,
             kind: format!("sqlite {}", path.display()),
+            ready_checks: Vec::new(),
         })
     }
 
@@ -147,6 +154,34 @@ impl StoreArgs {
         write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
         Ok(Some(secret))
     }
+}
+
+/// `/readyz`'s `schema` check on PostgreSQL: the database has every migration this
+/// binary knows (`hearth_postgres::check_schema`, as the application role). A database
+/// behind it (restored from an older backup, say) makes the node not ready, saying
+/// where it is; `hearth migrate` brings it level.
+fn schema_check(pool: hearth_postgres::Pool) -> ReadyCheck {
+    ReadyCheck::new("schema", move || {
+        let pool = pool.clone();
+        async move {
+            let client = pool
+                .get()
+                .await
+                .map_err(|e| NotReady::new("unavailable", e))?;
+            match hearth_postgres::check_schema(&client).await {
+                Ok(()) => Ok(()),
+                Err(error) => {
+                    let said = match &error {
+                        hearth_postgres::PgError::SchemaBehind { at, needs } => {
+                            format!("behind: {at}, this binary needs migration {needs}")
+                        }
+                        _ => "unavailable".to_owned(),
+                    };
+                    Err(NotReady::new(said, error))
+                }
+            }
+        }
+    })
 }
 
 /// Creates the data directory (and missing parents) accessible to its owner only

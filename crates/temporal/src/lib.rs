@@ -9,6 +9,7 @@
 //! - [`ProcessActivities`]: the `advance` activity, one call to
 //!   [`Processes::advance`](hearth_core::durable::Processes::advance).
 //! - [`run_worker`]: a worker for the shared task queue.
+//! - [`Reachability`]: whether the frontend answers (`/readyz`).
 //! - [`dev_server`]: a local `temporal server start-dev` for tests and local runs.
 //!
 //! docs/temporal.md explains the choices.
@@ -19,6 +20,7 @@
 mod activities;
 pub mod dev_server;
 mod error;
+mod reachability;
 mod scheduler;
 mod worker;
 #[allow(missing_debug_implementations)]
@@ -26,6 +28,7 @@ mod workflow;
 
 pub use activities::{AdvanceOutcome, NON_RETRYABLE, ProcessActivities, RETRYABLE, STUCK};
 pub use error::TemporalError;
+pub use reachability::Reachability;
 pub use scheduler::{TemporalScheduler, workflow_id};
 pub use worker::{TemporalConfig, WorkerHandle, connect, run_worker};
 pub use workflow::{AggregateRef, ProcessWorkflow};
