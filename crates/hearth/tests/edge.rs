@@ -270,13 +270,20 @@ fn assert_unstorable(reply: &Value, field: &str) {
 }
 
 /// Other households' members place orders over their sockets until `stop`; returns
-/// how many were acknowledged. Every command gets an ack.
-async fn steady_load(server: &Server, stop: tokio::sync::watch::Receiver<bool>) -> u64 {
+/// how many were acknowledged. Every command gets an ack; `acks` counts them as they
+/// come, so a caller can wait until the load is running.
+async fn steady_load(
+    server: &Server,
+    stop: tokio::sync::watch::Receiver<bool>,
+    acks: tokio::sync::watch::Sender<u64>,
+) -> u64 {
+    let acks = std::sync::Arc::new(acks);
     let mut load = Vec::new();
     for _ in 0..3 {
         let (household, token) = server.household().await;
         let mut ws = server.socket(household, &token).await;
         let mut stop = stop.clone();
+        let acks = acks.clone();
         load.push(tokio::spawn(async move {
             let mut acked = 0;
             while !*stop.borrow_and_update() {
@@ -290,6 +297,7 @@ async fn steady_load(server: &Server, stop: tokio::sync::watch::Receiver<bool>) 
                     }
                     assert_eq!(reply["ack"]["id"], json!(id), "{reply}");
                     acked += 1;
+                    acks.send_modify(|n| *n += 1);
                     break;
                 }
             }
@@ -309,7 +317,10 @@ async fn nul_text_is_refused_at_the_wire(kind: Kind) {
     let appends_before = server.store.appends();
     let reruns_before = server.store.reruns();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (acked, ()) = tokio::join!(steady_load(&server, stopped), async {
+    let (acks, mut acked_so_far) = tokio::sync::watch::channel(0u64);
+    let (acked, ()) = tokio::join!(steady_load(&server, stopped, acks), async {
+        // The attacks start once the other households' load runs (three acks).
+        acked_so_far.wait_for(|n| *n >= 3).await.unwrap();
         let mut ws = server.socket(household, &token).await;
         for (bad, field, _) in commands_with_a_nul() {
             ws.send(Message::text(json!({"command": bad}).to_string()))

@@ -142,6 +142,20 @@ fn steps_done(log: &Path, aggregate: AggregateId) -> Vec<String> {
         .collect()
 }
 
+/// Waits until a worker's log says it finished `step` for `aggregate`: the worker logs a
+/// step after its command commits, so the store can show the step's effect a moment
+/// before the line is written. A bounded poll of another process's log file.
+async fn step_logged(log: &Path, aggregate: AggregateId, step: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !steps_done(log, aggregate).iter().any(|s| s == step) {
+        assert!(
+            Instant::now() < deadline,
+            "{step} not logged within 10 s of its commit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_timer_and_restarted_makes_the_order_ready_without_repeating_a_step() {
     let server = DevServer::start(Duration::from_secs(60)).unwrap();
@@ -214,6 +228,7 @@ async fn a_worker_killed_mid_timer_and_restarted_makes_the_order_ready_without_r
         Duration::from_secs(60),
     )
     .await;
+    step_logged(&log2, order.into(), "mark-ready").await;
     second.start_kill().unwrap();
     second.wait().await.unwrap();
 
@@ -333,6 +348,7 @@ async fn a_worker_killed_while_a_chore_waits_and_restarted_reminds_once_at_the_d
         // A bounded poll: the worker is another process; its commits ring no feed here.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    step_logged(&log2, chore.into(), "remind").await;
     second.start_kill().unwrap();
     second.wait().await.unwrap();
 
