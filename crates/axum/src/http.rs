@@ -237,7 +237,9 @@ pub(crate) fn check_time_zone(field: &str, zone: &str) -> Result<String, ApiErro
             Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 codes::UNKNOWN_TIME_ZONE,
-                format!("{field}: {shown:?} is not an IANA time zone name (e.g. \"Europe/Berlin\")"),
+                format!(
+                    "{field}: {shown:?} is not an IANA time zone name (e.g. \"Europe/Berlin\")"
+                ),
             ))
         }
     }

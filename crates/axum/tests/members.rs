@@ -533,12 +533,7 @@ async fn the_join_page_names_the_household_and_who_invited(b: Backend) {
 
 async fn the_household_time_zone_is_set_at_creation_and_changed_by_an_owner(b: Backend) {
     let c = cluster(b, 1, |_| {}).await;
-    let create = |body: Value| {
-        c.http
-            .post(c.url(0, "/households"))
-            .json(&body)
-            .send()
-    };
+    let create = |body: Value| c.http.post(c.url(0, "/households")).json(&body).send();
     // Refused at creation when unknown (exact IANA names), naming the field; none made.
     for zone in ["Mars/Olympus", "europe/berlin", ""] {
         let res = create(json!({"name": "Home", "ownerName": "Ann", "timeZone": zone}))

@@ -498,7 +498,11 @@ pub async fn time_zone_is_kept_and_changed(d: Arc<dyn Directory>) {
     );
     let changed = d.set_time_zone(id, "America/New_York").await.unwrap();
     assert_eq!(
-        (changed.id, changed.name.as_str(), changed.time_zone.as_str()),
+        (
+            changed.id,
+            changed.name.as_str(),
+            changed.time_zone.as_str()
+        ),
         (id, "The Test House", "America/New_York")
     );
     assert_eq!(d.household(id).await.unwrap(), Some(changed));

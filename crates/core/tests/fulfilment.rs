@@ -162,7 +162,8 @@ async fn an_order_as_soon_as_possible_is_ready_after_the_preparation_time() {
         "confirmed at once, then prepared"
     );
     assert_eq!(w.status(order).await, OrderStatus::Confirmed);
-    w.clock.advance(TimeDelta::minutes(10) - TimeDelta::microseconds(1));
+    w.clock
+        .advance(TimeDelta::minutes(10) - TimeDelta::microseconds(1));
     assert_eq!(
         w.fulfilment.run(w.household, order).await.unwrap(),
         Advanced::Waiting { until: expected },

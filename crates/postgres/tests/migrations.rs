@@ -182,10 +182,7 @@ async fn a_version_4_database_is_migrated_with_its_households_in_utc() {
         .await
         .unwrap();
     assert_eq!(changed.time_zone, "Europe/Lisbon");
-    assert_eq!(
-        directory.household(household).await.unwrap(),
-        Some(changed)
-    );
+    assert_eq!(directory.household(household).await.unwrap(), Some(changed));
 
     drop((directory, owner));
     own.drop_now().await;

@@ -149,8 +149,7 @@ fn select_household(conn: &Connection, id: HouseholdId) -> Result<Option<Househo
         )
         .optional()?;
     row.map(|(name, created, time_zone)| {
-        let created =
-            created.ok_or_else(|| Fail::corrupt("named household without created_at"))?;
+        let created = created.ok_or_else(|| Fail::corrupt("named household without created_at"))?;
         Ok(Household {
             id,
             name,
@@ -200,12 +199,7 @@ impl Directory for SqliteDirectory {
     }
 
     async fn household(&self, id: HouseholdId) -> Result<Option<Household>, DirectoryError> {
-        let found = self
-            .db
-            .read(move |conn| {
-                select_household(conn, id)
-            })
-            .await?;
+        let found = self.db.read(move |conn| select_household(conn, id)).await?;
         Ok(found)
     }
 

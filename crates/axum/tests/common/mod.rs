@@ -49,7 +49,11 @@ impl Directory for Watched {
     async fn household(&self, id: HouseholdId) -> Result<Option<Household>, DirectoryError> {
         self.inner.household(id).await
     }
-    async fn set_time_zone(&self, id: HouseholdId, zone: &str) -> Result<Household, DirectoryError> {
+    async fn set_time_zone(
+        &self,
+        id: HouseholdId,
+        zone: &str,
+    ) -> Result<Household, DirectoryError> {
         self.inner.set_time_zone(id, zone).await
     }
     async fn member(
