@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The longest preparation time: as far ahead as a member may set a ready time.
+const MAX_PREP_TIME_SECS: i64 = hearth_core::order::limits::MAX_READY_AT_DAYS * 24 * 3600;
+
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on, host:port (a name such as localhost:8787 is resolved; port 0
@@ -59,8 +62,9 @@ pub struct ServeArgs {
     #[arg(long, env = "HEARTH_METRICS_LISTEN", value_parser = crate::cli::socket_addr)]
     metrics_listen: Option<SocketAddr>,
     /// Seconds an order takes to prepare: one placed "as soon as possible" is expected
-    /// (and marked) ready this long after it is placed, and members see that time.
-    #[arg(long, env = "HEARTH_PREP_TIME_SECS", default_value_t = 600, value_parser = clap::value_parser!(u32))]
+    /// (and marked) ready this long after it is placed, and members see that time. At
+    /// most 7 days, as far ahead as a member may set a ready time.
+    #[arg(long, env = "HEARTH_PREP_TIME_SECS", default_value_t = 600, value_parser = clap::value_parser!(u32).range(0..=MAX_PREP_TIME_SECS))]
     prep_time_secs: u32,
     #[command(flatten)]
     stores: StoreArgs,
