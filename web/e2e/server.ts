@@ -15,7 +15,9 @@ export function hearthBin(): string {
   return process.env.HEARTH_BIN ?? join(target, "debug", "hearth");
 }
 
-/** `env`: more environment for `hearth serve` (e.g. HEARTH_ACCESS_TOKEN_TTL_SECS). */
+/** `env`: more environment for `hearth serve` (e.g. HEARTH_ACCESS_TOKEN_TTL_SECS). Orders
+ * "as soon as possible" take 2 s to prepare here (HEARTH_PREP_TIME_SECS; 10 minutes by
+ * default), so a test sees them become ready. */
 export async function startServer(env: Record<string, string> = {}): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), "hearth-e2e-"));
   const webDir = fileURLToPath(new URL("../dist", import.meta.url));
@@ -23,7 +25,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
     hearthBin(),
     ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--web-dir", webDir],
     {
-      env: { ...process.env, HEARTH_TOKEN_SECRET: randomUUID(), RUST_LOG: process.env.RUST_LOG ?? "warn", ...env },
+      env: { ...process.env, HEARTH_TOKEN_SECRET: randomUUID(), RUST_LOG: process.env.RUST_LOG ?? "warn", HEARTH_PREP_TIME_SECS: "2", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );

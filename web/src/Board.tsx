@@ -2,13 +2,16 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import type { FormEvent } from "react";
 import { navigate } from "./App";
 import { announcements } from "./announce";
-import { createInvite, fetchCatalog, fetchMembers, inviteLink } from "./api";
-import { STATUS_LABEL, clock, fromLocalInput, localTimeZone, money, timelineSteps, toLocalInput, when } from "./format";
-import type { CatalogItem, List, Member, Membership, OrderLine } from "./generated";
+import { createInvite, fetchCatalog, fetchHousehold, fetchMembers, inviteLink } from "./api";
+import { STATUS_LABEL, clock, fromZonedInput, money, timelineSteps, toZonedInput, when } from "./format";
+import type { CatalogItem, Household as HouseholdInfo, List, Member, Membership, OrderLine } from "./generated";
 import { READY_AT_MAX_DAYS, REFUSALS, errorSentence, linesText, refusedSentence, sentence } from "./messages";
 import { boardOrders } from "./optimistic";
 import type { BoardOrder, Pending } from "./optimistic";
 import { Members } from "./Members";
+import { updateHousehold } from "./memberships";
+import { TimeZoneSetting } from "./TimeZone";
+import { DEFAULT_TIME_ZONE, HouseholdZone, useZone } from "./zone";
 import { depart, useSession } from "./session";
 import type { CommandEntry } from "./state";
 import { Chores } from "./Chores";
@@ -28,6 +31,20 @@ export function Board({ membership }: { membership: Membership }) {
     navigate("/");
   }, [departed, membership]);
   const [members, setMembers] = useState<Member[]>([]);
+  // The household as the server has it now (its time zone may have been changed by an
+  // owner): read at each (re)connect, kept with the membership for offline use.
+  const [info, setInfo] = useState<HouseholdInfo>(household);
+  const learn = (h: HouseholdInfo) => {
+    setInfo(h);
+    updateHousehold(h);
+  };
+  useEffect(() => {
+    if (!hh.welcomed) return;
+    fetchHousehold(household.id, token).then(learn, () => undefined);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [household.id, token, hh.welcomed]);
+  // A membership kept from before households had zones has none until the server says.
+  const zone = info.timeZone ?? DEFAULT_TIME_ZONE;
   const names = useMemo(() => new Map(members.map((m) => [m.id, m.name])), [members]);
   const unknownPlacer =
     hh.view.orders.some((o) => !names.has(o.placedBy)) || (hh.view.chores ?? []).some((c) => !names.has(c.assignee));
@@ -61,7 +78,7 @@ export function Board({ membership }: { membership: Membership }) {
   }, [hh.view.orders, member.id]);
 
   return (
-    <>
+    <HouseholdZone.Provider value={zone}>
       <ConnectionBar hh={hh} />
       <main className="page">
         <header className="top">
@@ -69,8 +86,10 @@ export function Board({ membership }: { membership: Membership }) {
             <a href="/" onClick={(e) => (e.preventDefault(), navigate("/"))}>
               ← Households
             </a>
-            <h1 data-testid="household-name">{household.name}</h1>
-            <p className="muted">You are {member.name}</p>
+            <h1 data-testid="household-name">{info.name}</h1>
+            <p className="muted">
+              You are {member.name} · times are in <span data-testid="household-zone">{zone}</span>
+            </p>
           </div>
         </header>
         <div className="visually-hidden" aria-live="polite" data-testid="announcer">
@@ -93,6 +112,7 @@ export function Board({ membership }: { membership: Membership }) {
         )}
 
         {member.role === "owner" && <Invite householdId={household.id} token={token} />}
+        {member.role === "owner" && <TimeZoneSetting householdId={household.id} token={token} zone={zone} onChanged={learn} />}
         <Members householdId={household.id} me={member.id} token={token} onLeft={() => depart(membership, "left")} onMembers={setMembers} />
         <NewOrder onPlace={hh.placeOrder} disabled={hh.status === "unauthorized"} />
 
@@ -124,7 +144,7 @@ export function Board({ membership }: { membership: Membership }) {
           older={hh.older.olderChores > 0 && <Older what="chores" count={hh.older.olderChores} load={() => hh.loadOlder("chores")} />}
         />
       </main>
-    </>
+    </HouseholdZone.Provider>
   );
 }
 
@@ -206,6 +226,13 @@ function Problem({ entry, describeOrder, onDismiss }: { entry: CommandEntry; des
   );
 }
 
+/** How a ready-at reads: expected while the order is on its way, as a fact once ready. */
+function readyWords(order: BoardOrder): string {
+  if (order.status === "ready" || order.status === "completed") return "ready";
+  if (order.status === "cancelled" || order.status === "rejected") return "was due";
+  return "expected ready";
+}
+
 const PENDING_TEXT: Record<Pending, string> = {
   placing: "Not yet confirmed",
   cancelling: "Cancelling…",
@@ -214,6 +241,7 @@ const PENDING_TEXT: Record<Pending, string> = {
 
 function Order(props: { order: BoardOrder; placedBy: string; mayAct: boolean; onCancel: () => void; onCollect: () => void }) {
   const { order, mayAct } = props;
+  const zone = useZone();
   const [confirming, setConfirming] = useState(false);
   const confirmRef = useRef<HTMLButtonElement>(null);
   const cancelRef = useRef<HTMLButtonElement>(null);
@@ -259,8 +287,15 @@ function Order(props: { order: BoardOrder; placedBy: string; mayAct: boolean; on
       </ul>
       {order.note && <p className="note" data-testid="order-note">“{order.note}”</p>}
       <p className="muted small">
-        Placed by {props.placedBy} {when(order.placedAt)}
-        {order.readyAt ? <> · ready {when(order.readyAt)}</> : <> · ready as soon as possible</>}
+        Placed by {props.placedBy} {when(order.placedAt, zone)}
+        {order.readyAt ? (
+          <>
+            {" "}
+            · <span data-testid="ready-at">{readyWords(order)} {when(order.readyAt, zone)}</span>
+          </>
+        ) : (
+          <> · ready as soon as possible</>
+        )}
       </p>
       {order.pending !== "placing" && (
         <ol className="steps" aria-label="Progress">
@@ -269,7 +304,7 @@ function Order(props: { order: BoardOrder; placedBy: string; mayAct: boolean; on
               <span className="visually-hidden">{s.done ? "done: " : "to come: "}</span>
               {STATUS_LABEL[s.status]}
               {s.end && order.rejection && ` (${order.rejection.code === "outOfStock" ? `out of stock: ${order.rejection.sku}` : order.rejection.message})`}
-              {at.get(s.status) && <span className="small"> {clock(at.get(s.status) ?? null)}</span>}
+              {at.get(s.status) && <span className="small"> {clock(at.get(s.status) ?? null, zone)}</span>}
             </li>
           ))}
         </ol>
@@ -323,6 +358,7 @@ function NewOrder({ onPlace, disabled }: { onPlace: (o: { lines: OrderLine[]; re
   const [readyAt, setReadyAt] = useState<string | null>(null);
   const [note, setNote] = useState("");
   const [placed, setPlaced] = useState<string | null>(null);
+  const zone = useZone();
 
   useEffect(() => {
     fetchCatalog().then(setCatalog, (e: unknown) => setCatalogError(errorSentence(e)));
@@ -332,19 +368,19 @@ function NewOrder({ onPlace, disabled }: { onPlace: (o: { lines: OrderLine[]; re
     .filter((i) => (qty[i.sku] ?? 0) > 0)
     .map((i) => ({ sku: i.sku, name: i.name, quantity: qty[i.sku] ?? 0, unitPriceCents: i.unitPriceCents }));
   const total = lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
-  const timeProblem = readyAt === null ? null : readyAtProblem(readyAt);
+  const timeProblem = readyAt === null ? null : readyAtProblem(readyAt, zone);
 
   function submit(e: FormEvent) {
     e.preventDefault();
     if (lines.length === 0 || timeProblem) return;
-    const at = readyAt === null ? null : fromLocalInput(readyAt);
+    const at = readyAt === null ? null : fromZonedInput(readyAt, zone);
     const trimmed = note.trim();
     onPlace({
       lines,
       ...(at ? { readyAt: at.toISOString() } : {}),
       ...(trimmed ? { note: trimmed } : {}),
     });
-    setPlaced(`Order of ${linesText(lines)} placed${at ? `, ready ${when(at.toISOString())}` : ""}.`);
+    setPlaced(`Order of ${linesText(lines)} placed${at ? `, ready ${when(at.toISOString(), zone)}` : ""}.`);
     // A new order starts afresh: nothing carries over, the ready time included.
     setQty({});
     setNote("");
@@ -404,20 +440,22 @@ function NewOrder({ onPlace, disabled }: { onPlace: (o: { lines: OrderLine[]; re
 }
 
 /** Why a picked ready-at time would be refused (null: fine); the server checks it again. */
-function readyAtProblem(value: string, now = new Date()): string | null {
-  const at = fromLocalInput(value);
+function readyAtProblem(value: string, zone: string, now = new Date()): string | null {
+  const at = fromZonedInput(value, zone);
   if (at === null) return "Pick a date and a time.";
   if (at.getTime() <= now.getTime()) return REFUSALS.ready_at_not_in_future;
   if (at.getTime() > now.getTime() + READY_AT_MAX_DAYS * 86_400_000) return REFUSALS.ready_at_too_far;
   return null;
 }
 
-/** "As soon as possible" or a date and time (the device's time zone), never carried over. */
+/** "As soon as possible" or a date and time in the household's time zone (whatever the
+ * device's), never carried over. */
 function ReadyAtPicker({ value, onChange, problem }: { value: string | null; onChange: (v: string | null) => void; problem: string | null }) {
+  const zone = useZone();
   const now = new Date();
   const soon = new Date(Math.ceil((now.getTime() + 60 * 60_000) / (15 * 60_000)) * 15 * 60_000);
   const latest = new Date(now.getTime() + READY_AT_MAX_DAYS * 86_400_000);
-  const at = value === null ? null : fromLocalInput(value);
+  const at = value === null ? null : fromZonedInput(value, zone);
   return (
     <fieldset className="ready">
       <legend>Ready</legend>
@@ -426,25 +464,25 @@ function ReadyAtPicker({ value, onChange, problem }: { value: string | null; onC
         As soon as possible
       </label>
       <label className="inline">
-        <input type="radio" name="when" checked={value !== null} onChange={() => onChange(toLocalInput(soon))} />
+        <input type="radio" name="when" checked={value !== null} onChange={() => onChange(toZonedInput(soon, zone))} />
         At a set time
       </label>
       {value !== null && (
         <label>
-          Ready at ({localTimeZone()})
+          Ready at ({zone})
           <input
             type="datetime-local"
             name="readyAt"
             value={value}
-            min={toLocalInput(now)}
-            max={toLocalInput(latest)}
+            min={toZonedInput(now, zone)}
+            max={toZonedInput(latest, zone)}
             step={60}
             onChange={(e) => onChange(e.target.value)}
             aria-describedby="ready-at-said"
             aria-invalid={problem !== null}
           />
           <span id="ready-at-said" className={problem ? "error small" : "muted small"} data-testid="ready-at-said">
-            {problem ?? (at ? `Ready ${when(at.toISOString())}` : "")}
+            {problem ?? (at ? `Ready ${when(at.toISOString(), zone)}` : "")}
           </span>
         </label>
       )}

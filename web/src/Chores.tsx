@@ -4,7 +4,8 @@
 import { useState } from "react";
 import type { FormEvent, ReactNode } from "react";
 import type { ChoreView, Member, MemberCommand } from "./protocol";
-import { fromLocalInput, toLocalInput, when } from "./format";
+import { fromZonedInput, toZonedInput, when } from "./format";
+import { useZone } from "./zone";
 
 const STATUS_TEXT: Record<ChoreView["status"], string> = {
   scheduled: "Scheduled",
@@ -65,6 +66,7 @@ function Chore(props: {
   disabled: boolean;
 }) {
   const { chore, me, members, refreshMembers, name, send, disabled } = props;
+  const zone = useZone();
   const [swapWith, setSwapWith] = useState("");
   const isOpen = chore.status === "scheduled" || chore.status === "due" || chore.status === "overdue";
   const mayClose = chore.assignee === me || chore.createdBy === me;
@@ -75,7 +77,7 @@ function Chore(props: {
         <strong>{chore.title}</strong> <span className={`pill ${chore.status}`}>{STATUS_TEXT[chore.status]}</span>
       </div>
       <p className="muted">
-        For {name(chore.assignee)} · due {when(chore.dueAt)}
+        For {name(chore.assignee)} · due {when(chore.dueAt, zone)}
         {chore.everyDays ? ` · every ${chore.everyDays === 1 ? "day" : `${chore.everyDays} days`}` : ""}
         {chore.closedBy ? ` · ${chore.status === "done" ? "done" : "skipped"} by ${name(chore.closedBy)}` : ""}
         {chore.skipReason ? ` (${chore.skipReason})` : ""}
@@ -152,7 +154,8 @@ function NewChore(props: {
   disabled: boolean;
 }) {
   const { me, members, refreshMembers, send, disabled } = props;
-  const inAnHour = () => toLocalInput(new Date(Date.now() + 60 * 60 * 1000));
+  const zone = useZone();
+  const inAnHour = () => toZonedInput(new Date(Date.now() + 60 * 60 * 1000), zone);
   const [title, setTitle] = useState("");
   const [assignee, setAssignee] = useState(me);
   const [due, setDue] = useState(inAnHour);
@@ -161,7 +164,7 @@ function NewChore(props: {
 
   function submit(e: FormEvent) {
     e.preventDefault();
-    const dueAt = fromLocalInput(due);
+    const dueAt = fromZonedInput(due, zone);
     if (title.trim() === "") return setProblem("Give the chore a title.");
     if (dueAt === null || dueAt.getTime() <= Date.now()) return setProblem("Pick a due time in the future.");
     const everyDays = every === "" ? undefined : Number(every);
@@ -195,7 +198,7 @@ function NewChore(props: {
         </select>
       </label>
       <label>
-        Due <input aria-label="Due" type="datetime-local" value={due} onChange={(e) => setDue(e.target.value)} />
+        Due ({zone}) <input aria-label="Due" type="datetime-local" value={due} onChange={(e) => setDue(e.target.value)} />
       </label>
       <label>
         Repeats{" "}

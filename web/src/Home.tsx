@@ -2,6 +2,7 @@ import { useState } from "react";
 import type { FormEvent } from "react";
 import { navigate } from "./App";
 import { createHousehold } from "./api";
+import { localTimeZone } from "./format";
 import { loadMemberships, saveMembership } from "./memberships";
 import { errorSentence } from "./messages";
 import { takeDepartureNotice } from "./session";
@@ -19,7 +20,7 @@ export function Home() {
     setBusy(true);
     setError(null);
     try {
-      const m = await createHousehold({ name, ownerName });
+      const m = await createHousehold({ name, ownerName, timeZone: localTimeZone() });
       saveMembership(m);
       navigate(`/h/${m.household.id}`);
     } catch (err) {

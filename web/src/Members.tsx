@@ -3,7 +3,9 @@
 // refusal is shown in words (the server's codes: docs/rooms.md, "Members and roles").
 import { useCallback, useEffect, useState } from "react";
 import { ApiError, endSession, fetchMembers, fetchSessions, removeMember, setRole } from "./api";
+import { when } from "./format";
 import type { Member, SessionView } from "./generated";
+import { useZone } from "./zone";
 
 const WHY: Record<string, string> = {
   last_owner: "A household needs an owner: make someone else an owner first.",
@@ -30,6 +32,7 @@ export function Members({
   /** The list as last read (the board names who placed each order from it). */
   onMembers?: (members: Member[]) => void;
 }) {
+  const zone = useZone();
   const [members, setMembers] = useState<Member[]>([]);
   const [sessions, setSessions] = useState<SessionView[]>([]);
   const [error, setError] = useState<string | null>(null);
@@ -106,7 +109,7 @@ export function Members({
           <ul className="plain">
             {sessions.map((s) => (
               <li key={s.id} data-testid="session">
-                {s.device} <span className="muted">since {new Date(s.createdAt).toLocaleString()}</span>{" "}
+                {s.device} <span className="muted">since {when(s.createdAt, zone)}</span>{" "}
                 {s.current ? (
                   <span className="muted">(this device)</span>
                 ) : (

@@ -5,6 +5,7 @@ import type {
   CatalogItem,
   CreateHousehold,
   CreateInvite,
+  Household,
   Invite,
   InvitePreview,
   Member,
@@ -56,6 +57,12 @@ export const joinHousehold = (household: string, req: AcceptInvite) =>
   call<Membership>("POST", `/households/${encodeURIComponent(household)}/join`, req);
 export const createInvite = (household: string, token: string, req: CreateInvite = {}) =>
   call<Invite>("POST", `/households/${encodeURIComponent(household)}/invites`, req, token);
+/** The household as it is now: its name and time zone. */
+export const fetchHousehold = (household: string, token: string) =>
+  call<Household>("GET", `/households/${encodeURIComponent(household)}`, undefined, token);
+/** An owner sets the household's time zone (an IANA name; refused as `unknown_time_zone`). */
+export const setTimeZone = (household: string, token: string, timeZone: string) =>
+  call<Household>("PUT", `/households/${encodeURIComponent(household)}/time-zone`, { timeZone }, token);
 export const fetchMembers = (household: string, token: string) =>
   call<Member[]>("GET", `/households/${encodeURIComponent(household)}/members`, undefined, token);
 /** An owner removes a member; a member removing themselves leaves. */

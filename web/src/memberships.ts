@@ -1,5 +1,5 @@
 // The households this browser belongs to (each with its member token), in localStorage.
-import type { Membership } from "./generated";
+import type { Household, Membership } from "./generated";
 
 const KEY = "hearth:memberships";
 
@@ -24,4 +24,12 @@ export function findMembership(householdId: string): Membership | undefined {
 
 export function removeMembership(householdId: string): void {
   localStorage.setItem(KEY, JSON.stringify(loadMemberships().filter((m) => m.household.id !== householdId)));
+}
+
+/** Keeps what the server says the household is now (its time zone may have changed). */
+export function updateHousehold(household: Household): void {
+  localStorage.setItem(
+    KEY,
+    JSON.stringify(loadMemberships().map((m) => (m.household.id === household.id ? { ...m, household } : m))),
+  );
 }

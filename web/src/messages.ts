@@ -56,6 +56,7 @@ export const ERRORS: Readonly<Record<WireErrorCode | "network", string>> = {
   session_not_found: "This device is signed out of the household. Ask a member for a new invite link.",
   session_ended: "This device was signed out of the household. Ask a member for a new invite link.",
   credential_reused: "This device's sign-in was used twice, so it was ended for safety. Ask a member for a new invite link.",
+  unknown_time_zone: "That is not a time zone the server knows. Pick one from the list, such as Europe/Berlin.",
 };
 export type ErrorCode = keyof typeof ERRORS;
 

@@ -10,7 +10,7 @@ const HH = "0190c0de-0000-7000-8000-000000000001";
 
 function membership(refresh: string, token = `token-${refresh}`): Membership {
   return {
-    household: { id: HH, name: "Home", createdAt: "2026-12-01T00:00:00Z" },
+    household: { id: HH, name: "Home", timeZone: "Europe/Berlin", createdAt: "2026-12-01T00:00:00Z" },
     member: { household: HH, id: "0190c0de-0000-7000-8000-0000000000aa", name: "Ann", role: "owner", joinedAt: "2026-12-01T00:00:00Z" },
     token,
     expiresAt: new Date(Date.now() + 3_000).toISOString(),

@@ -477,6 +477,11 @@ fn router(state: Arc<AppState>) -> Router {
     let api = api
         .route("/catalog", get(http::catalog))
         .route("/households", post(http::create_household))
+        .route("/households/{household}", get(http::household))
+        .route(
+            "/households/{household}/time-zone",
+            put(http::set_time_zone),
+        )
         .route("/households/{household}/members", get(http::members))
         .route(
             "/households/{household}/members/{member}",

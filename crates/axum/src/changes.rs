@@ -1,5 +1,5 @@
-//! Membership changes: a household is created, a member joins, is removed, leaves, or
-//! has their role changed. Each is one function here, which checks the role rules,
+//! Membership changes: a household is created (or its time zone changed), a member
+//! joins, is removed, leaves, or has their role changed. Each is one function here, which checks the role rules,
 //! asks the directory (which keeps the last-owner rule atomically), and then makes the
 //! change felt at once on this node: the cached answers about that member are
 //! forgotten and their sockets closed with the change's close code. Other nodes see it
@@ -48,6 +48,22 @@ pub(crate) async fn create(
 ) -> Result<(), ApiError> {
     app.directory
         .create_household(household, owner)
+        .await
+        .map_err(directory_error)
+}
+
+/// `actor` (an owner) sets their household's time zone to `zone` (checked here: an
+/// unknown name changes nothing). Members learn it when they next read the household
+/// (`GET /households/{id}`: the web app does at each connect).
+pub(crate) async fn set_time_zone(
+    app: &AppState,
+    actor: &Member,
+    zone: &str,
+) -> Result<Household, ApiError> {
+    owner_only(actor, "change the household's time zone")?;
+    let zone = crate::http::check_time_zone("timeZone", zone)?;
+    app.directory
+        .set_time_zone(actor.household, &zone)
         .await
         .map_err(directory_error)
 }

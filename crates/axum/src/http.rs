@@ -15,7 +15,9 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hearth_core::ports::{DirectoryError, Household, Invite, Member, Role, Session};
+use hearth_core::ports::{
+    DEFAULT_TIME_ZONE, DirectoryError, Household, Invite, Member, Role, Session,
+};
 use hearth_core::window::{self, Bound, List, Older, Window};
 use hearth_core::{EventEnvelope, HouseholdId, HouseholdView, MemberId, SessionId};
 use serde::{Deserialize, Serialize};
@@ -222,6 +224,25 @@ fn check_name(field: &str, name: &str) -> Result<String, ApiError> {
         ));
     }
     Ok(name.to_owned())
+}
+
+/// A household's time zone as a client names it: an IANA name the server's zone
+/// database knows ("Europe/Berlin"; exact, as `Intl` gives it), refused otherwise with
+/// `unknown_time_zone` naming `field`.
+pub(crate) fn check_time_zone(field: &str, zone: &str) -> Result<String, ApiError> {
+    match zone.parse::<chrono_tz::Tz>() {
+        Ok(tz) => Ok(tz.name().to_owned()),
+        Err(_) => {
+            let shown: String = zone.chars().take(64).collect();
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::UNKNOWN_TIME_ZONE,
+                format!(
+                    "{field}: {shown:?} is not an IANA time zone name (e.g. \"Europe/Berlin\")"
+                ),
+            ))
+        }
+    }
 }
 
 /// `GET /healthz`: the process is alive (it answers).
@@ -534,6 +555,54 @@ pub struct CreateHousehold {
     pub name: String,
     /// The owner's display name.
     pub owner_name: String,
+    /// The household's time zone, an IANA name (the web app sends the creator's
+    /// browser zone); `UTC` when absent.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetTimeZone {
+    /// An IANA time zone name.
+    pub time_zone: String,
+}
+
+/// `GET /households/{household}` (member token): the household (its name and time zone).
+pub(crate) async fn household(
+    State(app): State<Arc<AppState>>,
+    Path(household): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let household = household_id(&household)?;
+    bearer(&app, household, &headers).await?;
+    let Some(found) = app
+        .directory
+        .household(household)
+        .await
+        .map_err(directory_error)?
+    else {
+        return Err(directory_error(DirectoryError::NoSuchHousehold(household)));
+    };
+    Ok(Json(found).into_response())
+}
+
+/// `PUT /households/{household}/time-zone` (owner token), `{"timeZone"}`: 200 with the
+/// household as it is now; 400 `unknown_time_zone` (nothing changed), 403
+/// `not_an_owner`.
+pub(crate) async fn set_time_zone(
+    State(app): State<Arc<AppState>>,
+    Path(household): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let household = household_id(&household)?;
+    let caller = bearer(&app, household, &headers).await?;
+    let request: SetTimeZone = body(&bytes)?;
+    let changed = changes::set_time_zone(&app, &caller.member, &request.time_zone).await?;
+    Ok(Json(changed).into_response())
 }
 
 /// A member and the session that just began for them: `token` (the access token),
@@ -559,10 +628,15 @@ pub(crate) async fn create_household(
     let request: CreateHousehold = body(&bytes)?;
     let name = check_name("name", &request.name)?;
     let owner_name = check_name("ownerName", &request.owner_name)?;
+    let time_zone = match &request.time_zone {
+        Some(zone) => check_time_zone("timeZone", zone)?,
+        None => DEFAULT_TIME_ZONE.to_owned(),
+    };
     let now = app.clock.now();
     let household = Household {
         id: HouseholdId(uuid::Uuid::now_v7()),
         name,
+        time_zone,
         created_at: now,
     };
     let owner = Member {

@@ -26,7 +26,7 @@ pub use app::{Application, Ports, ServeError, Settings};
 pub use auth::{Claims, TokenError, TokenSecret, Tokens};
 pub use http::{
     AcceptInvite, CreateHousehold, CreateInvite, InvitePreview, Membership, Refresh, Refreshed,
-    RoomEvents, RoomState, SessionView, SetRole,
+    RoomEvents, RoomState, SessionView, SetRole, SetTimeZone,
 };
 pub use limits::{LimitSettings, Rate};
 pub use metrics::Metrics;

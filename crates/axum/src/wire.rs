@@ -276,6 +276,8 @@ pub mod codes {
         SESSION_ENDED = "session_ended",
         /// Sessions: a refresh credential was used twice; its session is now ended (401).
         CREDENTIAL_REUSED = "credential_reused",
+        /// Households: `timeZone` is not an IANA time zone name (400).
+        UNKNOWN_TIME_ZONE = "unknown_time_zone",
     }
 }
 

@@ -531,6 +531,109 @@ async fn the_join_page_names_the_household_and_who_invited(b: Backend) {
     assert_eq!(res.status(), 404);
 }
 
+async fn the_household_time_zone_is_set_at_creation_and_changed_by_an_owner(b: Backend) {
+    let c = cluster(b, 1, |_| {}).await;
+    let create = |body: Value| c.http.post(c.url(0, "/households")).json(&body).send();
+    // Refused at creation when unknown (exact IANA names), naming the field; none made.
+    for zone in ["Mars/Olympus", "europe/berlin", ""] {
+        let res = create(json!({"name": "Home", "ownerName": "Ann", "timeZone": zone}))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{zone:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(code(&body), "unknown_time_zone", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("timeZone: "),
+            "{body}"
+        );
+    }
+    // Without one: UTC.
+    let plain: Value = create(json!({"name": "Home", "ownerName": "Ann"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plain["household"]["timeZone"], "UTC");
+    let res = create(json!({"name": "Home", "ownerName": "Ann", "timeZone": "Europe/Berlin"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["household"]["timeZone"], "Europe/Berlin");
+    let ann = held(&body);
+    let bob = c.join(&ann, "Bob").await;
+    let zone_seen_by = |who: Held| {
+        let c = &c;
+        async move {
+            let res = c
+                .http
+                .get(c.url(0, &format!("/households/{}", who.hh)))
+                .bearer_auth(&who.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let body: Value = res.json().await.unwrap();
+            body["timeZone"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(zone_seen_by(bob.clone()).await, "Europe/Berlin");
+    let set = |who: Held, zone: &'static str| {
+        let c = &c;
+        async move {
+            let res = c
+                .http
+                .put(c.url(0, &format!("/households/{}/time-zone", who.hh)))
+                .bearer_auth(&who.token)
+                .json(&json!({"timeZone": zone}))
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    // A member may not change it; an unknown zone changes nothing.
+    let (status, body) = set(bob.clone(), "Asia/Tokyo").await;
+    assert_eq!((status, code(&body)), (403, "not_an_owner"), "{body}");
+    let (status, body) = set(ann.clone(), "Mars/Olympus").await;
+    assert_eq!((status, code(&body)), (400, "unknown_time_zone"), "{body}");
+    assert_eq!(zone_seen_by(bob.clone()).await, "Europe/Berlin");
+    // An owner changes it; every member reads the new one.
+    let (status, body) = set(ann.clone(), "Asia/Tokyo").await;
+    assert_eq!(
+        (status, body["timeZone"].as_str(), body["name"].as_str()),
+        (200, Some("Asia/Tokyo"), Some("Home")),
+        "{body}"
+    );
+    assert_eq!(zone_seen_by(bob.clone()).await, "Asia/Tokyo");
+    // The join page carries it too.
+    let invite: Value = c.invite(&ann).await.json().await.unwrap();
+    let code_ = invite["code"].as_str().unwrap();
+    let shown: Value = c
+        .http
+        .get(c.url(0, &format!("/households/{}/invites/{code_}", ann.hh)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["household"]["timeZone"], "Asia/Tokyo");
+    // Another household's member may not read it.
+    let res = c
+        .http
+        .get(c.url(0, &format!("/households/{}", ann.hh)))
+        .bearer_auth(held(&plain).token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
 macro_rules! on {
     ($backend:ident, $($case:ident),* $(,)?) => {
         $(
@@ -553,6 +656,7 @@ macro_rules! cases {
             members_list_and_end_their_own_sessions,
             unknown_members_and_households_get_401_before_the_upgrade,
             the_join_page_names_the_household_and_who_invited,
+            the_household_time_zone_is_set_at_creation_and_changed_by_an_owner,
         );
     };
 }

@@ -1492,6 +1492,9 @@ impl Directory for Broken {
     async fn household(&self, _: HouseholdId) -> Result<Option<DirHousehold>, DirectoryError> {
         Err(broken().into())
     }
+    async fn set_time_zone(&self, _: HouseholdId, _: &str) -> Result<DirHousehold, DirectoryError> {
+        Err(broken().into())
+    }
     async fn member(&self, _: HouseholdId, _: MemberId) -> Result<Option<Member>, DirectoryError> {
         Err(broken().into())
     }
@@ -1664,6 +1667,7 @@ async fn no_database_error_text_reaches_a_client() {
             hearth_core::ports::Household {
                 id: hh,
                 name: "Home".into(),
+                time_zone: "UTC".into(),
                 created_at: now,
             },
             owner.clone(),

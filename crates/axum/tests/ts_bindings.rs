@@ -71,6 +71,7 @@ fn export_all(dir: &Path) {
         hearth_axum::Refreshed,
         hearth_axum::SessionView,
         hearth_axum::SetRole,
+        hearth_axum::SetTimeZone,
         hearth_axum::InvitePreview,
         Renew,
         Renewed,

@@ -27,6 +27,7 @@ macro_rules! directory_contract {
             a_rotated_credential_ends_the_session,
             concurrent_refreshes_rotate_once,
             sessions_belong_to_their_member,
+            time_zone_is_kept_and_changed,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -57,6 +58,7 @@ async fn new_household(d: &Arc<dyn Directory>) -> (HouseholdId, Member) {
         Household {
             id,
             name: "The Test House".into(),
+            time_zone: "Europe/Berlin".into(),
             created_at: now(),
         },
         owner.clone(),
@@ -94,6 +96,7 @@ pub async fn household_id_is_unique(d: Arc<dyn Directory>) {
             Household {
                 id,
                 name: "x".into(),
+                time_zone: "UTC".into(),
                 created_at: now(),
             },
             person(id, member(), Role::Owner),
@@ -483,4 +486,35 @@ pub async fn sessions_belong_to_their_member(d: Arc<dyn Directory>) {
         d.create_session(none, &hash("s")).await.unwrap_err(),
         DirectoryError::NoSuchMember(stranger.id)
     );
+}
+
+pub async fn time_zone_is_kept_and_changed(d: Arc<dyn Directory>) {
+    let (id, _) = new_household(&d).await;
+    let (other, _) = new_household(&d).await;
+    let zone = |h: Option<Household>| h.map(|h| h.time_zone);
+    assert_eq!(
+        zone(d.household(id).await.unwrap()),
+        Some("Europe/Berlin".into())
+    );
+    let changed = d.set_time_zone(id, "America/New_York").await.unwrap();
+    assert_eq!(
+        (
+            changed.id,
+            changed.name.as_str(),
+            changed.time_zone.as_str()
+        ),
+        (id, "The Test House", "America/New_York")
+    );
+    assert_eq!(d.household(id).await.unwrap(), Some(changed));
+    assert_eq!(
+        zone(d.household(other).await.unwrap()),
+        Some("Europe/Berlin".into()),
+        "another household keeps its zone"
+    );
+    let nowhere = household();
+    assert_eq!(
+        d.set_time_zone(nowhere, "UTC").await.unwrap_err(),
+        DirectoryError::NoSuchHousehold(nowhere)
+    );
+    assert_eq!(d.household(nowhere).await.unwrap(), None);
 }

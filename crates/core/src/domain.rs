@@ -18,13 +18,17 @@ use std::fmt;
 use uuid::Uuid;
 
 /// What a decision may read besides the state: who asks, with which role in the
-/// household (a member's, from the directory; `None` for a process or the system), and
-/// when.
+/// household (a member's, from the directory; `None` for a process or the system),
+/// when, and the server's settings that rules read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Context {
     pub actor: Actor,
     pub role: Option<Role>,
     pub now: Timestamp,
+    /// How long an order takes to prepare: one placed "as soon as possible" is expected
+    /// ready this long after it is placed (the server's setting,
+    /// [`ServiceConfig::prep_time`](crate::service::ServiceConfig::prep_time)).
+    pub prep_time: chrono::Duration,
 }
 
 impl Context {

@@ -403,8 +403,16 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 pub struct Household {
     pub id: HouseholdId,
     pub name: String,
+    /// The household's time zone, an IANA name ("Europe/Berlin"): every member sees and
+    /// picks times in it, wherever they are. Set when the household is created (the
+    /// creator's zone), changed by an owner; checked by the edge that accepts it.
+    pub time_zone: String,
     pub created_at: Timestamp,
 }
+
+/// The time zone of a household that was never given one (those created before zones,
+/// and a creator that names none).
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -507,6 +515,13 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
         owner: Member,
     ) -> Result<(), DirectoryError>;
     async fn household(&self, id: HouseholdId) -> Result<Option<Household>, DirectoryError>;
+    /// Sets the household's time zone (an IANA name the caller checked), and returns the
+    /// household as it is now. Refused with `NoSuchHousehold`.
+    async fn set_time_zone(
+        &self,
+        id: HouseholdId,
+        time_zone: &str,
+    ) -> Result<Household, DirectoryError>;
     async fn member(
         &self,
         household: HouseholdId,

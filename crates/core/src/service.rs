@@ -23,6 +23,11 @@ pub struct ServiceConfig {
     /// Order states remembered between commands (about this many orders; 0 turns
     /// the cache off): see `dispatch`.
     pub cache_capacity: usize,
+    /// How long an order takes to prepare ([`Context::prep_time`]): an order placed "as
+    /// soon as possible" gets `placed + prep_time` as its ready-at. None by default (ready
+    /// once confirmed), which tests of other things rely on; `hearth serve` sets its own
+    /// (`--prep-time-secs`, 10 minutes).
+    pub prep_time: chrono::Duration,
 }
 
 impl Default for ServiceConfig {
@@ -31,6 +36,7 @@ impl Default for ServiceConfig {
             max_attempts: 16,
             snapshot_every: 50,
             cache_capacity: 16_384,
+            prep_time: chrono::Duration::zero(),
         }
     }
 }
@@ -243,6 +249,7 @@ impl Service {
                 actor: command.metadata.actor.clone(),
                 role: command.metadata.role,
                 now,
+                prep_time: self.config.prep_time,
             };
             let version = D::version(&state);
             let decision = match D::decide(&state, own, &ctx) {

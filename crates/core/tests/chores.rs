@@ -87,6 +87,7 @@ impl Given {
                 actor: self.actor,
                 role: self.role,
                 now: now(),
+                prep_time: chrono::TimeDelta::zero(),
             },
         )
     }

@@ -31,11 +31,15 @@ fn line(sku: &str, quantity: u32, cents: u64) -> OrderLine {
     }
 }
 
+/// The server's preparation time in these tests, unless one says otherwise.
+const PREP: TimeDelta = TimeDelta::minutes(10);
+
 struct Given {
     history: Vec<Event>,
     actor: Actor,
     role: Option<Role>,
     now: Timestamp,
+    prep_time: TimeDelta,
 }
 
 fn given(history: impl IntoIterator<Item = Event>) -> Given {
@@ -44,12 +48,18 @@ fn given(history: impl IntoIterator<Item = Event>) -> Given {
         actor: Actor::Member { id: ANA },
         role: Some(Role::Member),
         now: now(),
+        prep_time: PREP,
     }
 }
 
 impl Given {
     fn by(mut self, actor: Actor) -> Self {
         self.actor = actor;
+        self
+    }
+    /// The server's preparation time is `prep_time`.
+    fn prep(mut self, prep_time: TimeDelta) -> Self {
+        self.prep_time = prep_time;
         self
     }
     fn process(self) -> Self {
@@ -70,6 +80,7 @@ impl Given {
                 actor: self.actor,
                 role: self.role,
                 now: self.now,
+                prep_time: self.prep_time,
             },
         )
     }
@@ -107,7 +118,7 @@ fn placed() -> Event {
         order_id: ORDER,
         lines: vec![line("bread", 2, 450), line("milk", 1, 129)],
         total_cents: 1029,
-        ready_at: None,
+        ready_at: Some(now() + PREP),
         note: None,
         placed_by: ANA,
     }
@@ -161,6 +172,40 @@ fn place_order_totals_the_lines() {
             line("milk", 1, 129),
         ])))
         .then(vec![placed()]);
+}
+
+#[test]
+fn place_order_as_soon_as_possible_is_expected_after_the_preparation_time() {
+    let p = place_cmd(vec![line("pizza", 1, 1150)]);
+    given([])
+        .prep(TimeDelta::minutes(25))
+        .when(place(p))
+        .then(vec![Event::OrderPlaced {
+            order_id: ORDER,
+            lines: vec![line("pizza", 1, 1150)],
+            total_cents: 1150,
+            ready_at: Some(now() + TimeDelta::minutes(25)),
+            note: None,
+            placed_by: ANA,
+        }]);
+}
+
+#[test]
+fn place_order_at_a_set_time_keeps_it_whatever_the_preparation_time() {
+    let at = now() + TimeDelta::hours(2);
+    let mut p = place_cmd(vec![line("pizza", 1, 1150)]);
+    p.ready_at = Some(at);
+    given([])
+        .prep(TimeDelta::hours(5))
+        .when(place(p))
+        .then(vec![Event::OrderPlaced {
+            order_id: ORDER,
+            lines: vec![line("pizza", 1, 1150)],
+            total_cents: 1150,
+            ready_at: Some(at),
+            note: None,
+            placed_by: ANA,
+        }]);
 }
 
 #[test]

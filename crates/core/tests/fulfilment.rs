@@ -11,6 +11,7 @@ use hearth_core::order::{
 };
 use hearth_core::ports::{Clock, EventStore};
 use hearth_core::process::Step;
+use hearth_core::service::ServiceConfig;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, Service,
 };
@@ -28,11 +29,15 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(ServiceConfig::default())
+}
+
+fn world_with(config: ServiceConfig) -> World {
     let store = Arc::new(MemoryEventStore::new());
     let clock = Arc::new(ManualClock::starting_now());
     let payments = Arc::new(MemoryPayments::new());
     let inventory = Arc::new(MemoryInventory::default());
-    let service = Service::new(store.clone(), clock.clone());
+    let service = Service::with_config(store.clone(), clock.clone(), config);
     World {
         fulfilment: Fulfilment::new(service, payments.clone(), inventory.clone()),
         store,
@@ -129,6 +134,47 @@ async fn an_order_goes_to_ready_at_its_ready_at() {
         ]
     );
     assert_eq!(w.payments.captures(), 1);
+}
+
+#[tokio::test]
+async fn an_order_as_soon_as_possible_is_ready_after_the_preparation_time() {
+    let w = world_with(ServiceConfig {
+        prep_time: TimeDelta::minutes(10),
+        ..ServiceConfig::default()
+    });
+    let placed_at = w.clock.now();
+    let order = w.place("bread", 1, None).await;
+    let state = w
+        .fulfilment
+        .service()
+        .load::<hearth_core::Orders>(w.household, order)
+        .await
+        .unwrap();
+    let expected = placed_at + TimeDelta::minutes(10);
+    assert_eq!(
+        state.order.unwrap().ready_at,
+        Some(expected),
+        "members see when to expect it"
+    );
+    assert_eq!(
+        w.fulfilment.run(w.household, order).await.unwrap(),
+        Advanced::Waiting { until: expected },
+        "confirmed at once, then prepared"
+    );
+    assert_eq!(w.status(order).await, OrderStatus::Confirmed);
+    w.clock
+        .advance(TimeDelta::minutes(10) - TimeDelta::microseconds(1));
+    assert_eq!(
+        w.fulfilment.run(w.household, order).await.unwrap(),
+        Advanced::Waiting { until: expected },
+        "not ready a moment before"
+    );
+    w.clock.advance(TimeDelta::microseconds(1));
+    assert_eq!(
+        w.fulfilment.run(w.household, order).await.unwrap(),
+        Advanced::Done
+    );
+    assert_eq!(w.status(order).await, OrderStatus::Ready);
 }
 
 #[tokio::test]

@@ -108,6 +108,8 @@ impl Household {
             actor: actor.clone(),
             role: Some(hearth_core::ports::Role::Owner),
             now: self.now(),
+            // The server's preparation time: "as soon as possible" orders get a ready-at.
+            prep_time: chrono::TimeDelta::minutes(10),
         };
         let events = order::decide(&state, &command, &ctx)
             .unwrap_or_else(|e| panic!("{} refused: {e}", command.type_name()));
@@ -135,6 +137,8 @@ impl Household {
             actor: actor.clone(),
             role: Some(hearth_core::ports::Role::Owner),
             now: self.now(),
+            // The server's preparation time: "as soon as possible" orders get a ready-at.
+            prep_time: chrono::TimeDelta::minutes(10),
         };
         let events = chore::decide(&state, &command, &ctx)
             .unwrap_or_else(|e| panic!("{} refused: {e}", command.type_name()));

@@ -54,8 +54,9 @@ pub enum Durable {
         sandbox: Option<RunningSandbox>,
         /// The inventory the executor reserves from; its catalog is what members order.
         inventory: Arc<dyn Inventory>,
-        /// The process the executor runs, for the reconciler.
-        fulfilment: Fulfilment,
+        /// The process the executor runs, for the reconciler (boxed: the largest part of
+        /// the largest variant).
+        fulfilment: Box<Fulfilment>,
         reconciler: Option<tokio::task::JoinHandle<()>>,
     },
     Temporal {
@@ -132,7 +133,7 @@ impl Durable {
             executor,
             sandbox,
             inventory,
-            fulfilment,
+            fulfilment: Box::new(fulfilment),
             reconciler: None,
         })
     }
@@ -147,8 +148,11 @@ impl Durable {
             ..
         } = self
         {
-            *reconciler =
-                crate::reconcile::spawn_job(fulfilment.clone(), &args.reconcile, Some(metrics));
+            *reconciler = crate::reconcile::spawn_job(
+                Fulfilment::clone(fulfilment),
+                &args.reconcile,
+                Some(metrics),
+            );
         }
     }
 

@@ -6,11 +6,15 @@ use anyhow::Context as _;
 use hearth_axum::{Application, LimitSettings, Origin, Ports, Rate, Settings, TokenSecret, Tokens};
 use hearth_core::ports::Clock;
 use hearth_core::ports::Role;
+use hearth_core::service::ServiceConfig;
 use hearth_core::{HouseholdId, MemberId, Service};
 use hearth_memory::SystemClock;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The longest preparation time: as far ahead as a member may set a ready time.
+const MAX_PREP_TIME_SECS: i64 = hearth_core::order::limits::MAX_READY_AT_DAYS * 24 * 3600;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -57,6 +61,11 @@ pub struct ServeArgs {
     /// Without it, /metrics is on --listen.
     #[arg(long, env = "HEARTH_METRICS_LISTEN", value_parser = crate::cli::socket_addr)]
     metrics_listen: Option<SocketAddr>,
+    /// Seconds an order takes to prepare: one placed "as soon as possible" is expected
+    /// (and marked) ready this long after it is placed, and members see that time. At
+    /// most 7 days, as far ahead as a member may set a ready time.
+    #[arg(long, env = "HEARTH_PREP_TIME_SECS", default_value_t = 600, value_parser = clap::value_parser!(u32).range(0..=MAX_PREP_TIME_SECS))]
+    prep_time_secs: u32,
     #[command(flatten)]
     stores: StoreArgs,
     #[command(flatten)]
@@ -190,7 +199,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(store = %stores.kind, "store opened");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // One service (one cache of states) for the rooms and the durable work.
-    let service = Service::new(stores.store.clone(), clock);
+    let config = ServiceConfig {
+        prep_time: chrono::Duration::seconds(i64::from(args.prep_time_secs)),
+        ..ServiceConfig::default()
+    };
+    let service = Service::with_config(stores.store.clone(), clock, config);
     let mut durable = Durable::start(&args.durable, &stores, &service).await?;
     settings.ready_checks = stores.ready_checks.clone();
     settings.ready_checks.extend(durable.ready_checks());

@@ -755,6 +755,12 @@ async fn errors_name_what_failed_without_a_backtrace_and_listen_takes_host_names
     assert!(stderr.contains("has no port"), "{stderr}");
     assert!(stderr.contains("localhost:8787"), "{stderr}");
 
+    // The preparation time is at most 7 days (604800 s), as far as a ready time may be.
+    let (ok, _, stderr) = run_output(&["serve", "--memory", "--prep-time-secs", "604801"]).await;
+    assert!(!ok);
+    assert!(stderr.contains("--prep-time-secs"), "{stderr}");
+    assert!(stderr.contains("604800"), "{stderr}");
+
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["serve", "--memory", "--listen", "localhost:0"])
         .env("RUST_LOG", "warn")

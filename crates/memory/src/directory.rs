@@ -78,6 +78,20 @@ impl Directory for MemoryDirectory {
         Ok(self.lock().households.get(&id).cloned())
     }
 
+    async fn set_time_zone(
+        &self,
+        id: HouseholdId,
+        time_zone: &str,
+    ) -> Result<Household, DirectoryError> {
+        let mut inner = self.lock();
+        let household = inner
+            .households
+            .get_mut(&id)
+            .ok_or(DirectoryError::NoSuchHousehold(id))?;
+        time_zone.clone_into(&mut household.time_zone);
+        Ok(household.clone())
+    }
+
     async fn member(
         &self,
         household: HouseholdId,

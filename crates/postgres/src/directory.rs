@@ -14,8 +14,9 @@ use tokio_postgres::Row;
 /// already registered the statement aborts (HR003) and nothing is written.
 const CREATE_HOUSEHOLD: &str = "
 WITH h AS (
-    INSERT INTO households AS h (tenant_id, name, created_at) VALUES ($1, $2, $3)
-    ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name, created_at = EXCLUDED.created_at
+    INSERT INTO households AS h (tenant_id, name, created_at, time_zone) VALUES ($1, $2, $3, $8)
+    ON CONFLICT (tenant_id) DO UPDATE
+    SET name = EXCLUDED.name, created_at = EXCLUDED.created_at, time_zone = EXCLUDED.time_zone
     WHERE h.name IS NULL
     RETURNING 1
 ), m AS (
@@ -27,8 +28,11 @@ SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM h)
             THEN hearth_abort('HR003', 'household already exists')
             ELSE (SELECT count(*) FROM m) END";
 
-const SELECT_HOUSEHOLD: &str =
-    "SELECT name, created_at FROM households WHERE tenant_id = $1 AND name IS NOT NULL";
+const SELECT_HOUSEHOLD: &str = "SELECT name, created_at, time_zone FROM households
+     WHERE tenant_id = $1 AND name IS NOT NULL";
+const SET_TIME_ZONE: &str = "UPDATE households SET time_zone = $2
+     WHERE tenant_id = $1 AND name IS NOT NULL
+     RETURNING name, created_at, time_zone";
 const SELECT_MEMBER: &str = "SELECT id, name, role, joined_at FROM members
      WHERE tenant_id = $1 AND id = $2 AND removed_at IS NULL";
 const SELECT_MEMBERS: &str = "SELECT id, name, role, joined_at FROM members
@@ -134,6 +138,16 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// A household from `name, created_at, time_zone`.
+fn household_from_row(id: HouseholdId, row: &Row) -> Result<Household, DirectoryError> {
+    Ok(Household {
+        id,
+        name: row.try_get(0).map_err(store)?,
+        created_at: row.try_get(1).map_err(store)?,
+        time_zone: row.try_get(2).map_err(store)?,
+    })
+}
+
 fn member_from_row(household: HouseholdId, row: &Row) -> Result<Member, DirectoryError> {
     let corrupt =
         |e: tokio_postgres::Error| DirectoryError::Store(StoreError::Corrupt(describe(&e)));
@@ -213,6 +227,7 @@ impl Directory for PgDirectory {
                     &owner.name,
                     &role_name(owner.role),
                     &owner.joined_at,
+                    &household.time_zone,
                 ],
             ),
         )
@@ -239,12 +254,28 @@ impl Directory for PgDirectory {
         let row = in_tenant(&client, BEGIN_READ, id, client.query_opt(&stmt, &[&id.0]))
             .await
             .map_err(store)?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Household {
+        row.map(|row| household_from_row(id, &row)).transpose()
+    }
+
+    async fn set_time_zone(
+        &self,
+        id: HouseholdId,
+        time_zone: &str,
+    ) -> Result<Household, DirectoryError> {
+        let client = client(&self.app).await?;
+        let stmt = client.prepare_cached(SET_TIME_ZONE).await.map_err(store)?;
+        let row = in_tenant(
+            &client,
+            BEGIN,
             id,
-            name: row.try_get(0).map_err(store)?,
-            created_at: row.try_get(1).map_err(store)?,
-        }))
+            client.query_opt(&stmt, &[&id.0, &time_zone]),
+        )
+        .await
+        .map_err(store)?;
+        let Some(row) = row else {
+            return Err(DirectoryError::NoSuchHousehold(id));
+        };
+        household_from_row(id, &row)
     }
 
     async fn member(

@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sessions",
         sql: include_str!("../migrations/0004_sessions.sql"),
     },
+    Migration {
+        version: 5,
+        name: "time_zone",
+        sql: include_str!("../migrations/0005_time_zone.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating ("hearth" in ASCII).

@@ -43,6 +43,7 @@ async fn household_a() -> (HouseholdId, OrderId) {
             Household {
                 id: a,
                 name: "A".into(),
+                time_zone: "UTC".into(),
                 created_at: now(),
             },
             owner.clone(),

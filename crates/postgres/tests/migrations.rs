@@ -1,16 +1,17 @@
 //! Migration 3 (issue 15: streams of any domain) carries a version-2 database's data
 //! over: its orders load as order streams and continue, and pending outbox jobs keep
 //! their meaning (`fulfil` becomes `start`, `cancel` becomes `wake`) and stay readable
-//! by the relay role.
+//! by the relay role. Migration 5 (issue 17) gives a version-4 database's households
+//! a time zone, UTC, that the application role can change.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use hearth_contract::fixtures::append;
-use hearth_core::ports::{EventStore, JobKind, Outbox};
+use hearth_core::ports::{DEFAULT_TIME_ZONE, Directory, EventStore, JobKind, Outbox};
 use hearth_core::{AggregateId, DomainId, HouseholdId, OrderId};
-use hearth_postgres::{PgEventStore, PgOutbox, connect, migrate, migrate_up_to};
+use hearth_postgres::{PgDirectory, PgEventStore, PgOutbox, connect, migrate, migrate_up_to};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -141,5 +142,48 @@ async fn a_version_2_database_is_migrated_with_its_orders_and_jobs_carried_over(
     assert_eq!(store.head(household).await.unwrap(), 3);
 
     drop((store, outbox, owner));
+    own.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_version_4_database_is_migrated_with_its_households_in_utc() {
+    let own = common::OwnDb::create("hearth_migr_tz").await;
+    let owner = connect(&own.as_role("hearth_owner")).await.unwrap();
+    assert_eq!(migrate_up_to(&owner, 4).await.unwrap(), [1, 2, 3, 4]);
+    let tenant = Uuid::now_v7();
+    owner.batch_execute("BEGIN").await.unwrap();
+    owner
+        .execute(
+            "SELECT set_config('app.tenant_id', $1, true)",
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+    owner
+        .execute(
+            "INSERT INTO households (tenant_id, name, created_at) VALUES ($1, 'Home', now())",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    owner.batch_execute("COMMIT").await.unwrap();
+
+    assert_eq!(migrate(&owner).await.unwrap(), [5]);
+
+    let directory = PgDirectory::new(hearth_postgres::pool(own.as_role("hearth_app"), 1).unwrap());
+    let household = HouseholdId(tenant);
+    let found = directory.household(household).await.unwrap().unwrap();
+    assert_eq!(
+        (found.name.as_str(), found.time_zone.as_str()),
+        ("Home", DEFAULT_TIME_ZONE)
+    );
+    let changed = directory
+        .set_time_zone(household, "Europe/Lisbon")
+        .await
+        .unwrap();
+    assert_eq!(changed.time_zone, "Europe/Lisbon");
+    assert_eq!(directory.household(household).await.unwrap(), Some(changed));
+
+    drop((directory, owner));
     own.drop_now().await;
 }

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_domains.sql"),
     include_str!("migrations/0003_sessions.sql"),
+    include_str!("migrations/0004_time_zone.sql"),
 ];
 
 /// How long a connection waits for another connection's lock before giving up

@@ -8,7 +8,7 @@ use hearth_core::ports::{
     CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session, StoreError,
 };
 use hearth_core::{HouseholdId, MemberId, SessionId, Timestamp};
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -132,6 +132,34 @@ fn member_from(household: HouseholdId, (id, name, r, joined): MemberRow) -> Resu
     })
 }
 
+/// The named household `id`, if there is one.
+fn select_household(conn: &Connection, id: HouseholdId) -> Result<Option<Household>, Fail> {
+    let row = conn
+        .query_row(
+            "SELECT name, created_at, time_zone FROM households
+             WHERE tenant_id = ?1 AND name IS NOT NULL",
+            params![id.0],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(|(name, created, time_zone)| {
+        let created = created.ok_or_else(|| Fail::corrupt("named household without created_at"))?;
+        Ok(Household {
+            id,
+            name,
+            time_zone,
+            created_at: from_micros(created)?,
+        })
+    })
+    .transpose()
+}
+
 #[async_trait]
 impl Directory for SqliteDirectory {
     async fn create_household(
@@ -146,11 +174,18 @@ impl Directory for SqliteDirectory {
                 // The row may exist already, unnamed, if the event store saw the
                 // household first; a named row is a household that exists.
                 let claimed = tx.execute(
-                    "INSERT INTO households (tenant_id, name, created_at) VALUES (?1, ?2, ?3)
+                    "INSERT INTO households (tenant_id, name, created_at, time_zone)
+                     VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (tenant_id) DO UPDATE
-                     SET name = excluded.name, created_at = excluded.created_at
+                     SET name = excluded.name, created_at = excluded.created_at,
+                         time_zone = excluded.time_zone
                      WHERE households.name IS NULL",
-                    params![id.0, household.name, micros(household.created_at)],
+                    params![
+                        id.0,
+                        household.name,
+                        micros(household.created_at),
+                        household.time_zone
+                    ],
                 )?;
                 if claimed == 0 {
                     return Err(DirectoryError::HouseholdExists(id).into());
@@ -164,30 +199,35 @@ impl Directory for SqliteDirectory {
     }
 
     async fn household(&self, id: HouseholdId) -> Result<Option<Household>, DirectoryError> {
-        let found = self
+        let found = self.db.read(move |conn| select_household(conn, id)).await?;
+        Ok(found)
+    }
+
+    async fn set_time_zone(
+        &self,
+        id: HouseholdId,
+        time_zone: &str,
+    ) -> Result<Household, DirectoryError> {
+        let time_zone = time_zone.to_owned();
+        let changed = self
             .db
-            .read(move |conn| {
-                let row = conn
-                    .query_row(
-                        "SELECT name, created_at FROM households
-                         WHERE tenant_id = ?1 AND name IS NOT NULL",
-                        params![id.0],
-                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)),
-                    )
-                    .optional()?;
-                row.map(|(name, created)| {
-                    let created = created
-                        .ok_or_else(|| Fail::corrupt("named household without created_at"))?;
-                    Ok(Household {
-                        id,
-                        name,
-                        created_at: from_micros(created)?,
-                    })
-                })
-                .transpose()
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let changed = tx.execute(
+                    "UPDATE households SET time_zone = ?2
+                     WHERE tenant_id = ?1 AND name IS NOT NULL",
+                    params![id.0, time_zone],
+                )?;
+                if changed == 0 {
+                    return Err(DirectoryError::NoSuchHousehold(id).into());
+                }
+                let household = select_household(&tx, id)?
+                    .ok_or_else(|| Fail::corrupt("a household changed, then not found"))?;
+                tx.commit()?;
+                Ok(household)
             })
             .await?;
-        Ok(found)
+        Ok(changed)
     }
 
     async fn member(

@@ -4,4 +4,9 @@ export type CreateHousehold = { name: string,
 /**
  * The owner's display name.
  */
-ownerName: string, };
+ownerName: string, 
+/**
+ * The household's time zone, an IANA name (the web app sends the creator's
+ * browser zone); `UTC` when absent.
+ */
+timeZone?: string, };

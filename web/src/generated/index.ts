@@ -65,6 +65,7 @@ export type { Session } from "./Session";
 export type { SessionId } from "./SessionId";
 export type { SessionView } from "./SessionView";
 export type { SetRole } from "./SetRole";
+export type { SetTimeZone } from "./SetTimeZone";
 export type { SkipChore } from "./SkipChore";
 export type { Sync } from "./Sync";
 export type { TimelineEntry } from "./TimelineEntry";

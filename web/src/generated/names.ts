@@ -153,5 +153,6 @@ export const WIRE_ERROR_CODES = [
   "session_not_found",
   "session_ended",
   "credential_reused",
+  "unknown_time_zone",
 ] as const;
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];

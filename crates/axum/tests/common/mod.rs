@@ -49,6 +49,13 @@ impl Directory for Watched {
     async fn household(&self, id: HouseholdId) -> Result<Option<Household>, DirectoryError> {
         self.inner.household(id).await
     }
+    async fn set_time_zone(
+        &self,
+        id: HouseholdId,
+        zone: &str,
+    ) -> Result<Household, DirectoryError> {
+        self.inner.set_time_zone(id, zone).await
+    }
     async fn member(
         &self,
         household: HouseholdId,

@@ -395,11 +395,14 @@ fn place_order(place: &PlaceOrder, ctx: &Context) -> Result<Vec<Event>, DomainEr
         // Orders placed by the system (imports, tests) carry the nil member.
         _ => MemberId(uuid::Uuid::nil()),
     };
+    // "As soon as possible" is when the kitchen can have it: the server's preparation
+    // time from now, recorded so every member sees when to expect it.
+    let ready_at = place.ready_at.unwrap_or(ctx.now + ctx.prep_time);
     Ok(vec![Event::OrderPlaced {
         order_id: place.order_id,
         lines: place.lines.clone(),
         total_cents: total,
-        ready_at: place.ready_at,
+        ready_at: Some(ready_at),
         note: place.note.clone(),
         placed_by,
     }])

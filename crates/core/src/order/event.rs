@@ -20,6 +20,9 @@ pub enum Event {
         lines: Vec<OrderLine>,
         #[cfg_attr(feature = "ts", ts(type = "number"))]
         total_cents: u64,
+        /// When the order is expected ready: the time asked for, or, "as soon as
+        /// possible", placed + the server's preparation time. Absent in events recorded
+        /// before there was one: ready once confirmed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         ready_at: Option<Timestamp>,

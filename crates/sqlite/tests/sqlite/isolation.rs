@@ -127,6 +127,7 @@ async fn directory_keeps_households_apart_in_the_shared_file() {
                 Household {
                     id,
                     name: format!("house {id}"),
+                    time_zone: "Europe/Berlin".into(),
                     created_at: now(),
                 },
                 owner.clone(),
@@ -138,6 +139,11 @@ async fn directory_keeps_households_apart_in_the_shared_file() {
         store.head(a).await.unwrap(),
         1,
         "the log survived the naming"
+    );
+    assert_eq!(
+        directory.household(a).await.unwrap().map(|h| h.time_zone),
+        Some("Europe/Berlin".into()),
+        "the naming carries the time zone"
     );
     // The same invite code in both households: two invites.
     for (id, owner) in [(a, &owner_a), (b, &owner_b)] {

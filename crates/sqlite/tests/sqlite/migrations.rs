@@ -1,9 +1,10 @@
 //! Migration 2 (issue 15: streams of any domain) carries a version-1 file's data over:
 //! its orders' events load as order streams and continue, and pending outbox jobs keep
-//! their meaning (`fulfil` becomes `start`, `cancel` becomes `wake`).
+//! their meaning (`fulfil` becomes `start`, `cancel` becomes `wake`). Migration 4
+//! (issue 17) gives the households of a version-3 file a time zone, UTC.
 
 use hearth_contract::fixtures::append;
-use hearth_core::ports::{EventStore, JobKind, Outbox};
+use hearth_core::ports::{DEFAULT_TIME_ZONE, Directory, EventStore, JobKind, Outbox};
 use hearth_core::{AggregateId, DomainId, HouseholdId, OrderId};
 use hearth_sqlite::SqliteEventStore;
 use rusqlite::params;
@@ -123,4 +124,42 @@ async fn a_version_1_file_is_migrated_with_its_orders_and_jobs_carried_over() {
             .len(),
         3
     );
+}
+
+#[tokio::test]
+async fn a_version_3_file_is_migrated_with_its_households_in_utc() {
+    let path = crate::fresh_file();
+    let tenant = Uuid::now_v7();
+    {
+        // A file as version 3 wrote it: one named household.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../../src/migrations/0001_initial.sql"),
+            include_str!("../../src/migrations/0002_domains.sql"),
+            include_str!("../../src/migrations/0003_sessions.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute(
+            "INSERT INTO households (tenant_id, name, created_at) VALUES (?1, 'Home', ?2)",
+            params![tenant, 1_764_000_000_000_000_i64],
+        )
+        .unwrap();
+    }
+
+    let (store, _feed) = SqliteEventStore::open(&path).unwrap();
+    let directory = store.directory();
+    let household = HouseholdId(tenant);
+    let found = directory.household(household).await.unwrap().unwrap();
+    assert_eq!(
+        (found.name.as_str(), found.time_zone.as_str()),
+        ("Home", DEFAULT_TIME_ZONE)
+    );
+    let changed = directory
+        .set_time_zone(household, "Europe/Lisbon")
+        .await
+        .unwrap();
+    assert_eq!(changed.time_zone, "Europe/Lisbon");
+    assert_eq!(changed.created_at, found.created_at);
 }
