@@ -45,6 +45,9 @@ fn no_adapter_names_a_domain_beyond_the_reference_one() {
     for name in ADAPTERS {
         rust_files(&crates.join(name).join("src"), &mut files);
     }
+    // `hearth demo` tells a story with both domains' commands: content, like a test,
+    // not a seam a new domain has to touch.
+    files.retain(|f| !f.ends_with("hearth/src/demo.rs"));
     assert!(
         files.len() > 20,
         "found the adapters' sources: {}",

@@ -38,7 +38,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let store = Arc::new(MemoryEventStore::new());
     let clock = Arc::new(ManualClock::starting_now());
     let payments = Arc::new(MemoryPayments::new());
-    let service = Service::new(store.clone(), clock.clone());
+    // As `serve` does by default: an order "as soon as possible" is expected after the
+    // kitchen's preparation time.
+    let config = hearth_core::service::ServiceConfig {
+        prep_time: chrono::Duration::minutes(20),
+        ..hearth_core::service::ServiceConfig::default()
+    };
+    let service = Service::with_config(store.clone(), clock.clone(), config);
     let mut demo = Demo {
         processes: Processes::new(
             service,
@@ -209,6 +215,7 @@ impl Demo {
             id: self.household,
             name: name.into(),
             created_at: now,
+            time_zone: hearth_core::ports::DEFAULT_TIME_ZONE.into(),
         };
         self.directory
             .create_household(household, member.clone())

@@ -62,7 +62,7 @@ fn the_demo_tells_what_members_see_in_order_in_words() {
         "order #1: the shop set the items aside.",
         "order #1: paid 7.08.",
         "order #1 is confirmed.",
-        "Bob placed order #2: 2 x Margherita pizza, 23.00, as soon as possible.",
+        "Bob placed order #2: 2 x Margherita pizza, 23.00, ready ",
         "order #2: paid 23.00.",
         "Bob cancelled order #2 (plans changed).",
         "order #2: the shop put the items back on the shelf.",
