@@ -262,6 +262,12 @@ impl TestApp {
         )
     }
 
+    /// The household's head: its log's last `seq`.
+    pub async fn head(&self, hh: HouseholdId) -> u64 {
+        use hearth_core::ports::EventStore;
+        self.store.head(hh).await.unwrap()
+    }
+
     /// A token signed by the server for anyone, member or not.
     pub fn mint(&self, hh: HouseholdId, member: MemberId, ttl: chrono::Duration) -> String {
         self.tokens
