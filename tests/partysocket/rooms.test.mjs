@@ -286,6 +286,11 @@ test("a member of another household is refused", async () => {
   assert.equal(state.state.seq, base);
   assert.deepEqual([state.state.orders, state.state.chores], [[], []]);
   assert.deepEqual([state.olderOrders, state.olderChores], [0, 0]);
+  // The household's log starts with its owner's joining: the view has its members.
+  assert.deepEqual(
+    state.state.members.map((m) => [m.name, m.role]),
+    [["Ann", "owner"]],
+  );
 });
 
 test("a reconnect takes a fresh token: partysocket's query is a function", async () => {

@@ -1014,6 +1014,7 @@ async fn the_room_http_api() {
     let hh = app.household().await;
     let base = app.head(hh.id).await;
     let room = app.http_url(&format!("/parties/household/{}", hh.id));
+    let ann = app.tokens.verify(&hh.owner, hh.id).unwrap().sub;
 
     let state: Value = app
         .http
@@ -1027,8 +1028,9 @@ async fn the_room_http_api() {
         .unwrap();
     assert_eq!(
         state,
-        json!({"seq": base, "state": {"seq": base, "orders": [], "chores": []}, "olderOrders": 0,
-               "olderChores": 0})
+        json!({"seq": base, "state": {"seq": base, "orders": [], "chores": [],
+               "members": [{"id": ann, "name": "Ann", "role": "owner"}]},
+               "olderOrders": 0, "olderChores": 0})
     );
 
     let cmd = place_order(Uuid::now_v7());

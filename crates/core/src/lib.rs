@@ -12,6 +12,7 @@ pub mod domain;
 pub mod durable;
 pub mod fulfilment;
 pub mod ids;
+pub mod member;
 pub mod order;
 pub mod ports;
 pub mod process;

@@ -4,7 +4,7 @@
 //! read through here, so an adapter never names a domain's list: adding a domain is
 //! adding its list to [`HouseholdView`] and to the table in this module.
 
-use crate::projection::{ChoreView, HouseholdView, OrderView};
+use crate::projection::{ChoreView, HouseholdView, MemberView, OrderView};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -93,6 +93,8 @@ impl Window {
             seq: view.seq,
             orders: slice(&view.orders, &self.orders).to_vec(),
             chores: slice(&view.chores, &self.chores).to_vec(),
+            // Members are not a bounded list: a household's members are few, all carried.
+            members: view.members.clone(),
         }
     }
 
@@ -103,11 +105,13 @@ impl Window {
             seq: u64,
             orders: &'a [OrderView],
             chores: &'a [ChoreView],
+            members: &'a [MemberView],
         }
         serde_json::to_string(&Partial {
             seq: view.seq,
             orders: slice(&view.orders, &self.orders),
             chores: slice(&view.chores, &self.chores),
+            members: &view.members,
         })
         // Serializing a view cannot fail (no map keys that are not strings); if it ever
         // did, an empty view at the same seq is still a true (if partial) answer.
