@@ -5,7 +5,7 @@ import { announcements } from "./announce";
 import { createInvite, fetchCatalog, fetchMembers, inviteLink } from "./api";
 import { STATUS_LABEL, clock, fromLocalInput, localTimeZone, money, timelineSteps, toLocalInput, when } from "./format";
 import type { CatalogItem, Member, Membership, OrderLine } from "./generated";
-import { READY_AT_MAX_DAYS, REFUSALS, errorSentence, linesText, refusedSentence, sentence } from "./messages";
+import { READY_AT_MAX_DAYS, REFUSALS, errorSentence, linesText, membershipLine, refusedSentence, sentence } from "./messages";
 import { boardOrders } from "./optimistic";
 import type { BoardOrder, Pending } from "./optimistic";
 import { Members } from "./Members";
@@ -28,7 +28,12 @@ export function Board({ membership }: { membership: Membership }) {
     navigate("/");
   }, [departed, membership]);
   const [members, setMembers] = useState<Member[]>([]);
-  const names = useMemo(() => new Map(members.map((m) => [m.id, m.name])), [members]);
+  // Names: of members as last listed (departed ones too, who placed older orders), and
+  // of the current ones as the log has them (live: a member who just joined).
+  const names = useMemo(
+    () => new Map([...members.map((m) => [m.id, m.name] as const), ...(hh.view.members ?? []).map((m) => [m.id, m.name] as const)]),
+    [members, hh.view.members],
+  );
   const unknownPlacer =
     hh.view.orders.some((o) => !names.has(o.placedBy)) || (hh.view.chores ?? []).some((c) => !names.has(c.assignee));
 
@@ -92,8 +97,20 @@ export function Board({ membership }: { membership: Membership }) {
           </p>
         )}
 
+        {hh.memberChange && (
+          <p className="muted" role="status" data-testid="member-notice" data-type={hh.memberChange.event.type}>
+            {membershipLine(hh.memberChange, member.id)}
+          </p>
+        )}
         {member.role === "owner" && <Invite householdId={household.id} token={token} />}
-        <Members householdId={household.id} me={member.id} token={token} onLeft={() => depart(membership, "left")} onMembers={setMembers} />
+        <Members
+          householdId={household.id}
+          me={member.id}
+          token={token}
+          live={hh.welcomed ? (hh.view.members ?? []) : null}
+          onLeft={() => depart(membership, "left")}
+          onMembers={setMembers}
+        />
         <NewOrder onPlace={hh.placeOrder} disabled={hh.status === "unauthorized"} />
 
         <section aria-labelledby="orders-heading">
