@@ -6,13 +6,13 @@
 //! within the membership cache's lifetime (`Settings::membership_ttl`), through their
 //! open sockets' periodic checks.
 //!
-//! Then the change is recorded in the household's log (the membership domain,
-//! `hearth_core::member`), so every open board sees it and the history says who did
-//! it. The directory is the authority and the log follows it: the record is appended
-//! right after the directory change, as its own command (ARCHITECTURE.md, "Membership
-//! events"). A record that is lost (the store down, a crash in between) leaves the
-//! directory ahead of the log until the next reconciliation ([`reconcile`]: after every
-//! change and whenever the members are listed) records what the log lacks.
+//! Then the change is recorded in the household's log (`hearth_core::membership`), so
+//! every open board sees it and the history says who did it. The directory is the
+//! authority and the log follows it: the record is appended right after the directory
+//! change, as its own command (ARCHITECTURE.md, "Membership events"). A record that is
+//! lost (the store down, a crash in between) leaves the directory ahead of the log until
+//! the next reconciliation ([`reconcile`]: after every change and whenever the members
+//! are listed) records what the log lacks.
 //!
 //! The role rules (DESIGN.md section 9): owners invite, remove and change roles; any
 //! member may leave; a household keeps at least one owner. Each refusal has its code
@@ -23,15 +23,9 @@ use crate::http::{ApiError, directory_error};
 use crate::rooms::Kick;
 use crate::wire::codes;
 use axum::http::StatusCode;
-use hearth_core::ids::derive;
-use hearth_core::member::{
-    Listed, MemberCommand, Members, ReconcileMembers, RecordDeparture, RecordJoined,
-    RecordRoleChanged,
-};
+use hearth_core::membership::Change;
 use hearth_core::ports::{Household, Member, Role};
-use hearth_core::{
-    Actor, CommandEnvelope, CommandId, CommandMetadata, Dispatched, HouseholdId, MemberId,
-};
+use hearth_core::{Dispatched, HouseholdId, MemberId, ServiceError};
 
 /// Refused unless `actor` is an owner.
 pub(crate) fn owner_only(actor: &Member, what: &str) -> Result<(), ApiError> {
@@ -66,29 +60,12 @@ pub(crate) async fn create(
         .create_household(household, owner.clone())
         .await
         .map_err(directory_error)?;
-    let joined = joined(id, &owner, None);
-    record(app, id, joined_id(&owner), joined).await;
+    let joined = Change::Joined {
+        member: &owner,
+        invited_by: None,
+    };
+    record(app, id, joined).await;
     Ok(())
-}
-
-fn joined(household: HouseholdId, member: &Member, invited_by: Option<MemberId>) -> MemberCommand {
-    MemberCommand::RecordJoined(RecordJoined {
-        household_id: household,
-        member_id: member.id,
-        name: member.name.clone(),
-        role: member.role,
-        invited_by,
-    })
-}
-
-/// A member joins once: the id of the record of their joining.
-fn joined_id(member: &Member) -> CommandId {
-    CommandId(derive(member.id.0, "member/joined"))
-}
-
-/// A member departs once: the id of the record of their removal or leaving.
-fn departed_id(member: &Member) -> CommandId {
-    CommandId(derive(member.id.0, "member/departed"))
 }
 
 /// `member` joins `household` with the invite `code`.
@@ -112,8 +89,11 @@ pub(crate) async fn join(
         .await
         .map_err(directory_error)?;
     felt(app, household, member.id, None);
-    let command = joined(household, &member, invited_by);
-    record(app, household, joined_id(&member), command).await;
+    let joined = Change::Joined {
+        member: &member,
+        invited_by,
+    };
+    record(app, household, joined).await;
     Ok(member)
 }
 
@@ -133,8 +113,11 @@ pub(crate) async fn remove(
         .await
         .map_err(directory_error)?;
     felt(app, actor.household, target, Some(Kick::Removed));
-    let command = MemberCommand::RecordRemoved(departure(&removed, actor.id));
-    record(app, actor.household, departed_id(&removed), command).await;
+    let change = Change::Removed {
+        member: &removed,
+        by: actor.id,
+    };
+    record(app, actor.household, change).await;
     Ok(removed)
 }
 
@@ -146,8 +129,7 @@ pub(crate) async fn leave(app: &AppState, actor: &Member) -> Result<Member, ApiE
         .await
         .map_err(directory_error)?;
     felt(app, actor.household, actor.id, Some(Kick::Left));
-    let command = MemberCommand::RecordLeft(departure(&left, actor.id));
-    record(app, actor.household, departed_id(&left), command).await;
+    record(app, actor.household, Change::Left { member: &left }).await;
     Ok(left)
 }
 
@@ -166,104 +148,48 @@ pub(crate) async fn set_role(
         .await
         .map_err(directory_error)?;
     felt(app, actor.household, target, None);
-    // A member's role may change many times: the record's id names the roster's
-    // version it was decided at (a repeat at the same version is one command).
-    let version = roster_version(app, actor.household)
-        .await
-        .unwrap_or_default();
-    let id = CommandId(derive(
-        actor.household.0,
-        &format!("member/{}/role/{:?}/{version}", changed.id, changed.role),
-    ));
-    let command = MemberCommand::RecordRoleChanged(RecordRoleChanged {
-        household_id: actor.household,
-        member_id: changed.id,
-        name: changed.name.clone(),
-        role: changed.role,
+    let change = Change::RoleChanged {
+        member: &changed,
         by: actor.id,
-    });
-    record(app, actor.household, id, command).await;
+    };
+    record(app, actor.household, change).await;
     Ok(changed)
 }
 
-fn departure(member: &Member, by: MemberId) -> RecordDeparture {
-    RecordDeparture {
-        household_id: member.household,
-        member_id: member.id,
-        name: member.name.clone(),
-        by,
-    }
-}
-
-async fn roster_version(app: &AppState, household: HouseholdId) -> Option<u32> {
-    app.service
-        .load::<Members>(household, household.0)
-        .await
-        .ok()
-        .map(|r| r.version)
-}
-
-/// Appends a record of a change the directory has made, hands its events to this
-/// node's rooms, then reconciles the roster with the directory. Never fails the
+/// Records a change the directory has made in the household's log, hands its events to
+/// this node's rooms, then reconciles the log with the directory. Never fails the
 /// change: the directory holds it; what the log missed, a later reconciliation records.
-async fn record(app: &AppState, household: HouseholdId, id: CommandId, command: MemberCommand) {
-    dispatch(app, household, id, command).await;
+async fn record(app: &AppState, household: HouseholdId, change: Change<'_>) {
+    let recorded = app.service.record_membership(change).await;
+    offer(app, household, recorded);
     reconcile(app, household).await;
 }
 
-/// Dispatches a membership record as the system (members cannot send these: the
-/// member who acted is in the payload's `by`).
-async fn dispatch(app: &AppState, household: HouseholdId, id: CommandId, command: MemberCommand) {
-    let envelope = CommandEnvelope {
-        id,
-        tenant: household,
-        command: command.into(),
-        metadata: CommandMetadata {
-            actor: Actor::System,
-            correlation_id: None,
-            causation_id: None,
-            role: None,
-        },
-    };
-    match app.service.dispatch(envelope).await {
-        Ok(Dispatched::Accepted { events, .. }) => app.rooms.offer(household, events),
-        Ok(Dispatched::Duplicate(_)) => {}
-        Ok(Dispatched::Rejected(refused)) => {
-            tracing::error!(%household, command = %id.0, %refused, "membership record refused");
-        }
-        Err(e) => {
-            tracing::warn!(
-                %household, command = %id.0, error = %e,
-                "membership change not recorded in the log yet: the next reconciliation will"
-            );
-        }
+/// Records what the household's log lacks against the directory's members
+/// (`Service::reconcile_membership`).
+pub(crate) async fn reconcile(app: &AppState, household: HouseholdId) {
+    match app
+        .service
+        .reconcile_membership(app.directory.as_ref(), household)
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(dispatched)) => offer(app, household, Ok(dispatched)),
+        Err(e) => tracing::warn!(%household, error = %e, "membership not reconciled"),
     }
 }
 
-/// Records what the household's log lacks against the directory's current members.
-/// The roster is read first, the directory second, and the record applies only at the
-/// roster's version it was computed from (`ReconcileMembers::at_version`), so a change
-/// recorded in between is never undone: the log only ever shows a state the directory
-/// was in.
-pub(crate) async fn reconcile(app: &AppState, household: HouseholdId) {
-    let Ok(roster) = app.service.load::<Members>(household, household.0).await else {
-        return;
-    };
-    let Ok(members) = app.directory.members(household).await else {
-        return;
-    };
-    let listed: Vec<Listed> = members.iter().map(Listed::from).collect();
-    if hearth_core::member::reconcile(&roster, household, &listed).is_empty() {
-        return;
+/// Hands a record's events to this node's rooms (other nodes read them at the doorbell).
+fn offer(app: &AppState, household: HouseholdId, recorded: Result<Dispatched, ServiceError>) {
+    match recorded {
+        Ok(Dispatched::Accepted { events, .. }) => app.rooms.offer(household, events),
+        Ok(Dispatched::Duplicate(_)) => {}
+        Ok(Dispatched::Rejected(refused)) => {
+            tracing::error!(%household, %refused, "a membership record was refused");
+        }
+        Err(e) => tracing::warn!(
+            %household, error = %e,
+            "a membership change is not in the log yet: the next reconciliation records it"
+        ),
     }
-    let id = CommandId(derive(
-        household.0,
-        &format!("member/reconcile/{}", roster.version),
-    ));
-    let command = MemberCommand::ReconcileMembers(ReconcileMembers {
-        household_id: household,
-        at_version: roster.version,
-        members: listed,
-    });
-    dispatch(app, household, id, command).await;
 }

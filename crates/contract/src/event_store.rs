@@ -61,7 +61,7 @@ macro_rules! event_store_contract {
         /// ...and on the membership roster, a domain whose events ask for no job.
         mod members {
             use super::*;
-            $crate::event_store_contract!(@domain $make; Member; $($case),*);
+            $crate::event_store_contract!(@domain $make; People; $($case),*);
         }
     };
     (@domain $make:expr; $domain:ident; $($case:ident),*) => {
@@ -111,7 +111,7 @@ impl Streams {
                 expected,
                 count,
             ),
-            hearth_core::DomainId::Member => {
+            hearth_core::DomainId::People => {
                 crate::fixtures::member_append(tenant, id, expected, count)
             }
         }
@@ -131,7 +131,7 @@ impl Streams {
             hearth_core::DomainId::Chore => {
                 crate::fixtures::new_chore_event(command, hearth_core::chore::ChoreId(id), version)
             }
-            hearth_core::DomainId::Member => {
+            hearth_core::DomainId::People => {
                 crate::fixtures::new_member_event(command, id, version)
             }
         }

@@ -2,8 +2,8 @@
 
 use chrono::{DurationRound, TimeDelta, Utc};
 use hearth_core::chore::{ChoreCommand, ChoreEvent, ChoreId, ChoreRef};
-use hearth_core::member::{MemberCommand, MemberEvent, ReconcileMembers};
 use hearth_core::order::{Command, Event, OrderLine, OrderRef, PlaceOrder};
+use hearth_core::people::{MemberCommand, MemberEvent, ReconcileMembers};
 use hearth_core::ports::Role;
 use hearth_core::ports::{Append, Decision};
 use hearth_core::{
@@ -229,7 +229,7 @@ pub fn member_append(tenant: HouseholdId, roster: Uuid, expected: u32, count: u3
     Append {
         command,
         decision: Decision::Events {
-            aggregate: hearth_core::AggregateId::new(hearth_core::DomainId::Member, roster),
+            aggregate: hearth_core::AggregateId::new(hearth_core::DomainId::People, roster),
             expected_version: expected,
             events,
         },

@@ -5,8 +5,8 @@ use crate::Timestamp;
 use crate::chore::{ChoreEvent, ChoreId, ChoreStatus};
 use crate::contracts::{Actor, EventEnvelope};
 use crate::ids::{MemberId, OrderId};
-use crate::member::MemberEvent;
 use crate::order::{Event, OrderLine, OrderStatus, RejectionReason};
+use crate::people::MemberEvent;
 use crate::ports::Role;
 use crate::registry::AnyEvent;
 use serde::{Deserialize, Serialize};
@@ -157,7 +157,7 @@ impl HouseholdView {
                 self.apply_chore(envelope.seq, at, event);
                 return Ok(true);
             }
-            AnyEvent::Member(event) => {
+            AnyEvent::People(event) => {
                 self.apply_member(event);
                 return Ok(true);
             }

@@ -238,7 +238,8 @@ mod tests {
     use super::*;
 
     /// Every list of the view's JSON has a name here, an older-count in [`Older`] and a
-    /// page: a list added to `HouseholdView` but not here fails this test.
+    /// page: a list added to `HouseholdView` but not here fails this test. `members` is
+    /// not a history but who is in now, carried whole by every read.
     #[test]
     fn every_list_of_the_view_is_windowed_counted_and_paged() {
         let json = serde_json::to_value(HouseholdView::default()).unwrap();
@@ -247,7 +248,7 @@ mod tests {
             .unwrap()
             .keys()
             .map(String::as_str)
-            .filter(|k| *k != "seq")
+            .filter(|k| *k != "seq" && *k != "members")
             .collect();
         keys.sort_unstable();
         let mut names: Vec<&str> = List::ALL.iter().map(|l| l.name()).collect();

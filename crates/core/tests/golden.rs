@@ -25,13 +25,13 @@ use hearth_core::chore::{
 };
 use hearth_core::contracts::{ExternalEvent, ExternalKind};
 use hearth_core::ids::derive;
-use hearth_core::member::{
-    self, Listed, MemberCommand, MemberEvent, ReconcileMembers, RecordDeparture, RecordJoined,
-    RecordRoleChanged, RosterState,
-};
 use hearth_core::order::{
     self, CancelOrder, Context, OrderRef, PlaceOrder, RecordPaymentCaptured, RecordRefundIssued,
     RecordStockReserved, RejectOrder, RejectionReason,
+};
+use hearth_core::people::{
+    self, Listed, MemberCommand, MemberEvent, ReconcileMembers, RecordDeparture, RecordJoined,
+    RecordRoleChanged, RosterState,
 };
 use hearth_core::ports::Role;
 use hearth_core::{
@@ -169,11 +169,11 @@ impl Household {
             role: None,
             now: self.now(),
         };
-        let events = member::decide(&self.roster, &command, &ctx)
+        let events = people::decide(&self.roster, &command, &ctx)
             .unwrap_or_else(|e| panic!("{} refused: {e}", command.type_name()));
         let command_id = CommandId(derive(self.tenant.0, &format!("command {}", self.next_seq)));
         for event in events {
-            self.roster = member::evolve(std::mem::take(&mut self.roster), &event);
+            self.roster = people::evolve(std::mem::take(&mut self.roster), &event);
             let version = self.roster.version;
             self.commit(
                 self.tenant.0,
@@ -558,7 +558,7 @@ fn the_member_cases_cover_every_membership_event_type() {
     let seen: BTreeSet<_> = member_cases()
         .iter()
         .flat_map(|c| &c.events)
-        .filter_map(|e| e.event.of::<member::Members>())
+        .filter_map(|e| e.event.of::<people::People>())
         .map(MemberEvent::type_name)
         .collect();
     assert_eq!(seen, BTreeSet::from(MEMBER_EVENT_TYPES));

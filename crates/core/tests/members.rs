@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use chrono::{TimeZone, Utc};
-use hearth_core::member::{
-    Listed, MemberCommand, MemberEvent, MemberRule, Members, ReconcileMembers, RecordDeparture,
+use hearth_core::people::{
+    Listed, MemberCommand, MemberEvent, MemberRule, People, ReconcileMembers, RecordDeparture,
     RecordJoined, RecordRoleChanged, RosterState, decide, evolve,
 };
 use hearth_core::ports::Role;
@@ -224,8 +224,8 @@ fn members_cannot_send_membership_records() {
             "membership_recorded_by_server"
         );
     }
-    assert!(DomainId::Member.member_command_types().is_empty());
-    let refusals = DomainId::Member.refusals();
+    assert!(DomainId::People.member_command_types().is_empty());
+    let refusals = DomainId::People.refusals();
     assert_eq!(refusals.len(), 1);
     assert!(!refusals[0].sentence.is_empty());
 }
@@ -338,7 +338,7 @@ fn envelope(seq: u64, event: MemberEvent) -> EventEnvelope {
         seq,
         aggregate_id: HOME.0,
         version: u32::try_from(seq).unwrap(),
-        schema_version: Members::EVENT_SCHEMA_VERSION,
+        schema_version: People::EVENT_SCHEMA_VERSION,
         event: event.into(),
         metadata: hearth_core::EventMetadata {
             command_id: command,
@@ -413,6 +413,6 @@ async fn recording_through_the_service_is_idempotent() {
     );
     use hearth_core::ports::EventStore;
     assert_eq!(store.head(HOME).await.unwrap(), 1);
-    let roster = service.load::<Members>(HOME, HOME.0).await.unwrap();
+    let roster = service.load::<People>(HOME, HOME.0).await.unwrap();
     assert_eq!(roster.version, 1);
 }

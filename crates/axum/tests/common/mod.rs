@@ -337,7 +337,7 @@ impl Gated {
 #[async_trait]
 impl EventStore for Gated {
     async fn append(&self, append: Append) -> Result<Appended, StoreError> {
-        if append.command.command.domain() == hearth_core::DomainId::Member {
+        if append.command.command.domain() == hearth_core::DomainId::People {
             return self.inner().append(append).await;
         }
         self.append_held.notify_one();

@@ -4,14 +4,15 @@
 //!
 //! The directory (`ports::Directory`) stays the authority for who is in: it applies a
 //! change atomically (the last-owner rule), and the server then records the change here
-//! (`hearth-axum`'s `changes.rs`). The log follows the directory, never the other way:
+//! (`hearth-axum`'s `changes.rs`, through [`crate::membership`]). The log follows the directory, never the other way:
 //! every command here is internal (only the server sends them, as the system, naming
 //! the member who acted in `by`), and each is idempotent by the roster's state, so a
 //! retried or repeated recording adds nothing. [`reconcile`] compares the roster with
 //! the directory's list and names what the log has not recorded yet: how a change
 //! whose recording was lost (a crash between the directory and the log) is healed.
 //!
-//! One aggregate per household: its roster, whose id is the household's.
+//! One aggregate per household: its roster, whose id is the household's. The platform
+//! records changes through [`crate::membership`], so no adapter names this domain.
 
 use crate::contracts::Actor;
 use crate::domain::{Context, Domain, JobKind, RefusalInfo};
@@ -411,12 +412,12 @@ pub fn reconcile(
     events
 }
 
-/// The membership domain: one roster per household.
+/// The membership domain: one roster per household (stored as `roster`).
 #[derive(Clone, Copy, Debug)]
-pub struct Members;
+pub struct People;
 
-impl Domain for Members {
-    const ID: DomainId = DomainId::Member;
+impl Domain for People {
+    const ID: DomainId = DomainId::People;
     const EVENT_SCHEMA_VERSION: u32 = MEMBER_EVENT_SCHEMA_VERSION;
     const SNAPSHOT_SCHEMA_VERSION: u32 = MEMBER_SNAPSHOT_SCHEMA_VERSION;
     type Command = MemberCommand;
