@@ -416,3 +416,113 @@ async fn recording_through_the_service_is_idempotent() {
     let roster = service.load::<People>(HOME, HOME.0).await.unwrap();
     assert_eq!(roster.version, 1);
 }
+
+fn person(id: MemberId, name: &str, role: Role) -> hearth_core::ports::Member {
+    hearth_core::ports::Member {
+        household: HOME,
+        id,
+        name: name.into(),
+        role,
+        joined_at: now(),
+    }
+}
+
+/// The platform's seam (`membership.rs`): each change the directory made is recorded once
+/// (a retry adds nothing), and a change it did not record is found by reconciling with
+/// the directory, once.
+#[tokio::test]
+async fn the_platform_records_each_change_once_and_reconciles_what_it_missed() {
+    use hearth_core::membership::Change;
+    use hearth_core::ports::{Directory, EventStore, Household, Invite};
+    let store = Arc::new(MemoryEventStore::new());
+    let service = Service::new(store.clone(), Arc::new(ManualClock::new(now())));
+    let directory = hearth_memory::MemoryDirectory::new();
+    let ann = person(ANN, "Ann", Role::Owner);
+    let household = Household {
+        id: HOME,
+        name: "Home".into(),
+        created_at: now(),
+    };
+    directory
+        .create_household(household, ann.clone())
+        .await
+        .unwrap();
+    let joined = Change::Joined {
+        member: &ann,
+        invited_by: None,
+    };
+    // Recorded, then recorded again (a retry): one event.
+    let first = service.record_membership(joined).await.unwrap();
+    assert!(
+        matches!(first, Dispatched::Accepted { seq: 1, .. }),
+        "{first:?}"
+    );
+    let again = service.record_membership(joined).await.unwrap();
+    assert!(matches!(again, Dispatched::Duplicate(_)), "{again:?}");
+    assert_eq!(store.head(HOME).await.unwrap(), 1);
+    assert!(
+        service
+            .reconcile_membership(&directory, HOME)
+            .await
+            .unwrap()
+            .is_none(),
+        "the log agrees with the directory"
+    );
+
+    // Bob joins in the directory, and the record is lost (the server died in between).
+    let invite = Invite {
+        household: HOME,
+        code: "code".into(),
+        created_by: ANN,
+        created_at: now(),
+        expires_at: now() + chrono::TimeDelta::days(1),
+    };
+    directory.create_invite(invite).await.unwrap();
+    let bob = directory
+        .accept_invite(HOME, "code", person(BOB, "Bob", Role::Member), now())
+        .await
+        .unwrap();
+    let found = service
+        .reconcile_membership(&directory, HOME)
+        .await
+        .unwrap();
+    let Some(Dispatched::Accepted { events, .. }) = found else {
+        panic!("expected Bob's joining recorded: {found:?}");
+    };
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].event,
+        hearth_core::AnyEvent::from(joined_by_reconciliation(BOB, "Bob")),
+        "found, not attributed"
+    );
+    assert!(
+        service
+            .reconcile_membership(&directory, HOME)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The lost record arrives late: nothing more.
+    let late = Change::Joined {
+        member: &bob,
+        invited_by: Some(ANN),
+    };
+    service.record_membership(late).await.unwrap();
+    assert_eq!(store.head(HOME).await.unwrap(), 2);
+
+    // A role change recorded twice: one event.
+    let bob = directory.set_role(HOME, BOB, Role::Owner).await.unwrap();
+    let changed = Change::RoleChanged {
+        member: &bob,
+        by: ANN,
+    };
+    service.record_membership(changed).await.unwrap();
+    service.record_membership(changed).await.unwrap();
+    assert_eq!(store.head(HOME).await.unwrap(), 3);
+    let roster = service.load::<People>(HOME, HOME.0).await.unwrap();
+    assert_eq!(roster.entry(BOB).map(|m| m.role), Some(Role::Owner));
+}
+
+fn joined_by_reconciliation(member: MemberId, name: &str) -> MemberEvent {
+    joined(member, name, Role::Member, None)
+}
