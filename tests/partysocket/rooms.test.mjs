@@ -13,7 +13,8 @@ let host; // "127.0.0.1:PORT"
 
 /** Starts `hearth serve` with `env` added; resolves with the process and its host:port. */
 function start(env = {}) {
-  // --no-durable: these tests pin exact seqs, and the embedded executor would move each
+  // --no-durable: these tests pin exact seqs (counted from the household's position after
+  // its setup, read with `head`), and the embedded executor would move each
   // placed order on by itself (its fulfilment appends events of its own: seen as seqs
   // 3..10 where the test expects 1..2). Durable work is tested in crates/embedded,
   // crates/temporal and the browser end-to-end tests.
@@ -55,6 +56,14 @@ async function member(hh) {
   const joined = await http("POST", `/households/${hh.id}/join`, { code: invite.body.code, name: "Bob" });
   assert.equal(joined.status, 201);
   return joined.body.token;
+}
+
+/** The household's position (its log's last seq) as the room's state says it: tests
+ * count what they do from it, since a household's setup is in its log too. */
+async function head(room, token, at = host) {
+  const { status, body } = await http("GET", `/parties/household/${room}`, undefined, token, at);
+  assert.equal(status, 200);
+  return body.seq;
 }
 
 /** A PartySocket that records every message; `next(pred)` waits for one. */
@@ -119,6 +128,7 @@ function placeOrder() {
 test("two members of one household see each other's commands", async () => {
   const hh = await household();
   const bob = await member(hh);
+  const base = await head(hh.id, hh.owner);
   const a = socket(hh.id, { query: { token: hh.owner } });
   const b = socket(hh.id, { query: { token: bob } });
   await a.next(isWelcome);
@@ -126,18 +136,18 @@ test("two members of one household see each other's commands", async () => {
 
   const first = placeOrder();
   a.send(JSON.stringify({ command: first }));
-  assert.equal((await a.next(ackOf(first.id))).ack.seq, 1);
+  assert.equal((await a.next(ackOf(first.id))).ack.seq, base + 1);
   const second = placeOrder();
   b.send(JSON.stringify({ command: second }));
-  assert.equal((await b.next(ackOf(second.id))).ack.seq, 2);
+  assert.equal((await b.next(ackOf(second.id))).ack.seq, base + 2);
 
   for (const ws of [a, b]) {
-    assert.equal((await ws.next(eventAt(1))).event.payload.orderId, first.payload.orderId);
-    assert.equal((await ws.next(eventAt(2))).event.payload.orderId, second.payload.orderId);
+    assert.equal((await ws.next(eventAt(base + 1))).event.payload.orderId, first.payload.orderId);
+    assert.equal((await ws.next(eventAt(base + 2))).event.payload.orderId, second.payload.orderId);
   }
   await sleep(200);
-  assert.deepEqual(a.events(), [1, 2]);
-  assert.deepEqual(b.events(), [1, 2]);
+  assert.deepEqual(a.events(), [base + 1, base + 2]);
+  assert.deepEqual(b.events(), [base + 1, base + 2]);
   a.close();
   b.close();
 });
@@ -145,9 +155,10 @@ test("two members of one household see each other's commands", async () => {
 test("a member reconnecting with since gets exactly what it missed", async () => {
   const hh = await household();
   const bob = await member(hh);
+  const base = await head(hh.id, hh.owner);
   const a = socket(hh.id, { query: { token: hh.owner } });
   await a.next(isWelcome);
-  let cursor = 0;
+  let cursor = base;
   // The query function runs before every connect: it carries the cursor.
   const b = socket(hh.id, { query: async () => ({ token: bob, since: String(cursor) }) });
   b.addEventListener("message", (e) => {
@@ -158,8 +169,8 @@ test("a member reconnecting with since gets exactly what it missed", async () =>
 
   const one = placeOrder();
   a.send(JSON.stringify({ command: one }));
-  await b.next(eventAt(1));
-  assert.equal(cursor, 1);
+  await b.next(eventAt(base + 1));
+  assert.equal(cursor, base + 1);
 
   b.close();
   await sleep(100);
@@ -170,20 +181,25 @@ test("a member reconnecting with since gets exactly what it missed", async () =>
   }
   b.reconnect();
   const welcome = await b.next(isWelcome);
-  assert.equal(welcome.welcome.seq, 4);
+  assert.equal(welcome.welcome.seq, base + 4);
   assert.equal(welcome.welcome.olderOrders, 0);
-  for (const seq of [2, 3, 4]) await b.next(eventAt(seq));
+  for (const seq of [2, 3, 4]) await b.next(eventAt(base + seq));
   const live = placeOrder();
   a.send(JSON.stringify({ command: live }));
-  await b.next(eventAt(5));
+  await b.next(eventAt(base + 5));
   await sleep(200);
-  assert.deepEqual(b.events(), [1, 2, 3, 4, 5], "no gap, no duplicate");
+  assert.deepEqual(
+    b.events(),
+    [1, 2, 3, 4, 5].map((n) => base + n),
+    "no gap, no duplicate",
+  );
   a.close();
   b.close();
 });
 
 test("a new socket with a duplicate _pk takes over and keeps receiving", async () => {
   const hh = await household();
+  const base = await head(hh.id, hh.owner);
   const writer = socket(hh.id, { query: { token: hh.owner } });
   await writer.next(isWelcome);
   const id = `tab-${randomUUID()}`;
@@ -205,9 +221,9 @@ test("a new socket with a duplicate _pk takes over and keeps receiving", async (
     const cmd = placeOrder();
     writer.send(JSON.stringify({ command: cmd }));
     await writer.next(ackOf(cmd.id));
-    await fresh.next(eventAt(seq));
+    await fresh.next(eventAt(base + seq));
   }
-  assert.deepEqual(fresh.events(), [1, 2]);
+  assert.deepEqual(fresh.events(), [base + 1, base + 2]);
   assert.deepEqual(old.events(), []);
   writer.close();
   fresh.close();
@@ -239,12 +255,17 @@ test("a member of another household is refused", async () => {
     { method: "GET" },
   );
   assert.equal(ok.status, 200);
-  assert.deepEqual(await ok.json(), {
-    seq: 0,
-    state: { seq: 0, orders: [], chores: [] },
-    olderOrders: 0,
-    olderChores: 0,
-  });
+  const state = await ok.json();
+  const base = await head(hh.id, hh.owner);
+  assert.equal(state.seq, base);
+  assert.equal(state.state.seq, base);
+  assert.deepEqual([state.state.orders, state.state.chores], [[], []]);
+  assert.deepEqual([state.olderOrders, state.olderChores], [0, 0]);
+  // The household's log starts with its owner's joining: the view has its members.
+  assert.deepEqual(
+    state.state.members.map((m) => [m.name, m.role]),
+    [["Ann", "owner"]],
+  );
 });
 
 test("a reconnect takes a fresh token: partysocket's query is a function", async () => {
@@ -254,6 +275,7 @@ test("a reconnect takes a fresh token: partysocket's query is a function", async
     const created = await http("POST", "/households", { name: "Home", ownerName: "Ann" }, undefined, short.host);
     assert.equal(created.status, 201);
     const hh = created.body.household.id;
+    const base = await head(hh, created.body.token, short.host);
     let current = { token: created.body.token, refresh: created.body.refresh };
     const renewToken = async () => {
       const res = await http("POST", `/households/${hh}/sessions/refresh`, { refresh: current.refresh }, undefined, short.host);
@@ -283,7 +305,7 @@ test("a reconnect takes a fresh token: partysocket's query is a function", async
     assert.ok(renewed.renewed.expiresAt > Date.now() / 1000);
     const cmd = placeOrder();
     ws.send(JSON.stringify({ command: cmd }));
-    assert.equal((await ws.next(ackOf(cmd.id))).ack.seq, 1);
+    assert.equal((await ws.next(ackOf(cmd.id))).ack.seq, base + 1);
     ws.close();
   } finally {
     short.proc.kill("SIGTERM");

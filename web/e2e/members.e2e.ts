@@ -1,7 +1,8 @@
 // End to end, in Debian's Chromium, against a real `hearth serve` whose access tokens
 // live 3 seconds: the join page names the household and who invited; an owner removes a
 // member whose board is open; a member leaves; and sessions renew silently: the board
-// stays live through several token lifetimes and no command is lost.
+// stays live through several token lifetimes and no command is lost. Membership changes
+// reach the other members' open boards live, as events (no reload).
 import { chromium } from "playwright-core";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -107,20 +108,25 @@ describe("members and sessions", () => {
 
   it("takes a removed member, board open, back to their households and says why", async () => {
     const bob = await join(await inviteLink(ann), "Bob");
-    await ann.reload();
-    await live(ann);
+    // Ann's open board learns of Bob live: a line, and Bob in the members list.
+    await ann.getByTestId("member-notice").filter({ hasText: "Bob joined" }).waitFor();
     await ann.getByRole("button", { name: "Remove Bob" }).click();
     await bob.getByTestId("departure-notice").filter({ hasText: "You were removed from Members Home" }).waitFor();
     expect(new URL(bob.url()).pathname).toBe("/");
     await expect(bob.getByRole("link", { name: "Members Home" }).count()).resolves.toBe(0);
     await ann.locator('[data-testid="member"]').filter({ hasText: "Bob" }).waitFor({ state: "detached" });
+    await ann.getByTestId("member-notice").filter({ hasText: "You removed Bob" }).waitFor();
   });
 
   it("lets a member leave, and the last owner cannot", async () => {
     const cy = await join(await inviteLink(ann), "Cy");
+    await ann.locator('[data-testid="member"]').filter({ hasText: "Cy" }).waitFor();
     await cy.getByRole("button", { name: "Leave household" }).click();
     await cy.getByTestId("departure-notice").filter({ hasText: "You left Members Home" }).waitFor();
     expect(new URL(cy.url()).pathname).toBe("/");
+    // The other member's open board shows it live: a line, and Cy gone from the list.
+    await ann.getByTestId("member-notice").filter({ hasText: "Cy left" }).waitFor();
+    await ann.locator('[data-testid="member"]').filter({ hasText: "Cy" }).waitFor({ state: "detached" });
     // Ann is the only owner: she may not leave, and is told why.
     await ann.getByRole("button", { name: "Leave household" }).click();
     await ann.getByTestId("members-error").filter({ hasText: "make someone else an owner first" }).waitFor();

@@ -5,7 +5,7 @@ import { announcements } from "./announce";
 import { createInvite, fetchCatalog, fetchHousehold, fetchMembers, inviteLink } from "./api";
 import { STATUS_LABEL, clock, fromZonedInput, money, timelineSteps, toZonedInput, when } from "./format";
 import type { CatalogItem, Household as HouseholdInfo, List, Member, Membership, OrderLine } from "./generated";
-import { READY_AT_MAX_DAYS, REFUSALS, errorSentence, linesText, refusedSentence, sentence } from "./messages";
+import { READY_AT_MAX_DAYS, REFUSALS, errorSentence, linesText, membershipLine, refusedSentence, sentence } from "./messages";
 import { boardOrders } from "./optimistic";
 import type { BoardOrder, Pending } from "./optimistic";
 import { Members } from "./Members";
@@ -45,7 +45,12 @@ export function Board({ membership }: { membership: Membership }) {
   }, [household.id, token, hh.welcomed]);
   // A membership kept from before households had zones has none until the server says.
   const zone = info.timeZone ?? DEFAULT_TIME_ZONE;
-  const names = useMemo(() => new Map(members.map((m) => [m.id, m.name])), [members]);
+  // Names: of members as last listed (departed ones too, who placed older orders), and
+  // of the current ones as the log has them (live: a member who just joined).
+  const names = useMemo(
+    () => new Map([...members.map((m) => [m.id, m.name] as const), ...(hh.view.members ?? []).map((m) => [m.id, m.name] as const)]),
+    [members, hh.view.members],
+  );
   const unknownPlacer =
     hh.view.orders.some((o) => !names.has(o.placedBy)) || (hh.view.chores ?? []).some((c) => !names.has(c.assignee));
 
@@ -111,9 +116,21 @@ export function Board({ membership }: { membership: Membership }) {
           </p>
         )}
 
+        {hh.memberChange && (
+          <p className="muted" role="status" data-testid="member-notice" data-type={hh.memberChange.event.type}>
+            {membershipLine(hh.memberChange, member.id)}
+          </p>
+        )}
         {member.role === "owner" && <Invite householdId={household.id} token={token} />}
         {member.role === "owner" && <TimeZoneSetting householdId={household.id} token={token} zone={zone} onChanged={learn} />}
-        <Members householdId={household.id} me={member.id} token={token} onLeft={() => depart(membership, "left")} onMembers={setMembers} />
+        <Members
+          householdId={household.id}
+          me={member.id}
+          token={token}
+          live={hh.welcomed ? (hh.view.members ?? []) : null}
+          onLeft={() => depart(membership, "left")}
+          onMembers={setMembers}
+        />
         <NewOrder onPlace={hh.placeOrder} disabled={hh.status === "unauthorized"} />
 
         <section aria-labelledby="orders-heading">

@@ -1,10 +1,13 @@
 // The members view: who is in the household and their roles; owners remove members and
 // make others owners; anyone leaves; a member sees and ends their own sessions. Every
 // refusal is shown in words (the server's codes: docs/rooms.md, "Members and roles").
+// The list is the board's view of the household's log (membership events, live: a
+// change made anywhere shows here without a refetch); it is listed over HTTP once on
+// opening, which also has the server record any change its log missed.
 import { useCallback, useEffect, useState } from "react";
 import { ApiError, endSession, fetchMembers, fetchSessions, removeMember, setRole } from "./api";
 import { when } from "./format";
-import type { Member, SessionView } from "./generated";
+import type { Member, MemberView, SessionView } from "./generated";
 import { useZone } from "./zone";
 
 const WHY: Record<string, string> = {
@@ -21,19 +24,25 @@ export function Members({
   householdId,
   me,
   token,
+  live,
   onLeft,
   onMembers,
 }: {
   householdId: string;
   me: string;
   token: string;
+  /** The members as the live board has them (null: not live yet; the listing shows). */
+  live: MemberView[] | null;
   /** Called after this member left the household. */
   onLeft: () => void;
   /** The list as last read (the board names who placed each order from it). */
   onMembers?: (members: Member[]) => void;
 }) {
   const zone = useZone();
-  const [members, setMembers] = useState<Member[]>([]);
+  const [listed, setListed] = useState<Member[]>([]);
+  // The live view once it has members (a household older than membership events has
+  // none until the listing's reconciliation records them).
+  const members: MemberView[] = live !== null && live.length > 0 ? live : listed;
   const [sessions, setSessions] = useState<SessionView[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -41,7 +50,7 @@ export function Members({
   const reload = useCallback(async () => {
     try {
       const [list, mine] = await Promise.all([fetchMembers(householdId, token), fetchSessions(householdId, token)]);
-      setMembers(list);
+      setListed(list);
       setSessions(mine);
       onMembers?.(list);
     } catch {
@@ -62,8 +71,8 @@ export function Members({
     setError(null);
     try {
       await action();
+      // The change comes back as an event: the list follows it without a refetch.
       if (after) after();
-      else await reload();
     } catch (e) {
       setError(say(e));
     } finally {
@@ -113,7 +122,7 @@ export function Members({
                 {s.current ? (
                   <span className="muted">(this device)</span>
                 ) : (
-                  <button disabled={busy} onClick={() => void act(() => endSession(householdId, token, s.id))}>
+                  <button disabled={busy} onClick={() => void act(() => endSession(householdId, token, s.id), () => void reload())}>
                     Sign out
                   </button>
                 )}

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "./api";
 import { REFUSAL_CODES } from "./generated/names";
-import { ERRORS, JOIN_ERRORS, REFUSALS, errorSentence, refusedSentence, sentence } from "./messages";
+import { ANN, HH } from "./fixtures";
+import type { EventEnvelope } from "./generated";
+import { ERRORS, JOIN_ERRORS, REFUSALS, errorSentence, membershipLine, refusedSentence, sentence } from "./messages";
+import { initialState, reducer } from "./state";
 import type { IdentifiedCommand } from "./protocol";
 
 const isSentence = (s: string) => /^[A-Z].*[.]$/.test(s) && !/[a-z]+_[a-z_]+/.test(s);
@@ -44,5 +47,43 @@ describe("errors where they happen", () => {
     expect(errorSentence(new ApiError(404, "not_found", "nothing at …"), JOIN_ERRORS)).toBe("This invite link is not valid (wrong household or code).");
     expect(errorSentence(new ApiError(410, "invite_used", "used"), JOIN_ERRORS)).toBe(ERRORS.invite_used);
     expect(errorSentence(new ApiError(404, "not_found", "nothing at …"))).toBe(ERRORS.not_found);
+  });
+});
+
+describe("membership lines", () => {
+  const BOB = "0191a000-0000-7000-8000-0000000000b2";
+  const CY = "0191a000-0000-7000-8000-0000000000c3";
+  const member = (seq: number, type: string, payload: Record<string, unknown>) =>
+    ({
+      id: `0191a000-0000-7000-8000-${String(seq).padStart(12, "0")}`,
+      tenant: HH,
+      seq,
+      aggregateId: HH,
+      version: seq,
+      schemaVersion: 1,
+      metadata: { commandId: HH, causationId: HH, correlationId: HH, actor: { kind: "system" } },
+      createdAt: "2026-12-01T10:00:00Z",
+      requiresJob: false,
+      type,
+      payload: { householdId: HH, ...payload },
+    }) as unknown as EventEnvelope;
+  const view = { seq: 2, orders: [], chores: [], members: [{ id: ANN, name: "Ann", role: "owner" as const }, { id: BOB, name: "Bob", role: "member" as const }] };
+
+  it("folds a change live and says it with who did it, named as the board had them", () => {
+    let s = reducer(initialState(), { type: "message", message: { welcome: { room: HH, connection: "c", seq: 2, state: view, olderOrders: 0, olderChores: 0 } } });
+    s = reducer(s, { type: "message", message: { event: member(3, "MemberRemoved", { memberId: BOB, name: "Bob", by: ANN }) } });
+    expect(s.view.members.map((m) => m.name)).toEqual(["Ann"]);
+    expect(s.memberChange && membershipLine(s.memberChange, CY)).toBe("Ann removed Bob");
+    expect(s.memberChange && membershipLine(s.memberChange, ANN)).toBe("You removed Bob");
+    s = reducer(s, { type: "message", message: { event: member(4, "MemberJoined", { memberId: CY, name: "Cy", role: "member", invitedBy: ANN }) } });
+    expect(s.memberChange && membershipLine(s.memberChange, ANN)).toBe("Cy joined");
+    s = reducer(s, { type: "message", message: { event: member(5, "MemberRoleChanged", { memberId: CY, name: "Cy", role: "owner", by: ANN }) } });
+    expect(s.view.members).toEqual([{ id: ANN, name: "Ann", role: "owner" }, { id: CY, name: "Cy", role: "owner" }]);
+    expect(s.memberChange && membershipLine(s.memberChange, CY)).toBe("Ann made you an owner");
+    s = reducer(s, { type: "message", message: { event: member(6, "MemberLeft", { memberId: CY, name: "Cy" }) } });
+    expect(s.memberChange && membershipLine(s.memberChange, ANN)).toBe("Cy left");
+    // Found by reconciling with the directory: no one is named.
+    s = reducer(s, { type: "message", message: { event: member(7, "MemberRoleChanged", { memberId: ANN, name: "Ann", role: "member", by: null }) } });
+    expect(s.memberChange && membershipLine(s.memberChange, CY)).toBe("Ann is now a member");
   });
 });

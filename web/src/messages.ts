@@ -9,6 +9,7 @@ import type { RefusalCode } from "./generated/names";
 import { REFUSAL_CODES, REFUSAL_SENTENCES } from "./generated/names";
 import type { WireErrorCode } from "./generated/names";
 import type { IdentifiedCommand } from "./protocol";
+import type { MemberChange } from "./state";
 
 /** What a refused command was about, in words ("your order of 2 × Milk"). */
 export type Subject = { what: string };
@@ -102,6 +103,28 @@ export function commandSubject(command: IdentifiedCommand, describeOrder: (order
 export function refusedSentence(command: IdentifiedCommand, code: string, describeOrder: (orderId: string) => string | null = () => null): string {
   const text = sentence(code);
   return `${commandSubject(command, describeOrder)}. ${text}`;
+}
+
+/** A membership change as a line on the board: "Ann removed Bob", "Carl joined".
+ * `me`: this member's id (named "You"). A change found by reconciling the log with the
+ * directory names no one who made it. */
+export function membershipLine({ event, byName }: MemberChange, me: string): string {
+  const p = event.payload;
+  const name = p.memberId === me ? "You" : p.name;
+  const by = "by" in p && p.by !== null ? (p.by === me ? "You" : (byName ?? "An owner")) : null;
+  switch (event.type) {
+    case "MemberJoined":
+      return `${name} joined`;
+    case "MemberLeft":
+      return `${name} left`;
+    case "MemberRemoved":
+      return by ? `${by} removed ${name}` : `${name} ${name === "You" ? "are" : "is"} no longer a member`;
+    case "MemberRoleChanged": {
+      const role = event.payload.role === "owner" ? "an owner" : "a member";
+      if (by) return `${by} made ${name === "You" ? "you" : name} ${role}`;
+      return `${name} ${name === "You" ? "are" : "is"} now ${role}`;
+    }
+  }
 }
 
 /** What some codes mean when joining by an invite link. */

@@ -30,16 +30,16 @@ describe("applyEvent (mirror of HouseholdView::apply)", () => {
   it("moves on past events of orders it does not hold, or that are already past them", () => {
     // Only O2 is held (O1 was placed before the welcome's orders).
     const full = fold([placed(1), placed(2, O2), step(3, "StockReserved"), step(4, "StockReserved", O2)]);
-    const recent: HouseholdView = { seq: 2, orders: full.orders.filter((o) => o.id === O2).map((o) => ({ ...o, timeline: o.timeline.slice(0, 1), status: "placed" })), chores: [] };
+    const recent: HouseholdView = { seq: 2, orders: full.orders.filter((o) => o.id === O2).map((o) => ({ ...o, timeline: o.timeline.slice(0, 1), status: "placed" })), chores: [], members: [] };
     const at3 = applyEvent(recent, step(3, "StockReserved"));
     expect(at3).toMatchObject({ kind: "applied", view: { seq: 3 } });
     expect(at3.view.orders).toBe(recent.orders);
     // O1 read later at seq 4 (a page of older orders), put before ours: event 4 moves O2 only.
-    const merged: HouseholdView = { seq: 3, orders: [full.orders[0]!, ...at3.view.orders], chores: [] };
+    const merged: HouseholdView = { seq: 3, orders: [full.orders[0]!, ...at3.view.orders], chores: [], members: [] };
     const at4 = applyEvent(merged, step(4, "StockReserved", O2)).view;
     expect(at4).toEqual(full);
     // An event of O1 the page already holds changes nothing but the seq.
-    const page = { seq: 3, orders: [full.orders[0]!], chores: [] };
+    const page = { seq: 3, orders: [full.orders[0]!], chores: [], members: [] };
     expect(applyEvent({ ...page, seq: 2 }, step(3, "StockReserved")).view).toEqual(page);
   });
 

@@ -7,11 +7,36 @@ import type {
   ChoreView,
   EventEnvelope,
   HouseholdView,
+  MemberView,
   OrderStatus,
   OrderView,
 } from "./generated";
 
-export const emptyView = (): HouseholdView => ({ seq: 0, orders: [], chores: [] });
+export const emptyView = (): HouseholdView => ({ seq: 0, orders: [], chores: [], members: [] });
+
+/** An event of the membership domain (the roster's: its payload names the household). */
+export type MemberEnvelope = Extract<EventEnvelope, { payload: { householdId: string } }>;
+
+export const isMemberEvent = (event: EventEnvelope): event is MemberEnvelope => "householdId" in event.payload;
+
+/** Folds one membership event, as `HouseholdView::apply_member`: a joining adds the
+ * member (once), a departure takes them out, a role change sets their role (adding a
+ * member the view did not have). */
+function applyMember(members: MemberView[], event: MemberEnvelope): MemberView[] {
+  const p = event.payload;
+  const index = members.findIndex((m) => m.id === p.memberId);
+  switch (event.type) {
+    case "MemberJoined":
+      return index >= 0 ? members : [...members, { id: p.memberId, name: p.name, role: event.payload.role }];
+    case "MemberRoleChanged": {
+      if (index < 0) return [...members, { id: p.memberId, name: p.name, role: event.payload.role }];
+      return members.map((m, i) => (i === index ? { ...m, role: event.payload.role } : m));
+    }
+    case "MemberRemoved":
+    case "MemberLeft":
+      return index < 0 ? members : members.filter((m) => m.id !== p.memberId);
+  }
+}
 
 /** An event of the chore domain (the envelope narrowed by its `type`). */
 type ChoreEnvelope = Extract<EventEnvelope, { payload: { choreId: string } }>;
@@ -108,7 +133,7 @@ export type Applied =
   | { kind: "gap"; view: HouseholdView; at: number; got: number };
 
 /** An event of the order domain. */
-type OrderEnvelope = Exclude<EventEnvelope, ChoreEnvelope>;
+type OrderEnvelope = Exclude<EventEnvelope, ChoreEnvelope | MemberEnvelope>;
 
 /** The status an event moves an order to (`null`: the status does not change). */
 function statusAfter(event: OrderEnvelope): OrderStatus | null {
@@ -146,8 +171,13 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
     return { kind: "gap", view, at: view.seq, got: event.seq };
   }
   const chores = view.chores ?? [];
+  // A view cached before members were in it has none yet: the welcome brings them.
+  const members = view.members ?? [];
   if (isChoreEvent(event)) {
-    return { kind: "applied", view: { seq: event.seq, orders: view.orders, chores: applyChore(chores, event) } };
+    return { kind: "applied", view: { seq: event.seq, orders: view.orders, chores: applyChore(chores, event), members } };
+  }
+  if (isMemberEvent(event)) {
+    return { kind: "applied", view: { seq: event.seq, orders: view.orders, chores, members: applyMember(members, event) } };
   }
   const at = event.createdAt;
   let orders = view.orders;
@@ -177,7 +207,7 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
   // from a newer page of older orders): the view moves on, the order stays.
   const last = current?.timeline[current.timeline.length - 1];
   if (current === undefined || (last !== undefined && last.seq >= event.seq)) {
-    return { kind: "applied", view: { seq: event.seq, orders, chores } };
+    return { kind: "applied", view: { seq: event.seq, orders, chores, members } };
   }
   const order: OrderView = { ...current };
   const status = statusAfter(event);
@@ -192,7 +222,7 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
   ];
   const next = orders.slice();
   next[index] = order;
-  return { kind: "applied", view: { seq: event.seq, orders: next, chores } };
+  return { kind: "applied", view: { seq: event.seq, orders: next, chores, members } };
 }
 
 /** Folds events in seq order from `view`; stops at a gap. */

@@ -25,7 +25,7 @@ describe("the hook's reducer", () => {
     const [o1, o2] = full.orders;
     if (!o1 || !o2) throw new Error("fixture");
     // Welcomed at 2 with O2 only (its state at 2); O1 is older.
-    let s = reducer(initialState(), { type: "message", message: welcome({ seq: 2, orders: [{ ...o2, status: "placed", timeline: o2.timeline.slice(0, 1) }], chores: [] }, 1) });
+    let s = reducer(initialState(), { type: "message", message: welcome({ seq: 2, orders: [{ ...o2, status: "placed", timeline: o2.timeline.slice(0, 1) }], chores: [], members: [] }, 1) });
     expect(s.older).toEqual({ olderOrders: 1, olderChores: 0 });
     s = reducer(s, { type: "message", message: { event: step(3, "StockReserved") } }); // O1's: not held
     expect(s.view.orders.map((o) => o.id)).toEqual([O2]);
@@ -41,7 +41,7 @@ describe("the hook's reducer", () => {
     s = reducer(s, { type: "message", message: { event: step(4, "StockReserved", O2) } });
     expect(s.view).toEqual(full);
     // A welcome starts over from the server's recent orders.
-    s = reducer(s, { type: "message", message: welcome({ seq: 4, orders: [o2], chores: [] }, 1) });
+    s = reducer(s, { type: "message", message: welcome({ seq: 4, orders: [o2], chores: [], members: [] }, 1) });
     expect(s).toMatchObject({ older: { olderOrders: 1, olderChores: 0 }, view: { seq: 4, orders: [o2] } });
   });
 
@@ -62,7 +62,7 @@ describe("the hook's reducer", () => {
       timeline: [],
     }));
     if (!c1 || !c2) throw new Error("fixture");
-    let s = reducer(initialState(), { type: "message", message: welcome({ seq: 2, orders: [], chores: [c2] }, 0, 1) });
+    let s = reducer(initialState(), { type: "message", message: welcome({ seq: 2, orders: [], chores: [c2], members: [] }, 0, 1) });
     expect(s.older).toEqual({ olderOrders: 0, olderChores: 1 });
     s = reducer(s, { type: "older", list: "chores", before: 1, page: { seq: 2, chores: [c1], olderChores: 0 } });
     expect(s.older).toEqual({ olderOrders: 0, olderChores: 0 });
@@ -107,7 +107,7 @@ describe("the hook's reducer", () => {
   });
 
   it("forgets a connection's welcome when it closes, and keeps only the last settled commands", () => {
-    let s = reducer(initialState(), { type: "message", message: welcome({ seq: 0, orders: [], chores: [] }) });
+    let s = reducer(initialState(), { type: "message", message: welcome({ seq: 0, orders: [], chores: [], members: [] }) });
     s = reducer(s, { type: "status", status: "offline" });
     expect(s).toMatchObject({ welcomed: false, status: "offline" });
     for (let i = 0; i < SETTLED_KEPT + 5; i++) {
@@ -127,7 +127,7 @@ describe("the connection's state", () => {
   it("tells first connect, reconnecting, unreachable, offline and closed apart", () => {
     let s = closed(initialState());
     expect(s).toMatchObject({ status: "connecting", failures: 1, nextTryAt: 1_000 });
-    s = reducer(s, { type: "message", message: welcome({ seq: 0, orders: [], chores: [] }) });
+    s = reducer(s, { type: "message", message: welcome({ seq: 0, orders: [], chores: [], members: [] }) });
     expect(s).toMatchObject({ status: "open", failures: 0, nextTryAt: null, everWelcomed: true });
     s = closed(s, 2_000);
     expect(s).toMatchObject({ status: "reconnecting", welcomed: false, nextTryAt: 2_000 });

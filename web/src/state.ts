@@ -2,7 +2,8 @@
 // mirror of the core's fold), the commands this client sent and what became of them,
 // and the connection. Pure, so it is unit-tested without a socket.
 import type { HouseholdView, List, Older, Page, ServerMessage, WireError } from "./generated";
-import { applyEvent, emptyView } from "./projection";
+import { applyEvent, emptyView, isMemberEvent } from "./projection";
+import type { MemberEnvelope } from "./projection";
 import type { IdentifiedCommand } from "./protocol";
 
 /**
@@ -34,6 +35,10 @@ export type CommandEntry = {
   lastError?: WireError;
 };
 
+/** The last membership change folded in, with the name of who made it as the view had
+ * them just before (the board says "Ann removed Bob"). */
+export type MemberChange = { event: MemberEnvelope; byName: string | null };
+
 export type HouseholdState = {
   /** Each list's most recent items (the welcome's), and older pages loaded since. */
   view: HouseholdView;
@@ -53,6 +58,8 @@ export type HouseholdState = {
   failures: number;
   /** When the socket tries next (epoch ms), while not connected; null: not scheduled. */
   nextTryAt: number | null;
+  /** The last membership change that came as an event (null: none on this page). */
+  memberChange: MemberChange | null;
 };
 
 export type Action =
@@ -91,6 +98,7 @@ export function initialState(view: HouseholdView = emptyView(), commands: Comman
     everWelcomed: false,
     failures: 0,
     nextTryAt: null,
+    memberChange: null,
   };
 }
 
@@ -194,7 +202,13 @@ function onMessage(state: HouseholdState, message: ServerMessage): HouseholdStat
     };
   }
   if ("event" in message) {
-    const result = applyEvent(state.view, message.event);
+    const event = message.event;
+    const result = applyEvent(state.view, event);
+    if (result.kind === "applied" && isMemberEvent(event)) {
+      const by = "by" in event.payload ? event.payload.by : null;
+      const byName = (state.view.members ?? []).find((m) => m.id === by)?.name ?? null;
+      return { ...state, view: result.view, memberChange: { event, byName } };
+    }
     if (result.kind === "applied") return { ...state, view: result.view };
     if (result.kind === "gap") {
       // Missed events: ask for everything after what we have (once per position).

@@ -22,7 +22,7 @@ import { DEPARTURE_CLOSE_CODES } from "./session";
 import type { Departure } from "./session";
 import type { IdentifiedCommand, MemberCommand } from "./protocol";
 import { initialState, olderKey, pendingCommands, reducer } from "./state";
-import type { CommandEntry, ConnectionStatus } from "./state";
+import type { CommandEntry, ConnectionStatus, MemberChange } from "./state";
 
 export type HouseholdOptions = {
   /** host:port of `hearth serve`; default: the page's host. */
@@ -49,6 +49,8 @@ export type Household = {
   retryNow: () => void;
   /** Set when the server closed the socket because the membership ended here. */
   departed: Departure | null;
+  /** The last membership change that came as an event (the board says it in a line). */
+  memberChange: MemberChange | null;
   commands: CommandEntry[];
   lastError: WireError | null;
   send: (command: MemberCommand) => CommandId;
@@ -263,6 +265,7 @@ export function useHousehold(householdId: string, token: string, options: Househ
       retryNow,
       forget,
       departed,
+      memberChange: state.memberChange,
       commands: state.commands,
       lastError: state.lastError,
       send,

@@ -6,6 +6,14 @@
 //! within the membership cache's lifetime (`Settings::membership_ttl`), through their
 //! open sockets' periodic checks.
 //!
+//! Then the change is recorded in the household's log (`hearth_core::membership`), so
+//! every open board sees it and the history says who did it. The directory is the
+//! authority and the log follows it: the record is appended right after the directory
+//! change, as its own command (ARCHITECTURE.md, "Membership events"). A record that is
+//! lost (the store down, a crash in between) leaves the directory ahead of the log until
+//! the next reconciliation ([`reconcile`]: after every change and whenever the members
+//! are listed) records what the log lacks.
+//!
 //! The role rules (DESIGN.md section 9): owners invite, remove and change roles; any
 //! member may leave; a household keeps at least one owner. Each refusal has its code
 //! in [`crate::wire::codes`].
@@ -15,8 +23,9 @@ use crate::http::{ApiError, directory_error};
 use crate::rooms::Kick;
 use crate::wire::codes;
 use axum::http::StatusCode;
+use hearth_core::membership::Change;
 use hearth_core::ports::{Household, Member, Role};
-use hearth_core::{HouseholdId, MemberId};
+use hearth_core::{Dispatched, HouseholdId, MemberId, ServiceError};
 
 /// Refused unless `actor` is an owner.
 pub(crate) fn owner_only(actor: &Member, what: &str) -> Result<(), ApiError> {
@@ -46,10 +55,17 @@ pub(crate) async fn create(
     household: Household,
     owner: Member,
 ) -> Result<(), ApiError> {
+    let id = household.id;
     app.directory
-        .create_household(household, owner)
+        .create_household(household, owner.clone())
         .await
-        .map_err(directory_error)
+        .map_err(directory_error)?;
+    let joined = Change::Joined {
+        member: &owner,
+        invited_by: None,
+    };
+    record(app, id, joined).await;
+    Ok(())
 }
 
 /// `actor` (an owner) sets their household's time zone to `zone` (checked here: an
@@ -76,12 +92,24 @@ pub(crate) async fn join(
     member: Member,
 ) -> Result<Member, ApiError> {
     let now = app.clock.now();
+    // Who made the invite, for the record (the accept below is what decides).
+    let invited_by = app
+        .directory
+        .invite(household, code, now)
+        .await
+        .ok()
+        .map(|i| i.created_by);
     let member = app
         .directory
         .accept_invite(household, code, member, now)
         .await
         .map_err(directory_error)?;
     felt(app, household, member.id, None);
+    let joined = Change::Joined {
+        member: &member,
+        invited_by,
+    };
+    record(app, household, joined).await;
     Ok(member)
 }
 
@@ -101,6 +129,11 @@ pub(crate) async fn remove(
         .await
         .map_err(directory_error)?;
     felt(app, actor.household, target, Some(Kick::Removed));
+    let change = Change::Removed {
+        member: &removed,
+        by: actor.id,
+    };
+    record(app, actor.household, change).await;
     Ok(removed)
 }
 
@@ -112,6 +145,7 @@ pub(crate) async fn leave(app: &AppState, actor: &Member) -> Result<Member, ApiE
         .await
         .map_err(directory_error)?;
     felt(app, actor.household, actor.id, Some(Kick::Left));
+    record(app, actor.household, Change::Left { member: &left }).await;
     Ok(left)
 }
 
@@ -130,5 +164,48 @@ pub(crate) async fn set_role(
         .await
         .map_err(directory_error)?;
     felt(app, actor.household, target, None);
+    let change = Change::RoleChanged {
+        member: &changed,
+        by: actor.id,
+    };
+    record(app, actor.household, change).await;
     Ok(changed)
+}
+
+/// Records a change the directory has made in the household's log, hands its events to
+/// this node's rooms, then reconciles the log with the directory. Never fails the
+/// change: the directory holds it; what the log missed, a later reconciliation records.
+async fn record(app: &AppState, household: HouseholdId, change: Change<'_>) {
+    let recorded = app.service.record_membership(change).await;
+    offer(app, household, recorded);
+    reconcile(app, household).await;
+}
+
+/// Records what the household's log lacks against the directory's members
+/// (`Service::reconcile_membership`).
+pub(crate) async fn reconcile(app: &AppState, household: HouseholdId) {
+    match app
+        .service
+        .reconcile_membership(app.directory.as_ref(), household)
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(dispatched)) => offer(app, household, Ok(dispatched)),
+        Err(e) => tracing::warn!(%household, error = %e, "membership not reconciled"),
+    }
+}
+
+/// Hands a record's events to this node's rooms (other nodes read them at the doorbell).
+fn offer(app: &AppState, household: HouseholdId, recorded: Result<Dispatched, ServiceError>) {
+    match recorded {
+        Ok(Dispatched::Accepted { events, .. }) => app.rooms.offer(household, events),
+        Ok(Dispatched::Duplicate(_)) => {}
+        Ok(Dispatched::Rejected(refused)) => {
+            tracing::error!(%household, %refused, "a membership record was refused");
+        }
+        Err(e) => tracing::warn!(
+            %household, error = %e,
+            "a membership change is not in the log yet: the next reconciliation records it"
+        ),
+    }
 }

@@ -336,6 +336,8 @@ pub(crate) async fn members(
 ) -> Result<Response, ApiError> {
     let household = household_id(&household)?;
     bearer(&app, household, &headers).await?;
+    // A listing is also when a change the log missed is recorded (`changes::reconcile`).
+    changes::reconcile(&app, household).await;
     let members = app
         .directory
         .members(household)

@@ -410,26 +410,28 @@ impl TestApp {
 async fn a_rooms_state_is_served_from_a_kept_view_that_reads_only_what_it_lacks() {
     let app = spawn(generous()).await;
     let (hh, token) = household(&app).await;
+    // The household's position after its setup: what happens from here is counted from it.
+    let base = app.head(hh).await;
     app.orders(hh, &token, 30).await;
     assert_eq!(app.metric("hearth_view_events_total").await, 0);
-    assert_eq!(app.state_seq(hh, &token).await, 30);
+    assert_eq!(app.state_seq(hh, &token).await, base + 30);
     assert_eq!(
         app.metric("hearth_view_events_total").await,
-        30,
+        base + 30,
         "first: the log"
     );
-    assert_eq!(app.state_seq(hh, &token).await, 30);
-    assert_eq!(app.state_seq(hh, &token).await, 30);
+    assert_eq!(app.state_seq(hh, &token).await, base + 30);
+    assert_eq!(app.state_seq(hh, &token).await, base + 30);
     assert_eq!(
         app.metric("hearth_view_events_total").await,
-        30,
+        base + 30,
         "again: nothing read, however long the history"
     );
     app.orders(hh, &token, 1).await;
-    assert_eq!(app.state_seq(hh, &token).await, 31);
+    assert_eq!(app.state_seq(hh, &token).await, base + 31);
     assert_eq!(
         app.metric("hearth_view_events_total").await,
-        31,
+        base + 31,
         "then: what is new"
     );
     // A room that opens starts from the kept view too.
@@ -437,8 +439,8 @@ async fn a_rooms_state_is_served_from_a_kept_view_that_reads_only_what_it_lacks(
         .await
         .unwrap();
     let welcome = answer_or_welcome(&mut ws).await;
-    assert_eq!(welcome["welcome"]["seq"], 31);
-    assert_eq!(app.metric("hearth_view_events_total").await, 31);
+    assert_eq!(welcome["welcome"]["seq"], base + 31);
+    assert_eq!(app.metric("hearth_view_events_total").await, base + 31);
 }
 
 async fn answer_or_welcome(
@@ -464,19 +466,20 @@ async fn catch_ups_are_paged_and_paced_by_the_nodes_catch_up_rate() {
     })
     .await;
     let (hh, token) = household(&app).await;
+    let base = app.head(hh).await;
     app.orders(hh, &token, 250).await;
     // Two sockets catch up on everything at once: 500 events at 1,000 a second after a
     // burst of 100. Each gets every event once, in order.
     let mut sockets = Vec::new();
     for _ in 0..2 {
-        let url = format!("{}&since=0", app.room_url(hh, &token));
+        let url = format!("{}&since={base}", app.room_url(hh, &token));
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         sockets.push(ws);
     }
     for ws in &mut sockets {
         let welcome = answer_or_welcome(ws).await;
-        assert_eq!(welcome["welcome"]["seq"], 250);
-        for seq in 1..=250u64 {
+        assert_eq!(welcome["welcome"]["seq"], base + 250);
+        for seq in base + 1..=base + 250 {
             let event = answer_or_welcome(ws).await;
             assert_eq!(event["event"]["seq"], seq, "{event}");
         }
@@ -496,6 +499,7 @@ async fn joins_share_one_budget_of_welcome_bytes_and_each_gets_its_welcome() {
     })
     .await;
     let (hh, token) = household(&app).await;
+    let base = app.head(hh).await;
     app.orders(hh, &token, 30).await;
     let joins = (0..5).map(|_| {
         let url = app.room_url(hh, &token);
@@ -506,7 +510,7 @@ async fn joins_share_one_budget_of_welcome_bytes_and_each_gets_its_welcome() {
     });
     for join in joins.collect::<Vec<_>>() {
         let welcome = join.await.unwrap();
-        assert_eq!(welcome["welcome"]["seq"], 30, "{welcome}");
+        assert_eq!(welcome["welcome"]["seq"], base + 30, "{welcome}");
         assert_eq!(
             welcome["welcome"]["state"]["orders"]
                 .as_array()

@@ -360,6 +360,8 @@ async fn an_access_token_expires_on_an_open_socket_unless_renewed_over_it(b: Bac
     let fresh = body["token"].as_str().unwrap();
     // Another member's token does not renew Ann's socket.
     let bob = c.join(&ann, "Bob").await;
+    // (Bob's joining reaches Ann's sockets first, as an event.)
+    event(&mut renewed, "MemberJoined").await;
     for token in [bob.token.as_str(), "garbage", fresh] {
         renewed
             .send(Message::Text(
@@ -634,6 +636,111 @@ async fn the_household_time_zone_is_set_at_creation_and_changed_by_an_owner(b: B
     assert_eq!(res.status(), 401);
 }
 
+/// The next event a socket gets (skipping anything that is not an event): it must be of
+/// type `kind`.
+async fn event(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let message = next(ws).await.unwrap();
+        if let Some(event) = message.get("event") {
+            assert_eq!(event["type"], kind, "{event}");
+            return event.clone();
+        }
+    }
+}
+
+/// Issue 14, item 2: a joining, a role change, a removal and a leaving are events in the
+/// household's log, seen live by every open board (on this node and another), saying
+/// who did it; `since` replays them and the welcome's view has the members.
+async fn membership_changes_reach_every_open_board_as_events(b: Backend) {
+    let c = cluster(b, 2, |_| {}).await;
+    let ann = c.create().await;
+    // Ann's board is open on the other node; her creating the household is the first.
+    let (mut ann_ws, _) = tokio_tungstenite::connect_async(c.ws_url(1, ann.hh, &ann.token))
+        .await
+        .unwrap();
+    let welcome = next(&mut ann_ws).await.unwrap();
+    assert_eq!(welcome["welcome"]["seq"], 1, "{welcome}");
+    assert_eq!(
+        welcome["welcome"]["state"]["members"],
+        json!([{"id": ann.member, "name": "Ann", "role": "owner"}])
+    );
+
+    // Bob joins on Ann's invite.
+    let bob = c.join(&ann, "Bob").await;
+    let joined = event(&mut ann_ws, "MemberJoined").await;
+    assert_eq!(
+        joined["payload"],
+        json!({"householdId": ann.hh, "memberId": bob.member, "name": "Bob", "role": "member",
+               "invitedBy": ann.member})
+    );
+    // Recorded by the server, never sent by a member.
+    assert_eq!(joined["metadata"]["actor"], json!({"kind": "system"}));
+    let mut bob_ws = c.socket(0, &bob).await;
+
+    // Ann makes Bob an owner: both boards see it, naming Ann.
+    assert_eq!(c.set_role(&ann, bob.member, "owner").await.0, 200);
+    for ws in [&mut ann_ws, &mut bob_ws] {
+        let changed = event(ws, "MemberRoleChanged").await;
+        assert_eq!(changed["payload"]["memberId"], json!(bob.member));
+        assert_eq!(changed["payload"]["role"], "owner");
+        assert_eq!(changed["payload"]["by"], json!(ann.member));
+    }
+
+    // Cy joins on Bob's invite; Ann removes Cy.
+    let cy = c.join(&bob, "Cy").await;
+    for ws in [&mut ann_ws, &mut bob_ws] {
+        let joined = event(ws, "MemberJoined").await;
+        assert_eq!(joined["payload"]["invitedBy"], json!(bob.member));
+    }
+    assert_eq!(c.remove(&ann, cy.member).await.0, 200);
+    for ws in [&mut ann_ws, &mut bob_ws] {
+        let removed = event(ws, "MemberRemoved").await;
+        assert_eq!(
+            removed["payload"],
+            json!({"householdId": ann.hh, "memberId": cy.member, "name": "Cy", "by": ann.member})
+        );
+    }
+
+    // Bob leaves: Ann's board sees it.
+    assert_eq!(c.remove(&bob, bob.member).await.0, 200);
+    let left = event(&mut ann_ws, "MemberLeft").await;
+    assert_eq!(left["payload"]["memberId"], json!(bob.member));
+    let head = left["seq"].as_u64().unwrap();
+    assert_eq!(head, 6, "one event per change, each once");
+
+    // The history: `since` replays every change in order; the welcome's view and the
+    // directory agree on who is in, and listing records nothing more.
+    let url = format!("{}&since=0", c.ws_url(0, ann.hh, &ann.token));
+    let (mut late, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let welcome = next(&mut late).await.unwrap();
+    assert_eq!(
+        welcome["welcome"]["state"]["members"],
+        json!([{"id": ann.member, "name": "Ann", "role": "owner"}])
+    );
+    for kind in [
+        "MemberJoined",
+        "MemberJoined",
+        "MemberRoleChanged",
+        "MemberJoined",
+        "MemberRemoved",
+        "MemberLeft",
+    ] {
+        event(&mut late, kind).await;
+    }
+    let (status, members) = c.members(0, &ann).await;
+    assert_eq!(status, 200);
+    assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
+    let res = c
+        .http
+        .get(c.url(0, &format!("/parties/household/{}", ann.hh)))
+        .bearer_auth(&ann.token)
+        .send()
+        .await
+        .unwrap();
+    let state: Value = res.json().await.unwrap();
+    assert_eq!(state["seq"], head, "{state}");
+}
+
 macro_rules! on {
     ($backend:ident, $($case:ident),* $(,)?) => {
         $(
@@ -657,6 +764,7 @@ macro_rules! cases {
             unknown_members_and_households_get_401_before_the_upgrade,
             the_join_page_names_the_household_and_who_invited,
             the_household_time_zone_is_set_at_creation_and_changed_by_an_owner,
+            membership_changes_reach_every_open_board_as_events,
         );
     };
 }

@@ -165,3 +165,39 @@ async fn a_pk_takes_over_only_a_socket_of_the_same_member() {
     };
     assert_eq!(closed, 4009);
 }
+
+/// A change the directory made but the log did not record (the server died in between,
+/// or the store was down) is recorded by the next listing of the members: the log
+/// follows the directory, and a second listing records nothing more.
+#[tokio::test]
+async fn a_departure_the_log_missed_is_recorded_when_the_members_are_listed() {
+    let app = spawn().await;
+    let household = app.household().await;
+    let hh = household.id;
+    let (bob, _) = app.member(hh, &household.token).await;
+    let mut ann = socket(&app, hh, &household.token, "ann").await;
+    let head = app.head(hh).await;
+    // Bob is gone from the directory with no record in the log.
+    app.directory.remove(bob);
+    assert_eq!(app.head(hh).await, head);
+    let list = || {
+        app.http
+            .get(app.url(&format!("/households/{hh}/members")))
+            .bearer_auth(&household.token)
+            .send()
+    };
+    let listed: Value = list().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    // Ann's board sees Bob go, found by the reconciliation: no one is named as doing it.
+    let event = loop {
+        if let Some(event) = next(&mut ann).await.unwrap().get("event") {
+            break event.clone();
+        }
+    };
+    assert_eq!(event["type"], "MemberRemoved", "{event}");
+    assert_eq!(event["payload"]["memberId"], json!(bob));
+    assert_eq!(event["payload"]["by"], Value::Null);
+    assert_eq!(app.head(hh).await, head + 1);
+    assert_eq!(list().await.unwrap().status(), 200);
+    assert_eq!(app.head(hh).await, head + 1, "nothing more to record");
+}

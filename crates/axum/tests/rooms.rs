@@ -262,9 +262,11 @@ async fn welcome_command_ack_and_broadcast_to_a_second_member() {
     let app = spawn_app().await;
     let hh = app.household().await;
     let bob = app.member(&hh).await;
+    // The household's position after its setup: what happens from here is counted from it.
+    let base = app.head(hh.id).await;
     let (mut ann_ws, welcome) = app.connect(hh.id, &hh.owner, "").await;
     assert_eq!(welcome["welcome"]["room"], json!(hh.id));
-    assert_eq!(welcome["welcome"]["seq"], 0);
+    assert_eq!(welcome["welcome"]["seq"], base);
     assert_eq!(welcome["welcome"]["state"]["orders"], json!([]));
     assert_eq!(welcome["welcome"]["olderOrders"], 0);
     assert!(welcome["welcome"]["connection"].is_string());
@@ -279,15 +281,15 @@ async fn welcome_command_ack_and_broadcast_to_a_second_member() {
         if let Some(ack) = msg.get("ack") {
             assert_eq!(ack["id"], json!(id));
             assert_eq!(ack["status"], "accepted");
-            assert_eq!(ack["seq"], 1);
+            assert_eq!(ack["seq"], base + 1);
             got_ack = true;
         } else {
-            assert_eq!(seq_of(&msg), 1);
+            assert_eq!(seq_of(&msg), base + 1);
             got_event = true;
         }
     }
     let event = recv(&mut bob_ws).await;
-    assert_eq!(seq_of(&event), 1);
+    assert_eq!(seq_of(&event), base + 1);
     assert_eq!(event["event"]["type"], "OrderPlaced");
     assert_eq!(event["event"]["tenant"], json!(hh.id));
     // The actor comes from the token, never from the client.
@@ -301,12 +303,12 @@ async fn welcome_command_ack_and_broadcast_to_a_second_member() {
     send(&mut bob_ws, json!({"command": place_order(id)})).await;
     let ack = recv(&mut bob_ws).await;
     assert_eq!(ack["ack"]["status"], "duplicate");
-    assert_eq!(ack["ack"]["seq"], 1);
-    assert_eq!(app.head(hh.id).await, 1);
+    assert_eq!(ack["ack"]["seq"], base + 1);
+    assert_eq!(app.head(hh.id).await, base + 1);
 
     // A new connection is welcomed with the state at the current seq.
     let (_ws, welcome) = app.connect(hh.id, &bob, "").await;
-    assert_eq!(welcome["welcome"]["seq"], 1);
+    assert_eq!(welcome["welcome"]["seq"], base + 1);
     assert_eq!(welcome["welcome"]["state"]["orders"][0]["status"], "placed");
 }
 
@@ -331,6 +333,7 @@ async fn events_committed_by_this_node_reach_its_members_without_a_store_read() 
     .await;
     let hh = app.household().await;
     let bob = app.member(&hh).await;
+    let base = app.head(hh.id).await;
     let (mut ann_ws, _) = app.connect(hh.id, &hh.owner, "").await;
     let (mut bob_ws, _) = app.connect(hh.id, &bob, "").await;
     let reads_before = app.metric("hearth_room_reads_total").await;
@@ -339,7 +342,7 @@ async fn events_committed_by_this_node_reach_its_members_without_a_store_read() 
         send(&mut ann_ws, json!({"command": place_order(Uuid::now_v7())})).await;
     }
     // Then Bob sees the three events in order, and the room read nothing for them.
-    for expected in 1..=3 {
+    for expected in base + 1..=base + 3 {
         let event = recv(&mut bob_ws).await;
         assert_eq!(seq_of(&event), expected, "{event}");
     }
@@ -355,13 +358,14 @@ async fn events_committed_by_this_node_reach_its_members_without_a_store_read() 
             events.push(seq_of(&msg));
         }
     }
-    assert_eq!(events, vec![1, 2, 3]);
+    assert_eq!(events, vec![base + 1, base + 2, base + 3]);
 }
 
 #[tokio::test]
 async fn broken_rules_are_rejected_with_the_core_code() {
     let app = spawn_app().await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
     let id = Uuid::now_v7();
     send(
@@ -378,7 +382,7 @@ async fn broken_rules_are_rejected_with_the_core_code() {
             .unwrap()
             .contains("does not exist")
     );
-    assert_eq!(app.head(hh.id).await, 0);
+    assert_eq!(app.head(hh.id).await, base);
 }
 
 /// Each bad input gets a clear error and changes nothing; the socket stays usable.
@@ -386,6 +390,7 @@ async fn broken_rules_are_rejected_with_the_core_code() {
 async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let app = spawn_app().await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     let other = app.household().await;
     let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
     let id = Uuid::now_v7();
@@ -505,7 +510,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         assert_eq!(error["code"], code, "{reply}");
         let text = error["message"].as_str().unwrap();
         assert!(text.contains(needle), "{code}: {text:?} lacks {needle:?}");
-        assert_eq!(app.head(hh.id).await, 0, "{code} changed the store");
+        assert_eq!(app.head(hh.id).await, base, "{code} changed the store");
     }
 
     // The command id is echoed when it could be read.
@@ -524,7 +529,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     .await;
     let reply = recv(&mut ws).await;
     assert_eq!(reply["rejected"]["code"], "internal_command", "{reply}");
-    assert_eq!(app.head(hh.id).await, 0);
+    assert_eq!(app.head(hh.id).await, base);
 
     // The same socket still works, and the tenant may be given when it matches.
     let mut good = place_order(Uuid::now_v7());
@@ -534,19 +539,20 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     while !acked {
         acked = recv(&mut ws).await.get("ack").is_some();
     }
-    assert_eq!(app.head(hh.id).await, 1);
+    assert_eq!(app.head(hh.id).await, base + 1);
 }
 
 #[tokio::test]
 async fn oversized_frames_beyond_the_hard_limit_close_the_socket() {
     let app = spawn_app().await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
     let _ = ws
         .send(Message::Text("x".repeat(2 * 1024 * 1024).into()))
         .await;
     assert_eq!(closed(&mut ws).await, Some(1009));
-    assert_eq!(app.head(hh.id).await, 0);
+    assert_eq!(app.head(hh.id).await, base);
 }
 
 #[tokio::test]
@@ -674,6 +680,7 @@ async fn floods_are_rate_limited() {
     })
     .await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
     let ids: Vec<Uuid> = (0..6).map(|_| Uuid::now_v7()).collect();
     for id in &ids {
@@ -698,7 +705,7 @@ async fn floods_are_rate_limited() {
         limited,
         ids[3..].iter().map(|id| json!(id)).collect::<Vec<_>>()
     );
-    assert_eq!(app.head(hh.id).await, 3);
+    assert_eq!(app.head(hh.id).await, base + 3);
 }
 
 #[tokio::test]
@@ -766,6 +773,7 @@ async fn refused_before_the_upgrade_with_401() {
 async fn subprotocol_is_echoed_and_aliases_reach_the_same_room() {
     let app = spawn_app().await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     let mut request = app
         .room_url(hh.id, &format!("_pk=p&token={}", hh.owner))
         .into_client_request()
@@ -791,7 +799,7 @@ async fn subprotocol_is_echoed_and_aliases_reach_the_same_room() {
     let (mut b, _) = app.connect_url(&short).await;
     app.post(&hh, &place_order(Uuid::now_v7())).await;
     for ws in [&mut ws, &mut a, &mut b] {
-        assert_eq!(seq_of(&recv(ws).await), 1);
+        assert_eq!(seq_of(&recv(ws).await), base + 1);
     }
     // Another party name is not a room.
     let url = format!(
@@ -808,30 +816,32 @@ async fn subprotocol_is_echoed_and_aliases_reach_the_same_room() {
 async fn since_replays_exactly_what_was_missed_then_live_events() {
     let app = spawn_app().await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     for _ in 0..5 {
         app.post(&hh, &place_order(Uuid::now_v7())).await;
     }
-    let (mut ws, welcome) = app.connect(hh.id, &hh.owner, "&since=2").await;
-    assert_eq!(welcome["welcome"]["seq"], 5);
+    let since = |n: u64| format!("&since={}", base + n);
+    let (mut ws, welcome) = app.connect(hh.id, &hh.owner, &since(2)).await;
+    assert_eq!(welcome["welcome"]["seq"], base + 5);
     for want in 3..=5 {
-        assert_eq!(seq_of(&recv(&mut ws).await), want);
+        assert_eq!(seq_of(&recv(&mut ws).await), base + want);
     }
     quiet(&mut ws).await;
     app.post(&hh, &place_order(Uuid::now_v7())).await;
-    assert_eq!(seq_of(&recv(&mut ws).await), 6);
+    assert_eq!(seq_of(&recv(&mut ws).await), base + 6);
     quiet(&mut ws).await;
 
     // `sync` replays from a cursor on an open socket.
-    send(&mut ws, json!({"sync": {"since": 4}})).await;
-    assert_eq!(seq_of(&recv(&mut ws).await), 5);
-    assert_eq!(seq_of(&recv(&mut ws).await), 6);
+    send(&mut ws, json!({"sync": {"since": base + 4}})).await;
+    assert_eq!(seq_of(&recv(&mut ws).await), base + 5);
+    assert_eq!(seq_of(&recv(&mut ws).await), base + 6);
     quiet(&mut ws).await;
 
     // since at the head: nothing but live events.
-    let (mut at_head, _) = app.connect(hh.id, &hh.owner, "&since=6").await;
+    let (mut at_head, _) = app.connect(hh.id, &hh.owner, &since(6)).await;
     quiet(&mut at_head).await;
     app.post(&hh, &place_order(Uuid::now_v7())).await;
-    assert_eq!(seq_of(&recv(&mut at_head).await), 7);
+    assert_eq!(seq_of(&recv(&mut at_head).await), base + 7);
 }
 
 /// Commits race with the connect: whatever the interleaving, the client sees
@@ -843,6 +853,7 @@ async fn catch_up_under_concurrent_commits_has_no_gap_and_no_duplicate() {
     let app =
         spawn_app_with(|s| s.limits.member_rate = hearth_axum::Rate::new(1_000, 1_000.0)).await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     let total = 120u64;
     let writer = {
         let http = app.http.clone();
@@ -864,11 +875,12 @@ async fn catch_up_under_concurrent_commits_has_no_gap_and_no_duplicate() {
     let mut clients = Vec::new();
     for i in 0..4 {
         tokio::time::sleep(Duration::from_millis(20 * i)).await;
-        clients.push(app.connect(hh.id, &hh.owner, "&since=0").await.0);
+        let since = format!("&since={base}");
+        clients.push(app.connect(hh.id, &hh.owner, &since).await.0);
     }
     writer.await.unwrap();
     for ws in &mut clients {
-        for want in 1..=total {
+        for want in base + 1..=base + total {
             assert_eq!(seq_of(&recv(ws).await), want);
         }
         quiet(ws).await;
@@ -879,6 +891,7 @@ async fn catch_up_under_concurrent_commits_has_no_gap_and_no_duplicate() {
 async fn a_new_socket_with_the_same_pk_takes_over() {
     let app = spawn_app().await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     let url = app.room_url(hh.id, &format!("_pk=tab-1&token={}", hh.owner));
     let (mut old, _) = app.connect_url(&url).await;
     let (mut new, _) = app.connect_url(&url).await;
@@ -888,9 +901,9 @@ async fn a_new_socket_with_the_same_pk_takes_over() {
     // once the server counts only the new one, the old one has left.
     app.until_metric("hearth_connections", 1.0).await;
     app.post(&hh, &place_order(Uuid::now_v7())).await;
-    assert_eq!(seq_of(&recv(&mut new).await), 1);
+    assert_eq!(seq_of(&recv(&mut new).await), base + 1);
     app.post(&hh, &place_order(Uuid::now_v7())).await;
-    assert_eq!(seq_of(&recv(&mut new).await), 2);
+    assert_eq!(seq_of(&recv(&mut new).await), base + 2);
     assert_eq!(app.metric("hearth_takeovers_total").await, 1.0);
     assert_eq!(app.metric("hearth_connections").await, 1.0);
 }
@@ -912,6 +925,7 @@ async fn a_slow_consumer_is_dropped_without_stalling_its_room() {
     })
     .await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     // A client that never reads, with a tiny receive buffer.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -928,7 +942,7 @@ async fn a_slow_consumer_is_dropped_without_stalling_its_room() {
     // told at the end.
     let (last, mut told) = tokio::sync::watch::channel(u64::MAX);
     let reader = tokio::spawn(async move {
-        let mut seen = 0u64;
+        let mut seen = base;
         while seen < *told.borrow_and_update() {
             tokio::select! {
                 msg = recv(&mut healthy) => {
@@ -954,7 +968,7 @@ async fn a_slow_consumer_is_dropped_without_stalling_its_room() {
         sent += 1;
     }
     let head = app.head(hh.id).await;
-    assert_eq!(head, sent);
+    assert_eq!(head, base + sent);
     // The healthy reader gets every event, in order, up to the head.
     last.send_replace(head);
     tokio::time::timeout(Duration::from_secs(20), reader)
@@ -980,6 +994,7 @@ async fn a_dead_socket_is_dropped_after_missed_pings() {
     })
     .await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     // Never polled after the welcome: it answers no ping.
     let (_silent, _) = app.connect(hh.id, &hh.owner, "").await;
     app.until_metric("hearth_dead_sockets_total", 1.0).await;
@@ -990,14 +1005,16 @@ async fn a_dead_socket_is_dropped_after_missed_pings() {
     quiet(&mut alive).await;
     quiet(&mut alive).await;
     app.post(&hh, &place_order(Uuid::now_v7())).await;
-    assert_eq!(seq_of(&recv(&mut alive).await), 1);
+    assert_eq!(seq_of(&recv(&mut alive).await), base + 1);
 }
 
 #[tokio::test]
 async fn the_room_http_api() {
     let app = spawn_app().await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     let room = app.http_url(&format!("/parties/household/{}", hh.id));
+    let ann = app.tokens.verify(&hh.owner, hh.id).unwrap().sub;
 
     let state: Value = app
         .http
@@ -1011,13 +1028,14 @@ async fn the_room_http_api() {
         .unwrap();
     assert_eq!(
         state,
-        json!({"seq": 0, "state": {"seq": 0, "orders": [], "chores": []}, "olderOrders": 0,
-               "olderChores": 0})
+        json!({"seq": base, "state": {"seq": base, "orders": [], "chores": [],
+               "members": [{"id": ann, "name": "Ann", "role": "owner"}]},
+               "olderOrders": 0, "olderChores": 0})
     );
 
     let cmd = place_order(Uuid::now_v7());
     let (status, body) = app.post(&hh, &cmd).await;
-    assert_eq!((status, body["ack"]["seq"].clone()), (200, json!(1)));
+    assert_eq!((status, body["ack"]["seq"].clone()), (200, json!(base + 1)));
     let (status, body) = app.post(&hh, &cmd).await;
     assert_eq!(
         (status, body["ack"]["status"].clone()),
@@ -1093,7 +1111,7 @@ async fn the_room_http_api() {
         .await
         .unwrap();
     assert_eq!(res.status(), 413);
-    assert_eq!(app.head(hh.id).await, 2);
+    assert_eq!(app.head(hh.id).await, base + 2);
 
     let state: Value = app
         .http
@@ -1105,20 +1123,20 @@ async fn the_room_http_api() {
         .json()
         .await
         .unwrap();
-    assert_eq!(state["seq"], 2);
+    assert_eq!(state["seq"], base + 2);
     assert_eq!(state["state"]["orders"].as_array().unwrap().len(), 2);
     let events: Value = app
         .http
-        .get(format!("{room}?since=1&token={}", hh.owner))
+        .get(format!("{room}?since={}&token={}", base + 1, hh.owner))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(events["head"], 2);
+    assert_eq!(events["head"], base + 2);
     assert_eq!(events["events"].as_array().unwrap().len(), 1);
-    assert_eq!(events["events"][0]["seq"], 2);
+    assert_eq!(events["events"][0]["seq"], base + 2);
     let res = app
         .http
         .get(format!("{room}?since=x"))
@@ -1332,6 +1350,7 @@ fn assert_unstorable(reply: &Value, field: &str) {
 async fn text_no_store_can_hold_is_refused_at_the_wire() {
     let app = spawn_app().await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
     for (command, field) in commands_with_a_nul() {
         send(&mut ws, json!({"command": command})).await;
@@ -1349,7 +1368,7 @@ async fn text_no_store_can_hold_is_refused_at_the_wire() {
     }
     send(&mut ws, json!({"sync\u{0}": {"since": 0}})).await;
     assert_unstorable(&recv(&mut ws).await, "sync\\0");
-    assert_eq!(app.head(hh.id).await, 0, "nothing was appended");
+    assert_eq!(app.head(hh.id).await, base, "nothing was appended");
 
     // Bodies of the membership API.
     let invite: Value = app
@@ -1826,6 +1845,7 @@ async fn a_socket_keeps_reading_its_queue_while_its_own_command_runs() {
     let app = spawn_app_on(|s| s.outgoing_queue = 2, None, wrap).await;
     let hh = app.household().await;
     let bob_token = app.member(&hh).await;
+    let base = app.head(hh.id).await;
     let (mut ann, _) = app.connect(hh.id, &hh.owner, "").await;
     let (mut bob, _) = app.connect(hh.id, &bob_token, "").await;
 
@@ -1833,20 +1853,20 @@ async fn a_socket_keeps_reading_its_queue_while_its_own_command_runs() {
     gate.arrived.wait_for(|arrived| *arrived).await.unwrap();
     // While Ann's command waits in the store, Bob's ten orders reach her socket.
     bob_places(&mut bob, 10).await;
-    let others = events_up_to(&mut ann, 0, 10).await;
+    let others = events_up_to(&mut ann, base, base + 10).await;
     assert!(others.is_empty(), "{others:?}");
     assert_eq!(app.metric("hearth_slow_consumers_total").await, 0.0);
 
     gate.open.send_replace(true);
     // The ack and the command's own event come in either order (a client orders by seq).
-    let others = events_up_to(&mut ann, 10, 11).await;
+    let others = events_up_to(&mut ann, base + 10, base + 11).await;
     let ack = match others.as_slice() {
         [ack] => ack.clone(),
         [] => recv(&mut ann).await,
         more => panic!("{more:?}"),
     };
     assert_eq!(ack["ack"]["id"], json!(held), "{ack}");
-    assert_eq!(ack["ack"]["seq"], 11, "{ack}");
+    assert_eq!(ack["ack"]["seq"], base + 11, "{ack}");
 }
 
 #[tokio::test]
@@ -1856,6 +1876,7 @@ async fn commands_beyond_the_in_flight_limit_wait_unread_and_are_answered_in_ord
     let app = spawn_app_on(|s| s.commands_in_flight = 1, None, wrap).await;
     let hh = app.household().await;
     let bob_token = app.member(&hh).await;
+    let base = app.head(hh.id).await;
     let (mut ann, _) = app.connect(hh.id, &hh.owner, "").await;
     let (mut bob, _) = app.connect(hh.id, &bob_token, "").await;
 
@@ -1872,11 +1893,11 @@ async fn commands_beyond_the_in_flight_limit_wait_unread_and_are_answered_in_ord
     gate.arrived.wait_for(|arrived| *arrived).await.unwrap();
     // Meanwhile the room's events still reach Ann.
     bob_places(&mut bob, 1).await;
-    let others = events_up_to(&mut ann, 0, 1).await;
+    let others = events_up_to(&mut ann, base, base + 1).await;
     assert!(others.is_empty(), "{others:?}");
 
     gate.open.send_replace(true);
-    let others = events_up_to(&mut ann, 1, 5).await;
+    let others = events_up_to(&mut ann, base + 1, base + 5).await;
     let mut answers: Vec<Value> = others;
     while answers.len() < 5 {
         let msg = recv(&mut ann).await;
@@ -1979,9 +2000,10 @@ async fn the_welcome_carries_the_most_recent_orders_and_older_ones_are_paged_ove
     // default bound of 100.
     let app = spawn_app().await;
     let hh = app.household().await;
+    let base = app.head(hh.id).await;
     let ids = seed_orders(&app, hh.id, 105, "").await;
     let head = app.head(hh.id).await;
-    assert_eq!(head, 209);
+    assert_eq!(head, base + 209);
     let full = full_view(&app, hh.id).await;
     let orders_json = |range: std::ops::Range<usize>| json!(full.orders[range]);
 
@@ -2227,6 +2249,7 @@ async fn the_chore_domain_gets_the_whole_room_protocol() {
     let app = spawn_app().await;
     let hh = app.household().await;
     let bob = app.member(&hh).await;
+    let base = app.head(hh.id).await;
     let ann_id = app.tokens.verify(&hh.owner, hh.id).unwrap().sub;
     let bob_id = app.tokens.verify(&bob, hh.id).unwrap().sub;
     let (mut ann_ws, welcome) = app.connect(hh.id, &hh.owner, "").await;
@@ -2247,7 +2270,7 @@ async fn the_chore_domain_gets_the_whole_room_protocol() {
         acked = msg["ack"]["id"] == json!(id);
     }
     let event = recv(&mut bob_ws).await;
-    assert_eq!(seq_of(&event), 1);
+    assert_eq!(seq_of(&event), base + 1);
     assert_eq!(event["event"]["type"], "ChoreScheduled");
     assert_eq!(event["event"]["aggregateId"], json!(chore));
     assert_eq!(event["event"]["payload"]["createdBy"], json!(ann_id));
@@ -2263,7 +2286,7 @@ async fn the_chore_domain_gets_the_whole_room_protocol() {
     )
     .await;
     assert_eq!(recv(&mut bob_ws).await["ack"]["status"], "duplicate");
-    assert_eq!(app.head(hh.id).await, 1);
+    assert_eq!(app.head(hh.id).await, base + 1);
 
     // The domain's rules answer with their codes: over the socket, and over HTTP with
     // 409 for a conflict with the state and 422 for a command that is never valid.
@@ -2306,7 +2329,7 @@ async fn the_chore_domain_gets_the_whole_room_protocol() {
             .contains("payload.dueAt"),
         "{error}"
     );
-    assert_eq!(app.head(hh.id).await, 1);
+    assert_eq!(app.head(hh.id).await, base + 1);
 
     // Bob completes it (his): both see it, in order, after the first event.
     let complete = json!({"command": {"id": Uuid::now_v7(), "type": "CompleteChore",
@@ -2319,18 +2342,18 @@ async fn the_chore_domain_gets_the_whole_room_protocol() {
             bob_saw.push(msg);
         }
     }
-    assert_eq!(seq_of(&bob_saw[0]), 2);
+    assert_eq!(seq_of(&bob_saw[0]), base + 2);
     assert_eq!(bob_saw[0]["event"]["type"], "ChoreCompleted");
 
     // `since` replays the chore's events; the welcome and the HTTP state carry it.
-    let (mut late, welcome) = app.connect(hh.id, &bob, "&since=0").await;
+    let (mut late, welcome) = app.connect(hh.id, &bob, &format!("&since={base}")).await;
     assert_eq!(welcome["welcome"]["state"]["chores"][0]["status"], "done");
     assert_eq!(
         welcome["welcome"]["state"]["chores"][0]["closedBy"],
         json!(bob_id)
     );
-    assert_eq!(seq_of(&recv(&mut late).await), 1);
-    assert_eq!(seq_of(&recv(&mut late).await), 2);
+    assert_eq!(seq_of(&recv(&mut late).await), base + 1);
+    assert_eq!(seq_of(&recv(&mut late).await), base + 2);
     let state: Value = app
         .http
         .get(app.http_url(&format!("/parties/household/{}", hh.id)))
@@ -2353,5 +2376,5 @@ async fn the_chore_domain_gets_the_whole_room_protocol() {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    assert_eq!(app.head(hh.id).await, 2);
+    assert_eq!(app.head(hh.id).await, base + 2);
 }

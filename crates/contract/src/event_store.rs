@@ -58,6 +58,11 @@ macro_rules! event_store_contract {
             use super::*;
             $crate::event_store_contract!(@domain $make; Chore; $($case),*);
         }
+        /// ...and on the membership roster, a domain whose events ask for no job.
+        mod members {
+            use super::*;
+            $crate::event_store_contract!(@domain $make; People; $($case),*);
+        }
     };
     (@domain $make:expr; $domain:ident; $($case:ident),*) => {
         $(
@@ -106,6 +111,9 @@ impl Streams {
                 expected,
                 count,
             ),
+            hearth_core::DomainId::People => {
+                crate::fixtures::member_append(tenant, id, expected, count)
+            }
         }
     }
 
@@ -123,6 +131,19 @@ impl Streams {
             hearth_core::DomainId::Chore => {
                 crate::fixtures::new_chore_event(command, hearth_core::chore::ChoreId(id), version)
             }
+            hearth_core::DomainId::People => {
+                crate::fixtures::new_member_event(command, id, version)
+            }
+        }
+    }
+
+    /// Whether the first event of a stream asks for a job (an order placed, a chore
+    /// scheduled; a member joining does not).
+    pub fn first_asks_for_job(self) -> bool {
+        let tenant = crate::fixtures::household();
+        match self.append(tenant, self.id(), 0, 1).decision {
+            Decision::Events { events, .. } => events.first().is_some_and(|e| e.requires_job),
+            Decision::Rejected { .. } => false,
         }
     }
 }
@@ -173,7 +194,11 @@ pub async fn committed_events_read_back_exactly(fx: StoreFixture, s: Streams) {
         loaded.events, events,
         "load returns the committed envelopes unchanged"
     );
-    assert!(events[0].requires_job, "OrderPlaced requires a job");
+    assert_eq!(
+        events[0].requires_job,
+        s.first_asks_for_job(),
+        "the first event's job flag reads back"
+    );
     assert!(!events[1].requires_job);
 }
 
@@ -229,8 +254,8 @@ pub async fn stale_expected_version_conflicts_and_writes_nothing(fx: StoreFixtur
             .iter()
             .filter(|j| j.tenant == tenant)
             .count()
-            == 1,
-        "no job from the refused append"
+            == usize::from(s.first_asks_for_job()),
+        "no job from the refused append (only the first append's, if it asks for one)"
     );
 }
 
@@ -514,6 +539,10 @@ pub async fn jobs_are_recorded_with_their_events(fx: StoreFixture, s: Streams) {
             .collect::<Vec<_>>()
     };
     let jobs = mine(fx.outbox.pending_jobs(10_000).await.unwrap());
+    if !s.first_asks_for_job() {
+        assert!(jobs.is_empty(), "no job for events that ask for none");
+        return;
+    }
     assert_eq!(jobs.len(), 1, "one job for the one event that requires it");
     assert_eq!(jobs[0].id, events[0].id);
     assert_eq!(jobs[0].aggregate, s.aggregate(order));

@@ -3,6 +3,8 @@
 use chrono::{DurationRound, TimeDelta, Utc};
 use hearth_core::chore::{ChoreCommand, ChoreEvent, ChoreId, ChoreRef};
 use hearth_core::order::{Command, Event, OrderLine, OrderRef, PlaceOrder};
+use hearth_core::people::{MemberCommand, MemberEvent, ReconcileMembers};
+use hearth_core::ports::Role;
 use hearth_core::ports::{Append, Decision};
 use hearth_core::{
     Actor, AnyCommand, CommandEnvelope, CommandId, EventId, EventMetadata, HouseholdId, MemberId,
@@ -159,6 +161,75 @@ pub fn chore_append(tenant: HouseholdId, chore: ChoreId, expected: u32, count: u
         command,
         decision: Decision::Events {
             aggregate: chore.into(),
+            expected_version: expected,
+            events,
+        },
+    }
+}
+
+/// A committed-looking membership event of the roster `household` (the aggregate id is
+/// the household's): `MemberJoined` at version 1, then `MemberRoleChanged`. The roster's
+/// events ask for no job.
+pub fn new_member_event(command: &CommandEnvelope, roster: Uuid, version: u32) -> NewEvent {
+    let household_id = HouseholdId(roster);
+    let event = if version == 1 {
+        MemberEvent::MemberJoined {
+            household_id,
+            member_id: MemberId(Uuid::nil()),
+            name: "Ann".into(),
+            role: Role::Owner,
+            invited_by: None,
+        }
+    } else {
+        MemberEvent::MemberRoleChanged {
+            household_id,
+            member_id: MemberId(Uuid::nil()),
+            name: "Ann".into(),
+            role: if version.is_multiple_of(2) {
+                Role::Member
+            } else {
+                Role::Owner
+            },
+            by: None,
+        }
+    };
+    let any: hearth_core::AnyEvent = event.into();
+    NewEvent {
+        id: EventId(Uuid::now_v7()),
+        aggregate_id: roster,
+        version,
+        requires_job: any.job().is_some(),
+        event: any,
+        schema_version: 1,
+        metadata: EventMetadata {
+            command_id: command.id,
+            causation_id: command.id.0,
+            correlation_id: command.id.0,
+            actor: Actor::System,
+        },
+        created_at: now(),
+    }
+}
+
+/// An append of `count` membership events to the roster `roster`, at `expected`.
+pub fn member_append(tenant: HouseholdId, roster: Uuid, expected: u32, count: u32) -> Append {
+    let command = CommandEnvelope::new(
+        command_id(),
+        tenant,
+        Actor::System,
+        MemberCommand::ReconcileMembers(ReconcileMembers {
+            household_id: HouseholdId(roster),
+            at_version: expected,
+            members: vec![],
+        }),
+    );
+    let events = (1..=count)
+        .map(|i| new_member_event(&command, roster, expected + i))
+        .collect();
+    Append {
+        command,
+        decision: Decision::Events {
+            aggregate: hearth_core::AggregateId::new(hearth_core::DomainId::People, roster),
             expected_version: expected,
             events,
         },

@@ -6,6 +6,8 @@ use crate::chore::{ChoreEvent, ChoreId, ChoreStatus};
 use crate::contracts::{Actor, EventEnvelope};
 use crate::ids::{MemberId, OrderId};
 use crate::order::{Event, OrderLine, OrderStatus, RejectionReason};
+use crate::people::MemberEvent;
+use crate::ports::Role;
 use crate::registry::AnyEvent;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,20 @@ pub struct HouseholdView {
     /// Chores in the order they were scheduled.
     #[serde(default)]
     pub chores: Vec<ChoreView>,
+    /// The household's current members as its log has recorded them (the membership
+    /// domain), in the order they joined.
+    #[serde(default)]
+    pub members: Vec<MemberView>,
+}
+
+/// A current member, as the household's log has recorded them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    pub id: MemberId,
+    pub name: String,
+    pub role: Role,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +157,10 @@ impl HouseholdView {
                 self.apply_chore(envelope.seq, at, event);
                 return Ok(true);
             }
+            AnyEvent::People(event) => {
+                self.apply_member(event);
+                return Ok(true);
+            }
         };
         if let Event::OrderPlaced {
             order_id,
@@ -200,6 +220,29 @@ impl HouseholdView {
             status: order.status,
         });
         Ok(true)
+    }
+
+    /// Folds one membership event into `members`: a joining adds the member (once), a
+    /// departure takes them out, a role change sets their role.
+    fn apply_member(&mut self, event: &MemberEvent) {
+        let id = event.member_id();
+        let at = self.members.iter().position(|m| m.id == id);
+        match (event, at) {
+            (MemberEvent::MemberJoined { name, role, .. }, None)
+            | (MemberEvent::MemberRoleChanged { name, role, .. }, None) => {
+                self.members.push(MemberView {
+                    id,
+                    name: name.clone(),
+                    role: *role,
+                });
+            }
+            (MemberEvent::MemberJoined { .. }, Some(_)) => {}
+            (MemberEvent::MemberRoleChanged { role, .. }, Some(i)) => self.members[i].role = *role,
+            (MemberEvent::MemberRemoved { .. } | MemberEvent::MemberLeft { .. }, Some(i)) => {
+                self.members.remove(i);
+            }
+            (MemberEvent::MemberRemoved { .. } | MemberEvent::MemberLeft { .. }, None) => {}
+        }
     }
 
     /// Folds one chore event (its `seq` already checked) into `chores`.

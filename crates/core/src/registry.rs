@@ -361,7 +361,7 @@ macro_rules! registry {
 registry! {
     Order: "order" => crate::order::Orders,
     Chore: "chore" => crate::chore::Chores,
-
+    People: "people" => crate::people::People,
 }
 
 impl fmt::Display for DomainId {

@@ -4,7 +4,7 @@
 //! read through here, so an adapter never names a domain's list: adding a domain is
 //! adding its list to [`HouseholdView`] and to the table in this module.
 
-use crate::projection::{ChoreView, HouseholdView, OrderView};
+use crate::projection::{ChoreView, HouseholdView, MemberView, OrderView};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -106,6 +106,8 @@ impl Window {
             seq: view.seq,
             orders: slice(&view.orders, &self.orders).to_vec(),
             chores: slice(&view.chores, &self.chores).to_vec(),
+            // Members are not a bounded list: a household's members are few, all carried.
+            members: view.members.clone(),
         }
     }
 
@@ -116,11 +118,13 @@ impl Window {
             seq: u64,
             orders: &'a [OrderView],
             chores: &'a [ChoreView],
+            members: &'a [MemberView],
         }
         serde_json::to_string(&Partial {
             seq: view.seq,
             orders: slice(&view.orders, &self.orders),
             chores: slice(&view.chores, &self.chores),
+            members: &view.members,
         })
         // Serializing a view cannot fail (no map keys that are not strings); if it ever
         // did, an empty view at the same seq is still a true (if partial) answer.
@@ -247,7 +251,8 @@ mod tests {
     use super::*;
 
     /// Every list of the view's JSON has a name here, an older-count in [`Older`] and a
-    /// page: a list added to `HouseholdView` but not here fails this test.
+    /// page: a list added to `HouseholdView` but not here fails this test. `members` is
+    /// not a history but who is in now, carried whole by every read.
     #[test]
     fn every_list_of_the_view_is_windowed_counted_and_paged() {
         let json = serde_json::to_value(HouseholdView::default()).unwrap();
@@ -256,7 +261,7 @@ mod tests {
             .unwrap()
             .keys()
             .map(String::as_str)
-            .filter(|k| *k != "seq")
+            .filter(|k| *k != "seq" && *k != "members")
             .collect();
         keys.sort_unstable();
         let mut names: Vec<&str> = List::ALL.iter().map(|l| l.name()).collect();

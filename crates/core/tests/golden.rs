@@ -29,6 +29,11 @@ use hearth_core::order::{
     self, CancelOrder, Context, OrderRef, PlaceOrder, RecordPaymentCaptured, RecordRefundIssued,
     RecordStockReserved, RejectOrder, RejectionReason,
 };
+use hearth_core::people::{
+    self, Listed, MemberCommand, MemberEvent, ReconcileMembers, RecordDeparture, RecordJoined,
+    RecordRoleChanged, RosterState,
+};
+use hearth_core::ports::Role;
 use hearth_core::{
     Actor, AnyEvent, Command, CommandId, Event, EventEnvelope, EventId, EventMetadata, HouseholdId,
     HouseholdView, MemberId, OrderId, OrderLine, OrderState, OrderStatus,
@@ -78,6 +83,7 @@ struct Household {
     next_seq: u64,
     orders: BTreeMap<OrderId, OrderState>,
     chores: BTreeMap<ChoreId, ChoreState>,
+    roster: RosterState,
     events: Vec<EventEnvelope>,
 }
 
@@ -91,6 +97,7 @@ impl Household {
             next_seq: 1,
             orders: BTreeMap::new(),
             chores: BTreeMap::new(),
+            roster: RosterState::default(),
             events: Vec::new(),
         }
     }
@@ -155,6 +162,32 @@ impl Household {
             );
         }
         self.chores.insert(chore_id, state);
+        self
+    }
+
+    /// Decides a membership record (the server sends them, as the system, after the
+    /// directory's change) and commits what it decides.
+    fn members(&mut self, command: MemberCommand) -> &mut Self {
+        let ctx = Context {
+            actor: Actor::System,
+            role: None,
+            now: self.now(),
+            prep_time: chrono::Duration::zero(),
+        };
+        let events = people::decide(&self.roster, &command, &ctx)
+            .unwrap_or_else(|e| panic!("{} refused: {e}", command.type_name()));
+        let command_id = CommandId(derive(self.tenant.0, &format!("command {}", self.next_seq)));
+        for event in events {
+            self.roster = people::evolve(std::mem::take(&mut self.roster), &event);
+            let version = self.roster.version;
+            self.commit(
+                self.tenant.0,
+                version,
+                event.into(),
+                command_id,
+                Actor::System,
+            );
+        }
         self
     }
 
@@ -435,6 +468,109 @@ fn chore_cases() -> Vec<Case> {
                  overdue, one still scheduled; the order is folded beside them.",
             ),
     ]
+}
+
+fn joined(h: &Household, n: u8, name: &str, role: Role, invited_by: Option<u8>) -> MemberCommand {
+    MemberCommand::RecordJoined(RecordJoined {
+        household_id: h.tenant,
+        member_id: member(n),
+        name: name.into(),
+        role,
+        invited_by: invited_by.map(member),
+    })
+}
+
+fn departure(h: &Household, n: u8, name: &str, by: u8) -> RecordDeparture {
+    RecordDeparture {
+        household_id: h.tenant,
+        member_id: member(n),
+        name: name.into(),
+        by: member(by),
+    }
+}
+
+/// The membership cases: every membership event type, recorded as changes happen and
+/// found by a reconciliation with the directory.
+fn member_cases() -> Vec<Case> {
+    let mut home = Household::new(30, "2026-12-01T10:00:00Z");
+    let ann = joined(&home, 1, "Ann", Role::Owner, None);
+    let bob = joined(&home, 2, "Bob", Role::Member, Some(1));
+    let cy = joined(&home, 3, "Cy", Role::Member, Some(1));
+    let dee = joined(&home, 4, "Dee", Role::Member, Some(2));
+    let bob_owner = MemberCommand::RecordRoleChanged(RecordRoleChanged {
+        household_id: home.tenant,
+        member_id: member(2),
+        name: "Bob".into(),
+        role: Role::Owner,
+        by: member(1),
+    });
+    let cy_removed = MemberCommand::RecordRemoved(departure(&home, 3, "Cy", 1));
+    let dee_left = MemberCommand::RecordLeft(departure(&home, 4, "Dee", 4));
+    home.members(ann)
+        .members(bob)
+        .run(as_member(2), place(order_id(1)))
+        .members(cy)
+        .members(bob_owner)
+        .members(dee)
+        .members(cy_removed)
+        .members(dee_left);
+
+    let mut older = Household::new(31, "2026-12-01T10:00:00Z");
+    let known = joined(&older, 1, "Ann", Role::Owner, None);
+    let gone_unknown = MemberCommand::RecordLeft(departure(&older, 5, "Eve", 5));
+    older.members(known).members(gone_unknown);
+    let listed = |n: u8, name: &str, role: Role| Listed {
+        member_id: member(n),
+        name: name.into(),
+        role,
+    };
+    let reconcile = MemberCommand::ReconcileMembers(ReconcileMembers {
+        household_id: older.tenant,
+        at_version: older.roster.version,
+        members: vec![
+            listed(1, "Ann", Role::Member),
+            listed(2, "Bob", Role::Owner),
+        ],
+    });
+    older.members(reconcile);
+    let gone = MemberCommand::ReconcileMembers(ReconcileMembers {
+        household_id: older.tenant,
+        at_version: older.roster.version,
+        members: vec![listed(2, "Bob", Role::Owner)],
+    });
+    older.members(gone);
+    vec![
+        home.case(
+            "members join, one is made an owner, one is removed, one leaves",
+            "Ann creates the household, Bob and Cy join on her invites and Dee on Bob's;              Ann makes Bob an owner and removes Cy; Dee leaves. An order is folded beside.",
+        ),
+        older.case(
+            "membership found by reconciling with the directory",
+            "A household older than membership events: a departure of a member the log              never saw joining, then what the directory lists that the log lacks (a role,              a joining, a departure), recorded with no `by`.",
+        ),
+    ]
+}
+
+const MEMBER_EVENT_TYPES: [&str; 4] = [
+    "MemberJoined",
+    "MemberRemoved",
+    "MemberLeft",
+    "MemberRoleChanged",
+];
+
+#[test]
+fn the_member_cases_cover_every_membership_event_type() {
+    let seen: BTreeSet<_> = member_cases()
+        .iter()
+        .flat_map(|c| &c.events)
+        .filter_map(|e| e.event.of::<people::People>())
+        .map(MemberEvent::type_name)
+        .collect();
+    assert_eq!(seen, BTreeSet::from(MEMBER_EVENT_TYPES));
+    assert_eq!(
+        MemberEvent::TYPES.iter().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from(MEMBER_EVENT_TYPES)
+    );
 }
 
 fn cases() -> Vec<Case> {
@@ -771,7 +907,11 @@ fn render() -> String {
         generated_by: "crates/core/tests/golden.rs from HouseholdView::apply. Do not edit; \
                        regenerate: HEARTH_UPDATE_BINDINGS=1 cargo test -p hearth-core \
                        --test golden",
-        cases: cases().into_iter().chain(chore_cases()).collect(),
+        cases: cases()
+            .into_iter()
+            .chain(chore_cases())
+            .chain(member_cases())
+            .collect(),
     };
     let mut text = serde_json::to_string_pretty(&golden).unwrap();
     text.push('\n');

@@ -288,9 +288,14 @@ pub async fn check(
             }
             c.tail_disorder += times.values().filter(|&&n| n > 1).count() as u64;
         }
-        // Orders: folded from the log.
+        // Orders: folded from the order domain's events of the log (a household's log
+        // also holds the events of its other domains, e.g. its members').
+        let order_types = hearth_core::DomainId::Order.event_types();
         let mut orders: BTreeMap<&str, OrderLog> = BTreeMap::new();
-        for e in &log {
+        for e in log
+            .iter()
+            .filter(|e| order_types.contains(&e.kind.as_str()))
+        {
             let o = orders.entry(&e.order).or_default();
             *o.counts.entry(e.kind.clone()).or_default() += 1;
             let p = |k: &str| {

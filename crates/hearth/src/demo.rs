@@ -375,6 +375,26 @@ impl Story {
         match &envelope.event {
             AnyEvent::Order(event) => self.order_sentence(event),
             AnyEvent::Chore(event) => self.chore_sentence(event),
+            AnyEvent::People(event) => self.people_sentence(event),
+        }
+    }
+
+    /// A membership change as the board says it.
+    fn people_sentence(&self, event: &hearth_core::people::MemberEvent) -> String {
+        use hearth_core::people::MemberEvent;
+        let by = |by: &Option<MemberId>| by.map_or("someone", |m| self.name(m)).to_owned();
+        match event {
+            MemberEvent::MemberJoined { name, .. } => format!("{name} joined."),
+            MemberEvent::MemberRemoved { name, by: who, .. } => {
+                format!("{} removed {name}.", by(who))
+            }
+            MemberEvent::MemberLeft { name, .. } => format!("{name} left."),
+            MemberEvent::MemberRoleChanged {
+                name,
+                role,
+                by: who,
+                ..
+            } => format!("{} made {name} {}.", by(who), role_word(*role)),
         }
     }
 
@@ -543,4 +563,12 @@ impl Story {
 /// An amount of money in cents, as people write it: 23.00.
 fn money(cents: u64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// A role as a sentence says it: "an owner", "a member".
+fn role_word(role: Role) -> &'static str {
+    match role {
+        Role::Owner => "an owner",
+        Role::Member => "a member",
+    }
 }

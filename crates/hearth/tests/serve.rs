@@ -122,6 +122,13 @@ async fn embedded_default_survives_sigkill_mid_wait() {
         "no -shm file"
     );
     let (household, token) = create_household(&node).await;
+    // The household's position after its setup: its events are counted from it.
+    let base: Value = room_state(&node, &household, &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let base = base["seq"].as_u64().unwrap();
     let ready_at = (chrono::Utc::now() + chrono::Duration::seconds(4)).to_rfc3339();
     let command = place_order(Some(ready_at));
     let ack: Value = reqwest::Client::new()
@@ -188,7 +195,7 @@ async fn embedded_default_survives_sigkill_mid_wait() {
             "OrderReady"
         ]
     );
-    assert_eq!(state["seq"], 5, "each event once");
+    assert_eq!(state["seq"], base + 5, "each event once");
     // Repeating the command after the restart is a duplicate: nothing new.
     let again: Value = reqwest::Client::new()
         .post(node.url(&format!("/parties/household/{household}")))
@@ -320,11 +327,16 @@ async fn two_nodes_on_one_postgres_serve_one_household_in_the_same_order() {
 
     let mut on_a = ws(&a, &household, &owner_token).await;
     let mut on_b = ws(&b, &household, &member_token).await;
+    // The household's position after its setup, as each node welcomes its member.
+    let mut bases = Vec::new();
     for socket in [&mut on_a, &mut on_b] {
         let first: Value =
             serde_json::from_str(socket.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
         assert!(first.get("welcome").is_some(), "{first}");
+        bases.push(first["welcome"]["seq"].as_u64().unwrap());
     }
+    assert_eq!(bases[0], bases[1], "one household, one position");
+    let base = bases[0];
 
     // Both members place orders at once, each through their own node.
     const PER_NODE: usize = 15;
@@ -367,12 +379,12 @@ async fn two_nodes_on_one_postgres_serve_one_household_in_the_same_order() {
     let ((seqs_a, ids_a), (seqs_b, ids_b)) = tokio::join!(collect(on_a), collect(on_b));
     assert_eq!(
         seqs_a,
-        (1..=total).collect::<Vec<_>>(),
+        (base + 1..=base + total).collect::<Vec<_>>(),
         "node A: every event once, in seq order"
     );
     assert_eq!(
         seqs_b,
-        (1..=total).collect::<Vec<_>>(),
+        (base + 1..=base + total).collect::<Vec<_>>(),
         "node B: every event once, in seq order"
     );
     assert_eq!(

@@ -7,8 +7,12 @@ import type { HouseholdId } from "./HouseholdId";
 import type { OrderRef } from "./OrderRef";
 import type { PlaceOrder } from "./PlaceOrder";
 import type { ProposeSwap } from "./ProposeSwap";
+import type { ReconcileMembers } from "./ReconcileMembers";
+import type { RecordDeparture } from "./RecordDeparture";
+import type { RecordJoined } from "./RecordJoined";
 import type { RecordPaymentCaptured } from "./RecordPaymentCaptured";
 import type { RecordRefundIssued } from "./RecordRefundIssued";
+import type { RecordRoleChanged } from "./RecordRoleChanged";
 import type { RecordStockReserved } from "./RecordStockReserved";
 import type { RejectOrder } from "./RejectOrder";
 import type { ScheduleChore } from "./ScheduleChore";
@@ -22,4 +26,4 @@ export type CommandEnvelope = {
 /**
  * Chosen by the sender: the idempotency key.
  */
-id: CommandId, tenant: HouseholdId, metadata: CommandMetadata, } & (({ "type": "PlaceOrder", "payload": PlaceOrder } | { "type": "CancelOrder", "payload": CancelOrder } | { "type": "CompleteOrder", "payload": OrderRef } | { "type": "RecordStockReserved", "payload": RecordStockReserved } | { "type": "RecordPaymentCaptured", "payload": RecordPaymentCaptured } | { "type": "ConfirmOrder", "payload": OrderRef } | { "type": "RejectOrder", "payload": RejectOrder } | { "type": "MarkReady", "payload": OrderRef } | { "type": "RecordRefundIssued", "payload": RecordRefundIssued } | { "type": "RecordStockReleased", "payload": OrderRef }) | ({ "type": "ScheduleChore", "payload": ScheduleChore } | { "type": "CompleteChore", "payload": ChoreRef } | { "type": "SkipChore", "payload": SkipChore } | { "type": "ProposeSwap", "payload": ProposeSwap } | { "type": "AcceptSwap", "payload": ChoreRef } | { "type": "DeclineSwap", "payload": ChoreRef } | { "type": "SendChoreReminder", "payload": ChoreRef } | { "type": "EscalateChore", "payload": ChoreRef } | { "type": "ScheduleNextChore", "payload": ScheduleNextChore }));
+id: CommandId, tenant: HouseholdId, metadata: CommandMetadata, } & (({ "type": "PlaceOrder", "payload": PlaceOrder } | { "type": "CancelOrder", "payload": CancelOrder } | { "type": "CompleteOrder", "payload": OrderRef } | { "type": "RecordStockReserved", "payload": RecordStockReserved } | { "type": "RecordPaymentCaptured", "payload": RecordPaymentCaptured } | { "type": "ConfirmOrder", "payload": OrderRef } | { "type": "RejectOrder", "payload": RejectOrder } | { "type": "MarkReady", "payload": OrderRef } | { "type": "RecordRefundIssued", "payload": RecordRefundIssued } | { "type": "RecordStockReleased", "payload": OrderRef }) | ({ "type": "ScheduleChore", "payload": ScheduleChore } | { "type": "CompleteChore", "payload": ChoreRef } | { "type": "SkipChore", "payload": SkipChore } | { "type": "ProposeSwap", "payload": ProposeSwap } | { "type": "AcceptSwap", "payload": ChoreRef } | { "type": "DeclineSwap", "payload": ChoreRef } | { "type": "SendChoreReminder", "payload": ChoreRef } | { "type": "EscalateChore", "payload": ChoreRef } | { "type": "ScheduleNextChore", "payload": ScheduleNextChore }) | ({ "type": "RecordJoined", "payload": RecordJoined } | { "type": "RecordRemoved", "payload": RecordDeparture } | { "type": "RecordLeft", "payload": RecordDeparture } | { "type": "RecordRoleChanged", "payload": RecordRoleChanged } | { "type": "ReconcileMembers", "payload": ReconcileMembers }));

@@ -8,6 +8,7 @@ import type { MemberId } from "./MemberId";
 import type { OrderId } from "./OrderId";
 import type { OrderLine } from "./OrderLine";
 import type { RejectionReason } from "./RejectionReason";
+import type { Role } from "./Role";
 
 /**
  * A committed event: a [`NewEvent`] with its position in the household (`seq`,
@@ -27,4 +28,4 @@ readyAt?: string, note?: string, placedBy: MemberId, } } | { "type": "StockReser
 /**
  * The occurrence this one follows (a recurring chore).
  */
-previous?: ChoreId, } } | { "type": "ChoreReminderSent", "payload": { choreId: ChoreId, assignee: MemberId, } } | { "type": "ChoreEscalated", "payload": { choreId: ChoreId, assignee: MemberId, } } | { "type": "SwapProposed", "payload": { choreId: ChoreId, from: MemberId, to: MemberId, } } | { "type": "SwapAccepted", "payload": { choreId: ChoreId, from: MemberId, to: MemberId, } } | { "type": "SwapDeclined", "payload": { choreId: ChoreId, by: MemberId, } } | { "type": "ChoreCompleted", "payload": { choreId: ChoreId, by: MemberId, } } | { "type": "ChoreSkipped", "payload": { choreId: ChoreId, by: MemberId, reason?: string, } }));
+previous?: ChoreId, } } | { "type": "ChoreReminderSent", "payload": { choreId: ChoreId, assignee: MemberId, } } | { "type": "ChoreEscalated", "payload": { choreId: ChoreId, assignee: MemberId, } } | { "type": "SwapProposed", "payload": { choreId: ChoreId, from: MemberId, to: MemberId, } } | { "type": "SwapAccepted", "payload": { choreId: ChoreId, from: MemberId, to: MemberId, } } | { "type": "SwapDeclined", "payload": { choreId: ChoreId, by: MemberId, } } | { "type": "ChoreCompleted", "payload": { choreId: ChoreId, by: MemberId, } } | { "type": "ChoreSkipped", "payload": { choreId: ChoreId, by: MemberId, reason?: string, } }) | ({ "type": "MemberJoined", "payload": { householdId: HouseholdId, memberId: MemberId, name: string, role: Role, invitedBy?: MemberId, } } | { "type": "MemberRemoved", "payload": { householdId: HouseholdId, memberId: MemberId, name: string, by: MemberId | null, } } | { "type": "MemberLeft", "payload": { householdId: HouseholdId, memberId: MemberId, name: string, } } | { "type": "MemberRoleChanged", "payload": { householdId: HouseholdId, memberId: MemberId, name: string, role: Role, by: MemberId | null, } }));

@@ -55,6 +55,7 @@ export const REFUSAL_CODES = [
   "no_swap_pending",
   "chore_internal_command",
   "chore_invalid_transition",
+  "membership_recorded_by_server",
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
@@ -118,6 +119,7 @@ export const REFUSAL_SENTENCES: Readonly<Record<RefusalCode, string>> = {
   no_swap_pending: "No swap of this chore is waiting for your answer.",
   chore_internal_command: "Only the chore's reminders can do this.",
   chore_invalid_transition: "This step does not apply to the chore as it is now.",
+  membership_recorded_by_server: "Membership changes are made from the members list.",
 };
 
 /** Every error code of `{"error": ...}` frames and HTTP error bodies (`wire::codes`). */
