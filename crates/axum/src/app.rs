@@ -63,7 +63,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// How long the directory's word that someone is a member (or that a session goes
     /// on) is trusted; open sockets ask again every half of it, and close when the
-    /// answer is no or their token expired. A change made on another node is felt
+    /// answer is no or their token expired. A change made on another node is felt when
+    /// this node's room of the household folds its membership event, and at the latest
     /// within 1.5 times this (on this node, at once).
     pub membership_ttl: Duration,
     /// The rooms' fallback poll of the store, in case a doorbell is lost.
@@ -144,7 +145,7 @@ pub(crate) struct AppState {
     pub rooms: Arc<Rooms>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
-    pub membership: crate::members::Membership,
+    pub membership: Arc<crate::members::Membership>,
     pub catchup: crate::limits::CatchupPacer,
     /// The budget of welcome bytes in flight, in KiB permits.
     pub welcomes: tokio::sync::Semaphore,
@@ -211,12 +212,17 @@ impl Application {
             local_addr.ip().is_loopback(),
         ));
         let metrics = Arc::new(Metrics::default());
+        let membership = Arc::new(crate::members::Membership::new(
+            ports.directory.clone(),
+            settings.membership_ttl,
+        ));
         let rooms = Rooms::new(
             ports.service.store().clone(),
             metrics.clone(),
             settings.feed_poll,
             settings.limits.kept_views,
             settings.view_bound,
+            Some(membership.clone()),
         );
         let router_task = rooms.spawn_router(ports.feed.clone());
         let limits = Limits::new(settings.limits.clone(), metrics.clone());
@@ -233,8 +239,7 @@ impl Application {
         });
         let catchup =
             crate::limits::CatchupPacer::new(settings.limits.catchup_rate, metrics.clone());
-        let membership =
-            crate::members::Membership::new(ports.directory.clone(), settings.membership_ttl);
+
         let welcome_budget_kib = u32::try_from(settings.limits.welcome_bytes_in_flight / 1024)
             .unwrap_or(u32::MAX)
             .clamp(

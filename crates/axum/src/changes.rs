@@ -3,8 +3,9 @@
 //! asks the directory (which keeps the last-owner rule atomically), and then makes the
 //! change felt at once on this node: the cached answers about that member are
 //! forgotten and their sockets closed with the change's close code. Other nodes see it
-//! within the membership cache's lifetime (`Settings::membership_ttl`), through their
-//! open sockets' periodic checks.
+//! when their room of the household folds its event (`Rooms`: `follow_membership`), and
+//! at the latest within the membership cache's lifetime (`Settings::membership_ttl`),
+//! through their open sockets' periodic checks.
 //!
 //! Then the change is recorded in the household's log (`hearth_core::membership`), so
 //! every open board sees it and the history says who did it. The directory is the

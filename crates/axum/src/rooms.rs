@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::wire::ServerMessage;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
+use hearth_core::membership::{self, Standing};
 use hearth_core::ports::{EventFeed, EventStore, FeedSignal, StoreError};
 use hearth_core::window::{Bound, Older, Window};
 use hearth_core::{EventEnvelope, HouseholdId, HouseholdView};
@@ -185,6 +186,9 @@ pub(crate) struct Rooms {
     poll: Duration,
     /// How many of a household's orders a welcome carries.
     bound: Bound,
+    /// The node's cached answers about members, forgotten for a member when a room
+    /// folds a membership event about them (a change made on another node).
+    membership: Option<Arc<crate::members::Membership>>,
 }
 
 impl Rooms {
@@ -194,6 +198,7 @@ impl Rooms {
         poll: Duration,
         kept_views: usize,
         bound: Bound,
+        membership: Option<Arc<crate::members::Membership>>,
     ) -> Arc<Self> {
         let kept =
             std::num::NonZeroUsize::new(kept_views.max(1)).unwrap_or(std::num::NonZeroUsize::MIN);
@@ -204,6 +209,7 @@ impl Rooms {
             metrics,
             poll,
             bound,
+            membership,
         })
     }
 
@@ -582,6 +588,9 @@ impl Room {
                     )));
                 }
             }
+            if let Some((member, standing)) = membership::standing(&event) {
+                self.follow_membership(member, standing);
+            }
             if push {
                 let latency = (chrono::Utc::now() - event.created_at)
                     .to_std()
@@ -599,6 +608,25 @@ impl Room {
             self.push(batch.into());
         }
         Ok(())
+    }
+
+    /// A membership change in the log (made on this node or another): what this node
+    /// cached about the member is forgotten, and a departed member's sockets here are
+    /// closed with the change's code. (The node that made the change did both already;
+    /// doing them again is harmless.) Nodes without this household's room rely on the
+    /// membership cache's lifetime.
+    fn follow_membership(&mut self, member: hearth_core::MemberId, standing: Standing) {
+        if let Some(cache) = &self.rooms.membership {
+            cache.forget(self.tenant, member);
+        }
+        let kick = match standing {
+            Standing::Removed => Kick::Removed,
+            Standing::Left => Kick::Left,
+            Standing::Joined | Standing::RoleChanged => return,
+        };
+        for m in self.members.iter().filter(|m| m.member == member) {
+            let _ = m.kick.send(Some(kick));
+        }
     }
 
     fn push(&mut self, batch: Batch) {
@@ -675,6 +703,7 @@ mod tests {
             Duration::from_secs(3600),
             16,
             Bound::default(),
+            None,
         );
         let tenant = HouseholdId(Uuid::now_v7());
         let (queue_tx, queue) = mpsc::channel(16);

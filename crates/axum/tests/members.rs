@@ -313,6 +313,41 @@ async fn a_removed_member_is_shut_out_at_once_here_and_within_a_second_elsewhere
     assert_eq!(c.members(1, &ann).await.0, 200);
 }
 
+/// Issue 14, item 5: the membership events invalidate what another node cached. With a
+/// membership cache that would trust its answers for a minute (and sockets that would
+/// recheck only every 30 s), a removal made on node 0 still closes Bob's socket on node
+/// 1 at once, and node 1 refuses his HTTP calls: its room folded the `MemberRemoved`.
+async fn a_membership_event_reaches_what_another_node_cached(b: Backend) {
+    let c = cluster(b, 2, |s| s.membership_ttl = Duration::from_secs(60)).await;
+    let ann = c.create().await;
+    let bob = c.join(&ann, "Bob").await;
+    let cy = c.join(&ann, "Cy").await;
+    let mut there = c.socket(1, &bob).await;
+    let mut cy_there = c.socket(1, &cy).await;
+    // Node 1 has both memberships cached.
+    assert_eq!(c.members(1, &bob).await.0, 200);
+    assert_eq!(c.members(1, &cy).await.0, 200);
+
+    // Ann removes Bob on node 0.
+    let (status, body) = c.remove(&ann, bob.member).await;
+    assert_eq!(status, 200, "{body}");
+    let removed_at = Instant::now();
+    assert_eq!(closed(&mut there).await, 4003, "removed: closed on node 1");
+    let (status, body) = c.members(1, &bob).await;
+    assert_eq!((status, code(&body)), (401, "unauthorized"), "{body}");
+    let took = removed_at.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "felt on node 1 after {took:?}"
+    );
+    // Cy stays: she sees the event and can still act.
+    assert_eq!(
+        event(&mut cy_there, "MemberRemoved").await["payload"]["memberId"],
+        json!(bob.member)
+    );
+    assert_eq!(c.members(1, &cy).await.0, 200);
+}
+
 async fn refresh_rotates_and_a_reused_credential_ends_the_session(b: Backend) {
     let c = cluster(b, 1, |_| {}).await;
     let ann = c.create().await;
@@ -765,6 +800,7 @@ macro_rules! cases {
             the_join_page_names_the_household_and_who_invited,
             the_household_time_zone_is_set_at_creation_and_changed_by_an_owner,
             membership_changes_reach_every_open_board_as_events,
+            a_membership_event_reaches_what_another_node_cached,
         );
     };
 }

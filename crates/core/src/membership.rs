@@ -10,13 +10,14 @@
 //! payload's `by`, under an id derived from what it records, and idempotent by the
 //! roster's state: recording a change twice adds nothing.
 
-use crate::contracts::{Actor, CommandEnvelope};
+use crate::contracts::{Actor, CommandEnvelope, EventEnvelope};
 use crate::ids::{CommandId, HouseholdId, MemberId, derive};
 use crate::people::{
-    Listed, MemberCommand, People, ReconcileMembers, RecordDeparture, RecordJoined,
+    Listed, MemberCommand, MemberEvent, People, ReconcileMembers, RecordDeparture, RecordJoined,
     RecordRoleChanged, reconcile,
 };
 use crate::ports::{Directory, DirectoryError, Member};
+use crate::registry::Registered;
 use crate::service::{Dispatched, Service, ServiceError};
 
 /// A change the directory has made.
@@ -34,6 +35,30 @@ pub enum Change<'a> {
     Left { member: &'a Member },
     /// An owner (`by`) gave `member` the role they now have.
     RoleChanged { member: &'a Member, by: MemberId },
+}
+
+/// How a membership event of the log changed a member's standing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    Joined,
+    Removed,
+    Left,
+    RoleChanged,
+}
+
+/// The member a membership event is about and how their standing changed (`None` for
+/// any other event): so that an adapter that sees the event, such as a room on another
+/// node, forgets what it cached about that member and closes a departed member's
+/// sockets, without naming the domain.
+pub fn standing(event: &EventEnvelope) -> Option<(MemberId, Standing)> {
+    let event = People::event_of(&event.event)?;
+    let standing = match event {
+        MemberEvent::MemberJoined { .. } => Standing::Joined,
+        MemberEvent::MemberRemoved { .. } => Standing::Removed,
+        MemberEvent::MemberLeft { .. } => Standing::Left,
+        MemberEvent::MemberRoleChanged { .. } => Standing::RoleChanged,
+    };
+    Some((event.member_id(), standing))
 }
 
 /// Why a reconciliation did not run.
