@@ -48,6 +48,7 @@ pub(crate) async fn execute(
             correlation_id: metadata.correlation_id,
             causation_id: metadata.causation_id,
             role,
+            traceparent: None,
         },
     };
     let id = command.id;

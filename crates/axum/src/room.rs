@@ -11,17 +11,20 @@ use crate::wire::{self, codes};
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Path, Query, State};
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hearth_core::HouseholdId;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// `/parties/{party}/{room}`: the party must be `household` (or its alias `main`).
 pub(crate) async fn room(
     State(app): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(params): Path<HashMap<String, String>>,
     query: Query<HashMap<String, String>>,
     method: Method,
@@ -39,12 +42,14 @@ pub(crate) async fn room(
         .into_response();
     }
     let room = params.get("room").map(String::as_str).unwrap_or_default();
-    serve_room(app, room, query.0, method, headers, ws, body).await
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    serve_room(app, (room, peer), query.0, method, headers, ws, body).await
 }
 
 /// `/party/{room}`: the default party.
 pub(crate) async fn default_party_room(
     State(app): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(params): Path<HashMap<String, String>>,
     query: Query<HashMap<String, String>>,
     method: Method,
@@ -53,12 +58,13 @@ pub(crate) async fn default_party_room(
     body: Bytes,
 ) -> Response {
     let room = params.get("room").map(String::as_str).unwrap_or_default();
-    serve_room(app, room, query.0, method, headers, ws, body).await
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    serve_room(app, (room, peer), query.0, method, headers, ws, body).await
 }
 
 async fn serve_room(
     app: Arc<AppState>,
-    room: &str,
+    (room, peer): (&str, Option<SocketAddr>),
     query: HashMap<String, String>,
     method: Method,
     headers: HeaderMap,
@@ -119,7 +125,7 @@ async fn serve_room(
                 socket::Admitted { claims, role },
                 query.get("_pk").cloned(),
                 since,
-                permit,
+                (permit, peer),
             ),
             Err(refusal) => refusal.into_response(),
         },

@@ -309,6 +309,7 @@ impl Rooms {
         if events.is_empty() {
             return;
         }
+        let _span = hearth_core::trace::fanout(tenant, &events).entered();
         if let Some(room) = self.lock().get(&tenant) {
             let _ = room.mailbox.send(RoomMsg::Offer { events });
         }

@@ -15,6 +15,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::HeaderValue;
 use axum::response::Response;
 use futures::SinkExt as _;
+use tracing::Instrument;
 use hearth_core::ports::Role;
 use hearth_core::{HouseholdId, MemberId};
 use std::sync::Arc;
@@ -50,7 +51,7 @@ pub(crate) fn upgrade(
     Admitted { claims, role }: Admitted,
     pk: Option<String>,
     since: Option<u64>,
-    permit: SocketPermit,
+    (permit, peer): (SocketPermit, Option<std::net::SocketAddr>),
 ) -> Response {
     let hard = app.settings.hard_max_frame_bytes;
     // Echo the first subprotocol offered, or partysocket's client fails.
@@ -84,6 +85,7 @@ pub(crate) fn upgrade(
                 expires: AtomicI64::new(claims.exp),
                 pk,
                 since,
+                peer,
             };
             conn.run(socket).await;
             drop(permit);
@@ -94,6 +96,8 @@ pub(crate) fn upgrade(
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
 struct Connection {
+    /// The client's address, when the listener knows it (not in some tests).
+    peer: Option<std::net::SocketAddr>,
     app: Arc<AppState>,
     room: HouseholdId,
     member: MemberId,
@@ -269,6 +273,12 @@ impl Connection {
         app.metrics.connections.fetch_add(1, Ordering::Relaxed);
         let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
         let connection = format!("{}-{handle}", short_node_id());
+        let span = hearth_core::trace::connection(self.room, self.member, &connection, self.peer);
+        self.run_in(socket, handle, connection).instrument(span).await;
+    }
+
+    async fn run_in(self, socket: WebSocket, handle: u64, connection: String) {
+        let app = self.app.clone();
         let opened = Instant::now();
         tracing::info!(
             target: "hearth::access",
@@ -402,7 +412,9 @@ impl Connection {
             self.owner.clone(),
             queued,
             answer,
-        ));
+        )
+        // Its commands' spans sit within the connection's.
+        .in_current_span());
         // Every half of the cache's lifetime: a change another node made is seen within
         // 1.5 lifetimes (750 ms by default).
         let mut recheck =

@@ -40,6 +40,7 @@ macro_rules! event_store_contract {
             snapshot_of_other_schema_is_ignored,
             older_snapshot_does_not_replace_newer,
             jobs_are_recorded_with_their_events,
+            jobs_carry_the_correlation_id_of_their_event,
             concurrent_appends_to_one_stream_use_each_version_once,
             concurrent_appends_across_streams_keep_seq_gap_free,
             concurrent_repeats_of_one_command_append_once,
@@ -556,6 +557,37 @@ pub async fn jobs_are_recorded_with_their_events(fx: StoreFixture, s: Streams) {
         .await
         .unwrap();
     assert!(mine(fx.outbox.pending_jobs(10_000).await.unwrap()).is_empty());
+}
+
+/// A job carries its event's correlation id (not its command id): what the process
+/// dispatches for it, and its spans, follow the intent that asked for it.
+pub async fn jobs_carry_the_correlation_id_of_their_event(fx: StoreFixture, s: Streams) {
+    let tenant = household();
+    let order = s.id();
+    let correlation = Uuid::new_v4();
+    let mut append = s.append(tenant, order, 0, 1);
+    append.command.metadata.correlation_id = Some(correlation);
+    if let Decision::Events { events, .. } = &mut append.decision {
+        for event in events {
+            event.metadata.correlation_id = correlation;
+        }
+    }
+    fx.store.append(append).await.unwrap();
+    let jobs: Vec<_> = fx
+        .outbox
+        .pending_jobs(10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.tenant == tenant)
+        .collect();
+    if !s.first_asks_for_job() {
+        assert!(jobs.is_empty(), "no job for events that ask for none");
+        return;
+    }
+    assert_eq!(jobs.len(), 1);
+    assert_ne!(jobs[0].command_id.0, correlation);
+    assert_eq!(jobs[0].correlation_id, correlation);
 }
 
 pub async fn concurrent_appends_to_one_stream_use_each_version_once(fx: StoreFixture, s: Streams) {

@@ -51,6 +51,8 @@ pub fn job() -> Job {
         aggregate: order_id().into(),
         kind: JobKind::Start,
         command_id: command_id(),
+        correlation_id: Uuid::new_v4(),
+        traceparent: None,
         created_at: now(),
     }
 }

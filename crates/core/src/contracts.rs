@@ -42,6 +42,12 @@ pub struct CommandMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub role: Option<Role>,
+    /// The W3C `traceparent` of the span that dispatched the command, set by the
+    /// service when traces are exported (`trace::Propagation`), so the work its events
+    /// ask for continues the same trace. Never taken from a client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(skip))]
+    pub traceparent: Option<String>,
 }
 
 /// A command addressed to one household.
@@ -73,6 +79,7 @@ impl CommandEnvelope {
                 correlation_id: None,
                 causation_id: None,
                 role: None,
+                traceparent: None,
             },
         }
     }

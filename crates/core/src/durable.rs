@@ -15,7 +15,9 @@ use crate::ids::HouseholdId;
 use crate::ports::{Inventory, Payments, StoreError};
 use crate::registry::DomainId;
 use crate::service::{Service, ServiceError};
+use crate::trace::{self, Cause};
 use async_trait::async_trait;
+use tracing::Instrument;
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -64,14 +66,30 @@ impl ProcessError {
 #[async_trait]
 pub trait Process: Send + Sync + std::fmt::Debug {
     /// Loads aggregate `id`, asks the pure process for the next step, carries it out
-    /// idempotently and records its result.
-    async fn advance(&self, tenant: HouseholdId, id: Uuid) -> Result<Advance, ProcessError>;
+    /// idempotently and records its result with commands that carry `cause` (the
+    /// correlation id of the job behind the work, and its event as their causation).
+    async fn step(
+        &self,
+        tenant: HouseholdId,
+        id: Uuid,
+        cause: Cause,
+    ) -> Result<Advance, ProcessError>;
+
+    /// [`Process::step`] with no job behind it.
+    async fn advance(&self, tenant: HouseholdId, id: Uuid) -> Result<Advance, ProcessError> {
+        self.step(tenant, id, Cause::default()).await
+    }
 }
 
 #[async_trait]
 impl Process for Fulfilment {
-    async fn advance(&self, tenant: HouseholdId, id: Uuid) -> Result<Advance, ProcessError> {
-        match Fulfilment::advance(self, tenant, crate::OrderId(id)).await {
+    async fn step(
+        &self,
+        tenant: HouseholdId,
+        id: Uuid,
+        cause: Cause,
+    ) -> Result<Advance, ProcessError> {
+        match Fulfilment::advance_for(self, tenant, crate::OrderId(id), cause).await {
             Ok(advanced) => Ok(advanced.into()),
             Err(FulfilmentError::Transient { step, error }) => Err(ProcessError::Transient {
                 step,
@@ -142,29 +160,64 @@ impl Processes {
         &self.service
     }
 
-    /// One step of the aggregate's process.
+    /// One step of the aggregate's process, with no job behind it.
     pub async fn advance(
         &self,
         tenant: HouseholdId,
         aggregate: AggregateId,
     ) -> Result<Advance, ProcessError> {
+        self.advance_for(tenant, aggregate, Cause::default()).await
+    }
+
+    /// One step of the aggregate's process on behalf of `cause`, in a
+    /// [`trace::step`] span.
+    pub async fn advance_for(
+        &self,
+        tenant: HouseholdId,
+        aggregate: AggregateId,
+        cause: Cause,
+    ) -> Result<Advance, ProcessError> {
         let process = self
             .by_domain
             .get(&aggregate.domain)
             .ok_or(ProcessError::NoProcess(aggregate.domain))?;
-        process.advance(tenant, aggregate.id).await
+        let span = trace::step(tenant, aggregate, &cause);
+        let advanced = process
+            .step(tenant, aggregate.id, cause)
+            .instrument(span.clone())
+            .await;
+        match &advanced {
+            Ok(Advance::Progressed { step }) | Ok(Advance::Stuck { step, .. }) => {
+                trace::step_named(&span, step)
+            }
+            Ok(Advance::Waiting { .. }) => trace::step_named(&span, "wait"),
+            Ok(Advance::Done) => trace::step_named(&span, "done"),
+            Err(ProcessError::Transient { step, .. }) => trace::step_named(&span, step),
+            Err(_) => {}
+        }
+        advanced
     }
 
-    /// Advances until the process waits, ends or fails: what an executor runs per
-    /// wake-up. Bounded, so a bug cannot spin forever.
+    /// Advances until the process waits, ends or fails, with no job behind it.
     pub async fn run(
         &self,
         tenant: HouseholdId,
         aggregate: AggregateId,
     ) -> Result<Advance, ProcessError> {
+        self.run_for(tenant, aggregate, Cause::default()).await
+    }
+
+    /// Advances until the process waits, ends or fails: what an executor runs per
+    /// wake-up, on behalf of the job that woke it. Bounded, so a bug cannot spin forever.
+    pub async fn run_for(
+        &self,
+        tenant: HouseholdId,
+        aggregate: AggregateId,
+        cause: Cause,
+    ) -> Result<Advance, ProcessError> {
         const MAX_STEPS: usize = 64;
         for _ in 0..MAX_STEPS {
-            match self.advance(tenant, aggregate).await? {
+            match self.advance_for(tenant, aggregate, cause).await? {
                 Advance::Progressed { .. } => continue,
                 other => return Ok(other),
             }

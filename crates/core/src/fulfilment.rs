@@ -11,7 +11,9 @@ use crate::ports::{
 };
 use crate::process::{self, Followup, Found, Step, StepResult};
 use crate::service::{Service, ServiceError};
+use crate::trace::{self, Cause};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// What one call to [`Fulfilment::advance`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,12 +85,23 @@ impl Fulfilment {
         &self.inventory
     }
 
-    /// Loads the order, asks the pure process for the next step, carries it out with
-    /// the step's idempotency key, and records the result with the step's command id.
+    /// [`Fulfilment::advance_for`] with no job behind it.
     pub async fn advance(
         &self,
         tenant: HouseholdId,
         order: OrderId,
+    ) -> Result<Advanced, FulfilmentError> {
+        self.advance_for(tenant, order, Cause::default()).await
+    }
+
+    /// Loads the order, asks the pure process for the next step, carries it out with
+    /// the step's idempotency key (each provider call in a [`trace::provider_call`]
+    /// span), and records the result with the step's command id, on behalf of `cause`.
+    pub async fn advance_for(
+        &self,
+        tenant: HouseholdId,
+        order: OrderId,
+        cause: Cause,
     ) -> Result<Advanced, FulfilmentError> {
         let state = self
             .service
@@ -106,7 +119,14 @@ impl Fulfilment {
                 capture,
             } => {
                 return self
-                    .find_unrecorded(tenant, order, &state, &step, *reservation, *capture)
+                    .find_unrecorded(
+                        tenant,
+                        order,
+                        &state,
+                        &step,
+                        (*reservation, *capture),
+                        cause,
+                    )
                     .await;
             }
             Step::Confirm | Step::MarkReady => StepResult::Done(String::new()),
@@ -118,6 +138,7 @@ impl Fulfilment {
                     order_id: order,
                     lines: lines.clone(),
                 })
+                .instrument(trace::provider_call("inventory", "reserve", key, &cause))
                 .await
                 .map_or_else(StepResult::Failed, done),
             Step::CapturePayment { amount_cents } => self
@@ -128,6 +149,7 @@ impl Fulfilment {
                     order_id: order,
                     amount_cents: *amount_cents,
                 })
+                .instrument(trace::provider_call("payments", "capture", key, &cause))
                 .await
                 .map_or_else(StepResult::Failed, done),
             Step::ReleaseStock { reservation_id } => self
@@ -137,6 +159,7 @@ impl Fulfilment {
                     tenant,
                     reservation_id: reservation_id.clone(),
                 })
+                .instrument(trace::provider_call("inventory", "release", key, &cause))
                 .await
                 .map_or_else(StepResult::Failed, |()| StepResult::Done(String::new())),
             Step::Refund {
@@ -150,11 +173,12 @@ impl Fulfilment {
                     payment_id: payment_id.clone(),
                     amount_cents: *amount_cents,
                 })
+                .instrument(trace::provider_call("payments", "refund", key, &cause))
                 .await
                 .map_or_else(StepResult::Failed, done),
         };
         let command_id = step.command_id(tenant, order);
-        self.record(tenant, order, &state, step, command_id, result)
+        self.record(tenant, order, &state, (step, command_id), result, cause)
             .await
     }
 
@@ -167,8 +191,8 @@ impl Fulfilment {
         order: OrderId,
         state: &crate::order::OrderState,
         step: &Step,
-        reservation: bool,
-        capture: bool,
+        (reservation, capture): (bool, bool),
+        cause: Cause,
     ) -> Result<Advanced, FulfilmentError> {
         let transient = |error: ProviderError| FulfilmentError::Transient {
             step: step.name(),
@@ -176,16 +200,30 @@ impl Fulfilment {
         };
         let mut found = Found::default();
         if reservation {
+            let key = process::reserve_key(tenant, order);
             found.reservation = self
                 .inventory
-                .find_reservation(process::reserve_key(tenant, order))
+                .find_reservation(key)
+                .instrument(trace::provider_call(
+                    "inventory",
+                    "find_reservation",
+                    key,
+                    &cause,
+                ))
                 .await
                 .map_err(transient)?;
         }
         if capture {
+            let key = process::capture_key(tenant, order);
             found.capture = self
                 .payments
-                .find_capture(process::capture_key(tenant, order))
+                .find_capture(key)
+                .instrument(trace::provider_call(
+                    "payments",
+                    "find_capture",
+                    key,
+                    &cause,
+                ))
                 .await
                 .map_err(transient)?;
         }
@@ -194,7 +232,7 @@ impl Fulfilment {
                 // Its own command id, not the forward step's: that one may already
                 // hold a refusal (a late result refused before this rule existed).
                 let command_id = process::found_command_id(tenant, order, &forward);
-                self.record(tenant, order, state, forward, command_id, result)
+                self.record(tenant, order, state, (forward, command_id), result, cause)
                     .await
             }
             None => Ok(Advanced::Done),
@@ -207,9 +245,9 @@ impl Fulfilment {
         tenant: HouseholdId,
         order: OrderId,
         state: &crate::order::OrderState,
-        step: Step,
-        command_id: CommandId,
+        (step, command_id): (Step, CommandId),
         result: StepResult,
+        cause: Cause,
     ) -> Result<Advanced, FulfilmentError> {
         let failure = match &result {
             StepResult::Failed(e) => Some(e.clone()),
@@ -223,9 +261,10 @@ impl Fulfilment {
                     command: command.into(),
                     metadata: CommandMetadata {
                         actor: Actor::Process,
-                        correlation_id: None,
-                        causation_id: None,
+                        correlation_id: cause.correlation_id,
+                        causation_id: cause.causation_id,
                         role: None,
+                        traceparent: None,
                     },
                 };
                 let outcome = self.service.dispatch(envelope).await?.outcome();

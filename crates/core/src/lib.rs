@@ -21,6 +21,7 @@ pub mod projection;
 pub mod reconcile;
 pub mod registry;
 pub mod service;
+pub mod trace;
 pub mod window;
 
 pub use contracts::{

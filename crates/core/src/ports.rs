@@ -78,11 +78,27 @@ pub struct Job {
     pub aggregate: AggregateId,
     pub kind: JobKind,
     pub command_id: CommandId,
+    /// The correlation id of the command whose event asked for the job (stored with
+    /// the event): the process's commands, provider calls and spans carry it on. A job
+    /// recorded before stores kept it reads as its command id.
+    pub correlation_id: Uuid,
+    /// The W3C `traceparent` of the command's span, when traces are exported: the
+    /// job's work continues the command's trace (`trace::continue_from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub created_at: Timestamp,
 }
 
 impl Job {
-    /// The job an event asks for, if it asks for one.
+    /// The job an event of `command` asks for, if it asks for one: with the command's
+    /// trace context.
+    pub fn for_append(command: &CommandEnvelope, event: &EventEnvelope) -> Option<Self> {
+        let mut job = Self::for_event(event)?;
+        job.traceparent = command.metadata.traceparent.clone();
+        Some(job)
+    }
+
+    /// The job an event asks for, if it asks for one (no trace context).
     pub fn for_event(event: &EventEnvelope) -> Option<Self> {
         if !event.requires_job {
             return None;
@@ -93,6 +109,8 @@ impl Job {
             aggregate: event.aggregate(),
             kind: event.event.job()?,
             command_id: event.metadata.command_id,
+            correlation_id: event.metadata.correlation_id,
+            traceparent: None,
             created_at: event.created_at,
         })
     }

@@ -10,8 +10,10 @@ use crate::ids::{CommandId, EventId, HouseholdId, derive};
 use crate::order::{self, Orders};
 use crate::ports::{Append, Appended, Clock, Decision, EventStore, Snapshot, StoreError};
 use crate::registry::{Caches, DomainVisitor, Registered};
+use crate::trace;
 use futures_core::future::BoxFuture;
 use std::sync::Arc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 #[derive(Clone, Copy, Debug)]
@@ -204,7 +206,10 @@ impl Service {
     /// on refuses it as a version conflict, and the aggregate is read again. A refusal
     /// decided on a guess is checked again against the store's state before it is
     /// recorded, so a rule is never broken by, or blamed on, a stale cache.
-    pub async fn dispatch(&self, command: CommandEnvelope) -> Result<Dispatched, ServiceError> {
+    pub async fn dispatch(
+        &self,
+        mut command: CommandEnvelope,
+    ) -> Result<Dispatched, ServiceError> {
         struct Visit<'a>(&'a Service, CommandEnvelope);
         impl<'a> DomainVisitor for Visit<'a> {
             type Output = BoxFuture<'a, Result<Dispatched, ServiceError>>;
@@ -213,7 +218,30 @@ impl Service {
             }
         }
         let domain = command.command.domain();
-        domain.visit(Visit(self, command)).await
+        let span = trace::command(&command);
+        if matches!(command.metadata.actor, Actor::Member { .. }) {
+            // A member's command is an intent of its own: its own trace (linked to the
+            // connection it came on), not a span of a connection's hours-long one.
+            trace::start_trace(&span);
+        }
+        if command.metadata.traceparent.is_none() {
+            // So the work its events ask for (a job, a workflow) continues this trace.
+            command.metadata.traceparent = trace::traceparent(&span);
+        }
+        domain.visit(Visit(self, command)).instrument(span).await
+    }
+
+    /// One append, in a [`trace::append`] span that records the `seq` range given.
+    async fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        let aggregate = append.command.command.aggregate();
+        let span = trace::append(append.command.tenant, aggregate);
+        let appended = self.store.append(append).instrument(span.clone()).await;
+        if let Ok(Appended::Committed { events, .. }) = &appended
+            && let (Some(first), Some(last)) = (events.first(), events.last())
+        {
+            trace::append_committed(&span, first.seq, last.seq, events.len());
+        }
+        appended
     }
 
     async fn dispatch_in<D: Registered>(
@@ -272,7 +300,7 @@ impl Service {
                         },
                         command,
                     };
-                    return match self.store.append(append).await {
+                    return match self.append(append).await {
                         Ok(Appended::Duplicate(outcome)) => Ok(Dispatched::Duplicate(outcome)),
                         Ok(Appended::Committed { .. }) => Ok(Dispatched::Rejected(refused)),
                         Err(e) => Err(ServiceError::Store(e)),
@@ -283,7 +311,7 @@ impl Service {
                 command: command.clone(),
                 decision,
             };
-            match self.store.append(append).await {
+            match self.append(append).await {
                 Ok(Appended::Committed { events, outcome }) => {
                     let seq = match outcome {
                         CommandOutcome::Accepted { seq, .. } => seq,
@@ -344,6 +372,7 @@ impl Service {
                 correlation_id: Some(external.id),
                 causation_id: Some(external.id),
                 role: None,
+                traceparent: None,
             },
         };
         self.dispatch(envelope).await.map(Some)

@@ -49,6 +49,9 @@ const ALLOWED_DIRECT: &[&str] = &[
     // beyond the generated matches.
     "strum",
     "thiserror",
+    // The facade of spans and events (`trace.rs`): records nothing by itself and does no
+    // I/O; the composition root installs what writes or exports them.
+    "tracing",
     // Optional (feature `ts`): a pure derive crate that writes TypeScript declarations
     // of the contracts for the web client; no I/O at runtime, no async, no adapters.
     "ts-rs",

@@ -22,6 +22,7 @@
 use async_trait::async_trait;
 use hearth_core::durable::{Advance, Processes};
 use hearth_core::ports::{EventFeed, Handoff, Job, JobScheduler, Outbox, SchedulerError};
+use hearth_core::trace::{self, Cause};
 use hearth_core::{AggregateId, EventId, HouseholdId};
 use hearth_relay::{Relay, RelayConfig};
 use std::collections::{HashMap, HashSet};
@@ -32,6 +33,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// How the executor paces itself.
 #[derive(Clone, Debug)]
@@ -267,11 +269,20 @@ fn submit(shared: &Arc<Shared>, job: Job) -> Result<(), SchedulerError> {
 async fn order_task(shared: Arc<Shared>, (tenant, order): OrderKey, wake: Arc<Notify>) {
     let mut attempts = 0u32;
     loop {
-        let seen = shared
-            .orders()
-            .running
-            .get(&(tenant, order))
-            .map_or(0, |r| r.joined);
+        // The latest job that joined says on whose behalf the process runs (a cancel
+        // after the order was placed): its correlation id and its event as the cause.
+        let (seen, job) = {
+            let orders = shared.orders();
+            let running = orders.running.get(&(tenant, order));
+            (
+                running.map_or(0, |r| r.joined),
+                running.and_then(|r| r.jobs.last()).cloned(),
+            )
+        };
+        let (cause, span) = match &job {
+            Some(job) => (Cause::of(job), trace::job(job)),
+            None => (Cause::default(), tracing::Span::none()),
+        };
         let outcome = {
             let _permit = tokio::select! {
                 permit = shared.permits.acquire() => match permit {
@@ -280,7 +291,11 @@ async fn order_task(shared: Arc<Shared>, (tenant, order): OrderKey, wake: Arc<No
                 },
                 () = shared.stop.cancelled() => return,
             };
-            shared.processes.run(tenant, order).await
+            shared
+                .processes
+                .run_for(tenant, order, cause)
+                .instrument(span)
+                .await
         };
         let pause = match outcome {
             Ok(Advance::Done) => {

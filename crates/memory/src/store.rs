@@ -125,7 +125,10 @@ impl EventStore for MemoryEventStore {
             events: u32::try_from(committed.len()).unwrap_or(u32::MAX),
         };
         household.commands.insert(command_id, outcome.clone());
-        for job in committed.iter().filter_map(Job::for_event) {
+        for job in committed
+            .iter()
+            .filter_map(|e| Job::for_append(&append.command, e))
+        {
             inner.next_job += 1;
             let n = inner.next_job;
             inner.jobs.insert(n, job);

@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "time_zone",
         sql: include_str!("../migrations/0005_time_zone.sql"),
     },
+    Migration {
+        version: 6,
+        name: "job_correlation",
+        sql: include_str!("../migrations/0006_job_correlation.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating ("hearth" in ASCII).

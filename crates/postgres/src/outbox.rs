@@ -12,7 +12,9 @@ use hearth_core::{AggregateId, CommandId, DomainId, EventId, HouseholdId};
 use tokio_postgres::Row;
 
 const PENDING_JOBS: &str = "
-SELECT tenant_id, id, domain, aggregate_id, kind, command_id, created_at FROM jobs
+SELECT tenant_id, id, domain, aggregate_id, kind, command_id, created_at, correlation_id,
+       traceparent
+FROM jobs
 WHERE status = 'pending'
 ORDER BY created_at, tenant_id, id
 LIMIT $1";
@@ -82,12 +84,17 @@ fn job_from_row(row: &Row) -> Result<Job, StoreError> {
     let kind: String = row.try_get(4).map_err(get)?;
     let kind = JobKind::parse(&kind)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown job kind {kind}")))?;
+    let command_id = CommandId(row.try_get(5).map_err(get)?);
+    // A job recorded before correlation ids were kept (migration 6) has none.
+    let correlation: Option<uuid::Uuid> = row.try_get(7).map_err(get)?;
     Ok(Job {
         tenant: HouseholdId(row.try_get(0).map_err(get)?),
         id: EventId(row.try_get(1).map_err(get)?),
         aggregate: AggregateId::new(domain, row.try_get::<_, uuid::Uuid>(3).map_err(get)?),
         kind,
-        command_id: CommandId(row.try_get(5).map_err(get)?),
+        command_id,
+        correlation_id: correlation.unwrap_or(command_id.0),
+        traceparent: row.try_get(8).map_err(get)?,
         created_at: row.try_get(6).map_err(get)?,
     })
 }

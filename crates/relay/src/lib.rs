@@ -13,6 +13,7 @@
 //! A pass runs at start, on each feed signal (debounced: a burst of commits costs one
 //! scan), on [`Relay::kick`], and every `poll_interval` for signals that were missed.
 
+use tracing::Instrument;
 use futures::{FutureExt, StreamExt};
 use hearth_core::ports::{
     EventFeed, FeedStream, Handoff, JobScheduler, Outbox, SchedulerError, StoreError,
@@ -77,7 +78,8 @@ pub async fn relay_once(
     };
     for job in jobs {
         let (tenant, id) = (job.tenant, job.id);
-        match scheduler.start(job).await? {
+        let span = hearth_core::trace::job(&job);
+        match scheduler.start(job).instrument(span).await? {
             Handoff::Durable => {
                 outbox.mark_job_started(tenant, id).await?;
                 pass.marked += 1;

@@ -243,7 +243,8 @@ impl Outbox for SqliteEventStore {
             .db
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT tenant_id, job_id, domain, aggregate_id, kind, command_id, created_at
+                    "SELECT tenant_id, job_id, domain, aggregate_id, kind, command_id, created_at,
+                            correlation_id, traceparent
                      FROM jobs WHERE started_at IS NULL ORDER BY job_no LIMIT ?1",
                 )?;
                 let raw = stmt
@@ -256,17 +257,24 @@ impl Outbox for SqliteEventStore {
                             r.get::<_, String>(4)?,
                             r.get::<_, Uuid>(5)?,
                             r.get::<_, i64>(6)?,
+                            r.get::<_, Option<Uuid>>(7)?,
+                            r.get::<_, Option<String>>(8)?,
                         ))
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 raw.into_iter()
-                    .map(|(tenant, id, domain, aggregate, kind, command, created)| {
+                    .map(|row| {
+                        let (tenant, id, domain, aggregate, kind, command, created, correlation, tp) =
+                            row;
                         Ok(Job {
                             id: EventId(id),
                             tenant: HouseholdId(tenant),
                             aggregate: AggregateId::new(domain_named(&domain)?, aggregate),
                             kind: job_kind(&kind)?,
                             command_id: CommandId(command),
+                            // A job recorded before correlation ids were kept (schema 5).
+                            correlation_id: correlation.unwrap_or(command),
+                            traceparent: tp,
                             created_at: from_micros(created)?,
                         })
                     })
@@ -353,7 +361,7 @@ pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fa
         // The store keeps microseconds: answer with what a read will return.
         envelope.created_at = from_micros(micros(envelope.created_at))?;
         insert_event(tx, &envelope, command.id, expected_version)?;
-        if let Some(job) = Job::for_event(&envelope) {
+        if let Some(job) = Job::for_append(&command, &envelope) {
             insert_job(tx, &job)?;
         }
         committed.push(envelope);
@@ -508,8 +516,9 @@ fn insert_event(
 
 fn insert_job(tx: &Connection, job: &Job) -> Result<(), Fail> {
     tx.prepare_cached(
-        "INSERT INTO jobs (tenant_id, job_id, domain, aggregate_id, kind, command_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO jobs (tenant_id, job_id, domain, aggregate_id, kind, command_id, created_at,
+                           correlation_id, traceparent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         job.tenant.0,
@@ -518,7 +527,9 @@ fn insert_job(tx: &Connection, job: &Job) -> Result<(), Fail> {
         job.aggregate.id,
         job.kind.as_str(),
         job.command_id.0,
-        micros(job.created_at)
+        micros(job.created_at),
+        job.correlation_id,
+        job.traceparent
     ])?;
     Ok(())
 }

@@ -4,6 +4,7 @@ use crate::workflow::AggregateRef;
 use hearth_core::durable::{Advance, Processes};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tracing::Instrument;
 use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -75,7 +76,17 @@ impl ProcessActivities {
         // Heartbeat while the step runs: a worker that dies mid-step stops beating, and
         // the server retries the step elsewhere after the heartbeat timeout rather than
         // after the whole start-to-close timeout. (The SDK throttles the beats.)
-        let step = self.processes.advance(target.household, target.aggregate);
+        let span = hearth_core::trace::activity(
+            "advance",
+            target.household,
+            target.aggregate,
+            &target.cause(),
+            target.traceparent.as_deref(),
+        );
+        let step = self
+            .processes
+            .advance_for(target.household, target.aggregate, target.cause())
+            .instrument(span);
         tokio::pin!(step);
         let mut beat = tokio::time::interval(crate::workflow::HEARTBEAT_EVERY);
         let result = loop {

@@ -55,6 +55,11 @@ impl TemporalScheduler {
         let input = AggregateRef {
             household: job.tenant,
             aggregate: job.aggregate,
+            correlation_id: Some(job.correlation_id),
+            causation_id: Some(job.id.0),
+            // The relay's job span, which continues the command's trace.
+            traceparent: hearth_core::trace::traceparent(&tracing::Span::current())
+                .or_else(|| job.traceparent.clone()),
         };
         let options = WorkflowStartOptions::new(
             self.task_queue.clone(),

@@ -2,7 +2,9 @@
 //! deterministic, only `ctx.*` calls and pure data.
 
 use crate::activities::{AdvanceOutcome, NON_RETRYABLE, ProcessActivities};
+use hearth_core::trace::Cause;
 use hearth_core::{AggregateId, HouseholdId};
+use uuid::Uuid;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 use temporalio_common::RetryPolicy;
@@ -12,12 +14,36 @@ use temporalio_sdk::{
     WorkflowResult,
 };
 
-/// Which aggregate a workflow (and each of its activities) works on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Which aggregate a workflow (and each of its activities) works on, and on whose
+/// behalf: the job that started it. The optional fields were added later: a workflow
+/// started without them still decodes (its steps then carry no correlation id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregateRef {
     pub household: HouseholdId,
     pub aggregate: AggregateId,
+    /// The correlation id of the command whose event started the workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    /// That event (the job's id): the cause of the commands the steps dispatch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    /// The W3C `traceparent` of the span that started the workflow, when traces are
+    /// exported: each activity continues that trace. Carried in the input rather than
+    /// in Temporal headers because workflow code in this SDK cannot read its start
+    /// headers without an interceptor (docs/tracing.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl AggregateRef {
+    /// What the steps act on behalf of.
+    pub fn cause(&self) -> Cause {
+        Cause {
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+        }
+    }
 }
 
 /// A bound on loop turns: the process settles in a handful of steps; a workflow that
@@ -73,10 +99,14 @@ impl ProcessWorkflow {
     /// cancelled, a chore done), whichever comes first.
     #[run(name = "process")]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<String> {
-        let target = ctx.state(|s| s.target);
+        let target = ctx.state(|s| s.target.clone());
         for _ in 0..MAX_TURNS {
             let outcome = ctx
-                .execute_activity(ProcessActivities::advance, target, advance_options())
+                .execute_activity(
+                    ProcessActivities::advance,
+                    target.clone(),
+                    advance_options(),
+                )
                 .await?;
             match outcome {
                 AdvanceOutcome::Progressed { .. } => continue,

@@ -8,6 +8,7 @@ use crate::contracts::{Actor, CommandEnvelope, CommandMetadata, CommandOutcome};
 use crate::durable::{Advance, Process, ProcessError};
 use crate::ids::{CommandId, HouseholdId, derive};
 use crate::service::Service;
+use crate::trace::Cause;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -106,7 +107,12 @@ impl ChoreProcess {
 
 #[async_trait]
 impl Process for ChoreProcess {
-    async fn advance(&self, tenant: HouseholdId, id: Uuid) -> Result<Advance, ProcessError> {
+    async fn step(
+        &self,
+        tenant: HouseholdId,
+        id: Uuid,
+        cause: Cause,
+    ) -> Result<Advance, ProcessError> {
         let chore = ChoreId(id);
         let state = self.service.load::<Chores>(tenant, chore).await?;
         let now = self.service.clock().now();
@@ -124,9 +130,11 @@ impl Process for ChoreProcess {
             command: command.into(),
             metadata: CommandMetadata {
                 actor: Actor::Process,
-                correlation_id: None,
-                causation_id: Some(id),
+                correlation_id: cause.correlation_id,
+                // The job's event; with no job behind the step, the chore.
+                causation_id: Some(cause.causation_id.unwrap_or(id)),
                 role: None,
+                traceparent: None,
             },
         };
         let outcome = self.service.dispatch(envelope).await?.outcome();
