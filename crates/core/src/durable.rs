@@ -190,7 +190,7 @@ impl Processes {
             Ok(Advance::Progressed { step }) | Ok(Advance::Stuck { step, .. }) => {
                 trace::step_named(&span, step)
             }
-            Ok(Advance::Waiting { .. }) => trace::step_named(&span, "wait"),
+            Ok(Advance::Waiting { .. }) => trace::step_named(&span, "wait-until"),
             Ok(Advance::Done) => trace::step_named(&span, "done"),
             Err(ProcessError::Transient { step, .. }) => trace::step_named(&span, step),
             Err(_) => {}
