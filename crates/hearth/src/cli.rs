@@ -13,17 +13,36 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the log: `RUST_LOG` filters (default `info`), lines go to stderr.
-pub fn init_log(format: LogFormat) {
+/// Installs the log: `RUST_LOG` filters (default `info`), lines go to stderr. With an
+/// OTLP endpoint, the spans are exported too (`otel.rs`); what it returns must be shut
+/// down before exit, so the last batch is sent.
+pub fn init_log(
+    format: LogFormat,
+    otlp: Option<(&str, String)>,
+) -> anyhow::Result<Option<crate::otel::Otel>> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Text => lines.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Json => lines.json().boxed(),
+    };
+    let (otel, export) = match otlp {
+        Some((endpoint, service)) => {
+            let (otel, layer) = crate::otel::init(endpoint, service)?;
+            (Some(otel), Some(layer))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .with(export)
+        .init();
+    Ok(otel)
 }
 
 /// An address to listen on or connect to: `host:port`, where the host is an IP address

@@ -4,6 +4,7 @@ mod cli;
 mod demo;
 mod durable;
 mod migrate;
+mod otel;
 mod reconcile;
 mod sandbox;
 mod serve;
@@ -28,6 +29,10 @@ struct Cli {
         default_value_t
     )]
     log_format: cli::LogFormat,
+    /// Exports traces over OTLP (HTTP/protobuf) to this collector, e.g.
+    /// http://localhost:4318 (they go to <URL>/v1/traces). Off when unset.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -51,10 +56,33 @@ enum Cmd {
     Token(serve::TokenArgs),
 }
 
+impl Cmd {
+    /// The subcommand's name, for the exported traces' `service.name`.
+    fn name(&self) -> &'static str {
+        match self {
+            Cmd::Demo(_) => "demo",
+            Cmd::Worker(_) => "worker",
+            Cmd::Sandbox(_) => "sandbox",
+            Cmd::Migrate(_) => "migrate",
+            Cmd::Reconcile(_) => "reconcile",
+            Cmd::Serve(_) => "serve",
+            Cmd::Token(_) => "token",
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let parsed = Cli::parse();
-    cli::init_log(parsed.log_format);
+    let otlp = parsed.otlp_endpoint.as_deref().map(|endpoint| {
+        let service = std::env::var("OTEL_SERVICE_NAME")
+            .unwrap_or_else(|_| format!("hearth-{}", parsed.command.name()));
+        (endpoint, service)
+    });
+    let otel = match cli::init_log(parsed.log_format, otlp) {
+        Ok(otel) => otel,
+        Err(error) => return cli::report(&error),
+    };
     let result = match parsed.command {
         Cmd::Demo(args) => demo::run(args).await,
         Cmd::Worker(args) => worker::run(args).await,
@@ -64,6 +92,9 @@ async fn main() -> std::process::ExitCode {
         Cmd::Serve(args) => serve::serve(*args).await,
         Cmd::Token(args) => serve::token(args),
     };
+    if let Some(otel) = otel {
+        otel.shutdown().await;
+    }
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => cli::report(&error),
