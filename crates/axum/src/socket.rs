@@ -15,13 +15,13 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::HeaderValue;
 use axum::response::Response;
 use futures::SinkExt as _;
-use tracing::Instrument;
 use hearth_core::ports::Role;
 use hearth_core::{HouseholdId, MemberId};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use crate::rooms::{CLOSE_REMOVED, CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED};
 /// Close code: the server is shutting down (RFC 6455 "going away"); reconnect.
@@ -274,7 +274,9 @@ impl Connection {
         let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
         let connection = format!("{}-{handle}", short_node_id());
         let span = hearth_core::trace::connection(self.room, self.member, &connection, self.peer);
-        self.run_in(socket, handle, connection).instrument(span).await;
+        self.run_in(socket, handle, connection)
+            .instrument(span)
+            .await;
     }
 
     async fn run_in(self, socket: WebSocket, handle: u64, connection: String) {
@@ -405,16 +407,18 @@ impl Connection {
         let in_flight = settings.commands_in_flight.max(1);
         let (jobs, queued) = mpsc::channel(in_flight);
         let (answer, mut answers) = mpsc::channel(in_flight);
-        let worker = tokio::spawn(run_commands(
-            self.app.clone(),
-            self.room,
-            self.member,
-            self.owner.clone(),
-            queued,
-            answer,
-        )
-        // Its commands' spans sit within the connection's.
-        .in_current_span());
+        let worker = tokio::spawn(
+            run_commands(
+                self.app.clone(),
+                self.room,
+                self.member,
+                self.owner.clone(),
+                queued,
+                answer,
+            )
+            // Its commands' spans sit within the connection's.
+            .in_current_span(),
+        );
         // Every half of the cache's lifetime: a change another node made is seen within
         // 1.5 lifetimes (750 ms by default).
         let mut recheck =

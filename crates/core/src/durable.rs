@@ -17,9 +17,9 @@ use crate::registry::DomainId;
 use crate::service::{Service, ServiceError};
 use crate::trace::{self, Cause};
 use async_trait::async_trait;
-use tracing::Instrument;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// What one step of a process did.

@@ -206,10 +206,7 @@ impl Service {
     /// on refuses it as a version conflict, and the aggregate is read again. A refusal
     /// decided on a guess is checked again against the store's state before it is
     /// recorded, so a rule is never broken by, or blamed on, a stale cache.
-    pub async fn dispatch(
-        &self,
-        mut command: CommandEnvelope,
-    ) -> Result<Dispatched, ServiceError> {
+    pub async fn dispatch(&self, mut command: CommandEnvelope) -> Result<Dispatched, ServiceError> {
         struct Visit<'a>(&'a Service, CommandEnvelope);
         impl<'a> DomainVisitor for Visit<'a> {
             type Output = BoxFuture<'a, Result<Dispatched, ServiceError>>;

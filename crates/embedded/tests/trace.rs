@@ -79,12 +79,10 @@ impl Spans {
 // One runtime thread: the recording subscriber is this thread's default, and every
 // task of the service, the relay and the executor runs on it.
 #[tokio::test(flavor = "current_thread")]
-async fn the_correlation_id_of_a_command_follows_it_to_its_events_job_steps_and_provider_calls()
-{
+async fn the_correlation_id_of_a_command_follows_it_to_its_events_job_steps_and_provider_calls() {
     let spans = Spans::default();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::registry().with(spans.clone()),
-    );
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
 
     // Given the real service on the memory store, and the sandbox providers.
     let store = Arc::new(MemoryEventStore::new());
@@ -144,15 +142,12 @@ async fn the_correlation_id_of_a_command_follows_it_to_its_events_job_steps_and_
                 .load::<hearth_core::Orders>(household, order)
                 .await
                 .unwrap();
-            let ready = state
-                .order
-                .is_some_and(|o| o.status == OrderStatus::Ready);
+            let ready = state.order.is_some_and(|o| o.status == OrderStatus::Ready);
             if ready && store.pending_jobs(10).await.unwrap().is_empty() {
                 break;
             }
             // Every commit rings; the mark that ends the job follows the last one.
-            let _ = tokio::time::timeout(Duration::from_millis(50), futures_next(&mut marks))
-                .await;
+            let _ = tokio::time::timeout(Duration::from_millis(50), futures_next(&mut marks)).await;
         }
     })
     .await
@@ -203,7 +198,13 @@ async fn the_correlation_id_of_a_command_follows_it_to_its_events_job_steps_and_
         .iter()
         .filter_map(|s| s.fields.get(field::STEP).cloned())
         .collect();
-    for step in ["reserve-stock", "capture-payment", "confirm", "mark-ready", "done"] {
+    for step in [
+        "reserve-stock",
+        "capture-payment",
+        "confirm",
+        "mark-ready",
+        "done",
+    ] {
         assert!(names.iter().any(|n| n == step), "{step} in {names:?}");
     }
     for s in &steps {

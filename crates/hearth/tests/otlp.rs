@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
 use axum::body::Bytes;
+use hearth_core::ports::EventStore as _;
 use hearth_temporal::dev_server::DevServer;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
@@ -91,7 +92,10 @@ impl Receiver {
                     me.spans.lock().unwrap().extend(got);
                     me.arrived.notify_waiters();
                     // An empty ExportTraceServiceResponse.
-                    ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+                    (
+                        [("content-type", "application/x-protobuf")],
+                        Vec::<u8>::new(),
+                    )
                 }
             }),
         );
@@ -284,4 +288,38 @@ async fn one_trace_covers_a_command_in_serve_and_its_activities_in_the_worker() 
             },
         )
         .await;
+
+    // And the events the worker's activities recorded carry the member's correlation id
+    // (read from the shared SQLite file; a bounded poll: the worker is another process).
+    let (store, _feed) = hearth_sqlite::SqliteEventStore::open(db).unwrap();
+    let household = hearth_core::HouseholdId(household.parse().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let events = store.read_feed(household, 0, 100).await.unwrap();
+        // Confirmed; ready comes at the ready-at, `serve`'s preparation time later.
+        if events
+            .iter()
+            .any(|e| e.event.type_name() == "OrderConfirmed")
+        {
+            break events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the order is not ready: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let order: Vec<_> = events
+        .iter()
+        .filter(|e| e.aggregate().domain == hearth_core::DomainId::Order)
+        .collect();
+    assert_eq!(order.len(), 4, "placed, reserved, captured, confirmed");
+    for event in order {
+        assert_eq!(
+            event.metadata.correlation_id.to_string(),
+            correlation,
+            "{}",
+            event.event.type_name()
+        );
+    }
 }

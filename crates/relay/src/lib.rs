@@ -13,7 +13,6 @@
 //! A pass runs at start, on each feed signal (debounced: a burst of commits costs one
 //! scan), on [`Relay::kick`], and every `poll_interval` for signals that were missed.
 
-use tracing::Instrument;
 use futures::{FutureExt, StreamExt};
 use hearth_core::ports::{
     EventFeed, FeedStream, Handoff, JobScheduler, Outbox, SchedulerError, StoreError,
@@ -22,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {

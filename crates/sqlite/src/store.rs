@@ -264,8 +264,17 @@ impl Outbox for SqliteEventStore {
                     .collect::<Result<Vec<_>, _>>()?;
                 raw.into_iter()
                     .map(|row| {
-                        let (tenant, id, domain, aggregate, kind, command, created, correlation, tp) =
-                            row;
+                        let (
+                            tenant,
+                            id,
+                            domain,
+                            aggregate,
+                            kind,
+                            command,
+                            created,
+                            correlation,
+                            tp,
+                        ) = row;
                         Ok(Job {
                             id: EventId(id),
                             tenant: HouseholdId(tenant),

@@ -4,10 +4,10 @@ use crate::workflow::AggregateRef;
 use hearth_core::durable::{Advance, Processes};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use tracing::Instrument;
 use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use tracing::Instrument;
 
 /// Error type name of a failure worth retrying (a provider or the store was unavailable).
 pub const RETRYABLE: &str = "FulfilmentTransient";

@@ -4,7 +4,6 @@
 use crate::activities::{AdvanceOutcome, NON_RETRYABLE, ProcessActivities};
 use hearth_core::trace::Cause;
 use hearth_core::{AggregateId, HouseholdId};
-use uuid::Uuid;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 use temporalio_common::RetryPolicy;
@@ -13,6 +12,7 @@ use temporalio_sdk::{
     ActivityOptions, ApplicationFailure, SyncWorkflowContext, WorkflowContext, WorkflowContextView,
     WorkflowResult,
 };
+use uuid::Uuid;
 
 /// Which aggregate a workflow (and each of its activities) works on, and on whose
 /// behalf: the job that started it. The optional fields were added later: a workflow
