@@ -2,7 +2,9 @@
 //! over: its orders load as order streams and continue, and pending outbox jobs keep
 //! their meaning (`fulfil` becomes `start`, `cancel` becomes `wake`) and stay readable
 //! by the relay role. Migration 5 (issue 17) gives a version-4 database's households
-//! a time zone, UTC, that the application role can change.
+//! a time zone, UTC, that the application role can change. Migration 6 (issue 18)
+//! gives the outbox's jobs a correlation id and a trace context: a job pending from
+//! before reads as correlated to its command, and a new append records both.
 
 #![allow(clippy::unwrap_used)]
 
@@ -168,7 +170,7 @@ async fn a_version_4_database_is_migrated_with_its_households_in_utc() {
         .unwrap();
     owner.batch_execute("COMMIT").await.unwrap();
 
-    assert_eq!(migrate(&owner).await.unwrap(), [5]);
+    assert_eq!(migrate_up_to(&owner, 5).await.unwrap(), [5]);
 
     let directory = PgDirectory::new(hearth_postgres::pool(own.as_role("hearth_app"), 1).unwrap());
     let household = HouseholdId(tenant);
@@ -185,5 +187,69 @@ async fn a_version_4_database_is_migrated_with_its_households_in_utc() {
     assert_eq!(directory.household(household).await.unwrap(), Some(changed));
 
     drop((directory, owner));
+    own.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_version_5_database_keeps_its_pending_jobs_and_records_correlation_ids_after() {
+    let own = common::OwnDb::create("hearth_migr_corr").await;
+    let owner = connect(&own.as_role("hearth_owner")).await.unwrap();
+    assert_eq!(migrate_up_to(&owner, 5).await.unwrap(), [1, 2, 3, 4, 5]);
+    // A job pending at version 5 (no correlation column yet).
+    let (tenant, job, command) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    owner.batch_execute("BEGIN").await.unwrap();
+    owner
+        .execute(
+            "SELECT set_config('app.tenant_id', $1, true)",
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+    owner
+        .execute(
+            "INSERT INTO jobs (tenant_id, id, domain, aggregate_id, kind, command_id, created_at)
+             VALUES ($1, $2, 'order', gen_random_uuid(), 'start', $3, now())",
+            &[&tenant, &job, &command],
+        )
+        .await
+        .unwrap();
+    owner.batch_execute("COMMIT").await.unwrap();
+
+    assert_eq!(migrate(&owner).await.unwrap(), [6]);
+
+    let relay = hearth_postgres::pool(own.as_role("hearth_relay"), 1).unwrap();
+    let app = hearth_postgres::pool(own.as_role("hearth_app"), 2).unwrap();
+    let outbox = PgOutbox::new(relay, app.clone());
+    let pending = outbox.pending_jobs(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id.0, job);
+    assert_eq!(pending[0].correlation_id, command, "read as its command's");
+    assert_eq!(pending[0].traceparent, None);
+
+    // After: an append records its event's correlation id and its command's trace
+    // context with the job (through the replaced hearth_append).
+    let store = PgEventStore::new(app);
+    let household = HouseholdId(Uuid::now_v7());
+    let mut placed = append(household, OrderId(Uuid::now_v7()), 0, 1);
+    let correlation = Uuid::new_v4();
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned();
+    placed.command.metadata.correlation_id = Some(correlation);
+    placed.command.metadata.traceparent = Some(traceparent.clone());
+    if let hearth_core::ports::Decision::Events { events, .. } = &mut placed.decision {
+        events[0].metadata.correlation_id = correlation;
+    }
+    store.append(placed).await.unwrap();
+    let jobs: Vec<_> = outbox
+        .pending_jobs(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.tenant == household)
+        .collect();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].correlation_id, correlation);
+    assert_eq!(jobs[0].traceparent.as_deref(), Some(traceparent.as_str()));
+
+    drop((store, outbox, owner));
     own.drop_now().await;
 }
