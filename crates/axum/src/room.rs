@@ -8,11 +8,11 @@ use crate::auth::{Claims, TokenError, bearer_token};
 use crate::http::{self, ApiError};
 use crate::socket;
 use crate::wire::{self, codes};
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hearth_core::HouseholdId;
@@ -24,11 +24,10 @@ use std::sync::atomic::Ordering;
 /// `/parties/{party}/{room}`: the party must be `household` (or its alias `main`).
 pub(crate) async fn room(
     State(app): State<Arc<AppState>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(params): Path<HashMap<String, String>>,
     query: Query<HashMap<String, String>>,
-    method: Method,
-    headers: HeaderMap,
+    // The method, the headers and the client's address (when the listener knows it).
+    parts: Parts,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Bytes,
 ) -> Response {
@@ -42,24 +41,47 @@ pub(crate) async fn room(
         .into_response();
     }
     let room = params.get("room").map(String::as_str).unwrap_or_default();
-    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
-    serve_room(app, (room, peer), query.0, method, headers, ws, body).await
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    serve_room(
+        app,
+        (room, peer),
+        query.0,
+        parts.method,
+        parts.headers,
+        ws,
+        body,
+    )
+    .await
 }
 
 /// `/party/{room}`: the default party.
 pub(crate) async fn default_party_room(
     State(app): State<Arc<AppState>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(params): Path<HashMap<String, String>>,
     query: Query<HashMap<String, String>>,
-    method: Method,
-    headers: HeaderMap,
+    // The method, the headers and the client's address (when the listener knows it).
+    parts: Parts,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Bytes,
 ) -> Response {
     let room = params.get("room").map(String::as_str).unwrap_or_default();
-    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
-    serve_room(app, (room, peer), query.0, method, headers, ws, body).await
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    serve_room(
+        app,
+        (room, peer),
+        query.0,
+        parts.method,
+        parts.headers,
+        ws,
+        body,
+    )
+    .await
 }
 
 async fn serve_room(

@@ -907,6 +907,25 @@ async fn every_request_and_socket_gets_an_access_line_without_its_token() {
     assert_eq!(opened["connection"], closed["connection"]);
     assert!(closed["ms"].is_u64(), "{closed}");
     assert_eq!(closed["reason"], "closed by the client", "{closed}");
+    // Both are written within the socket's `connection` span (issue 18), which names
+    // the household, member, connection and the client's address.
+    let spans: Vec<Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "hearth::access" && l["fields"]["message"] == "socket open")
+        .map(|l| l["span"].clone())
+        .collect();
+    let span = spans.first().expect("the socket open line");
+    assert_eq!(span["name"], "connection", "{span}");
+    assert_eq!(span["household"], household.as_str(), "{span}");
+    assert_eq!(span["connection"], opened["connection"], "{span}");
+    assert!(span["member"].is_string(), "{span}");
+    assert!(
+        span["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{span}"
+    );
 }
 
 // --- /readyz: the schema and Temporal ------------------------------------------------
