@@ -411,7 +411,12 @@ impl Service {
                 message: rule.to_string(),
             },
         };
-        match self.store.append(append).await.map_err(ServiceError::Store)? {
+        match self
+            .store
+            .append(append)
+            .await
+            .map_err(ServiceError::Store)?
+        {
             Appended::Committed { outcome, .. } => Ok(Received {
                 outcome,
                 duplicate: false,

@@ -205,7 +205,9 @@ fn a_process_rejection_of_a_confirmed_order_is_still_refused() {
         &state,
         &Command::RejectOrder(RejectOrder {
             order_id: ORDER,
-            reason: RejectionReason::OutOfStock { sku: "bread".into() },
+            reason: RejectionReason::OutOfStock {
+                sku: "bread".into(),
+            },
         }),
         &Context {
             actor: Actor::Process,
@@ -340,10 +342,7 @@ fn a_pick_up_marks_a_ready_order_collected() {
                 by: ANA,
             }],
         );
-    assert_eq!(
-        fold(&after).order.unwrap().status,
-        OrderStatus::Completed
-    );
+    assert_eq!(fold(&after).order.unwrap().status, OrderStatus::Completed);
 }
 
 #[test]

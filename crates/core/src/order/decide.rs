@@ -286,8 +286,8 @@ pub fn decide(
         Command::RejectOrder(c) => {
             // Stock lost is reported from outside, possibly after confirmation; the
             // process's own rejections come before it confirms.
-            let stock_lost_late = status == S::Confirmed
-                && matches!(c.reason, RejectionReason::StockLost { .. });
+            let stock_lost_late =
+                status == S::Confirmed && matches!(c.reason, RejectionReason::StockLost { .. });
             if !matches!(status, S::Placed | S::StockReserved | S::PaymentCaptured)
                 && !stock_lost_late
             {
@@ -470,12 +470,12 @@ pub fn react(state: &OrderState, external: &ExternalEvent) -> Option<Command> {
     let has_sku = |sku: &str| order.lines.iter().any(|l| l.sku == sku);
     use OrderStatus as S;
     let reacts = match &external.kind {
-        ExternalKind::InventoryShortage { sku, .. } => {
-            order.status == S::Placed && has_sku(sku)
-        }
+        ExternalKind::InventoryShortage { sku, .. } => order.status == S::Placed && has_sku(sku),
         ExternalKind::StockLost { sku, .. } => {
-            matches!(order.status, S::StockReserved | S::PaymentCaptured | S::Confirmed)
-                && has_sku(sku)
+            matches!(
+                order.status,
+                S::StockReserved | S::PaymentCaptured | S::Confirmed
+            ) && has_sku(sku)
         }
         ExternalKind::ProviderRefunded { payment_id, .. } => {
             order.payment_id.as_deref() == Some(payment_id.as_str()) && !order.refunded

@@ -134,11 +134,17 @@ impl OrderLine {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "code", rename_all = "camelCase", deny_unknown_fields)]
 pub enum RejectionReason {
-    OutOfStock { sku: String },
-    PaymentDeclined { message: String },
+    OutOfStock {
+        sku: String,
+    },
+    PaymentDeclined {
+        message: String,
+    },
     /// The inventory lost stock it had reserved for the order (an external event,
     /// possibly after confirmation): the process gives back what was taken.
-    StockLost { sku: String },
+    StockLost {
+        sku: String,
+    },
 }
 
 impl From<crate::ids::OrderId> for crate::domain::AggregateId {
