@@ -259,3 +259,22 @@ async fn stock_lost_after_confirmation_on_temporal_wakes_the_waiting_workflow() 
         .unwrap();
     stock_lost_after_confirmation(&serve, &sandbox).await;
 }
+
+#[tokio::test]
+async fn serve_refuses_a_webhook_secret_under_32_bytes() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["serve", "--memory", "--listen", "127.0.0.1:0"])
+        .args(["--inventory-webhook-secret", "too-short"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--inventory-webhook-secret") && stderr.contains("at least 32 bytes"),
+        "{stderr}"
+    );
+}
