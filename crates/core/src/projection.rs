@@ -210,10 +210,10 @@ impl HouseholdView {
             Event::RefundIssued { .. } => order.refunded = true,
             Event::StockReleased { .. } => order.stock_released = true,
             // The provider gave the whole total back on its own.
-            Event::RefundedByProvider { amount_cents, .. } => {
-                if *amount_cents >= order.total_cents {
-                    order.refunded = true;
-                }
+            Event::RefundedByProvider { amount_cents, .. }
+                if *amount_cents >= order.total_cents =>
+            {
+                order.refunded = true;
             }
             // Found after the close: the status stays; the compensation that follows
             // shows as `RefundIssued` / `StockReleased`.

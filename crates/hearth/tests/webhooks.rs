@@ -82,7 +82,10 @@ async fn wait_order(
         if done(order) {
             return state;
         }
-        assert!(Instant::now() < deadline, "no order {what} within 60 s: {state}");
+        assert!(
+            Instant::now() < deadline,
+            "no order {what} within 60 s: {state}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -166,12 +166,11 @@ pub fn evolve(mut state: OrderState, event: &Event) -> OrderState {
             order.payment_id = Some(payment_id.clone());
             order.captured_cents = *amount_cents;
         }
-        Event::RefundedByProvider { amount_cents, .. } => {
-            // The whole capture given back: nothing is left for the process to refund.
-            if *amount_cents >= order.captured_cents {
-                order.refunded = true;
-            }
+        // The whole capture given back: nothing is left for the process to refund.
+        Event::RefundedByProvider { amount_cents, .. } if *amount_cents >= order.captured_cents => {
+            order.refunded = true;
         }
+        Event::RefundedByProvider { .. } => {}
     }
     state
 }
