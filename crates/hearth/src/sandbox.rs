@@ -21,6 +21,14 @@ pub struct SandboxArgs {
     /// Skus that are out of stock whatever the catalog says (comma-separated).
     #[arg(long, value_delimiter = ',')]
     out_of_stock: Vec<String>,
+    /// Skus whose stock is lost after the fact: once an order holding one is paid, the
+    /// sandbox reports `StockLost` to its webhook URL (comma-separated; the URL from
+    /// --webhook-url or `PUT /admin/webhook`).
+    #[arg(long, value_delimiter = ',')]
+    lose_stock_after_capture: Vec<String>,
+    /// How long after the payment that report is sent, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    stock_lost_delay_ms: u64,
     /// Hearth's base URL, where provider events (`POST /admin/events`) are sent as
     /// signed webhooks (docs/webhooks.md). Needs both webhook secrets.
     #[arg(long, env = "HEARTH_SANDBOX_WEBHOOK_URL", requires_all = ["payments_webhook_secret", "inventory_webhook_secret"])]
@@ -45,6 +53,8 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         fail_next: 0,
         decline_above_cents: args.decline_above_cents,
         out_of_stock: args.out_of_stock,
+        lose_stock_after_capture: args.lose_stock_after_capture,
+        stock_lost_delay_ms: args.stock_lost_delay_ms,
     };
     let sandbox = Sandbox::new(faults.clone());
     if let Some(url) = args.webhook_url {

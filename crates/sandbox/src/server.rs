@@ -650,7 +650,64 @@ fn decide<B: DeserializeOwned + Fingerprint>(
 }
 
 async fn capture(State(s): State<Sandbox>, headers: HeaderMap, raw: Bytes) -> Response {
-    call(&s, Op::Capture, &headers, &raw, Inner::capture).await
+    let response = call(&s, Op::Capture, &headers, &raw, Inner::capture).await;
+    if response.status() == StatusCode::OK {
+        s.lose_stock_after_capture(&raw);
+    }
+    response
+}
+
+impl Sandbox {
+    /// The `lose_stock_after_capture` fault: if the captured order's reservation holds a
+    /// sku it names, report that stock lost to the webhook, in the background, after
+    /// `stock_lost_delay_ms`. Once per order and sku (the event id says which).
+    fn lose_stock_after_capture(&self, raw: &Bytes) {
+        let Ok(body) = serde_json::from_slice::<CaptureBody>(raw) else {
+            return;
+        };
+        let (sku, delay) = {
+            let inner = self.lock();
+            let lost = &inner.faults.lose_stock_after_capture;
+            let held = inner
+                .reservation_ledger
+                .iter()
+                .filter(|(_, _, order, _)| *order == body.order_id)
+                .filter_map(|(_, _, _, id)| inner.reservations.get(id))
+                .flatten()
+                .find(|(sku, _)| lost.contains(sku))
+                .map(|(sku, _)| sku.clone());
+            match held {
+                Some(sku) => (sku, inner.faults.stock_lost_delay_ms),
+                None => return,
+            }
+        };
+        let sandbox = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let request = crate::webhook::EmitRequest {
+                kind: "StockLost".into(),
+                order_id: body.order_id,
+                id: Some(format!("lost_{}_{sku}", body.order_id.simple())),
+                sku: Some(sku),
+            };
+            match sandbox.provider_event(&request) {
+                Ok((provider, event, target)) => {
+                    sandbox.changed.send_modify(|()| {});
+                    match crate::webhook::deliver(&target, provider, &event).await {
+                        Ok((status, _)) => {
+                            tracing::info!(order = %body.order_id, %status, "stock lost reported")
+                        }
+                        Err(e) => {
+                            tracing::warn!(order = %body.order_id, error = %e, "stock lost not delivered")
+                        }
+                    }
+                }
+                Err((status, reply)) => {
+                    tracing::warn!(order = %body.order_id, %status, %reply, "stock lost not reported");
+                }
+            }
+        });
+    }
 }
 
 async fn refund(State(s): State<Sandbox>, headers: HeaderMap, raw: Bytes) -> Response {

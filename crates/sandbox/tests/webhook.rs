@@ -152,3 +152,72 @@ async fn stock_lost_is_found_in_the_ledger_signed_and_sent() {
         assert_eq!(body["code"], code);
     }
 }
+
+#[tokio::test]
+async fn the_lose_stock_fault_reports_stock_lost_once_an_order_holding_it_is_paid() {
+    use hearth_core::ports::{CaptureRequest, Payments};
+    let running = RunningSandbox::start(
+        ([127, 0, 0, 1], 0).into(),
+        Sandbox::new(hearth_sandbox::Faults {
+            lose_stock_after_capture: vec!["milk".into()],
+            ..hearth_sandbox::Faults::default()
+        }),
+    )
+    .await
+    .unwrap();
+    let (url, mut got) = receiver().await;
+    running.sandbox().set_webhook(WebhookTarget {
+        url,
+        payments_secret: Arc::from(PAYMENTS_SECRET.as_bytes()),
+        inventory_secret: Arc::from(INVENTORY_SECRET.as_bytes()),
+    });
+    let provider = HttpProvider::new(&running.url(), Duration::from_secs(5)).unwrap();
+    let tenant = HouseholdId(Uuid::now_v7());
+    let line = |sku: &str| OrderLine {
+        sku: sku.into(),
+        name: sku.into(),
+        quantity: 1,
+        unit_price_cents: 100,
+    };
+    // An order of bread only is paid, then one with milk: only the second is reported
+    // (the first report to arrive is the milk order's).
+    let bread_only = OrderId(Uuid::now_v7());
+    let with_milk = OrderId(Uuid::now_v7());
+    for (order, lines) in [
+        (bread_only, vec![line("bread")]),
+        (with_milk, vec![line("bread"), line("milk")]),
+    ] {
+        provider
+            .inventory()
+            .reserve(ReserveRequest {
+                key: Uuid::now_v7(),
+                tenant,
+                order_id: order,
+                lines,
+            })
+            .await
+            .unwrap();
+        provider
+            .payments()
+            .capture(CaptureRequest {
+                key: Uuid::now_v7(),
+                tenant,
+                order_id: order,
+                amount_cents: 100,
+            })
+            .await
+            .unwrap();
+    }
+    let (provider_name, _, body) = tokio::time::timeout(Duration::from_secs(10), got.recv())
+        .await
+        .expect("a report within 10 s")
+        .unwrap();
+    assert_eq!(provider_name, "inventory");
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["type"], "StockLost");
+    assert_eq!(event["household"], json!(tenant));
+    assert_eq!(
+        event["payload"],
+        json!({"orderId": with_milk, "sku": "milk"})
+    );
+}
