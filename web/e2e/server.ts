@@ -62,3 +62,42 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
     },
   };
 }
+
+export type Sandbox = { url: string; stop: () => Promise<void> };
+
+/** Starts `hearth sandbox` (the bundled payment and inventory provider) on a free port. */
+export async function startSandbox(): Promise<Sandbox> {
+  const child: ChildProcess = spawn(hearthBin(), ["sandbox", "--listen", "127.0.0.1:0"], {
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hearth sandbox did not start: ${output}`)), 30_000);
+    let buffered = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      buffered += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(buffered);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`hearth sandbox exited with ${code}: ${output}`));
+    });
+  });
+  return {
+    url,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+    },
+  };
+}

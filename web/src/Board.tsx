@@ -4,7 +4,7 @@ import { navigate } from "./App";
 import { announcements } from "./announce";
 import { createInvite, fetchCatalog, fetchHousehold, fetchMembers, inviteLink } from "./api";
 import { STATUS_LABEL, clock, fromZonedInput, money, timelineSteps, toZonedInput, when } from "./format";
-import type { CatalogItem, Household as HouseholdInfo, List, Member, Membership, OrderLine } from "./generated";
+import type { CatalogItem, Household as HouseholdInfo, List, Member, Membership, OrderLine, RejectionReason } from "./generated";
 import { READY_AT_MAX_DAYS, REFUSALS, errorSentence, linesText, membershipLine, refusedSentence, sentence } from "./messages";
 import { boardOrders } from "./optimistic";
 import type { BoardOrder, Pending } from "./optimistic";
@@ -244,6 +244,18 @@ function Problem({ entry, describeOrder, onDismiss }: { entry: CommandEntry; des
 }
 
 /** How a ready-at reads: expected while the order is on its way, as a fact once ready. */
+/** Why an order was rejected, in a few words. */
+function rejectionWords(reason: RejectionReason): string {
+  switch (reason.code) {
+    case "outOfStock":
+      return `out of stock: ${reason.sku}`;
+    case "stockLost":
+      return `the shop lost its stock of ${reason.sku}`;
+    case "paymentDeclined":
+      return reason.message;
+  }
+}
+
 function readyWords(order: BoardOrder): string {
   if (order.status === "ready" || order.status === "completed") return "ready";
   if (order.status === "cancelled" || order.status === "rejected") return "was due";
@@ -320,13 +332,17 @@ function Order(props: { order: BoardOrder; placedBy: string; mayAct: boolean; on
             <li key={s.status} className={s.end ? "done end" : s.done ? "done" : "todo"}>
               <span className="visually-hidden">{s.done ? "done: " : "to come: "}</span>
               {STATUS_LABEL[s.status]}
-              {s.end && order.rejection && ` (${order.rejection.code === "outOfStock" ? `out of stock: ${order.rejection.sku}` : order.rejection.message})`}
+              {s.end && order.rejection && ` (${rejectionWords(order.rejection)})`}
               {at.get(s.status) && <span className="small"> {clock(at.get(s.status) ?? null, zone)}</span>}
             </li>
           ))}
         </ol>
       )}
-      {order.refunded && <p className="muted small">Refunded</p>}
+      {order.refunded && (
+        <p className="muted small" data-testid="refunded">
+          {order.timeline.some((t) => t.event === "RefundedByProvider") ? "Refunded by the payment provider" : "Refunded"}
+        </p>
+      )}
       {confirming ? (
         <div className="row confirm" role="group" aria-label={`Cancel the order of ${what}?`}>
           <span>Cancel this order?</span>

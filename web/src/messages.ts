@@ -58,6 +58,10 @@ export const ERRORS: Readonly<Record<WireErrorCode | "network", string>> = {
   session_ended: "This device was signed out of the household. Ask a member for a new invite link.",
   credential_reused: "This device's sign-in was used twice, so it was ended for safety. Ask a member for a new invite link.",
   unknown_time_zone: "That is not a time zone the server knows. Pick one from the list, such as Europe/Berlin.",
+  // Webhook answers: for providers, never a member's client; listed because every code is.
+  signature_invalid: "The provider's signature is missing or wrong.",
+  signature_expired: "The provider's signature is too old or too far ahead.",
+  unknown_household: "That household does not exist.",
 };
 export type ErrorCode = keyof typeof ERRORS;
 

@@ -58,6 +58,31 @@ describe("applyEvent (mirror of HouseholdView::apply)", () => {
     expect(o2).toMatchObject({ status: "rejected", rejection: { code: "outOfStock", sku: "milk" } });
   });
 
+  it("shows stock lost after confirmation as a rejection, and a provider's own refund as refunded", () => {
+    const view = fold([
+      placed(1),
+      placed(2, O2),
+      step(3, "StockReserved"),
+      step(4, "PaymentCaptured"),
+      step(5, "OrderConfirmed"),
+      envelope(6, { type: "OrderRejected", payload: { orderId: O1, reason: { code: "stockLost", sku: "bread" } } }),
+      envelope(7, { type: "RefundedByProvider", payload: { orderId: O2, paymentId: "p", refundId: "r", amountCents: 1 } }),
+    ]);
+    const [o1, o2] = view.orders;
+    expect(o1).toMatchObject({ status: "rejected", rejection: { code: "stockLost", sku: "bread" }, refunded: false });
+    // A part of the total given back: recorded in the timeline, not refunded as a whole.
+    expect(o2).toMatchObject({ status: "placed", refunded: false });
+    expect(o2?.timeline.map((t) => [t.event, t.status])).toEqual([
+      ["OrderPlaced", "placed"],
+      ["RefundedByProvider", "placed"],
+    ]);
+    const whole = fold([
+      placed(1),
+      envelope(2, { type: "RefundedByProvider", payload: { orderId: O1, paymentId: "p", refundId: "r", amountCents: view.orders[0]!.totalCents } }),
+    ]);
+    expect(whole.orders[0]).toMatchObject({ status: "placed", refunded: true });
+  });
+
   it("keeps a cancelled order cancelled when a provider's late success is recorded", () => {
     const view = fold([
       placed(1),

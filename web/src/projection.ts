@@ -160,6 +160,8 @@ function statusAfter(event: OrderEnvelope): OrderStatus | null {
     // compensation follows.
     case "StockReservedAfterClose":
     case "PaymentCapturedAfterClose":
+    // The payment provider refunded on its own: the status stays.
+    case "RefundedByProvider":
       return null;
   }
 }
@@ -216,6 +218,8 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
   if (event.type === "OrderCancelled") order.cancelledBy = event.payload.by;
   if (event.type === "RefundIssued") order.refunded = true;
   if (event.type === "StockReleased") order.stockReleased = true;
+  // The provider gave the whole total back on its own.
+  if (event.type === "RefundedByProvider" && event.payload.amountCents >= order.totalCents) order.refunded = true;
   order.timeline = [
     ...current.timeline,
     { seq: event.seq, at, event: event.type, status: order.status },

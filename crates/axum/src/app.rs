@@ -87,6 +87,9 @@ pub struct Settings {
     /// of a room's state and each page of `GET /households/{id}/{list}` carry (the most
     /// recent first): so that their size does not grow with the household's history.
     pub view_bound: hearth_core::window::Bound,
+    /// The shared secret of each provider allowed to send webhooks
+    /// (`POST /webhooks/{provider}`, [`crate::webhooks`]); none by default.
+    pub webhook_secrets: crate::webhooks::WebhookSecrets,
 }
 
 impl Default for Settings {
@@ -115,6 +118,7 @@ impl Default for Settings {
             loopback_origins: LoopbackOrigins::default(),
             metrics_listen: None,
             view_bound: hearth_core::window::Bound::default(),
+            webhook_secrets: crate::webhooks::WebhookSecrets::default(),
         }
     }
 }
@@ -516,6 +520,13 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/party/{room}", any(room::default_party_room))
         .route("/party/{room}/{*path}", any(room::default_party_room))
         .layer(DefaultBodyLimit::max(body_limit))
+        // Unauthenticated like signing up: the per-address rate (below) covers it, and
+        // its body has a limit of its own, read before the signature is checked.
+        .route(
+            "/webhooks/{provider}",
+            post(crate::webhooks::receive)
+                .layer(DefaultBodyLimit::max(crate::webhooks::MAX_WEBHOOK_BYTES)),
+        )
         .with_state(state.clone());
     let routed = match web_dir {
         // Routes above win. The app's own routes (APP_ROUTES, the client routes of

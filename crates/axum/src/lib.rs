@@ -20,6 +20,7 @@ mod room;
 mod rooms;
 mod sessions;
 mod socket;
+pub mod webhooks;
 pub mod wire;
 
 pub use app::{Application, Ports, ServeError, Settings};

@@ -42,8 +42,8 @@ pub struct Metrics {
 }
 
 /// The `reason` label values of `hearth_refused_total` (see `limits::Refusal::reason`,
-/// and `origins::check`).
-pub const REFUSAL_REASONS: [&str; 8] = [
+/// `origins::check` and `webhooks::receive`).
+pub const REFUSAL_REASONS: [&str; 9] = [
     reasons::RATE_ADDRESS,
     reasons::RATE_SIGNUP,
     reasons::RATE_MEMBER,
@@ -52,6 +52,7 @@ pub const REFUSAL_REASONS: [&str; 8] = [
     reasons::SOCKETS_PER_MEMBER,
     reasons::SOCKETS_PER_ROOM,
     crate::origins::REFUSAL_REASON,
+    crate::webhooks::REFUSAL_REASON,
 ];
 
 fn inc(counter: &AtomicU64) {

@@ -278,6 +278,14 @@ pub mod codes {
         CREDENTIAL_REUSED = "credential_reused",
         /// Households: `timeZone` is not an IANA time zone name (400).
         UNKNOWN_TIME_ZONE = "unknown_time_zone",
+        /// Webhooks: no `Hearth-Signature`, a malformed one, or one that does not match
+        /// the body under the provider's secret (401).
+        SIGNATURE_INVALID = "signature_invalid",
+        /// Webhooks: a matching signature whose timestamp is outside the window (401).
+        SIGNATURE_EXPIRED = "signature_expired",
+        /// Webhooks: the event names a household the server does not know (202: ignored,
+        /// not recorded).
+        UNKNOWN_HOUSEHOLD = "unknown_household",
     }
 }
 

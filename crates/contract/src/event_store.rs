@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
+pub use crate::receive::external_events_are_received_once_per_household;
+
 /// What a suite needs: a store and the feed of its commits.
 #[derive(Clone, Debug)]
 pub struct StoreFixture {
@@ -46,6 +48,7 @@ macro_rules! event_store_contract {
             concurrent_repeats_of_one_command_append_once,
             feed_rings_after_commit,
             streams_of_two_domains_with_one_id_never_meet,
+            external_events_are_received_once_per_household,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

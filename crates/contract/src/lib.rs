@@ -14,6 +14,7 @@ pub mod event_store;
 pub mod fixtures;
 pub mod interleave;
 pub mod providers;
+pub mod receive;
 pub mod scheduler;
 
 pub use event_store::StoreFixture;

@@ -202,12 +202,42 @@ pub enum ExternalKind {
     /// The inventory cannot supply `sku` for `order_id`.
     #[serde(rename_all = "camelCase")]
     InventoryShortage { order_id: OrderId, sku: String },
+    /// The inventory lost stock of `sku` it had reserved for `order_id` (spoilt, broken,
+    /// miscounted): reported after the reservation, possibly after confirmation.
+    #[serde(rename_all = "camelCase")]
+    StockLost { order_id: OrderId, sku: String },
+    /// The payment provider refunded `amount_cents` of the order's payment on its own
+    /// (a refund issued from its dashboard, a chargeback).
+    #[serde(rename_all = "camelCase")]
+    ProviderRefunded {
+        order_id: OrderId,
+        payment_id: String,
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        amount_cents: u64,
+        refund_id: String,
+    },
+    /// The order was picked up (at the counter, by a courier).
+    #[serde(rename_all = "camelCase")]
+    PickedUp { order_id: OrderId },
 }
 
 impl ExternalKind {
     pub fn order_id(&self) -> OrderId {
         match self {
-            ExternalKind::InventoryShortage { order_id, .. } => *order_id,
+            ExternalKind::InventoryShortage { order_id, .. }
+            | ExternalKind::StockLost { order_id, .. }
+            | ExternalKind::ProviderRefunded { order_id, .. }
+            | ExternalKind::PickedUp { order_id } => *order_id,
+        }
+    }
+
+    /// The `type` tag on the wire: the variant's name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ExternalKind::InventoryShortage { .. } => "InventoryShortage",
+            ExternalKind::StockLost { .. } => "StockLost",
+            ExternalKind::ProviderRefunded { .. } => "ProviderRefunded",
+            ExternalKind::PickedUp { .. } => "PickedUp",
         }
     }
 }

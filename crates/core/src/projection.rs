@@ -209,6 +209,12 @@ impl HouseholdView {
             Event::OrderCancelled { by, .. } => order.cancelled_by = Some(by.clone()),
             Event::RefundIssued { .. } => order.refunded = true,
             Event::StockReleased { .. } => order.stock_released = true,
+            // The provider gave the whole total back on its own.
+            Event::RefundedByProvider { amount_cents, .. }
+                if *amount_cents >= order.total_cents =>
+            {
+                order.refunded = true;
+            }
             // Found after the close: the status stays; the compensation that follows
             // shows as `RefundIssued` / `StockReleased`.
             _ => {}

@@ -347,7 +347,7 @@ impl Service {
     pub async fn on(&self, external: ExternalEvent) -> Result<Option<Dispatched>, ServiceError> {
         let order_id = external.kind.order_id();
         let state = self.load::<Orders>(external.tenant, order_id).await?;
-        let id = CommandId(derive(external.id, &format!("reaction/{order_id}")));
+        let id = reaction_id(&external);
         let Some(command) = order::react(&state, &external) else {
             // No reaction now; but if this event was already reacted to, say so.
             return match self
@@ -373,6 +373,86 @@ impl Service {
             },
         };
         self.dispatch(envelope).await.map(Some)
+    }
+
+    /// Feeds an event a provider reported (a webhook) to the order it concerns, and
+    /// records what became of it under the reaction's id (derived from the external
+    /// event's id, as [`Service::on`] does), whatever it was: the reaction accepted or
+    /// refused by a rule, or no reaction, recorded as refused with
+    /// [`DomainError::OrderNotFound`](crate::order::DomainError::OrderNotFound) (no such
+    /// order in the household) or
+    /// [`DomainError::NoReaction`](crate::order::DomainError::NoReaction) (the order's
+    /// state calls for none). So the same event fed twice gets the same outcome back,
+    /// even if the order changed in between, and reacts at most once.
+    pub async fn receive(&self, external: ExternalEvent) -> Result<Received, ServiceError> {
+        let order_id = external.kind.order_id();
+        let id = reaction_id(&external);
+        if let Some(outcome) = self
+            .store
+            .outcome(external.tenant, id)
+            .await
+            .map_err(ServiceError::Store)?
+        {
+            return Ok(Received {
+                outcome,
+                duplicate: true,
+            });
+        }
+        let state = self.load::<Orders>(external.tenant, order_id).await?;
+        let metadata = CommandMetadata {
+            actor: Actor::System,
+            correlation_id: Some(external.id),
+            causation_id: Some(external.id),
+            role: None,
+            traceparent: None,
+        };
+        if let Some(command) = order::react(&state, &external) {
+            let envelope = CommandEnvelope {
+                id,
+                tenant: external.tenant,
+                command: command.into(),
+                metadata,
+            };
+            let dispatched = self.dispatch(envelope).await?;
+            return Ok(Received {
+                duplicate: matches!(dispatched, Dispatched::Duplicate(_)),
+                outcome: dispatched.outcome(),
+            });
+        }
+        let rule = match &state.order {
+            None => order::DomainError::OrderNotFound(order_id),
+            Some(order) => order::DomainError::NoReaction {
+                event: external.kind.type_name(),
+                status: order.status,
+            },
+        };
+        let append = Append {
+            command: CommandEnvelope {
+                id,
+                tenant: external.tenant,
+                command: order::reaction_command(&external.kind).into(),
+                metadata,
+            },
+            decision: Decision::Rejected {
+                code: rule.code().to_owned(),
+                message: rule.to_string(),
+            },
+        };
+        match self
+            .store
+            .append(append)
+            .await
+            .map_err(ServiceError::Store)?
+        {
+            Appended::Committed { outcome, .. } => Ok(Received {
+                outcome,
+                duplicate: false,
+            }),
+            Appended::Duplicate(outcome) => Ok(Received {
+                outcome,
+                duplicate: true,
+            }),
+        }
     }
 
     fn new_events<D: Registered>(
@@ -432,6 +512,24 @@ impl Service {
             })
             .await;
     }
+}
+
+/// The id of the command that reacts to an external event (or records that it did not):
+/// derived from the event's id and the order, so the same event never reacts twice.
+pub fn reaction_id(external: &ExternalEvent) -> CommandId {
+    let order_id = external.kind.order_id();
+    CommandId(derive(external.id, &format!("reaction/{order_id}")))
+}
+
+/// What became of an external event fed through [`Service::receive`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// As stored under the reaction's id: `Accepted` (the order reacted) or `Rejected`
+    /// with the rule's code (`order_not_found`, `no_reaction`, or the rule the reaction
+    /// broke).
+    pub outcome: CommandOutcome,
+    /// The event was received before: `outcome` is what became of it then.
+    pub duplicate: bool,
 }
 
 /// Event ids derive from the household, the command id and the event's index, so a

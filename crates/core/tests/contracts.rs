@@ -143,9 +143,10 @@ fn type_names_and_refusal_codes_come_from_the_variants() {
             "MarkReady",
             "RecordRefundIssued",
             "RecordStockReleased",
+            "RecordProviderRefund",
         ]
     );
-    assert_eq!(Event::TYPES.len(), 12);
+    assert_eq!(Event::TYPES.len(), 13);
     // serde's tag and `type_name` agree, for a command and for an event.
     let order_id = OrderId(Uuid::nil());
     let command = Command::ConfirmOrder(OrderRef { order_id });
@@ -187,6 +188,8 @@ fn type_names_and_refusal_codes_come_from_the_variants() {
             "amount_mismatch",
             "refund_not_due",
             "release_not_due",
+            "not_this_payment",
+            "no_reaction",
         ]
     );
     for refusal in Refusal::iter() {

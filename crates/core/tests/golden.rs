@@ -776,12 +776,43 @@ fn cases() -> Vec<Case> {
                 "The event at seq 3 is missing: the one at seq 4 is refused (gap at 2, got 4) \
                  and the view stays at seq 2; the client asks for a sync from there.",
             ),
+        Household::new(15, "2026-11-27T10:00:00Z")
+            .run(as_member(1), place(o1))
+            .run(P, reserve(o1))
+            .run(P, capture(o1, TOTAL))
+            .run(P, Command::ConfirmOrder(of(o1)))
+            .react(ExternalKind::StockLost {
+                order_id: o1,
+                sku: "bread".into(),
+            })
+            .run(P, Command::RecordStockReleased(of(o1)))
+            .run(P, refund(o1, TOTAL))
+            .case(
+                "rejected when stock is lost after confirmation",
+                "The inventory's webhook reports the stock lost (order::react): the confirmed \
+                 order is rejected; the process releases and refunds.",
+            ),
+        Household::new(16, "2026-11-27T10:00:00Z")
+            .run(as_member(1), place(o1))
+            .run(P, reserve(o1))
+            .run(P, capture(o1, TOTAL))
+            .react(ExternalKind::ProviderRefunded {
+                order_id: o1,
+                payment_id: format!("pay-{}", o1.0.as_u128() & 0xff),
+                amount_cents: TOTAL,
+                refund_id: "provider-refund-1".into(),
+            })
+            .case(
+                "refunded by the payment provider",
+                "The payment provider's webhook reports a refund it made on its own: recorded, \
+                 the status stays, the order shows refunded.",
+            ),
     ]
 }
 
 /// Every event type. `event_type` matches without a wildcard, so a new variant does not
 /// compile until it is listed here, and the coverage test then wants a case that has it.
-const EVENT_TYPES: [&str; 12] = [
+const EVENT_TYPES: [&str; 13] = [
     "OrderPlaced",
     "StockReserved",
     "PaymentCaptured",
@@ -794,6 +825,7 @@ const EVENT_TYPES: [&str; 12] = [
     "StockReleased",
     "StockReservedAfterClose",
     "PaymentCapturedAfterClose",
+    "RefundedByProvider",
 ];
 
 fn event_type(e: &Event) -> &'static str {
@@ -810,6 +842,7 @@ fn event_type(e: &Event) -> &'static str {
         Event::StockReleased { .. } => 9,
         Event::StockReservedAfterClose { .. } => 10,
         Event::PaymentCapturedAfterClose { .. } => 11,
+        Event::RefundedByProvider { .. } => 12,
     }];
     assert_eq!(listed, e.type_name());
     listed
@@ -966,9 +999,13 @@ fn the_cases_cover_every_event_type_status_and_actor() {
         .map(|r| match r {
             RejectionReason::OutOfStock { .. } => "outOfStock",
             RejectionReason::PaymentDeclined { .. } => "paymentDeclined",
+            RejectionReason::StockLost { .. } => "stockLost",
         })
         .collect();
-    assert_eq!(reasons, BTreeSet::from(["outOfStock", "paymentDeclined"]));
+    assert_eq!(
+        reasons,
+        BTreeSet::from(["outOfStock", "paymentDeclined", "stockLost"])
+    );
 
     assert!(
         cases.iter().any(|c| c.gap.is_some()),

@@ -441,6 +441,9 @@ impl Story {
                 RejectionReason::PaymentDeclined { message } => {
                     format!("{order} was turned down: the payment was declined ({message}).")
                 }
+                RejectionReason::StockLost { sku } => {
+                    format!("{order} was turned down: the shop lost its stock of {sku}.")
+                }
             },
             Event::OrderReady { .. } => format!("{order} is ready."),
             Event::OrderCancelled { by, reason, .. } => {
@@ -465,6 +468,10 @@ impl Story {
             }
             Event::PaymentCapturedAfterClose { amount_cents, .. } => format!(
                 "{order}: {} was paid after it closed; it is refunded.",
+                money(*amount_cents)
+            ),
+            Event::RefundedByProvider { amount_cents, .. } => format!(
+                "{order}: the payment provider refunded {} on its own.",
                 money(*amount_cents)
             ),
         }

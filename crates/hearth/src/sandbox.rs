@@ -1,7 +1,7 @@
 //! `hearth sandbox`: the bundled payment and inventory provider, over HTTP.
 
 use anyhow::Context;
-use hearth_sandbox::{Faults, Sandbox};
+use hearth_sandbox::{Faults, Sandbox, WebhookTarget};
 use std::net::SocketAddr;
 
 #[derive(Debug, clap::Args)]
@@ -21,6 +21,25 @@ pub struct SandboxArgs {
     /// Skus that are out of stock whatever the catalog says (comma-separated).
     #[arg(long, value_delimiter = ',')]
     out_of_stock: Vec<String>,
+    /// Skus whose stock is lost after the fact: once an order holding one is paid, the
+    /// sandbox reports `StockLost` to its webhook URL (comma-separated; the URL from
+    /// --webhook-url or `PUT /admin/webhook`).
+    #[arg(long, value_delimiter = ',')]
+    lose_stock_after_capture: Vec<String>,
+    /// How long after the payment that report is sent, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    stock_lost_delay_ms: u64,
+    /// Hearth's base URL, where provider events (`POST /admin/events`) are sent as
+    /// signed webhooks (docs/webhooks.md). Needs both webhook secrets.
+    #[arg(long, env = "HEARTH_SANDBOX_WEBHOOK_URL", requires_all = ["payments_webhook_secret", "inventory_webhook_secret"])]
+    webhook_url: Option<String>,
+    /// The secret the payment provider's webhooks are signed with (the server's
+    /// --payments-webhook-secret; at least 32 bytes).
+    #[arg(long, env = "HEARTH_PAYMENTS_WEBHOOK_SECRET", hide_env_values = true)]
+    payments_webhook_secret: Option<String>,
+    /// The secret the inventory provider's webhooks are signed with.
+    #[arg(long, env = "HEARTH_INVENTORY_WEBHOOK_SECRET", hide_env_values = true)]
+    inventory_webhook_secret: Option<String>,
 }
 
 pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
@@ -34,7 +53,26 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         fail_next: 0,
         decline_above_cents: args.decline_above_cents,
         out_of_stock: args.out_of_stock,
+        lose_stock_after_capture: args.lose_stock_after_capture,
+        stock_lost_delay_ms: args.stock_lost_delay_ms,
     };
+    let sandbox = Sandbox::new(faults.clone());
+    if let Some(url) = args.webhook_url {
+        let secret = |secret: Option<String>, flag: &str| -> anyhow::Result<std::sync::Arc<[u8]>> {
+            let secret = secret.unwrap_or_default();
+            anyhow::ensure!(
+                secret.len() >= 32,
+                "{flag} must be at least 32 bytes, got {}",
+                secret.len()
+            );
+            Ok(std::sync::Arc::from(secret.as_bytes()))
+        };
+        sandbox.set_webhook(WebhookTarget {
+            url,
+            payments_secret: secret(args.payments_webhook_secret, "--payments-webhook-secret")?,
+            inventory_secret: secret(args.inventory_webhook_secret, "--inventory-webhook-secret")?,
+        });
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -42,7 +80,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, ?faults, "sandbox provider listening");
     // Tests and scripts read the address from stdout (useful with port 0).
     println!("sandbox listening on http://{addr}");
-    hearth_sandbox::serve(listener, Sandbox::new(faults), async {
+    hearth_sandbox::serve(listener, sandbox, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

@@ -3,6 +3,7 @@
 use crate::durable::{Durable, DurableArgs};
 use crate::stores::StoreArgs;
 use anyhow::Context as _;
+use hearth_axum::webhooks::{WebhookSecret, WebhookSecrets};
 use hearth_axum::{Application, LimitSettings, Origin, Ports, Rate, Settings, TokenSecret, Tokens};
 use hearth_core::ports::Clock;
 use hearth_core::ports::Role;
@@ -32,6 +33,13 @@ pub struct ServeArgs {
     /// after switching, then drop it (docs/rooms.md, "Rotating the token secret").
     #[arg(long, env = "HEARTH_PREVIOUS_TOKEN_SECRET", hide_env_values = true)]
     previous_token_secret: Option<String>,
+    /// Shared secret of the payment provider's webhooks (`POST /webhooks/payments`,
+    /// HMAC-SHA256, at least 32 bytes; docs/webhooks.md). Without it that route is 404.
+    #[arg(long, env = "HEARTH_PAYMENTS_WEBHOOK_SECRET", hide_env_values = true)]
+    payments_webhook_secret: Option<String>,
+    /// Shared secret of the inventory provider's webhooks (`POST /webhooks/inventory`).
+    #[arg(long, env = "HEARTH_INVENTORY_WEBHOOK_SECRET", hide_env_values = true)]
+    inventory_webhook_secret: Option<String>,
     /// Lifetime of an access token, in seconds (a client renews it with its session's
     /// refresh credential before it expires).
     #[arg(long, env = "HEARTH_ACCESS_TOKEN_TTL_SECS", default_value_t = 600)]
@@ -166,8 +174,25 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let webhook_secret = |secret: Option<String>, flag: &'static str| {
+        secret
+            .filter(|s| !s.is_empty())
+            .map(|s| WebhookSecret::new(s).context(flag))
+            .transpose()
+    };
+    let webhook_secrets = WebhookSecrets {
+        payments: webhook_secret(
+            args.payments_webhook_secret,
+            "--payments-webhook-secret (HEARTH_PAYMENTS_WEBHOOK_SECRET)",
+        )?,
+        inventory: webhook_secret(
+            args.inventory_webhook_secret,
+            "--inventory-webhook-secret (HEARTH_INVENTORY_WEBHOOK_SECRET)",
+        )?,
+    };
     let interval = Duration::from_secs(args.ping_interval_secs.max(1));
     let mut settings = Settings {
+        webhook_secrets,
         listen: args.listen,
         token_secret: secret,
         previous_token_secret: previous,

@@ -11,8 +11,10 @@
 
 mod client;
 mod server;
+pub mod webhook;
 pub mod wire;
 
 pub use client::{ClientError, HttpInventory, HttpPayments, HttpProvider};
 pub use server::{RunningSandbox, Sandbox, serve};
+pub use webhook::{EmitReply, EmitRequest, WebhookTarget};
 pub use wire::{Faults, Stats};

@@ -101,6 +101,8 @@ struct Inner {
     reservation_ledger: Vec<(String, Uuid, Uuid, String)>,
     stats: Stats,
     rng: u64,
+    /// Where provider events go (`POST /admin/events`); none: they cannot be sent.
+    webhook: Option<crate::webhook::WebhookTarget>,
 }
 
 type Reply = (StatusCode, serde_json::Value);
@@ -153,6 +155,7 @@ impl Sandbox {
                 reservation_ledger: Vec::new(),
                 stats: Stats::default(),
                 rng: seed,
+                webhook: None,
             })),
             changed: Arc::new(watch::channel(()).0),
         }
@@ -195,6 +198,125 @@ impl Sandbox {
 
     pub fn set_faults(&self, faults: Faults) {
         self.lock().faults = faults;
+    }
+
+    /// Sends provider events to `target` (`POST /admin/events`).
+    pub fn set_webhook(&self, target: crate::webhook::WebhookTarget) {
+        self.lock().webhook = Some(target);
+    }
+
+    /// The provider event `request` asks for, from the ledgers (and, for a refund, the
+    /// refund itself, done now): the provider that reports it, the event and where to
+    /// send it; or the refusal.
+    fn provider_event(
+        &self,
+        request: &crate::webhook::EmitRequest,
+    ) -> Result<
+        (
+            &'static str,
+            serde_json::Value,
+            crate::webhook::WebhookTarget,
+        ),
+        Reply,
+    > {
+        let mut inner = self.lock();
+        let target = inner.webhook.clone().ok_or_else(|| {
+            refusal(
+                StatusCode::CONFLICT,
+                "no_webhook",
+                "no webhook URL and secrets configured (--webhook-url)".into(),
+            )
+        })?;
+        let order = request.order_id;
+        let unknown = || {
+            refusal(
+                StatusCode::NOT_FOUND,
+                "unknown_order",
+                format!("no reservation or capture for order {order}"),
+            )
+        };
+        let reservation = inner
+            .reservation_ledger
+            .iter()
+            .rev()
+            .find(|(_, _, o, _)| *o == order)
+            .cloned();
+        let capture = inner
+            .capture_ledger
+            .iter()
+            .rev()
+            .find(|(_, _, o, _)| *o == order)
+            .cloned();
+        let id = request
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("evt_{}", Uuid::now_v7().simple()));
+        let (provider, tenant, payload) = match request.kind.as_str() {
+            "StockLost" => {
+                let (_, tenant, _, reservation_id) = reservation.ok_or_else(unknown)?;
+                let sku = match &request.sku {
+                    Some(sku) => sku.clone(),
+                    None => inner
+                        .reservations
+                        .get(&reservation_id)
+                        .and_then(|held| held.first())
+                        .map(|(sku, _)| sku.clone())
+                        .ok_or_else(|| {
+                            refusal(
+                                StatusCode::CONFLICT,
+                                "not_held",
+                                format!("reservation {reservation_id} holds nothing now"),
+                            )
+                        })?,
+                };
+                // The stock is gone: the reservation holds it no more.
+                if let Some(held) = inner.reservations.get_mut(&reservation_id) {
+                    held.retain(|(s, _)| *s != sku);
+                }
+                (
+                    "inventory",
+                    tenant,
+                    serde_json::json!({ "orderId": order, "sku": sku }),
+                )
+            }
+            "ProviderRefunded" => {
+                let (_, tenant, _, payment_id) = capture.ok_or_else(unknown)?;
+                let amount = inner.captures.get(&payment_id).copied().unwrap_or(0);
+                if !inner.refunded.insert(payment_id.clone()) {
+                    return Err(refusal(
+                        StatusCode::CONFLICT,
+                        "already_refunded",
+                        format!("payment {payment_id} already refunded"),
+                    ));
+                }
+                inner.stats.refunds += 1;
+                inner.stats.refunded_cents += amount;
+                let refund_id = format!("ref_{}", Uuid::now_v7().simple());
+                (
+                    "payments",
+                    tenant,
+                    serde_json::json!({
+                        "orderId": order, "paymentId": payment_id,
+                        "amountCents": amount, "refundId": refund_id,
+                    }),
+                )
+            }
+            "PickedUp" => {
+                let (_, tenant, _, _) = reservation.ok_or_else(unknown)?;
+                ("inventory", tenant, serde_json::json!({ "orderId": order }))
+            }
+            other => {
+                return Err(refusal(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_event_type",
+                    format!("{other:?}: expected StockLost, ProviderRefunded or PickedUp"),
+                ));
+            }
+        };
+        let event = serde_json::json!({
+            "id": id, "household": tenant, "type": request.kind, "payload": payload,
+        });
+        Ok((provider, event, target))
     }
 
     pub fn catalog(&self) -> Vec<CatalogItem> {
@@ -274,6 +396,8 @@ impl Sandbox {
             .route("/ledger/reservations/{key}", get(reservation_ledger))
             .route("/stats", get(stats))
             .route("/admin/faults", get(get_faults).put(put_faults))
+            .route("/admin/events", post(emit_event))
+            .route("/admin/webhook", axum::routing::put(put_webhook))
             .with_state(self.clone())
     }
 }
@@ -526,7 +650,64 @@ fn decide<B: DeserializeOwned + Fingerprint>(
 }
 
 async fn capture(State(s): State<Sandbox>, headers: HeaderMap, raw: Bytes) -> Response {
-    call(&s, Op::Capture, &headers, &raw, Inner::capture).await
+    let response = call(&s, Op::Capture, &headers, &raw, Inner::capture).await;
+    if response.status() == StatusCode::OK {
+        s.lose_stock_after_capture(&raw);
+    }
+    response
+}
+
+impl Sandbox {
+    /// The `lose_stock_after_capture` fault: if the captured order's reservation holds a
+    /// sku it names, report that stock lost to the webhook, in the background, after
+    /// `stock_lost_delay_ms`. Once per order and sku (the event id says which).
+    fn lose_stock_after_capture(&self, raw: &Bytes) {
+        let Ok(body) = serde_json::from_slice::<CaptureBody>(raw) else {
+            return;
+        };
+        let (sku, delay) = {
+            let inner = self.lock();
+            let lost = &inner.faults.lose_stock_after_capture;
+            let held = inner
+                .reservation_ledger
+                .iter()
+                .filter(|(_, _, order, _)| *order == body.order_id)
+                .filter_map(|(_, _, _, id)| inner.reservations.get(id))
+                .flatten()
+                .find(|(sku, _)| lost.contains(sku))
+                .map(|(sku, _)| sku.clone());
+            match held {
+                Some(sku) => (sku, inner.faults.stock_lost_delay_ms),
+                None => return,
+            }
+        };
+        let sandbox = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let request = crate::webhook::EmitRequest {
+                kind: "StockLost".into(),
+                order_id: body.order_id,
+                id: Some(format!("lost_{}_{sku}", body.order_id.simple())),
+                sku: Some(sku),
+            };
+            match sandbox.provider_event(&request) {
+                Ok((provider, event, target)) => {
+                    sandbox.changed.send_modify(|()| {});
+                    match crate::webhook::deliver(&target, provider, &event).await {
+                        Ok((status, _)) => {
+                            tracing::info!(order = %body.order_id, %status, "stock lost reported")
+                        }
+                        Err(e) => {
+                            tracing::warn!(order = %body.order_id, error = %e, "stock lost not delivered")
+                        }
+                    }
+                }
+                Err((status, reply)) => {
+                    tracing::warn!(order = %body.order_id, %status, %reply, "stock lost not reported");
+                }
+            }
+        });
+    }
 }
 
 async fn refund(State(s): State<Sandbox>, headers: HeaderMap, raw: Bytes) -> Response {
@@ -617,6 +798,77 @@ async fn put_faults(State(s): State<Sandbox>, raw: Bytes) -> Response {
     }
     s.set_faults(faults.clone());
     respond((StatusCode::OK, json(&faults)))
+}
+
+/// `PUT /admin/webhook`: where provider events go from now on, and the secrets.
+async fn put_webhook(State(s): State<Sandbox>, raw: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Body {
+        url: String,
+        payments_secret: String,
+        inventory_secret: String,
+    }
+    let body: Body = match serde_json::from_slice(&raw) {
+        Ok(b) => b,
+        Err(e) => {
+            return respond(refusal(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                e.to_string(),
+            ));
+        }
+    };
+    if body.payments_secret.len() < 32 || body.inventory_secret.len() < 32 {
+        return respond(refusal(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "weak_secret",
+            "webhook secrets must be at least 32 bytes".into(),
+        ));
+    }
+    s.set_webhook(crate::webhook::WebhookTarget {
+        url: body.url.clone(),
+        payments_secret: Arc::from(body.payments_secret.as_bytes()),
+        inventory_secret: Arc::from(body.inventory_secret.as_bytes()),
+    });
+    respond((StatusCode::OK, serde_json::json!({ "url": body.url })))
+}
+
+async fn emit_event(State(s): State<Sandbox>, raw: Bytes) -> Response {
+    let request: crate::webhook::EmitRequest = match serde_json::from_slice(&raw) {
+        Ok(r) => r,
+        Err(e) => {
+            return respond(refusal(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                e.to_string(),
+            ));
+        }
+    };
+    let (provider, event, target) = match s.provider_event(&request) {
+        Ok(found) => found,
+        Err(reply) => return respond(reply),
+    };
+    s.changed.send_modify(|()| {});
+    match crate::webhook::deliver(&target, provider, &event).await {
+        Ok((status, answer)) => {
+            tracing::info!(provider, %status, "provider event delivered");
+            respond((
+                StatusCode::OK,
+                json(&crate::webhook::EmitReply {
+                    provider: provider.into(),
+                    event,
+                    status,
+                    answer,
+                }),
+            ))
+        }
+        Err(e) => respond(refusal(
+            StatusCode::BAD_GATEWAY,
+            "webhook_unreachable",
+            format!("sending to {}: {e}", target.url),
+        )),
+    }
 }
 
 /// Serves `sandbox` on `listener` until `shutdown` resolves: how `hearth sandbox` runs

@@ -189,6 +189,12 @@ pub struct Faults {
     pub decline_above_cents: Option<u64>,
     /// Skus that are out of stock whatever the catalog says (409).
     pub out_of_stock: Vec<String>,
+    /// Skus lost after the fact: once a capture for an order whose reservation holds one
+    /// is answered, the sandbox reports `StockLost` for it to its webhook URL (after
+    /// `stock_lost_delay_ms`), as an inventory that found the shelf empty would.
+    pub lose_stock_after_capture: Vec<String>,
+    /// How long after the capture's answer that report is sent, in milliseconds.
+    pub stock_lost_delay_ms: u64,
 }
 
 /// `GET /ledger/captures?after=N&limit=M`: a page of the capture ledger, in the order

@@ -3,6 +3,7 @@ import type { CancelOrder } from "./CancelOrder";
 import type { OrderRef } from "./OrderRef";
 import type { PlaceOrder } from "./PlaceOrder";
 import type { RecordPaymentCaptured } from "./RecordPaymentCaptured";
+import type { RecordProviderRefund } from "./RecordProviderRefund";
 import type { RecordRefundIssued } from "./RecordRefundIssued";
 import type { RecordStockReserved } from "./RecordStockReserved";
 import type { RejectOrder } from "./RejectOrder";
@@ -11,4 +12,4 @@ import type { RejectOrder } from "./RejectOrder";
  * Commands on an order. On the wire: `{"type": "PlaceOrder", "payload": {...}}`. The
  * variant's name is the `type` (serde's tag and [`Command::type_name`] alike).
  */
-export type Command = { "type": "PlaceOrder", "payload": PlaceOrder } | { "type": "CancelOrder", "payload": CancelOrder } | { "type": "CompleteOrder", "payload": OrderRef } | { "type": "RecordStockReserved", "payload": RecordStockReserved } | { "type": "RecordPaymentCaptured", "payload": RecordPaymentCaptured } | { "type": "ConfirmOrder", "payload": OrderRef } | { "type": "RejectOrder", "payload": RejectOrder } | { "type": "MarkReady", "payload": OrderRef } | { "type": "RecordRefundIssued", "payload": RecordRefundIssued } | { "type": "RecordStockReleased", "payload": OrderRef };
+export type Command = { "type": "PlaceOrder", "payload": PlaceOrder } | { "type": "CancelOrder", "payload": CancelOrder } | { "type": "CompleteOrder", "payload": OrderRef } | { "type": "RecordStockReserved", "payload": RecordStockReserved } | { "type": "RecordPaymentCaptured", "payload": RecordPaymentCaptured } | { "type": "ConfirmOrder", "payload": OrderRef } | { "type": "RejectOrder", "payload": RejectOrder } | { "type": "MarkReady", "payload": OrderRef } | { "type": "RecordRefundIssued", "payload": RecordRefundIssued } | { "type": "RecordStockReleased", "payload": OrderRef } | { "type": "RecordProviderRefund", "payload": RecordProviderRefund };

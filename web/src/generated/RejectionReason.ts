@@ -3,4 +3,4 @@
 /**
  * Why the fulfilment process rejected an order.
  */
-export type RejectionReason = { "code": "outOfStock", sku: string, } | { "code": "paymentDeclined", message: string, };
+export type RejectionReason = { "code": "outOfStock", sku: string, } | { "code": "paymentDeclined", message: string, } | { "code": "stockLost", sku: string, };

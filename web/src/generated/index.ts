@@ -51,6 +51,7 @@ export type { ReconcileMembers } from "./ReconcileMembers";
 export type { RecordDeparture } from "./RecordDeparture";
 export type { RecordJoined } from "./RecordJoined";
 export type { RecordPaymentCaptured } from "./RecordPaymentCaptured";
+export type { RecordProviderRefund } from "./RecordProviderRefund";
 export type { RecordRefundIssued } from "./RecordRefundIssued";
 export type { RecordRoleChanged } from "./RecordRoleChanged";
 export type { RecordStockReserved } from "./RecordStockReserved";

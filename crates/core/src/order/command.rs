@@ -34,6 +34,7 @@ pub enum Command {
     MarkReady(OrderRef),
     RecordRefundIssued(RecordRefundIssued),
     RecordStockReleased(OrderRef),
+    RecordProviderRefund(RecordProviderRefund),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +104,19 @@ pub struct RecordRefundIssued {
     pub amount_cents: u64,
 }
 
+/// A refund the payment provider made on its own (a reaction to
+/// [`ExternalKind::ProviderRefunded`](crate::contracts::ExternalKind::ProviderRefunded)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordProviderRefund {
+    pub order_id: OrderId,
+    pub payment_id: String,
+    pub refund_id: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub amount_cents: u64,
+}
+
 impl Command {
     pub fn order_id(&self) -> OrderId {
         match self {
@@ -116,6 +130,7 @@ impl Command {
             Command::RecordPaymentCaptured(c) => c.order_id,
             Command::RejectOrder(c) => c.order_id,
             Command::RecordRefundIssued(c) => c.order_id,
+            Command::RecordProviderRefund(c) => c.order_id,
         }
     }
 

@@ -75,6 +75,17 @@ pub enum DomainError {
     RefundNotDue,
     #[error("no stock to release: none reserved, already released, or order still open")]
     ReleaseNotDue,
+    /// A provider reported a refund of a payment the order does not hold.
+    #[error("payment {payment_id} is not this order's payment")]
+    NotThisPayment { payment_id: String },
+    /// An external event that calls for nothing from the order as it is now (stock lost
+    /// once it is ready, a pick-up before it is ready): recorded, so a repeat of the
+    /// event gets the same answer.
+    #[error("{event} calls for nothing from an order that is {status}")]
+    NoReaction {
+        event: &'static str,
+        status: OrderStatus,
+    },
 }
 
 impl DomainError {
@@ -142,6 +153,8 @@ impl Refusal {
             Refusal::AmountMismatch => "The amount does not match the order's total.",
             Refusal::RefundNotDue => "No refund is due for that order.",
             Refusal::ReleaseNotDue => "No stock is held for that order.",
+            Refusal::NotThisPayment => "That payment is not the order's payment.",
+            Refusal::NoReaction => "The provider's news changes nothing for that order now.",
         }
     }
 
@@ -159,6 +172,8 @@ impl Refusal {
                 | Refusal::InvalidTransition
                 | Refusal::RefundNotDue
                 | Refusal::ReleaseNotDue
+                | Refusal::NotThisPayment
+                | Refusal::NoReaction
         )
     }
 }
@@ -269,7 +284,13 @@ pub fn decide(
             Event::OrderConfirmed { order_id: id }
         }
         Command::RejectOrder(c) => {
-            if !matches!(status, S::Placed | S::StockReserved | S::PaymentCaptured) {
+            // Stock lost is reported from outside, possibly after confirmation; the
+            // process's own rejections come before it confirms.
+            let stock_lost_late =
+                status == S::Confirmed && matches!(c.reason, RejectionReason::StockLost { .. });
+            if !matches!(status, S::Placed | S::StockReserved | S::PaymentCaptured)
+                && !stock_lost_late
+            {
                 return Err(invalid());
             }
             Event::OrderRejected {
@@ -306,6 +327,28 @@ pub fn decide(
                 return Err(DomainError::ReleaseNotDue);
             }
             Event::StockReleased { order_id: id }
+        }
+        Command::RecordProviderRefund(c) => {
+            if order.payment_id.as_deref() != Some(c.payment_id.as_str()) {
+                return Err(DomainError::NotThisPayment {
+                    payment_id: c.payment_id.clone(),
+                });
+            }
+            if order.refunded {
+                return Err(DomainError::RefundNotDue);
+            }
+            if c.amount_cents == 0 || c.amount_cents > order.captured_cents {
+                return Err(DomainError::AmountMismatch {
+                    expected: order.captured_cents,
+                    got: c.amount_cents,
+                });
+            }
+            Event::RefundedByProvider {
+                order_id: id,
+                payment_id: c.payment_id.clone(),
+                refund_id: c.refund_id.clone(),
+                amount_cents: c.amount_cents,
+            }
         }
     };
     Ok(vec![event])
@@ -409,20 +452,66 @@ fn place_order(place: &PlaceOrder, ctx: &Context) -> Result<Vec<Event>, DomainEr
 }
 
 /// How an order reacts to an event from outside (the seed's `apply`): the
-/// follow-up command, if any. An inventory shortage rejects an order that still
-/// waits for its stock; once stock is reserved the shortage no longer concerns it.
+/// follow-up command, if any.
+///
+/// - An inventory shortage rejects an order that still waits for its stock; once stock
+///   is reserved the shortage no longer concerns it.
+/// - Stock lost after the reservation rejects the order while it is reserved, paid or
+///   confirmed (not once it is ready: the goods are on the counter); the process then
+///   releases and refunds what it took.
+/// - A refund the payment provider made on its own is recorded while the order's
+///   payment is not refunded yet.
+/// - A pick-up marks a ready order collected.
 pub fn react(state: &OrderState, external: &ExternalEvent) -> Option<Command> {
     let order = state.order.as_ref()?;
-    match &external.kind {
-        ExternalKind::InventoryShortage { order_id, sku } => {
-            let waits_for_stock = order.status == OrderStatus::Placed;
-            let has_sku = order.lines.iter().any(|l| &l.sku == sku);
-            (*order_id == order.id && waits_for_stock && has_sku).then(|| {
-                Command::RejectOrder(RejectOrder {
-                    order_id: order.id,
-                    reason: RejectionReason::OutOfStock { sku: sku.clone() },
-                })
-            })
+    if external.kind.order_id() != order.id {
+        return None;
+    }
+    let has_sku = |sku: &str| order.lines.iter().any(|l| l.sku == sku);
+    use OrderStatus as S;
+    let reacts = match &external.kind {
+        ExternalKind::InventoryShortage { sku, .. } => order.status == S::Placed && has_sku(sku),
+        ExternalKind::StockLost { sku, .. } => {
+            matches!(
+                order.status,
+                S::StockReserved | S::PaymentCaptured | S::Confirmed
+            ) && has_sku(sku)
         }
+        ExternalKind::ProviderRefunded { payment_id, .. } => {
+            order.payment_id.as_deref() == Some(payment_id.as_str()) && !order.refunded
+        }
+        ExternalKind::PickedUp { .. } => order.status == S::Ready,
+    };
+    reacts.then(|| reaction_command(&external.kind))
+}
+
+/// The command an external event calls for, whatever the order's state: what
+/// [`react`] gives when the order reacts, and what the service records as not applied
+/// (with [`DomainError::NoReaction`] or [`DomainError::OrderNotFound`]) when it does not.
+pub fn reaction_command(kind: &ExternalKind) -> Command {
+    match kind {
+        ExternalKind::InventoryShortage { order_id, sku } => Command::RejectOrder(RejectOrder {
+            order_id: *order_id,
+            reason: RejectionReason::OutOfStock { sku: sku.clone() },
+        }),
+        ExternalKind::StockLost { order_id, sku } => Command::RejectOrder(RejectOrder {
+            order_id: *order_id,
+            reason: RejectionReason::StockLost { sku: sku.clone() },
+        }),
+        ExternalKind::ProviderRefunded {
+            order_id,
+            payment_id,
+            amount_cents,
+            refund_id,
+        } => Command::RecordProviderRefund(RecordProviderRefund {
+            order_id: *order_id,
+            payment_id: payment_id.clone(),
+            refund_id: refund_id.clone(),
+            amount_cents: *amount_cents,
+        }),
+        // Collected on the member's behalf: the event names who placed the order.
+        ExternalKind::PickedUp { order_id } => Command::CompleteOrder(OrderRef {
+            order_id: *order_id,
+        }),
     }
 }

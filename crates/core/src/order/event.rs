@@ -89,6 +89,17 @@ pub enum Event {
         #[cfg_attr(feature = "ts", ts(type = "number"))]
         amount_cents: u64,
     },
+    /// The payment provider refunded (part of) the order's payment on its own (a refund
+    /// from its dashboard, a chargeback), reported by its webhook. The status stays; a
+    /// refund of the whole capture means the process refunds nothing more.
+    #[serde(rename_all = "camelCase")]
+    RefundedByProvider {
+        order_id: OrderId,
+        payment_id: String,
+        refund_id: String,
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        amount_cents: u64,
+    },
 }
 
 /// Schema version of every event payload written today.
@@ -111,7 +122,8 @@ impl Event {
             | Event::RefundIssued { order_id, .. }
             | Event::StockReleased { order_id }
             | Event::StockReservedAfterClose { order_id, .. }
-            | Event::PaymentCapturedAfterClose { order_id, .. } => *order_id,
+            | Event::PaymentCapturedAfterClose { order_id, .. }
+            | Event::RefundedByProvider { order_id, .. } => *order_id,
         }
     }
 

@@ -76,6 +76,13 @@ impl Domain for Orders {
         match event {
             Event::OrderPlaced { .. } => Some(JobKind::Start),
             Event::OrderCancelled { .. } => Some(JobKind::Wake),
+            // Stock lost is reported from outside while the process may be waiting
+            // (for ready-at): it must learn of the rejection and compensate. The
+            // process's own rejections need no wake.
+            Event::OrderRejected {
+                reason: RejectionReason::StockLost { .. },
+                ..
+            } => Some(JobKind::Wake),
             _ => None,
         }
     }
@@ -127,8 +134,17 @@ impl OrderLine {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "code", rename_all = "camelCase", deny_unknown_fields)]
 pub enum RejectionReason {
-    OutOfStock { sku: String },
-    PaymentDeclined { message: String },
+    OutOfStock {
+        sku: String,
+    },
+    PaymentDeclined {
+        message: String,
+    },
+    /// The inventory lost stock it had reserved for the order (an external event,
+    /// possibly after confirmation): the process gives back what was taken.
+    StockLost {
+        sku: String,
+    },
 }
 
 impl From<crate::ids::OrderId> for crate::domain::AggregateId {

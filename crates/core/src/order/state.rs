@@ -38,7 +38,8 @@ impl OrderStatus {
             | Event::RefundIssued { .. }
             | Event::StockReleased { .. }
             | Event::StockReservedAfterClose { .. }
-            | Event::PaymentCapturedAfterClose { .. } => self,
+            | Event::PaymentCapturedAfterClose { .. }
+            | Event::RefundedByProvider { .. } => self,
         }
     }
 
@@ -165,6 +166,11 @@ pub fn evolve(mut state: OrderState, event: &Event) -> OrderState {
             order.payment_id = Some(payment_id.clone());
             order.captured_cents = *amount_cents;
         }
+        // The whole capture given back: nothing is left for the process to refund.
+        Event::RefundedByProvider { amount_cents, .. } if *amount_cents >= order.captured_cents => {
+            order.refunded = true;
+        }
+        Event::RefundedByProvider { .. } => {}
     }
     state
 }
