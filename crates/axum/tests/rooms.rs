@@ -524,11 +524,14 @@ async fn a_price_the_catalog_does_not_have_is_refused_over_websocket_and_nothing
         }}}),
     )
     .await;
-    let mut placed = None;
-    while placed.is_none() {
+    let (mut placed, mut acked) = (None, false);
+    while placed.is_none() || !acked {
         let msg = recv(&mut ws).await;
         if msg.get("event").is_some() {
             placed = Some(msg);
+        } else {
+            assert_eq!(msg["ack"]["status"], "accepted", "{msg}");
+            acked = true;
         }
     }
     let placed = placed.unwrap();
