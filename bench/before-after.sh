@@ -98,7 +98,10 @@ for round in $(seq 1 "$ROUNDS"); do
     for who in $ORDER; do
       log "round $round: b on $store, $who"
       start "$who" "$store" || continue
-      "$GEN" --addr "$ADDR" --mode hearth --token-secret "$SECRET" --server-pid "$PID" \
+      # A base from before the server's catalog (issue 16) takes order lines with names and
+      # prices and refuses the new shape; set BASE_ORDER_LINES=skus for a later base.
+      if [ "$who" = base ]; then lines="${BASE_ORDER_LINES:-legacy}"; else lines=skus; fi
+      "$GEN" --addr "$ADDR" --mode hearth --token-secret "$SECRET" --server-pid "$PID" --order-lines "$lines" \
         --label "b-$who-$store-r$round" --out "$OUT/b-$who-$store-r$round.json" \
         --households 100 --members 10 --rates "$B_RATES" --step-secs "$STEP" --drain-secs 1 \
         --stop-p99-ms 50 >>"$OUT/run.log" 2>&1

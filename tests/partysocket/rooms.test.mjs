@@ -120,7 +120,8 @@ function placeOrder() {
     type: "PlaceOrder",
     payload: {
       orderId: randomUUID(),
-      lines: [{ sku: "milk", name: "Milk", quantity: 1, unitPriceCents: 99 }],
+      // Skus and quantities: the server names and prices the line from its catalog.
+      lines: [{ sku: "milk", quantity: 1 }],
     },
   };
 }

@@ -61,9 +61,11 @@ async function placeOrder(page: Page, items: Record<string, number>, note: strin
   await page.getByRole("button", { name: /^Place order/ }).click();
 }
 
-/** Cancels an order the way a member does: the button, then the confirmation. */
-async function cancelOrder(page: Page, note: string) {
+/** Cancels an order the way a member does: the button, then the confirmation, saying
+ * why when `reason` is given. */
+async function cancelOrder(page: Page, note: string, reason?: string) {
   await order(page, note).getByRole("button", { name: /^Cancel order/ }).click();
+  if (reason !== undefined) await order(page, note).getByLabel("Why (optional)").fill(reason);
   await order(page, note).getByRole("button", { name: "Yes, cancel it" }).click();
 }
 
@@ -326,8 +328,8 @@ describe("the household board", () => {
     await order(bob.page, "bob's order").getByRole("button", { name: "Mark collected" }).click();
     await bob.page.getByTestId("pending").waitFor();
 
-    // Ann cancels the second order meanwhile.
-    await cancelOrder(ann.page, "second order");
+    // Ann cancels the second order meanwhile, and says why.
+    await cancelOrder(ann.page, "second order", "we are eating out");
     await expectStatus(ann.page, "second order", "cancelled");
     // Bob, offline, does not see it.
     await bob.page.waitForTimeout(1_000);
@@ -339,6 +341,11 @@ describe("the household board", () => {
     await expectStatus(ann.page, "bob's order", "completed");
     await expectStatus(bob.page, "bob's order", "completed");
     await bob.page.getByTestId("pending").waitFor({ state: "detached" });
+    // Who did what, and why: each member sees it, named.
+    await expect(order(bob.page, "second order").getByTestId("cancelled-by").textContent()).resolves.toBe("Cancelled by Ann: we are eating out");
+    await expect(order(ann.page, "second order").getByTestId("cancelled-by").textContent()).resolves.toBe("Cancelled by you: we are eating out");
+    await expect(order(ann.page, "bob's order").getByTestId("completed-by").textContent()).resolves.toBe("Collected by Bob");
+    await expect(order(bob.page, "bob's order").getByTestId("completed-by").textContent()).resolves.toBe("Collected by you");
     await shot(bob.page, "board-bob-back-online", order(bob.page, "second order"));
   });
 
@@ -438,6 +445,7 @@ describe("the household board", () => {
     const steps = await order(page, "by keyboard").locator(".steps li").allTextContents();
     expect(steps.join(" | ")).not.toContain("Ready");
     expect(steps[steps.length - 1]).toContain("Cancelled");
+    await expect(order(page, "by keyboard").getByTestId("cancelled-by").textContent()).resolves.toBe("Cancelled by you");
     // Bob's screen reader heard it.
     await bob.page.getByTestId("announcer").filter({ hasText: "order of 2 × Coffee beans 250 g was cancelled." }).waitFor();
   });
@@ -513,7 +521,7 @@ describe("the household board", () => {
         const body = JSON.stringify({
           id: crypto.randomUUID(),
           type: "PlaceOrder",
-          payload: { orderId: crypto.randomUUID(), lines: [{ sku: "milk", name: "Milk", quantity: 1, unitPriceCents: 129 }], note: `bulk ${i}` },
+          payload: { orderId: crypto.randomUUID(), lines: [{ sku: "milk", quantity: 1 }], note: `bulk ${i}` },
         });
         for (;;) {
           const res = await fetch(`/parties/household/${hh}`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body });
@@ -543,6 +551,46 @@ describe("the household board", () => {
     expect(await dan.page.getByTestId("order").count()).toBe(103);
     await older.waitFor({ state: "detached" });
     await shot(dan.page, "board-dan-older-orders");
+  });
+
+  it("shows what is available, never lets a member ask for more, and the server names and prices what is ordered", async () => {
+    const page = ann.page;
+    const pizza = page.locator('[data-testid="catalog-item"][data-sku="pizza"]');
+    await expect(pizza.getByTestId("available").textContent()).resolves.toBe("40 available");
+    const more = pizza.getByRole("button", { name: /^more / });
+    for (let i = 0; i < 40; i++) await more.click();
+    await expect(page.getByLabel("Margherita pizza quantity").textContent()).resolves.toBe("40");
+    await expect(more.isDisabled()).resolves.toBe(true);
+    const fewer = pizza.getByRole("button", { name: /^fewer / });
+    for (let i = 0; i < 40; i++) await fewer.click();
+    await expect(page.getByLabel("Margherita pizza quantity").textContent()).resolves.toBe("0");
+    // A client that claims a name and a price of its own gets nothing: the name is bad
+    // input, the price is refused; over HTTP, with the member's own token.
+    const token = await page.evaluate((id) => {
+      const memberships = JSON.parse(localStorage.getItem("hearth:memberships") ?? "[]") as { household: { id: string }; token: string }[];
+      return memberships.find((m) => m.household.id === id)?.token ?? "";
+    }, household);
+    const post = (lines: unknown) =>
+      page.evaluate(
+        async ({ hh, token, lines }) => {
+          const res = await fetch(`/parties/household/${hh}`, {
+            method: "POST",
+            headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+            body: JSON.stringify({ id: crypto.randomUUID(), type: "PlaceOrder", payload: { orderId: crypto.randomUUID(), lines } }),
+          });
+          return { status: res.status, body: (await res.json()) as Record<string, { code?: string }> };
+        },
+        { hh: household, token, lines },
+      );
+    const named = await post([{ sku: "pizza", name: "Free pizza", quantity: 1, unitPriceCents: 1 }]);
+    expect([named.status, named.body.error?.code]).toEqual([400, "invalid_payload"]);
+    const cheap = await post([{ sku: "pizza", quantity: 1, unitPriceCents: 1 }]);
+    expect([cheap.status, cheap.body.rejected?.code]).toEqual([409, "price_changed"]);
+    const before = (await serverOrders(page, household)).length;
+    await placeOrder(page, { pizza: 1 }, "named by the server");
+    await expectStatus(page, "named by the server", "ready");
+    await expect(order(page, "named by the server").textContent()).resolves.toContain("1 × Margherita pizza");
+    expect((await serverOrders(page, household)).length).toBe(before + 1);
   });
 
   it("found no serious or critical accessibility violation in any state", () => {

@@ -81,7 +81,7 @@ describe("a provider's webhook", () => {
     await withStatus(page, "bread for later", "rejected");
     await order(page, "bread for later").getByTestId("refunded").waitFor({ timeout: 30_000 });
     const text = (await order(page, "bread for later").textContent()) ?? "";
-    expect(text).toContain("the shop lost its stock of bread");
+    expect(text).toContain("the shop lost its stock of Sourdough loaf");
     expect(text).toContain("Refunded");
     await context.close();
   });

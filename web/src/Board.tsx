@@ -4,8 +4,9 @@ import { navigate } from "./App";
 import { announcements } from "./announce";
 import { createInvite, fetchCatalog, fetchHousehold, fetchMembers, inviteLink } from "./api";
 import { STATUS_LABEL, clock, fromZonedInput, money, timelineSteps, toZonedInput, when } from "./format";
-import type { CatalogItem, Household as HouseholdInfo, List, Member, Membership, OrderLine, RejectionReason } from "./generated";
-import { READY_AT_MAX_DAYS, REFUSALS, errorSentence, linesText, membershipLine, refusedSentence, sentence } from "./messages";
+import type { CatalogItem, Household as HouseholdInfo, List, Member, Membership, RejectionReason, RequestedLine } from "./generated";
+import { READY_AT_MAX_DAYS, REFUSALS, actorName, errorSentence, linesText, membershipLine, refusedSentence, sentence } from "./messages";
+import type { NameOf } from "./messages";
 import { boardOrders } from "./optimistic";
 import type { BoardOrder, Pending } from "./optimistic";
 import { Members } from "./Members";
@@ -63,8 +64,29 @@ export function Board({ membership }: { membership: Membership }) {
 
   const who = (id: string) => (id === member.id ? "you" : (names.get(id) ?? "a member"));
   const whoName = (id: string) => names.get(id) ?? "A member";
-  const orders = boardOrders(hh, member.id).reverse();
+
+  // The server's catalog: names, prices and what is available. Read again after a
+  // refusal that says it changed (a price, the stock, an item gone).
+  const [catalog, setCatalog] = useState<CatalogItem[] | null>(null);
+  const [catalogError, setCatalogError] = useState<string | null>(null);
+  const reloadCatalog = () =>
+    fetchCatalog().then(
+      (items) => {
+        setCatalog(items);
+        setCatalogError(null);
+      },
+      (e: unknown) => setCatalogError(errorSentence(e)),
+    );
+  const bySku = useMemo(() => new Map((catalog ?? []).map((i) => [i.sku, i] as const)), [catalog]);
+  const nameOf: NameOf = (sku) => bySku.get(sku)?.name ?? null;
+
+  const orders = boardOrders(hh, member.id, bySku).reverse();
   const problems = hh.commands.filter((c) => c.state.kind === "rejected" || c.state.kind === "failed");
+  const catalogRefusals = problems.filter((c) => c.state.kind === "rejected" && CATALOG_CODES.includes(c.state.code)).length;
+  useEffect(() => {
+    void reloadCatalog();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [catalogRefusals]);
   const pending = hh.commands.filter((c) => c.state.kind === "pending");
   const describeOrder = (id: string) => {
     const o = hh.view.orders.find((x) => x.id === id);
@@ -107,7 +129,7 @@ export function Board({ membership }: { membership: Membership }) {
           </div>
         )}
         {problems.map((c) => (
-          <Problem key={c.command.id} entry={c} describeOrder={describeOrder} onDismiss={() => hh.forget(c.command.id)} />
+          <Problem key={c.command.id} entry={c} describeOrder={describeOrder} nameOf={nameOf} onDismiss={() => hh.forget(c.command.id)} />
         ))}
         {pending.length > 0 && (
           <p className="muted" data-testid="pending">
@@ -131,7 +153,17 @@ export function Board({ membership }: { membership: Membership }) {
           onLeft={() => depart(membership, "left")}
           onMembers={setMembers}
         />
-        <NewOrder onPlace={hh.placeOrder} disabled={hh.status === "unauthorized"} />
+        <NewOrder
+          catalog={catalog}
+          catalogError={catalogError}
+          onPlace={(order) => {
+            const id = hh.placeOrder(order);
+            // What is available changes as orders are placed: read it again.
+            void reloadCatalog();
+            return id;
+          }}
+          disabled={hh.status === "unauthorized"}
+        />
 
         <section aria-labelledby="orders-heading">
           <h2 id="orders-heading">Orders</h2>
@@ -142,8 +174,10 @@ export function Board({ membership }: { membership: Membership }) {
                 key={o.id}
                 order={o}
                 placedBy={who(o.placedBy)}
+                cancelledBy={o.cancelledBy ? actorName(o.cancelledBy, member.id, (id) => names.get(id) ?? "a member") : null}
+                completedBy={o.completedBy ? who(o.completedBy) : null}
                 mayAct={o.placedBy === member.id || member.role === "owner"}
-                onCancel={() => hh.cancelOrder(o.id)}
+                onCancel={(reason) => hh.cancelOrder(o.id, reason)}
                 onCollect={() => hh.completeOrder(o.id)}
               />
             ))}
@@ -233,11 +267,14 @@ function Older({ what, count, load }: { what: List; count: number; load: () => P
   );
 }
 
-function Problem({ entry, describeOrder, onDismiss }: { entry: CommandEntry; describeOrder: (id: string) => string | null; onDismiss: () => void }) {
+/** Refusals that mean the catalog this device shows is out of date. */
+const CATALOG_CODES: readonly string[] = ["price_changed", "not_enough_stock", "unknown_sku"];
+
+function Problem({ entry, describeOrder, nameOf, onDismiss }: { entry: CommandEntry; describeOrder: (id: string) => string | null; nameOf: NameOf; onDismiss: () => void }) {
   if (entry.state.kind !== "rejected" && entry.state.kind !== "failed") return null;
   return (
     <div className="error banner" role="alert" data-testid="rejected" data-code={entry.state.code}>
-      {refusedSentence(entry.command, entry.state.code, describeOrder)}{" "}
+      {refusedSentence(entry.command, entry.state.code, describeOrder, nameOf)}{" "}
       <button onClick={onDismiss}>Dismiss</button>
     </div>
   );
@@ -245,12 +282,12 @@ function Problem({ entry, describeOrder, onDismiss }: { entry: CommandEntry; des
 
 /** How a ready-at reads: expected while the order is on its way, as a fact once ready. */
 /** Why an order was rejected, in a few words. */
-function rejectionWords(reason: RejectionReason): string {
+function rejectionWords(order: BoardOrder, reason: RejectionReason): string {
   switch (reason.code) {
     case "outOfStock":
-      return `out of stock: ${reason.sku}`;
+      return `out of stock: ${itemName(order, reason.sku)}`;
     case "stockLost":
-      return `the shop lost its stock of ${reason.sku}`;
+      return `the shop lost its stock of ${itemName(order, reason.sku)}`;
     case "paymentDeclined":
       return reason.message;
   }
@@ -268,10 +305,22 @@ const PENDING_TEXT: Record<Pending, string> = {
   collecting: "Marking collected…",
 };
 
-function Order(props: { order: BoardOrder; placedBy: string; mayAct: boolean; onCancel: () => void; onCollect: () => void }) {
+/** The longest reason a cancellation may give: the core's `limits::MAX_REASON_CHARS`. */
+const MAX_REASON_CHARS = 200;
+
+function Order(props: {
+  order: BoardOrder;
+  placedBy: string;
+  cancelledBy: string | null;
+  completedBy: string | null;
+  mayAct: boolean;
+  onCancel: (reason?: string) => void;
+  onCollect: () => void;
+}) {
   const { order, mayAct } = props;
   const zone = useZone();
   const [confirming, setConfirming] = useState(false);
+  const [reason, setReason] = useState("");
   const confirmRef = useRef<HTMLButtonElement>(null);
   const cancelRef = useRef<HTMLButtonElement>(null);
   useEffect(() => {
@@ -332,11 +381,26 @@ function Order(props: { order: BoardOrder; placedBy: string; mayAct: boolean; on
             <li key={s.status} className={s.end ? "done end" : s.done ? "done" : "todo"}>
               <span className="visually-hidden">{s.done ? "done: " : "to come: "}</span>
               {STATUS_LABEL[s.status]}
-              {s.end && order.rejection && ` (${rejectionWords(order.rejection)})`}
+              {s.end && order.rejection && ` (${rejectionWords(order, order.rejection)})`}
               {at.get(s.status) && <span className="small"> {clock(at.get(s.status) ?? null, zone)}</span>}
             </li>
           ))}
         </ol>
+      )}
+      {order.status === "cancelled" && props.cancelledBy && (
+        <p className="small" data-testid="cancelled-by">
+          Cancelled by {props.cancelledBy}
+          {order.cancelReason && (
+            <>
+              : <q data-testid="cancel-reason">{order.cancelReason}</q>
+            </>
+          )}
+        </p>
+      )}
+      {order.status === "completed" && props.completedBy && (
+        <p className="small" data-testid="completed-by">
+          Collected by {props.completedBy}
+        </p>
       )}
       {order.refunded && (
         <p className="muted small" data-testid="refunded">
@@ -346,12 +410,22 @@ function Order(props: { order: BoardOrder; placedBy: string; mayAct: boolean; on
       {confirming ? (
         <div className="row confirm" role="group" aria-label={`Cancel the order of ${what}?`}>
           <span>Cancel this order?</span>
+          <input
+            aria-label="Why (optional)"
+            placeholder="Why (optional)"
+            data-testid="cancel-reason-input"
+            value={reason}
+            maxLength={MAX_REASON_CHARS}
+            onChange={(e) => setReason(e.target.value)}
+          />
           <button
             ref={confirmRef}
             className="danger"
             onClick={() => {
               setConfirming(false);
-              props.onCancel();
+              const why = reason.trim();
+              setReason("");
+              props.onCancel(why === "" ? undefined : why);
             }}
           >
             Yes, cancel it
@@ -384,28 +458,39 @@ function Order(props: { order: BoardOrder; placedBy: string; mayAct: boolean; on
   );
 }
 
-function NewOrder({ onPlace, disabled }: { onPlace: (o: { lines: OrderLine[]; readyAt?: string; note?: string }) => string; disabled: boolean }) {
-  const [catalog, setCatalog] = useState<CatalogItem[] | null>(null);
-  const [catalogError, setCatalogError] = useState<string | null>(null);
+/** The name an order's line for `sku` has (what the order recorded), else the sku. */
+function itemName(order: BoardOrder, sku: string): string {
+  return order.lines.find((l) => l.sku === sku)?.name ?? sku;
+}
+
+/** The most a member may ask for of `item`: what is available, and at most 99 a line. */
+const mostOf = (item: CatalogItem) => Math.max(0, Math.min(99, item.available));
+
+function NewOrder(props: {
+  catalog: CatalogItem[] | null;
+  catalogError: string | null;
+  onPlace: (o: { lines: RequestedLine[]; readyAt?: string; note?: string }) => string;
+  disabled: boolean;
+}) {
+  const { catalog, catalogError, onPlace, disabled } = props;
   const [qty, setQty] = useState<Record<string, number>>({});
   const [readyAt, setReadyAt] = useState<string | null>(null);
   const [note, setNote] = useState("");
   const [placed, setPlaced] = useState<string | null>(null);
   const zone = useZone();
 
-  useEffect(() => {
-    fetchCatalog().then(setCatalog, (e: unknown) => setCatalogError(errorSentence(e)));
-  }, []);
-
-  const lines: OrderLine[] = (catalog ?? [])
-    .filter((i) => (qty[i.sku] ?? 0) > 0)
-    .map((i) => ({ sku: i.sku, name: i.name, quantity: qty[i.sku] ?? 0, unitPriceCents: i.unitPriceCents }));
-  const total = lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
+  const chosen = (catalog ?? []).filter((i) => (qty[i.sku] ?? 0) > 0);
+  // Skus, quantities and the prices shown: the server names and prices the lines from
+  // its catalog, and refuses a price that is no longer the one shown.
+  const lines: RequestedLine[] = chosen.map((i) => ({ sku: i.sku, quantity: qty[i.sku] ?? 0, unitPriceCents: i.unitPriceCents }));
+  const total = chosen.reduce((sum, i) => sum + (qty[i.sku] ?? 0) * i.unitPriceCents, 0);
+  // More than is available (the catalog was read again since it was chosen): not sent.
+  const tooMany = chosen.filter((i) => (qty[i.sku] ?? 0) > i.available);
   const timeProblem = readyAt === null ? null : readyAtProblem(readyAt, zone);
 
   function submit(e: FormEvent) {
     e.preventDefault();
-    if (lines.length === 0 || timeProblem) return;
+    if (lines.length === 0 || tooMany.length > 0 || timeProblem) return;
     const at = readyAt === null ? null : fromZonedInput(readyAt, zone);
     const trimmed = note.trim();
     onPlace({
@@ -413,16 +498,16 @@ function NewOrder({ onPlace, disabled }: { onPlace: (o: { lines: OrderLine[]; re
       ...(at ? { readyAt: at.toISOString() } : {}),
       ...(trimmed ? { note: trimmed } : {}),
     });
-    setPlaced(`Order of ${linesText(lines)} placed${at ? `, ready ${when(at.toISOString(), zone)}` : ""}.`);
+    setPlaced(`Order of ${linesText(chosen.map((i) => ({ ...i, quantity: qty[i.sku] ?? 0 })))} placed${at ? `, ready ${when(at.toISOString(), zone)}` : ""}.`);
     // A new order starts afresh: nothing carries over, the ready time included.
     setQty({});
     setNote("");
     setReadyAt(null);
   }
 
-  const step = (sku: string, by: number) => {
+  const step = (item: CatalogItem, by: number) => {
     setPlaced(null);
-    setQty((q) => ({ ...q, [sku]: Math.max(0, Math.min(99, (q[sku] ?? 0) + by)) }));
+    setQty((q) => ({ ...q, [item.sku]: Math.max(0, Math.min(mostOf(item), (q[item.sku] ?? 0) + by)) }));
   };
 
   return (
@@ -433,18 +518,27 @@ function NewOrder({ onPlace, disabled }: { onPlace: (o: { lines: OrderLine[]; re
       <form onSubmit={submit} className="stack" data-testid="new-order">
         <ul className="plain catalog">
           {(catalog ?? []).map((i) => (
-            <li key={i.sku} className="row" data-testid="catalog-item" data-sku={i.sku}>
+            <li key={i.sku} className="row" data-testid="catalog-item" data-sku={i.sku} data-available={i.available}>
               <span>
-                {i.name} <span className="muted small">{money(i.unitPriceCents)}</span>
+                {i.name} <span className="muted small">{money(i.unitPriceCents)}</span>{" "}
+                <span className={i.available > 0 ? "muted small" : "error small"} data-testid="available">
+                  {i.available > 0 ? `${i.available} available` : "out of stock"}
+                </span>
+                {(qty[i.sku] ?? 0) > i.available && (
+                  <span className="error small" role="alert" data-testid="too-many">
+                    {" "}
+                    only {i.available} available now
+                  </span>
+                )}
               </span>
               <span className="qty">
-                <button type="button" aria-label={`fewer ${i.name}`} onClick={() => step(i.sku, -1)}>
+                <button type="button" aria-label={`fewer ${i.name}`} onClick={() => step(i, -1)}>
                   −
                 </button>
                 <output aria-label={`${i.name} quantity`} aria-live="polite">
                   {qty[i.sku] ?? 0}
                 </output>
-                <button type="button" aria-label={`more ${i.name}`} onClick={() => step(i.sku, 1)}>
+                <button type="button" aria-label={`more ${i.name}`} onClick={() => step(i, 1)} disabled={(qty[i.sku] ?? 0) >= mostOf(i)}>
                   +
                 </button>
               </span>
@@ -461,7 +555,11 @@ function NewOrder({ onPlace, disabled }: { onPlace: (o: { lines: OrderLine[]; re
             Choose at least one item with + to place an order.
           </p>
         )}
-        <button type="submit" disabled={disabled || lines.length === 0 || timeProblem !== null} aria-describedby={lines.length === 0 ? "new-order-hint" : undefined}>
+        <button
+          type="submit"
+          disabled={disabled || lines.length === 0 || tooMany.length > 0 || timeProblem !== null}
+          aria-describedby={lines.length === 0 ? "new-order-hint" : undefined}
+        >
           Place order{total > 0 ? ` (${money(total)})` : ""}
         </button>
         <p className="visually-hidden" aria-live="polite">

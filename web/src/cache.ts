@@ -21,6 +21,22 @@ function olderOf(parsed: Partial<Cached>): Older {
   return older as Older;
 }
 
+/** A view cached before orders said who cancelled (and why) and who collected them. */
+function upgradeView(view: HouseholdView): HouseholdView {
+  return { ...view, orders: view.orders.map((o) => ({ ...o, cancelReason: o.cancelReason ?? null, completedBy: o.completedBy ?? null })) };
+}
+
+/** A command kept from before orders named skus only: a PlaceOrder whose lines carried
+ * names is sent as skus, quantities and the prices shown (the server refuses names). */
+function upgradeCommand(entry: CommandEntry): CommandEntry {
+  const command = entry.command;
+  if (command.type !== "PlaceOrder") return entry;
+  const lines = command.payload.lines.map(({ sku, quantity, unitPriceCents }) =>
+    unitPriceCents === undefined ? { sku, quantity } : { sku, quantity, unitPriceCents },
+  );
+  return { ...entry, command: { ...command, payload: { ...command.payload, lines } } };
+}
+
 const key = (householdId: string) => `hearth:household:${householdId}`;
 
 export function loadCache(householdId: string, storage: Storage | undefined = globalThis.localStorage): Cached | null {
@@ -30,7 +46,7 @@ export function loadCache(householdId: string, storage: Storage | undefined = gl
     const parsed = JSON.parse(raw) as Partial<Cached> | null;
     if (!parsed || parsed.version !== 1 || !parsed.view || !Array.isArray(parsed.commands)) return null;
     if (typeof parsed.view.seq !== "number" || !Array.isArray(parsed.view.orders)) return null;
-    return { version: 1, view: parsed.view, commands: parsed.commands, older: olderOf(parsed) };
+    return { version: 1, view: upgradeView(parsed.view), commands: parsed.commands.map(upgradeCommand), older: olderOf(parsed) };
   } catch {
     return null;
   }

@@ -3,7 +3,7 @@ import { ApiError } from "./api";
 import { REFUSAL_CODES } from "./generated/names";
 import { ANN, HH } from "./fixtures";
 import type { EventEnvelope } from "./generated";
-import { ERRORS, JOIN_ERRORS, REFUSALS, errorSentence, membershipLine, refusedSentence, sentence } from "./messages";
+import { ERRORS, JOIN_ERRORS, REFUSALS, actorName, errorSentence, membershipLine, refusedSentence, sentence } from "./messages";
 import { initialState, reducer } from "./state";
 import type { IdentifiedCommand } from "./protocol";
 
@@ -20,10 +20,15 @@ describe("the messages module", () => {
     const place: IdentifiedCommand = {
       id: "c",
       type: "PlaceOrder",
-      payload: { orderId: "o", lines: [{ sku: "milk", name: "Milk", quantity: 2, unitPriceCents: 129 }] },
+      payload: { orderId: "o", lines: [{ sku: "milk", quantity: 2, unitPriceCents: 129 }] },
     };
-    expect(refusedSentence(place, "ready_at_not_in_future")).toBe(
+    // The items are named from the catalog the device read (the command names skus).
+    const nameOf = (sku: string) => (sku === "milk" ? "Milk" : null);
+    expect(refusedSentence(place, "ready_at_not_in_future", () => null, nameOf)).toBe(
       "Your order of 2 × Milk was not placed. The ready time has already passed; pick a later time.",
+    );
+    expect(refusedSentence(place, "price_changed")).toBe(
+      "Your order of 2 × milk was not placed. A price changed since you looked; check the new price and send the order again.",
     );
     const cancel: IdentifiedCommand = { id: "c", type: "CancelOrder", payload: { orderId: "o" } };
     expect(refusedSentence(cancel, "cannot_cancel", () => "1 × Bread")).toBe(
@@ -39,6 +44,16 @@ describe("the messages module", () => {
     expect(errorSentence(new ApiError(502, "http_502", "Bad Gateway"))).toBe(ERRORS.internal);
     expect(sentence("rate_limited")).toBe(ERRORS.rate_limited);
     expect(errorSentence("weird")).toBe("Something went wrong. Try again in a moment.");
+  });
+});
+
+describe("who did what", () => {
+  it("names a member, you, or the shop", () => {
+    const names = (id: string) => (id === "b" ? "Bob" : "a member");
+    expect(actorName({ kind: "member", id: ANN }, ANN, names)).toBe("you");
+    expect(actorName({ kind: "member", id: "b" }, ANN, names)).toBe("Bob");
+    expect(actorName({ kind: "system" }, ANN, names)).toBe("the shop");
+    expect(actorName({ kind: "process" }, ANN, names)).toBe("the shop");
   });
 });
 

@@ -8,6 +8,7 @@
 import type { RefusalCode } from "./generated/names";
 import { REFUSAL_CODES, REFUSAL_SENTENCES } from "./generated/names";
 import type { WireErrorCode } from "./generated/names";
+import type { Actor } from "./generated";
 import type { IdentifiedCommand } from "./protocol";
 import type { MemberChange } from "./state";
 
@@ -75,11 +76,14 @@ export function sentence(code: string): string {
   return "Something went wrong. Try again in a moment.";
 }
 
-/** What a command was about, in words. */
-export function commandSubject(command: IdentifiedCommand, describeOrder: (orderId: string) => string | null): string {
+/** The name of an item by its sku, as the catalog this device read says (null: unknown). */
+export type NameOf = (sku: string) => string | null;
+
+/** What a command was about, in words; `nameOf` names the items of an order not placed. */
+export function commandSubject(command: IdentifiedCommand, describeOrder: (orderId: string) => string | null, nameOf: NameOf = () => null): string {
   switch (command.type) {
     case "PlaceOrder":
-      return `Your order of ${linesText(command.payload.lines)} was not placed`;
+      return `Your order of ${linesText(command.payload.lines, nameOf)} was not placed`;
     case "CancelOrder": {
       const order = describeOrder(command.payload.orderId);
       return `The order${order ? ` of ${order}` : ""} was not cancelled`;
@@ -104,9 +108,14 @@ export function commandSubject(command: IdentifiedCommand, describeOrder: (order
 }
 
 /** "Your order of 2 × Milk was not placed: add at least one item…" */
-export function refusedSentence(command: IdentifiedCommand, code: string, describeOrder: (orderId: string) => string | null = () => null): string {
+export function refusedSentence(
+  command: IdentifiedCommand,
+  code: string,
+  describeOrder: (orderId: string) => string | null = () => null,
+  nameOf: NameOf = () => null,
+): string {
   const text = sentence(code);
-  return `${commandSubject(command, describeOrder)}. ${text}`;
+  return `${commandSubject(command, describeOrder, nameOf)}. ${text}`;
 }
 
 /** A membership change as a line on the board: "Ann removed Bob", "Carl joined".
@@ -151,7 +160,20 @@ export function errorSentence(error: unknown, context: Partial<Record<ErrorCode,
   return sentence("");
 }
 
-/** "2 × Milk, 1 × Bread" */
-export function linesText(lines: readonly { quantity: number; name: string }[]): string {
-  return lines.map((l) => `${l.quantity} × ${l.name}`).join(", ");
+/** "2 × Milk, 1 × Bread": a recorded line's own name, else the catalog's (`nameOf`), else
+ * the sku. */
+export function linesText(lines: readonly { sku: string; quantity: number; name?: string }[], nameOf: NameOf = () => null): string {
+  return lines.map((l) => `${l.quantity} × ${l.name ?? nameOf(l.sku) ?? l.sku}`).join(", ");
+}
+
+/** Who did something to an order, in words: "you", a member's name, or the shop (the
+ * system or the fulfilment process). */
+export function actorName(actor: Actor, me: string, nameOf: (id: string) => string): string {
+  switch (actor.kind) {
+    case "member":
+      return actor.id === me ? "you" : nameOf(actor.id);
+    case "process":
+    case "system":
+      return "the shop";
+  }
 }

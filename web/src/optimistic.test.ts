@@ -10,7 +10,7 @@ const O3 = "0191a000-0000-7000-8000-0000000000f3";
 const place: IdentifiedCommand = {
   id: "c-place",
   type: "PlaceOrder",
-  payload: { orderId: O3, lines: [{ sku: "eggs", name: "Eggs", quantity: 2, unitPriceCents: 300 }], note: "for the cake" },
+  payload: { orderId: O3, lines: [{ sku: "eggs", quantity: 2, unitPriceCents: 300 }], note: "for the cake" },
 };
 const cancel: IdentifiedCommand = { id: "c-cancel", type: "CancelOrder", payload: { orderId: O1 } };
 const complete: IdentifiedCommand = { id: "c-complete", type: "CompleteOrder", payload: { orderId: O1 } };
@@ -24,12 +24,17 @@ describe("the optimistic board", () => {
   it("shows an order placed offline at once, unconfirmed, with its lines, total and note", () => {
     let s = reducer(at(), { type: "status", status: "offline" });
     s = queue(s, place);
-    const orders = boardOrders(s, ANN);
+    const catalog = new Map([["eggs", { sku: "eggs", name: "Eggs", unitPriceCents: 300, available: 10 }]]);
+    const orders = boardOrders(s, ANN, catalog);
     expect(orders.map((o) => [o.id, o.pending])).toEqual([
       [O1, null],
       [O3, "placing"],
     ]);
     expect(orders[1]).toMatchObject({ status: "placed", totalCents: 600, note: "for the cake", placedBy: ANN, placedAt: "2026-11-27T10:05:00Z", timeline: [] });
+    // Named from the catalog this device read; the command itself names skus only.
+    expect(orders[1]?.lines).toEqual([{ sku: "eggs", name: "Eggs", quantity: 2, unitPriceCents: 300 }]);
+    // Without the catalog at hand, the sku and the price shown.
+    expect(boardOrders(s, ANN)[1]?.lines).toEqual([{ sku: "eggs", name: "eggs", quantity: 2, unitPriceCents: 300 }]);
     // The server's view is untouched: the overlay is derived, never folded in.
     expect(s.view.orders.map((o) => o.id)).toEqual([O1]);
   });

@@ -10,7 +10,7 @@
 // - A refused (rejected / failed) command is not in flight: its effect is gone (rolled
 //   back) and the board shows a sentence for it (messages.ts).
 import type { CommandEntry, HouseholdState } from "./state";
-import type { HouseholdView, MemberId, OrderView } from "./generated";
+import type { CatalogItem, HouseholdView, MemberId, OrderLine, OrderView, RequestedLine } from "./generated";
 
 export type Pending = "placing" | "cancelling" | "collecting";
 
@@ -24,8 +24,26 @@ export function inFlight(entry: CommandEntry, view: HouseholdView): boolean {
   return entry.state.kind === "acknowledged" && entry.state.seq > view.seq;
 }
 
-/** The orders to show, in the order they were placed (unconfirmed ones last). */
-export function boardOrders(state: Pick<HouseholdState, "view" | "commands">, me: MemberId): BoardOrder[] {
+/** A line the member asked for, as it will read once placed: the name and price from the
+ * catalog as this device last read it (the server fixes both from its own), the price
+ * shown if the catalog is not at hand, the sku if nothing names it. */
+export function shownLine(line: RequestedLine, catalog: ReadonlyMap<string, CatalogItem>): OrderLine {
+  const item = catalog.get(line.sku);
+  return {
+    sku: line.sku,
+    name: item?.name ?? line.sku,
+    quantity: line.quantity,
+    unitPriceCents: line.unitPriceCents ?? item?.unitPriceCents ?? 0,
+  };
+}
+
+/** The orders to show, in the order they were placed (unconfirmed ones last). `catalog`
+ * names the lines of orders not yet placed. */
+export function boardOrders(
+  state: Pick<HouseholdState, "view" | "commands">,
+  me: MemberId,
+  catalog: ReadonlyMap<string, CatalogItem> = new Map(),
+): BoardOrder[] {
   const { view, commands } = state;
   const marks = new Map<string, Pending>();
   const placing: BoardOrder[] = [];
@@ -37,17 +55,20 @@ export function boardOrders(state: Pick<HouseholdState, "view" | "commands">, me
       case "PlaceOrder": {
         const p = command.payload;
         if (held.has(p.orderId) || placing.some((o) => o.id === p.orderId)) break;
+        const lines = p.lines.map((l) => shownLine(l, catalog));
         placing.push({
           id: p.orderId,
           status: "placed",
-          lines: p.lines,
-          totalCents: p.lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0),
+          lines,
+          totalCents: lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0),
           readyAt: p.readyAt ?? null,
           note: p.note ?? null,
           placedBy: me,
           placedAt: entry.createdAt,
           rejection: null,
           cancelledBy: null,
+          cancelReason: null,
+          completedBy: null,
           refunded: false,
           stockReleased: false,
           timeline: [],

@@ -196,6 +196,8 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
       placedAt: at,
       rejection: null,
       cancelledBy: null,
+      cancelReason: null,
+      completedBy: null,
       refunded: false,
       stockReleased: false,
       timeline: [],
@@ -215,7 +217,11 @@ export function applyEvent(view: HouseholdView, event: EventEnvelope): Applied {
   const status = statusAfter(event);
   if (status !== null) order.status = status;
   if (event.type === "OrderRejected") order.rejection = event.payload.reason;
-  if (event.type === "OrderCancelled") order.cancelledBy = event.payload.by;
+  if (event.type === "OrderCancelled") {
+    order.cancelledBy = event.payload.by;
+    order.cancelReason = event.payload.reason ?? null;
+  }
+  if (event.type === "OrderCompleted") order.completedBy = event.payload.by;
   if (event.type === "RefundIssued") order.refunded = true;
   if (event.type === "StockReleased") order.stockReleased = true;
   // The provider gave the whole total back on its own.

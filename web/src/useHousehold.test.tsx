@@ -98,10 +98,10 @@ describe("useHousehold", () => {
     receive(welcome(emptyView()));
     let id = "";
     act(() => {
-      id = result.current.placeOrder({ lines: [{ sku: "milk", name: "Milk", quantity: 1, unitPriceCents: 129 }] });
+      id = result.current.placeOrder({ lines: [{ sku: "milk", quantity: 1, unitPriceCents: 129 }] });
     });
     expect(sent()).toEqual([
-      { command: { id, type: "PlaceOrder", payload: { orderId: "id-1", lines: [{ sku: "milk", name: "Milk", quantity: 1, unitPriceCents: 129 }] } } },
+      { command: { id, type: "PlaceOrder", payload: { orderId: "id-1", lines: [{ sku: "milk", quantity: 1, unitPriceCents: 129 }] } } },
     ]);
     expect(result.current.commands[0]?.state.kind).toBe("pending");
     receive({ ack: { id, status: "accepted", seq: 1 } });

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse as _;
 use axum::routing::{any, delete, get, post, put};
 use hearth_core::Service;
-use hearth_core::ports::{Clock, Directory, EventFeed, EventStore, Inventory};
+use hearth_core::ports::{Clock, Directory, EventFeed, EventStore};
 use hearth_core::window::List;
 use std::collections::HashMap;
 use std::future::Future;
@@ -131,8 +131,6 @@ pub struct Ports {
     pub service: Service,
     pub feed: Arc<dyn EventFeed>,
     pub directory: Arc<dyn Directory>,
-    /// The inventory whose catalog `GET /catalog` shows; `None`: that route is 404.
-    pub inventory: Option<Arc<dyn Inventory>>,
 }
 
 #[derive(Debug)]
@@ -144,7 +142,6 @@ pub(crate) struct AppState {
     pub feed: Arc<dyn EventFeed>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
-    pub inventory: Option<Arc<dyn Inventory>>,
     pub tokens: Tokens,
     pub rooms: Arc<Rooms>,
     pub metrics: Arc<Metrics>,
@@ -266,7 +263,6 @@ impl Application {
             service: ports.service,
             feed: ports.feed.clone(),
             directory: ports.directory,
-            inventory: ports.inventory,
             rooms,
             metrics,
             settings,

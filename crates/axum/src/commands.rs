@@ -102,6 +102,10 @@ pub(crate) async fn execute(
                     codes::UNAVAILABLE,
                     "the event store is unavailable; retry with the same id",
                 ),
+                ServiceError::CatalogUnavailable(_) => (
+                    codes::UNAVAILABLE,
+                    "the catalog is unavailable, so nothing was ordered; retry with the same id",
+                ),
             };
             BadInput::new(code, message).with_id(Some(id)).to_message()
         }

@@ -312,19 +312,20 @@ async fn ready_check(
     }
 }
 
-/// `GET /catalog`: what can be ordered, from the inventory provider (404 without one).
+/// `GET /catalog`: what can be ordered, at which price and how many are available: the
+/// catalog the service decides with (404 without one).
 pub(crate) async fn catalog(State(app): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let Some(inventory) = app.inventory.as_ref() else {
+    let Some(catalog) = app.service.catalog() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             codes::NOT_FOUND,
-            "no inventory provider is configured on this server",
+            "no catalog is configured on this server",
         ));
     };
-    let items = inventory
-        .catalog()
+    let items = catalog
+        .items()
         .await
-        .map_err(|e| ApiError::unavailable("the inventory provider", &e))?;
+        .map_err(|e| ApiError::unavailable("the catalog", &e))?;
     Ok(Json(items).into_response())
 }
 

@@ -654,7 +654,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
     use super::*;
-    use hearth_core::order::{Command, OrderLine, PlaceOrder};
+    use hearth_core::order::{Command, PlaceOrder, RequestedLine};
     use hearth_core::{Actor, CommandEnvelope, CommandId, Dispatched, MemberId, OrderId, Service};
     use hearth_memory::{MemoryEventStore, SystemClock};
     use uuid::Uuid;
@@ -668,12 +668,7 @@ mod tests {
             },
             Command::PlaceOrder(PlaceOrder {
                 order_id: OrderId(Uuid::now_v7()),
-                lines: vec![OrderLine {
-                    sku: "milk".into(),
-                    name: "Milk".into(),
-                    quantity: 1,
-                    unit_price_cents: 120,
-                }],
+                lines: vec![RequestedLine::new("milk", 1)],
                 ready_at: None,
                 note: None,
             }),
@@ -727,7 +722,8 @@ mod tests {
         // Given a room with one member, no doorbell and a poll that never comes.
         let (mut queue, rooms, store, tenant) = room_with_one_member().await;
         // And three commands committed by this node.
-        let service = Service::new(store.clone(), Arc::new(SystemClock));
+        let service = Service::new(store.clone(), Arc::new(SystemClock))
+            .with_catalog(Arc::new(hearth_memory::MemoryInventory::default()));
         let mut committed = Vec::new();
         for _ in 0..3 {
             match service.dispatch(place(tenant)).await.unwrap() {
@@ -755,7 +751,8 @@ mod tests {
     #[tokio::test]
     async fn a_doorbell_at_or_behind_the_cursor_reads_nothing() {
         let (mut queue, rooms, store, tenant) = room_with_one_member().await;
-        let service = Service::new(store.clone(), Arc::new(SystemClock));
+        let service = Service::new(store.clone(), Arc::new(SystemClock))
+            .with_catalog(Arc::new(hearth_memory::MemoryInventory::default()));
         let Dispatched::Accepted { events, seq } = service.dispatch(place(tenant)).await.unwrap()
         else {
             panic!("not accepted")

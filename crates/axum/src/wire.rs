@@ -575,7 +575,7 @@ mod tests {
 
         let id = Uuid::nil();
         let msg = format!(
-            r#"{{"command":{{"id":"{id}","type":"PlaceOrder","payload":{{"orderId":"{id}","lines":[{{"sku":"a","name":"b","quantity":"x","unitPriceCents":1}}]}}}}}}"#
+            r#"{{"command":{{"id":"{id}","type":"PlaceOrder","payload":{{"orderId":"{id}","lines":[{{"sku":"a","quantity":"x","unitPriceCents":1}}]}}}}}}"#
         );
         let ClientMessage::Command(cmd) = parse_client_message(&msg).unwrap() else {
             panic!("not a command")

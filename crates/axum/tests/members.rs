@@ -67,7 +67,6 @@ async fn cluster(backend: Backend, nodes: usize, change: impl Fn(&mut Settings))
             feed: Arc::new(store.feed()),
             service: Service::new(store.clone(), clock.clone()),
             directory: directory.clone(),
-            inventory: None,
         };
         let app = Application::build(settings, ports).await.unwrap();
         addrs.push(app.local_addr());

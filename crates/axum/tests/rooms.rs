@@ -11,7 +11,7 @@ use hearth_core::ports::{
 use hearth_core::{
     CommandId, CommandOutcome, EventEnvelope, HouseholdId, MemberId, OrderId, Timestamp,
 };
-use hearth_memory::{ManualClock, MemoryDirectory, MemoryEventStore, SystemClock};
+use hearth_memory::{ManualClock, MemoryDirectory, MemoryEventStore, MemoryInventory, SystemClock};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +28,8 @@ struct TestApp {
     /// The server's clock: it starts at the wall clock's time and moves only when a
     /// test advances it.
     clock: Arc<ManualClock>,
+    /// The server's catalog.
+    catalog: Arc<MemoryInventory>,
     tokens: Tokens,
     http: reqwest::Client,
 }
@@ -67,11 +69,11 @@ async fn spawn_app_on(
     tune(&mut settings);
     let store = Arc::new(MemoryEventStore::new());
     let clock = Arc::new(ManualClock::starting_now());
+    let catalog = Arc::new(test_catalog());
     let ports = Ports {
         feed: feed.unwrap_or_else(|| Arc::new(store.feed())),
-        service: Service::new(wrap(store.clone()), clock.clone()),
+        service: Service::new(wrap(store.clone()), clock.clone()).with_catalog(catalog.clone()),
         directory: Arc::new(MemoryDirectory::new()),
-        inventory: None,
     };
     let app = Application::build(settings, ports).await.unwrap();
     let addr = app.local_addr();
@@ -81,6 +83,7 @@ async fn spawn_app_on(
         addr,
         store,
         clock,
+        catalog,
         tokens,
         http: reqwest::Client::new(),
     }
@@ -197,13 +200,26 @@ impl TestApp {
     }
 }
 
+/// The catalog of these tests: the default one, and 50 skus `sku-0`... whose names
+/// are as long as a name may be (orders that make large events).
+fn test_catalog() -> MemoryInventory {
+    let mut items = hearth_memory::default_catalog();
+    items.extend((0..50).map(|i| hearth_core::CatalogItem {
+        sku: format!("sku-{i}"),
+        name: "n".repeat(200),
+        unit_price_cents: 1,
+        available: 99,
+    }));
+    MemoryInventory::with_catalog(items)
+}
+
 fn place_order(command_id: Uuid) -> Value {
     json!({
         "id": command_id,
         "type": "PlaceOrder",
         "payload": {
             "orderId": Uuid::now_v7(),
-            "lines": [{"sku": "milk", "name": "Milk", "quantity": 2, "unitPriceCents": 120}]
+            "lines": [{"sku": "milk", "quantity": 2, "unitPriceCents": 129}]
         }
     })
 }
@@ -385,6 +401,193 @@ async fn broken_rules_are_rejected_with_the_core_code() {
     assert_eq!(app.head(hh.id).await, base);
 }
 
+// --- The server's catalog (guarantee 8) ------------------------------------------
+
+/// The order of issue 16: a "Free pizza" at 1 cent.
+fn free_pizza(id: Uuid) -> Value {
+    json!({"id": id, "type": "PlaceOrder", "payload": {
+        "orderId": Uuid::now_v7(),
+        "lines": [{"sku": "pizza", "quantity": 1, "unitPriceCents": 1}]
+    }})
+}
+
+/// The same with the name the client made up: not even a command.
+fn named_free_pizza(id: Uuid) -> Value {
+    json!({"id": id, "type": "PlaceOrder", "payload": {
+        "orderId": Uuid::now_v7(),
+        "lines": [{"sku": "pizza", "name": "Free pizza", "quantity": 1, "unitPriceCents": 1}]
+    }})
+}
+
+#[tokio::test]
+async fn a_price_the_catalog_does_not_have_is_refused_over_http_and_nothing_is_appended() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let base = app.head(hh.id).await;
+
+    let (status, body) = app.post(&hh, &free_pizza(Uuid::now_v7())).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["rejected"]["code"], "price_changed");
+    let message = body["rejected"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("pizza") && message.contains("1150"),
+        "{message}"
+    );
+    assert_eq!(app.head(hh.id).await, base, "nothing appended");
+
+    let (status, body) = app.post(&hh, &named_free_pizza(Uuid::now_v7())).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_payload");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("name"),
+        "{body}"
+    );
+    assert_eq!(app.head(hh.id).await, base, "nothing appended");
+
+    // More than is available: refused, naming the sku and what there is.
+    let greedy = json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": {
+        "orderId": Uuid::now_v7(), "lines": [{"sku": "coffee", "quantity": 60}]
+    }});
+    let (status, body) = app.post(&hh, &greedy).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["rejected"]["code"], "not_enough_stock");
+    assert!(
+        body["rejected"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("50 available")
+    );
+    assert_eq!(app.head(hh.id).await, base, "nothing appended");
+
+    // Skus and quantities only: the order carries the catalog's names and prices.
+    let order = Uuid::now_v7();
+    let skus_only = json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": {
+        "orderId": order,
+        "lines": [{"sku": "pizza", "quantity": 2}, {"sku": "milk", "quantity": 1}]
+    }});
+    let (status, body) = app.post(&hh, &skus_only).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.head(hh.id).await, base + 1);
+    let res = app
+        .http
+        .get(app.http_url(&format!("/parties/household/{}", hh.id)))
+        .bearer_auth(&hh.owner)
+        .send()
+        .await
+        .unwrap();
+    let room: Value = res.json().await.unwrap();
+    let placed = &room["state"]["orders"][0];
+    assert_eq!(placed["id"], json!(order));
+    assert_eq!(
+        placed["lines"],
+        json!([
+            {"sku": "pizza", "name": "Margherita pizza", "quantity": 2, "unitPriceCents": 1150},
+            {"sku": "milk", "name": "Milk 1 L", "quantity": 1, "unitPriceCents": 129}
+        ])
+    );
+    assert_eq!(placed["totalCents"], 2 * 1150 + 129);
+}
+
+#[tokio::test]
+async fn a_price_the_catalog_does_not_have_is_refused_over_websocket_and_nothing_is_appended() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let base = app.head(hh.id).await;
+    let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
+
+    let id = Uuid::now_v7();
+    send(&mut ws, json!({"command": free_pizza(id)})).await;
+    let msg = recv(&mut ws).await;
+    assert_eq!(msg["rejected"]["id"], json!(id), "{msg}");
+    assert_eq!(msg["rejected"]["code"], "price_changed");
+    assert!(
+        msg["rejected"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1150")
+    );
+
+    let id = Uuid::now_v7();
+    send(&mut ws, json!({"command": named_free_pizza(id)})).await;
+    let msg = recv(&mut ws).await;
+    assert_eq!(msg["error"]["id"], json!(id), "{msg}");
+    assert_eq!(msg["error"]["code"], "invalid_payload");
+    quiet(&mut ws).await;
+    assert_eq!(app.head(hh.id).await, base, "nothing appended");
+
+    // The catalog's price changes: an order shown at the old price is refused; the
+    // order placed before keeps the price it was placed at.
+    send(
+        &mut ws,
+        json!({"command": {"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": {
+            "orderId": Uuid::now_v7(), "lines": [{"sku": "pizza", "quantity": 1, "unitPriceCents": 1150}]
+        }}}),
+    )
+    .await;
+    let (mut placed, mut acked) = (None, false);
+    while placed.is_none() || !acked {
+        let msg = recv(&mut ws).await;
+        if msg.get("event").is_some() {
+            placed = Some(msg);
+        } else {
+            assert_eq!(msg["ack"]["status"], "accepted", "{msg}");
+            acked = true;
+        }
+    }
+    let placed = placed.unwrap();
+    assert_eq!(
+        placed["event"]["payload"]["lines"][0]["name"],
+        "Margherita pizza"
+    );
+    assert_eq!(placed["event"]["payload"]["totalCents"], 1150);
+    app.catalog.set_price("pizza", 1250);
+    let id = Uuid::now_v7();
+    send(
+        &mut ws,
+        json!({"command": {"id": id, "type": "PlaceOrder", "payload": {
+            "orderId": Uuid::now_v7(), "lines": [{"sku": "pizza", "quantity": 1, "unitPriceCents": 1150}]
+        }}}),
+    )
+    .await;
+    let msg = recv(&mut ws).await;
+    assert_eq!(msg["rejected"]["code"], "price_changed", "{msg}");
+    assert!(
+        msg["rejected"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1250")
+    );
+    assert_eq!(app.head(hh.id).await, base + 1);
+    let (_ws, welcome) = app.connect(hh.id, &hh.owner, "").await;
+    let orders = &welcome["welcome"]["state"]["orders"];
+    assert_eq!(orders.as_array().unwrap().len(), 1);
+    assert_eq!(
+        orders[0]["totalCents"], 1150,
+        "recorded orders keep their prices"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_catalog_is_a_transient_error_and_nothing_is_appended() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let base = app.head(hh.id).await;
+    app.catalog.catalog_down(true);
+    let (status, body) = app.post(&hh, &place_order(Uuid::now_v7())).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("catalog")
+    );
+    assert_eq!(app.head(hh.id).await, base);
+    app.catalog.catalog_down(false);
+    let (status, _) = app.post(&hh, &place_order(Uuid::now_v7())).await;
+    assert_eq!(status, 200);
+}
+
 /// Each bad input gets a clear error and changes nothing; the socket stays usable.
 #[tokio::test]
 async fn bad_input_gets_a_clear_error_and_changes_nothing() {
@@ -452,7 +655,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
             Message::Text(
                 json!({"command": {"id": id, "type": "PlaceOrder", "payload": {
                     "orderId": order,
-                    "lines": [{"sku": "a", "name": "A", "quantity": "two", "unitPriceCents": 1}]
+                    "lines": [{"sku": "milk", "quantity": "two"}]
                 }}})
                 .to_string()
                 .into(),
@@ -473,7 +676,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
             Message::Text(
                 json!({"command": {"tenant": other.id, "id": id, "type": "PlaceOrder", "payload": {
                     "orderId": order,
-                    "lines": [{"sku": "a", "name": "A", "quantity": 1, "unitPriceCents": 1}]
+                    "lines": [{"sku": "milk", "quantity": 1}]
                 }}})
                 .to_string()
                 .into(),
@@ -910,7 +1113,7 @@ async fn a_new_socket_with_the_same_pk_takes_over() {
 
 fn big_order() -> Value {
     let lines: Vec<Value> = (0..50)
-        .map(|i| json!({"sku": format!("sku-{i}"), "name": "n".repeat(200), "quantity": 1, "unitPriceCents": 1}))
+        .map(|i| json!({"sku": format!("sku-{i}"), "quantity": 1}))
         .collect();
     json!({"id": Uuid::now_v7(), "type": "PlaceOrder", "payload": {"orderId": Uuid::now_v7(), "lines": lines, "note": "x".repeat(500)}})
 }
@@ -1280,7 +1483,7 @@ async fn households_invites_and_membership() {
 /// the refusal must name.
 fn commands_with_a_nul() -> Vec<(Value, &'static str)> {
     let order = Uuid::now_v7();
-    let line = |sku: &str, name: &str| json!({"sku": sku, "name": name, "quantity": 1, "unitPriceCents": 100});
+    let line = |sku: &str| json!({"sku": sku, "quantity": 1});
     let place = |lines: Value, note: Option<&str>| {
         let mut payload = json!({"orderId": order, "lines": lines});
         if let Some(note) = note {
@@ -1291,15 +1494,15 @@ fn commands_with_a_nul() -> Vec<(Value, &'static str)> {
     let command = |kind: &str, payload: Value| json!({"id": Uuid::now_v7(), "type": kind, "payload": payload});
     vec![
         (
-            place(json!([line("a", "A"), line("b", "B\u{0}")]), None),
-            "command.payload.lines[1].name",
+            place(json!([line("milk"), line("b\u{0}")]), None),
+            "command.payload.lines[1].sku",
         ),
         (
-            place(json!([line("a\u{0}", "A")]), None),
+            place(json!([line("a\u{0}")]), None),
             "command.payload.lines[0].sku",
         ),
         (
-            place(json!([line("a", "A")]), Some("ring\u{0}")),
+            place(json!([line("milk")]), Some("ring\u{0}")),
             "command.payload.note",
         ),
         (
@@ -1607,9 +1810,9 @@ async fn no_database_error_text_reaches_a_client() {
     let memory = Arc::new(MemoryEventStore::new());
     let ports = Ports {
         feed: Arc::new(memory.feed()),
-        service: Service::new(Arc::new(Broken), Arc::new(SystemClock)),
+        service: Service::new(Arc::new(Broken), Arc::new(SystemClock))
+            .with_catalog(Arc::new(test_catalog())),
         directory: Arc::new(Broken),
-        inventory: None,
     };
     let app = Application::build(settings, ports).await.unwrap();
     let addr = app.local_addr();
@@ -1701,9 +1904,9 @@ async fn no_database_error_text_reaches_a_client() {
         },
         Ports {
             feed: Arc::new(memory.feed()),
-            service: Service::new(Arc::new(Broken), Arc::new(SystemClock)),
+            service: Service::new(Arc::new(Broken), Arc::new(SystemClock))
+                .with_catalog(Arc::new(test_catalog())),
             directory,
-            inventory: None,
         },
     )
     .await
@@ -1924,9 +2127,10 @@ async fn commands_beyond_the_in_flight_limit_wait_unread_and_are_answered_in_ord
 /// Commits `n` orders in `hh` straight into the store (as a command of this node would):
 /// returns their ids in the order placed. Every order but the first is cancelled at once.
 async fn seed_orders(app: &TestApp, hh: HouseholdId, n: usize, note: &str) -> Vec<OrderId> {
-    use hearth_core::order::{CancelOrder, Command, OrderLine, PlaceOrder};
+    use hearth_core::order::{CancelOrder, Command, PlaceOrder, RequestedLine};
     use hearth_core::{Actor, CommandEnvelope, Dispatched, Service};
-    let service = Service::new(app.store.clone(), Arc::new(SystemClock));
+    let service =
+        Service::new(app.store.clone(), Arc::new(SystemClock)).with_catalog(app.catalog.clone());
     let actor = Actor::Member {
         id: MemberId(Uuid::now_v7()),
     };
@@ -1935,12 +2139,7 @@ async fn seed_orders(app: &TestApp, hh: HouseholdId, n: usize, note: &str) -> Ve
         let order_id = OrderId(Uuid::now_v7());
         let place = Command::PlaceOrder(PlaceOrder {
             order_id,
-            lines: vec![OrderLine {
-                sku: "milk".into(),
-                name: "Milk".into(),
-                quantity: 1,
-                unit_price_cents: 120,
-            }],
+            lines: vec![RequestedLine::new("milk", 1)],
             ready_at: None,
             note: (!note.is_empty()).then(|| note.to_owned()),
         });

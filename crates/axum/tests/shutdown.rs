@@ -21,7 +21,7 @@ const GUARD: Duration = Duration::from_secs(20);
 fn place_order(id: Uuid) -> Value {
     json!({"command": {"id": id, "type": "PlaceOrder", "payload": {
         "orderId": Uuid::now_v7(),
-        "lines": [{"sku": "bread", "name": "Bread", "quantity": 1, "unitPriceCents": 100}]
+        "lines": [{"sku": "bread", "quantity": 1}]
     }}})
 }
 

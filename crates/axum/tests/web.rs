@@ -4,15 +4,12 @@
 
 use hearth_axum::{Application, Ports, Settings, TokenSecret};
 use hearth_core::Service;
-use hearth_core::ports::Inventory;
+use hearth_core::ports::Catalog;
 use hearth_memory::{MemoryDirectory, MemoryEventStore, MemoryInventory, SystemClock};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-async fn spawn(
-    inventory: Option<Arc<dyn Inventory>>,
-    web_dir: Option<std::path::PathBuf>,
-) -> String {
+async fn spawn(catalog: Option<Arc<dyn Catalog>>, web_dir: Option<std::path::PathBuf>) -> String {
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         token_secret: TokenSecret::new("test-secret-of-at-least-32-bytes!").unwrap(),
@@ -20,11 +17,14 @@ async fn spawn(
         ..Settings::default()
     };
     let store = Arc::new(MemoryEventStore::new());
+    let mut service = Service::new(store.clone(), Arc::new(SystemClock));
+    if let Some(catalog) = catalog {
+        service = service.with_catalog(catalog);
+    }
     let ports = Ports {
         feed: Arc::new(store.feed()),
-        service: Service::new(store, Arc::new(SystemClock)),
+        service,
         directory: Arc::new(MemoryDirectory::new()),
-        inventory,
     };
     let app = Application::build(settings, ports).await.unwrap();
     let base = format!("http://{}", app.local_addr());
@@ -33,14 +33,22 @@ async fn spawn(
 }
 
 #[tokio::test]
-async fn catalog_is_the_inventory_s_or_404_without_one() {
+async fn catalog_is_the_service_s_or_404_without_one() {
     let http = reqwest::Client::new();
-    let base = spawn(Some(Arc::new(MemoryInventory::default())), None).await;
+    let inventory = Arc::new(MemoryInventory::default());
+    let base = spawn(Some(inventory.clone()), None).await;
     let res = http.get(format!("{base}/catalog")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let items: Vec<Value> = res.json().await.unwrap();
     assert!(!items.is_empty());
     assert!(items[0]["sku"].is_string() && items[0]["unitPriceCents"].is_u64());
+    // Availability is shown, so a member sees before sending how many there are.
+    let coffee = items.iter().find(|i| i["sku"] == "coffee").unwrap();
+    assert_eq!(coffee["available"], 50);
+    // A catalog that cannot be read is a 503, not an empty shop.
+    inventory.catalog_down(true);
+    let res = http.get(format!("{base}/catalog")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
 
     let base = spawn(None, None).await;
     let res = http.get(format!("{base}/catalog")).send().await.unwrap();

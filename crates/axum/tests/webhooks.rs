@@ -14,8 +14,8 @@ use hearth_axum::webhooks::{
 };
 use hearth_core::contracts::{ExternalEvent, ExternalKind};
 use hearth_core::order::{
-    Command, OrderLine, OrderRef, OrderStatus, PlaceOrder, RecordPaymentCaptured,
-    RecordStockReserved,
+    Command, OrderRef, OrderStatus, PlaceOrder, RecordPaymentCaptured, RecordStockReserved,
+    RequestedLine,
 };
 use hearth_core::ports::EventStore;
 use hearth_core::service::reaction_id;
@@ -91,7 +91,8 @@ fn stock_lost(id: &str, hh: &Owned, order: OrderId) -> Value {
 
 /// An order of `hh`'s owner, taken by the fulfilment process as far as confirmed.
 async fn confirmed_order(app: &TestApp, hh: &Owned) -> (Service, OrderId) {
-    let service = Service::new(app.store.clone(), Arc::new(SystemClock));
+    let service = Service::new(app.store.clone(), Arc::new(SystemClock))
+        .with_catalog(Arc::new(hearth_memory::MemoryInventory::default()));
     let order = OrderId(Uuid::now_v7());
     let send = |actor: Actor, command: Command| {
         CommandEnvelope::new(CommandId(Uuid::now_v7()), hh.id, actor, command)
@@ -101,12 +102,7 @@ async fn confirmed_order(app: &TestApp, hh: &Owned) -> (Service, OrderId) {
             Actor::Member { id: hh.owner },
             Command::PlaceOrder(PlaceOrder {
                 order_id: order,
-                lines: vec![OrderLine {
-                    sku: "bread".into(),
-                    name: "Bread".into(),
-                    quantity: 1,
-                    unit_price_cents: 450,
-                }],
+                lines: vec![RequestedLine::new("bread", 1)],
                 ready_at: None,
                 note: None,
             }),

@@ -181,10 +181,33 @@ pub fn parse_incoming(text: &str) -> Result<Incoming, serde_json::Error> {
     serde_json::from_str(text)
 }
 
-/// The command frame every mode sends: a `PlaceOrder` of a new order.
+/// How a `PlaceOrder` line is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderLines {
+    /// A sku, a quantity and the price shown (the server names and prices the line from
+    /// its catalog): what servers since the catalog (issue 16) accept.
+    #[default]
+    Skus,
+    /// A sku, a name, a quantity and a unit price: what servers before the catalog took,
+    /// for a before/after benchmark against an older binary (a newer one refuses it).
+    Legacy,
+}
+
+/// The command frame every mode sends: a `PlaceOrder` of a new order (two milk at the
+/// default catalog's price).
 pub fn command_frame(id: uuid::Uuid, order: uuid::Uuid) -> String {
+    command_frame_with(id, order, OrderLines::Skus)
+}
+
+/// [`command_frame`] with its lines written as `lines` says.
+pub fn command_frame_with(id: uuid::Uuid, order: uuid::Uuid, lines: OrderLines) -> String {
+    let line = match lines {
+        OrderLines::Skus => r#"{"sku":"milk","quantity":2,"unitPriceCents":129}"#,
+        OrderLines::Legacy => r#"{"sku":"milk","name":"Milk","quantity":2,"unitPriceCents":120}"#,
+    };
     format!(
-        r#"{{"command":{{"id":"{id}","type":"PlaceOrder","payload":{{"orderId":"{order}","lines":[{{"sku":"milk","name":"Milk","quantity":2,"unitPriceCents":120}}]}}}}}}"#
+        r#"{{"command":{{"id":"{id}","type":"PlaceOrder","payload":{{"orderId":"{order}","lines":[{line}]}}}}}}"#
     )
 }
 
@@ -322,5 +345,12 @@ mod tests {
         let c = command_frame(uuid::Uuid::nil(), uuid::Uuid::nil());
         let v: serde_json::Value = serde_json::from_str(&c).unwrap();
         assert_eq!(v["command"]["type"], "PlaceOrder");
+        assert_eq!(
+            v["command"]["payload"]["lines"],
+            serde_json::json!([{"sku": "milk", "quantity": 2, "unitPriceCents": 129}])
+        );
+        let legacy = command_frame_with(uuid::Uuid::nil(), uuid::Uuid::nil(), OrderLines::Legacy);
+        let v: serde_json::Value = serde_json::from_str(&legacy).unwrap();
+        assert_eq!(v["command"]["payload"]["lines"][0]["name"], "Milk");
     }
 }

@@ -11,8 +11,8 @@
 use anyhow::{Context as _, bail};
 use futures::{SinkExt as _, StreamExt as _};
 use hearth_bench::{
-    Incoming, Latency, LatencySummary, Schedule, SeqCheck, Spread, command_frame, rss_kib,
-    rss_peak_kib,
+    Incoming, Latency, LatencySummary, OrderLines, Schedule, SeqCheck, Spread, command_frame_with,
+    rss_kib, rss_peak_kib,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -99,6 +99,11 @@ struct Args {
     /// Where to write the JSON result.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// How order lines are written: `skus` (sku, quantity, price shown; the default) or
+    /// `legacy` (with a name and a unit price, for a binary from before the server's
+    /// catalog, which a newer one refuses).
+    #[arg(long, value_enum, default_value = "skus")]
+    order_lines: OrderLines,
 }
 
 struct Pending {
@@ -536,7 +541,15 @@ async fn main() -> anyhow::Result<()> {
                     _ => Vec::new(),
                 };
                 let readers = readers.clone();
-                tokio::spawn(run_step(c, offsets, readers, t0, window_end, deadline))
+                tokio::spawn(run_step(
+                    c,
+                    offsets,
+                    readers,
+                    t0,
+                    window_end,
+                    deadline,
+                    args.order_lines,
+                ))
             })
             .collect();
         let mut stats = StepStats::default();
@@ -846,6 +859,7 @@ async fn run_step(
     t0: Instant,
     window_end: Instant,
     deadline: Instant,
+    lines: OrderLines,
 ) -> (Conn, StepStats) {
     let mut s = StepStats::default();
     if c.closed.is_some() {
@@ -871,7 +885,7 @@ async fn run_step(
                 let id = Uuid::now_v7();
                 c.hh.pending().insert(id, Pending { scheduled, remaining: others + 1, sender: me });
                 s.sent += 1;
-                if let Err(e) = c.ws.send(Message::text(command_frame(id, Uuid::new_v4()))).await {
+                if let Err(e) = c.ws.send(Message::text(command_frame_with(id, Uuid::new_v4(), lines))).await {
                     let why = format!("send error: {e}");
                     c.closed = Some(why.clone());
                     *s.closed.entry(why).or_default() += 1;

@@ -2,7 +2,7 @@
 
 use chrono::{DurationRound, TimeDelta, Utc};
 use hearth_core::chore::{ChoreCommand, ChoreEvent, ChoreId, ChoreRef};
-use hearth_core::order::{Command, Event, OrderLine, OrderRef, PlaceOrder};
+use hearth_core::order::{Command, Event, OrderLine, OrderRef, PlaceOrder, RequestedLine};
 use hearth_core::people::{MemberCommand, MemberEvent, ReconcileMembers};
 use hearth_core::ports::Role;
 use hearth_core::ports::{Append, Decision};
@@ -44,10 +44,16 @@ pub fn line(sku: &str, quantity: u32, cents: u64) -> OrderLine {
     }
 }
 
+/// A line of `PlaceOrder`: `quantity` of `sku` at the catalog's price.
+pub fn ask(sku: &str, quantity: u32) -> RequestedLine {
+    RequestedLine::new(sku, quantity)
+}
+
+/// Places two loaves and a milk (skus of the default catalog: 2 x 450 + 129 cents).
 pub fn place(order: OrderId) -> Command {
     Command::PlaceOrder(PlaceOrder {
         order_id: order,
-        lines: vec![line("bread", 2, 450), line("milk", 1, 129)],
+        lines: vec![ask("bread", 2), ask("milk", 1)],
         ready_at: None,
         note: Some("ring twice".into()),
     })

@@ -6,8 +6,8 @@
 use async_trait::async_trait;
 use hearth_core::order::{CancelOrder, Command};
 use hearth_core::ports::{
-    Capture, CaptureEntry, CaptureRequest, CatalogItem, Inventory, Payments, ProviderError,
-    RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
+    Capture, CaptureEntry, CaptureRequest, Inventory, Payments, ProviderError, RefundRequest,
+    ReleaseRequest, ReservationEntry, ReserveRequest,
 };
 use hearth_core::{Actor, CommandEnvelope, CommandId, HouseholdId, MemberId, OrderId, Service};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -162,9 +162,5 @@ impl Inventory for CancelDuring {
         limit: usize,
     ) -> Result<Vec<ReservationEntry>, ProviderError> {
         self.inventory.reservation_ledger(after, limit).await
-    }
-
-    async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError> {
-        self.inventory.catalog().await
     }
 }

@@ -1,9 +1,10 @@
-//! The Payments and Inventory contracts: idempotency keys make retries harmless.
+//! The Payments, Inventory and Catalog contracts: idempotency keys make retries
+//! harmless; the catalog the inventory serves says what can be ordered and how many.
 
 use crate::fixtures::{household, line, order_id};
 use hearth_core::ports::{
-    Capture, CaptureEntry, CaptureRequest, Inventory, MAX_LEDGER_PAGE, Payments, ProviderError,
-    RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
+    Capture, CaptureEntry, CaptureRequest, Catalog, Inventory, MAX_LEDGER_PAGE, Payments,
+    ProviderError, RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -34,8 +35,16 @@ macro_rules! payments_contract {
     };
 }
 
-/// Expands to one test per inventory case; `$make` returns a future of
-/// `Arc<dyn Inventory>` whose catalog has at least 10 of some sku and lacks `no-such-sku`.
+/// An inventory and the catalog it serves (the catalog reads what the inventory holds
+/// now: an adapter that keeps what it read is built here to read it every time).
+#[derive(Clone, Debug)]
+pub struct Stocked {
+    pub inventory: Arc<dyn Inventory>,
+    pub catalog: Arc<dyn Catalog>,
+}
+
+/// Expands to one test per inventory case; `$make` returns a future of a [`Stocked`]
+/// whose catalog has at least 10 of some sku and lacks `no-such-sku`.
 #[macro_export]
 macro_rules! inventory_contract {
     ($make:expr) => {
@@ -51,8 +60,31 @@ macro_rules! inventory_contract {
         $(
             #[tokio::test]
             async fn $case() {
-                let inventory: std::sync::Arc<dyn hearth_core::ports::Inventory> = ($make)().await;
-                $crate::providers::$case(inventory).await;
+                let stocked: $crate::providers::Stocked = ($make)().await;
+                $crate::providers::$case(stocked).await;
+            }
+        )*
+    };
+}
+
+/// Expands to one test per catalog case; `$make` returns a future of a [`Stocked`]
+/// whose catalog has at least 10 of some sku and lacks `no-such-sku`.
+#[macro_export]
+macro_rules! catalog_contract {
+    ($make:expr) => {
+        $crate::catalog_contract!(@cases $make;
+            the_catalog_names_and_prices_every_sku_once,
+            reading_the_catalog_twice_gives_the_same_items,
+            a_reservation_shows_in_availability_and_a_release_gives_it_back,
+            an_unknown_sku_is_not_in_the_catalog,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let stocked: $crate::providers::Stocked = ($make)().await;
+                $crate::providers::$case(stocked).await;
             }
         )*
     };
@@ -115,8 +147,8 @@ pub async fn second_refund_of_a_payment_is_refused(p: Arc<dyn Payments>) {
     assert!(!err.is_retryable(), "got {err:?}");
 }
 
-async fn stocked_sku(i: &Arc<dyn Inventory>) -> (String, u32) {
-    let catalog = i.catalog().await.unwrap();
+async fn stocked_sku(i: &Stocked) -> (String, u32) {
+    let catalog = i.catalog.items().await.unwrap();
     let item = catalog
         .into_iter()
         .find(|c| c.available >= 10)
@@ -124,8 +156,9 @@ async fn stocked_sku(i: &Arc<dyn Inventory>) -> (String, u32) {
     (item.sku, item.available)
 }
 
-async fn available(i: &Arc<dyn Inventory>, sku: &str) -> u32 {
-    i.catalog()
+async fn available(i: &Stocked, sku: &str) -> u32 {
+    i.catalog
+        .items()
         .await
         .unwrap()
         .into_iter()
@@ -133,8 +166,9 @@ async fn available(i: &Arc<dyn Inventory>, sku: &str) -> u32 {
         .map_or(0, |c| c.available)
 }
 
-pub async fn reserve_with_same_key_holds_stock_once(i: Arc<dyn Inventory>) {
-    let (sku, before) = stocked_sku(&i).await;
+pub async fn reserve_with_same_key_holds_stock_once(stocked: Stocked) {
+    let i = &stocked.inventory;
+    let (sku, before) = stocked_sku(&stocked).await;
     let request = ReserveRequest {
         key: Uuid::now_v7(),
         tenant: household(),
@@ -144,11 +178,12 @@ pub async fn reserve_with_same_key_holds_stock_once(i: Arc<dyn Inventory>) {
     let first = i.reserve(request.clone()).await.unwrap();
     let again = i.reserve(request).await.unwrap();
     assert_eq!(first, again);
-    assert_eq!(available(&i, &sku).await, before - 3);
+    assert_eq!(available(&stocked, &sku).await, before - 3);
 }
 
-pub async fn release_returns_stock_once(i: Arc<dyn Inventory>) {
-    let (sku, before) = stocked_sku(&i).await;
+pub async fn release_returns_stock_once(stocked: Stocked) {
+    let i = &stocked.inventory;
+    let (sku, before) = stocked_sku(&stocked).await;
     let reservation = i
         .reserve(ReserveRequest {
             key: Uuid::now_v7(),
@@ -165,11 +200,12 @@ pub async fn release_returns_stock_once(i: Arc<dyn Inventory>) {
     };
     i.release(release.clone()).await.unwrap();
     i.release(release).await.unwrap();
-    assert_eq!(available(&i, &sku).await, before);
+    assert_eq!(available(&stocked, &sku).await, before);
 }
 
-pub async fn unknown_sku_is_out_of_stock_and_holds_nothing(i: Arc<dyn Inventory>) {
-    let (sku, before) = stocked_sku(&i).await;
+pub async fn unknown_sku_is_out_of_stock_and_holds_nothing(stocked: Stocked) {
+    let i = &stocked.inventory;
+    let (sku, before) = stocked_sku(&stocked).await;
     let err = i
         .reserve(ReserveRequest {
             key: Uuid::now_v7(),
@@ -185,7 +221,7 @@ pub async fn unknown_sku_is_out_of_stock_and_holds_nothing(i: Arc<dyn Inventory>
             sku: "no-such-sku".into()
         }
     );
-    assert_eq!(available(&i, &sku).await, before, "all or nothing");
+    assert_eq!(available(&stocked, &sku).await, before, "all or nothing");
 }
 
 pub async fn the_ledger_finds_a_capture_by_its_key_and_nothing_else(p: Arc<dyn Payments>) {
@@ -216,8 +252,9 @@ pub async fn the_ledger_finds_a_capture_by_its_key_and_nothing_else(p: Arc<dyn P
     );
 }
 
-pub async fn the_ledger_finds_a_reservation_by_its_key_and_nothing_else(i: Arc<dyn Inventory>) {
-    let (sku, _) = stocked_sku(&i).await;
+pub async fn the_ledger_finds_a_reservation_by_its_key_and_nothing_else(stocked: Stocked) {
+    let i = &stocked.inventory;
+    let (sku, _) = stocked_sku(&stocked).await;
     let key = Uuid::now_v7();
     assert_eq!(i.find_reservation(key).await.unwrap(), None, "nothing yet");
     let reservation = i
@@ -364,9 +401,10 @@ pub async fn a_capture_ledger_page_is_capped(p: Arc<dyn Payments>) {
 }
 
 pub async fn the_reservation_ledger_lists_reservations_in_order_with_what_is_held(
-    i: Arc<dyn Inventory>,
+    stocked: Stocked,
 ) {
-    let (sku, _) = stocked_sku(&i).await;
+    let i = &stocked.inventory;
+    let (sku, _) = stocked_sku(&stocked).await;
     let tenant = household();
     let mut made = Vec::new();
     for _ in 0..2 {
@@ -396,7 +434,7 @@ pub async fn the_reservation_ledger_lists_reservations_in_order_with_what_is_hel
     .await
     .unwrap();
 
-    let got: Vec<_> = all_reservations(&i, 1)
+    let got: Vec<_> = all_reservations(i, 1)
         .await
         .into_iter()
         .filter(|e| e.tenant == tenant)
@@ -411,4 +449,64 @@ pub async fn the_reservation_ledger_lists_reservations_in_order_with_what_is_hel
         got, expected,
         "refused attempts and replays are no entries; a release clears held"
     );
+}
+
+pub async fn the_catalog_names_and_prices_every_sku_once(stocked: Stocked) {
+    let items = stocked.catalog.items().await.unwrap();
+    assert!(!items.is_empty(), "something can be ordered");
+    let mut skus = std::collections::HashSet::new();
+    for item in &items {
+        assert!(
+            skus.insert(item.sku.clone()),
+            "sku {} listed twice",
+            item.sku
+        );
+        assert!(!item.sku.is_empty(), "{item:?} has no sku");
+        assert!(!item.name.trim().is_empty(), "{item:?} has no name");
+        assert!(item.unit_price_cents > 0, "{item:?} has no price");
+    }
+}
+
+pub async fn reading_the_catalog_twice_gives_the_same_items(stocked: Stocked) {
+    let first = stocked.catalog.items().await.unwrap();
+    let again = stocked.catalog.items().await.unwrap();
+    assert_eq!(first, again);
+}
+
+pub async fn a_reservation_shows_in_availability_and_a_release_gives_it_back(stocked: Stocked) {
+    let (sku, before) = stocked_sku(&stocked).await;
+    let reservation = stocked
+        .inventory
+        .reserve(ReserveRequest {
+            key: Uuid::now_v7(),
+            tenant: household(),
+            order_id: order_id(),
+            lines: vec![line(&sku, 4, 100)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        available(&stocked, &sku).await,
+        before - 4,
+        "held is not available"
+    );
+    stocked
+        .inventory
+        .release(ReleaseRequest {
+            key: Uuid::now_v7(),
+            tenant: household(),
+            reservation_id: reservation,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        available(&stocked, &sku).await,
+        before,
+        "released is available again"
+    );
+}
+
+pub async fn an_unknown_sku_is_not_in_the_catalog(stocked: Stocked) {
+    let items = stocked.catalog.items().await.unwrap();
+    assert!(items.iter().all(|i| i.sku != "no-such-sku"));
 }

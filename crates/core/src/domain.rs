@@ -9,6 +9,7 @@
 //! needs no change for a new domain.
 
 use crate::Timestamp;
+use crate::catalog::CatalogEntries;
 use crate::contracts::Actor;
 use crate::ports::Role;
 use crate::registry::DomainId;
@@ -29,6 +30,9 @@ pub struct Context {
     /// ready this long after it is placed (the server's setting,
     /// [`ServiceConfig::prep_time`](crate::service::ServiceConfig::prep_time)).
     pub prep_time: chrono::Duration,
+    /// The catalog entries the command named ([`Domain::catalog_skus`]), loaded by the
+    /// service before deciding; empty for a command that names none.
+    pub catalog: CatalogEntries,
 }
 
 impl Context {
@@ -149,6 +153,13 @@ pub trait Domain: Send + Sync + 'static {
     /// Whether the command starts a new aggregate (its stream is expected empty): the
     /// service decides it without reading the store.
     fn creates(command: &Self::Command) -> bool;
+    /// The skus whose catalog entries deciding the command reads (an order's lines):
+    /// the service loads them from the [`Catalog`](crate::ports::Catalog) port before
+    /// deciding and passes them in [`Context::catalog`], so the decision stays pure.
+    /// None by default: most commands name nothing from the catalog.
+    fn catalog_skus(_command: &Self::Command) -> Vec<String> {
+        Vec::new()
+    }
 
     /// How many events the state has folded (the stream's version).
     fn version(state: &Self::State) -> u32;

@@ -54,6 +54,7 @@ impl ProcessError {
         match self {
             ProcessError::Transient { .. } => true,
             ProcessError::Service(ServiceError::Contention { .. }) => true,
+            ProcessError::Service(ServiceError::CatalogUnavailable(_)) => true,
             ProcessError::Service(ServiceError::Store(e)) => {
                 matches!(e, StoreError::Unavailable(_))
             }

@@ -46,6 +46,7 @@ impl FulfilmentError {
         match self {
             FulfilmentError::Transient { .. } => true,
             FulfilmentError::Service(ServiceError::Contention { .. }) => true,
+            FulfilmentError::Service(ServiceError::CatalogUnavailable(_)) => true,
             FulfilmentError::Service(ServiceError::Store(e)) => {
                 matches!(e, crate::ports::StoreError::Unavailable(_))
             }

@@ -6,6 +6,7 @@
 //! [`service::Service`], which serves every domain in the [`registry`].
 
 mod cache;
+pub mod catalog;
 pub mod chore;
 pub mod contracts;
 pub mod domain;
@@ -24,6 +25,7 @@ pub mod service;
 pub mod trace;
 pub mod window;
 
+pub use catalog::{CatalogEntries, CatalogItem};
 pub use contracts::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, EventEnvelope, EventMetadata,
     ExternalEvent, NewEvent,

@@ -247,7 +247,7 @@ pub trait JobScheduler: Send + Sync + std::fmt::Debug {
 }
 
 // ---------------------------------------------------------------------------
-// Payments and Inventory (external providers)
+// Payments, Inventory and Catalog (external providers)
 // ---------------------------------------------------------------------------
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -371,16 +371,7 @@ pub struct ReleaseRequest {
     pub reservation_id: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(rename_all = "camelCase")]
-pub struct CatalogItem {
-    pub sku: String,
-    pub name: String,
-    #[cfg_attr(feature = "ts", ts(type = "number"))]
-    pub unit_price_cents: u64,
-    pub available: u32,
-}
+pub use crate::catalog::CatalogItem;
 
 #[async_trait]
 pub trait Inventory: Send + Sync + std::fmt::Debug {
@@ -398,8 +389,18 @@ pub trait Inventory: Send + Sync + std::fmt::Debug {
         after: u64,
         limit: usize,
     ) -> Result<Vec<ReservationEntry>, ProviderError>;
-    /// What can be ordered.
-    async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError>;
+}
+
+/// The catalog (served by the Inventory provider): what can be ordered, with its name,
+/// unit price and how many are available. The service reads it before deciding a
+/// command that names skus (guarantee 8: prices, names and availability come from
+/// here, never from the client); `GET /catalog` shows members the same entries.
+#[async_trait]
+pub trait Catalog: Send + Sync + std::fmt::Debug {
+    /// Every item, in the catalog's order. An adapter may answer from a copy a few
+    /// seconds old (the HTTP one does); the provider's reservation is the last word on
+    /// stock.
+    async fn items(&self) -> Result<Vec<CatalogItem>, ProviderError>;
 }
 
 // ---------------------------------------------------------------------------

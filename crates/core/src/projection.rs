@@ -88,7 +88,13 @@ pub struct OrderView {
     pub placed_by: MemberId,
     pub placed_at: Timestamp,
     pub rejection: Option<RejectionReason>,
+    /// Who cancelled it (a member, or the system), and why when they said.
     pub cancelled_by: Option<Actor>,
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
+    /// Who marked it collected.
+    #[serde(default)]
+    pub completed_by: Option<MemberId>,
     pub refunded: bool,
     pub stock_released: bool,
     pub timeline: Vec<TimelineEntry>,
@@ -184,6 +190,8 @@ impl HouseholdView {
                     placed_at: at,
                     rejection: None,
                     cancelled_by: None,
+                    cancel_reason: None,
+                    completed_by: None,
                     refunded: false,
                     stock_released: false,
                     timeline: Vec::new(),
@@ -206,7 +214,11 @@ impl HouseholdView {
         order.status = order.status.after(event);
         match event {
             Event::OrderRejected { reason, .. } => order.rejection = Some(reason.clone()),
-            Event::OrderCancelled { by, .. } => order.cancelled_by = Some(by.clone()),
+            Event::OrderCancelled { by, reason, .. } => {
+                order.cancelled_by = Some(by.clone());
+                order.cancel_reason = reason.clone();
+            }
+            Event::OrderCompleted { by, .. } => order.completed_by = Some(*by),
             Event::RefundIssued { .. } => order.refunded = true,
             Event::StockReleased { .. } => order.stock_released = true,
             // The provider gave the whole total back on its own.

@@ -1,6 +1,7 @@
 //! The application service (the seed's `Service`): load, decide, append with
 //! the expected version, retry on conflict, report the outcome.
 
+use crate::catalog::CatalogEntries;
 use crate::contracts::{
     Actor, CommandEnvelope, CommandMetadata, CommandOutcome, EventEnvelope, EventMetadata,
     ExternalEvent, NewEvent,
@@ -8,7 +9,9 @@ use crate::contracts::{
 use crate::domain::{AggregateId, Context, Rule};
 use crate::ids::{CommandId, EventId, HouseholdId, derive};
 use crate::order::{self, Orders};
-use crate::ports::{Append, Appended, Clock, Decision, EventStore, Snapshot, StoreError};
+use crate::ports::{
+    Append, Appended, Catalog, Clock, Decision, EventStore, ProviderError, Snapshot, StoreError,
+};
 use crate::registry::{Caches, DomainVisitor, Registered};
 use crate::trace;
 use futures_core::future::BoxFuture;
@@ -113,6 +116,11 @@ pub enum ServiceError {
         aggregate: AggregateId,
         attempts: u32,
     },
+    /// The command names catalog entries and the catalog could not be read (or the
+    /// service has none); nothing was decided or recorded, and the same command may
+    /// be sent again.
+    #[error("the catalog is unavailable: {0}")]
+    CatalogUnavailable(ProviderError),
 }
 
 /// The application service of every registered domain. Clones share the store, the
@@ -123,6 +131,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     caches: Arc<Caches>,
+    /// Where the entries a command names come from ([`Domain::catalog_skus`]).
+    catalog: Option<Arc<dyn Catalog>>,
 }
 
 impl Service {
@@ -140,6 +150,46 @@ impl Service {
             clock,
             caches: Arc::new(Caches::new(config.cache_capacity)),
             config,
+            catalog: None,
+        }
+    }
+
+    /// The service reading `catalog` for the commands that name its entries (placing
+    /// an order). Without one such a command fails as
+    /// [`ServiceError::CatalogUnavailable`].
+    pub fn with_catalog(mut self, catalog: Arc<dyn Catalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// The catalog decisions read (and `GET /catalog` shows), if any.
+    pub fn catalog(&self) -> Option<&Arc<dyn Catalog>> {
+        self.catalog.as_ref()
+    }
+
+    /// The entries of `skus`, read before deciding. A failed read first asks the store
+    /// whether the command was already recorded, so a resend of a decided command gets
+    /// its outcome even while the catalog is down.
+    async fn catalog_entries(
+        &self,
+        command: &CommandEnvelope,
+        skus: &[String],
+    ) -> Result<Result<CatalogEntries, CommandOutcome>, ServiceError> {
+        if skus.is_empty() {
+            return Ok(Ok(CatalogEntries::none()));
+        }
+        let read = match &self.catalog {
+            Some(catalog) => catalog.items().await,
+            None => Err(ProviderError::Invalid(
+                "no catalog is configured on this server".into(),
+            )),
+        };
+        match read {
+            Ok(items) => Ok(Ok(CatalogEntries::pick(items, skus))),
+            Err(e) => match self.store.outcome(command.tenant, command.id).await {
+                Ok(Some(outcome)) => Ok(Err(outcome)),
+                Ok(None) | Err(_) => Err(ServiceError::CatalogUnavailable(e)),
+            },
         }
     }
 
@@ -255,6 +305,14 @@ impl Service {
             ))));
         };
         let tenant = command.tenant;
+        // Loaded once, before any decision: the rules read the entries, never the port.
+        let catalog = match self
+            .catalog_entries(&command, &D::catalog_skus(own))
+            .await?
+        {
+            Ok(entries) => entries,
+            Err(outcome) => return Ok(Dispatched::Duplicate(outcome)),
+        };
         let cache = D::cache(&self.caches);
         let mut guess_allowed = true;
         for _ in 0..self.config.max_attempts {
@@ -275,6 +333,7 @@ impl Service {
                 role: command.metadata.role,
                 now,
                 prep_time: self.config.prep_time,
+                catalog: catalog.clone(),
             };
             let version = D::version(&state);
             let decision = match D::decide(&state, own, &ctx) {

@@ -334,6 +334,8 @@ mod tests {
                 placed_at: chrono::Utc::now(),
                 rejection: None,
                 cancelled_by: None,
+                cancel_reason: None,
+                completed_by: None,
                 refunded: false,
                 stock_released: false,
                 timeline: vec![TimelineEntry {

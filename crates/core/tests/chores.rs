@@ -11,7 +11,7 @@ use hearth_core::chore::{
     next_step,
 };
 use hearth_core::durable::{Advance, Process, Processes};
-use hearth_core::order::{Command, OrderLine, PlaceOrder};
+use hearth_core::order::{Command, PlaceOrder, RequestedLine};
 use hearth_core::ports::{Clock, EventStore, Outbox, Role};
 use hearth_core::{
     Actor, AggregateId, CommandEnvelope, CommandId, Context, Dispatched, DomainId, HouseholdId,
@@ -88,6 +88,7 @@ impl Given {
                 role: self.role,
                 now: now(),
                 prep_time: chrono::TimeDelta::zero(),
+                catalog: Default::default(),
             },
         )
     }
@@ -476,12 +477,9 @@ struct World {
 fn world() -> World {
     let store = Arc::new(MemoryEventStore::new());
     let clock = Arc::new(ManualClock::starting_now());
-    let service = Service::new(store.clone(), clock.clone());
-    let processes = Processes::new(
-        service.clone(),
-        Arc::new(MemoryPayments::new()),
-        Arc::new(MemoryInventory::default()),
-    );
+    let inventory = Arc::new(MemoryInventory::default());
+    let service = Service::new(store.clone(), clock.clone()).with_catalog(inventory.clone());
+    let processes = Processes::new(service.clone(), Arc::new(MemoryPayments::new()), inventory);
     World {
         store,
         clock,
@@ -611,12 +609,7 @@ async fn a_chore_and_an_order_with_the_same_id_never_meet() {
     w.schedule(ChoreId(id), TimeDelta::hours(1), None).await;
     let place = Command::PlaceOrder(PlaceOrder {
         order_id: OrderId(id),
-        lines: vec![OrderLine {
-            sku: "milk".into(),
-            name: "Milk".into(),
-            quantity: 1,
-            unit_price_cents: 120,
-        }],
+        lines: vec![RequestedLine::new("milk", 1)],
         ready_at: None,
         note: None,
     });

@@ -6,10 +6,11 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use hearth_core::order::{
     CancelOrder, Command, Context, DomainError, Event, OrderLine, OrderRef, OrderStatus,
     PlaceOrder, RecordPaymentCaptured, RecordRefundIssued, RecordStockReserved, RejectOrder,
-    RejectionReason, decide, fold,
+    RejectionReason, RequestedLine, decide, fold,
 };
 use hearth_core::ports::Role;
 use hearth_core::{Actor, MemberId, OrderId, Timestamp};
+use hearth_core::{CatalogEntries, CatalogItem};
 use uuid::Uuid;
 
 const ORDER: OrderId = OrderId(Uuid::from_u128(1));
@@ -34,12 +35,40 @@ fn line(sku: &str, quantity: u32, cents: u64) -> OrderLine {
 /// The server's preparation time in these tests, unless one says otherwise.
 const PREP: TimeDelta = TimeDelta::minutes(10);
 
+/// A catalog entry named after its sku, 99 available.
+fn item(sku: &str, cents: u64) -> CatalogItem {
+    CatalogItem {
+        sku: sku.into(),
+        name: format!("{sku} name"),
+        unit_price_cents: cents,
+        available: 99,
+    }
+}
+
+/// The shop these tests order from, unless one says otherwise: every sku a test names,
+/// at the price its lines are shown at.
+fn shop() -> Vec<CatalogItem> {
+    let mut items = vec![
+        item("bread", 450),
+        item("milk", 129),
+        item("pizza", 1150),
+        item("a", 1),
+        item("b", 1),
+        item("one-more", 1),
+        item("gold", 10_000_001),
+        item("free", 0),
+    ];
+    items.extend((0..50).map(|i| item(&format!("sku{i}"), 1)));
+    items
+}
+
 struct Given {
     history: Vec<Event>,
     actor: Actor,
     role: Option<Role>,
     now: Timestamp,
     prep_time: TimeDelta,
+    catalog: Vec<CatalogItem>,
 }
 
 fn given(history: impl IntoIterator<Item = Event>) -> Given {
@@ -49,10 +78,17 @@ fn given(history: impl IntoIterator<Item = Event>) -> Given {
         role: Some(Role::Member),
         now: now(),
         prep_time: PREP,
+        catalog: shop(),
     }
 }
 
 impl Given {
+    /// The catalog sells `entry` (instead of what it sold under that sku).
+    fn selling(mut self, entry: CatalogItem) -> Self {
+        self.catalog.retain(|i| i.sku != entry.sku);
+        self.catalog.push(entry);
+        self
+    }
     fn by(mut self, actor: Actor) -> Self {
         self.actor = actor;
         self
@@ -81,6 +117,7 @@ impl Given {
                 role: self.role,
                 now: self.now,
                 prep_time: self.prep_time,
+                catalog: CatalogEntries::all(self.catalog),
             },
         )
     }
@@ -100,10 +137,14 @@ impl Then for Result<Vec<Event>, DomainError> {
     }
 }
 
+/// Asks for each line's sku and quantity, as shown at its price.
 fn place_cmd(lines: Vec<OrderLine>) -> PlaceOrder {
     PlaceOrder {
         order_id: ORDER,
-        lines,
+        lines: lines
+            .into_iter()
+            .map(|l| RequestedLine::shown(l.sku, l.quantity, l.unit_price_cents))
+            .collect(),
         ready_at: None,
         note: None,
     }
@@ -282,24 +323,29 @@ fn place_order_needs_a_sku_and_a_name() {
     given([])
         .when(place(place_cmd(vec![line(&long_sku, 1, 1)])))
         .then_refused(DomainError::InvalidSku { index: 0 });
-    let mut nameless = line("a", 1, 1);
-    nameless.name = "  ".into();
+    // The name is the catalog's, held to the same rule.
+    let named = |name: String| CatalogItem {
+        name,
+        ..item("a", 1)
+    };
     given([])
-        .when(place(place_cmd(vec![nameless])))
+        .selling(named("  ".into()))
+        .when(place(place_cmd(vec![line("a", 1, 1)])))
         .then_refused(DomainError::InvalidName { index: 0 });
-    let mut long_name = line("a", 1, 1);
-    long_name.name = "n".repeat(201);
     given([])
-        .when(place(place_cmd(vec![long_name])))
+        .selling(named("n".repeat(201)))
+        .when(place(place_cmd(vec![line("a", 1, 1)])))
         .then_refused(DomainError::InvalidName { index: 0 });
 }
 
 #[test]
 fn place_order_refuses_control_characters_in_what_a_member_types() {
-    let mut nul_name = line("a", 1, 1);
-    nul_name.name = "bread\u{0}".into();
     given([])
-        .when(place(place_cmd(vec![line("b", 1, 1), nul_name])))
+        .selling(CatalogItem {
+            name: "bread\u{0}".into(),
+            ..item("a", 1)
+        })
+        .when(place(place_cmd(vec![line("b", 1, 1), line("a", 1, 1)])))
         .then_refused(DomainError::ControlCharacters {
             field: "line 1: name".into(),
         });
@@ -340,6 +386,137 @@ fn place_order_total_must_be_above_zero() {
     given([])
         .when(place(place_cmd(vec![line("free", 3, 0)])))
         .then_refused(DomainError::TotalNotPositive);
+}
+
+#[test]
+fn place_order_takes_names_and_prices_from_the_catalog() {
+    // Skus and quantities only: the event carries the catalog's names and prices.
+    let p = PlaceOrder {
+        order_id: ORDER,
+        lines: vec![
+            RequestedLine::new("bread", 2),
+            RequestedLine::new("milk", 1),
+        ],
+        ready_at: None,
+        note: None,
+    };
+    given([])
+        .selling(CatalogItem {
+            name: "Sourdough loaf".into(),
+            ..item("bread", 450)
+        })
+        .when(place(p))
+        .then(vec![Event::OrderPlaced {
+            order_id: ORDER,
+            lines: vec![
+                OrderLine {
+                    sku: "bread".into(),
+                    name: "Sourdough loaf".into(),
+                    quantity: 2,
+                    unit_price_cents: 450,
+                },
+                line("milk", 1, 129),
+            ],
+            total_cents: 1029,
+            ready_at: Some(now() + PREP),
+            note: None,
+            placed_by: ANA,
+        }]);
+}
+
+#[test]
+fn place_order_refuses_a_shown_price_that_is_not_the_catalogs() {
+    // The "free pizza": shown (or claimed) at 1 cent, the catalog says 1150.
+    given([])
+        .when(place(place_cmd(vec![
+            line("bread", 1, 450),
+            line("pizza", 1, 1),
+        ])))
+        .then_refused(DomainError::PriceChanged {
+            sku: "pizza".into(),
+            current_cents: 1150,
+            shown_cents: 1,
+        });
+    // A price that went up since the member looked is refused too.
+    given([])
+        .selling(item("pizza", 1250))
+        .when(place(place_cmd(vec![line("pizza", 1, 1150)])))
+        .then_refused(DomainError::PriceChanged {
+            sku: "pizza".into(),
+            current_cents: 1250,
+            shown_cents: 1150,
+        });
+}
+
+#[test]
+fn place_order_refuses_a_sku_the_catalog_does_not_have() {
+    given([])
+        .when(place(place_cmd(vec![
+            line("bread", 1, 450),
+            line("caviar", 1, 1),
+        ])))
+        .then_refused(DomainError::UnknownSku {
+            sku: "caviar".into(),
+        });
+}
+
+#[test]
+fn place_order_refuses_more_than_is_available() {
+    let coffee = CatalogItem {
+        available: 50,
+        ..item("coffee", 899)
+    };
+    given([])
+        .selling(coffee.clone())
+        .when(place(place_cmd(vec![line("coffee", 60, 899)])))
+        .then_refused(DomainError::NotEnoughStock {
+            sku: "coffee".into(),
+            requested: 60,
+            available: 50,
+        });
+    assert!(
+        given([])
+            .selling(coffee)
+            .when(place(place_cmd(vec![line("coffee", 50, 899)])))
+            .is_ok(),
+        "all that is available can be ordered"
+    );
+}
+
+#[test]
+fn a_line_naming_its_item_or_its_total_is_not_a_command() {
+    let with = |line: serde_json::Value| {
+        serde_json::from_value::<Command>(serde_json::json!({
+            "type": "PlaceOrder",
+            "payload": {"orderId": ORDER, "lines": [line]},
+        }))
+    };
+    let err = with(serde_json::json!({
+        "sku": "pizza", "name": "Free pizza", "quantity": 1, "unitPriceCents": 1
+    }))
+    .unwrap_err();
+    assert!(err.to_string().contains("unknown field `name`"), "{err}");
+    assert!(with(serde_json::json!({"sku": "pizza", "quantity": 1, "subtotalCents": 1})).is_err());
+    // Skus and quantities, with or without the price shown, are.
+    assert!(with(serde_json::json!({"sku": "pizza", "quantity": 1})).is_ok());
+    assert!(
+        with(serde_json::json!({"sku": "pizza", "quantity": 1, "unitPriceCents": 1150})).is_ok()
+    );
+}
+
+#[test]
+fn a_placed_order_keeps_its_prices_whatever_the_catalog_says_later() {
+    let state = fold(&[placed()]);
+    given([placed()])
+        .selling(item("bread", 999))
+        .when(Command::CancelOrder(CancelOrder {
+            order_id: ORDER,
+            reason: None,
+        }))
+        .then(vec![cancelled()]);
+    let order = state.order.unwrap();
+    assert_eq!(order.lines[0].unit_price_cents, 450);
+    assert_eq!(order.total_cents, 1029);
 }
 
 #[test]

@@ -7,9 +7,9 @@ use chrono::TimeDelta;
 use hearth_contract::interleave::{CancelDuring, During, Reply};
 use hearth_core::fulfilment::{Advanced, Fulfilment};
 use hearth_core::order::{
-    CancelOrder, Command, OrderLine, OrderStatus, PlaceOrder, RejectionReason,
+    CancelOrder, Command, OrderStatus, PlaceOrder, RejectionReason, RequestedLine,
 };
-use hearth_core::ports::{Clock, EventStore};
+use hearth_core::ports::{Clock, EventStore, Inventory};
 use hearth_core::process::Step;
 use hearth_core::service::ServiceConfig;
 use hearth_core::{
@@ -37,7 +37,9 @@ fn world_with(config: ServiceConfig) -> World {
     let clock = Arc::new(ManualClock::starting_now());
     let payments = Arc::new(MemoryPayments::new());
     let inventory = Arc::new(MemoryInventory::default());
-    let service = Service::with_config(store.clone(), clock.clone(), config);
+    // The inventory serves the catalog orders are placed from.
+    let service =
+        Service::with_config(store.clone(), clock.clone(), config).with_catalog(inventory.clone());
     World {
         fulfilment: Fulfilment::new(service, payments.clone(), inventory.clone()),
         store,
@@ -53,12 +55,7 @@ impl World {
         let order = OrderId(Uuid::now_v7());
         let command = Command::PlaceOrder(PlaceOrder {
             order_id: order,
-            lines: vec![OrderLine {
-                sku: sku.into(),
-                name: sku.into(),
-                quantity: qty,
-                unit_price_cents: 450,
-            }],
+            lines: vec![RequestedLine::new(sku, qty)],
             ready_at: ready_in.map(|d| self.clock.now() + d),
             note: None,
         });
@@ -230,7 +227,24 @@ async fn declined_payment_rejects_and_releases_stock() {
 #[tokio::test]
 async fn out_of_stock_rejects_without_holding_anything() {
     let w = world();
-    let order = w.place("pizza", 41, None).await; // 40 in the sandbox catalog
+    // 40 in the sandbox catalog: 30 are ordered, then 20 go to someone else before the
+    // process reserves (the catalog the order was decided on is no promise).
+    let order = w.place("pizza", 30, None).await;
+    let elsewhere = w
+        .inventory
+        .reserve(hearth_core::ports::ReserveRequest {
+            key: Uuid::now_v7(),
+            tenant: w.household,
+            order_id: OrderId(Uuid::now_v7()),
+            lines: vec![hearth_core::OrderLine {
+                sku: "pizza".into(),
+                name: "Margherita pizza".into(),
+                quantity: 20,
+                unit_price_cents: 1150,
+            }],
+        })
+        .await
+        .unwrap();
     assert_eq!(
         w.fulfilment.run(w.household, order).await.unwrap(),
         Advanced::Done
@@ -249,7 +263,12 @@ async fn out_of_stock_rejects_without_holding_anything() {
             sku: "pizza".into()
         })
     );
-    assert_eq!(w.inventory.available("pizza"), Some(40));
+    assert_eq!(
+        w.inventory.available("pizza"),
+        Some(20),
+        "only the other hold"
+    );
+    drop(elsewhere);
 }
 
 #[tokio::test]

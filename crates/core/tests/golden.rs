@@ -27,7 +27,7 @@ use hearth_core::contracts::{ExternalEvent, ExternalKind};
 use hearth_core::ids::derive;
 use hearth_core::order::{
     self, CancelOrder, Context, OrderRef, PlaceOrder, RecordPaymentCaptured, RecordRefundIssued,
-    RecordStockReserved, RejectOrder, RejectionReason,
+    RecordStockReserved, RejectOrder, RejectionReason, RequestedLine,
 };
 use hearth_core::people::{
     self, Listed, MemberCommand, MemberEvent, ReconcileMembers, RecordDeparture, RecordJoined,
@@ -117,6 +117,8 @@ impl Household {
             now: self.now(),
             // The server's preparation time: "as soon as possible" orders get a ready-at.
             prep_time: chrono::TimeDelta::minutes(10),
+            // What the service loads before deciding: the entries of the shop.
+            catalog: hearth_core::CatalogEntries::all(shop()),
         };
         let events = order::decide(&state, &command, &ctx)
             .unwrap_or_else(|e| panic!("{} refused: {e}", command.type_name()));
@@ -146,6 +148,7 @@ impl Household {
             now: self.now(),
             // The server's preparation time: "as soon as possible" orders get a ready-at.
             prep_time: chrono::TimeDelta::minutes(10),
+            catalog: Default::default(),
         };
         let events = chore::decide(&state, &command, &ctx)
             .unwrap_or_else(|e| panic!("{} refused: {e}", command.type_name()));
@@ -173,6 +176,7 @@ impl Household {
             role: None,
             now: self.now(),
             prep_time: chrono::Duration::zero(),
+            catalog: Default::default(),
         };
         let events = people::decide(&self.roster, &command, &ctx)
             .unwrap_or_else(|e| panic!("{} refused: {e}", command.type_name()));
@@ -299,13 +303,33 @@ fn as_member(n: u8) -> Actor {
     Actor::Member { id: member(n) }
 }
 
-fn line(sku: &str, name: &str, quantity: u32, unit_price_cents: u64) -> OrderLine {
-    OrderLine {
+/// The catalog the golden households order from: names and prices are fixed from it.
+fn shop() -> Vec<hearth_core::CatalogItem> {
+    let item = |sku: &str, name: &str, cents: u64| hearth_core::CatalogItem {
         sku: sku.into(),
         name: name.into(),
-        quantity,
-        unit_price_cents,
-    }
+        unit_price_cents: cents,
+        available: 99,
+    };
+    vec![
+        item("milk", "Milk", 129),
+        item("bread", "Bread", 349),
+        item("croissant", "Croissant au beurre", 115),
+        item("coffee-250", "Coffee beans, 250 g", 899),
+        item("tea", "Tea", 250),
+    ]
+}
+
+/// A line asking for `quantity` of `sku`, shown as `name` at `unit_price_cents` (which
+/// must be the shop's: the recorded line is the shop's entry).
+fn line(sku: &str, name: &str, quantity: u32, unit_price_cents: u64) -> RequestedLine {
+    let entry = shop().into_iter().find(|i| i.sku == sku);
+    assert_eq!(
+        entry.map(|i| (i.name, i.unit_price_cents)),
+        Some((name.to_owned(), unit_price_cents)),
+        "the shop sells {sku}"
+    );
+    RequestedLine::shown(sku, quantity, unit_price_cents)
 }
 
 fn place(order: OrderId) -> Command {
@@ -749,7 +773,12 @@ fn cases() -> Vec<Case> {
             .run(as_member(1), place(o1))
             .raw(Event::OrderPlaced {
                 order_id: o1,
-                lines: vec![line("tea", "Tea", 1, 250)],
+                lines: vec![OrderLine {
+                    sku: "tea".into(),
+                    name: "Tea".into(),
+                    quantity: 1,
+                    unit_price_cents: 250,
+                }],
                 total_cents: 250,
                 ready_at: None,
                 note: Some("a second placement".into()),

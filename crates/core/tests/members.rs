@@ -57,6 +57,7 @@ fn system() -> Context {
         role: None,
         now: now(),
         prep_time: chrono::Duration::zero(),
+        catalog: Default::default(),
     }
 }
 
@@ -213,6 +214,7 @@ fn members_cannot_send_membership_records() {
         role: Some(Role::Owner),
         now: now(),
         prep_time: chrono::Duration::zero(),
+        catalog: Default::default(),
     };
     for command in [
         record_joined(CY, "Cy", Role::Owner),

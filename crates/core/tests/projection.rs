@@ -97,6 +97,48 @@ fn orders_with_status_and_timeline() {
 }
 
 #[test]
+fn an_order_shows_who_placed_cancelled_or_collected_it_and_why() {
+    let (a, b) = (OrderId(Uuid::from_u128(10)), OrderId(Uuid::from_u128(11)));
+    let ben = MemberId(Uuid::from_u128(6));
+    let events = vec![
+        envelope(1, placed(a)),
+        envelope(2, placed(b)),
+        envelope(
+            3,
+            Event::OrderCancelled {
+                order_id: a,
+                by: Actor::Member { id: ben },
+                reason: Some("we are eating out".into()),
+            },
+        ),
+        envelope(4, Event::OrderConfirmed { order_id: b }),
+        envelope(5, Event::OrderReady { order_id: b }),
+        envelope(
+            6,
+            Event::OrderCompleted {
+                order_id: b,
+                by: ben,
+            },
+        ),
+    ];
+    let view = HouseholdView::fold(&events).unwrap();
+    let cancelled = view.order(a).unwrap();
+    assert_eq!(cancelled.placed_by, MemberId(Uuid::from_u128(5)));
+    assert_eq!(cancelled.cancelled_by, Some(Actor::Member { id: ben }));
+    assert_eq!(
+        cancelled.cancel_reason.as_deref(),
+        Some("we are eating out")
+    );
+    assert_eq!(cancelled.completed_by, None);
+    let collected = view.order(b).unwrap();
+    assert_eq!(collected.completed_by, Some(ben));
+    assert_eq!(
+        (&collected.cancelled_by, &collected.cancel_reason),
+        (&None, &None)
+    );
+}
+
+#[test]
 fn applying_an_event_twice_changes_nothing() {
     let a = OrderId(Uuid::from_u128(10));
     let mut view = HouseholdView::new();

@@ -5,16 +5,19 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+use hearth_core::CatalogItem;
 use hearth_core::order::{
-    CancelOrder, Command, OrderLine, OrderRef, PlaceOrder, RecordPaymentCaptured,
-    RecordStockReserved,
+    CancelOrder, Command, OrderRef, PlaceOrder, RecordPaymentCaptured, RecordStockReserved,
+    RequestedLine,
 };
 use hearth_core::ports::EventStore;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, HouseholdView, MemberId, OrderId,
     Service,
 };
-use hearth_memory::{ManualClock, MemoryEventStore};
+use hearth_memory::{ManualClock, MemoryEventStore, MemoryInventory};
+
+const PRICE: u64 = 1000;
 use proptest::prelude::*;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -80,7 +83,15 @@ proptest! {
 
 async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let store = Arc::new(MemoryEventStore::new());
-    let service = Service::new(store.clone(), Arc::new(ManualClock::starting_now()));
+    // The catalog sells "s" at 1000 cents; a place shows that price or another.
+    let catalog = Arc::new(MemoryInventory::with_catalog(vec![CatalogItem {
+        sku: "s".into(),
+        name: "S".into(),
+        unit_price_cents: PRICE,
+        available: 100,
+    }]));
+    let service =
+        Service::new(store.clone(), Arc::new(ManualClock::starting_now())).with_catalog(catalog);
     let household = HouseholdId(Uuid::now_v7());
     let member = Actor::Member {
         id: MemberId(Uuid::now_v7()),
@@ -92,16 +103,16 @@ async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for op in ops {
         let (actor, command) = match op {
             Op::Place { order, qty, cents } => {
-                totals[order] = u64::from(qty) * cents;
+                totals[order] = u64::from(qty) * PRICE;
                 (
                     member.clone(),
                     Command::PlaceOrder(PlaceOrder {
                         order_id: orders[order],
-                        lines: vec![OrderLine {
+                        lines: vec![RequestedLine {
                             sku: "s".into(),
-                            name: "S".into(),
                             quantity: qty,
-                            unit_price_cents: cents,
+                            // Shown at the catalog's price, or (odd) at another.
+                            unit_price_cents: Some(if cents % 2 == 0 { PRICE } else { cents }),
                         }],
                         ready_at: None,
                         note: None,

@@ -115,6 +115,7 @@ impl When {
                 role: None,
                 now: now(),
                 prep_time: TimeDelta::zero(),
+                catalog: Default::default(),
             },
         );
         assert_eq!(decided, Ok(events.clone()));
@@ -214,6 +215,7 @@ fn a_process_rejection_of_a_confirmed_order_is_still_refused() {
             role: None,
             now: now(),
             prep_time: TimeDelta::zero(),
+            catalog: Default::default(),
         },
     );
     assert_eq!(
@@ -298,6 +300,7 @@ fn a_provider_refund_above_the_capture_is_refused_by_its_rule() {
         role: None,
         now: now(),
         prep_time: TimeDelta::zero(),
+        catalog: Default::default(),
     };
     assert_eq!(
         decide(&state, &command, &ctx),

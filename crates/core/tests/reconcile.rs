@@ -7,7 +7,7 @@
 
 use chrono::TimeDelta;
 use hearth_core::fulfilment::{Advanced, Fulfilment};
-use hearth_core::order::{CancelOrder, Command, Event, OrderLine, PlaceOrder, fold};
+use hearth_core::order::{CancelOrder, Command, Event, OrderLine, PlaceOrder, RequestedLine, fold};
 use hearth_core::ports::{CaptureEntry, CaptureRequest, Clock, Payments, ReservationEntry};
 use hearth_core::process::{capture_key, reserve_key};
 use hearth_core::reconcile::{Difference, Found, OrderLedger, Reconciler, compare, settled};
@@ -396,7 +396,7 @@ fn world() -> World {
     let clock = Arc::new(ManualClock::starting_now());
     let payments = Arc::new(MemoryPayments::new());
     let inventory = Arc::new(MemoryInventory::default());
-    let service = Service::new(store, clock.clone());
+    let service = Service::new(store, clock.clone()).with_catalog(inventory.clone());
     World {
         fulfilment: Fulfilment::new(service, payments.clone(), inventory.clone()),
         clock,
@@ -433,12 +433,7 @@ impl World {
             member.clone(),
             Command::PlaceOrder(PlaceOrder {
                 order_id: order,
-                lines: vec![OrderLine {
-                    sku: "bread".into(),
-                    name: "Bread".into(),
-                    quantity: 1,
-                    unit_price_cents: 450,
-                }],
+                lines: vec![RequestedLine::new("bread", 1)],
                 ready_at: Some(self.clock.now() + TimeDelta::hours(1)),
                 note: None,
             }),

@@ -8,8 +8,8 @@ use futures::future::join_all;
 use hearth_core::Refused;
 use hearth_core::contracts::ExternalKind;
 use hearth_core::order::{
-    CancelOrder, Command, OrderLine, OrderRef, OrderStatus, PlaceOrder, RecordPaymentCaptured,
-    RecordStockReserved,
+    CancelOrder, Command, OrderRef, OrderStatus, PlaceOrder, RecordPaymentCaptured,
+    RecordStockReserved, RequestedLine,
 };
 use hearth_core::ports::{EventStore, Snapshot};
 use hearth_core::service::ServiceConfig;
@@ -17,7 +17,7 @@ use hearth_core::{
     Actor, CommandEnvelope, CommandId, CommandOutcome, Dispatched, DomainError, ExternalEvent,
     HouseholdId, HouseholdView, MemberId, OrderId, Service,
 };
-use hearth_memory::{ManualClock, MemoryEventStore};
+use hearth_memory::{ManualClock, MemoryEventStore, MemoryInventory};
 use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -25,6 +25,8 @@ use uuid::Uuid;
 struct World {
     store: Arc<MemoryEventStore>,
     clock: Arc<ManualClock>,
+    /// The catalog the service places orders from (the default one).
+    catalog: Arc<MemoryInventory>,
     service: Service,
     household: HouseholdId,
     member: MemberId,
@@ -37,24 +39,27 @@ fn world() -> World {
 fn world_with(config: ServiceConfig) -> World {
     let store = Arc::new(MemoryEventStore::new());
     let clock = Arc::new(ManualClock::starting_now());
+    let catalog = Arc::new(MemoryInventory::default());
     World {
-        service: Service::with_config(store.clone(), clock.clone(), config),
+        service: Service::with_config(store.clone(), clock.clone(), config)
+            .with_catalog(catalog.clone()),
         store,
         clock,
+        catalog,
         household: HouseholdId(Uuid::now_v7()),
         member: MemberId(Uuid::now_v7()),
     }
 }
 
+/// The default catalog, as a service reads it.
+fn shop() -> Arc<MemoryInventory> {
+    Arc::new(MemoryInventory::default())
+}
+
 fn place(order: OrderId) -> Command {
     Command::PlaceOrder(PlaceOrder {
         order_id: order,
-        lines: vec![OrderLine {
-            sku: "bread".into(),
-            name: "Bread".into(),
-            quantity: 1,
-            unit_price_cents: 450,
-        }],
+        lines: vec![RequestedLine::new("bread", 1)],
         ready_at: None,
         note: None,
     })
@@ -185,12 +190,7 @@ async fn ready_at_is_judged_by_the_clock_port() {
     let command = |order| {
         Command::PlaceOrder(PlaceOrder {
             order_id: order,
-            lines: vec![OrderLine {
-                sku: "a".into(),
-                name: "A".into(),
-                quantity: 1,
-                unit_price_cents: 1,
-            }],
+            lines: vec![RequestedLine::new("milk", 1)],
             ready_at: Some(at),
             note: None,
         })
@@ -457,7 +457,8 @@ async fn contention_beyond_the_bound_is_an_error_not_a_lost_update() {
             max_attempts: 3,
             ..ServiceConfig::default()
         },
-    );
+    )
+    .with_catalog(shop());
     let order = OrderId(Uuid::now_v7());
     let command = CommandEnvelope::new(
         CommandId(Uuid::now_v7()),
@@ -557,8 +558,8 @@ fn two_nodes() -> TwoNodes {
     let store = Arc::new(Probe::default());
     let clock = Arc::new(ManualClock::starting_now());
     TwoNodes {
-        a: Service::new(store.clone(), clock.clone()),
-        b: Service::new(store.clone(), clock),
+        a: Service::new(store.clone(), clock.clone()).with_catalog(shop()),
+        b: Service::new(store.clone(), clock).with_catalog(shop()),
         store,
         household: HouseholdId(Uuid::now_v7()),
         member: MemberId(Uuid::now_v7()),
@@ -672,4 +673,203 @@ async fn a_refusal_decided_on_a_stale_cache_is_checked_against_the_store() {
         "{completed:?}"
     );
     assert_eq!(n.events_of(order).await.len(), 6);
+}
+
+// --- The catalog (guarantee 8) -------------------------------------------------
+
+fn place_lines(order: OrderId, lines: Vec<RequestedLine>) -> Command {
+    Command::PlaceOrder(PlaceOrder {
+        order_id: order,
+        lines,
+        ready_at: None,
+        note: None,
+    })
+}
+
+#[tokio::test]
+async fn an_order_of_skus_carries_the_catalogs_names_and_prices() {
+    let w = world();
+    let order = OrderId(Uuid::now_v7());
+    let lines = vec![
+        RequestedLine::new("pizza", 2),
+        RequestedLine::new("milk", 1),
+    ];
+    let Dispatched::Accepted { events, .. } = w
+        .service
+        .dispatch(w.by_member(place_lines(order, lines)))
+        .await
+        .unwrap()
+    else {
+        panic!("accepted expected");
+    };
+    let Some(hearth_core::Event::OrderPlaced {
+        lines, total_cents, ..
+    }) = events[0].event.of::<hearth_core::Orders>()
+    else {
+        panic!("OrderPlaced expected, got {events:?}");
+    };
+    let got: Vec<_> = lines
+        .iter()
+        .map(|l| {
+            (
+                l.sku.as_str(),
+                l.name.as_str(),
+                l.quantity,
+                l.unit_price_cents,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("pizza", "Margherita pizza", 2, 1150),
+            ("milk", "Milk 1 L", 1, 129)
+        ]
+    );
+    assert_eq!(*total_cents, 2 * 1150 + 129);
+}
+
+#[tokio::test]
+async fn a_price_the_member_was_not_charged_is_refused_and_nothing_is_appended() {
+    let w = world();
+    let order = OrderId(Uuid::now_v7());
+    let free_pizza = place_lines(order, vec![RequestedLine::shown("pizza", 1, 1)]);
+    let Dispatched::Rejected(refused) = w.service.dispatch(w.by_member(free_pizza)).await.unwrap()
+    else {
+        panic!("refused expected");
+    };
+    assert_eq!(refused.code, "price_changed");
+    assert!(refused.conflict);
+    assert!(
+        refused.message.contains("pizza") && refused.message.contains("1150"),
+        "names the sku and the current price: {}",
+        refused.message
+    );
+    assert_eq!(w.head().await, 0, "nothing appended");
+    // The price shown is the catalog's: accepted.
+    let fair = place_lines(order, vec![RequestedLine::shown("pizza", 1, 1150)]);
+    assert!(matches!(
+        w.service.dispatch(w.by_member(fair)).await.unwrap(),
+        Dispatched::Accepted { .. }
+    ));
+}
+
+#[tokio::test]
+async fn an_order_keeps_its_prices_when_the_catalog_changes() {
+    let w = world();
+    let order = OrderId(Uuid::now_v7());
+    w.service
+        .dispatch(w.by_member(place_lines(order, vec![RequestedLine::new("pizza", 1)])))
+        .await
+        .unwrap();
+    w.catalog.set_price("pizza", 1500);
+    let state = w
+        .service
+        .load::<hearth_core::Orders>(w.household, order)
+        .await
+        .unwrap();
+    let placed = state.order.unwrap();
+    assert_eq!(
+        (placed.lines[0].unit_price_cents, placed.total_cents),
+        (1150, 1150)
+    );
+    // And the next order is at the new price.
+    let next = OrderId(Uuid::now_v7());
+    let Dispatched::Accepted { events, .. } = w
+        .service
+        .dispatch(w.by_member(place_lines(next, vec![RequestedLine::new("pizza", 1)])))
+        .await
+        .unwrap()
+    else {
+        panic!("accepted expected");
+    };
+    assert!(matches!(
+        events[0].event.of::<hearth_core::Orders>(),
+        Some(hearth_core::Event::OrderPlaced {
+            total_cents: 1500,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn more_than_is_available_is_refused_before_anything_is_appended() {
+    let w = world();
+    // The default catalog has 50 coffee.
+    let greedy = place_lines(
+        OrderId(Uuid::now_v7()),
+        vec![RequestedLine::new("coffee", 60)],
+    );
+    let Dispatched::Rejected(refused) = w.service.dispatch(w.by_member(greedy)).await.unwrap()
+    else {
+        panic!("refused expected");
+    };
+    assert_eq!(refused.code, "not_enough_stock");
+    assert!(refused.message.contains("coffee") && refused.message.contains("50 available"));
+    let unknown = place_lines(
+        OrderId(Uuid::now_v7()),
+        vec![RequestedLine::new("caviar", 1)],
+    );
+    let Dispatched::Rejected(refused) = w.service.dispatch(w.by_member(unknown)).await.unwrap()
+    else {
+        panic!("refused expected");
+    };
+    assert_eq!(refused.code, "unknown_sku");
+    assert!(refused.message.contains("caviar"));
+    assert_eq!(w.head().await, 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_catalog_fails_the_order_and_appends_nothing() {
+    let w = world();
+    let order = OrderId(Uuid::now_v7());
+    let accepted = w.by_member(place(order));
+    w.service.dispatch(accepted.clone()).await.unwrap();
+    w.catalog.catalog_down(true);
+    let other = w.by_member(place(OrderId(Uuid::now_v7())));
+    let err = w.service.dispatch(other.clone()).await.unwrap_err();
+    assert!(
+        matches!(err, hearth_core::ServiceError::CatalogUnavailable(ref e) if e.is_retryable()),
+        "a transient error, not a refusal: {err:?}"
+    );
+    assert_eq!(w.head().await, 1, "nothing appended");
+    assert_eq!(w.store.outcome(w.household, other.id).await.unwrap(), None);
+    // A resend of a command already decided still gets its outcome.
+    assert!(matches!(
+        w.service.dispatch(accepted).await.unwrap(),
+        Dispatched::Duplicate(CommandOutcome::Accepted { seq: 1, .. })
+    ));
+    // Commands that name nothing from the catalog go on.
+    let cancel = w.by_member(Command::CancelOrder(CancelOrder {
+        order_id: order,
+        reason: Some("changed my mind".into()),
+    }));
+    assert!(matches!(
+        w.service.dispatch(cancel).await.unwrap(),
+        Dispatched::Accepted { .. }
+    ));
+    w.catalog.catalog_down(false);
+    assert!(matches!(
+        w.service.dispatch(other).await.unwrap(),
+        Dispatched::Accepted { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_service_without_a_catalog_places_no_order() {
+    let store = Arc::new(MemoryEventStore::new());
+    let service = Service::new(store.clone(), Arc::new(ManualClock::starting_now()));
+    let household = HouseholdId(Uuid::now_v7());
+    let command = sent(
+        household,
+        Actor::Member {
+            id: MemberId(Uuid::now_v7()),
+        },
+        place(OrderId(Uuid::now_v7())),
+    );
+    assert!(matches!(
+        service.dispatch(command).await,
+        Err(hearth_core::ServiceError::CatalogUnavailable(_))
+    ));
+    assert_eq!(store.head(household).await.unwrap(), 0);
 }

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use chrono::TimeDelta;
-use hearth_core::order::{Command, OrderLine, OrderState, OrderStatus, PlaceOrder};
+use hearth_core::order::{Command, OrderState, OrderStatus, PlaceOrder, RequestedLine};
 use hearth_core::ports::Outbox;
 use hearth_core::ports::{Clock, EventStore};
 use hearth_core::{
@@ -108,7 +108,12 @@ async fn world(faults: Faults) -> World {
     World {
         _dir: dir,
         db,
-        service: Service::new(store.clone(), Arc::new(SystemClock)),
+        // Orders are placed from the sandbox's catalog, as `hearth serve` places them.
+        service: Service::new(store.clone(), Arc::new(SystemClock)).with_catalog(Arc::new(
+            hearth_sandbox::HttpProvider::new(&sandbox.url(), Duration::from_secs(5))
+                .unwrap()
+                .catalog(Duration::ZERO),
+        )),
         store,
         household: HouseholdId(Uuid::now_v7()),
         sandbox,
@@ -124,12 +129,7 @@ impl World {
         let order = OrderId(Uuid::now_v7());
         let command = Command::PlaceOrder(PlaceOrder {
             order_id: order,
-            lines: vec![OrderLine {
-                sku: "bread".into(),
-                name: "Sourdough loaf".into(),
-                quantity: 2,
-                unit_price_cents: 450,
-            }],
+            lines: vec![RequestedLine::shown("bread", 2, 450)],
             ready_at: Some(ready_at),
             note: None,
         });

@@ -9,7 +9,9 @@ use hearth_contract::interleave::{CancelDuring, During, Reply};
 use hearth_contract::scheduler::{SchedulerFixture, SchedulerProbe};
 use hearth_core::durable::Processes;
 use hearth_core::fulfilment::Fulfilment;
-use hearth_core::order::{CancelOrder, Command, OrderLine, OrderState, OrderStatus, PlaceOrder};
+use hearth_core::order::{
+    CancelOrder, Command, OrderState, OrderStatus, PlaceOrder, RequestedLine,
+};
 use hearth_core::ports::Outbox;
 use hearth_core::ports::{Clock, EventFeed, EventStore, Job, StoreError};
 use hearth_core::{
@@ -69,8 +71,10 @@ fn config() -> ExecutorConfig {
 
 fn world() -> World {
     let store = Arc::new(MemoryEventStore::new());
+    let inventory = Arc::new(MemoryInventory::default());
     World {
-        service: Service::new(store.clone(), Arc::new(SystemClock)),
+        // The inventory serves the catalog orders are placed from.
+        service: Service::new(store.clone(), Arc::new(SystemClock)).with_catalog(inventory.clone()),
         outbox: Arc::new(Watched {
             store: store.clone(),
             scans: watch::channel(0).0,
@@ -78,7 +82,7 @@ fn world() -> World {
         }),
         store,
         payments: Arc::new(MemoryPayments::new()),
-        inventory: Arc::new(MemoryInventory::default()),
+        inventory,
         household: HouseholdId(Uuid::now_v7()),
     }
 }
@@ -127,12 +131,7 @@ impl World {
         let order = OrderId(Uuid::now_v7());
         self.dispatch(Command::PlaceOrder(PlaceOrder {
             order_id: order,
-            lines: vec![OrderLine {
-                sku: sku.into(),
-                name: sku.into(),
-                quantity,
-                unit_price_cents: 450,
-            }],
+            lines: vec![RequestedLine::new(sku, quantity)],
             ready_at,
             note: None,
         }))

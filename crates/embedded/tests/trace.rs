@@ -8,7 +8,7 @@
 
 use hearth_core::durable::Processes;
 use hearth_core::fulfilment::Fulfilment;
-use hearth_core::order::{Command, OrderLine, OrderStatus, PlaceOrder};
+use hearth_core::order::{Command, OrderStatus, PlaceOrder, RequestedLine};
 use hearth_core::ports::{EventFeed, EventStore, Outbox};
 use hearth_core::trace::{field, name};
 use hearth_core::{Actor, CommandEnvelope, CommandId, HouseholdId, MemberId, OrderId, Service};
@@ -86,10 +86,11 @@ async fn the_correlation_id_of_a_command_follows_it_to_its_events_job_steps_and_
 
     // Given the real service on the memory store, and the sandbox providers.
     let store = Arc::new(MemoryEventStore::new());
-    let service = Service::new(store.clone(), Arc::new(SystemClock));
     let household = HouseholdId(Uuid::now_v7());
     let payments = Arc::new(MemoryPayments::new());
     let inventory = Arc::new(MemoryInventory::default());
+    let service =
+        Service::new(store.clone(), Arc::new(SystemClock)).with_catalog(inventory.clone());
 
     // When a member places an order with a correlation id of their own.
     let correlation = Uuid::new_v4();
@@ -103,12 +104,7 @@ async fn the_correlation_id_of_a_command_follows_it_to_its_events_job_steps_and_
         },
         Command::PlaceOrder(PlaceOrder {
             order_id: order,
-            lines: vec![OrderLine {
-                sku: "bread".into(),
-                name: "bread".into(),
-                quantity: 2,
-                unit_price_cents: 450,
-            }],
+            lines: vec![RequestedLine::new("bread", 2)],
             ready_at: None,
             note: None,
         }),

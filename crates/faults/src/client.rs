@@ -171,38 +171,39 @@ pub struct Load {
     pub drain: Duration,
 }
 
-/// (sku, name, unit price, weight: the sandbox's stock of it).
-const CATALOG: &[(&str, &str, u64, u32)] = &[
-    ("bread", "Sourdough loaf", 450, 100),
-    ("milk", "Milk 1 L", 129, 200),
-    ("eggs", "Eggs, dozen", 399, 100),
-    ("coffee", "Coffee beans 250 g", 899, 50),
-    ("apples", "Apples 1 kg", 299, 100),
-    ("pizza", "Margherita pizza", 1150, 40),
+/// (sku, unit price, weight: the sandbox's stock of it). The price is the one a member
+/// was shown; the server names and prices the line from its catalog.
+const CATALOG: &[(&str, u64, u32)] = &[
+    ("bread", 450, 100),
+    ("milk", 129, 200),
+    ("eggs", 399, 100),
+    ("coffee", 899, 50),
+    ("apples", 299, 100),
+    ("pizza", 1150, 40),
 ];
 
-fn random_item() -> (&'static str, &'static str, u64) {
-    let total: u32 = CATALOG.iter().map(|c| c.3).sum();
+fn random_item() -> (&'static str, u64) {
+    let total: u32 = CATALOG.iter().map(|c| c.2).sum();
     let mut pick = fastrand::u32(..total);
-    for &(sku, name, price, weight) in CATALOG {
+    for &(sku, price, weight) in CATALOG {
         if pick < weight {
-            return (sku, name, price);
+            return (sku, price);
         }
         pick -= weight;
     }
-    ("milk", "Milk 1 L", 129)
+    ("milk", 129)
 }
 
 fn new_command(sent: &mut Sent, kind: Kind, order: Uuid, load: &Load) -> String {
     let id = Uuid::now_v7();
     let command = match kind {
         Kind::Place => {
-            let (sku, name, price) = random_item();
+            let (sku, price) = random_item();
             let ready_at = chrono::Utc::now()
                 + chrono::TimeDelta::from_std(load.ready_after).unwrap_or_default();
             json!({"command": {"id": id, "type": "PlaceOrder", "payload": {
                 "orderId": order,
-                "lines": [{"sku": sku, "name": name, "quantity": 1, "unitPriceCents": price}],
+                "lines": [{"sku": sku, "quantity": 1, "unitPriceCents": price}],
                 "readyAt": ready_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}}})
         }
         Kind::Cancel => json!({"command": {"id": id, "type": "CancelOrder", "payload": {

@@ -10,13 +10,12 @@ use anyhow::{Context as _, bail};
 use chrono::{DateTime, DurationRound, Local, TimeDelta};
 use hearth_core::chore::{ChoreCommand, ChoreEvent, ChoreId, ChoreRef, ScheduleChore};
 use hearth_core::durable::{Advance, Processes};
-use hearth_core::order::{CancelOrder, OrderRef, PlaceOrder, RejectionReason};
+use hearth_core::order::{CancelOrder, OrderRef, PlaceOrder, RejectionReason, RequestedLine};
 use hearth_core::ports::{Clock, Directory, EventStore, Household, Invite, Member, Role};
 use hearth_core::process::{self, Step};
 use hearth_core::{
     Actor, AggregateId, AnyCommand, AnyEvent, Command, CommandEnvelope, CommandId, Dispatched,
-    Event, EventEnvelope, HouseholdId, HouseholdView, MemberId, OrderId, OrderLine, Service,
-    Timestamp,
+    Event, EventEnvelope, HouseholdId, HouseholdView, MemberId, OrderId, Service, Timestamp,
 };
 use hearth_memory::{
     ManualClock, MemoryDirectory, MemoryEventStore, MemoryInventory, MemoryPayments,
@@ -44,13 +43,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         prep_time: chrono::Duration::minutes(20),
         ..hearth_core::service::ServiceConfig::default()
     };
-    let service = Service::with_config(store.clone(), clock.clone(), config);
+    // The inventory serves the catalog orders are placed from.
+    let inventory = Arc::new(MemoryInventory::default());
+    let service =
+        Service::with_config(store.clone(), clock.clone(), config).with_catalog(inventory.clone());
     let mut demo = Demo {
-        processes: Processes::new(
-            service,
-            payments.clone(),
-            Arc::new(MemoryInventory::default()),
-        ),
+        processes: Processes::new(service, payments.clone(), inventory),
         store: store.clone(),
         directory: MemoryDirectory::new(),
         clock: clock.clone(),
@@ -135,21 +133,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An order line of the demo's catalog item `sku`.
-fn line(sku: &str, quantity: u32) -> anyhow::Result<OrderLine> {
+/// An order line of the demo's catalog item `sku`, at the price the member was shown.
+fn line(sku: &str, quantity: u32) -> anyhow::Result<RequestedLine> {
     let item = default_catalog()
         .into_iter()
         .find(|item| item.sku == sku)
         .with_context(|| format!("no {sku} in the demo's catalog"))?;
-    Ok(OrderLine {
-        sku: item.sku,
-        name: item.name,
+    Ok(RequestedLine::shown(
+        item.sku,
         quantity,
-        unit_price_cents: item.unit_price_cents,
-    })
+        item.unit_price_cents,
+    ))
 }
 
-fn place(order_id: OrderId, lines: Vec<OrderLine>, ready_at: Option<Timestamp>) -> Command {
+fn place(order_id: OrderId, lines: Vec<RequestedLine>, ready_at: Option<Timestamp>) -> Command {
     Command::PlaceOrder(PlaceOrder {
         order_id,
         lines,

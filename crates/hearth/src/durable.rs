@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use hearth_core::Service;
 use hearth_core::durable::Processes;
 use hearth_core::fulfilment::Fulfilment;
-use hearth_core::ports::{Inventory, JobScheduler, Payments};
+use hearth_core::ports::{Catalog, Inventory, JobScheduler, Payments};
 use hearth_embedded::{EmbeddedExecutor, ExecutorConfig};
 use hearth_relay::{Relay, RelayConfig};
 use hearth_sandbox::{Faults, HttpInventory, HttpPayments, RunningSandbox, Sandbox};
@@ -40,10 +40,71 @@ pub struct DurableArgs {
     /// Timeout of one provider call, in milliseconds.
     #[arg(long, env = "HEARTH_PROVIDERS_TIMEOUT_MS", default_value_t = 5_000)]
     pub providers_timeout_ms: u64,
+    /// How long the provider's catalog (names, prices, availability), once read, is
+    /// used for placing orders and `GET /catalog` before it is read again, in
+    /// milliseconds (0: read it for every order).
+    #[arg(long, env = "HEARTH_CATALOG_TTL_MS", default_value_t = 2_000)]
+    pub catalog_ttl_ms: u64,
     /// The periodic reconciliation (with the embedded executor; on Temporal the
     /// worker runs it).
     #[command(flatten)]
     pub reconcile: crate::reconcile::JobArgs,
+}
+
+/// The payment and inventory provider this process talks to: the one at
+/// `--providers-url`, or, for the embedded executor without one, a sandbox started in
+/// this process. Started before the service, which reads the provider's catalog.
+#[derive(Debug)]
+pub struct Providers {
+    url: Option<String>,
+    sandbox: Option<RunningSandbox>,
+}
+
+impl Providers {
+    pub async fn start(args: &DurableArgs) -> anyhow::Result<Self> {
+        if let Some(url) = &args.providers_url {
+            return Ok(Self {
+                url: Some(url.clone()),
+                sandbox: None,
+            });
+        }
+        if args.no_durable || args.temporal_address.is_some() {
+            return Ok(Self {
+                url: None,
+                sandbox: None,
+            });
+        }
+        let running = RunningSandbox::start(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            Sandbox::new(Faults::default()),
+        )
+        .await
+        .context("starting the in-process sandbox provider")?;
+        Ok(Self {
+            url: Some(running.url()),
+            sandbox: Some(running),
+        })
+    }
+
+    /// The catalog orders are placed from (guarantee 8): the provider's, read over HTTP
+    /// and kept `--catalog-ttl-ms`; without a provider (`--no-durable`, or Temporal
+    /// without `--providers-url`), the default catalog in memory, the same one
+    /// `hearth worker`'s in-process sandbox serves.
+    pub fn catalog(&self, args: &DurableArgs) -> anyhow::Result<Arc<dyn Catalog>> {
+        match &self.url {
+            Some(url) => {
+                let timeout = Duration::from_millis(args.providers_timeout_ms.max(1));
+                let ttl = Duration::from_millis(args.catalog_ttl_ms);
+                let provider = hearth_sandbox::HttpProvider::new(url, timeout)?;
+                tracing::info!(providers = %url, ttl_ms = args.catalog_ttl_ms, "catalog from the provider");
+                Ok(Arc::new(provider.catalog(ttl)))
+            }
+            None => {
+                tracing::info!("catalog: the default catalog in memory (no --providers-url)");
+                Ok(Arc::new(hearth_memory::MemoryInventory::default()))
+            }
+        }
+    }
 }
 
 /// What runs the durable work; stop it on shutdown.
@@ -52,8 +113,6 @@ pub enum Durable {
     Embedded {
         executor: EmbeddedExecutor,
         sandbox: Option<RunningSandbox>,
-        /// The inventory the executor reserves from; its catalog is what members order.
-        inventory: Arc<dyn Inventory>,
         /// The process the executor runs, for the reconciler (boxed: the largest part of
         /// the largest variant).
         fulfilment: Box<Fulfilment>,
@@ -73,6 +132,7 @@ impl Durable {
         args: &DurableArgs,
         stores: &Stores,
         service: &Service,
+        providers: Providers,
     ) -> anyhow::Result<Self> {
         if args.no_durable {
             tracing::info!("no durable work in this process (--no-durable)");
@@ -107,17 +167,9 @@ impl Durable {
             return Ok(Durable::Temporal { relay, reachable });
         }
         let timeout = Duration::from_millis(args.providers_timeout_ms.max(1));
-        let (url, sandbox) = match &args.providers_url {
-            Some(url) => (url.clone(), None),
-            None => {
-                let running = RunningSandbox::start(
-                    std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                    Sandbox::new(Faults::default()),
-                )
-                .await
-                .context("starting the in-process sandbox provider")?;
-                (running.url(), Some(running))
-            }
+        let Providers { url, sandbox } = providers;
+        let Some(url) = url else {
+            anyhow::bail!("the embedded executor needs a provider (started by Providers::start)");
         };
         let payments: Arc<dyn Payments> = Arc::new(HttpPayments::new(&url, timeout)?);
         let inventory: Arc<dyn Inventory> = Arc::new(HttpInventory::new(&url, timeout)?);
@@ -132,7 +184,6 @@ impl Durable {
         Ok(Durable::Embedded {
             executor,
             sandbox,
-            inventory,
             fulfilment: Box::new(fulfilment),
             reconciler: None,
         })
@@ -153,14 +204,6 @@ impl Durable {
                 &args.reconcile,
                 Some(metrics),
             );
-        }
-    }
-
-    /// The inventory provider, when this process runs fulfilment (for `GET /catalog`).
-    pub fn inventory(&self) -> Option<Arc<dyn Inventory>> {
-        match self {
-            Durable::Embedded { inventory, .. } => Some(inventory.clone()),
-            Durable::Temporal { .. } | Durable::None => None,
         }
     }
 

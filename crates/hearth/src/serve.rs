@@ -228,15 +228,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         prep_time: chrono::Duration::seconds(i64::from(args.prep_time_secs)),
         ..ServiceConfig::default()
     };
-    let service = Service::with_config(stores.store.clone(), clock, config);
-    let mut durable = Durable::start(&args.durable, &stores, &service).await?;
+    let providers = crate::durable::Providers::start(&args.durable).await?;
+    let service = Service::with_config(stores.store.clone(), clock, config)
+        .with_catalog(providers.catalog(&args.durable)?);
+    let mut durable = Durable::start(&args.durable, &stores, &service, providers).await?;
     settings.ready_checks = stores.ready_checks.clone();
     settings.ready_checks.extend(durable.ready_checks());
     let ports = Ports {
         service,
         feed: stores.feed,
         directory: stores.directory,
-        inventory: durable.inventory(),
     };
     let app = Application::build(settings, ports).await?;
     durable.start_reconciler(&args.durable, app.metrics());

@@ -41,7 +41,6 @@ async fn readyz_follows_the_database_down_and_back() {
         service: Service::new(db.store(), Arc::new(hearth_memory::SystemClock)),
         feed: Arc::new(db.feed(hearth_postgres::FeedOptions::default())),
         directory: db.directory(),
-        inventory: None,
     };
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),

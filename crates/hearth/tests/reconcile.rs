@@ -8,7 +8,7 @@
 
 use chrono::TimeDelta;
 use hearth_core::fulfilment::{Advanced, Fulfilment};
-use hearth_core::order::{CancelOrder, Command, OrderLine, PlaceOrder};
+use hearth_core::order::{CancelOrder, Command, PlaceOrder, RequestedLine};
 use hearth_core::ports::Outbox;
 use hearth_core::ports::{CaptureRequest, Clock, Payments};
 use hearth_core::process::capture_key;
@@ -34,7 +34,8 @@ async fn plant(path: &Path, sandbox: &RunningSandbox) -> (HouseholdId, OrderId) 
     let provider = HttpProvider::new(&sandbox.url(), Duration::from_secs(5)).unwrap();
     let payments: Arc<dyn Payments> = Arc::new(provider.payments());
     let fulfilment = Fulfilment::new(
-        Service::new(store.clone(), Arc::new(SystemClock)),
+        Service::new(store.clone(), Arc::new(SystemClock))
+            .with_catalog(Arc::new(provider.catalog(Duration::ZERO))),
         payments.clone(),
         Arc::new(provider.inventory()),
     );
@@ -57,12 +58,7 @@ async fn plant(path: &Path, sandbox: &RunningSandbox) -> (HouseholdId, OrderId) 
     };
     dispatch(Command::PlaceOrder(PlaceOrder {
         order_id: order,
-        lines: vec![OrderLine {
-            sku: "bread".into(),
-            name: "Sourdough".into(),
-            quantity: 1,
-            unit_price_cents: 450,
-        }],
+        lines: vec![RequestedLine::new("bread", 1)],
         ready_at: Some(SystemClock.now() + TimeDelta::hours(1)),
         note: None,
     }))

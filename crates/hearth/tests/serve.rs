@@ -82,7 +82,7 @@ async fn create_household(node: &Node) -> (String, String) {
 fn place_order(ready_at: Option<String>) -> Value {
     let mut payload = json!({
         "orderId": Uuid::now_v7(),
-        "lines": [{"sku": "bread", "name": "Sourdough", "quantity": 1, "unitPriceCents": 450}],
+        "lines": [{"sku": "bread", "quantity": 1, "unitPriceCents": 450}],
     });
     if let Some(at) = ready_at {
         payload["readyAt"] = json!(at);

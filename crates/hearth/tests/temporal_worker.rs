@@ -7,7 +7,7 @@
 
 use chrono::{DurationRound as _, TimeDelta};
 use hearth_core::chore::{ChoreCommand, ChoreId, ChoreStatus, Chores, ScheduleChore, limits};
-use hearth_core::order::{Command, OrderLine, PlaceOrder};
+use hearth_core::order::{Command, PlaceOrder, RequestedLine};
 use hearth_core::ports::{Clock, EventStore};
 use hearth_core::{
     Actor, AggregateId, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId,
@@ -162,7 +162,9 @@ async fn a_worker_killed_mid_timer_and_restarted_makes_the_order_ready_without_r
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hearth.db");
     let (store, _feed) = hearth_sqlite::SqliteEventStore::open(&db).unwrap();
-    let service = Service::new(store.clone(), Arc::new(SystemClock));
+    // Orders are placed from the default catalog (the one the sandbox serves too).
+    let service = Service::new(store.clone(), Arc::new(SystemClock))
+        .with_catalog(Arc::new(hearth_memory::MemoryInventory::default()));
     let task_queue = format!("hearth-test-{}", Uuid::now_v7());
     let (household, order) = (HouseholdId(Uuid::now_v7()), OrderId(Uuid::now_v7()));
 
@@ -170,12 +172,7 @@ async fn a_worker_killed_mid_timer_and_restarted_makes_the_order_ready_without_r
     let ready_at = SystemClock.now() + TimeDelta::seconds(10);
     let place = Command::PlaceOrder(PlaceOrder {
         order_id: order,
-        lines: vec![OrderLine {
-            sku: "bread".into(),
-            name: "bread".into(),
-            quantity: 2,
-            unit_price_cents: 450,
-        }],
+        lines: vec![RequestedLine::new("bread", 2)],
         ready_at: Some(ready_at),
         note: None,
     });
@@ -289,7 +286,9 @@ async fn a_worker_killed_while_a_chore_waits_and_restarted_reminds_once_at_the_d
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hearth.db");
     let (store, _feed) = hearth_sqlite::SqliteEventStore::open(&db).unwrap();
-    let service = Service::new(store.clone(), Arc::new(SystemClock));
+    // Orders are placed from the default catalog (the one the sandbox serves too).
+    let service = Service::new(store.clone(), Arc::new(SystemClock))
+        .with_catalog(Arc::new(hearth_memory::MemoryInventory::default()));
     let task_queue = format!("hearth-test-{}", Uuid::now_v7());
     let (household, chore) = (HouseholdId(Uuid::now_v7()), ChoreId(Uuid::now_v7()));
     let member = MemberId(Uuid::now_v7());
@@ -424,17 +423,14 @@ async fn a_worker_killed_mid_step_has_the_step_retried_after_the_heartbeat_timeo
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hearth.db");
     let (store, _feed) = hearth_sqlite::SqliteEventStore::open(&db).unwrap();
-    let service = Service::new(store.clone(), Arc::new(SystemClock));
+    // Orders are placed from the default catalog (the one the sandbox serves too).
+    let service = Service::new(store.clone(), Arc::new(SystemClock))
+        .with_catalog(Arc::new(hearth_memory::MemoryInventory::default()));
     let task_queue = format!("hearth-test-{}", Uuid::now_v7());
     let (household, order) = (HouseholdId(Uuid::now_v7()), OrderId(Uuid::now_v7()));
     let place = Command::PlaceOrder(PlaceOrder {
         order_id: order,
-        lines: vec![OrderLine {
-            sku: "bread".into(),
-            name: "bread".into(),
-            quantity: 1,
-            unit_price_cents: 450,
-        }],
+        lines: vec![RequestedLine::new("bread", 1)],
         ready_at: None,
         note: None,
     });

@@ -124,7 +124,7 @@ async fn stock_lost_after_confirmation(serve: &str, sandbox: &str) {
                 "id": Uuid::now_v7(), "type": "PlaceOrder",
                 "payload": {
                     "orderId": order,
-                    "lines": [{"sku": "bread", "name": "Sourdough", "quantity": 1, "unitPriceCents": 450}],
+                    "lines": [{"sku": "bread", "quantity": 1, "unitPriceCents": 450}],
                     "readyAt": ready_at,
                 },
             }))

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use hearth_core::ports::{
-    Capture, CaptureEntry, CaptureRequest, CatalogItem, Inventory, MAX_LEDGER_PAGE, Payments,
-    ProviderError, RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
+    Capture, CaptureEntry, CaptureRequest, Catalog, CatalogItem, Inventory, MAX_LEDGER_PAGE,
+    Payments, ProviderError, RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
 };
 use hearth_core::{HouseholdId, OrderId};
 use std::collections::HashMap;
@@ -189,6 +189,8 @@ struct InventoryInner {
     /// reservation id).
     ledger: Vec<(Uuid, HouseholdId, OrderId, String)>,
     fail_next: u32,
+    /// Catalog reads fail while set (apart from `fail_next`, which reservations use).
+    catalog_down: bool,
 }
 
 impl Default for MemoryInventory {
@@ -225,9 +227,21 @@ impl MemoryInventory {
         }
     }
 
-    /// The next `n` calls fail transiently.
+    /// The next `n` calls fail transiently (reservations, releases; not the catalog).
     pub fn fail_next(&self, n: u32) {
         lock(&self.inner).fail_next = n;
+    }
+
+    /// Catalog reads fail transiently while `down`.
+    pub fn catalog_down(&self, down: bool) {
+        lock(&self.inner).catalog_down = down;
+    }
+
+    /// Sets the catalog's price of `sku` (what the next catalog read says).
+    pub fn set_price(&self, sku: &str, cents: u64) {
+        if let Some(item) = lock(&self.inner).catalog.iter_mut().find(|i| i.sku == sku) {
+            item.unit_price_cents = cents;
+        }
     }
 
     /// Units of `sku` available now.
@@ -341,8 +355,19 @@ impl Inventory for MemoryInventory {
             )
             .collect())
     }
+}
 
-    async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError> {
-        Ok(lock(&self.inner).catalog.clone())
+/// The provider serves the catalog it reserves from: what members see available is
+/// what is left after the reservations held.
+#[async_trait]
+impl Catalog for MemoryInventory {
+    async fn items(&self) -> Result<Vec<CatalogItem>, ProviderError> {
+        let inner = lock(&self.inner);
+        if inner.catalog_down {
+            return Err(ProviderError::Transient(
+                "the catalog is down (injected)".into(),
+            ));
+        }
+        Ok(inner.catalog.clone())
     }
 }

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use hearth_contract::StoreFixture;
 use hearth_contract::scheduler::{SchedulerFixture, SchedulerProbe};
-use hearth_core::ports::{Inventory, Job, Payments};
+use hearth_core::ports::{Catalog, Inventory, Job, Payments};
 use hearth_memory::{MemoryEventStore, MemoryInventory, MemoryJobScheduler, MemoryPayments};
 use std::sync::Arc;
 
@@ -31,11 +31,22 @@ mod payments {
     });
 }
 
+fn stocked() -> hearth_contract::providers::Stocked {
+    let inventory = Arc::new(MemoryInventory::default());
+    hearth_contract::providers::Stocked {
+        inventory: inventory.clone() as Arc<dyn Inventory>,
+        catalog: inventory as Arc<dyn Catalog>,
+    }
+}
+
 mod inventory {
     use super::*;
-    hearth_contract::inventory_contract!(|| async {
-        Arc::new(MemoryInventory::default()) as Arc<dyn Inventory>
-    });
+    hearth_contract::inventory_contract!(|| async { stocked() });
+}
+
+mod catalog {
+    use super::*;
+    hearth_contract::catalog_contract!(|| async { stocked() });
 }
 
 struct QueueProbe(Arc<MemoryJobScheduler>);

@@ -30,6 +30,8 @@ fn service(store: Arc<dyn EventStore>) -> Service {
             ..ServiceConfig::default()
         },
     )
+    // Orders are placed from the default catalog.
+    .with_catalog(Arc::new(hearth_memory::MemoryInventory::default()))
 }
 
 fn envelope(tenant: HouseholdId, actor: Actor, command: Command) -> CommandEnvelope {

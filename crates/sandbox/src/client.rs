@@ -1,4 +1,4 @@
-//! The HTTP adapters of the Payments and Inventory ports, speaking the sandbox's API
+//! The HTTP adapters of the Payments, Inventory and Catalog ports, speaking the sandbox's API
 //! (a real provider would get adapters of its own shape, with the same error mapping).
 //!
 //! Errors: a connection error, a timeout or a 5xx (also 408 and 429) is
@@ -12,8 +12,8 @@ use crate::wire::{
 };
 use async_trait::async_trait;
 use hearth_core::ports::{
-    Capture, CaptureEntry, CaptureRequest, CatalogItem, Inventory, Payments, ProviderError,
-    RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
+    Capture, CaptureEntry, CaptureRequest, Catalog, CatalogItem, Inventory, Payments,
+    ProviderError, RefundRequest, ReleaseRequest, ReservationEntry, ReserveRequest,
 };
 use reqwest::StatusCode;
 use serde::Serialize;
@@ -70,6 +70,15 @@ impl HttpProvider {
 
     pub fn inventory(&self) -> HttpInventory {
         HttpInventory(self.clone())
+    }
+
+    /// The provider's catalog, each read kept for `ttl`.
+    pub fn catalog(&self, ttl: Duration) -> HttpCatalog {
+        HttpCatalog {
+            provider: self.clone(),
+            ttl,
+            kept: tokio::sync::Mutex::new(None),
+        }
     }
 
     fn url(&self, path: &str) -> Result<reqwest::Url, ProviderError> {
@@ -260,9 +269,48 @@ impl Inventory for HttpInventory {
             .await?;
         Ok(page.entries.into_iter().map(Into::into).collect())
     }
+}
 
-    async fn catalog(&self) -> Result<Vec<CatalogItem>, ProviderError> {
-        let entries: Vec<CatalogEntry> = self.0.get("inventory/catalog").await?;
-        Ok(entries.into_iter().map(Into::into).collect())
+/// How long [`HttpCatalog`] answers from its copy by default.
+pub const DEFAULT_CATALOG_TTL: Duration = Duration::from_secs(2);
+
+/// The catalog the provider serves (`GET inventory/catalog`), kept for a short time:
+/// every order placed reads it, so a busy server asks the provider about once per
+/// `ttl` instead of once per order. One read at a time: callers arriving while it is
+/// read wait for it and share its answer. A failed read is not kept.
+#[derive(Debug)]
+pub struct HttpCatalog {
+    provider: HttpProvider,
+    ttl: Duration,
+    kept: tokio::sync::Mutex<Option<(std::time::Instant, Vec<CatalogItem>)>>,
+}
+
+impl HttpCatalog {
+    /// Reads the catalog at `base_url`, keeping it [`DEFAULT_CATALOG_TTL`].
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Ok(HttpProvider::new(base_url, timeout)?.catalog(DEFAULT_CATALOG_TTL))
+    }
+
+    /// How long a read is answered from (zero: every call asks the provider).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
+#[async_trait]
+impl Catalog for HttpCatalog {
+    async fn items(&self) -> Result<Vec<CatalogItem>, ProviderError> {
+        let mut kept = self.kept.lock().await;
+        if let Some((at, items)) = kept.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(items.clone());
+        }
+        let entries: Vec<CatalogEntry> = self.provider.get("inventory/catalog").await?;
+        let items: Vec<CatalogItem> = entries.into_iter().map(Into::into).collect();
+        if !self.ttl.is_zero() {
+            *kept = Some((std::time::Instant::now(), items.clone()));
+        }
+        Ok(items)
     }
 }

@@ -100,6 +100,9 @@ struct Inner {
     /// (key, tenant, order, reservation id).
     reservation_ledger: Vec<(String, Uuid, Uuid, String)>,
     stats: Stats,
+    /// `GET /inventory/catalog` requests answered (a request, not an effect: how a test
+    /// sees a client's cache at work).
+    catalog_reads: u64,
     rng: u64,
     /// Where provider events go (`POST /admin/events`); none: they cannot be sent.
     webhook: Option<crate::webhook::WebhookTarget>,
@@ -154,6 +157,7 @@ impl Sandbox {
                 capture_ledger: Vec::new(),
                 reservation_ledger: Vec::new(),
                 stats: Stats::default(),
+                catalog_reads: 0,
                 rng: seed,
                 webhook: None,
             })),
@@ -321,6 +325,18 @@ impl Sandbox {
 
     pub fn catalog(&self) -> Vec<CatalogItem> {
         self.lock().catalog.clone()
+    }
+
+    /// How many times the catalog was read over HTTP.
+    pub fn catalog_reads(&self) -> u64 {
+        self.lock().catalog_reads
+    }
+
+    /// Sets the catalog's price of `sku`.
+    pub fn set_price(&self, sku: &str, cents: u64) {
+        if let Some(item) = self.lock().catalog.iter_mut().find(|i| i.sku == sku) {
+            item.unit_price_cents = cents;
+        }
     }
 
     /// The ledger: the capture that took effect under `key`, if any.
@@ -723,7 +739,11 @@ async fn release(State(s): State<Sandbox>, headers: HeaderMap, raw: Bytes) -> Re
 }
 
 async fn catalog(State(s): State<Sandbox>) -> Response {
-    let entries: Vec<CatalogEntry> = s.catalog().into_iter().map(Into::into).collect();
+    let entries: Vec<CatalogEntry> = {
+        let mut inner = s.lock();
+        inner.catalog_reads += 1;
+        inner.catalog.iter().cloned().map(Into::into).collect()
+    };
     respond((StatusCode::OK, json(&entries)))
 }
 

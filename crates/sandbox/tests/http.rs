@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use hearth_core::ports::{
-    CaptureRequest, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
+    CaptureRequest, Catalog, Inventory, Payments, ProviderError, RefundRequest, ReleaseRequest,
     ReserveRequest,
 };
 use hearth_core::{HouseholdId, OrderId, OrderLine};
@@ -30,10 +30,15 @@ async fn payments() -> Arc<dyn Payments> {
     Arc::new(provider.payments())
 }
 
-async fn inventory() -> Arc<dyn Inventory> {
+/// The inventory and its catalog over HTTP; the catalog reads the provider every time
+/// (a zero lifetime), as the contract expects (what it keeps: `the_catalog_is_kept_*`).
+async fn stocked() -> hearth_contract::providers::Stocked {
     let (running, provider) = sandbox(Faults::default()).await;
     std::mem::forget(running);
-    Arc::new(provider.inventory())
+    hearth_contract::providers::Stocked {
+        inventory: Arc::new(provider.inventory()),
+        catalog: Arc::new(provider.catalog(Duration::ZERO)),
+    }
 }
 
 mod payments_contract {
@@ -41,7 +46,11 @@ mod payments_contract {
 }
 
 mod inventory_contract {
-    hearth_contract::inventory_contract!(super::inventory);
+    hearth_contract::inventory_contract!(super::stocked);
+}
+
+mod catalog_contract {
+    hearth_contract::catalog_contract!(super::stocked);
 }
 
 fn capture(key: Uuid, cents: u64) -> CaptureRequest {
@@ -211,8 +220,9 @@ async fn out_of_stock_skus_are_refused_and_hold_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(other, ProviderError::Invalid(_)), "got {other:?}");
-    let pizza = inventory
-        .catalog()
+    let pizza = provider
+        .catalog(Duration::ZERO)
+        .items()
         .await
         .unwrap()
         .into_iter()
@@ -328,4 +338,51 @@ async fn bad_requests_are_refused_clearly_and_change_nothing() {
 fn a_bad_base_url_is_refused() {
     assert!(HttpInventory::new("not a url", TIMEOUT).is_err());
     assert!(HttpInventory::new("ftp://example.org", TIMEOUT).is_err());
+}
+
+/// The catalog is read from the provider at most once per lifetime: reads within it are
+/// answered from the copy (counted at the server, no waiting), and a zero lifetime
+/// reads every time.
+#[tokio::test]
+async fn the_catalog_is_kept_for_its_lifetime_and_read_again_without_one() {
+    let (running, provider) = sandbox(Faults::default()).await;
+    let kept = provider.catalog(Duration::from_secs(3_600));
+    let first = kept.items().await.unwrap();
+    running.sandbox().set_price("milk", 999);
+    let again = kept.items().await.unwrap();
+    assert_eq!(first, again, "within its lifetime the copy is the answer");
+    assert_eq!(
+        running.sandbox().catalog_reads(),
+        1,
+        "one request for two reads"
+    );
+
+    let fresh = provider.catalog(Duration::ZERO);
+    let now = fresh.items().await.unwrap();
+    let milk = now.iter().find(|i| i.sku == "milk").unwrap();
+    assert_eq!(
+        milk.unit_price_cents, 999,
+        "a zero lifetime reads the change"
+    );
+    fresh.items().await.unwrap();
+    assert_eq!(
+        running.sandbox().catalog_reads(),
+        3,
+        "every read asks the provider"
+    );
+}
+
+/// A provider that does not answer makes the catalog fail transiently, and nothing is
+/// kept from the failure: the next read asks again.
+#[tokio::test]
+async fn an_unreachable_catalog_is_transient() {
+    let (running, provider) = sandbox(Faults::default()).await;
+    let url = running.url();
+    running.stop().await.unwrap();
+    let catalog = HttpProvider::new(&url, TIMEOUT)
+        .unwrap()
+        .catalog(Duration::from_secs(3_600));
+    let err = catalog.items().await.unwrap_err();
+    assert!(err.is_retryable(), "got {err:?}");
+    drop(provider);
 }

@@ -7,4 +7,12 @@ import type { OrderStatus } from "./OrderStatus";
 import type { RejectionReason } from "./RejectionReason";
 import type { TimelineEntry } from "./TimelineEntry";
 
-export type OrderView = { id: OrderId, status: OrderStatus, lines: Array<OrderLine>, totalCents: number, readyAt: string | null, note: string | null, placedBy: MemberId, placedAt: string, rejection: RejectionReason | null, cancelledBy: Actor | null, refunded: boolean, stockReleased: boolean, timeline: Array<TimelineEntry>, };
+export type OrderView = { id: OrderId, status: OrderStatus, lines: Array<OrderLine>, totalCents: number, readyAt: string | null, note: string | null, placedBy: MemberId, placedAt: string, rejection: RejectionReason | null, 
+/**
+ * Who cancelled it (a member, or the system), and why when they said.
+ */
+cancelledBy: Actor | null, cancelReason: string | null, 
+/**
+ * Who marked it collected.
+ */
+completedBy: MemberId | null, refunded: boolean, stockReleased: boolean, timeline: Array<TimelineEntry>, };

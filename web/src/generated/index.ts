@@ -62,6 +62,7 @@ export type { Rejected } from "./Rejected";
 export type { RejectionReason } from "./RejectionReason";
 export type { Renew } from "./Renew";
 export type { Renewed } from "./Renewed";
+export type { RequestedLine } from "./RequestedLine";
 export type { Role } from "./Role";
 export type { RoomEvents } from "./RoomEvents";
 export type { RoomState } from "./RoomState";

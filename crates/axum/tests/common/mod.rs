@@ -175,9 +175,9 @@ pub async fn spawn_wrapped(
     let directory = Arc::new(Watched::default());
     let ports = Ports {
         feed: Arc::new(store.feed()),
-        service: Service::new(wrap(store.clone()), Arc::new(SystemClock)),
+        service: Service::new(wrap(store.clone()), Arc::new(SystemClock))
+            .with_catalog(Arc::new(hearth_memory::MemoryInventory::default())),
         directory: directory.clone(),
-        inventory: None,
     };
     let app = Application::build(settings, ports).await.unwrap();
     let addr = app.local_addr();

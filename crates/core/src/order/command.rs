@@ -1,6 +1,6 @@
 //! Commands on an order.
 
-use super::{OrderLine, RejectionReason};
+use super::{RejectionReason, RequestedLine};
 use crate::Timestamp;
 use crate::ids::OrderId;
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,9 @@ pub enum Command {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceOrder {
     pub order_id: OrderId,
-    pub lines: Vec<OrderLine>,
+    /// What is asked for, by sku and quantity; the decision fixes each line's name and
+    /// price from the server's catalog.
+    pub lines: Vec<RequestedLine>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub ready_at: Option<Timestamp>,

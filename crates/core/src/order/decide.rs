@@ -34,6 +34,24 @@ pub enum DomainError {
     QuantityOutOfRange { index: usize, quantity: u32 },
     #[error("line {index}: sku must be 1 to 64 characters")]
     InvalidSku { index: usize },
+    /// The catalog has no such sku (never had, or no longer has).
+    #[error("sku {sku} is not in the catalog")]
+    UnknownSku { sku: String },
+    /// The member was shown another price than the catalog's now: nobody is charged a
+    /// price they did not see.
+    #[error("the price of {sku} is now {current_cents} cents, not the {shown_cents} cents shown")]
+    PriceChanged {
+        sku: String,
+        current_cents: u64,
+        shown_cents: u64,
+    },
+    /// More was asked for than the catalog says is available.
+    #[error("{sku}: {requested} asked for, {available} available")]
+    NotEnoughStock {
+        sku: String,
+        requested: u32,
+        available: u32,
+    },
     #[error("line {index}: name must be 1 to 200 characters")]
     InvalidName { index: usize },
     #[error("line {index}: unit price above the limit of 10000000 cents")]
@@ -127,7 +145,14 @@ impl Refusal {
                 "The order has too many different items; split it into two orders."
             }
             Refusal::QuantityOutOfRange => "One of the quantities is too large or below one.",
-            Refusal::InvalidSku => "One of the items is not in the catalog any more.",
+            Refusal::InvalidSku => "One of the items has a code the shop does not accept.",
+            Refusal::UnknownSku => "One of the items is not in the catalog any more.",
+            Refusal::PriceChanged => {
+                "A price changed since you looked; check the new price and send the order again."
+            }
+            Refusal::NotEnoughStock => {
+                "There are not that many of one of the items in stock; order fewer."
+            }
             Refusal::InvalidName => "One of the items has a name the shop does not accept.",
             Refusal::UnitPriceTooHigh => "One of the items costs more than the shop accepts.",
             Refusal::DuplicateSku => "The same item is in the order twice.",
@@ -166,6 +191,8 @@ impl Refusal {
             self,
             Refusal::OrderAlreadyExists
                 | Refusal::OrderNotFound
+                | Refusal::PriceChanged
+                | Refusal::NotEnoughStock
                 | Refusal::CannotCancel
                 | Refusal::NotYourOrder
                 | Refusal::NotReady
@@ -387,33 +414,65 @@ fn place_order(place: &PlaceOrder, ctx: &Context) -> Result<Vec<Event>, DomainEr
             got: place.lines.len(),
         });
     }
+    // Names and prices are the catalog's (guarantee 8): the command names skus and
+    // quantities, and a price the member was shown must still be the catalog's.
+    let mut lines = Vec::with_capacity(place.lines.len());
     let mut total: u64 = 0;
     for (index, line) in place.lines.iter().enumerate() {
         let sku_len = line.sku.chars().count();
         if sku_len == 0 || sku_len > limits::MAX_SKU_CHARS || line.sku.trim() != line.sku {
             return Err(DomainError::InvalidSku { index });
         }
-        let name_len = line.name.trim().chars().count();
-        if name_len == 0 || line.name.chars().count() > limits::MAX_NAME_CHARS {
-            return Err(DomainError::InvalidName { index });
-        }
         check_text(&line.sku, false, || format!("line {index}: sku"))?;
-        check_text(&line.name, false, || format!("line {index}: name"))?;
         if !(limits::MIN_QUANTITY..=limits::MAX_QUANTITY).contains(&line.quantity) {
             return Err(DomainError::QuantityOutOfRange {
                 index,
                 quantity: line.quantity,
             });
         }
-        if line.unit_price_cents > limits::MAX_UNIT_PRICE_CENTS {
-            return Err(DomainError::UnitPriceTooHigh { index });
-        }
         if place.lines[..index].iter().any(|l| l.sku == line.sku) {
             return Err(DomainError::DuplicateSku {
                 sku: line.sku.clone(),
             });
         }
-        total += line.subtotal_cents();
+        let Some(item) = ctx.catalog.get(&line.sku) else {
+            return Err(DomainError::UnknownSku {
+                sku: line.sku.clone(),
+            });
+        };
+        if let Some(shown) = line.unit_price_cents
+            && shown != item.unit_price_cents
+        {
+            return Err(DomainError::PriceChanged {
+                sku: line.sku.clone(),
+                current_cents: item.unit_price_cents,
+                shown_cents: shown,
+            });
+        }
+        if line.quantity > item.available {
+            return Err(DomainError::NotEnoughStock {
+                sku: line.sku.clone(),
+                requested: line.quantity,
+                available: item.available,
+            });
+        }
+        // The catalog's own entry is held to the rules a recorded line keeps.
+        let name_len = item.name.trim().chars().count();
+        if name_len == 0 || item.name.chars().count() > limits::MAX_NAME_CHARS {
+            return Err(DomainError::InvalidName { index });
+        }
+        check_text(&item.name, false, || format!("line {index}: name"))?;
+        if item.unit_price_cents > limits::MAX_UNIT_PRICE_CENTS {
+            return Err(DomainError::UnitPriceTooHigh { index });
+        }
+        let recorded = OrderLine {
+            sku: item.sku.clone(),
+            name: item.name.clone(),
+            quantity: line.quantity,
+            unit_price_cents: item.unit_price_cents,
+        };
+        total += recorded.subtotal_cents();
+        lines.push(recorded);
     }
     if total == 0 {
         return Err(DomainError::TotalNotPositive);
@@ -443,7 +502,7 @@ fn place_order(place: &PlaceOrder, ctx: &Context) -> Result<Vec<Event>, DomainEr
     let ready_at = place.ready_at.unwrap_or(ctx.now + ctx.prep_time);
     Ok(vec![Event::OrderPlaced {
         order_id: place.order_id,
-        lines: place.lines.clone(),
+        lines,
         total_cents: total,
         ready_at: Some(ready_at),
         note: place.note.clone(),

@@ -57,6 +57,13 @@ impl Domain for Orders {
     fn creates(command: &Command) -> bool {
         command.creates_order()
     }
+    /// Placing an order reads the catalog entries of its lines' skus.
+    fn catalog_skus(command: &Command) -> Vec<String> {
+        match command {
+            Command::PlaceOrder(place) => place.lines.iter().map(|l| l.sku.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
     fn version(state: &OrderState) -> u32 {
         state.version
     }
@@ -111,6 +118,43 @@ pub mod limits {
     pub const MAX_UNIT_PRICE_CENTS: u64 = 10_000_000;
 }
 
+/// A line of `PlaceOrder`: a sku and a quantity, and optionally the unit price the
+/// member was shown. Names and prices are the catalog's: a line naming its item, or
+/// carrying any other field, is bad input; a shown price that is not the catalog's
+/// is refused (`price_changed`), so nobody is charged a price they did not see.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestedLine {
+    pub sku: String,
+    pub quantity: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
+    pub unit_price_cents: Option<u64>,
+}
+
+impl RequestedLine {
+    /// `quantity` of `sku`, at whatever the catalog says.
+    pub fn new(sku: impl Into<String>, quantity: u32) -> Self {
+        Self {
+            sku: sku.into(),
+            quantity,
+            unit_price_cents: None,
+        }
+    }
+
+    /// `quantity` of `sku`, as shown to the member at `cents` each.
+    pub fn shown(sku: impl Into<String>, quantity: u32, cents: u64) -> Self {
+        Self {
+            sku: sku.into(),
+            quantity,
+            unit_price_cents: Some(cents),
+        }
+    }
+}
+
+/// A line as recorded (`OrderPlaced`) and shown: the name and unit price are the
+/// catalog's at the time the order was placed, and stay what they were.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -13,7 +13,7 @@
 
 use anyhow::{Context, bail};
 use chrono::{DurationRound, TimeDelta, Utc};
-use hearth_core::order::{Command, OrderLine, PlaceOrder};
+use hearth_core::order::{Command, PlaceOrder, RequestedLine};
 use hearth_core::ports::Clock;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, CommandOutcome, Dispatched, HouseholdId, MemberId, OrderId,
@@ -75,16 +75,35 @@ fn parse_args() -> anyhow::Result<Args> {
     })
 }
 
+/// What the writers order from: `sku-0` to `sku-3`, plenty of each.
+#[derive(Debug)]
+struct Shop;
+
+#[async_trait::async_trait]
+impl hearth_core::ports::Catalog for Shop {
+    async fn items(
+        &self,
+    ) -> Result<Vec<hearth_core::CatalogItem>, hearth_core::ports::ProviderError> {
+        Ok((0..4)
+            .map(|i| hearth_core::CatalogItem {
+                sku: format!("sku-{i}"),
+                name: format!("item {i}"),
+                unit_price_cents: 100 + 100 * i,
+                available: 1_000,
+            })
+            .collect())
+    }
+}
+
 fn place_order(tenant: HouseholdId, member: MemberId) -> CommandEnvelope {
     let order = OrderId(Uuid::now_v7());
     // The low bits of a v7 uuid are random: enough to vary the orders.
     let noise = Uuid::now_v7().as_u128();
     let lines = (0..=(noise % 3))
-        .map(|i| OrderLine {
+        .map(|i| RequestedLine {
             sku: format!("sku-{i}"),
-            name: format!("item {i}"),
             quantity: 1 + u32::try_from((noise >> (8 * i)) % 5).unwrap_or(0),
-            unit_price_cents: 100 + u64::try_from((noise >> 40) % 900).unwrap_or(0),
+            unit_price_cents: None,
         })
         .collect();
     CommandEnvelope::new(
@@ -143,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let (store, _feed) =
         SqliteEventStore::open(&args.path).with_context(|| format!("opening {}", args.path))?;
-    let service = Service::new(store, Arc::new(WallClock));
+    let service = Service::new(store, Arc::new(WallClock)).with_catalog(Arc::new(Shop));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
     for &tenant in &args.households {

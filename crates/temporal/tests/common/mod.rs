@@ -5,7 +5,7 @@
 
 use chrono::TimeDelta;
 use hearth_core::fulfilment::Fulfilment;
-use hearth_core::order::{CancelOrder, Command, OrderLine, PlaceOrder};
+use hearth_core::order::{CancelOrder, Command, PlaceOrder, RequestedLine};
 use hearth_core::ports::EventStore;
 use hearth_core::{
     Actor, CommandEnvelope, CommandId, Dispatched, HouseholdId, MemberId, OrderId, OrderStatus,
@@ -108,14 +108,17 @@ pub struct World {
 impl World {
     pub async fn new() -> Self {
         let store = Arc::new(MemoryEventStore::new());
-        let service = Service::new(store.clone(), Arc::new(SystemClock));
+        let inventory = Arc::new(MemoryInventory::default());
+        // The inventory serves the catalog orders are placed from.
+        let service =
+            Service::new(store.clone(), Arc::new(SystemClock)).with_catalog(inventory.clone());
         let config = config();
         let client = hearth_temporal::connect(&config).await.unwrap();
         World {
             scheduler: Arc::new(TemporalScheduler::new(client, config.task_queue.clone())),
             store,
             payments: Arc::new(MemoryPayments::new()),
-            inventory: Arc::new(MemoryInventory::default()),
+            inventory,
             service,
             household: HouseholdId(Uuid::now_v7()),
             config,
@@ -142,12 +145,7 @@ impl World {
         let order = OrderId(Uuid::now_v7());
         let command = Command::PlaceOrder(PlaceOrder {
             order_id: order,
-            lines: vec![OrderLine {
-                sku: sku.into(),
-                name: sku.into(),
-                quantity,
-                unit_price_cents: 450,
-            }],
+            lines: vec![RequestedLine::new(sku, quantity)],
             ready_at: ready_in.map(|d| self.now() + d),
             note: None,
         });

@@ -1038,13 +1038,13 @@ pub async fn catchup(ctx: &Ctx) -> anyhow::Result<Vec<Outcome>> {
 /// name, and the same command without the NUL (as crates/hearth/tests/edge.rs).
 fn commands_with_a_nul() -> Vec<(Value, &'static str, Value)> {
     let order = Uuid::now_v7();
-    let line = |sku: &str, name: &str| json!({"sku": sku, "name": name, "quantity": 1, "unitPriceCents": 100});
+    let line = |sku: &str| json!({"sku": sku, "quantity": 1});
     let place = |lines: Value, note: &str| {
         let id = Uuid::now_v7();
         let payload = |lines: Value, note: &str| json!({"orderId": Uuid::now_v7(), "lines": lines, "note": note});
         (
             json!({"id": id, "type": "PlaceOrder", "payload": payload(lines, note)}),
-            json!({"id": id, "type": "PlaceOrder", "payload": payload(json!([line("a", "A")]), "ok")}),
+            json!({"id": id, "type": "PlaceOrder", "payload": payload(json!([line("bread")]), "ok")}),
         )
     };
     let internal = |kind: &str, bad: Value, good: Value| {
@@ -1056,15 +1056,15 @@ fn commands_with_a_nul() -> Vec<(Value, &'static str, Value)> {
     };
     [
         (
-            place(json!([line("a", "A"), line("b", "B\u{0}")]), "ok"),
-            "command.payload.lines[1].name",
+            place(json!([line("bread"), line("milk\u{0}")]), "ok"),
+            "command.payload.lines[1].sku",
         ),
         (
-            place(json!([line("a\u{0}", "A")]), "ok"),
+            place(json!([line("bread\u{0}")]), "ok"),
             "command.payload.lines[0].sku",
         ),
         (
-            place(json!([line("a", "A")]), "ring\u{0}"),
+            place(json!([line("bread")]), "ring\u{0}"),
             "command.payload.note",
         ),
         (
