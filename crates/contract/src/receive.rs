@@ -6,7 +6,7 @@
 use crate::fixtures::{household, now, order_id, place};
 use hearth_core::contracts::{ExternalEvent, ExternalKind};
 use hearth_core::order::{Command, RecordStockReserved};
-use hearth_core::ports::{Clock, EventStore};
+use hearth_core::ports::{Catalog, CatalogItem, Clock, EventStore, ProviderError};
 use hearth_core::{Actor, CommandEnvelope, CommandOutcome, Received, Service, Timestamp};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -20,12 +20,33 @@ impl Clock for Now {
     }
 }
 
+/// The two items [`place`] orders, for the service to price the order from (the
+/// subject here is the store, not the catalog; the catalog has its own contract).
+#[derive(Debug)]
+struct Shop;
+
+#[async_trait::async_trait]
+impl Catalog for Shop {
+    async fn items(&self) -> Result<Vec<CatalogItem>, ProviderError> {
+        let item = |sku: &str, name: &str, unit_price_cents| CatalogItem {
+            sku: sku.into(),
+            name: name.into(),
+            unit_price_cents,
+            available: 100,
+        };
+        Ok(vec![
+            item("bread", "Sourdough loaf", 450),
+            item("milk", "Milk 1 L", 129),
+        ])
+    }
+}
+
 pub async fn external_events_are_received_once_per_household(
     fx: crate::StoreFixture,
     _: crate::event_store::Streams,
 ) {
     let store: Arc<dyn EventStore> = fx.store.clone();
-    let service = Service::new(store.clone(), Arc::new(Now));
+    let service = Service::new(store.clone(), Arc::new(Now)).with_catalog(Arc::new(Shop));
     let (tenant, other) = (household(), household());
     let order = order_id();
     let send = |command: Command| {

@@ -227,7 +227,7 @@ async fn one_trace_covers_a_command_in_serve_and_its_activities_in_the_worker() 
         "type": "PlaceOrder",
         "payload": {
             "orderId": Uuid::now_v7(),
-            "lines": [{"sku": "bread", "name": "Sourdough", "quantity": 1, "unitPriceCents": 450}],
+            "lines": [{"sku": "bread", "quantity": 1, "unitPriceCents": 450}],
         },
         "metadata": {"correlationId": correlation},
     });
