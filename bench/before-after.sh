@@ -12,6 +12,13 @@
 # a fresh server (and, for PostgreSQL, a database of each binary's own schema). Writes
 # bench/results/<stamp>-before-after/ with one JSON per sweep and summary.md. STORES="pg"
 # limits the stores; BASE_BIN reuses a base binary built before.
+#
+# What each command costs, rather than how many fit (less sensitive to a busy machine):
+#   B_RATES=0,300,600 STEP=10 STOP_P99_MS=100000 STORES=pg bench/before-after.sh REV 2
+# Every step reports the server's CPU and (PostgreSQL) its backends' CPU; the summary
+# divides them by the commands acked (a rate-0 step is the idle cost: pings, membership
+# rechecks). With pg_stat_statements loaded, statements-<who>-pg-r<round>.txt lists the
+# statements each binary ran over its sweep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -19,7 +26,7 @@ BASE_REV="${1:?usage: bench/before-after.sh BASE_REV [ROUNDS]}"
 ROUNDS="${2:-2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hearth-target}"
 B_RATES="${B_RATES:-200,500,800,1200,1800,2700,4000,6000,9000}"
-STEP=3
+STEP="${STEP:-3}"
 SECRET="bench-secret-$(date +%s)-0123456789abcdef0123"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -92,6 +99,7 @@ start() { # who store
 stop() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; sleep 0.5; fi; }
 trap stop EXIT
 
+psql_admin -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1 || true
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then ORDER="base new"; else ORDER="new base"; fi
   for store in ${STORES:-sqlite pg memory}; do
@@ -101,10 +109,24 @@ for round in $(seq 1 "$ROUNDS"); do
       # A base from before the server's catalog (issue 16) takes order lines with names and
       # prices and refuses the new shape; set BASE_ORDER_LINES=skus for a later base.
       if [ "$who" = base ]; then lines="${BASE_ORDER_LINES:-legacy}"; else lines=skus; fi
-      "$GEN" --addr "$ADDR" --mode hearth --token-secret "$SECRET" --server-pid "$PID" --order-lines "$lines" \
+      PGDB=()
+      if [ "$store" = pg ]; then
+        PGDB=(--pg-database "hearth_bench_$who")
+        psql_admin -c "SELECT pg_stat_statements_reset()" >/dev/null 2>&1 || true
+      fi
+      "$GEN" --addr "$ADDR" --mode hearth --token-secret "$SECRET" --server-pid "$PID" --order-lines "$lines" "${PGDB[@]}" \
         --label "b-$who-$store-r$round" --out "$OUT/b-$who-$store-r$round.json" \
         --households 100 --members 10 --rates "$B_RATES" --step-secs "$STEP" --drain-secs 1 \
-        --stop-p99-ms 50 >>"$OUT/run.log" 2>&1
+        --stop-p99-ms "${STOP_P99_MS:-50}" >>"$OUT/run.log" 2>&1
+      if [ "$store" = pg ]; then
+        # What the server asked of PostgreSQL over the sweep (sign-up included), when
+        # pg_stat_statements is loaded (shared_preload_libraries); skipped otherwise.
+        psql_admin -F ' | ' -c "SELECT calls, round(total_exec_time::numeric, 1) AS ms, rows,
+              left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+            FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+            WHERE d.datname = 'hearth_bench_$who' ORDER BY total_exec_time DESC LIMIT 25" \
+            >"$OUT/statements-$who-pg-r$round.txt" 2>&1 || true
+      fi
       stop
     done
   done
@@ -136,6 +158,24 @@ for store in ["sqlite", "pg", "memory"]:
         print(f"| {store} | {r} | {cap(b):,.0f} / {cap(n):,.0f} | {cells} |")
         if cap(b):
             ratios.setdefault(store, []).append(cap(n) / cap(b))
+print()
+print("CPU per acked command, ms (server / PostgreSQL backends), base vs new; rate 0: ms per second idle.\n")
+print("| store | round | rate | base | new |")
+print("|---|---|---|---|---|")
+def cost(step):
+    n = step["acks"] or None
+    per = (lambda c: c / n) if n else (lambda c: c / step["secs"])
+    f = lambda c: "-" if c is None else f"{per(c):.2f}"
+    return f"{f(step.get('server_cpu_ms'))} / {f(step.get('pg_cpu_ms'))}"
+for store in ["sqlite", "pg", "memory"]:
+    for r in range(1, rounds + 1):
+        b, n = load("base", store, r), load("new", store, r)
+        if not b or not n:
+            continue
+        sb = {s["rate"]: s for s in b["steps"]}
+        sn = {s["rate"]: s for s in n["steps"]}
+        for rate in sorted(set(sb) & set(sn)):
+            print(f"| {store} | {r} | {rate:.0f} | {cost(sb[rate])} | {cost(sn[rate])} |")
 print()
 for store, rs in ratios.items():
     print(f"- {store}: capacity new/base per round {', '.join(f'{x:.2f}' for x in rs)} (median {statistics.median(rs):.2f})")

@@ -5,7 +5,7 @@ use futures::{SinkExt, StreamExt};
 use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
 use hearth_core::Service;
 use hearth_core::ports::{
-    Append, Appended, Directory, DirectoryError, EventFeed, EventStore, FeedStream,
+    Append, Appended, Directory, DirectoryError, Enrolled, EventFeed, EventStore, FeedStream,
     Household as DirHousehold, Invite, Loaded, Member, Role, Snapshot, StoreError,
 };
 use hearth_core::{
@@ -1721,6 +1721,9 @@ impl Directory for Broken {
         Err(broken().into())
     }
     async fn members(&self, _: HouseholdId) -> Result<Vec<Member>, DirectoryError> {
+        Err(broken().into())
+    }
+    async fn roster(&self, _: HouseholdId) -> Result<Vec<Enrolled>, DirectoryError> {
         Err(broken().into())
     }
     async fn create_invite(&self, _: Invite) -> Result<(), DirectoryError> {

@@ -221,6 +221,38 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// CPU time (user + system) a process has used, from `/proc/<pid>/stat`, in ms
+/// (clock ticks taken as 100 Hz, Linux's USER_HZ on every mainstream architecture).
+pub fn cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its ')' are plain.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    // After ')': state is field 3, so utime (14) and stime (15) are the 12th and 13th.
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10.0)
+}
+
+/// CPU time of every process whose command line contains `needle`, in ms: e.g. the
+/// PostgreSQL backends serving one database, whose process titles read
+/// `postgres: 15/main: ROLE DATABASE ADDRESS STATE`. A backend that exits in between
+/// takes its time with it, so measure over a span in which the pool stays up.
+pub fn cpu_ms_matching(needle: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .filter_map(cpu_ms)
+        .sum()
+}
+
 /// Peak resident set size (`VmHWM`) of a process in KiB, over its whole life.
 pub fn rss_peak_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use futures::{SinkExt as _, StreamExt as _};
 use hearth_bench::{
     Incoming, Latency, LatencySummary, OrderLines, Schedule, SeqCheck, Spread, command_frame_with,
-    rss_kib, rss_peak_kib,
+    cpu_ms, cpu_ms_matching, rss_kib, rss_peak_kib,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -90,6 +90,10 @@ struct Args {
     /// Pid of the server, to read its RSS from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The PostgreSQL database the server uses, to report the CPU its backends spend
+    /// per step (their process titles name it).
+    #[arg(long)]
+    pg_database: Option<String>,
     /// Concurrent connection attempts.
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
@@ -194,6 +198,10 @@ struct StepReport {
     duplicates: u64,
     closed: BTreeMap<String, u64>,
     server_rss_kib: Option<u64>,
+    /// CPU the server process spent over the step and its drain, in ms.
+    server_cpu_ms: Option<f64>,
+    /// CPU the PostgreSQL backends of `--pg-database` spent over the same span, in ms.
+    pg_cpu_ms: Option<f64>,
     /// p99 command-to-event within the bound, every command acked, no error, no loss.
     within_bound: bool,
     load_avg: Option<String>,
@@ -523,6 +531,8 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let step = Duration::from_secs_f64(args.step_secs);
+    // A backend's process title names its database between spaces.
+    let pg_needle = args.pg_database.as_ref().map(|db| format!(" {db} "));
     let drain = Duration::from_secs_f64(args.drain_secs);
     for &rate in &args.rates {
         let schedule = Schedule {
@@ -552,12 +562,26 @@ async fn main() -> anyhow::Result<()> {
                 ))
             })
             .collect();
+        let cpu_before = (
+            args.server_pid.and_then(cpu_ms),
+            pg_needle.as_deref().map(cpu_ms_matching),
+        );
         let mut stats = StepStats::default();
         for h in handles {
             let (c, s) = h.await?;
             stats.merge(s);
             conns.push(c);
         }
+        let server_cpu_ms = args
+            .server_pid
+            .and_then(cpu_ms)
+            .zip(cpu_before.0)
+            .map(|(after, before)| after - before);
+        let pg_cpu_ms = pg_needle
+            .as_deref()
+            .map(cpu_ms_matching)
+            .zip(cpu_before.1)
+            .map(|(after, before)| after - before);
         let secs = args.step_secs;
         let ev = stats.event.summary();
         let within_bound = args.stop_p99_ms.is_none_or(|b| ev.p99_ms <= b)
@@ -584,11 +608,13 @@ async fn main() -> anyhow::Result<()> {
             duplicates: stats.duplicates,
             closed: stats.closed,
             server_rss_kib: args.server_pid.and_then(rss_kib),
+            server_cpu_ms,
+            pg_cpu_ms,
             within_bound,
             load_avg: load_avg(),
         };
         eprintln!(
-            "[{}] rate {:>8.0}/s: sent {} acked {} ({:.0}/s), deliveries {:.0}/s, ack p50 {:.2} p99 {:.2} ms, event p50 {:.2} p99 {:.2} max {:.1} ms, gaps {} dups {} errors {:?} closed {:?}{}",
+            "[{}] rate {:>8.0}/s: sent {} acked {} ({:.0}/s), deliveries {:.0}/s, ack p50 {:.2} p99 {:.2} ms, event p50 {:.2} p99 {:.2} max {:.1} ms, gaps {} dups {} errors {:?} closed {:?}, cpu ms server {} pg {}{}",
             args.label,
             rate,
             r.sent,
@@ -604,6 +630,8 @@ async fn main() -> anyhow::Result<()> {
             r.duplicates,
             r.errors,
             r.closed,
+            r.server_cpu_ms.map_or("-".into(), |c| format!("{c:.0}")),
+            r.pg_cpu_ms.map_or("-".into(), |c| format!("{c:.0}")),
             if within_bound {
                 ""
             } else {

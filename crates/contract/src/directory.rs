@@ -3,7 +3,7 @@
 use crate::fixtures::{household, member, now};
 use chrono::TimeDelta;
 use hearth_core::ports::{
-    CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session,
+    CredentialHash, Directory, DirectoryError, Enrolled, Household, Invite, Member, Role, Session,
 };
 use hearth_core::{HouseholdId, MemberId, SessionId};
 use std::sync::Arc;
@@ -28,6 +28,7 @@ macro_rules! directory_contract {
             concurrent_refreshes_rotate_once,
             sessions_belong_to_their_member,
             time_zone_is_kept_and_changed,
+            roster_is_the_members_with_their_sessions_still_going,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -517,4 +518,57 @@ pub async fn time_zone_is_kept_and_changed(d: Arc<dyn Directory>) {
         DirectoryError::NoSuchHousehold(nowhere)
     );
     assert_eq!(d.household(nowhere).await.unwrap(), None);
+}
+
+pub async fn roster_is_the_members_with_their_sessions_still_going(d: Arc<dyn Directory>) {
+    let (id, owner) = new_household(&d).await;
+    let bob = joined(&d, id, &owner, Role::Member).await;
+    let carol = joined(&d, id, &owner, Role::Member).await;
+    let (phone, _) = new_session(&d, &owner).await;
+    let (laptop, _) = new_session(&d, &owner).await;
+    let (bobs, _) = new_session(&d, &bob).await;
+    let (carols, _) = new_session(&d, &carol).await;
+    // Another household's sessions are not this one's.
+    let (other, stranger) = new_household(&d).await;
+    new_session(&d, &stranger).await;
+    let roster = |d: Arc<dyn Directory>| async move {
+        let mut roster = d.roster(id).await.unwrap();
+        for e in &mut roster {
+            e.sessions.sort();
+        }
+        roster
+    };
+    let sorted = |mut v: Vec<SessionId>| {
+        v.sort();
+        v
+    };
+    let members = d.members(id).await.unwrap();
+    let got = roster(d.clone()).await;
+    assert_eq!(
+        got.iter().map(|e| e.member.clone()).collect::<Vec<_>>(),
+        members,
+        "the members, as `members` lists them"
+    );
+    let of = |got: &[Enrolled], m: MemberId| {
+        got.iter()
+            .find(|e| e.member.id == m)
+            .map(|e| e.sessions.clone())
+    };
+    assert_eq!(of(&got, owner.id), Some(sorted(vec![phone.id, laptop.id])));
+    assert_eq!(of(&got, bob.id), Some(vec![bobs.id]));
+    assert_eq!(of(&got, carol.id), Some(vec![carols.id]));
+
+    d.end_session(id, owner.id, laptop.id, now()).await.unwrap();
+    d.remove_member(id, carol.id, now()).await.unwrap();
+    let got = roster(d.clone()).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(of(&got, carol.id), None, "a removed member is gone");
+    assert_eq!(
+        of(&got, owner.id),
+        Some(vec![phone.id]),
+        "an ended session is gone"
+    );
+    assert_eq!(of(&got, bob.id), Some(vec![bobs.id]));
+    assert_eq!(d.roster(other).await.unwrap().len(), 1);
+    assert_eq!(d.roster(household()).await.unwrap(), vec![]);
 }

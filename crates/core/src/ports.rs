@@ -455,6 +455,15 @@ pub struct Member {
     pub joined_at: Timestamp,
 }
 
+/// A current member of a household with the ids of their sessions still going: one
+/// line of what [`Directory::roster`] answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrolled {
+    pub member: Member,
+    /// Not ended, in no particular order.
+    pub sessions: Vec<crate::ids::SessionId>,
+}
+
 /// A single-use invitation into a household, valid until `expires_at`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -610,6 +619,11 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
         household: HouseholdId,
         id: crate::ids::SessionId,
     ) -> Result<Option<Session>, DirectoryError>;
+    /// Who may act in `household` now, in one read: each current member (as `members`
+    /// lists them, in that order) with the ids of their sessions still going. What a
+    /// node keeps to check tokens, so a household costs one read per the keeping's
+    /// lifetime whatever the number of its members, sockets and sessions.
+    async fn roster(&self, household: HouseholdId) -> Result<Vec<Enrolled>, DirectoryError>;
     /// `member`'s sessions still going, oldest first.
     async fn sessions(
         &self,

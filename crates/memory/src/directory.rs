@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use hearth_core::ports::{
-    CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session,
+    CredentialHash, Directory, DirectoryError, Enrolled, Household, Invite, Member, Role, Session,
 };
 use hearth_core::{HouseholdId, MemberId, SessionId, Timestamp};
 use std::collections::HashMap;
@@ -286,6 +286,24 @@ impl Directory for MemoryDirectory {
             .get(&(household, id))
             .filter(|r| !r.ended && inner.members.contains_key(&(household, r.session.member)))
             .map(|r| r.session.clone()))
+    }
+
+    async fn roster(&self, household: HouseholdId) -> Result<Vec<Enrolled>, DirectoryError> {
+        let members = self.members(household).await?;
+        let inner = self.lock();
+        let mut live: HashMap<MemberId, Vec<SessionId>> = HashMap::new();
+        for r in inner.sessions.values() {
+            if !r.ended && r.session.household == household {
+                live.entry(r.session.member).or_default().push(r.session.id);
+            }
+        }
+        Ok(members
+            .into_iter()
+            .map(|member| Enrolled {
+                sessions: live.remove(&member.id).unwrap_or_default(),
+                member,
+            })
+            .collect())
     }
 
     async fn sessions(

@@ -4,7 +4,8 @@ use crate::sql::{BEGIN, BEGIN_READ, SET_TENANT, client, describe, in_tenant, una
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use hearth_core::ports::{
-    CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session, StoreError,
+    CredentialHash, Directory, DirectoryError, Enrolled, Household, Invite, Member, Role, Session,
+    StoreError,
 };
 use hearth_core::{HouseholdId, MemberId, SessionId, Timestamp};
 use tokio_postgres::Row;
@@ -37,6 +38,15 @@ const SELECT_MEMBER: &str = "SELECT id, name, role, joined_at FROM members
      WHERE tenant_id = $1 AND id = $2 AND removed_at IS NULL";
 const SELECT_MEMBERS: &str = "SELECT id, name, role, joined_at FROM members
      WHERE tenant_id = $1 AND removed_at IS NULL ORDER BY joined_at, id";
+
+/// Each current member with the ids of their sessions still going, in one statement.
+const SELECT_ROSTER: &str = "SELECT m.id, m.name, m.role, m.joined_at,
+            coalesce(array_agg(s.id) FILTER (WHERE s.id IS NOT NULL), '{}') AS sessions
+     FROM members m
+     LEFT JOIN sessions s
+       ON s.tenant_id = m.tenant_id AND s.member_id = m.id AND s.ended_at IS NULL
+     WHERE m.tenant_id = $1 AND m.removed_at IS NULL
+     GROUP BY m.tenant_id, m.id ORDER BY m.joined_at, m.id";
 
 /// Locks the household's owners (in one order, so two changes cannot deadlock): a
 /// removal or demotion then counts owners no concurrent change can take away.
@@ -309,6 +319,30 @@ impl Directory for PgDirectory {
         .map_err(store)?;
         rows.iter()
             .map(|row| member_from_row(household, row))
+            .collect()
+    }
+
+    async fn roster(&self, household: HouseholdId) -> Result<Vec<Enrolled>, DirectoryError> {
+        let client = client(&self.app).await?;
+        let stmt = client.prepare_cached(SELECT_ROSTER).await.map_err(store)?;
+        let rows = in_tenant(
+            &client,
+            BEGIN_READ,
+            household,
+            client.query(&stmt, &[&household.0]),
+        )
+        .await
+        .map_err(store)?;
+        rows.iter()
+            .map(|row| {
+                let sessions: Vec<uuid::Uuid> = row
+                    .try_get(4)
+                    .map_err(|e| DirectoryError::Store(StoreError::Corrupt(describe(&e))))?;
+                Ok(Enrolled {
+                    member: member_from_row(household, row)?,
+                    sessions: sessions.into_iter().map(SessionId).collect(),
+                })
+            })
             .collect()
     }
 

@@ -5,7 +5,8 @@ use crate::db::Sharing;
 use crate::db::{Db, Fail, from_micros, micros};
 use async_trait::async_trait;
 use hearth_core::ports::{
-    CredentialHash, Directory, DirectoryError, Household, Invite, Member, Role, Session, StoreError,
+    CredentialHash, Directory, DirectoryError, Enrolled, Household, Invite, Member, Role, Session,
+    StoreError,
 };
 use hearth_core::{HouseholdId, MemberId, SessionId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -271,6 +272,49 @@ impl Directory for SqliteDirectory {
             })
             .await?;
         Ok(members)
+    }
+
+    async fn roster(&self, household: HouseholdId) -> Result<Vec<Enrolled>, DirectoryError> {
+        let roster = self
+            .db
+            .read(move |conn| {
+                // One read transaction: the members and their sessions as of one moment.
+                let tx = conn.transaction()?;
+                let rows = tx
+                    .prepare_cached(
+                        "SELECT member_id, name, role, joined_at FROM members
+                         WHERE tenant_id = ?1 AND removed_at IS NULL
+                         ORDER BY joined_at, member_id",
+                    )?
+                    .query_map(params![household.0], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?
+                    .collect::<Result<Vec<MemberRow>, _>>()?;
+                let pairs = tx
+                    .prepare_cached(
+                        "SELECT member_id, session_id FROM sessions
+                         WHERE tenant_id = ?1 AND ended_at IS NULL",
+                    )?
+                    .query_map(params![household.0], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<(uuid::Uuid, uuid::Uuid)>, _>>()?;
+                let mut live: std::collections::HashMap<uuid::Uuid, Vec<SessionId>> =
+                    std::collections::HashMap::new();
+                for (member, session) in pairs {
+                    live.entry(member).or_default().push(SessionId(session));
+                }
+                tx.finish()?;
+                rows.into_iter()
+                    .map(|row| {
+                        let member = member_from(household, row)?;
+                        Ok(Enrolled {
+                            sessions: live.remove(&member.id.0).unwrap_or_default(),
+                            member,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(roster)
     }
 
     /// An invite whose code already exists in the household is left as it was (a

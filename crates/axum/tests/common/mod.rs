@@ -7,8 +7,8 @@ use hearth_axum::{Application, Ports, Settings, TokenSecret, Tokens};
 use hearth_core::Service;
 use hearth_core::SessionId;
 use hearth_core::ports::{
-    Append, Appended, CredentialHash, Directory, DirectoryError, EventStore, Household, Invite,
-    Loaded, Member, Role, Session, Snapshot, StoreError,
+    Append, Appended, CredentialHash, Directory, DirectoryError, Enrolled, EventStore, Household,
+    Invite, Loaded, Member, Role, Session, Snapshot, StoreError,
 };
 use hearth_core::{CommandId, CommandOutcome, EventEnvelope, HouseholdId, MemberId, Timestamp};
 use hearth_memory::{MemoryDirectory, MemoryEventStore, SystemClock};
@@ -71,6 +71,12 @@ impl Directory for Watched {
         let mut members = self.inner.members(household).await?;
         members.retain(|m| !removed.contains(&m.id));
         Ok(members)
+    }
+    async fn roster(&self, household: HouseholdId) -> Result<Vec<Enrolled>, DirectoryError> {
+        let removed = self.removed.lock().unwrap().clone();
+        let mut roster = self.inner.roster(household).await?;
+        roster.retain(|e| !removed.contains(&e.member.id));
+        Ok(roster)
     }
     async fn create_invite(&self, invite: Invite) -> Result<(), DirectoryError> {
         self.inner.create_invite(invite).await
