@@ -142,7 +142,7 @@ pub fn next_step(state: &OrderState, now: Timestamp) -> Step {
             } else if let (Some(payment_id), false) = (&order.payment_id, order.refunded) {
                 Step::Refund {
                     payment_id: payment_id.clone(),
-                    amount_cents: order.captured_cents,
+                    amount_cents: order.owed_cents(),
                 }
             } else {
                 // A reserve may have been tried for any order; a capture only once

@@ -8,7 +8,7 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use hearth_core::contracts::{ExternalEvent, ExternalKind};
 use hearth_core::order::{
     Command, Context, DomainError, Event, OrderLine, OrderRef, OrderStatus, RecordProviderRefund,
-    RejectOrder, RejectionReason, decide, fold, react,
+    RecordRefundIssued, RejectOrder, RejectionReason, decide, fold, react,
 };
 use hearth_core::process::{Step, next_step};
 use hearth_core::{Actor, HouseholdId, JobKind, MemberId, OrderId, Timestamp};
@@ -274,6 +274,73 @@ fn a_partial_provider_refund_is_recorded_and_the_rest_is_still_due() {
             }],
         );
     assert!(!fold(&after).order.unwrap().refunded);
+}
+
+#[test]
+fn after_a_partial_provider_refund_the_process_refunds_only_the_rest() {
+    // Given 300 of the 900 captured given back by the provider, then stock lost.
+    let partial = Event::RefundedByProvider {
+        order_id: ORDER,
+        payment_id: "pay_1".into(),
+        refund_id: "re_9".into(),
+        amount_cents: 300,
+    };
+    let (_, rejected) = reject_stock_lost();
+    let history = vec![
+        placed(),
+        reserved(),
+        captured(),
+        confirmed(),
+        partial,
+        rejected,
+        Event::StockReleased { order_id: ORDER },
+    ];
+    let state = fold(&history);
+    // Then the process refunds the 600 still owed, not the 900 captured.
+    assert_eq!(
+        next_step(&state, now()),
+        Step::Refund {
+            payment_id: "pay_1".into(),
+            amount_cents: 600
+        }
+    );
+    let ctx = Context {
+        actor: Actor::Process,
+        role: None,
+        now: now(),
+        prep_time: TimeDelta::zero(),
+        catalog: Default::default(),
+    };
+    let refund = |amount_cents| {
+        Command::RecordRefundIssued(RecordRefundIssued {
+            order_id: ORDER,
+            refund_id: "re_10".into(),
+            amount_cents,
+        })
+    };
+    assert_eq!(
+        decide(&state, &refund(900), &ctx),
+        Err(DomainError::AmountMismatch {
+            expected: 600,
+            got: 900
+        }),
+        "a refund of the whole capture would give back 300 twice"
+    );
+    assert!(decide(&state, &refund(600), &ctx).is_ok());
+    // And the provider may not report more than is still owed either.
+    let more = Command::RecordProviderRefund(RecordProviderRefund {
+        order_id: ORDER,
+        payment_id: "pay_1".into(),
+        refund_id: "re_11".into(),
+        amount_cents: 601,
+    });
+    assert_eq!(
+        decide(&fold(&history[..5]), &more, &ctx),
+        Err(DomainError::AmountMismatch {
+            expected: 600,
+            got: 601
+        })
+    );
 }
 
 #[test]

@@ -336,9 +336,9 @@ pub fn decide(
             if !closed || order.payment_id.is_none() || order.refunded {
                 return Err(DomainError::RefundNotDue);
             }
-            if c.amount_cents != order.captured_cents {
+            if c.amount_cents != order.owed_cents() {
                 return Err(DomainError::AmountMismatch {
-                    expected: order.captured_cents,
+                    expected: order.owed_cents(),
                     got: c.amount_cents,
                 });
             }
@@ -364,9 +364,9 @@ pub fn decide(
             if order.refunded {
                 return Err(DomainError::RefundNotDue);
             }
-            if c.amount_cents == 0 || c.amount_cents > order.captured_cents {
+            if c.amount_cents == 0 || c.amount_cents > order.owed_cents() {
                 return Err(DomainError::AmountMismatch {
-                    expected: order.captured_cents,
+                    expected: order.owed_cents(),
                     got: c.amount_cents,
                 });
             }

@@ -81,8 +81,22 @@ pub struct Order {
     pub payment_id: Option<String>,
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub captured_cents: u64,
+    /// What the payment provider gave back on its own (`RefundedByProvider`), in total:
+    /// the process refunds only the rest ([`Order::owed_cents`]).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub provider_refunded_cents: u64,
     pub refunded: bool,
     pub rejection: Option<RejectionReason>,
+}
+
+impl Order {
+    /// What a refund of this order gives back: the capture less what the provider
+    /// already refunded on its own, so a household is never refunded twice.
+    pub fn owed_cents(&self) -> u64 {
+        self.captured_cents
+            .saturating_sub(self.provider_refunded_cents)
+    }
 }
 
 /// The state of one order stream: `order` is `None` until it is placed.
@@ -124,6 +138,7 @@ pub fn evolve(mut state: OrderState, event: &Event) -> OrderState {
             stock_released: false,
             payment_id: None,
             captured_cents: 0,
+            provider_refunded_cents: 0,
             refunded: false,
             rejection: None,
         });
@@ -166,11 +181,14 @@ pub fn evolve(mut state: OrderState, event: &Event) -> OrderState {
             order.payment_id = Some(payment_id.clone());
             order.captured_cents = *amount_cents;
         }
-        // The whole capture given back: nothing is left for the process to refund.
-        Event::RefundedByProvider { amount_cents, .. } if *amount_cents >= order.captured_cents => {
-            order.refunded = true;
+        Event::RefundedByProvider { amount_cents, .. } => {
+            order.provider_refunded_cents =
+                order.provider_refunded_cents.saturating_add(*amount_cents);
+            // The whole capture given back: nothing is left for the process to refund.
+            if order.owed_cents() == 0 {
+                order.refunded = true;
+            }
         }
-        Event::RefundedByProvider { .. } => {}
     }
     state
 }
