@@ -38,9 +38,11 @@ async function join(link: string, name: string): Promise<Page> {
 }
 
 async function inviteLink(owner: Page): Promise<string> {
-  await owner.getByRole("button", { name: "New invite link" }).click();
   const input = owner.getByTestId("invite-link");
-  await input.waitFor();
+  // An earlier test's link (used since) may still be shown: wait for a new one.
+  const before = (await input.count()) > 0 ? await input.inputValue() : "";
+  await owner.getByRole("button", { name: "New invite link" }).click();
+  await expect.poll(() => input.inputValue(), { timeout: 20_000 }).not.toBe(before);
   return input.inputValue();
 }
 

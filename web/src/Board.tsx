@@ -628,6 +628,9 @@ function Invite({ householdId, token }: { householdId: string; token: string }) 
   async function make() {
     setError(null);
     setCopied(false);
+    // The last link admits one person: once a new one is asked for, it is not offered
+    // again (nor copied by mistake) while the new one is on its way.
+    setLink(null);
     try {
       setLink(inviteLink(await createInvite(householdId, token)));
     } catch (e) {
