@@ -29,35 +29,13 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
-  let output = "";
-  child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hearth serve did not start: ${output}`)), 30_000);
-    let buffered = "";
-    child.stdout?.on("data", (d: Buffer) => {
-      buffered += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(buffered);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`hearth serve exited with ${code}: ${output}`));
-    });
-  });
+  const { url, output } = await listening(child, "hearth serve");
   return {
     url,
     host: new URL(url).host,
-    log: () => output,
+    log: output,
     stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once("exit", r));
-        child.kill("SIGTERM");
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
-        if (child.exitCode === null) child.kill("SIGKILL");
-      }
+      await stop(child);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -71,10 +49,16 @@ export async function startSandbox(): Promise<Sandbox> {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  const { url } = await listening(child, "hearth sandbox");
+  return { url, stop: () => stop(child) };
+}
+
+/** Waits for `child` (`what`, for errors) to print `listening on URL`; its stderr is kept. */
+async function listening(child: ChildProcess, what: string): Promise<{ url: string; output: () => string }> {
   let output = "";
   child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hearth sandbox did not start: ${output}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${output}`)), 30_000);
     let buffered = "";
     child.stdout?.on("data", (d: Buffer) => {
       buffered += d.toString();
@@ -86,18 +70,17 @@ export async function startSandbox(): Promise<Sandbox> {
     });
     child.on("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`hearth sandbox exited with ${code}: ${output}`));
+      reject(new Error(`${what} exited with ${code}: ${output}`));
     });
   });
-  return {
-    url,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once("exit", r));
-        child.kill("SIGTERM");
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
-        if (child.exitCode === null) child.kill("SIGKILL");
-      }
-    },
-  };
+  return { url, output: () => output };
+}
+
+/** SIGTERM, then SIGKILL if `child` is still running 5 s later. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+  if (child.exitCode === null) child.kill("SIGKILL");
 }

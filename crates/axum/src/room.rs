@@ -41,20 +41,7 @@ pub(crate) async fn room(
         .into_response();
     }
     let room = params.get("room").map(String::as_str).unwrap_or_default();
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    serve_room(
-        app,
-        (room, peer),
-        query.0,
-        parts.method,
-        parts.headers,
-        ws,
-        body,
-    )
-    .await
+    serve_room(app, room, query.0, parts, ws, body).await
 }
 
 /// `/party/{room}`: the default party.
@@ -68,31 +55,25 @@ pub(crate) async fn default_party_room(
     body: Bytes,
 ) -> Response {
     let room = params.get("room").map(String::as_str).unwrap_or_default();
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    serve_room(
-        app,
-        (room, peer),
-        query.0,
-        parts.method,
-        parts.headers,
-        ws,
-        body,
-    )
-    .await
+    serve_room(app, room, query.0, parts, ws, body).await
 }
 
 async fn serve_room(
     app: Arc<AppState>,
-    (room, peer): (&str, Option<SocketAddr>),
+    room: &str,
     query: HashMap<String, String>,
-    method: Method,
-    headers: HeaderMap,
+    parts: Parts,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Bytes,
 ) -> Response {
+    // The client's address, when the listener knows it.
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let Parts {
+        method, headers, ..
+    } = parts;
     let Ok(room) = room.parse::<uuid::Uuid>().map(HouseholdId) else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
