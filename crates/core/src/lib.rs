@@ -35,7 +35,7 @@ pub use ids::{CommandId, EventId, HouseholdId, MemberId, OrderId, SessionId};
 pub use order::{Command, DomainError, Event, OrderLine, OrderState, OrderStatus, Orders, Refusal};
 pub use projection::HouseholdView;
 pub use registry::{AnyCommand, AnyEvent, DomainId, Registered};
-pub use service::{Dispatched, Received, Refused, Service, ServiceError};
+pub use service::{Dispatched, Received, Refused, Service, ServiceError, SnapshotWriter};
 
 /// Timestamps everywhere are UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -14,8 +14,9 @@ use crate::ports::{
 };
 use crate::registry::{Caches, DomainVisitor, Registered};
 use crate::trace;
+use futures_channel::mpsc;
 use futures_core::future::BoxFuture;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -23,7 +24,9 @@ use uuid::Uuid;
 pub struct ServiceConfig {
     /// How many times a dispatch reloads and decides again after a version conflict.
     pub max_attempts: u32,
-    /// A snapshot is written when a stream's version crosses a multiple of this.
+    /// A snapshot is written when a stream's version crosses a multiple of this: after
+    /// the answer, by the [`SnapshotWriter`] if the service has one
+    /// ([`Service::with_snapshot_writer`]), otherwise before it.
     pub snapshot_every: u32,
     /// Order states remembered between commands (about this many orders; 0 turns
     /// the cache off): see `dispatch`.
@@ -133,6 +136,41 @@ pub struct Service {
     caches: Arc<Caches>,
     /// Where the entries a command names come from ([`Domain::catalog_skus`]).
     catalog: Option<Arc<dyn Catalog>>,
+    /// Where snapshots go to be written after the answer, if anywhere.
+    /// One sender for every clone: a futures sender takes one message past the bound
+    /// for itself, so a sender per clone would not bound the queue.
+    snapshots: Option<Arc<Mutex<mpsc::Sender<Snapshot>>>>,
+}
+
+/// How many snapshots may wait for the [`SnapshotWriter`]; one more is dropped (a
+/// snapshot only saves folding: the next load folds a few more events).
+pub const SNAPSHOT_QUEUE: usize = 1024;
+
+/// Writes the snapshots a [`Service`] queued, after the commands that crossed a
+/// snapshot boundary were answered: a snapshot is not needed for durability, so no
+/// command waits for one. Run [`SnapshotWriter::run`] on the runtime; it ends when
+/// every clone of its service is dropped, after the queued snapshots.
+#[derive(Debug)]
+pub struct SnapshotWriter {
+    store: Arc<dyn EventStore>,
+    queue: mpsc::Receiver<Snapshot>,
+}
+
+impl SnapshotWriter {
+    /// Writes queued snapshots, one at a time, in queue order (a store keeps a stream's
+    /// newest snapshot, so order only saves work). A failed write is dropped, as before
+    /// the answer: the next load folds a few more events.
+    pub async fn run(mut self) {
+        use futures_core::Stream as _;
+        while let Some(snapshot) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.queue).poll_next(cx)).await
+        {
+            let aggregate = snapshot.aggregate;
+            if let Err(e) = self.store.save_snapshot(snapshot).await {
+                tracing::debug!(%aggregate, error = %e, "snapshot not written");
+            }
+        }
+    }
 }
 
 impl Service {
@@ -151,7 +189,20 @@ impl Service {
             caches: Arc::new(Caches::new(config.cache_capacity)),
             config,
             catalog: None,
+            snapshots: None,
         }
+    }
+
+    /// The service answering commands before their snapshots are written: it queues
+    /// them (at most [`SNAPSHOT_QUEUE`]) for the returned writer, which the caller runs.
+    pub fn with_snapshot_writer(mut self) -> (Self, SnapshotWriter) {
+        let (sender, queue) = mpsc::channel(SNAPSHOT_QUEUE);
+        self.snapshots = Some(Arc::new(Mutex::new(sender)));
+        let writer = SnapshotWriter {
+            store: self.store.clone(),
+            queue,
+        };
+        (self, writer)
     }
 
     /// The service reading `catalog` for the commands that name its entries (placing
@@ -543,8 +594,10 @@ impl Service {
             .collect()
     }
 
-    /// Writes a snapshot when the stream crossed a multiple of `snapshot_every`.
-    /// A failed snapshot only means the next load folds a few more events.
+    /// Writes a snapshot when the stream crossed a multiple of `snapshot_every`: hands
+    /// it to the [`SnapshotWriter`] if there is one (the caller is answered without
+    /// waiting for it), otherwise writes it now. A failed or dropped snapshot only means
+    /// the next load folds a few more events.
     async fn maybe_snapshot<D: Registered>(
         &self,
         tenant: HouseholdId,
@@ -560,16 +613,30 @@ impl Service {
         let Ok(json) = serde_json::to_value(state) else {
             return;
         };
-        let _ = self
-            .store
-            .save_snapshot(Snapshot {
-                tenant,
-                aggregate,
-                version,
-                schema_version: D::SNAPSHOT_SCHEMA_VERSION,
-                state: json,
-            })
-            .await;
+        let snapshot = Snapshot {
+            tenant,
+            aggregate,
+            version,
+            schema_version: D::SNAPSHOT_SCHEMA_VERSION,
+            state: json,
+        };
+        let snapshot = match &self.snapshots {
+            Some(queue) => match queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .try_send(snapshot)
+            {
+                Ok(()) => return,
+                Err(e) if e.is_full() => {
+                    tracing::debug!(%aggregate, "snapshot queue full: snapshot dropped");
+                    return;
+                }
+                // The writer is gone: write it here, as without one.
+                Err(e) => e.into_inner(),
+            },
+            None => snapshot,
+        };
+        let _ = self.store.save_snapshot(snapshot).await;
     }
 }
 

@@ -43,6 +43,9 @@ const ALLOWED_DIRECT: &[&str] = &[
     "async-trait",
     "chrono",
     "futures-core",
+    // A channel that needs no runtime: the snapshot queue (`Service::with_snapshot_writer`),
+    // drained by a task the composition root runs.
+    "futures-channel",
     "serde",
     "serde_json",
     // Derives names from enum variants (type names, refusal codes): no runtime code

@@ -7,15 +7,16 @@ use chrono::TimeDelta;
 use futures::future::join_all;
 use hearth_core::Refused;
 use hearth_core::contracts::ExternalKind;
+use hearth_core::domain::AggregateId;
 use hearth_core::order::{
     CancelOrder, Command, OrderRef, OrderStatus, PlaceOrder, RecordPaymentCaptured,
     RecordStockReserved, RequestedLine,
 };
-use hearth_core::ports::{EventStore, Snapshot};
-use hearth_core::service::ServiceConfig;
+use hearth_core::ports::{Append, Appended, EventStore, Loaded, Snapshot, StoreError};
+use hearth_core::service::{SNAPSHOT_QUEUE, ServiceConfig};
 use hearth_core::{
-    Actor, CommandEnvelope, CommandId, CommandOutcome, Dispatched, DomainError, ExternalEvent,
-    HouseholdId, HouseholdView, MemberId, OrderId, Service,
+    Actor, CommandEnvelope, CommandId, CommandOutcome, Dispatched, DomainError, EventEnvelope,
+    ExternalEvent, HouseholdId, HouseholdView, MemberId, OrderId, Service,
 };
 use hearth_memory::{ManualClock, MemoryEventStore, MemoryInventory};
 use std::collections::HashSet;
@@ -317,6 +318,154 @@ async fn snapshots_are_written_and_used() {
         .unwrap();
     assert_eq!(loaded.snapshot.as_ref().map(|s| s.version), Some(2));
     assert!(loaded.events.is_empty());
+}
+
+/// The memory store, except that a snapshot write waits until the test lets it
+/// through (one permit of `gate` per write).
+#[derive(Debug)]
+struct HeldSnapshots {
+    inner: Arc<MemoryEventStore>,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl EventStore for HeldSnapshots {
+    async fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        self.inner.append(append).await
+    }
+    async fn load(
+        &self,
+        tenant: HouseholdId,
+        aggregate: AggregateId,
+        snapshot_schema: u32,
+    ) -> Result<Loaded, StoreError> {
+        self.inner.load(tenant, aggregate, snapshot_schema).await
+    }
+    async fn read_feed(
+        &self,
+        tenant: HouseholdId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.inner.read_feed(tenant, after, limit).await
+    }
+    async fn head(&self, tenant: HouseholdId) -> Result<u64, StoreError> {
+        self.inner.head(tenant).await
+    }
+    async fn outcome(
+        &self,
+        tenant: HouseholdId,
+        command_id: CommandId,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        self.inner.outcome(tenant, command_id).await
+    }
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.gate.acquire().await.unwrap().forget();
+        self.inner.save_snapshot(snapshot).await
+    }
+}
+
+/// The version of the snapshot `store` holds for `order`, if any.
+async fn snapshot_version(
+    store: &MemoryEventStore,
+    household: HouseholdId,
+    order: OrderId,
+) -> Option<u32> {
+    store
+        .load(
+            household,
+            order.into(),
+            hearth_core::order::SNAPSHOT_SCHEMA_VERSION,
+        )
+        .await
+        .unwrap()
+        .snapshot
+        .map(|s| s.version)
+}
+
+#[tokio::test]
+async fn a_command_is_answered_before_its_snapshot_is_written() {
+    // Given a service with a snapshot writer, on a store whose snapshot writes wait
+    let w = world();
+    let held = Arc::new(HeldSnapshots {
+        inner: w.store.clone(),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let config = ServiceConfig {
+        snapshot_every: 2,
+        ..ServiceConfig::default()
+    };
+    let (service, writer) = Service::with_config(held.clone(), w.clock.clone(), config)
+        .with_catalog(shop())
+        .with_snapshot_writer();
+    let writing = tokio::spawn(writer.run());
+    let order = OrderId(Uuid::now_v7());
+    service.dispatch(w.by_member(place(order))).await.unwrap();
+    // When a command takes the order across a snapshot boundary (version 2)
+    let reserved = w.by_process(Command::RecordStockReserved(RecordStockReserved {
+        order_id: order,
+        reservation_id: "r".into(),
+    }));
+    // Then it is answered while its snapshot still waits (written before the answer,
+    // this would wait for the gate forever: the bound turns that into a failure)
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        service.dispatch(reserved),
+    )
+    .await
+    .expect("answered without waiting for the snapshot")
+    .unwrap();
+    assert!(
+        matches!(answered, Dispatched::Accepted { .. }),
+        "{answered:?}"
+    );
+    assert_eq!(snapshot_version(&w.store, w.household, order).await, None);
+    // And the writer writes it once the store lets it: it ends when the service is
+    // dropped, after what was queued
+    held.gate.add_permits(1);
+    drop(service);
+    writing.await.unwrap();
+    assert_eq!(
+        snapshot_version(&w.store, w.household, order).await,
+        Some(2)
+    );
+}
+
+#[tokio::test]
+async fn snapshots_past_the_writer_queue_are_dropped_and_commands_still_answered() {
+    // Given a service whose snapshot writer does not run yet, a snapshot per version
+    let w = world_with(ServiceConfig {
+        snapshot_every: 1,
+        ..ServiceConfig::default()
+    });
+    let (service, writer) = w.service.clone().with_snapshot_writer();
+    // When more commands than the queue holds each cross a snapshot boundary
+    let orders: Vec<OrderId> = (0..SNAPSHOT_QUEUE + 100)
+        .map(|_| OrderId(Uuid::now_v7()))
+        .collect();
+    for order in &orders {
+        let answered = service.dispatch(w.by_member(place(*order))).await.unwrap();
+        assert!(
+            matches!(answered, Dispatched::Accepted { .. }),
+            "{answered:?}"
+        );
+    }
+    drop(service);
+    writer.run().await;
+    // Then every command was answered, and only the queue's worth of snapshots (its
+    // bound, plus the one place a futures channel keeps for its sender) was written
+    let mut written = 0;
+    for order in &orders {
+        if snapshot_version(&w.store, w.household, *order)
+            .await
+            .is_some()
+        {
+            written += 1;
+        }
+    }
+    assert_eq!(written, SNAPSHOT_QUEUE + 1);
+    // And the orders themselves are all there
+    assert_eq!(w.head().await, u64::try_from(orders.len()).unwrap());
 }
 
 #[tokio::test]

@@ -229,8 +229,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..ServiceConfig::default()
     };
     let providers = crate::durable::Providers::start(&args.durable).await?;
-    let service = Service::with_config(stores.store.clone(), clock, config)
-        .with_catalog(providers.catalog(&args.durable)?);
+    // Snapshots are written after the answers, by a task of their own.
+    let (service, snapshots) = Service::with_config(stores.store.clone(), clock, config)
+        .with_catalog(providers.catalog(&args.durable)?)
+        .with_snapshot_writer();
+    tokio::spawn(snapshots.run());
     let mut durable = Durable::start(&args.durable, &stores, &service, providers).await?;
     settings.ready_checks = stores.ready_checks.clone();
     settings.ready_checks.extend(durable.ready_checks());

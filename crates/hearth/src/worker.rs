@@ -67,11 +67,11 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
             Arc::new(MemoryInventory::default()),
         ),
     };
-    let fulfilment = Fulfilment::new(
-        Service::new(store.clone(), Arc::new(SystemClock)),
-        payments,
-        inventory,
-    );
+    // Snapshots are written after the activities' commands are answered, as in `serve`.
+    let (service, snapshots) =
+        Service::new(store.clone(), Arc::new(SystemClock)).with_snapshot_writer();
+    tokio::spawn(snapshots.run());
+    let fulfilment = Fulfilment::new(service, payments, inventory);
     // No /metrics in the worker: the reconciliation reports in the log.
     let reconciler = crate::reconcile::spawn_job(fulfilment.clone(), &args.reconcile, None);
     let mut config = TemporalConfig::new(args.temporal_address, args.temporal_namespace);
