@@ -50,6 +50,19 @@ async fn main() {
     };
     let (store, _feed) = SqliteEventStore::open_with(dir.path().join("bench.db"), sharing).unwrap();
 
+    // The log file's largest length, sampled every 100 ms.
+    let wal = dir.path().join("bench.db-wal");
+    let largest_log = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let largest_log = largest_log.clone();
+        tokio::spawn(async move {
+            loop {
+                let len = std::fs::metadata(&wal).map_or(0, |m| m.len());
+                largest_log.fetch_max(len, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
     let mut running = Vec::new();
@@ -91,4 +104,63 @@ async fn main() {
         stats.batches,
         stats.appends as f64 / stats.batches.max(1) as f64
     );
+    let checkpoints = store.checkpoint_stats();
+    println!(
+        "{} checkpoints, {} restarts of the log; log file now {} MiB, at most {} MiB",
+        checkpoints.checkpoints,
+        checkpoints.restarts,
+        std::fs::metadata(dir.path().join("bench.db-wal")).map_or(0, |m| m.len()) >> 20,
+        largest_log.load(std::sync::atomic::Ordering::Relaxed) >> 20
+    );
+    sampler.abort();
+    let per_append = |ticks: u64| ticks as f64 * 1e6 / ticks_per_second() / total.max(1) as f64;
+    println!(
+        "CPU per append (user + sys): writer thread {:.0} us, whole process {:.0} us",
+        per_append(thread_ticks("hearth-sqlite-w")),
+        per_append(process_ticks())
+    );
+}
+
+/// Clock ticks per second of /proc's utime and stime (USER_HZ, 100 on Linux).
+fn ticks_per_second() -> f64 {
+    100.0
+}
+
+/// utime + stime, in clock ticks, of this whole process (ended threads included).
+fn process_ticks() -> u64 {
+    stat_ticks(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// utime + stime from a /proc `stat` line.
+fn stat_ticks(stat: &str) -> u64 {
+    // The fields after the command name (which may hold spaces) start after its ')':
+    // state is field 3, utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(14) + field(15)
+}
+
+/// utime + stime, in clock ticks, of this process's threads whose name starts with
+/// `prefix` (thread names are cut at 15 bytes). Linux only; 0 elsewhere.
+fn thread_ticks(prefix: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut ticks = 0;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        ticks += stat_ticks(&std::fs::read_to_string(task.path().join("stat")).unwrap_or_default());
+    }
+    ticks
 }

@@ -10,17 +10,59 @@
 //! writer restart the log from its beginning once all of it was copied. Durability
 //! does not depend on it (each commit still syncs the WAL); only the size of the WAL
 //! does.
+//!
+//! Under sustained appends a passive checkpoint never catches up: by the time it has
+//! copied the frames it saw, the writer has added more, so the writer never finds the
+//! log fully copied and never restarts it, and the log grows without bound (1 GB in
+//! 10 s of appends measured; issue 20). So once a passive checkpoint leaves the log
+//! longer than [`LOG_LIMIT_PAGES`], a second passive one copies what was added
+//! meanwhile and a `RESTART` checkpoint copies the rest: it holds new writes back
+//! (the writer's busy handler waits) only while it copies that last remainder and
+//! syncs the file, then the writer's next batch starts the log from its beginning.
+//! The writer's `journal_size_limit` then cuts a log file that grew past the limit
+//! back to it.
 
 use crate::db::{Fail, Sharing, connect};
 use crate::repeats::Repeats;
 use hearth_core::ports::StoreError;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How often the checkpointer runs.
 pub(crate) const EVERY: Duration = Duration::from_millis(250);
+
+/// The log's length, in pages, past which a checkpoint restarts it (64 MiB at SQLite's
+/// 4 KiB pages).
+pub const LOG_LIMIT_PAGES: i64 = 16_384;
+
+/// What the checkpointer did since the file was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Checkpoints run (passive or restarting, failed or not).
+    pub checkpoints: u64,
+    /// Restarting checkpoints that completed: the log was past [`LOG_LIMIT_PAGES`],
+    /// was copied whole, and the writer's next batch started it from its beginning.
+    pub restarts: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointCounters {
+    checkpoints: AtomicU64,
+    restarts: AtomicU64,
+}
+
+impl CheckpointCounters {
+    pub(crate) fn get(&self) -> CheckpointStats {
+        CheckpointStats {
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+        }
+    }
+}
 
 /// A running checkpointer; dropping it runs a last checkpoint and stops the thread.
 #[derive(Debug)]
@@ -30,7 +72,11 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(crate) fn start(path: &Path, sharing: Sharing) -> Result<Self, StoreError> {
+    pub(crate) fn start(
+        path: &Path,
+        sharing: Sharing,
+        counters: Arc<CheckpointCounters>,
+    ) -> Result<Self, StoreError> {
         let conn = connect(path, true, sharing).map_err(StoreError::from)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let repeats = Repeats::default();
@@ -42,7 +88,7 @@ impl Checkpointer {
                         stopped.recv_timeout(EVERY),
                         Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected)
                     );
-                    match passive(&conn) {
+                    match checkpoint(&conn, &counters) {
                         Err(e) => {
                             let error = StoreError::from(e).to_string();
                             if let Some(held_back) = repeats.admit(&error, Instant::now()) {
@@ -79,8 +125,29 @@ impl Drop for Checkpointer {
     }
 }
 
-fn passive(conn: &rusqlite::Connection) -> Result<(), Fail> {
-    // Returns (busy, pages in the log, pages checkpointed); nothing to act on.
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+/// One passive checkpoint; then, if the log is past [`LOG_LIMIT_PAGES`], the two
+/// checkpoints that restart it (module docs).
+fn checkpoint(conn: &rusqlite::Connection, counters: &CheckpointCounters) -> Result<(), Fail> {
+    counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+    let (_, log, _) = run(conn, "PASSIVE")?;
+    if log <= LOG_LIMIT_PAGES {
+        return Ok(());
+    }
+    counters.checkpoints.fetch_add(2, Ordering::Relaxed);
+    run(conn, "PASSIVE")?;
+    let (busy, _, _) = run(conn, "RESTART")?;
+    if busy == 0 {
+        counters.restarts.fetch_add(1, Ordering::Relaxed);
+    }
     Ok(())
+}
+
+/// `PRAGMA wal_checkpoint(mode)`: (1 if it could not finish because a reader or the
+/// writer held on past the busy timeout, pages in the log, pages copied).
+fn run(conn: &rusqlite::Connection, mode: &str) -> Result<(i64, i64, i64), Fail> {
+    Ok(
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?,
+    )
 }
