@@ -139,6 +139,15 @@ for system, rs in runs.items():
     print(f"{system:<13} {cells} {med(rs, 'per_second'):>8.0f} {total:>9} "
           f"{med(rs, 'server_us'):>9.0f} {med(rs, 'db_us'):>6.0f} {med(rs, 'client_us'):>9.0f}")
 print("(commands/s; CPU in microseconds per command, medians over the rounds)")
+for system, rs in runs.items():
+    total = lambda k: sum(int(r.get(k, 0)) for r in rs)
+    if total("batches"):
+        print(f"{system}: {total('batched') / total('batches'):.2f} appends per group commit, "
+              f"{total('reruns')} batches run again one by one")
+    if "conflicts" in rs[0]:
+        n = total("commands")
+        print(f"{system}: decided again {total('conflicts')} times after a conflict and "
+              f"{total('stale')} times after a stale read ({(total('conflicts') + total('stale')) / n:.2f} per command)")
 if "hearth" in runs and len(runs) > 1:
     peers = {s: med(rs, "per_second") for s, rs in runs.items() if s != "hearth"}
     best = max(peers, key=peers.get)

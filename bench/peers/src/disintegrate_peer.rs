@@ -259,10 +259,10 @@ impl Driver for Disintegrate {
         .await
     }
 
-    fn retries(&self) -> [u64; 2] {
-        [
-            self.conflicts.load(Ordering::Relaxed),
-            self.stale.load(Ordering::Relaxed),
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("conflicts", self.conflicts.load(Ordering::Relaxed)),
+            ("stale", self.stale.load(Ordering::Relaxed)),
         ]
     }
 }

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 pub struct Hearth {
     service: Service,
+    store: Arc<hearth_postgres::PgEventStore>,
 }
 
 impl Hearth {
@@ -35,6 +36,7 @@ impl Hearth {
             .context("checking the application role")?;
         hearth_postgres::check_schema(&check).await?;
         drop(check);
+        // The default batching, as `serve` has it.
         let store = Arc::new(hearth_postgres::PgEventStore::new(hearth_postgres::pool(
             app_config, pool,
         )?));
@@ -44,9 +46,10 @@ impl Hearth {
             prep_time: chrono::Duration::seconds(order::PREP_TIME_SECS),
             ..ServiceConfig::default()
         };
-        let service = Service::with_config(store, Arc::new(hearth_memory::SystemClock), config)
-            .with_catalog(Arc::new(hearth_memory::MemoryInventory::default()));
-        Ok(Self { service })
+        let service =
+            Service::with_config(store.clone(), Arc::new(hearth_memory::SystemClock), config)
+                .with_catalog(Arc::new(hearth_memory::MemoryInventory::default()));
+        Ok(Self { service, store })
     }
 
     async fn dispatch(&self, client: Client, command: Command) -> anyhow::Result<()> {
@@ -89,5 +92,14 @@ impl Driver for Hearth {
             reason: Some("plans changed".to_owned()),
         };
         self.dispatch(client, Command::CancelOrder(cancel)).await
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let stats = self.store.batch_stats();
+        vec![
+            ("batches", stats.batches),
+            ("batched", stats.appends),
+            ("reruns", stats.reruns),
+        ]
     }
 }

@@ -39,11 +39,12 @@ pub struct Client {
 pub trait Driver: Send + Sync {
     async fn place(&self, client: Client, order: Uuid) -> anyhow::Result<()>;
     async fn cancel(&self, client: Client, order: Uuid) -> anyhow::Result<()>;
-    /// Decisions made again so far by the bench's driver: after a conflict, and after
-    /// a refusal decided on a stale read. Hearth's service retries inside `dispatch`
-    /// (a conflict reloads and decides again) and does not count them here.
-    fn retries(&self) -> [u64; 2] {
-        [0, 0]
+    /// What the system did so far that the run reports, as named counts: for a peer,
+    /// the decisions its driver made again (after a conflict, after a refusal decided
+    /// on a stale read); for Hearth, its group commit's batches (its service retries
+    /// conflicts inside `dispatch`).
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
     }
 }
 
@@ -139,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
-    let retries_before = driver.retries();
+    let counters_before = driver.counters();
     let before = measure::Cpu::now(&database);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -163,19 +164,22 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let after = measure::Cpu::now(&database);
-    let retries_after = driver.retries();
+    let counters: String = driver
+        .counters()
+        .iter()
+        .zip(&counters_before)
+        .map(|((name, after), (_, before))| format!(" {name}={}", after - before))
+        .collect();
     let n = count.load(Ordering::Relaxed);
     let per = |ms: f64| ms * 1000.0 / n.max(1) as f64;
     println!(
         "result system={} commands={n} seconds={elapsed:.2} per_second={:.0} server_us={:.0} \
-         db_us={:.0} client_us={:.0} conflicts={} stale={} clients={} pool={}",
+         db_us={:.0} client_us={:.0} clients={} pool={}{counters}",
         args.system,
         n as f64 / elapsed,
         per(after.server_ms - before.server_ms),
         per(after.database_ms - before.database_ms),
         per(after.client_ms - before.client_ms),
-        retries_after[0] - retries_before[0],
-        retries_after[1] - retries_before[1],
         args.clients,
         args.pool,
     );
