@@ -130,8 +130,8 @@ pub struct Disintegrate {
 
 /// Most decisions made for one command (Hearth's `ServiceConfig::max_attempts`).
 const MAX_ATTEMPTS: u32 = 16;
-/// Most decisions made again for one command after stale reads (each waits on the
-/// appends in flight when the last began; a handful is the most seen).
+/// Most decisions made again for one command after stale reads: a bound that only
+/// keeps a run from spinning for ever (the bench does not record the most one needed).
 const MAX_STALE: u32 = 1_000;
 
 /// Whether the store refused the decision as made on stale state: a conflicting event
@@ -177,8 +177,8 @@ impl Disintegrate {
     /// Makes the decision, again after a conflict or a stale read (both counted).
     ///
     /// A stale read: disintegrate-postgres 4.0.1 streams only the events up to its
-    /// epoch, the lowest event id an append still in flight may take, so that a reader
-    /// never skips an event committed later with a lower id. An order this client
+    /// epoch, the event sequence's value when the oldest append still in flight began,
+    /// so that a reader never skips an event committed later with a lower id. An order this client
     /// placed a moment ago is therefore not seen while another client's append that
     /// began before it commits, and its cancel is refused as `NotFound`. Every order
     /// of the workload was placed (the place was acknowledged), so that refusal is
