@@ -36,10 +36,16 @@ impl Hearth {
             .context("checking the application role")?;
         hearth_postgres::check_schema(&check).await?;
         drop(check);
-        // The default batching, as `serve` has it.
-        let store = Arc::new(hearth_postgres::PgEventStore::new(hearth_postgres::pool(
-            app_config, pool,
-        )?));
+        // The default batching, as `serve` has it; PEER_HEARTH_BATCHERS tries another
+        // number of batchers (an experiment, not what `serve` runs).
+        let mut batching = hearth_postgres::Batching::default();
+        if let Ok(batchers) = std::env::var("PEER_HEARTH_BATCHERS") {
+            batching.batchers = batchers.parse().context("PEER_HEARTH_BATCHERS")?;
+        }
+        let store = Arc::new(hearth_postgres::PgEventStore::with_batching(
+            hearth_postgres::pool(app_config, pool)?,
+            batching,
+        ));
         // As `serve` configures it (its default preparation time of 10 minutes); the
         // catalog is the default one in memory, as `serve` has without a provider.
         let config = ServiceConfig {
