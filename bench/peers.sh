@@ -18,7 +18,8 @@
 # from /proc before and after each measurement; client_us: the bench process's own.
 #
 # Environment: HEARTH_BENCH_PG_URL superuser URL (default
-# postgres://postgres@127.0.0.1:5432/postgres); PEERS="hearth postgres-es" runs only those.
+# postgres://postgres@127.0.0.1:5432/postgres); PEERS="hearth postgres-es" runs only those;
+# PEER_BENCH_BIN=path runs that peer-bench binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hearth-target}"
@@ -51,9 +52,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== build (release): bench/peers"
-cargo build --release -q --manifest-path bench/peers/Cargo.toml
-BENCH="$CARGO_TARGET_DIR/release/peer-bench"
+if [ -n "${PEER_BENCH_BIN:-}" ]; then
+  # A binary built before (e.g. of another revision, to compare two in one run).
+  BENCH="$PEER_BENCH_BIN"
+else
+  echo "== build (release): bench/peers"
+  cargo build --release -q --manifest-path bench/peers/Cargo.toml
+  BENCH="$CARGO_TARGET_DIR/release/peer-bench"
+fi
 
 echo "== setup: one fresh database per system"
 if [ -z "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$PEER_ROLE'")" ]; then
