@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "job_correlation",
         sql: include_str!("../migrations/0006_job_correlation.sql"),
     },
+    Migration {
+        version: 7,
+        name: "batch_inserts",
+        sql: include_str!("../migrations/0007_batch_inserts.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating ("hearth" in ASCII).

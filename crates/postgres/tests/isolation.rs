@@ -452,3 +452,150 @@ async fn the_relay_reads_heads_and_pending_jobs_only() {
         .get(0);
     assert_eq!(visible, 0);
 }
+
+/// `app.batch_tenants` (the households a batch of appends declared; migration 7) lets
+/// the app role insert rows of those households into commands, events and jobs, and
+/// nothing else: no other household's row, no other table, no read, no update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_batch_admits_inserts_of_its_households_only() {
+    let db = common::db().await;
+    let (a, _) = household_a().await;
+    let (b, _) = household_a().await;
+    let (c, _) = household_a().await;
+    let mut app = db.connect(&db.app).await;
+    let insert_command =
+        "INSERT INTO commands (tenant_id, id, type, payload, metadata, status, outcome)
+                          VALUES ($1, $2, 'PlaceOrder', '{}', '{}', 'rejected', '{}')";
+    let declare = |tenants: &[HouseholdId]| {
+        format!(
+            "{{{}}}",
+            tenants
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+
+    // A household outside the declared set: refused by row-level security.
+    let tx = app.transaction().await.unwrap();
+    set_tenant(&tx, a).await;
+    tx.execute(
+        "SELECT set_config('app.batch_tenants', $1, true)",
+        &[&declare(&[a, b])],
+    )
+    .await
+    .unwrap();
+    let refused = tx
+        .execute(insert_command, &[&c.0, &Uuid::now_v7()])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&refused),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{refused}"
+    );
+    tx.rollback().await.unwrap();
+
+    // A declared household: its row may be inserted, but still not read or updated
+    // under A, and its other tables stay out of reach.
+    let tx = app.transaction().await.unwrap();
+    set_tenant(&tx, a).await;
+    tx.execute(
+        "SELECT set_config('app.batch_tenants', $1, true)",
+        &[&declare(&[a, b])],
+    )
+    .await
+    .unwrap();
+    tx.execute(insert_command, &[&b.0, &Uuid::now_v7()])
+        .await
+        .unwrap();
+    for table in TABLES {
+        assert_eq!(count(&tx, table, b).await, 0, "A reads B's {table}");
+    }
+    let updated = tx
+        .execute(
+            "UPDATE jobs SET status = 'started' WHERE tenant_id = $1",
+            &[&b.0],
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated, 0, "A updated B's jobs");
+    let refused = tx
+        .execute(
+            "INSERT INTO snapshots (tenant_id, domain, aggregate_id, schema_version, version, state)
+             VALUES ($1, 'order', $2, 1, 1, '{}')",
+            &[&b.0, &Uuid::now_v7()],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&refused),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{refused}"
+    );
+    tx.rollback().await.unwrap();
+
+    // Without a tenant, a declared set alone reads nothing either.
+    let tx = app.transaction().await.unwrap();
+    tx.execute(
+        "SELECT set_config('app.batch_tenants', $1, true)",
+        &[&declare(&[a, b, c])],
+    )
+    .await
+    .unwrap();
+    for table in TABLES {
+        let all: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(all, 0, "{table} read with only a declared batch");
+    }
+    tx.rollback().await.unwrap();
+}
+
+/// Every policy on the household tables is one of the three this schema defines: the
+/// tenant's own (every command), the relay's reads, and the declared batch's inserts
+/// (INSERT only, the app role only, commands, events and jobs only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_only_policies_are_the_tenant_the_relay_and_the_declared_batch() {
+    let db = common::db().await;
+    let admin = db.connect(&db.admin).await;
+    let rows = admin
+        .query(
+            "SELECT c.relname::text, p.polname::text, p.polcmd::text,
+                    array(SELECT r.rolname::text FROM pg_roles r WHERE r.oid = ANY (p.polroles)
+                          ORDER BY 1)
+             FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut batch = Vec::new();
+    for row in &rows {
+        let (table, name, cmd, roles): (String, String, String, Vec<String>) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        match name.as_str() {
+            "tenant_isolation" => assert_eq!(cmd, "*", "{table}"),
+            "relay_heads" | "relay_pending_jobs" => {
+                assert_eq!(
+                    (cmd.as_str(), roles.clone()),
+                    ("r", vec![common::RELAY.to_owned()]),
+                    "{table}"
+                );
+            }
+            "batch_insert" => {
+                assert_eq!(
+                    (cmd.as_str(), roles.clone()),
+                    ("a", vec![common::APP.to_owned()]),
+                    "{table}"
+                );
+                batch.push(table);
+            }
+            other => panic!("unexpected policy {other} on {table}"),
+        }
+    }
+    assert_eq!(batch, ["commands", "events", "jobs"]);
+}

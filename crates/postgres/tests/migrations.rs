@@ -215,7 +215,7 @@ async fn a_version_5_database_keeps_its_pending_jobs_and_records_correlation_ids
         .unwrap();
     owner.batch_execute("COMMIT").await.unwrap();
 
-    assert_eq!(migrate(&owner).await.unwrap(), [6]);
+    assert_eq!(migrate_up_to(&owner, 6).await.unwrap(), [6]);
 
     let relay = hearth_postgres::pool(own.as_role("hearth_relay"), 1).unwrap();
     let app = hearth_postgres::pool(own.as_role("hearth_app"), 2).unwrap();
