@@ -12,6 +12,9 @@
 # per 20,000 sockets: each has ~28,000 ephemeral ports), and reads the server's RSS at
 # each quarter and its CPU over an idle window at the full count. See BENCHMARKS.md,
 # section "Idle sockets". The table and the JSON line go to bench/results/idle-<time>/.
+#
+# IDLE_BEFORE_BIN=/path/to/another/hearth runs that binary first, with the same flags
+# (label "before"), then the one just built (label "after"): a before/after in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -37,8 +40,17 @@ COMMIT="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo '
 echo "== idle $COUNT at $COMMIT; $MACHINE; load $(cut -d' ' -f1-3 /proc/loadavg); results in $OUT" >&2
 
 STATUS=0
-"$BIN/hearth-idle" --count "$COUNT" --hearth-bin "$BIN/hearth" --log "$OUT/server.log" "$@" \
-  >"$OUT/idle.out" || STATUS=$?
+: >"$OUT/idle.out"
+if [ -n "${IDLE_BEFORE_BIN:-}" ]; then
+  "$BIN/hearth-idle" --count "$COUNT" --hearth-bin "$IDLE_BEFORE_BIN" --label before \
+    --log "$OUT/server-before.log" "$@" >>"$OUT/idle.out" || STATUS=$?
+  echo "== before: exit status $STATUS; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  LABEL=after
+else
+  LABEL=run
+fi
+"$BIN/hearth-idle" --count "$COUNT" --hearth-bin "$BIN/hearth" --label "$LABEL" \
+  --log "$OUT/server.log" "$@" >>"$OUT/idle.out" || STATUS=$?
 {
   echo "Run of $(date -u '+%Y-%m-%d %H:%M') UTC: \`bench/idle.sh $COUNT $*\` at $COMMIT, release build;"
   echo "$MACHINE. Exit status $STATUS."

@@ -47,9 +47,10 @@ struct Args {
     /// Sockets to open and hold.
     #[arg(long, default_value_t = 100_000)]
     count: usize,
-    /// Households to sign up (their sockets are spread evenly).
-    #[arg(long, default_value_t = 5_000)]
-    households: usize,
+    /// Households to sign up (their sockets are spread evenly); default: one per 20
+    /// sockets (5 per member of 4).
+    #[arg(long)]
+    households: Option<usize>,
     /// Members per household, the owner included.
     #[arg(long, default_value_t = 4)]
     members: usize,
@@ -384,7 +385,8 @@ fn flag_value(flags: &[String], name: &str) -> Option<u64> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
-    ensure!(args.count > 0 && args.households > 0 && args.members > 0);
+    let households = args.households.unwrap_or(args.count.div_ceil(20));
+    ensure!(args.count > 0 && households > 0 && args.members > 0);
     let bin = match args.hearth_bin.clone() {
         Some(bin) => bin,
         None => std::env::current_exe()?
@@ -454,8 +456,8 @@ async fn main() -> anyhow::Result<()> {
     flags.extend(args.server_args.iter().cloned());
     let per_member_cap = flag_value(&flags, "--max-sockets-per-member").unwrap_or(16);
     let per_room_cap = flag_value(&flags, "--max-sockets-per-room").unwrap_or(256);
-    let per_member = args.count.div_ceil(args.households * args.members) as u64;
-    let per_room = args.count.div_ceil(args.households) as u64;
+    let per_member = args.count.div_ceil(households * args.members) as u64;
+    let per_room = args.count.div_ceil(households) as u64;
     ensure!(
         per_member <= per_member_cap && per_room <= per_room_cap,
         "{per_member} sockets per member and {per_room} per household: above the caps \
@@ -468,7 +470,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!(
         "hearth-idle {}: server pid {} on {}; {} sockets over {} households x {} members, \
          from {sources} source addresses",
-        args.label, server.pid, server.addr, args.count, args.households, args.members
+        args.label, server.pid, server.addr, args.count, households, args.members
     );
 
     // Households and members, over kept-alive connections.
@@ -476,12 +478,12 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
-    let made: Vec<anyhow::Result<(Uuid, Vec<String>)>> = futures::stream::iter(0..args.households)
+    let made: Vec<anyhow::Result<(Uuid, Vec<String>)>> = futures::stream::iter(0..households)
         .map(|_| household(&http, &base, args.members))
         .buffer_unordered(16)
         .collect()
         .await;
-    let mut members = Vec::with_capacity(args.households * args.members);
+    let mut members = Vec::with_capacity(households * args.members);
     for made in made {
         let (id, tokens) = made?;
         members.extend(tokens.into_iter().map(|t| (id, t)));
@@ -490,7 +492,7 @@ async fn main() -> anyhow::Result<()> {
     let setup_secs = started.elapsed().as_secs_f64();
     eprintln!(
         "signed up {} households, {} members in {setup_secs:.1} s",
-        args.households,
+        households,
         members.len()
     );
 
@@ -617,7 +619,7 @@ async fn main() -> anyhow::Result<()> {
         label: args.label.clone(),
         target: args.count,
         reached: seen.opened.load(Ordering::Relaxed) - seen.closed.load(Ordering::Relaxed),
-        households: args.households,
+        households,
         members: args.members,
         sources,
         ping_interval_secs: flag_value(&flags, "--ping-interval-secs").or(Some(20)),
