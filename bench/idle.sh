@@ -22,8 +22,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hearth-target}"
 COUNT="${1:-100000}"
 shift || true
 
-# One descriptor per socket on each side, plus room to spare.
+# One descriptor per socket on each side, plus room to spare. Raising the hard limit
+# needs CAP_SYS_RESOURCE; without it the hard limit is as far as it goes, and
+# hearth-idle refuses a count above it (saying so) before starting anything.
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((COUNT + 100)) ]; then
+  echo "== open-file limit $(ulimit -n) (hard $(ulimit -Hn)): below $COUNT sockets + 100; the largest count here is $(( $(ulimit -n) - 100 ))" >&2
+fi
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="$ROOT/bench/results/idle-$STAMP"

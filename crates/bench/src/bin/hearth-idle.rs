@@ -377,9 +377,9 @@ fn open_file_limit() -> Option<u64> {
 fn flag_value(flags: &[String], name: &str) -> Option<u64> {
     flags
         .windows(2)
+        .rev()
         .filter(|w| w[0] == name)
-        .filter_map(|w| w[1].parse().ok())
-        .last()
+        .find_map(|w| w[1].parse().ok())
 }
 
 #[tokio::main(flavor = "current_thread")]
