@@ -32,8 +32,15 @@ const GOING_AWAY_DRAIN: Duration = Duration::from_secs(5);
 /// Events a catch-up reads (and holds) at a time.
 const CATCHUP_PAGE: usize = 100;
 
-/// Read buffer capacity and write batching threshold of each socket.
-const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+/// Read buffer of each socket: allocated at the open and held for its life, and the
+/// most one read takes from the kernel. Clients' frames are commands of a few hundred
+/// bytes; a larger one (up to the hard limit) grows the buffer and is read in pieces of
+/// this size. 1 KiB rather than 4 KiB saves 3 KiB of every idle socket (bench/idle.sh,
+/// BENCHMARKS.md "Idle sockets").
+const READ_BUFFER_BYTES: usize = 1024;
+/// Write batching threshold of each socket (its write buffer grows only as frames are
+/// written).
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Upgrades to the room's WebSocket: what [`crate::room`] does with an upgrade request
 /// that passed auth, membership and the socket limits.
@@ -67,8 +74,8 @@ pub(crate) fn upgrade(
     let mut ws = ws
         .max_message_size(hard)
         .max_frame_size(hard)
-        .read_buffer_size(SOCKET_BUFFER_BYTES)
-        .write_buffer_size(SOCKET_BUFFER_BYTES);
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES);
     if let Some(protocol) = offered {
         ws.set_selected_protocol(protocol);
     }
@@ -404,21 +411,8 @@ impl Connection {
             rate: settings.rate_per_second,
             last: Instant::now(),
         };
-        let in_flight = settings.commands_in_flight.max(1);
-        let (jobs, queued) = mpsc::channel(in_flight);
-        let (answer, mut answers) = mpsc::channel(in_flight);
-        let worker = tokio::spawn(
-            run_commands(
-                self.app.clone(),
-                self.room,
-                self.member,
-                self.owner.clone(),
-                queued,
-                answer,
-            )
-            // Its commands' spans sit within the connection's.
-            .in_current_span(),
-        );
+        // Started by the first frame that needs an answer.
+        let mut commands: Option<Commands> = None;
         // Every half of the cache's lifetime: a change another node made is seen within
         // 1.5 lifetimes (750 ms by default).
         let mut recheck =
@@ -433,7 +427,7 @@ impl Connection {
         let stop = loop {
             // A full queue of commands: the socket is not read until one finishes
             // (backpressure through TCP), but everything else goes on.
-            let reading = jobs.capacity() > 0;
+            let reading = commands.as_ref().is_none_or(|c| c.jobs.capacity() > 0);
             let step = tokio::select! {
                 () = async { let _ = going_away.wait_for(|away| *away).await; } => Err(Stop::Close(
                     CLOSE_GOING_AWAY,
@@ -448,11 +442,11 @@ impl Connection {
                         kicked => kicked,
                     }),
                 },
-                Some(message) = answers.recv() => live.reply(&message).await,
+                Some(message) = Commands::answer(&mut commands) => live.reply(&message).await,
                 incoming = live.socket.recv(), if reading => match incoming {
                     Some(Ok(message)) => {
                         last_seen = Instant::now();
-                        self.incoming(live, &mut bucket, &jobs, message).await
+                        self.incoming(live, &mut bucket, &mut commands, message).await
                     }
                     Some(Err(e)) => Err(read_failed(e)),
                     None => Err(Stop::Gone),
@@ -474,6 +468,14 @@ impl Connection {
             if let Err(stop) = step {
                 break stop;
             }
+        };
+        let Some(Commands {
+            jobs,
+            mut answers,
+            worker,
+        }) = commands
+        else {
+            return stop;
         };
         drop(jobs);
         if matches!(stop, Stop::Close(CLOSE_GOING_AWAY, _)) {
@@ -574,7 +576,7 @@ impl Connection {
         &self,
         live: &mut Live,
         bucket: &mut Bucket,
-        jobs: &mpsc::Sender<Job>,
+        commands: &mut Option<Commands>,
         message: Message,
     ) -> Result<(), Stop> {
         let text = match message {
@@ -584,7 +586,7 @@ impl Connection {
                     codes::BINARY_NOT_SUPPORTED,
                     "binary frames are not supported: send JSON text",
                 );
-                return self.bad(jobs, bad);
+                return self.bad(commands, bad);
             }
             Message::Ping(_) | Message::Pong(_) => return Ok(()),
             Message::Close(_) => return Err(Stop::ClosedByClient),
@@ -598,7 +600,7 @@ impl Connection {
                     text.len()
                 ),
             );
-            return self.bad(jobs, bad);
+            return self.bad(commands, bad);
         }
         if !bucket.take() {
             let bad = BadInput::new(
@@ -609,10 +611,10 @@ impl Connection {
                 ),
             )
             .with_id(wire::command_id_of(text.as_bytes()));
-            return self.bad(jobs, bad);
+            return self.bad(commands, bad);
         }
         match wire::parse_client_message(text.as_str()) {
-            Err(bad) => self.bad(jobs, bad),
+            Err(bad) => self.bad(commands, bad),
             Ok(ClientMessage::Command(command)) => {
                 // The member's rate, shared by all of their sockets and HTTP calls.
                 match self
@@ -620,14 +622,14 @@ impl Connection {
                     .limits
                     .member(self.room, self.member, Some(command.id))
                 {
-                    Ok(()) => queue(jobs, Job::Execute(command)),
-                    Err(refusal) => self.bad(jobs, refusal.to_bad_input()),
+                    Ok(()) => self.queue(commands, Job::Execute(command)),
+                    Err(refusal) => self.bad(commands, refusal.to_bad_input()),
                 }
             }
             // Answered in turn with the commands before it.
             Ok(ClientMessage::Renew(renew)) => {
                 let answer = self.renew(&renew.token).await;
-                queue(jobs, Job::Answer(answer))
+                self.queue(commands, Job::Answer(answer))
             }
             Ok(ClientMessage::Sync(sync)) => {
                 if sync.since < live.cursor {
@@ -642,9 +644,42 @@ impl Connection {
     }
 
     /// Bad input is answered in turn with the commands before it.
-    fn bad(&self, jobs: &mpsc::Sender<Job>, bad: BadInput) -> Result<(), Stop> {
+    fn bad(&self, commands: &mut Option<Commands>, bad: BadInput) -> Result<(), Stop> {
         self.app.metrics.bad_input.fetch_add(1, Ordering::Relaxed);
-        queue(jobs, Job::Answer(bad.to_message()))
+        self.queue(commands, Job::Answer(bad.to_message()))
+    }
+
+    /// Queues a job, starting the command task first if this is the socket's first;
+    /// the loop reads the socket only while the queue has room, so there is.
+    fn queue(&self, commands: &mut Option<Commands>, job: Job) -> Result<(), Stop> {
+        let commands = commands.get_or_insert_with(|| self.start_commands());
+        commands.jobs.try_send(job).map_err(|e| {
+            tracing::error!(error = %e, "the command queue of a connection refused a job");
+            Stop::Close(1011, "internal error; reconnect")
+        })
+    }
+
+    fn start_commands(&self) -> Commands {
+        let in_flight = self.app.settings.commands_in_flight.max(1);
+        let (jobs, queued) = mpsc::channel(in_flight);
+        let (answer, answers) = mpsc::channel(in_flight);
+        let worker = tokio::spawn(
+            run_commands(
+                self.app.clone(),
+                self.room,
+                self.member,
+                self.owner.clone(),
+                queued,
+                answer,
+            )
+            // Its commands' spans sit within the connection's.
+            .in_current_span(),
+        );
+        Commands {
+            jobs,
+            answers,
+            worker,
+        }
     }
 }
 
@@ -656,12 +691,25 @@ enum Job {
     Answer(ServerMessage),
 }
 
-/// Queues a job; the loop reads the socket only while the queue has room, so there is.
-fn queue(jobs: &mpsc::Sender<Job>, job: Job) -> Result<(), Stop> {
-    jobs.try_send(job).map_err(|e| {
-        tracing::error!(error = %e, "the command queue of a connection refused a job");
-        Stop::Close(1011, "internal error; reconnect")
-    })
+/// A connection's command task and its two queues. Started by the socket's first frame
+/// that needs an answer (a command, a renew, bad input), not at the open: most sockets
+/// only listen, and each queue costs its first block at once (tokio allocates 32 slots
+/// per channel up front: about 4 KiB of jobs and 2 KiB of answers), the task its future.
+struct Commands {
+    jobs: mpsc::Sender<Job>,
+    answers: mpsc::Receiver<ServerMessage>,
+    /// Dropping it detaches the task, which ends when its queues close.
+    worker: tokio::task::JoinHandle<()>,
+}
+
+impl Commands {
+    /// The next answer of the command task; never, while there is no task.
+    async fn answer(commands: &mut Option<Commands>) -> Option<ServerMessage> {
+        match commands {
+            Some(commands) => commands.answers.recv().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// A connection's command task: runs its commands one at a time, in the order they

@@ -745,6 +745,58 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert_eq!(app.head(hh.id).await, base + 1);
 }
 
+/// A socket's read buffer is 1 KiB (and each read takes at most that): a command of a
+/// few KiB, the first frame of its socket (which also starts the socket's command
+/// task), is read whole, run and acked, and its event carries all of it.
+#[tokio::test]
+async fn a_command_larger_than_the_read_buffer_is_read_whole() {
+    let app = spawn_app().await;
+    let hh = app.household().await;
+    let base = app.head(hh.id).await;
+    let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    // Every sku of the catalog, and the longest note: 500 characters of 4 bytes each.
+    let skus = ["bread", "milk", "eggs", "coffee", "apples", "pizza"];
+    let lines: Vec<Value> = skus
+        .iter()
+        .map(|sku| json!({"sku": sku, "quantity": 1}))
+        .collect();
+    let note = "\u{1F35E}".repeat(500);
+    let id = Uuid::now_v7();
+    let frame = json!({"command": {"id": id, "type": "PlaceOrder", "payload": {
+        "orderId": Uuid::now_v7(),
+        "lines": lines,
+        "note": note,
+    }}});
+    assert!(
+        frame.to_string().len() > 2 * 1024,
+        "the frame spans several reads"
+    );
+    send(&mut ws, frame).await;
+    let (mut ack, mut event) = (None, None);
+    while ack.is_none() || event.is_none() {
+        let msg = recv(&mut ws).await;
+        if msg.get("ack").is_some() {
+            ack = Some(msg);
+        } else if msg.get("event").is_some() {
+            event = Some(msg);
+        } else {
+            panic!("unexpected {msg}");
+        }
+    }
+    let ack = ack.unwrap();
+    assert_eq!(ack["ack"]["id"], json!(id));
+    assert_eq!(ack["ack"]["status"], "accepted", "{ack}");
+    assert_eq!(app.head(hh.id).await, base + 1);
+    let event = event.unwrap();
+    let payload = &event["event"]["payload"];
+    assert_eq!(
+        payload["lines"].as_array().unwrap().len(),
+        skus.len(),
+        "{event}"
+    );
+    assert_eq!(payload["note"], json!(note));
+}
+
 #[tokio::test]
 async fn oversized_frames_beyond_the_hard_limit_close_the_socket() {
     let app = spawn_app().await;
