@@ -206,7 +206,12 @@ impl Db {
         let checkpointer = Checkpointer::start(path, sharing, Arc::clone(&checkpoints))?;
         let (doorbell, _) = broadcast::channel(DOORBELL_CAPACITY);
         let counters = Arc::new(Counters::default());
-        let (jobs, writer) = writer::start(conn, doorbell.clone(), Arc::clone(&counters))?;
+        let (jobs, writer) = writer::start(
+            conn,
+            doorbell.clone(),
+            Arc::clone(&counters),
+            Arc::clone(&checkpoints),
+        )?;
         Ok(Arc::new(Self {
             path: path.to_owned(),
             sharing,
