@@ -104,11 +104,8 @@ async fn main() {
         stats.batches,
         stats.appends as f64 / stats.batches.max(1) as f64
     );
-    let checkpoints = store.checkpoint_stats();
     println!(
-        "{} checkpoints, {} restarts of the log; log file now {} MiB, at most {} MiB",
-        checkpoints.checkpoints,
-        checkpoints.restarts,
+        "log file now {} MiB, at most {} MiB",
         std::fs::metadata(dir.path().join("bench.db-wal")).map_or(0, |m| m.len()) >> 20,
         largest_log.load(std::sync::atomic::Ordering::Relaxed) >> 20
     );

@@ -27,7 +27,6 @@ mod repeats;
 mod store;
 mod writer;
 
-pub use checkpoint::{CheckpointStats, LOG_LIMIT_PAGES};
 pub use db::Sharing;
 pub use directory::SqliteDirectory;
 pub use store::{SqliteEventFeed, SqliteEventStore};
