@@ -1,5 +1,6 @@
 //! The write-ahead log is copied into the database file by the checkpointer thread
-//! (src/checkpoint.rs), not inside the writer's commits, and never left to grow.
+//! (src/checkpoint.rs), not inside the writer's commits (under appends that never pause it
+//! still grows until a checkpoint catches up: docs/sqlite.md, issue 20).
 
 use crate::fresh_file;
 use futures::future::join_all;
