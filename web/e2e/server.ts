@@ -84,7 +84,8 @@ export async function startTemporal(): Promise<Temporal> {
     await stop(child);
     rmSync(dir, { recursive: true, force: true });
   };
-  // The CLI's own health check, as the Rust tests' DevServer does: bounded, 60 s.
+  // The server prints nothing when it is ready, so its readiness is the CLI's own health
+  // check, asked every 250 ms as the Rust tests' DevServer does, for at most 60 s.
   const deadline = Date.now() + 60_000;
   while (!(await serving(address))) {
     if (child.exitCode !== null || Date.now() > deadline) {

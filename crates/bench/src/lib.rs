@@ -288,6 +288,31 @@ impl Spread {
     }
 }
 
+/// Reads a started `hearth serve`'s stdout until its first line, `listening on
+/// http://ADDR`, and returns ADDR (at most 60 s). `log` names the server's log file for
+/// the error when it ends first.
+pub async fn listening_addr(
+    stdout: &mut tokio::io::BufReader<tokio::process::ChildStdout>,
+    log: &std::path::Path,
+) -> anyhow::Result<std::net::SocketAddr> {
+    use anyhow::Context as _;
+    use tokio::io::AsyncBufReadExt as _;
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            line.clear();
+            if stdout.read_line(&mut line).await? == 0 {
+                anyhow::bail!("the server ended before listening (see {})", log.display());
+            }
+            if let Some(addr) = line.trim().strip_prefix("listening on http://") {
+                return Ok(addr.parse::<std::net::SocketAddr>()?);
+            }
+        }
+    })
+    .await
+    .context("the server did not listen within 60 s")?
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -453,6 +453,19 @@ async fn the_relay_reads_heads_and_pending_jobs_only() {
     assert_eq!(visible, 0);
 }
 
+/// Declares `tenants` as the batch's households in this transaction, as
+/// `hearth_append` does before its insert.
+async fn declare_batch<C: GenericClient>(client: &C, tenants: &[HouseholdId]) {
+    let list: Vec<String> = tenants.iter().map(ToString::to_string).collect();
+    client
+        .execute(
+            "SELECT set_config('app.batch_tenants', $1, true)",
+            &[&format!("{{{}}}", list.join(","))],
+        )
+        .await
+        .unwrap();
+}
+
 /// `app.batch_tenants` (the households a batch of appends declared; migration 7) lets
 /// the app role insert rows of those households into commands, events and jobs, and
 /// nothing else: no other household's row, no other table, no read, no update.
@@ -466,26 +479,11 @@ async fn a_declared_batch_admits_inserts_of_its_households_only() {
     let insert_command =
         "INSERT INTO commands (tenant_id, id, type, payload, metadata, status, outcome)
                           VALUES ($1, $2, 'PlaceOrder', '{}', '{}', 'rejected', '{}')";
-    let declare = |tenants: &[HouseholdId]| {
-        format!(
-            "{{{}}}",
-            tenants
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        )
-    };
 
     // A household outside the declared set: refused by row-level security.
     let tx = app.transaction().await.unwrap();
     set_tenant(&tx, a).await;
-    tx.execute(
-        "SELECT set_config('app.batch_tenants', $1, true)",
-        &[&declare(&[a, b])],
-    )
-    .await
-    .unwrap();
+    declare_batch(&tx, &[a, b]).await;
     let refused = tx
         .execute(insert_command, &[&c.0, &Uuid::now_v7()])
         .await
@@ -501,12 +499,7 @@ async fn a_declared_batch_admits_inserts_of_its_households_only() {
     // under A, and its other tables stay out of reach.
     let tx = app.transaction().await.unwrap();
     set_tenant(&tx, a).await;
-    tx.execute(
-        "SELECT set_config('app.batch_tenants', $1, true)",
-        &[&declare(&[a, b])],
-    )
-    .await
-    .unwrap();
+    declare_batch(&tx, &[a, b]).await;
     tx.execute(insert_command, &[&b.0, &Uuid::now_v7()])
         .await
         .unwrap();
@@ -538,12 +531,7 @@ async fn a_declared_batch_admits_inserts_of_its_households_only() {
 
     // Without a tenant, a declared set alone reads nothing either.
     let tx = app.transaction().await.unwrap();
-    tx.execute(
-        "SELECT set_config('app.batch_tenants', $1, true)",
-        &[&declare(&[a, b, c])],
-    )
-    .await
-    .unwrap();
+    declare_batch(&tx, &[a, b, c]).await;
     for table in TABLES {
         let all: i64 = tx
             .query_one(&format!("SELECT count(*) FROM {table}"), &[])

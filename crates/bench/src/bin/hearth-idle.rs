@@ -30,7 +30,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::io::BufReader;
 use tokio::net::TcpSocket;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::Semaphore;
@@ -209,20 +209,7 @@ async fn start_server(bin: &PathBuf, flags: &[String], log: &PathBuf) -> anyhow:
         .with_context(|| format!("starting {}", bin.display()))?;
     let pid = child.id().context("the server exited at once")?;
     let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
-    let mut line = String::new();
-    let addr = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            line.clear();
-            if stdout.read_line(&mut line).await? == 0 {
-                bail!("the server ended before listening (see {})", log.display());
-            }
-            if let Some(addr) = line.trim().strip_prefix("listening on http://") {
-                return Ok(addr.parse::<SocketAddr>()?);
-            }
-        }
-    })
-    .await
-    .context("the server did not listen within 60 s")??;
+    let addr = hearth_bench::listening_addr(&mut stdout, log).await?;
     Ok(Server {
         _child: child,
         _stdout: stdout,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::io::BufReader;
 use tokio::process::{Child, ChildStdout, Command};
 
 /// Where a server keeps its data.
@@ -81,20 +81,7 @@ impl Server {
         let pid = child.id().context("the server exited at once")?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut stdout = BufReader::new(stdout);
-        let mut line = String::new();
-        let addr = tokio::time::timeout(Duration::from_secs(60), async {
-            loop {
-                line.clear();
-                if stdout.read_line(&mut line).await? == 0 {
-                    bail!("the server ended before listening (see {})", log.display());
-                }
-                if let Some(addr) = line.trim().strip_prefix("listening on http://") {
-                    return Ok(addr.parse::<SocketAddr>()?);
-                }
-            }
-        })
-        .await
-        .context("the server did not listen within 60 s")??;
+        let addr = hearth_bench::listening_addr(&mut stdout, &log).await?;
         Ok(Self {
             child,
             _stdout: stdout,
