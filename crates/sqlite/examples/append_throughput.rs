@@ -104,8 +104,12 @@ async fn main() {
         stats.batches,
         stats.appends as f64 / stats.batches.max(1) as f64
     );
+    let checkpoints = store.checkpoint_stats();
     println!(
-        "log file now {} MiB, at most {} MiB",
+        "{} checkpoints, {} restarts of the log (the writer paused {:.1} ms for them in all); log file now {} MiB, at most {} MiB",
+        checkpoints.checkpoints,
+        checkpoints.restarts,
+        checkpoints.writer_micros as f64 / 1000.0,
         std::fs::metadata(dir.path().join("bench.db-wal")).map_or(0, |m| m.len()) >> 20,
         largest_log.load(std::sync::atomic::Ordering::Relaxed) >> 20
     );

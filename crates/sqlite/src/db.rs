@@ -2,7 +2,7 @@
 //! callers to blocking SQLite calls (the writer thread of [`crate::writer`] for
 //! writes, `spawn_blocking` for reads).
 
-use crate::checkpoint::Checkpointer;
+use crate::checkpoint::{CheckpointCounters, CheckpointStats, Checkpointer, LOG_LIMIT_PAGES};
 use crate::writer::{self, BatchStats, Counters, Job};
 use hearth_core::Timestamp;
 use hearth_core::ports::{Append, Appended, DirectoryError, FeedSignal, StoreError};
@@ -163,6 +163,7 @@ pub(crate) struct Db {
     /// Rung by the writer after each batch's commit.
     doorbell: broadcast::Sender<FeedSignal>,
     counters: Arc<Counters>,
+    checkpoints: Arc<CheckpointCounters>,
     /// Dropped after the writer has stopped (fields drop after `Drop::drop`).
     _checkpointer: Checkpointer,
 }
@@ -197,10 +198,20 @@ impl Db {
         // Checkpoints run on their own thread, not inside a batch's COMMIT.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(|e| open_failed(e.into()))?;
-        let checkpointer = Checkpointer::start(path, sharing)?;
+        // A log that grew past the limit (before a restarting checkpoint caught it) is
+        // cut back to it when the writer restarts it, so the disk is given back.
+        conn.pragma_update(None, "journal_size_limit", LOG_LIMIT_PAGES * 4096)
+            .map_err(|e| open_failed(e.into()))?;
+        let checkpoints = Arc::new(CheckpointCounters::default());
+        let checkpointer = Checkpointer::start(path, sharing, Arc::clone(&checkpoints))?;
         let (doorbell, _) = broadcast::channel(DOORBELL_CAPACITY);
         let counters = Arc::new(Counters::default());
-        let (jobs, writer) = writer::start(conn, doorbell.clone(), Arc::clone(&counters))?;
+        let (jobs, writer) = writer::start(
+            conn,
+            doorbell.clone(),
+            Arc::clone(&counters),
+            Arc::clone(&checkpoints),
+        )?;
         Ok(Arc::new(Self {
             path: path.to_owned(),
             sharing,
@@ -209,6 +220,7 @@ impl Db {
             readers: Mutex::new(Vec::new()),
             doorbell,
             counters,
+            checkpoints,
             _checkpointer: checkpointer,
         }))
     }
@@ -220,6 +232,10 @@ impl Db {
     /// The doorbell the writer rings after each commit.
     pub(crate) fn doorbell(&self) -> &broadcast::Sender<FeedSignal> {
         &self.doorbell
+    }
+
+    pub(crate) fn checkpoint_stats(&self) -> CheckpointStats {
+        self.checkpoints.get()
     }
 
     pub(crate) fn batch_stats(&self) -> BatchStats {

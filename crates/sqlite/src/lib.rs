@@ -27,6 +27,7 @@ mod repeats;
 mod store;
 mod writer;
 
+pub use checkpoint::{CheckpointStats, HANDOVER_PAGES, LOG_LIMIT_PAGES};
 pub use db::Sharing;
 pub use directory::SqliteDirectory;
 pub use store::{SqliteEventFeed, SqliteEventStore};

@@ -1,5 +1,6 @@
 //! The EventStore and EventFeed ports on SQLite.
 
+use crate::checkpoint::CheckpointStats;
 use crate::db::{Db, Fail, Sharing, from_micros, micros, now_micros};
 use crate::directory::SqliteDirectory;
 use crate::writer::BatchStats;
@@ -66,6 +67,12 @@ impl SqliteEventStore {
     /// uses the same writer but appends nothing.
     pub fn batch_stats(&self) -> BatchStats {
         self.db.batch_stats()
+    }
+
+    /// What the checkpointer did so far: how often it copied the log into the file,
+    /// and how often it restarted a log past its limit (for benchmarks and tests).
+    pub fn checkpoint_stats(&self) -> CheckpointStats {
+        self.db.checkpoint_stats()
     }
 
     /// The directory kept in the same file, sharing this store's connections.

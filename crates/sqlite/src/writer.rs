@@ -38,6 +38,7 @@
 //! The thread ends when the [`crate::db::Db`] that started it is dropped (which closes
 //! the channel) after finishing the jobs already queued.
 
+use crate::checkpoint::CheckpointCounters;
 use crate::db::write_hint;
 use crate::store::append_one;
 use hearth_core::HouseholdId;
@@ -98,11 +99,12 @@ pub(crate) fn start(
     conn: Connection,
     doorbell: broadcast::Sender<FeedSignal>,
     counters: Arc<Counters>,
+    checkpoints: Arc<CheckpointCounters>,
 ) -> Result<(mpsc::Sender<Job>, JoinHandle<()>), StoreError> {
     let (queue, jobs) = mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("hearth-sqlite-writer".into())
-        .spawn(move || run(conn, &jobs, &doorbell, &counters))
+        .spawn(move || run(conn, &jobs, &doorbell, &counters, &checkpoints))
         .map_err(|e| StoreError::Unavailable(format!("cannot start the sqlite writer: {e}")))?;
     Ok((queue, handle))
 }
@@ -113,6 +115,7 @@ fn run(
     jobs: &mpsc::Receiver<Job>,
     doorbell: &broadcast::Sender<FeedSignal>,
     counters: &Counters,
+    checkpoints: &CheckpointCounters,
 ) {
     let mut batch: Vec<(Append, Reply)> = Vec::with_capacity(MAX_BATCH);
     let mut next = None;
@@ -144,6 +147,8 @@ fn run(
                     .appends
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 commit_batch(&mut conn, &mut batch, doorbell);
+                // Between batches, never inside one: the log's restart, if asked for.
+                checkpoints.restart_if_wanted(&conn);
             }
         }
     }
