@@ -7,7 +7,8 @@
 # Builds `hearth serve` (release) at BASE_REV (a worktree of its own) and at the working
 # tree, then runs workload b of
 # bench/run.sh (100 households x 10 members, rising rates until p99 command-to-event
-# passes 50 ms, 3 s steps) against each store (SQLite, PostgreSQL, memory) with the two
+# passes 50 ms; 3 s steps, STEP=10 for 10 s) against each store (SQLite, PostgreSQL,
+# memory) with the two
 # binaries alternately: round 1 base then new, round 2 new then base, and so on, each on
 # a fresh server (and, for PostgreSQL, a database of each binary's own schema). Writes
 # bench/results/<stamp>-before-after/ with one JSON per sweep and summary.md. STORES="pg"
@@ -134,14 +135,14 @@ done
 psql_admin -c "DROP DATABASE IF EXISTS hearth_bench_base" -c "DROP DATABASE IF EXISTS hearth_bench_new" || true
 log "load at the end: $(uptime)"
 
-python3 - "$OUT" "$ROUNDS" <<'PY' | tee "$OUT/summary.md"
+python3 - "$OUT" "$ROUNDS" "$STEP" <<'PY' | tee "$OUT/summary.md"
 import json, pathlib, statistics, sys
-out, rounds = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+out, rounds, step = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 def load(who, store, r):
     p = out / f"b-{who}-{store}-r{r}.json"
     return json.loads(p.read_text()) if p.exists() else None
 print(f"# Before/after, {out.name}\n")
-print("Workload b (100 households x 10 members, 3 s steps, bound p99 command-to-event <= 50 ms).\n")
+print(f"Workload b (100 households x 10 members, {step} s steps, bound p99 command-to-event <= 50 ms).\n")
 print("| store | round | capacity base / new (commands/s) | p99 ms at each rate both reached, base / new |")
 print("|---|---|---|---|")
 ratios = {}
