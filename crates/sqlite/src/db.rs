@@ -8,10 +8,11 @@ use hearth_core::Timestamp;
 use hearth_core::ports::{Append, Appended, DirectoryError, FeedSignal, StoreError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{Semaphore, broadcast, oneshot};
 
 /// Schema migrations, applied in order on open. `PRAGMA user_version` records how
 /// many have been applied; each runs in its own transaction with the bump.
@@ -29,6 +30,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Idle reader connections kept for reuse.
 const IDLE_READERS: usize = 8;
+
+/// The most reads running at once, each on a connection of its own and a blocking
+/// thread; the others wait for a turn without holding either. Without it a burst of
+/// reads (a thousand sockets opening at once, each loading its household) opened a
+/// connection, a file descriptor and a thread per read in flight: about 190 at once,
+/// up to tokio's 512 blocking threads, on a machine with two cores.
+pub(crate) const MAX_READS: usize = 16;
 
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 64;
@@ -160,6 +168,7 @@ pub(crate) struct Db {
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
+    reads: Reads,
     /// Rung by the writer after each batch's commit.
     doorbell: broadcast::Sender<FeedSignal>,
     counters: Arc<Counters>,
@@ -218,6 +227,7 @@ impl Db {
             jobs: Some(jobs),
             writer: Some(writer),
             readers: Mutex::new(Vec::new()),
+            reads: Reads::default(),
             doorbell,
             counters,
             checkpoints,
@@ -286,8 +296,20 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
     {
+        self.reads.waiting.fetch_add(1, Ordering::Relaxed);
+        let turn = Arc::clone(&self.reads.turns).acquire_owned().await;
+        self.reads.waiting.fetch_sub(1, Ordering::Relaxed);
+        // The semaphore is never closed.
+        let turn =
+            turn.map_err(|_| Fail::Store(StoreError::Unavailable("sqlite reads closed".into())))?;
         let db = Arc::clone(self);
         let ran = tokio::task::spawn_blocking(move || {
+            // Held until the connection is back in the pool (or closed), even if the
+            // caller stopped waiting.
+            let _turn = turn;
+            let running = db.reads.running.fetch_add(1, Ordering::Relaxed) + 1;
+            db.reads.peak.fetch_max(running, Ordering::Relaxed);
+            let _running = Decrement(&db.reads.running);
             let idle = db.idle().pop();
             let mut conn = match idle {
                 Some(conn) => conn,
@@ -310,6 +332,36 @@ impl Db {
             Ok(result) => result,
             Err(f) => self.write(f).await,
         }
+    }
+}
+
+/// Reads in flight and waiting for a turn ([`MAX_READS`]).
+#[derive(Debug)]
+struct Reads {
+    turns: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    running: AtomicUsize,
+    /// The most that ever ran at once.
+    peak: AtomicUsize,
+}
+
+impl Default for Reads {
+    fn default() -> Self {
+        Self {
+            turns: Arc::new(Semaphore::new(MAX_READS)),
+            waiting: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Counts one down when dropped (also on a panic in the read).
+struct Decrement<'a>(&'a AtomicUsize);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -560,5 +612,69 @@ mod tests {
         assert_eq!(cache(&writer), -WRITER_CACHE_KIB);
         let reader = connect(&path, false, Sharing::Shared).unwrap();
         assert!(cache(&reader) > -WRITER_CACHE_KIB, "{}", cache(&reader));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_past_the_limit_wait_for_a_turn_instead_of_opening_connections() {
+        use std::sync::Condvar;
+        use std::time::Instant;
+        const READS: usize = 4 * MAX_READS;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("reads.db"), Sharing::Exclusive).unwrap();
+        // Given: every read, once running, holds its connection until the gate opens.
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        /// Opens the gate when dropped, so a failed assertion does not leave blocking
+        /// threads waiting (the runtime waits for them on shutdown).
+        struct Opens(Arc<(Mutex<bool>, Condvar)>);
+        impl Drop for Opens {
+            fn drop(&mut self) {
+                *self.0.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                self.0.1.notify_all();
+            }
+        }
+        let opens = Opens(Arc::clone(&gate));
+        let (entered, entries) = mpsc::channel::<()>();
+        let reads: Vec<_> = (0..READS)
+            .map(|_| {
+                let (db, gate, entered) = (Arc::clone(&db), Arc::clone(&gate), entered.clone());
+                tokio::spawn(async move {
+                    db.read(move |conn| {
+                        entered.send(()).unwrap();
+                        let (open, opened) = &*gate;
+                        let mut open = open.lock().unwrap();
+                        while !*open {
+                            open = opened.wait(open).unwrap();
+                        }
+                        Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        // When: four times the limit are asked for at once.
+        // Then: the limit runs, the rest wait for a turn (without a connection).
+        for _ in 0..MAX_READS {
+            entries.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while db.reads.waiting.load(Ordering::Relaxed) < READS - MAX_READS {
+            assert!(
+                Instant::now() < deadline,
+                "{} reads running, {} waiting; expected {MAX_READS} and {}",
+                db.reads.running.load(Ordering::Relaxed),
+                db.reads.waiting.load(Ordering::Relaxed),
+                READS - MAX_READS
+            );
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(db.reads.running.load(Ordering::Relaxed), MAX_READS);
+        // And: once the gate opens every read gets its answer, never more than the
+        // limit at once.
+        drop(opens);
+        for read in reads {
+            assert_eq!(read.await.unwrap().unwrap(), 1);
+        }
+        assert_eq!(db.reads.peak.load(Ordering::Relaxed), MAX_READS);
+        assert!(db.idle().len() <= IDLE_READERS);
     }
 }
