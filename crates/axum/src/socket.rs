@@ -7,8 +7,7 @@ use crate::app::AppState;
 use crate::auth::Claims;
 use crate::commands;
 use crate::limits::SocketPermit;
-use crate::members::MembershipError;
-use crate::rooms::{Batch, Joined, Kick, Member};
+use crate::rooms::{Allowance, Batch, Joined, Kick, Member};
 use crate::wire::{self, BadInput, ClientMessage, ServerMessage, WireCommand, codes};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -18,12 +17,11 @@ use futures::SinkExt as _;
 use hearth_core::ports::Role;
 use hearth_core::{HouseholdId, MemberId};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use crate::rooms::{CLOSE_REMOVED, CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED};
 /// Close code: the server is shutting down (RFC 6455 "going away"); reconnect.
 pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
 /// How long a socket closing for a shutdown waits for its queued commands' answers.
@@ -87,9 +85,8 @@ pub(crate) fn upgrade(
                 app,
                 room,
                 member: claims.sub,
-                owner: Arc::new(AtomicBool::new(role == Role::Owner)),
+                allowance: Allowance::new(claims.exp, role),
                 session: claims.sid,
-                expires: AtomicI64::new(claims.exp),
                 pk,
                 since,
                 peer,
@@ -108,15 +105,12 @@ struct Connection {
     app: Arc<AppState>,
     room: HouseholdId,
     member: MemberId,
-    /// Whether the member is an owner, as the directory said at the open and at each
-    /// recheck since: the role every command of this socket carries (so a command costs
-    /// no directory lookup).
-    owner: Arc<AtomicBool>,
+    /// Its token's expiry (moved by `renew`) and its member's role (refreshed by the
+    /// room's rechecks), shared with the room, which closes the socket when the token
+    /// expires or the directory no longer lets it in ([`crate::rooms::Recheck`]).
+    allowance: Arc<Allowance>,
     /// The session of the token it opened with (renewals keep to it).
     session: Option<hearth_core::SessionId>,
-    /// The token's expiry (seconds since the epoch): the socket closes then, unless a
-    /// `renew` moved it.
-    expires: AtomicI64,
     pk: Option<String>,
     since: Option<u64>,
 }
@@ -306,6 +300,7 @@ impl Connection {
             pk: self.pk.clone(),
             queue,
             kick: kick_tx,
+            allowance: self.allowance.clone(),
         };
         let mut live = Live {
             socket,
@@ -413,12 +408,6 @@ impl Connection {
         };
         // Started by the first frame that needs an answer.
         let mut commands: Option<Commands> = None;
-        // Every half of the cache's lifetime: a change another node made is seen within
-        // 1.5 lifetimes (750 ms by default).
-        let mut recheck =
-            tokio::time::interval((settings.membership_ttl / 2).max(Duration::from_millis(50)));
-        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        recheck.tick().await;
         let mut ping = tokio::time::interval(settings.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
@@ -451,7 +440,6 @@ impl Connection {
                     Some(Err(e)) => Err(read_failed(e)),
                     None => Err(Stop::Gone),
                 },
-                _ = recheck.tick() => self.still_allowed().await,
                 _ = ping.tick() => {
                     if !reading {
                         // Not read on purpose: its silence proves nothing.
@@ -501,39 +489,6 @@ impl Connection {
         stop
     }
 
-    /// An open socket follows its token and the directory: it closes when the token
-    /// expires unrenewed (4001), the member no longer belongs to the household (4003)
-    /// or the token's session was ended (4004). Time is the server's clock.
-    async fn still_allowed(&self) -> Result<(), Stop> {
-        if self.app.clock.now().timestamp() >= self.expires.load(Ordering::Relaxed) {
-            return Err(Stop::Close(
-                CLOSE_TOKEN_EXPIRED,
-                "the token expired; reconnect with a fresh token",
-            ));
-        }
-        match self
-            .app
-            .membership
-            .check(self.room, self.member, self.session)
-            .await
-        {
-            Err(MembershipError::NotAMember) => Err(Stop::Close(
-                CLOSE_REMOVED,
-                "no longer a member of this household",
-            )),
-            Err(MembershipError::SessionEnded) => {
-                Err(Stop::Close(CLOSE_SESSION_ENDED, "the session was ended"))
-            }
-            Ok(member) => {
-                self.owner
-                    .store(member.role == Role::Owner, Ordering::Relaxed);
-                Ok(())
-            }
-            // The directory is down: what was true a moment ago stays true until it answers.
-            Err(MembershipError::Unavailable) => Ok(()),
-        }
-    }
-
     /// `{"renew": {"token"}}`: a fresh access token of the same member and session
     /// moves the socket's expiry. Anything else is refused (`unauthorized`) and
     /// changes nothing.
@@ -566,9 +521,10 @@ impl Connection {
         {
             return refused(e.to_string());
         }
-        self.expires.fetch_max(claims.exp, Ordering::Relaxed);
+        let expires = &self.allowance.expires;
+        expires.fetch_max(claims.exp, Ordering::Relaxed);
         ServerMessage::Renewed(wire::Renewed {
-            expires_at: self.expires.load(Ordering::Relaxed),
+            expires_at: expires.load(Ordering::Relaxed),
         })
     }
 
@@ -668,7 +624,7 @@ impl Connection {
                 self.app.clone(),
                 self.room,
                 self.member,
-                self.owner.clone(),
+                self.allowance.clone(),
                 queued,
                 answer,
             )
@@ -718,7 +674,7 @@ async fn run_commands(
     app: Arc<AppState>,
     room: HouseholdId,
     member: MemberId,
-    owner: Arc<AtomicBool>,
+    allowance: Arc<Allowance>,
     mut jobs: mpsc::Receiver<Job>,
     answers: mpsc::Sender<ServerMessage>,
 ) {
@@ -728,12 +684,7 @@ async fn run_commands(
         }
         let answer = match job {
             Job::Execute(command) => {
-                let role = if owner.load(Ordering::Relaxed) {
-                    Role::Owner
-                } else {
-                    Role::Member
-                };
-                commands::execute(&app, room, member, role, command).await
+                commands::execute(&app, room, member, allowance.role(), command).await
             }
             Job::Answer(message) => message,
         };
