@@ -19,6 +19,7 @@
 
 use crate::members::MembershipError;
 use crate::metrics::Metrics;
+use crate::socket_queue::{Refused, ToSocket};
 use crate::wire::ServerMessage;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
@@ -33,7 +34,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// How many events a room or a catch-up reads per store call.
 pub(crate) const PAGE: usize = 500;
@@ -116,8 +117,8 @@ pub(crate) struct Member {
     /// The session of its token, if any.
     pub session: Option<hearth_core::SessionId>,
     pub pk: Option<String>,
-    pub queue: mpsc::Sender<Batch>,
-    pub kick: watch::Sender<Option<Kick>>,
+    /// Its batches, and why the room closes it.
+    pub queue: ToSocket,
     /// Its token's expiry and its member's role, shared with the socket.
     pub allowance: Arc<Allowance>,
 }
@@ -562,7 +563,7 @@ impl Room {
 
     /// The sockets still open that the room has not already told to close.
     fn open_members(&self) -> impl Iterator<Item = &Member> {
-        self.members.iter().filter(|m| m.kick.borrow().is_none())
+        self.members.iter().filter(|m| m.queue.kicked().is_none())
     }
 
     /// Closes the sockets whose token expired (by the server's clock) unrenewed.
@@ -573,7 +574,7 @@ impl Room {
         let now = recheck.clock.now().timestamp();
         for m in self.open_members() {
             if now >= m.allowance.expires.load(Ordering::Relaxed) {
-                let _ = m.kick.send(Some(Kick::TokenExpired));
+                m.queue.kick(Kick::TokenExpired);
             }
         }
     }
@@ -613,10 +614,10 @@ impl Room {
                     .owner
                     .store(member.role == Role::Owner, Ordering::Relaxed),
                 Some(Err(MembershipError::NotAMember)) => {
-                    let _ = m.kick.send(Some(Kick::NotAMember));
+                    m.queue.kick(Kick::NotAMember);
                 }
                 Some(Err(MembershipError::SessionEnded)) => {
-                    let _ = m.kick.send(Some(Kick::SessionEnded));
+                    m.queue.kick(Kick::SessionEnded);
                 }
                 Some(Err(MembershipError::Unavailable)) | None => {}
             }
@@ -642,7 +643,7 @@ impl Room {
                     if member.is_none_or(|who| m.member == who)
                         && session.is_none_or(|s| m.session == Some(s))
                     {
-                        let _ = m.kick.send(Some(kick));
+                        m.queue.kick(kick);
                     }
                 }
             }
@@ -703,7 +704,7 @@ impl Room {
             let metrics = &self.rooms.metrics;
             self.members.retain(|old| {
                 if old.pk.as_deref() == Some(pk.as_str()) && old.member == member.member {
-                    let _ = old.kick.send(Some(Kick::Replaced));
+                    old.queue.kick(Kick::Replaced);
                     metrics.takeovers.fetch_add(1, Ordering::Relaxed);
                     false
                 } else {
@@ -811,7 +812,7 @@ impl Room {
             Standing::Joined | Standing::RoleChanged => return,
         };
         for m in self.members.iter().filter(|m| m.member == member) {
-            let _ = m.kick.send(Some(kick));
+            m.queue.kick(kick);
         }
     }
 
@@ -824,12 +825,12 @@ impl Room {
                     metrics.events_pushed.fetch_add(count, Ordering::Relaxed);
                     true
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    let _ = member.kick.send(Some(Kick::SlowConsumer));
+                Err(Refused::Full) => {
+                    member.queue.kick(Kick::SlowConsumer);
                     metrics.slow_consumers.fetch_add(1, Ordering::Relaxed);
                     false
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(Refused::Closed) => false,
             });
     }
 }
@@ -839,6 +840,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
     use super::*;
+    use crate::socket_queue;
     use hearth_core::order::{Command, PlaceOrder, RequestedLine};
     use hearth_core::{Actor, CommandEnvelope, CommandId, Dispatched, MemberId, OrderId, Service};
     use hearth_memory::{MemoryEventStore, SystemClock};
@@ -860,7 +862,7 @@ mod tests {
         )
     }
 
-    async fn next_seqs(queue: &mut mpsc::Receiver<Batch>) -> Vec<u64> {
+    async fn next_seqs(queue: &mut socket_queue::FromRoom) -> Vec<u64> {
         let batch = tokio::time::timeout(Duration::from_secs(5), queue.recv())
             .await
             .expect("no batch within 5 s")
@@ -872,7 +874,7 @@ mod tests {
     /// feed) and a fallback poll an hour away: the member's queue, the rooms, the
     /// store and the household.
     async fn room_with_one_member() -> (
-        mpsc::Receiver<Batch>,
+        socket_queue::FromRoom,
         Arc<Rooms>,
         Arc<MemoryEventStore>,
         HouseholdId,
@@ -887,15 +889,13 @@ mod tests {
             None,
         );
         let tenant = HouseholdId(Uuid::now_v7());
-        let (queue_tx, queue) = mpsc::channel(16);
-        let (kick, _kicked) = watch::channel(None);
+        let (queue_tx, queue) = socket_queue::channel(16);
         let member = Member {
             handle: 1,
             member: hearth_core::MemberId(Uuid::now_v7()),
             session: None,
             pk: None,
             queue: queue_tx,
-            kick,
             allowance: Allowance::new(i64::MAX, Role::Member),
         };
         let joined = rooms.join(tenant, member).await.unwrap();
@@ -978,10 +978,8 @@ mod tests {
         member: MemberId,
         session: SessionId,
         expires: i64,
-    ) -> (Member, watch::Receiver<Option<Kick>>, Arc<Allowance>) {
-        // The room's queue to it: never read here, and nothing is committed.
-        let (queue, _) = mpsc::channel(1);
-        let (kick, kicked) = watch::channel(None);
+    ) -> (Member, socket_queue::FromRoom, Arc<Allowance>) {
+        let (queue, kicked) = socket_queue::channel(1);
         let allowance = Allowance::new(expires, Role::Member);
         let socket = Member {
             handle,
@@ -989,7 +987,6 @@ mod tests {
             session: Some(session),
             pk: None,
             queue,
-            kick,
             allowance: allowance.clone(),
         };
         (socket, kicked, allowance)
@@ -1053,12 +1050,10 @@ mod tests {
         let within = tokio::time::Instant::now() + ttl / 2 + Duration::from_millis(1);
         let mut closes = Vec::new();
         for i in [1, 2, 4] {
-            let kicked = &mut kicks[i];
-            tokio::time::timeout_at(within, kicked.changed())
+            tokio::time::timeout_at(within, kicks[i].until_kicked())
                 .await
-                .expect("closed within one recheck")
-                .unwrap();
-            let kick = kicked.borrow().unwrap();
+                .expect("closed within one recheck");
+            let kick = kicks[i].kick().unwrap();
             closes.push((kick.close_code(), kick.reason()));
         }
         assert_eq!(
@@ -1075,7 +1070,7 @@ mod tests {
         // The others stay open, and carry their member's role as the directory says it
         // (every socket here opened as a member's): Bob's new one, Ann's.
         for open in [&kicks[0], &kicks[3]] {
-            assert_eq!(*open.borrow(), None);
+            assert_eq!(open.kick(), None);
         }
         assert_eq!(allowances[3].role(), Role::Owner);
         assert_eq!(allowances[0].role(), Role::Owner);

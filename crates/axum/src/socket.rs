@@ -7,7 +7,8 @@ use crate::app::AppState;
 use crate::auth::Claims;
 use crate::commands;
 use crate::limits::SocketPermit;
-use crate::rooms::{Allowance, Batch, Joined, Kick, Member};
+use crate::rooms::{Allowance, Batch, Joined, Member};
+use crate::socket_queue::{self, FromRoom};
 use crate::wire::{self, BadInput, ClientMessage, ServerMessage, WireCommand, codes};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -19,7 +20,7 @@ use hearth_core::{HouseholdId, MemberId};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// Close code: the server is shutting down (RFC 6455 "going away"); reconnect.
@@ -172,7 +173,8 @@ impl Bucket {
 /// The live half of a socket: what it has sent, and how to reach it.
 struct Live {
     socket: WebSocket,
-    kick: watch::Receiver<Option<Kick>>,
+    /// The room's batches and kick.
+    room: FromRoom,
     /// Every event up to here was sent (or is covered by `since`).
     cursor: u64,
     send_timeout: Duration,
@@ -188,12 +190,12 @@ impl Live {
                 Ok(Err(_)) => Err(Stop::Gone),
                 Err(_) => Err(Stop::Gone),
             },
-            _ = self.kick.changed() => Err(self.kicked()),
+            () = self.room.until_kicked() => Err(self.kicked()),
         }
     }
 
     fn kicked(&self) -> Stop {
-        match *self.kick.borrow() {
+        match self.room.kick() {
             Some(kick) => Stop::Close(kick.close_code(), kick.reason()),
             None => Stop::Gone,
         }
@@ -291,20 +293,18 @@ impl Connection {
             since = ?self.since,
             "socket open"
         );
-        let (queue, batches) = mpsc::channel(app.settings.outgoing_queue.max(1));
-        let (kick_tx, kick) = watch::channel(None);
+        let (queue, room) = socket_queue::channel(app.settings.outgoing_queue);
         let member = Member {
             handle,
             member: self.member,
             session: self.session,
             pk: self.pk.clone(),
             queue,
-            kick: kick_tx,
             allowance: self.allowance.clone(),
         };
         let mut live = Live {
             socket,
-            kick,
+            room,
             cursor: 0,
             send_timeout: app.settings.ping_timeout,
         };
@@ -312,7 +312,7 @@ impl Connection {
             Ok(joined) => {
                 live.cursor = joined.seq;
                 match self.open(&mut live, &connection, &joined).await {
-                    Ok(()) => self.serve(&mut live, batches).await,
+                    Ok(()) => self.serve(&mut live).await,
                     Err(stop) => stop,
                 }
             }
@@ -398,7 +398,7 @@ impl Connection {
     /// command task, kicks and pings. It never awaits a command's execution, so its
     /// outgoing queue keeps draining while its own commands run (only a socket that
     /// does not read is a slow consumer).
-    async fn serve(&self, live: &mut Live, mut batches: mpsc::Receiver<Batch>) -> Stop {
+    async fn serve(&self, live: &mut Live) -> Stop {
         let settings = &self.app.settings;
         let mut bucket = Bucket {
             tokens: f64::from(settings.rate_burst),
@@ -422,8 +422,8 @@ impl Connection {
                     CLOSE_GOING_AWAY,
                     "the server is shutting down; reconnect with since",
                 )),
-                _ = live.kick.changed() => Err(live.kicked()),
-                batch = batches.recv() => match batch {
+                () = live.room.until_kicked() => Err(live.kicked()),
+                batch = live.room.recv() => match batch {
                     Some(batch) => live.forward(&self.app, self.room, batch).await,
                     // The room drops a member's queue right after kicking it.
                     None => Err(match live.kicked() {
