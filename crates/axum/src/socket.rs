@@ -81,17 +81,21 @@ pub(crate) fn upgrade(
     // Tracked, so a shutdown can wait for every socket to say goodbye.
     let sockets = app.sockets.clone();
     ws.on_upgrade(move |socket| {
+        let conn = Connection {
+            app,
+            room,
+            member: claims.sub,
+            allowance: Allowance::new(claims.exp, role),
+            session: claims.sid,
+            pk,
+            since,
+            peer,
+        };
+        // Boxed, and the connection built, before the task's future: every async fn
+        // that takes them by value keeps its own copy of its arguments for the life of
+        // the socket (368 bytes for the socket), so each level would add one.
+        let socket = Box::new(socket);
         sockets.track_future(async move {
-            let conn = Connection {
-                app,
-                room,
-                member: claims.sub,
-                allowance: Allowance::new(claims.exp, role),
-                session: claims.sid,
-                pk,
-                since,
-                peer,
-            };
             conn.run(socket).await;
             drop(permit);
         })
@@ -172,7 +176,7 @@ impl Bucket {
 
 /// The live half of a socket: what it has sent, and how to reach it.
 struct Live {
-    socket: WebSocket,
+    socket: Box<WebSocket>,
     /// The room's batches and kick.
     room: FromRoom,
     /// Every event up to here was sent (or is covered by `since`).
@@ -271,7 +275,7 @@ impl Live {
 }
 
 impl Connection {
-    async fn run(self, socket: WebSocket) {
+    async fn run(&self, socket: Box<WebSocket>) {
         let app = self.app.clone();
         app.metrics.connections.fetch_add(1, Ordering::Relaxed);
         let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
@@ -282,7 +286,7 @@ impl Connection {
             .await;
     }
 
-    async fn run_in(self, socket: WebSocket, handle: u64, connection: String) {
+    async fn run_in(&self, socket: Box<WebSocket>, handle: u64, connection: String) {
         let app = self.app.clone();
         let opened = Instant::now();
         tracing::info!(
@@ -308,10 +312,13 @@ impl Connection {
             cursor: 0,
             send_timeout: app.settings.ping_timeout,
         };
-        let stop = match app.rooms.join(self.room, member).await {
+        // Boxed, as `open` below.
+        let stop = match Box::pin(app.rooms.join(self.room, member)).await {
             Ok(joined) => {
                 live.cursor = joined.seq;
-                match self.open(&mut live, &connection, &joined).await {
+                // Boxed (once per socket): its state need not be part of the connection's
+                // future, which every socket holds for its life.
+                match Box::pin(self.open(&mut live, &connection, &joined)).await {
                     Ok(()) => self.serve(&mut live).await,
                     Err(stop) => stop,
                 }
