@@ -62,8 +62,9 @@ pub struct Settings {
     /// The edge's limits: connections, sockets, rates.
     pub limits: LimitSettings,
     /// How long the directory's word that someone is a member (or that a session goes
-    /// on) is trusted; open sockets ask again every half of it, and close when the
-    /// answer is no or their token expired. A change made on another node is felt when
+    /// on) is trusted; each room with open sockets asks again for them every half of
+    /// it (one timer per room, [`crate::rooms::Recheck`]), and closes those for which
+    /// the answer is no or whose token expired. A change made on another node is felt when
     /// this node's room of the household folds its membership event, and at the latest
     /// within 1.5 times this (on this node, at once).
     pub membership_ttl: Duration,
@@ -223,7 +224,11 @@ impl Application {
             settings.feed_poll,
             settings.limits.kept_views,
             settings.view_bound,
-            Some(membership.clone()),
+            Some(crate::rooms::Recheck::new(
+                membership.clone(),
+                ports.service.clock().clone(),
+                settings.membership_ttl,
+            )),
         );
         let router_task = rooms.spawn_router(ports.feed.clone());
         let limits = Limits::new(settings.limits.clone(), metrics.clone());

@@ -20,6 +20,7 @@ mod room;
 mod rooms;
 mod sessions;
 mod socket;
+mod socket_queue;
 pub mod webhooks;
 pub mod wire;
 

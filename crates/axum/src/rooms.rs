@@ -17,19 +17,24 @@
 //! then reads only for commits of other nodes and processes, or after a `Resync`
 //! and on its fallback poll.
 
+use crate::members::MembershipError;
 use crate::metrics::Metrics;
+use crate::socket_queue::{Refused, ToSocket};
 use crate::wire::ServerMessage;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use hearth_core::membership::{self, Standing};
-use hearth_core::ports::{EventFeed, EventStore, FeedSignal, StoreError};
+use hearth_core::ports::{
+    Clock, EventFeed, EventStore, FeedSignal, Member as DirectoryMember, Role, StoreError,
+};
 use hearth_core::window::{Bound, Older, Window};
-use hearth_core::{EventEnvelope, HouseholdId, HouseholdView};
+use hearth_core::{EventEnvelope, HouseholdId, HouseholdView, MemberId, SessionId};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// How many events a room or a catch-up reads per store call.
 pub(crate) const PAGE: usize = 500;
@@ -51,6 +56,10 @@ pub(crate) type Batch = Arc<[Pushed]>;
 /// Why the server closes a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kick {
+    /// Its token expired and was not renewed over the socket (found by the recheck).
+    TokenExpired,
+    /// Its member is found to be no longer a member (by the recheck).
+    NotAMember,
     /// Its outgoing queue overflowed; reconnect with `since`.
     SlowConsumer,
     /// A new socket with the same `_pk` joined the room.
@@ -76,6 +85,8 @@ pub(crate) const CLOSE_LEFT: u16 = 4005;
 impl Kick {
     pub fn close_code(self) -> u16 {
         match self {
+            Kick::TokenExpired => CLOSE_TOKEN_EXPIRED,
+            Kick::NotAMember => CLOSE_REMOVED,
             Kick::SlowConsumer => 4008,
             Kick::Replaced => 4009,
             Kick::Removed => CLOSE_REMOVED,
@@ -86,6 +97,8 @@ impl Kick {
 
     pub fn reason(self) -> &'static str {
         match self {
+            Kick::TokenExpired => "the token expired; reconnect with a fresh token",
+            Kick::NotAMember => "no longer a member of this household",
             Kick::SlowConsumer => "slow consumer: outgoing queue overflowed; reconnect with since",
             Kick::Replaced => "replaced by a new connection with the same _pk",
             Kick::Removed => "removed from the household",
@@ -104,9 +117,74 @@ pub(crate) struct Member {
     /// The session of its token, if any.
     pub session: Option<hearth_core::SessionId>,
     pub pk: Option<String>,
-    pub queue: mpsc::Sender<Batch>,
-    pub kick: watch::Sender<Option<Kick>>,
+    /// Its batches, and why the room closes it.
+    pub queue: ToSocket,
+    /// Its token's expiry and its member's role, shared with the socket.
+    pub allowance: Arc<Allowance>,
 }
+
+/// What an open socket is allowed, shared by the socket (whose `renew` moves the
+/// expiry and whose commands carry the role) and its room (whose recheck closes it
+/// at the expiry and refreshes the role).
+#[derive(Debug)]
+pub(crate) struct Allowance {
+    /// The token's expiry (seconds since the epoch): the socket closes then (4001),
+    /// unless a `renew` moved it.
+    pub expires: AtomicI64,
+    /// Whether the member is an owner, as the directory said at the open and at each
+    /// recheck since: the role every command of the socket carries (so a command costs
+    /// no directory lookup).
+    pub owner: AtomicBool,
+}
+
+impl Allowance {
+    pub fn new(expires: i64, role: Role) -> Arc<Self> {
+        Arc::new(Self {
+            expires: AtomicI64::new(expires),
+            owner: AtomicBool::new(role == Role::Owner),
+        })
+    }
+
+    pub fn role(&self) -> Role {
+        if self.owner.load(Ordering::Relaxed) {
+            Role::Owner
+        } else {
+            Role::Member
+        }
+    }
+}
+
+/// How rooms recheck their open sockets: one timer per room with sockets (none for a
+/// room without), each tick closing the sockets whose token expired (4001) and asking
+/// the membership cache once per distinct (member, session) of its sockets: 4003 for a
+/// member no longer in the household, 4004 for an ended session; a role change is
+/// carried into the sockets' [`Allowance`].
+#[derive(Debug)]
+pub(crate) struct Recheck {
+    pub membership: Arc<crate::members::Membership>,
+    /// The server's clock: token expiry is by it.
+    pub clock: Arc<dyn Clock>,
+    /// Every half of the membership cache's lifetime (at least 50 ms): a change another
+    /// node made is seen within 1.5 lifetimes (750 ms by default).
+    pub every: Duration,
+}
+
+impl Recheck {
+    pub fn new(
+        membership: Arc<crate::members::Membership>,
+        clock: Arc<dyn Clock>,
+        membership_ttl: Duration,
+    ) -> Self {
+        Self {
+            membership,
+            clock,
+            every: (membership_ttl / 2).max(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// The answers of one recheck: per distinct (member, session) of the room's sockets.
+type Checked = HashMap<(MemberId, Option<SessionId>), Result<DirectoryMember, MembershipError>>;
 
 /// What a connection gets when it joins: the projection at the room's cursor of the
 /// household's most recent orders. Every batch it receives afterwards starts after `seq`.
@@ -186,9 +264,10 @@ pub(crate) struct Rooms {
     poll: Duration,
     /// How many of a household's orders a welcome carries.
     bound: Bound,
-    /// The node's cached answers about members, forgotten for a member when a room
-    /// folds a membership event about them (a change made on another node).
-    membership: Option<Arc<crate::members::Membership>>,
+    /// The rechecks of open sockets; its membership cache's answers about a member are
+    /// forgotten when a room folds a membership event about them (a change made on
+    /// another node). None: sockets are never rechecked (some unit tests).
+    recheck: Option<Recheck>,
 }
 
 impl Rooms {
@@ -198,7 +277,7 @@ impl Rooms {
         poll: Duration,
         kept_views: usize,
         bound: Bound,
-        membership: Option<Arc<crate::members::Membership>>,
+        recheck: Option<Recheck>,
     ) -> Arc<Self> {
         let kept =
             std::num::NonZeroUsize::new(kept_views.max(1)).unwrap_or(std::num::NonZeroUsize::MIN);
@@ -209,7 +288,7 @@ impl Rooms {
             metrics,
             poll,
             bound,
-            membership,
+            recheck,
         })
     }
 
@@ -379,6 +458,24 @@ impl Rooms {
     }
 }
 
+/// The next tick of the recheck's timer; never, while it has none.
+async fn tick(recheck: &mut Option<tokio::time::Interval>) {
+    match recheck {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The answers of the recheck in flight; never, while none is.
+async fn finish(checking: &mut Option<BoxFuture<'static, Checked>>) -> Checked {
+    match checking {
+        Some(answers) => answers.await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Room {
     tenant: HouseholdId,
     view: HouseholdView,
@@ -413,6 +510,11 @@ impl Room {
         let mut poll =
             tokio::time::interval_at(tokio::time::Instant::now() + poll_every, poll_every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The sockets' recheck: its timer runs only while the room has sockets; its
+        // membership questions run beside the room's work (a directory read never
+        // holds up the events), one recheck at a time.
+        let mut recheck: Option<tokio::time::Interval> = None;
+        let mut checking: Option<BoxFuture<'static, Checked>> = None;
         loop {
             tokio::select! {
                 msg = inbox.recv() => {
@@ -434,19 +536,103 @@ impl Room {
                     }
                 }
                 _ = poll.tick() => self.read_logged().await,
+                () = tick(&mut recheck) => {
+                    self.expire();
+                    if checking.is_none() {
+                        checking = self.ask();
+                    }
+                }
+                checked = finish(&mut checking) => {
+                    checking = None;
+                    self.apply(&checked);
+                }
+            }
+            match (&recheck, &self.rooms.recheck) {
+                (Some(_), _) if self.members.is_empty() => recheck = None,
+                (None, Some(settings)) if !self.members.is_empty() => {
+                    let every = settings.every;
+                    let mut interval =
+                        tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    recheck = Some(interval);
+                }
+                _ => {}
             }
         }
     }
 
-    /// Handles one mailbox message; false when the room is done.
+    /// The sockets still open that the room has not already told to close.
+    fn open_members(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.queue.kicked().is_none())
+    }
+
+    /// Closes the sockets whose token expired (by the server's clock) unrenewed.
+    fn expire(&self) {
+        let Some(recheck) = &self.rooms.recheck else {
+            return;
+        };
+        let now = recheck.clock.now().timestamp();
+        for m in self.open_members() {
+            if now >= m.allowance.expires.load(Ordering::Relaxed) {
+                m.queue.kick(Kick::TokenExpired);
+            }
+        }
+    }
+
+    /// Asks the membership cache about each distinct (member, session) of the open
+    /// sockets, once; None if there is nothing to ask.
+    fn ask(&self) -> Option<BoxFuture<'static, Checked>> {
+        let recheck = self.rooms.recheck.as_ref()?;
+        let mut who: Vec<(MemberId, Option<SessionId>)> =
+            self.open_members().map(|m| (m.member, m.session)).collect();
+        who.sort_unstable();
+        who.dedup();
+        if who.is_empty() {
+            return None;
+        }
+        let membership = recheck.membership.clone();
+        let tenant = self.tenant;
+        Some(Box::pin(async move {
+            let mut checked = HashMap::with_capacity(who.len());
+            for (member, session) in who {
+                let answer = membership.check(tenant, member, session).await;
+                checked.insert((member, session), answer);
+            }
+            checked
+        }))
+    }
+
+    /// Closes the sockets the directory no longer lets in (4003 no longer a member,
+    /// 4004 session ended) and carries role changes into the others. A socket that
+    /// joined after the question was asked was let in just now and is left as it is;
+    /// while the directory is down, what was true a moment ago stays true.
+    fn apply(&self, checked: &Checked) {
+        for m in self.open_members() {
+            match checked.get(&(m.member, m.session)) {
+                Some(Ok(member)) => m
+                    .allowance
+                    .owner
+                    .store(member.role == Role::Owner, Ordering::Relaxed),
+                Some(Err(MembershipError::NotAMember)) => {
+                    m.queue.kick(Kick::NotAMember);
+                }
+                Some(Err(MembershipError::SessionEnded)) => {
+                    m.queue.kick(Kick::SessionEnded);
+                }
+                Some(Err(MembershipError::Unavailable)) | None => {}
+            }
+        }
+    }
+
+    /// Handles one mailbox message; false when the room is done: it has no sockets left
+    /// (the last left, or a join's socket was gone before it joined) and nothing waits
+    /// in its mailbox (if something does, the room decides again after it). So no room
+    /// without sockets goes on reading or rechecking.
     fn handle(&mut self, msg: Option<RoomMsg>, inbox: &mpsc::UnboundedReceiver<RoomMsg>) -> bool {
         match msg {
             Some(RoomMsg::Join { member, reply }) => self.join(member, reply),
             Some(RoomMsg::Leave { handle }) => {
                 self.members.retain(|m| m.handle != handle);
-                if self.members.is_empty() && self.retire(inbox) {
-                    return false;
-                }
             }
             Some(RoomMsg::Kick {
                 member,
@@ -457,14 +643,14 @@ impl Room {
                     if member.is_none_or(|who| m.member == who)
                         && session.is_none_or(|s| m.session == Some(s))
                     {
-                        let _ = m.kick.send(Some(kick));
+                        m.queue.kick(kick);
                     }
                 }
             }
             Some(RoomMsg::Offer { events }) => self.offer(events),
             None => return false,
         }
-        true
+        !(self.members.is_empty() && self.retire(inbox))
     }
 
     /// Delivers offered events that continue the cursor; holds those beyond a gap.
@@ -518,7 +704,7 @@ impl Room {
             let metrics = &self.rooms.metrics;
             self.members.retain(|old| {
                 if old.pk.as_deref() == Some(pk.as_str()) && old.member == member.member {
-                    let _ = old.kick.send(Some(Kick::Replaced));
+                    old.queue.kick(Kick::Replaced);
                     metrics.takeovers.fetch_add(1, Ordering::Relaxed);
                     false
                 } else {
@@ -617,8 +803,8 @@ impl Room {
     /// doing them again is harmless.) Nodes without this household's room rely on the
     /// membership cache's lifetime.
     fn follow_membership(&mut self, member: hearth_core::MemberId, standing: Standing) {
-        if let Some(cache) = &self.rooms.membership {
-            cache.forget(self.tenant, member);
+        if let Some(recheck) = &self.rooms.recheck {
+            recheck.membership.forget(self.tenant, member);
         }
         let kick = match standing {
             Standing::Removed => Kick::Removed,
@@ -626,7 +812,7 @@ impl Room {
             Standing::Joined | Standing::RoleChanged => return,
         };
         for m in self.members.iter().filter(|m| m.member == member) {
-            let _ = m.kick.send(Some(kick));
+            m.queue.kick(kick);
         }
     }
 
@@ -639,12 +825,12 @@ impl Room {
                     metrics.events_pushed.fetch_add(count, Ordering::Relaxed);
                     true
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    let _ = member.kick.send(Some(Kick::SlowConsumer));
+                Err(Refused::Full) => {
+                    member.queue.kick(Kick::SlowConsumer);
                     metrics.slow_consumers.fetch_add(1, Ordering::Relaxed);
                     false
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(Refused::Closed) => false,
             });
     }
 }
@@ -654,6 +840,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
     use super::*;
+    use crate::socket_queue;
     use hearth_core::order::{Command, PlaceOrder, RequestedLine};
     use hearth_core::{Actor, CommandEnvelope, CommandId, Dispatched, MemberId, OrderId, Service};
     use hearth_memory::{MemoryEventStore, SystemClock};
@@ -675,7 +862,7 @@ mod tests {
         )
     }
 
-    async fn next_seqs(queue: &mut mpsc::Receiver<Batch>) -> Vec<u64> {
+    async fn next_seqs(queue: &mut socket_queue::FromRoom) -> Vec<u64> {
         let batch = tokio::time::timeout(Duration::from_secs(5), queue.recv())
             .await
             .expect("no batch within 5 s")
@@ -687,7 +874,7 @@ mod tests {
     /// feed) and a fallback poll an hour away: the member's queue, the rooms, the
     /// store and the household.
     async fn room_with_one_member() -> (
-        mpsc::Receiver<Batch>,
+        socket_queue::FromRoom,
         Arc<Rooms>,
         Arc<MemoryEventStore>,
         HouseholdId,
@@ -702,19 +889,205 @@ mod tests {
             None,
         );
         let tenant = HouseholdId(Uuid::now_v7());
-        let (queue_tx, queue) = mpsc::channel(16);
-        let (kick, _kicked) = watch::channel(None);
+        let (queue_tx, queue) = socket_queue::channel(16);
         let member = Member {
             handle: 1,
             member: hearth_core::MemberId(Uuid::now_v7()),
             session: None,
             pk: None,
             queue: queue_tx,
-            kick,
+            allowance: Allowance::new(i64::MAX, Role::Member),
         };
         let joined = rooms.join(tenant, member).await.unwrap();
         assert_eq!(joined.seq, 0);
         (queue, rooms, store, tenant)
+    }
+
+    /// A member of `household` as the directory has them, with `sessions` sessions.
+    async fn enrol(
+        directory: &hearth_memory::MemoryDirectory,
+        household: HouseholdId,
+        owner: Option<MemberId>,
+        sessions: usize,
+    ) -> (MemberId, Vec<SessionId>) {
+        use hearth_core::ports::{CredentialHash, Directory, Household, Invite, Session};
+        let now = chrono::Utc::now();
+        let member = DirectoryMember {
+            household,
+            id: MemberId(Uuid::now_v7()),
+            name: "someone".into(),
+            role: if owner.is_some() {
+                Role::Member
+            } else {
+                Role::Owner
+            },
+            joined_at: now,
+        };
+        match owner {
+            None => {
+                let home = Household {
+                    id: household,
+                    name: "Home".into(),
+                    time_zone: "UTC".into(),
+                    created_at: now,
+                };
+                directory
+                    .create_household(home, member.clone())
+                    .await
+                    .unwrap();
+            }
+            Some(owner) => {
+                let code = Uuid::now_v7().to_string();
+                let invite = Invite {
+                    household,
+                    code: code.clone(),
+                    created_by: owner,
+                    created_at: now,
+                    expires_at: now + chrono::TimeDelta::hours(1),
+                };
+                directory.create_invite(invite).await.unwrap();
+                directory
+                    .accept_invite(household, &code, member.clone(), now)
+                    .await
+                    .unwrap();
+            }
+        }
+        let mut ids = Vec::new();
+        for _ in 0..sessions {
+            let id = SessionId(Uuid::now_v7());
+            let session = Session {
+                household,
+                id,
+                member: member.id,
+                device: "test".into(),
+                created_at: now,
+                last_used_at: now,
+            };
+            directory
+                .create_session(session, &CredentialHash(id.0.to_string()))
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        (member.id, ids)
+    }
+
+    /// A socket as its room knows it, and what the socket keeps: its kick and allowance.
+    fn socket(
+        handle: u64,
+        member: MemberId,
+        session: SessionId,
+        expires: i64,
+    ) -> (Member, socket_queue::FromRoom, Arc<Allowance>) {
+        let (queue, kicked) = socket_queue::channel(1);
+        let allowance = Allowance::new(expires, Role::Member);
+        let socket = Member {
+            handle,
+            member,
+            session: Some(session),
+            pk: None,
+            queue,
+            allowance: allowance.clone(),
+        };
+        (socket, kicked, allowance)
+    }
+
+    /// Issue 20, goal 5: one recheck per room, not one per socket, keeps every
+    /// guarantee of the per-socket one. Time is tokio's paused clock (the recheck's
+    /// timer) and a manual clock (the tokens' expiry).
+    #[tokio::test(start_paused = true)]
+    async fn the_room_recheck_closes_each_socket_the_directory_or_its_token_no_longer_allows() {
+        use hearth_core::ports::Directory;
+        let directory = Arc::new(hearth_memory::MemoryDirectory::new());
+        let household = HouseholdId(Uuid::now_v7());
+        let (ann, ann_sessions) = enrol(&directory, household, None, 2).await;
+        let (bob, bob_sessions) = enrol(&directory, household, Some(ann), 1).await;
+        let (cy, cy_sessions) = enrol(&directory, household, Some(ann), 1).await;
+        let clock = Arc::new(hearth_memory::ManualClock::starting_now());
+        let now = clock.now().timestamp();
+        let ttl = Duration::from_millis(500);
+        let membership = Arc::new(crate::members::Membership::new(directory.clone(), ttl));
+        let rooms = Rooms::new(
+            Arc::new(MemoryEventStore::new()),
+            Arc::new(Metrics::default()),
+            Duration::from_secs(3600),
+            16,
+            Bound::default(),
+            Some(Recheck::new(membership, clock.clone(), ttl)),
+        );
+        let later = now + 3600;
+        // Ann on two devices; Bob twice on one session, one token expiring in 10 s and
+        // one renewed to an hour (the same (member, session): asked about once); Cy.
+        let sockets = [
+            socket(1, ann, ann_sessions[0], later),
+            socket(2, ann, ann_sessions[1], later),
+            socket(3, bob, bob_sessions[0], now + 10),
+            socket(4, bob, bob_sessions[0], later),
+            socket(5, cy, cy_sessions[0], later),
+        ];
+        let mut kicks = Vec::new();
+        let mut allowances = Vec::new();
+        for (member, kicked, allowance) in sockets {
+            rooms.join(household, member).await.unwrap();
+            kicks.push(kicked);
+            allowances.push(allowance);
+        }
+        // Behind the room's back: Ann's second session ends, Bob becomes an owner, Cy
+        // is removed; the first token of Bob expires.
+        let at = chrono::Utc::now();
+        directory
+            .end_session(household, ann, ann_sessions[1], at)
+            .await
+            .unwrap();
+        directory
+            .set_role(household, bob, Role::Owner)
+            .await
+            .unwrap();
+        directory.remove_member(household, cy, at).await.unwrap();
+        clock.advance(chrono::TimeDelta::seconds(11));
+
+        // Within one recheck (half the cache's lifetime).
+        let within = tokio::time::Instant::now() + ttl / 2 + Duration::from_millis(1);
+        let mut closes = Vec::new();
+        for i in [1, 2, 4] {
+            tokio::time::timeout_at(within, kicks[i].until_kicked())
+                .await
+                .expect("closed within one recheck");
+            let kick = kicks[i].kick().unwrap();
+            closes.push((kick.close_code(), kick.reason()));
+        }
+        assert_eq!(
+            closes,
+            [
+                (CLOSE_SESSION_ENDED, "the session was ended"),
+                (
+                    CLOSE_TOKEN_EXPIRED,
+                    "the token expired; reconnect with a fresh token"
+                ),
+                (CLOSE_REMOVED, "no longer a member of this household"),
+            ]
+        );
+        // The others stay open, and carry their member's role as the directory says it
+        // (every socket here opened as a member's): Bob's new one, Ann's.
+        for open in [&kicks[0], &kicks[3]] {
+            assert_eq!(open.kick(), None);
+        }
+        assert_eq!(allowances[3].role(), Role::Owner);
+        assert_eq!(allowances[0].role(), Role::Owner);
+    }
+
+    /// A room whose last socket left ends (so its fallback poll and its sockets'
+    /// recheck stop), even when a message was waiting in its mailbox as it left.
+    #[tokio::test(start_paused = true)]
+    async fn a_room_without_sockets_ends() {
+        let (_queue, rooms, _store, tenant) = room_with_one_member().await;
+        assert_eq!(rooms.metrics.rooms.load(Ordering::Relaxed), 1);
+        rooms.leave(tenant, 1);
+        rooms.kick(tenant, None, None, Kick::Removed);
+        // Paused time moves only when every task waits: the room has handled both.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(rooms.metrics.rooms.load(Ordering::Relaxed), 0);
+        assert!(rooms.lock().get(&tenant).is_none());
     }
 
     #[tokio::test]

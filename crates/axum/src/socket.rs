@@ -7,8 +7,8 @@ use crate::app::AppState;
 use crate::auth::Claims;
 use crate::commands;
 use crate::limits::SocketPermit;
-use crate::members::MembershipError;
-use crate::rooms::{Batch, Joined, Kick, Member};
+use crate::rooms::{Allowance, Batch, Joined, Member};
+use crate::socket_queue::{self, FromRoom};
 use crate::wire::{self, BadInput, ClientMessage, ServerMessage, WireCommand, codes};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -18,12 +18,11 @@ use futures::SinkExt as _;
 use hearth_core::ports::Role;
 use hearth_core::{HouseholdId, MemberId};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::rooms::{CLOSE_REMOVED, CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED};
 /// Close code: the server is shutting down (RFC 6455 "going away"); reconnect.
 pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
 /// How long a socket closing for a shutdown waits for its queued commands' answers.
@@ -82,18 +81,21 @@ pub(crate) fn upgrade(
     // Tracked, so a shutdown can wait for every socket to say goodbye.
     let sockets = app.sockets.clone();
     ws.on_upgrade(move |socket| {
+        let conn = Connection {
+            app,
+            room,
+            member: claims.sub,
+            allowance: Allowance::new(claims.exp, role),
+            session: claims.sid,
+            pk,
+            since,
+            peer,
+        };
+        // Boxed, and the connection built, before the task's future: every async fn
+        // that takes them by value keeps its own copy of its arguments for the life of
+        // the socket (368 bytes for the socket), so each level would add one.
+        let socket = Box::new(socket);
         sockets.track_future(async move {
-            let conn = Connection {
-                app,
-                room,
-                member: claims.sub,
-                owner: Arc::new(AtomicBool::new(role == Role::Owner)),
-                session: claims.sid,
-                expires: AtomicI64::new(claims.exp),
-                pk,
-                since,
-                peer,
-            };
             conn.run(socket).await;
             drop(permit);
         })
@@ -108,15 +110,12 @@ struct Connection {
     app: Arc<AppState>,
     room: HouseholdId,
     member: MemberId,
-    /// Whether the member is an owner, as the directory said at the open and at each
-    /// recheck since: the role every command of this socket carries (so a command costs
-    /// no directory lookup).
-    owner: Arc<AtomicBool>,
+    /// Its token's expiry (moved by `renew`) and its member's role (refreshed by the
+    /// room's rechecks), shared with the room, which closes the socket when the token
+    /// expires or the directory no longer lets it in ([`crate::rooms::Recheck`]).
+    allowance: Arc<Allowance>,
     /// The session of the token it opened with (renewals keep to it).
     session: Option<hearth_core::SessionId>,
-    /// The token's expiry (seconds since the epoch): the socket closes then, unless a
-    /// `renew` moved it.
-    expires: AtomicI64,
     pk: Option<String>,
     since: Option<u64>,
 }
@@ -177,8 +176,9 @@ impl Bucket {
 
 /// The live half of a socket: what it has sent, and how to reach it.
 struct Live {
-    socket: WebSocket,
-    kick: watch::Receiver<Option<Kick>>,
+    socket: Box<WebSocket>,
+    /// The room's batches and kick.
+    room: FromRoom,
     /// Every event up to here was sent (or is covered by `since`).
     cursor: u64,
     send_timeout: Duration,
@@ -194,12 +194,12 @@ impl Live {
                 Ok(Err(_)) => Err(Stop::Gone),
                 Err(_) => Err(Stop::Gone),
             },
-            _ = self.kick.changed() => Err(self.kicked()),
+            () = self.room.until_kicked() => Err(self.kicked()),
         }
     }
 
     fn kicked(&self) -> Stop {
-        match *self.kick.borrow() {
+        match self.room.kick() {
             Some(kick) => Stop::Close(kick.close_code(), kick.reason()),
             None => Stop::Gone,
         }
@@ -275,7 +275,7 @@ impl Live {
 }
 
 impl Connection {
-    async fn run(self, socket: WebSocket) {
+    async fn run(&self, socket: Box<WebSocket>) {
         let app = self.app.clone();
         app.metrics.connections.fetch_add(1, Ordering::Relaxed);
         let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
@@ -286,7 +286,7 @@ impl Connection {
             .await;
     }
 
-    async fn run_in(self, socket: WebSocket, handle: u64, connection: String) {
+    async fn run_in(&self, socket: Box<WebSocket>, handle: u64, connection: String) {
         let app = self.app.clone();
         let opened = Instant::now();
         tracing::info!(
@@ -297,27 +297,29 @@ impl Connection {
             since = ?self.since,
             "socket open"
         );
-        let (queue, batches) = mpsc::channel(app.settings.outgoing_queue.max(1));
-        let (kick_tx, kick) = watch::channel(None);
+        let (queue, room) = socket_queue::channel(app.settings.outgoing_queue);
         let member = Member {
             handle,
             member: self.member,
             session: self.session,
             pk: self.pk.clone(),
             queue,
-            kick: kick_tx,
+            allowance: self.allowance.clone(),
         };
         let mut live = Live {
             socket,
-            kick,
+            room,
             cursor: 0,
             send_timeout: app.settings.ping_timeout,
         };
-        let stop = match app.rooms.join(self.room, member).await {
+        // Boxed, as `open` below.
+        let stop = match Box::pin(app.rooms.join(self.room, member)).await {
             Ok(joined) => {
                 live.cursor = joined.seq;
-                match self.open(&mut live, &connection, &joined).await {
-                    Ok(()) => self.serve(&mut live, batches).await,
+                // Boxed (once per socket): its state need not be part of the connection's
+                // future, which every socket holds for its life.
+                match Box::pin(self.open(&mut live, &connection, &joined)).await {
+                    Ok(()) => self.serve(&mut live).await,
                     Err(stop) => stop,
                 }
             }
@@ -403,7 +405,7 @@ impl Connection {
     /// command task, kicks and pings. It never awaits a command's execution, so its
     /// outgoing queue keeps draining while its own commands run (only a socket that
     /// does not read is a slow consumer).
-    async fn serve(&self, live: &mut Live, mut batches: mpsc::Receiver<Batch>) -> Stop {
+    async fn serve(&self, live: &mut Live) -> Stop {
         let settings = &self.app.settings;
         let mut bucket = Bucket {
             tokens: f64::from(settings.rate_burst),
@@ -413,12 +415,6 @@ impl Connection {
         };
         // Started by the first frame that needs an answer.
         let mut commands: Option<Commands> = None;
-        // Every half of the cache's lifetime: a change another node made is seen within
-        // 1.5 lifetimes (750 ms by default).
-        let mut recheck =
-            tokio::time::interval((settings.membership_ttl / 2).max(Duration::from_millis(50)));
-        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        recheck.tick().await;
         let mut ping = tokio::time::interval(settings.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
@@ -433,8 +429,8 @@ impl Connection {
                     CLOSE_GOING_AWAY,
                     "the server is shutting down; reconnect with since",
                 )),
-                _ = live.kick.changed() => Err(live.kicked()),
-                batch = batches.recv() => match batch {
+                () = live.room.until_kicked() => Err(live.kicked()),
+                batch = live.room.recv() => match batch {
                     Some(batch) => live.forward(&self.app, self.room, batch).await,
                     // The room drops a member's queue right after kicking it.
                     None => Err(match live.kicked() {
@@ -451,7 +447,6 @@ impl Connection {
                     Some(Err(e)) => Err(read_failed(e)),
                     None => Err(Stop::Gone),
                 },
-                _ = recheck.tick() => self.still_allowed().await,
                 _ = ping.tick() => {
                     if !reading {
                         // Not read on purpose: its silence proves nothing.
@@ -501,39 +496,6 @@ impl Connection {
         stop
     }
 
-    /// An open socket follows its token and the directory: it closes when the token
-    /// expires unrenewed (4001), the member no longer belongs to the household (4003)
-    /// or the token's session was ended (4004). Time is the server's clock.
-    async fn still_allowed(&self) -> Result<(), Stop> {
-        if self.app.clock.now().timestamp() >= self.expires.load(Ordering::Relaxed) {
-            return Err(Stop::Close(
-                CLOSE_TOKEN_EXPIRED,
-                "the token expired; reconnect with a fresh token",
-            ));
-        }
-        match self
-            .app
-            .membership
-            .check(self.room, self.member, self.session)
-            .await
-        {
-            Err(MembershipError::NotAMember) => Err(Stop::Close(
-                CLOSE_REMOVED,
-                "no longer a member of this household",
-            )),
-            Err(MembershipError::SessionEnded) => {
-                Err(Stop::Close(CLOSE_SESSION_ENDED, "the session was ended"))
-            }
-            Ok(member) => {
-                self.owner
-                    .store(member.role == Role::Owner, Ordering::Relaxed);
-                Ok(())
-            }
-            // The directory is down: what was true a moment ago stays true until it answers.
-            Err(MembershipError::Unavailable) => Ok(()),
-        }
-    }
-
     /// `{"renew": {"token"}}`: a fresh access token of the same member and session
     /// moves the socket's expiry. Anything else is refused (`unauthorized`) and
     /// changes nothing.
@@ -566,9 +528,10 @@ impl Connection {
         {
             return refused(e.to_string());
         }
-        self.expires.fetch_max(claims.exp, Ordering::Relaxed);
+        let expires = &self.allowance.expires;
+        expires.fetch_max(claims.exp, Ordering::Relaxed);
         ServerMessage::Renewed(wire::Renewed {
-            expires_at: self.expires.load(Ordering::Relaxed),
+            expires_at: expires.load(Ordering::Relaxed),
         })
     }
 
@@ -668,7 +631,7 @@ impl Connection {
                 self.app.clone(),
                 self.room,
                 self.member,
-                self.owner.clone(),
+                self.allowance.clone(),
                 queued,
                 answer,
             )
@@ -718,7 +681,7 @@ async fn run_commands(
     app: Arc<AppState>,
     room: HouseholdId,
     member: MemberId,
-    owner: Arc<AtomicBool>,
+    allowance: Arc<Allowance>,
     mut jobs: mpsc::Receiver<Job>,
     answers: mpsc::Sender<ServerMessage>,
 ) {
@@ -728,12 +691,7 @@ async fn run_commands(
         }
         let answer = match job {
             Job::Execute(command) => {
-                let role = if owner.load(Ordering::Relaxed) {
-                    Role::Owner
-                } else {
-                    Role::Member
-                };
-                commands::execute(&app, room, member, role, command).await
+                commands::execute(&app, room, member, allowance.role(), command).await
             }
             Job::Answer(message) => message,
         };
