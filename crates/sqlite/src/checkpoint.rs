@@ -72,7 +72,9 @@ pub(crate) struct CheckpointCounters {
     checkpoints: AtomicU64,
     restarts: AtomicU64,
     writer_micros: AtomicU64,
-    /// Set by the checkpointer when the log is past the limit; taken by the writer.
+    /// Set by the checkpointer when the log is past the limit and at most
+    /// [`HANDOVER_PAGES`] of it are left to copy (or it is past twice the limit); taken
+    /// by the writer between two batches.
     restart_wanted: AtomicBool,
 }
 
