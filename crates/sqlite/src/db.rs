@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_sessions.sql"),
     include_str!("migrations/0004_time_zone.sql"),
     include_str!("migrations/0005_job_correlation.sql"),
+    include_str!("migrations/0006_append_shape.sql"),
 ];
 
 /// How long a connection waits for another connection's lock before giving up

@@ -378,7 +378,7 @@ pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fa
         envelope.created_at = from_micros(micros(envelope.created_at))?;
         insert_event(tx, &envelope, command.id, expected_version)?;
         if let Some(job) = Job::for_append(&command, &envelope) {
-            insert_job(tx, &job)?;
+            insert_job(tx, &job, envelope.seq)?;
         }
         committed.push(envelope);
     }
@@ -530,24 +530,40 @@ fn insert_event(
     }
 }
 
-fn insert_job(tx: &Connection, job: &Job) -> Result<(), Fail> {
-    tx.prepare_cached(
-        "INSERT INTO jobs (tenant_id, job_id, domain, aggregate_id, kind, command_id, created_at,
-                           correlation_id, traceparent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        job.tenant.0,
-        job.id.0,
-        job.aggregate.domain.name(),
-        job.aggregate.id,
-        job.kind.as_str(),
-        job.command_id.0,
-        micros(job.created_at),
-        job.correlation_id,
-        job.traceparent
-    ])?;
-    Ok(())
+/// `seq` is the position of the job's event (whose id is the job's).
+fn insert_job(tx: &Connection, job: &Job, seq: u64) -> Result<(), Fail> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO jobs (tenant_id, job_id, seq, domain, aggregate_id, kind, command_id,
+                           created_at, correlation_id, traceparent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            job.tenant.0,
+            job.id.0,
+            seq,
+            job.aggregate.domain.name(),
+            job.aggregate.id,
+            job.kind.as_str(),
+            job.command_id.0,
+            micros(job.created_at),
+            job.correlation_id,
+            job.traceparent
+        ]);
+    match inserted {
+        Ok(_) => Ok(()),
+        // A job id already taken in the household (a job's id is its event's).
+        Err(rusqlite::Error::SqliteFailure(f, message))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(Fail::corrupt(format!(
+                "job {} refused: {}",
+                job.id,
+                message.unwrap_or_default()
+            )))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 fn job_kind(s: &str) -> Result<JobKind, Fail> {

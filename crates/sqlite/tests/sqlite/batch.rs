@@ -189,10 +189,13 @@ async fn a_refused_append_does_not_fail_or_undo_the_rest_of_its_batch() {
     // Queued behind it, so the next batch: accepted and refused appends mixed.
     let ok_one = append(tenant, order_id(), 0, 1);
     let conflict = append(tenant, placed, 0, 1);
-    // Its first event is written before its second is refused (the event id is
-    // taken): the savepoint must take back the command, the event and its job.
+    // Its first event and job are written before its second is refused: the second
+    // asks for a job under an id already taken (a job's id is its event's). The
+    // savepoint must take back the command, the events and the job.
     let mut half_written = append(tenant, order_id(), 0, 2);
     if let Decision::Events { events, .. } = &mut half_written.decision {
+        events[1].event = events[0].event.clone();
+        events[1].requires_job = true;
         events[1].id = earlier_event;
     }
     let ok_two = append(tenant, order_id(), 0, 2);

@@ -1,11 +1,16 @@
 //! Migration 2 (issue 15: streams of any domain) carries a version-1 file's data over:
 //! its orders' events load as order streams and continue, and pending outbox jobs keep
 //! their meaning (`fulfil` becomes `start`, `cancel` becomes `wake`). Migration 4
-//! (issue 17) gives the households of a version-3 file a time zone, UTC.
+//! (issue 17) gives the households of a version-3 file a time zone, UTC. Migration 6
+//! (issue 20) rebuilds commands, events and jobs in the shape that writes fewer pages
+//! per append, keeping what each key guarded.
 
 use hearth_contract::fixtures::append;
-use hearth_core::ports::{DEFAULT_TIME_ZONE, Directory, EventStore, JobKind, Outbox};
-use hearth_core::{AggregateId, DomainId, HouseholdId, OrderId};
+use hearth_core::contracts::CommandOutcome;
+use hearth_core::ports::{
+    Appended, DEFAULT_TIME_ZONE, Directory, EventStore, JobKind, Outbox, StoreError,
+};
+use hearth_core::{AggregateId, CommandId, DomainId, EventId, HouseholdId, OrderId};
 use hearth_sqlite::SqliteEventStore;
 use rusqlite::params;
 use serde_json::json;
@@ -112,6 +117,30 @@ async fn a_version_1_file_is_migrated_with_its_orders_and_jobs_carried_over() {
         .await
         .unwrap();
     assert_eq!(store.head(household).await.unwrap(), 3);
+    // Migration 6 rebuilt the tables: a command id recorded before is still a repeat,
+    // a stale version is still a conflict, and a job is still marked started by its id.
+    let mut repeat = append(household, OrderId(order), 3, 1);
+    repeat.command.id = CommandId(place);
+    let Appended::Duplicate(outcome) = store.append(repeat).await.unwrap() else {
+        panic!("a command id recorded before migration 6 must be a repeat");
+    };
+    assert_eq!(outcome, CommandOutcome::Accepted { seq: 1, events: 1 });
+    assert!(matches!(
+        store.append(append(household, OrderId(order), 2, 1)).await,
+        Err(StoreError::VersionConflict { .. })
+    ));
+    store
+        .mark_job_started(household, EventId(placed))
+        .await
+        .unwrap();
+    let pending: Vec<_> = store
+        .pending_jobs(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id.0)
+        .collect();
+    assert_eq!(pending, [cancelled]);
     // Opening it again migrates nothing more.
     drop(store);
     let (again, _) = SqliteEventStore::open(&path).unwrap();
@@ -162,4 +191,40 @@ async fn a_version_3_file_is_migrated_with_its_households_in_utc() {
         .unwrap();
     assert_eq!(changed.time_zone, "Europe/Lisbon");
     assert_eq!(changed.created_at, found.created_at);
+}
+
+#[tokio::test]
+async fn rows_go_to_the_end_of_their_tables_and_only_keys_reads_use_are_indexed() {
+    // Migration 6's shape (docs/sqlite.md, "Schema"): an append's rows share the last
+    // pages of `commands` and `events` (rowid tables) whatever their household, and
+    // events carry no index on their id (nothing reads by it).
+    let path = crate::fresh_file();
+    let (store, _feed) = SqliteEventStore::open(&path).unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for table in ["commands", "events"] {
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                params![table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            !sql.contains("WITHOUT ROWID"),
+            "{table} is keyed by household again: {sql}"
+        );
+    }
+    let mut indexed = conn
+        .prepare(
+            "SELECT ii.name FROM pragma_index_list('events') il, pragma_index_info(il.name) ii",
+        )
+        .unwrap();
+    let columns: Vec<String> = indexed
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(columns.contains(&"seq".to_string()), "{columns:?}");
+    assert!(!columns.contains(&"event_id".to_string()), "{columns:?}");
 }
