@@ -5,7 +5,7 @@
 //! implements `EventStore`, [`SqliteEventFeed`] `EventFeed` (an in-process
 //! doorbell), [`SqliteDirectory`] `Directory`. All writes go through one writer
 //! thread, which group-commits appends (one transaction and one fsync per batch of
-//! queued appends, a savepoint per append; see [`SqliteEventStore::batch_stats`]).
+//! queued appends, no savepoints; see [`SqliteEventStore::batch_stats`]).
 //!
 //! **Invariant:** SQLite has no row-level security, so every statement this crate
 //! runs names the household (`tenant_id`) in its key or `WHERE` clause; the only

@@ -23,7 +23,7 @@ use uuid::Uuid;
 /// The event log of every household, in one SQLite file.
 ///
 /// Appends go to the file's writer thread, which group-commits the appends queued
-/// together in one `BEGIN IMMEDIATE` transaction, a savepoint per append, one
+/// together in one `BEGIN IMMEDIATE` transaction, one
 /// fsync per batch (see `writer.rs`): per-household `seq` is gap-free and
 /// commit-ordered, and an append is answered only after its batch committed.
 /// Every statement names the household (`tenant_id`): SQLite has no row-level
@@ -315,22 +315,48 @@ impl Outbox for SqliteEventStore {
     }
 }
 
-/// One append, on the writer connection inside its batch transaction, in the
-/// append's own savepoint (writer.rs). Commits nothing: on `Err` the writer rolls
-/// back to the savepoint, so an early return leaves nothing of the append.
-pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fail> {
+/// Why an append of a batch was not written.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// Refused before it wrote anything (a version conflict, an event that does not
+    /// continue its stream, a value that does not serialize, a failed read): the
+    /// batch's transaction goes on without it.
+    Before(Fail),
+    /// Failed after writing part of it (a constraint the checks cannot see, such as a
+    /// job id already taken, or a failed write): the transaction holds half an
+    /// append and must be rolled back (writer.rs runs the batch again without it).
+    Midway(Fail),
+}
+
+impl<E: Into<Fail>> From<E> for Refusal {
+    /// A failure of the checks, before anything is written.
+    fn from(e: E) -> Self {
+        Refusal::Before(e.into())
+    }
+}
+
+/// One append, on the writer connection inside its batch's transaction (writer.rs).
+/// Commits nothing. First everything that can refuse it without writing (the command
+/// id's outcome, the stream's version, the events' order, every row serialized), then
+/// the writes; an error among the writes is [`Refusal::Midway`].
+pub(crate) fn append_one(tx: &Connection, append: &Append) -> Result<Appended, Refusal> {
     let Append { command, decision } = append;
     let tenant = command.tenant;
     if let Some(outcome) = stored_outcome(tx, tenant, command.id)? {
         // A repeat (perhaps of an append earlier in this batch): nothing is written.
         return Ok(Appended::Duplicate(outcome));
     }
-    ensure_household(tx, tenant)?;
-    let head = last_seq(tx, tenant)?.unwrap_or(0);
     let (aggregate, expected_version, new_events) = match decision {
         Decision::Rejected { code, message } => {
-            let outcome = CommandOutcome::Rejected { code, message };
-            insert_command(tx, &command, "rejected", &outcome)?;
+            let outcome = CommandOutcome::Rejected {
+                code: code.clone(),
+                message: message.clone(),
+            };
+            let row = CommandRow::new(command, "rejected", &outcome)?;
+            write(|| {
+                ensure_household(tx, tenant)?;
+                row.insert(tx)
+            })?;
             return Ok(Appended::Committed {
                 events: Vec::new(),
                 outcome,
@@ -340,7 +366,7 @@ pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fa
             aggregate,
             expected_version,
             events,
-        } => (aggregate, expected_version, events),
+        } => (*aggregate, *expected_version, events),
     };
     if !new_events.is_empty() {
         let current = stream_version(tx, tenant, aggregate)?;
@@ -360,36 +386,54 @@ pub(crate) fn append_one(tx: &Connection, append: Append) -> Result<Appended, Fa
                 event.id,
                 event.version,
                 event.aggregate()
-            )));
+            ))
+            .into());
         }
     }
     let count = u32::try_from(new_events.len())
         .map_err(|_| Fail::corrupt("more than u32::MAX events in one append"))?;
+    let head = last_seq(tx, tenant)?.unwrap_or(0);
     let new_head = head + u64::from(count);
     let outcome = CommandOutcome::Accepted {
         seq: new_head,
         events: count,
     };
-    insert_command(tx, &command, "accepted", &outcome)?;
+    let command_row = CommandRow::new(command, "accepted", &outcome)?;
     let mut committed = Vec::with_capacity(new_events.len());
-    for (i, event) in new_events.into_iter().enumerate() {
-        let mut envelope = EventEnvelope::committed(tenant, head + 1 + i as u64, event);
+    for (i, event) in new_events.iter().enumerate() {
+        let mut envelope = EventEnvelope::committed(tenant, head + 1 + i as u64, event.clone());
         // The store keeps microseconds: answer with what a read will return.
         envelope.created_at = from_micros(micros(envelope.created_at))?;
-        insert_event(tx, &envelope, command.id, expected_version)?;
-        if let Some(job) = Job::for_append(&command, &envelope) {
-            insert_job(tx, &job, envelope.seq)?;
-        }
         committed.push(envelope);
     }
-    if count > 0 {
-        tx.prepare_cached("UPDATE households SET last_seq = ?2 WHERE tenant_id = ?1")?
-            .execute(params![tenant.0, new_head])?;
-    }
+    let rows = committed
+        .iter()
+        .map(|envelope| Ok((EventRow::new(envelope)?, Job::for_append(command, envelope))))
+        .collect::<Result<Vec<_>, Fail>>()?;
+    write(|| {
+        ensure_household(tx, tenant)?;
+        command_row.insert(tx)?;
+        for (row, job) in &rows {
+            row.insert(tx, command.id, aggregate, expected_version)?;
+            if let Some(job) = job {
+                insert_job(tx, job, row.seq)?;
+            }
+        }
+        if count > 0 {
+            tx.prepare_cached("UPDATE households SET last_seq = ?2 WHERE tenant_id = ?1")?
+                .execute(params![tenant.0, new_head])?;
+        }
+        Ok(())
+    })?;
     Ok(Appended::Committed {
         events: committed,
         outcome,
     })
+}
+
+/// Runs an append's writes: any failure leaves part of it written.
+fn write(writes: impl FnOnce() -> Result<(), Fail>) -> Result<(), Refusal> {
+    writes().map_err(Refusal::Midway)
 }
 
 fn ensure_household(tx: &Connection, tenant: HouseholdId) -> Result<(), Fail> {
@@ -444,89 +488,132 @@ fn stored_outcome(
         .transpose()
 }
 
-fn insert_command(
-    tx: &Connection,
-    command: &CommandEnvelope,
-    status: &str,
-    outcome: &CommandOutcome,
-) -> Result<(), Fail> {
-    let (kind, payload) = split_tagged(&command.command, "command")?;
-    let metadata = to_json(&command.metadata, "command metadata")?;
-    let outcome = to_json(outcome, "command outcome")?;
-    tx.prepare_cached(
-        "INSERT INTO commands
-         (tenant_id, command_id, type, payload, metadata, status, outcome, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        command.tenant.0,
-        command.id.0,
-        kind,
-        payload,
-        metadata,
-        status,
-        outcome,
-        now_micros()
-    ])?;
-    Ok(())
+/// A `commands` row, serialized before anything is written.
+struct CommandRow<'a> {
+    command: &'a CommandEnvelope,
+    status: &'static str,
+    kind: String,
+    payload: Option<String>,
+    metadata: String,
+    outcome: String,
 }
 
-/// `command` is the id of the append that wrote the event (normally equal to
-/// `e.metadata.command_id`; the column records the writer, whatever the metadata).
-fn insert_event(
-    tx: &Connection,
-    e: &EventEnvelope,
-    command: CommandId,
-    expected: u32,
-) -> Result<(), Fail> {
-    let (kind, payload) = split_tagged(&e.event, "event")?;
-    let metadata = to_json(&e.metadata, "event metadata")?;
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO events
-         (tenant_id, seq, event_id, domain, aggregate_id, version, type, schema_version,
-          payload, metadata, command_id, created_at, requires_job)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+impl<'a> CommandRow<'a> {
+    fn new(
+        command: &'a CommandEnvelope,
+        status: &'static str,
+        outcome: &CommandOutcome,
+    ) -> Result<Self, Fail> {
+        let (kind, payload) = split_tagged(&command.command, "command")?;
+        Ok(Self {
+            command,
+            status,
+            kind,
+            payload,
+            metadata: to_json(&command.metadata, "command metadata")?,
+            outcome: to_json(outcome, "command outcome")?,
+        })
+    }
+
+    fn insert(&self, tx: &Connection) -> Result<(), Fail> {
+        tx.prepare_cached(
+            "INSERT INTO commands
+             (tenant_id, command_id, type, payload, metadata, status, outcome, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
-            e.tenant.0,
-            e.seq,
-            e.id.0,
-            e.event.domain().name(),
-            e.aggregate_id,
-            e.version,
+            self.command.tenant.0,
+            self.command.id.0,
+            self.kind,
+            self.payload,
+            self.metadata,
+            self.status,
+            self.outcome,
+            now_micros()
+        ])?;
+        Ok(())
+    }
+}
+
+/// An `events` row, serialized before anything is written.
+struct EventRow<'a> {
+    envelope: &'a EventEnvelope,
+    seq: u64,
+    kind: String,
+    payload: Option<String>,
+    metadata: String,
+}
+
+impl<'a> EventRow<'a> {
+    fn new(envelope: &'a EventEnvelope) -> Result<Self, Fail> {
+        let (kind, payload) = split_tagged(&envelope.event, "event")?;
+        Ok(Self {
+            envelope,
+            seq: envelope.seq,
             kind,
-            e.schema_version,
             payload,
-            metadata,
-            command.0,
-            micros(e.created_at),
-            e.requires_job
-        ]);
-    match inserted {
-        Ok(_) => Ok(()),
-        // The unique (tenant_id, domain, aggregate_id, version) key is the last word on
-        // optimistic concurrency, should the explicit check above ever miss.
-        Err(rusqlite::Error::SqliteFailure(f, Some(message)))
-            if f.code == rusqlite::ErrorCode::ConstraintViolation
-                && message.contains("events.version") =>
-        {
-            Err(StoreError::VersionConflict {
-                aggregate: e.aggregate(),
-                expected,
+            metadata: to_json(&envelope.metadata, "event metadata")?,
+        })
+    }
+
+    /// `command` is the id of the append that writes the event (normally equal to
+    /// the metadata's `command_id`; the column records the writer, whatever the
+    /// metadata).
+    fn insert(
+        &self,
+        tx: &Connection,
+        command: CommandId,
+        aggregate: AggregateId,
+        expected: u32,
+    ) -> Result<(), Fail> {
+        let e = self.envelope;
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO events
+             (tenant_id, seq, event_id, domain, aggregate_id, version, type, schema_version,
+              payload, metadata, command_id, created_at, requires_job)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                e.tenant.0,
+                e.seq,
+                e.id.0,
+                e.event.domain().name(),
+                e.aggregate_id,
+                e.version,
+                self.kind,
+                e.schema_version,
+                self.payload,
+                self.metadata,
+                command.0,
+                micros(e.created_at),
+                e.requires_job
+            ]);
+        match inserted {
+            Ok(_) => Ok(()),
+            // The unique (tenant_id, domain, aggregate_id, version) key is the last word
+            // on optimistic concurrency, should the explicit check ever miss.
+            Err(rusqlite::Error::SqliteFailure(f, Some(message)))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation
+                    && message.contains("events.version") =>
+            {
+                Err(StoreError::VersionConflict {
+                    aggregate,
+                    expected,
+                }
+                .into())
             }
-            .into())
+            Err(rusqlite::Error::SqliteFailure(f, message))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Fail::corrupt(format!(
+                    "event {} refused: {}",
+                    e.id,
+                    message.unwrap_or_default()
+                )))
+            }
+            Err(other) => Err(other.into()),
         }
-        Err(rusqlite::Error::SqliteFailure(f, message))
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            Err(Fail::corrupt(format!(
-                "event {} refused: {}",
-                e.id,
-                message.unwrap_or_default()
-            )))
-        }
-        Err(other) => Err(other.into()),
     }
 }
 

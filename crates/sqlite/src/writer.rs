@@ -10,20 +10,23 @@
 //! - **A batch is whatever is queued.** When the writer takes an append it also takes
 //!   every append queued behind it, up to [`MAX_BATCH`] (no timer, no artificial
 //!   delay: a batch is what arrived while the previous job was running), and runs them
-//!   in ONE `BEGIN IMMEDIATE` transaction, in queue order, each inside its own
-//!   `SAVEPOINT hearth_append`, then one COMMIT. With WAL and `synchronous=FULL` the
-//!   COMMIT is what fsyncs the log, so a batch pays one fsync, not one per append.
-//! - **A refused append is refused alone.** An append that fails (version conflict,
-//!   a constraint, any error) is rolled back to its savepoint and released: nothing of
-//!   it remains, and the appends after it go on in the same transaction. A repeated
-//!   command id is not a failure: the append reads the stored outcome inside the
-//!   transaction (also one written earlier in the same batch) and answers
-//!   `Appended::Duplicate`, writing nothing. SQLite savepoints are cheap (no
-//!   subtransaction cache as in PostgreSQL), so every append gets one; there is no
-//!   optimistic pass without them.
+//!   in ONE `BEGIN IMMEDIATE` transaction, in queue order, then one COMMIT. With WAL
+//!   and `synchronous=FULL` the COMMIT is what fsyncs the log, so a batch pays one
+//!   fsync, not one per append.
+//! - **A refused append is refused alone.** An append first checks everything that
+//!   can refuse it without writing (its command id, its stream's version, its events'
+//!   order, every row serialized: `store::append_one`); refused there, it has written
+//!   nothing and the appends after it go on in the same transaction. One that fails
+//!   after it began writing (a constraint the checks cannot see, such as a job id
+//!   already taken, or a failed write) rolls the whole transaction back, and the batch
+//!   runs again without it: nothing of it remains. A repeated command id is not a
+//!   failure: the append reads the stored outcome inside the transaction (also one
+//!   written earlier in the same batch) and answers `Appended::Duplicate`, writing
+//!   nothing. There are no savepoints: one per append made SQLite copy every page an
+//!   append touched into its statement journal first (docs/sqlite.md, "Group commit").
 //! - **Answers after COMMIT.** Every caller gets its answer (committed, duplicate or
-//!   refused) only once COMMIT has returned. If BEGIN, a savepoint, a rollback to a
-//!   savepoint or COMMIT fails (or the batch panics), every append of the batch gets
+//!   refused) only once COMMIT has returned. If BEGIN, a rollback or COMMIT fails (or
+//!   the batch panics), every append of the batch gets
 //!   `StoreError::Unavailable`: nothing of it is reported as written, and the open
 //!   transaction is rolled back.
 //! - **Order.** One thread, one connection, queue order: a household's appends keep
@@ -40,7 +43,7 @@
 
 use crate::checkpoint::CheckpointCounters;
 use crate::db::write_hint;
-use crate::store::append_one;
+use crate::store::{Refusal, append_one};
 use hearth_core::HouseholdId;
 use hearth_core::ports::{Append, Appended, FeedSignal, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
@@ -53,8 +56,6 @@ use tokio::sync::{broadcast, oneshot};
 
 /// The most appends in one transaction.
 pub(crate) const MAX_BATCH: usize = 64;
-
-const SAVEPOINT: &str = "hearth_append";
 
 /// Any write other than an append: runs alone on the writer connection.
 pub(crate) type WriteFn = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -176,7 +177,7 @@ fn commit_batch(
     doorbell: &broadcast::Sender<FeedSignal>,
 ) {
     let (appends, replies): (Vec<Append>, Vec<Reply>) = batch.drain(..).unzip();
-    let answers = match catch_unwind(AssertUnwindSafe(|| run_batch(conn, appends))) {
+    let answers = match catch_unwind(AssertUnwindSafe(|| run_batch(conn, &appends))) {
         Ok(Ok(answers)) => answers,
         Ok(Err(message)) => {
             for reply in replies {
@@ -220,39 +221,43 @@ fn heads(answers: &[Result<Appended, StoreError>]) -> Vec<(HouseholdId, u64)> {
     heads
 }
 
-/// One transaction for the whole batch, a savepoint per append. `Err` means no
-/// append of the batch may be reported as written (the transaction was rolled back
-/// when it dropped, or its COMMIT failed).
+/// One transaction for the whole batch. An append refused before it wrote anything is
+/// answered and the others go on; one that failed after writing part of it (rare: a
+/// constraint the append's checks cannot see, or a failed write) makes the whole
+/// transaction roll back, and the batch runs again without it, so nothing of it
+/// remains. Every pass leaves out one more append, so a batch runs at most
+/// `appends.len() + 1` times. `Err` means no append of the batch may be reported as
+/// written (the transaction was rolled back when it dropped, or its COMMIT failed).
 fn run_batch(
     conn: &mut Connection,
-    appends: Vec<Append>,
+    appends: &[Append],
 ) -> Result<Vec<Result<Appended, StoreError>>, String> {
     let fatal = |what: &str, e: rusqlite::Error| format!("sqlite {what}: {e}{}", write_hint(&e));
-    let mut tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| fatal("begin", e))?;
-    let mut answers = Vec::with_capacity(appends.len());
-    for append in appends {
-        let savepoint = tx
-            .savepoint_with_name(SAVEPOINT)
-            .map_err(|e| fatal("savepoint", e))?;
-        match append_one(&savepoint, append) {
-            Ok(appended) => {
-                savepoint
-                    .commit()
-                    .map_err(|e| fatal("release savepoint", e))?;
-                answers.push(Ok(appended));
+    // The appends that failed midway in an earlier pass, with their answers.
+    let mut left_out: Vec<Option<StoreError>> = appends.iter().map(|_| None).collect();
+    'pass: loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| fatal("begin", e))?;
+        let mut answers = Vec::with_capacity(appends.len());
+        for (i, append) in appends.iter().enumerate() {
+            if let Some(error) = &left_out[i] {
+                answers.push(Err(error.clone()));
+                continue;
             }
-            Err(refused) => {
-                // Rollback to the savepoint, then release it: nothing of it remains.
-                // If that fails the transaction's state is unknown: give it all up.
-                savepoint
-                    .finish()
-                    .map_err(|e| fatal("rollback to savepoint", e))?;
-                answers.push(Err(refused.into()));
+            match append_one(&tx, append) {
+                Ok(appended) => answers.push(Ok(appended)),
+                Err(Refusal::Before(refused)) => answers.push(Err(refused.into())),
+                Err(Refusal::Midway(failed)) => {
+                    // Dropping the transaction rolls it back: half an append and the
+                    // appends before it. They run again in the next pass.
+                    tx.rollback().map_err(|e| fatal("rollback", e))?;
+                    left_out[i] = Some(failed.into());
+                    continue 'pass;
+                }
             }
         }
+        tx.commit().map_err(|e| fatal("commit", e))?;
+        return Ok(answers);
     }
-    tx.commit().map_err(|e| fatal("commit", e))?;
-    Ok(answers)
 }

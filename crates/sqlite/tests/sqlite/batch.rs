@@ -191,7 +191,8 @@ async fn a_refused_append_does_not_fail_or_undo_the_rest_of_its_batch() {
     let conflict = append(tenant, placed, 0, 1);
     // Its first event and job are written before its second is refused: the second
     // asks for a job under an id already taken (a job's id is its event's). The
-    // savepoint must take back the command, the events and the job.
+    // batch's transaction is rolled back and run again without it: nothing of its
+    // command, events or job remains.
     let mut half_written = append(tenant, order_id(), 0, 2);
     if let Decision::Events { events, .. } = &mut half_written.decision {
         events[1].event = events[0].event.clone();
