@@ -245,7 +245,18 @@ fn run_batch(
                 answers.push(Err(error.clone()));
                 continue;
             }
-            match append_one(&tx, append) {
+            let outcome = append_one(&tx, append);
+            if tx.is_autocommit() {
+                // SQLite may roll a transaction back itself on some errors (I/O, a
+                // full disk): what ran before is gone and what followed would commit
+                // statement by statement. The batch is given up.
+                return Err(
+                    "sqlite ended the batch's transaction after an error; nothing of the \
+                     batch is reported as written"
+                        .into(),
+                );
+            }
+            match outcome {
                 Ok(appended) => answers.push(Ok(appended)),
                 Err(Refusal::Before(refused)) => answers.push(Err(refused.into())),
                 Err(Refusal::Midway(failed)) => {
