@@ -603,16 +603,7 @@ impl<'a> EventRow<'a> {
                 }
                 .into())
             }
-            Err(rusqlite::Error::SqliteFailure(f, message))
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(Fail::corrupt(format!(
-                    "event {} refused: {}",
-                    e.id,
-                    message.unwrap_or_default()
-                )))
-            }
-            Err(other) => Err(other.into()),
+            Err(other) => Err(refused_row(&format!("event {}", e.id), other)),
         }
     }
 }
@@ -637,19 +628,22 @@ fn insert_job(tx: &Connection, job: &Job, seq: u64) -> Result<(), Fail> {
             job.correlation_id,
             job.traceparent
         ]);
-    match inserted {
-        Ok(_) => Ok(()),
-        // A job id already taken in the household (a job's id is its event's).
-        Err(rusqlite::Error::SqliteFailure(f, message))
+    // A constraint here is a job id already taken in the household (a job's id is its
+    // event's).
+    inserted.map_err(|e| refused_row(&format!("job {}", job.id), e))?;
+    Ok(())
+}
+
+/// A row a constraint refused (a key already taken) is a caller's corrupt input, not an
+/// unavailable store; any other error is the store's.
+fn refused_row(row: &str, e: rusqlite::Error) -> Fail {
+    match e {
+        rusqlite::Error::SqliteFailure(f, message)
             if f.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
-            Err(Fail::corrupt(format!(
-                "job {} refused: {}",
-                job.id,
-                message.unwrap_or_default()
-            )))
+            Fail::corrupt(format!("{row} refused: {}", message.unwrap_or_default()))
         }
-        Err(other) => Err(other.into()),
+        other => other.into(),
     }
 }
 
