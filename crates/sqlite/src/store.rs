@@ -416,7 +416,7 @@ pub(crate) fn append_one(tx: &Connection, append: &Append) -> Result<Appended, R
         for (row, job) in &rows {
             row.insert(tx, command.id, aggregate, expected_version)?;
             if let Some(job) = job {
-                insert_job(tx, job, row.seq)?;
+                insert_job(tx, job, row.envelope.seq)?;
             }
         }
         if count > 0 {
@@ -538,7 +538,6 @@ impl<'a> CommandRow<'a> {
 /// An `events` row, serialized before anything is written.
 struct EventRow<'a> {
     envelope: &'a EventEnvelope,
-    seq: u64,
     kind: String,
     payload: Option<String>,
     metadata: String,
@@ -549,7 +548,6 @@ impl<'a> EventRow<'a> {
         let (kind, payload) = split_tagged(&envelope.event, "event")?;
         Ok(Self {
             envelope,
-            seq: envelope.seq,
             kind,
             payload,
             metadata: to_json(&envelope.metadata, "event metadata")?,

@@ -260,8 +260,8 @@ fn run_batch(
                 Ok(appended) => answers.push(Ok(appended)),
                 Err(Refusal::Before(refused)) => answers.push(Err(refused.into())),
                 Err(Refusal::Midway(failed)) => {
-                    // Dropping the transaction rolls it back: half an append and the
-                    // appends before it. They run again in the next pass.
+                    // The rollback takes back half an append and the appends before
+                    // it; they run again in the next pass.
                     tx.rollback().map_err(|e| fatal("rollback", e))?;
                     left_out[i] = Some(failed.into());
                     continue 'pass;
