@@ -20,6 +20,9 @@
 # Environment: HEARTH_BENCH_PG_URL superuser URL (default
 # postgres://postgres@127.0.0.1:5432/postgres); PEERS="hearth postgres-es" runs only those;
 # PEER_BENCH_BIN=path runs that peer-bench binary instead of building one.
+# Experiments on Hearth's side only (not what `serve` runs): PEER_HEARTH_BATCHERS=N
+# batchers; PEER_HEARTH_DOORBELL_MS=N the doorbell's pace; PEER_HEARTH_SQL=file SQL run
+# as the owner after migrating (e.g. another hearth_append or policy, to price it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hearth-target}"

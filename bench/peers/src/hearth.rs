@@ -28,6 +28,12 @@ impl Hearth {
     pub async fn start(owner_url: &str, app_url: &str, pool: usize) -> anyhow::Result<Self> {
         let owner = hearth_postgres::connect(&hearth_postgres::parse_url(owner_url)?).await?;
         hearth_postgres::migrate(&owner).await?;
+        // PEER_HEARTH_SQL=file runs that SQL as the owner after migrating (an
+        // experiment on the schema, e.g. another hearth_append; not what `serve` runs).
+        if let Ok(path) = std::env::var("PEER_HEARTH_SQL") {
+            let sql = std::fs::read_to_string(&path).context("PEER_HEARTH_SQL")?;
+            owner.batch_execute(&sql).await.context("PEER_HEARTH_SQL")?;
+        }
         drop(owner);
         let app_config = hearth_postgres::parse_url(app_url)?;
         let check = hearth_postgres::connect(&app_config).await?;
@@ -41,6 +47,10 @@ impl Hearth {
         let mut batching = hearth_postgres::Batching::default();
         if let Ok(batchers) = std::env::var("PEER_HEARTH_BATCHERS") {
             batching.batchers = batchers.parse().context("PEER_HEARTH_BATCHERS")?;
+        }
+        if let Ok(ms) = std::env::var("PEER_HEARTH_DOORBELL_MS") {
+            let ms = ms.parse().context("PEER_HEARTH_DOORBELL_MS")?;
+            batching.doorbell_pace = std::time::Duration::from_millis(ms);
         }
         let store = Arc::new(hearth_postgres::PgEventStore::with_batching(
             hearth_postgres::pool(app_config, pool)?,

@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "batch_inserts",
         sql: include_str!("../migrations/0007_batch_inserts.sql"),
     },
+    Migration {
+        version: 8,
+        name: "batch_check_once",
+        sql: include_str!("../migrations/0008_batch_check_once.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating ("hearth" in ASCII).
