@@ -53,6 +53,9 @@ pub(crate) async fn execute(
     };
     let id = command.id;
     let m = &app.metrics;
+    // Held until the events are offered (or the command failed): the room need not
+    // read the log for this commit's doorbell.
+    let _expecting = app.rooms.expect(room);
     match app.service.dispatch(envelope).await {
         Ok(Dispatched::Accepted { seq, events }) => {
             m.commands_accepted.fetch_add(1, Ordering::Relaxed);

@@ -31,7 +31,7 @@ use hearth_core::ports::{
 use hearth_core::window::{Bound, Older, Window};
 use hearth_core::{EventEnvelope, HouseholdId, HouseholdView, MemberId, SessionId};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -228,6 +228,25 @@ struct RoomHandle {
     head: Arc<AtomicU64>,
     /// The feed lost track (or restarted): read whatever the doorbells said.
     resync: Arc<AtomicBool>,
+    /// Commands of this household this node is committing ([`Rooms::expect`]): their
+    /// events will be offered, so a doorbell rung meanwhile need not be read for.
+    expected: Arc<AtomicUsize>,
+}
+
+/// A command of a household in flight on this node ([`Rooms::expect`]).
+#[must_use = "the room waits for the offer only while the guard is held"]
+pub struct Expecting {
+    room: Option<RoomHandle>,
+}
+
+impl Drop for Expecting {
+    fn drop(&mut self) {
+        if let Some(room) = &self.room
+            && room.expected.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            room.wake.notify_one();
+        }
+    }
 }
 
 impl RoomHandle {
@@ -382,6 +401,22 @@ impl Rooms {
         }
     }
 
+    /// Says that this node is committing a command of `tenant`'s whose events it will
+    /// [`offer`](Self::offer) (or not, if it fails) before the returned guard is
+    /// dropped. Until then the room does not read the log for a doorbell: the commit's
+    /// own doorbell usually rings before its offer arrives, and reading for it would
+    /// fetch what is about to be handed over. When the last guard drops the room looks
+    /// again, and reads if the doorbells are still ahead of what it was offered (a
+    /// failed command, another node's commit); an offer that leaves a gap is read for
+    /// at once.
+    pub fn expect(&self, tenant: HouseholdId) -> Expecting {
+        let room = self.lock().get(&tenant).map(|room| {
+            room.expected.fetch_add(1, Ordering::AcqRel);
+            room.clone()
+        });
+        Expecting { room }
+    }
+
     /// Hands events this node committed to their room, if it has local connections,
     /// so it need not read them back from the store.
     pub fn offer(&self, tenant: HouseholdId, events: Vec<EventEnvelope>) {
@@ -401,6 +436,7 @@ impl Rooms {
             wake: Arc::new(Notify::new()),
             head: Arc::new(AtomicU64::new(0)),
             resync: Arc::new(AtomicBool::new(false)),
+            expected: Arc::new(AtomicUsize::new(0)),
         };
         let signals = handle.clone();
         self.metrics.rooms.fetch_add(1, Ordering::Relaxed);
@@ -529,6 +565,16 @@ impl Room {
                         if !self.handle(Some(msg), &inbox) {
                             return;
                         }
+                    }
+                    // A resync is read for at once; a doorbell waits while this node
+                    // has commands of the household in flight (their offers are on the
+                    // way; the last one's guard wakes the room again), unless an offer
+                    // left a gap.
+                    if signals.expected.load(Ordering::Acquire) > 0
+                        && self.held.is_empty()
+                        && !signals.resync.load(Ordering::Acquire)
+                    {
+                        continue;
                     }
                     let resync = signals.resync.swap(false, Ordering::AcqRel);
                     if resync || signals.head.load(Ordering::Acquire) > self.view.seq {

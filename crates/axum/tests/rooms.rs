@@ -378,6 +378,56 @@ async fn events_committed_by_this_node_reach_its_members_without_a_store_read() 
 }
 
 #[tokio::test]
+async fn a_doorbell_rung_for_this_nodes_own_commit_is_not_read_for() {
+    // Given a node whose doorbell rings inside the append (the memory feed), whose
+    // fallback poll is an hour away, and whose store holds Ann's command after its
+    // commit: the doorbell has rung, the answer (and so the hand-off) has not come.
+    let id = Uuid::now_v7();
+    let (mut gate, wrap) = gated_at(CommandId(id), true);
+    let app = spawn_app_on(|s| s.feed_poll = Duration::from_secs(3600), None, wrap).await;
+    let hh = app.household().await;
+    let bob = app.member(&hh).await;
+    let base = app.head(hh.id).await;
+    let (mut ann_ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    let (mut bob_ws, _) = app.connect(hh.id, &bob, "").await;
+    let reads_before = app.metric("hearth_room_reads_total").await;
+    // When Ann's order is committed and its doorbell rung.
+    send(&mut ann_ws, json!({"command": place_order(id)})).await;
+    gate.arrived.wait_for(|arrived| *arrived).await.unwrap();
+    // Then the room does not read the log for it (it would at once, unasked) ...
+    let read = tokio::time::timeout(Duration::from_millis(300), async {
+        while app.metric("hearth_room_reads_total").await == reads_before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        read.is_err(),
+        "the room read the log for its own node's commit"
+    );
+    // ... and Bob gets the event from the hand-off once the answer comes.
+    gate.open.send_replace(true);
+    let event = recv(&mut bob_ws).await;
+    assert_eq!(seq_of(&event), base + 1, "{event}");
+    assert_eq!(app.metric("hearth_room_reads_total").await, reads_before);
+}
+
+#[tokio::test]
+async fn another_writers_commit_is_read_for_while_this_node_has_none_in_flight() {
+    // Given a node with a ringing doorbell and no fallback poll to speak of.
+    let app = spawn_app_with_feed(|s| s.feed_poll = Duration::from_secs(3600), None).await;
+    let hh = app.household().await;
+    let base = app.head(hh.id).await;
+    let (mut ws, _) = app.connect(hh.id, &hh.owner, "").await;
+    // When a command reaches the log without going through this node's edge (as the
+    // fulfilment executor's or another node's do).
+    seed_orders(&app, hh.id, 1, "").await;
+    // Then the room reads it at the doorbell.
+    let event = recv(&mut ws).await;
+    assert_eq!(seq_of(&event), base + 1, "{event}");
+}
+
+#[tokio::test]
 async fn broken_rules_are_rejected_with_the_core_code() {
     let app = spawn_app().await;
     let hh = app.household().await;
@@ -1994,6 +2044,9 @@ async fn no_database_error_text_reaches_a_client() {
 struct Gated {
     inner: Arc<MemoryEventStore>,
     held: CommandId,
+    /// Hold the command after its commit (its doorbell rung, its answer not yet
+    /// returned) rather than before it.
+    after_commit: bool,
     arrived: tokio::sync::watch::Sender<bool>,
     open: tokio::sync::watch::Receiver<bool>,
 }
@@ -2009,12 +2062,23 @@ fn gated(
     Gate,
     impl FnOnce(Arc<MemoryEventStore>) -> Arc<dyn EventStore>,
 ) {
+    gated_at(held, false)
+}
+
+fn gated_at(
+    held: CommandId,
+    after_commit: bool,
+) -> (
+    Gate,
+    impl FnOnce(Arc<MemoryEventStore>) -> Arc<dyn EventStore>,
+) {
     let (arrived_tx, arrived) = tokio::sync::watch::channel(false);
     let (open, open_rx) = tokio::sync::watch::channel(false);
     let wrap = move |inner| -> Arc<dyn EventStore> {
         Arc::new(Gated {
             inner,
             held,
+            after_commit,
             arrived: arrived_tx,
             open: open_rx,
         })
@@ -2025,12 +2089,21 @@ fn gated(
 #[async_trait::async_trait]
 impl EventStore for Gated {
     async fn append(&self, append: Append) -> Result<Appended, StoreError> {
-        if append.command.id == self.held {
+        let held = append.command.id == self.held;
+        let committed = if held && self.after_commit {
+            Some(self.inner.append(append.clone()).await)
+        } else {
+            None
+        };
+        if held {
             self.arrived.send_replace(true);
             let mut open = self.open.clone();
             let _ = open.wait_for(|open| *open).await;
         }
-        self.inner.append(append).await
+        match committed {
+            Some(appended) => appended,
+            None => self.inner.append(append).await,
+        }
     }
     async fn load(
         &self,
