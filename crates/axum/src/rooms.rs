@@ -407,8 +407,8 @@ impl Rooms {
     /// own doorbell usually rings before its offer arrives, and reading for it would
     /// fetch what is about to be handed over. When the last guard drops the room looks
     /// again, and reads if the doorbells are still ahead of what it was offered (a
-    /// failed command, another node's commit); an offer that leaves a gap is read for
-    /// at once.
+    /// failed command, another node's commit); once an offer has left a gap, the next
+    /// doorbell or finished command reads whatever is in flight.
     pub fn expect(&self, tenant: HouseholdId) -> Expecting {
         let room = self.lock().get(&tenant).map(|room| {
             room.expected.fetch_add(1, Ordering::AcqRel);
