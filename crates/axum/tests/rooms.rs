@@ -22,6 +22,14 @@ use uuid::Uuid;
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// See [`TestApp::ann_and_bob_watching_reads`].
+struct Watching {
+    base: u64,
+    ann_ws: Ws,
+    bob_ws: Ws,
+    reads_before: f64,
+}
+
 struct TestApp {
     addr: std::net::SocketAddr,
     store: Arc<MemoryEventStore>,
@@ -152,6 +160,24 @@ impl TestApp {
 
     async fn head(&self, hh: HouseholdId) -> u64 {
         self.store.head(hh).await.unwrap()
+    }
+
+    /// A new household's owner (Ann) and a member (Bob) connected to its room, with the
+    /// household's head and the rooms' log reads so far: where the tests of the room's
+    /// reads start.
+    async fn ann_and_bob_watching_reads(&self) -> Watching {
+        let hh = self.household().await;
+        let bob = self.member(&hh).await;
+        let base = self.head(hh.id).await;
+        let (ann_ws, _) = self.connect(hh.id, &hh.owner, "").await;
+        let (bob_ws, _) = self.connect(hh.id, &bob, "").await;
+        let reads_before = self.metric("hearth_room_reads_total").await;
+        Watching {
+            base,
+            ann_ws,
+            bob_ws,
+            reads_before,
+        }
     }
 
     async fn post(&self, hh: &Household, body: &Value) -> (u16, Value) {
@@ -347,34 +373,33 @@ async fn events_committed_by_this_node_reach_its_members_without_a_store_read() 
         Some(Arc::new(SilentFeed)),
     )
     .await;
-    let hh = app.household().await;
-    let bob = app.member(&hh).await;
-    let base = app.head(hh.id).await;
-    let (mut ann_ws, _) = app.connect(hh.id, &hh.owner, "").await;
-    let (mut bob_ws, _) = app.connect(hh.id, &bob, "").await;
-    let reads_before = app.metric("hearth_room_reads_total").await;
+    let mut w = app.ann_and_bob_watching_reads().await;
     // When Ann places three orders.
     for _ in 0..3 {
-        send(&mut ann_ws, json!({"command": place_order(Uuid::now_v7())})).await;
+        send(
+            &mut w.ann_ws,
+            json!({"command": place_order(Uuid::now_v7())}),
+        )
+        .await;
     }
     // Then Bob sees the three events in order, and the room read nothing for them.
-    for expected in base + 1..=base + 3 {
-        let event = recv(&mut bob_ws).await;
+    for expected in w.base + 1..=w.base + 3 {
+        let event = recv(&mut w.bob_ws).await;
         assert_eq!(seq_of(&event), expected, "{event}");
     }
-    assert_eq!(app.metric("hearth_room_reads_total").await, reads_before);
+    assert_eq!(app.metric("hearth_room_reads_total").await, w.reads_before);
     // Ann gets her acks and the same events.
     let mut events = Vec::new();
     let mut acks = 0;
     while acks < 3 || events.len() < 3 {
-        let msg = recv(&mut ann_ws).await;
+        let msg = recv(&mut w.ann_ws).await;
         if msg.get("ack").is_some() {
             acks += 1;
         } else {
             events.push(seq_of(&msg));
         }
     }
-    assert_eq!(events, vec![base + 1, base + 2, base + 3]);
+    assert_eq!(events, vec![w.base + 1, w.base + 2, w.base + 3]);
 }
 
 #[tokio::test]
@@ -385,14 +410,9 @@ async fn a_doorbell_rung_for_this_nodes_own_commit_is_not_read_for() {
     let id = Uuid::now_v7();
     let (mut gate, wrap) = gated_at(CommandId(id), true);
     let app = spawn_app_on(|s| s.feed_poll = Duration::from_secs(3600), None, wrap).await;
-    let hh = app.household().await;
-    let bob = app.member(&hh).await;
-    let base = app.head(hh.id).await;
-    let (mut ann_ws, _) = app.connect(hh.id, &hh.owner, "").await;
-    let (mut bob_ws, _) = app.connect(hh.id, &bob, "").await;
-    let reads_before = app.metric("hearth_room_reads_total").await;
+    let mut w = app.ann_and_bob_watching_reads().await;
     // When Ann's order is committed and its doorbell rung.
-    send(&mut ann_ws, json!({"command": place_order(id)})).await;
+    send(&mut w.ann_ws, json!({"command": place_order(id)})).await;
     gate.arrived.wait_for(|arrived| *arrived).await.unwrap();
     // Then the room does not read the log for it (without the wait for the offer it
     // reads at once; a read is an event here, its absence is bounded by the timeout) ...
@@ -407,9 +427,9 @@ async fn a_doorbell_rung_for_this_nodes_own_commit_is_not_read_for() {
     );
     // ... and Bob gets the event from the hand-off once the answer comes.
     gate.open.send_replace(true);
-    let event = recv(&mut bob_ws).await;
-    assert_eq!(seq_of(&event), base + 1, "{event}");
-    assert_eq!(app.metric("hearth_room_reads_total").await, reads_before);
+    let event = recv(&mut w.bob_ws).await;
+    assert_eq!(seq_of(&event), w.base + 1, "{event}");
+    assert_eq!(app.metric("hearth_room_reads_total").await, w.reads_before);
 }
 
 #[tokio::test]
